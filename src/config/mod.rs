@@ -1,0 +1,9 @@
+//! Configuration: Rust defaults, overlaid by `configs/default.toml`, a training mode file, a user
+//! file and finally command-line flags. Every file is checked on its own first, so an error names
+//! the file, the line and the field.
+
+mod load;
+mod schema;
+
+pub use load::{load, merge_values, ConfigSource, MODES};
+pub use schema::*;

@@ -1,0 +1,345 @@
+//! The configuration tree. Defaults here mirror `configs/default.toml` (a test holds them equal).
+
+use crate::market::{Symbol, Timeframe};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which mode file was applied on top of the defaults (informational).
+    pub mode: String,
+    pub universe: UniverseConfig,
+    pub data: DataConfig,
+    pub synthetic: SyntheticConfig,
+    pub features: FeaturesConfig,
+    pub env: EnvConfig,
+    pub ppo: PpoConfig,
+    pub gating: GatingConfig,
+    pub backtest: BacktestConfig,
+    pub walk_forward: WalkForwardConfig,
+    pub live: LiveConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UniverseConfig {
+    pub equities: Vec<String>,
+    pub crypto: Vec<String>,
+}
+
+impl Default for UniverseConfig {
+    fn default() -> Self {
+        UniverseConfig {
+            equities: vec!["SYNA".into(), "SYNB".into(), "SYNC".into()],
+            crypto: vec!["SYNX/USD".into()],
+        }
+    }
+}
+
+impl UniverseConfig {
+    pub fn symbols(&self) -> Vec<Symbol> {
+        let eq = self.equities.iter().map(|s| Symbol::equity(s));
+        eq.chain(self.crypto.iter().map(|s| Symbol::crypto(s))).collect()
+    }
+
+    /// Finds a configured symbol by name (case-insensitive); unknown names are an error that
+    /// lists the universe.
+    pub fn find(&self, name: &str) -> anyhow::Result<Symbol> {
+        let all = self.symbols();
+        all.iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "unknown symbol {name:?}: the universe is [{}] (set [universe] in your config)",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// The built-in deterministic synthetic market.
+    Synthetic,
+    /// Alpaca market data (needs keys).
+    Alpaca,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    pub timeframe: Timeframe,
+    /// First and last calendar day of history (inclusive), `YYYY-MM-DD`.
+    pub start: String,
+    pub end: String,
+    /// Chronological split: the first `train` share trains, the next `validation` share picks
+    /// checkpoints, the rest is out-of-sample for gating, walk-forward and paper replay.
+    pub train_split: f64,
+    pub validation_split: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: DataSource::Synthetic,
+            timeframe: Timeframe::Minute(15),
+            start: "2024-01-02".into(),
+            end: "2024-12-31".into(),
+            train_split: 0.70,
+            validation_split: 0.15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    pub seed: u64,
+    /// Strength of the planted edge: the lag-1 autocorrelation of bar returns. 0 = random walk.
+    pub edge: f64,
+    /// Annualised volatility of the calm regime; the other regimes scale it by 1.6 and 2.8.
+    pub annual_vol: f64,
+    /// Standard deviation of the overnight gap, as a fraction of price.
+    pub gap_vol: f64,
+    pub start_price: f64,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig {
+            seed: 7,
+            edge: 0.10,
+            annual_vol: 0.25,
+            gap_vol: 0.006,
+            start_price: 100.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Bars in the observation window (the seed uses 100).
+    pub window: usize,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig { window: 32 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvConfig {
+    pub initial_cash: f64,
+    /// Share of the account kept out of the market (seed: 30 %).
+    pub cash_buffer: f64,
+    /// Base position as a share of the deployable account (seed: 15 %).
+    pub base_position: f64,
+    /// Hard cap of one position as a share of the account (seed: 20 %).
+    pub max_position: f64,
+    pub slippage_equity: f64,
+    pub slippage_crypto: f64,
+    pub allow_short_equity: bool,
+    /// Steps per episode before a random restart.
+    pub episode_len: usize,
+    /// Reward = P&L as a fraction of equity × this scale.
+    pub reward_scale: f64,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        EnvConfig {
+            initial_cash: 1000.0,
+            cash_buffer: 0.30,
+            base_position: 0.15,
+            max_position: 0.20,
+            slippage_equity: 0.001,
+            slippage_crypto: 0.0025,
+            allow_short_equity: true,
+            episode_len: 256,
+            reward_scale: 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PpoConfig {
+    pub total_timesteps: u64,
+    pub n_envs: usize,
+    pub n_steps: usize,
+    pub minibatch: usize,
+    pub epochs: usize,
+    /// Validate on held-out bars every this many updates.
+    pub validation_interval: usize,
+    pub hidden_dims: Vec<usize>,
+    pub lr: f64,
+    pub gamma: f64,
+    pub gae_lambda: f64,
+    pub clip: f64,
+    pub vf_coef: f64,
+    pub ent_coef_start: f64,
+    pub ent_coef_end: f64,
+    pub max_grad_norm: f64,
+    pub seed: u64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            total_timesteps: 50_000_000,
+            n_envs: 64,
+            n_steps: 128,
+            minibatch: 1024,
+            epochs: 12,
+            validation_interval: 20,
+            hidden_dims: vec![256, 128, 64],
+            lr: 3e-4,
+            gamma: 0.995,
+            gae_lambda: 0.95,
+            clip: 0.2,
+            vf_coef: 0.5,
+            ent_coef_start: 0.015,
+            ent_coef_end: 0.005,
+            max_grad_norm: 0.5,
+            seed: 1,
+        }
+    }
+}
+
+impl PpoConfig {
+    pub fn steps_per_update(&self) -> u64 {
+        (self.n_envs * self.n_steps) as u64
+    }
+
+    pub fn updates(&self) -> usize {
+        (self.total_timesteps / self.steps_per_update().max(1)).max(1) as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateThresholds {
+    pub fitness: f64,
+    pub profit_factor: f64,
+    pub consistency: f64,
+    pub max_drawdown: f64,
+}
+
+impl Default for GateThresholds {
+    fn default() -> Self {
+        GateThresholds {
+            fitness: 0.35,
+            profit_factor: 1.4,
+            consistency: 0.70,
+            max_drawdown: 0.10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatingConfig {
+    pub approved: GateThresholds,
+    pub review: GateThresholds,
+    /// FITNESS_DECLINE fires when the final fitness is this share below the peak.
+    pub decline_tolerance: f64,
+    /// UNSTABLE_TRAINING fires when late validations swing by more than this share of the peak.
+    pub instability: f64,
+    /// Chunks of the validation range whose returns define consistency.
+    pub consistency_chunks: usize,
+}
+
+impl Default for GatingConfig {
+    fn default() -> Self {
+        GatingConfig {
+            approved: GateThresholds::default(),
+            review: GateThresholds {
+                fitness: 0.10,
+                profit_factor: 1.1,
+                consistency: 0.50,
+                max_drawdown: 0.20,
+            },
+            decline_tolerance: 0.05,
+            instability: 0.10,
+            consistency_chunks: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BacktestConfig {
+    pub initial_cash: f64,
+    /// Position size as a share of equity at full size.
+    pub position_size: f64,
+    pub commission: f64,
+    pub slippage: f64,
+    pub stop_loss: f64,
+    pub take_profit: f64,
+    /// Drawdown at which new positions are halved, and at which new entries stop for good.
+    pub drawdown_halve: f64,
+    pub drawdown_halt: f64,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        BacktestConfig {
+            initial_cash: 100_000.0,
+            position_size: 0.10,
+            commission: 1.0,
+            slippage: 0.0005,
+            stop_loss: 0.02,
+            take_profit: 0.04,
+            drawdown_halve: 0.10,
+            drawdown_halt: 0.15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalkForwardConfig {
+    pub folds: usize,
+    /// Sharpe standard deviation across folds below which a mostly positive model goes LIVE.
+    pub max_sharpe_std: f64,
+}
+
+impl Default for WalkForwardConfig {
+    fn default() -> Self {
+        WalkForwardConfig {
+            folds: 5,
+            max_sharpe_std: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Replay speed of the simulated feed, in bars per second (0 = as fast as possible).
+    pub bars_per_second: f64,
+    /// Minimum softmax probability of the chosen action; below it the trader holds.
+    pub confidence_threshold: f64,
+    /// Gross exposure cap as a share of equity.
+    pub max_exposure: f64,
+    /// Bars to replay when `--bars` is not given.
+    pub bars: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            bars_per_second: 20.0,
+            confidence_threshold: 0.0,
+            max_exposure: 0.80,
+            bars: 500,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Long-running work as jobs. A job owns `runs/<id>/`: `manifest.json`, an append-only
+//! `events.jsonl`, and its artifacts. The screen (or a headless progress bar) learns of a job's
+//! progress only through its events: from a channel when it started the job, by tailing the file
+//! when the job runs elsewhere.
+
+pub mod cancel;
+pub mod runner;
+mod work;
+pub mod events;
+pub mod rundir;
+pub mod sink;
+pub mod tail;
+
+pub use cancel::CancelToken;
+pub use events::{Event, EventRecord, JobKind, JobStatus};
+pub use rundir::{list_runs, Manifest, RunDir, RunSummary};
+pub use sink::EventSink;
+pub use runner::{spawn, JobHandle, JobRequest, Observer};
+pub use tail::EventTail;

@@ -1,0 +1,96 @@
+use super::{Event, EventRecord};
+use chrono::Utc;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+type Observer = Box<dyn Fn(&EventRecord) + Send + Sync>;
+
+/// Appends a job's events to its `events.jsonl` (one flushed line each, so tailers see them at
+/// once) and hands each to in-process observers: a TUI channel, a progress bar.
+pub struct EventSink {
+    run_id: String,
+    file: Option<Mutex<File>>,
+    seq: AtomicU64,
+    observers: Vec<Observer>,
+    io_error: Mutex<Option<String>>,
+}
+
+impl EventSink {
+    pub fn to_file(run_id: &str, path: &Path) -> anyhow::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        Ok(EventSink {
+            run_id: run_id.to_string(),
+            file: Some(Mutex::new(file)),
+            seq: AtomicU64::new(0),
+            observers: Vec::new(),
+            io_error: Mutex::new(None),
+        })
+    }
+
+    /// A sink that only notifies observers (jobs run inside tests or benchmarks).
+    pub fn detached(run_id: &str) -> Self {
+        EventSink {
+            run_id: run_id.to_string(),
+            file: None,
+            seq: AtomicU64::new(0),
+            observers: Vec::new(),
+            io_error: Mutex::new(None),
+        }
+    }
+
+    pub fn observe(mut self, f: impl Fn(&EventRecord) + Send + Sync + 'static) -> Self {
+        self.observers.push(Box::new(f));
+        self
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn emit(&self, event: Event) {
+        let rec = EventRecord {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            at: Utc::now(),
+            run_id: self.run_id.clone(),
+            event,
+        };
+        if let Some(file) = &self.file {
+            let res = serde_json::to_string(&rec)
+                .map_err(std::io::Error::other)
+                .and_then(|mut line| {
+                    line.push('\n');
+                    let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                    f.write_all(line.as_bytes())
+                });
+            if let Err(e) = res {
+                let mut slot = self.io_error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    tracing::error!("cannot append to events.jsonl of {}: {e}", self.run_id);
+                    *slot = Some(e.to_string());
+                }
+            }
+        }
+        for o in &self.observers {
+            o(&rec);
+        }
+    }
+
+    pub fn log(&self, level: &str, message: impl Into<String>) {
+        self.emit(Event::Log {
+            level: level.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The first write error, if appending to the events file ever failed (e.g. disk full).
+    pub fn io_error(&self) -> Option<String> {
+        self.io_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
