@@ -5,5 +5,5 @@
 mod load;
 mod schema;
 
-pub use load::{load, merge_values, ConfigSource, MODES};
+pub use load::{load, merge_values, validate, ConfigSource, MODES};
 pub use schema::*;

@@ -171,6 +171,8 @@ impl Default for EnvConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
+    /// `auto` (CUDA when built with it and a GPU answers), `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
     pub total_timesteps: u64,
     pub n_envs: usize,
     pub n_steps: usize,
@@ -193,6 +195,7 @@ pub struct PpoConfig {
 impl Default for PpoConfig {
     fn default() -> Self {
         PpoConfig {
+            device: "auto".into(),
             total_timesteps: 50_000_000,
             n_envs: 64,
             n_steps: 128,

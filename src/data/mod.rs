@@ -1,7 +1,6 @@
 //! Market data: providers (the built-in synthetic market; Alpaca and file import in later work),
 //! the parquet store, and data-quality summaries.
 
-pub mod quality;
 pub mod store;
 pub mod synthetic;
 

@@ -54,76 +54,9 @@ pub struct EventRecord {
     pub event: Event,
 }
 
-/// Metrics of one PPO update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UpdateMetrics {
-    pub update: usize,
-    pub updates: usize,
-    pub timesteps: u64,
-    pub sps: f64,
-    pub mean_reward: f64,
-    pub policy_loss: f64,
-    pub value_loss: f64,
-    pub entropy: f64,
-    pub approx_kl: f64,
-    pub clip_fraction: f64,
-    pub explained_variance: f64,
-    pub lr: f64,
-    pub ent_coef: f64,
-    pub elapsed_s: f64,
-}
-
-/// Metrics of one validation pass on held-out bars.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ValidationMetrics {
-    pub update: usize,
-    pub profit_factor: f64,
-    pub sharpe: f64,
-    pub max_drawdown: f64,
-    pub fitness: f64,
-    pub consistency: f64,
-    pub total_return: f64,
-    pub hold_pct: f64,
-    pub trades: usize,
-}
-
-/// Per-fold walk-forward result.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FoldResult {
-    pub fold: usize,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub bars: usize,
-    pub total_return: f64,
-    pub sharpe: f64,
-    pub max_drawdown: f64,
-    pub win_rate: f64,
-    pub profit_factor: f64,
-    pub trades: usize,
-    pub buy_hold_return: f64,
-    /// Equity relative to the fold's start (1.0 = flat), one point per bar.
-    pub equity: Vec<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PositionView {
-    pub symbol: String,
-    pub qty: f64,
-    pub avg_price: f64,
-    pub market_price: f64,
-    pub unrealized_pnl: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderView {
-    pub client_order_id: String,
-    pub symbol: String,
-    pub side: String,
-    pub qty: f64,
-    pub status: String,
-    pub fill_price: Option<f64>,
-    pub at: DateTime<Utc>,
-}
+pub use crate::broker::{OrderView, PositionView};
+pub use crate::engine::ppo::UpdateMetrics;
+pub use crate::eval::{FoldResult, ValidationMetrics};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

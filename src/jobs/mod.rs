@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod runner;
 mod work;
+pub use work::{resolve_model, resolve_train_run, run as run_job};
 pub mod events;
 pub mod rundir;
 pub mod sink;

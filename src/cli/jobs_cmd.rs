@@ -1,0 +1,141 @@
+//! The job subcommands: parse flags into config overrides and a job request, run the job on this
+//! thread with a progress display, and map its outcome to an exit code.
+
+use super::progress::Display;
+use crate::config::Config;
+use crate::jobs::{self, CancelToken, JobRequest};
+use crate::paths::Paths;
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Print events as JSON lines on stdout (for scripts) instead of a progress display.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Symbols to fetch (default: the configured universe).
+    pub symbols: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Symbol to train on (one model per symbol and timeframe).
+    pub symbol: String,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Override ppo.total_timesteps.
+    #[arg(long)]
+    pub timesteps: Option<u64>,
+    /// Override ppo.seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Training run id (or unique prefix); default: the newest finished training run.
+    #[arg(default_value = "latest")]
+    pub run: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct WalkForwardArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Number of consecutive out-of-sample folds (overrides walk_forward.folds).
+    #[arg(long)]
+    pub folds: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PaperArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Bars to replay (default: live.bars).
+    #[arg(long)]
+    pub bars: Option<usize>,
+    /// Replay speed in bars per second; 0 = as fast as possible (overrides live.bars_per_second).
+    #[arg(long)]
+    pub speed: Option<f64>,
+}
+
+fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Result<i32> {
+    let cancel = CancelToken::new();
+    let handler_token = cancel.clone();
+    // First Ctrl+C asks the job to stop (training saves a checkpoint first); a second one exits.
+    let _ = ctrlc::set_handler(move || {
+        if handler_token.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler_token.cancel();
+        eprintln!("\nstopping… (Ctrl+C again to exit at once)");
+    });
+    let display = Display::new(common.json);
+    let observer = display.observer();
+    let result = jobs::run_job(paths, cfg, &req, &cancel, Some(observer));
+    display.finish();
+    match result {
+        Ok(id) if cancel.is_cancelled() => {
+            eprintln!("run {id} cancelled; its state is saved in {}", paths.runs.join(&id).display());
+            Ok(130)
+        }
+        Ok(id) => {
+            if !common.json {
+                println!("run {id} finished: {}", paths.runs.join(&id).display());
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+pub fn fetch(paths: &Paths, cfg: &Config, a: FetchArgs) -> Result<i32> {
+    execute(paths, cfg, JobRequest::Fetch { symbols: a.symbols }, &a.common)
+}
+
+pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
+    if let Some(d) = a.device {
+        cfg.ppo.device = d;
+    }
+    if let Some(t) = a.timesteps {
+        cfg.ppo.total_timesteps = t;
+    }
+    if let Some(s) = a.seed {
+        cfg.ppo.seed = s;
+    }
+    crate::config::validate(cfg)?;
+    execute(paths, cfg, JobRequest::Train { symbol: a.symbol }, &a.common)
+}
+
+pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {
+    execute(paths, cfg, JobRequest::Gate { train_run: a.run }, &a.common)
+}
+
+pub fn walk_forward(paths: &Paths, cfg: &mut Config, a: WalkForwardArgs) -> Result<i32> {
+    if let Some(f) = a.folds {
+        cfg.walk_forward.folds = f;
+    }
+    crate::config::validate(cfg)?;
+    execute(paths, cfg, JobRequest::WalkForward { train_run: a.run.run }, &a.run.common)
+}
+
+pub fn paper(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
+    if let Some(s) = a.speed {
+        cfg.live.bars_per_second = s;
+    }
+    execute(paths, cfg, JobRequest::Paper { train_run: a.run.run, bars: a.bars }, &a.run.common)
+}

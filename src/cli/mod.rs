@@ -1,0 +1,72 @@
+//! The command line: `quantdeck` alone opens the workstation; subcommands run each stage headless.
+
+mod jobs_cmd;
+mod models;
+mod progress;
+mod runs;
+
+use crate::config::{self, Config};
+use crate::paths::Paths;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "quantdeck", version, about = "Terminal workstation for RL trading models: fetch, train, gate, walk-forward, paper trade.", long_about = None)]
+pub struct Cli {
+    /// Training mode applied over the defaults: quick_test, standard, production, extended, or a TOML path.
+    #[arg(long, global = true)]
+    pub mode: Option<String>,
+    /// Your own config file (TOML), applied after the mode.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where data, runs, models and logs live (default: $QUANTDECK_HOME or the platform data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch bars into the store (the built-in synthetic market by default).
+    Fetch(jobs_cmd::FetchArgs),
+    /// Train a PPO policy for one symbol.
+    Train(jobs_cmd::TrainArgs),
+    /// Classify a training run APPROVED / REVIEW / DROP.
+    Gate(jobs_cmd::RunArgs),
+    /// Backtest a trained policy on out-of-sample folds and decide LIVE / PAPER / RETRAIN / DROP.
+    WalkForward(jobs_cmd::WalkForwardArgs),
+    /// Paper-trade a trained policy on a simulated broker over replayed bars.
+    Paper(jobs_cmd::PaperArgs),
+    /// List or inspect trained models and checkpoints.
+    Models(models::ModelsArgs),
+    /// List run directories and their state.
+    Runs(runs::RunsArgs),
+}
+
+/// Parses flags, loads config and paths, then runs the subcommand (or the TUI). Returns the
+/// process exit code.
+pub fn main() -> Result<i32> {
+    let cli = Cli::parse();
+    if let Some(home) = &cli.home {
+        std::env::set_var("QUANTDECK_HOME", home);
+    }
+    let paths = Paths::discover()?;
+    paths.ensure()?;
+    let _log = crate::logging::init(&paths.logs);
+    let mut cfg: Config = config::load(cli.mode.as_deref(), cli.config.as_deref())?;
+    match cli.command {
+        None => {
+            crate::tui::run(&paths, &cfg)?;
+            Ok(0)
+        }
+        Some(Command::Fetch(a)) => jobs_cmd::fetch(&paths, &cfg, a),
+        Some(Command::Train(a)) => jobs_cmd::train(&paths, &mut cfg, a),
+        Some(Command::Gate(a)) => jobs_cmd::gate(&paths, &cfg, a),
+        Some(Command::WalkForward(a)) => jobs_cmd::walk_forward(&paths, &mut cfg, a),
+        Some(Command::Paper(a)) => jobs_cmd::paper(&paths, &mut cfg, a),
+        Some(Command::Models(a)) => models::run(&paths, a),
+        Some(Command::Runs(a)) => runs::run(&paths, a),
+    }
+}

@@ -1,0 +1,120 @@
+//! `quantdeck models`: the models and checkpoints of every training run (and of `models/`), read
+//! from their safetensors metadata.
+
+use crate::engine::checkpoint::{read_meta, ModelMeta};
+use crate::jobs::{list_runs, JobKind};
+use crate::paths::Paths;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ModelsAction>,
+    /// JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// List models (default).
+    List,
+    /// Show everything a model file carries: sizes, layout, actions, data range, config.
+    Inspect {
+        /// A model file, or a training run id (its final model).
+        target: String,
+    },
+}
+
+fn all_models(paths: &Paths) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for r in list_runs(paths).into_iter().filter(|r| r.manifest.kind == JobKind::Train) {
+        for name in ["model.safetensors", "best.safetensors"] {
+            let p = r.path.join(name);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(r.path.join("checkpoints")) {
+            let mut cps: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            cps.sort();
+            out.extend(cps);
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(&paths.models) {
+        out.extend(rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")));
+    }
+    out
+}
+
+fn short(p: &Path, paths: &Paths) -> String {
+    p.strip_prefix(&paths.home).unwrap_or(p).display().to_string()
+}
+
+pub fn run(paths: &Paths, a: ModelsArgs) -> Result<i32> {
+    match a.action.unwrap_or(ModelsAction::List) {
+        ModelsAction::List => {
+            let rows: Vec<(PathBuf, Result<ModelMeta>)> = all_models(paths).into_iter().map(|p| (p.clone(), read_meta(&p))).collect();
+            if a.json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(p, m)| match m {
+                        Ok(m) => serde_json::json!({ "path": p, "meta": m }),
+                        Err(e) => serde_json::json!({ "path": p, "error": format!("{e:#}") }),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            if rows.is_empty() {
+                println!("no models yet: train one with `quantdeck train SYNA --mode quick_test`");
+            }
+            for (p, m) in rows {
+                match m {
+                    Ok(m) => println!(
+                        "{}\n    {} {} ({})  hidden {:?}  {} params  obs_dim {}  layout {}  update {}  data {} → {}",
+                        short(&p, paths),
+                        m.symbol,
+                        m.timeframe,
+                        m.source,
+                        m.hidden_dims,
+                        m.param_count,
+                        m.obs_dim,
+                        m.feature_spec.describe(),
+                        m.update,
+                        m.data_first.format("%Y-%m-%d"),
+                        m.data_last.format("%Y-%m-%d")
+                    ),
+                    Err(e) => println!("{}\n    unreadable: {e:#}", short(&p, paths)),
+                }
+            }
+            Ok(0)
+        }
+        ModelsAction::Inspect { target } => {
+            let path = if Path::new(&target).is_file() {
+                PathBuf::from(&target)
+            } else {
+                let id = crate::jobs::resolve_train_run(paths, &target)?;
+                paths.runs.join(id).join("model.safetensors")
+            };
+            let m = read_meta(&path)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+                return Ok(0);
+            }
+            println!("model        {}", path.display());
+            println!("symbol       {} ({}, {}) from {}", m.symbol, m.class.as_str(), m.timeframe, m.source);
+            println!("network      MLP hidden {:?}, {} parameters, {} actions", m.hidden_dims, m.param_count, m.n_actions);
+            println!("observation  obs_dim {} = {}", m.obs_dim, m.feature_spec.describe());
+            println!("features     {}", m.feature_spec.names.join(", "));
+            println!("account      {}", m.feature_spec.account.join(", "));
+            println!("actions      {}", m.action_meanings.join(", "));
+            println!("trained on   {} → {} (data {} → {}, sha256 {})", m.train_first, m.train_last, m.data_first, m.data_last, &m.data_sha256[..12.min(m.data_sha256.len())]);
+            println!("progress     update {}, {} timesteps, created {}", m.update, m.timesteps, m.created);
+            println!("mode         {}", if m.config.mode.is_empty() { "default" } else { &m.config.mode });
+            Ok(0)
+        }
+    }
+}

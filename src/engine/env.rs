@@ -1,0 +1,182 @@
+//! The vectorized trading env: `sim::Account::step_action` for N envs at once on candle tensors.
+//! Account state lives on the device; only bar indices (and the random restarts that move them)
+//! live on the host. Observations are gathered windows of the feature matrix plus the account block.
+
+use crate::features::{FeatureMatrix, FeatureSpec};
+use crate::rng::Rng;
+use crate::sim::Rules;
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor};
+use std::ops::Range;
+
+/// Level change per action; CLOSE's entry is unused (its mask zeroes the level).
+const DELTA: [f32; 8] = [0.0, 0.25, 0.5, 0.75, -0.25, -0.5, -0.75, 0.0];
+const CLOSE_MASK: [f32; 8] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+
+pub struct VecEnv {
+    device: Device,
+    n: usize,
+    window: usize,
+    obs_dim: usize,
+    ep_len: usize,
+    rules: Rules,
+    reward_scale: f64,
+    feat: Tensor,
+    closes: Tensor,
+    arange_w: Tensor,
+    delta: Tensor,
+    close_mask: Tensor,
+    /// Valid bar indices for the env's clock: `t` in `lo..hi`, and `t + 1` is always a bar.
+    lo: usize,
+    hi: usize,
+    t: Vec<u32>,
+    steps: Vec<usize>,
+    level: Tensor,
+    qty: Tensor,
+    cash: Tensor,
+    equity: Tensor,
+    peak: Tensor,
+    rng: Rng,
+}
+
+impl VecEnv {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(spec: &FeatureSpec, fm: &FeatureMatrix, closes: &[f64], range: Range<usize>, rules: Rules, ep_len: usize, reward_scale: f64, n: usize, seed: u64, device: &Device) -> Result<Self> {
+        let lo = range.start.max(fm.first_observable(spec.window));
+        let hi = range.end.min(fm.len()).saturating_sub(1);
+        if hi <= lo + 1 {
+            bail!(
+                "not enough bars to train: the training range {}..{} leaves {} usable bars after the {}-bar warm-up and window",
+                range.start,
+                range.end,
+                hi.saturating_sub(lo),
+                fm.first_observable(spec.window)
+            );
+        }
+        let feat = Tensor::from_vec(fm.values.clone(), (fm.len(), fm.n_features), device)?;
+        let closes = Tensor::from_vec(closes.iter().map(|&c| c as f32).collect::<Vec<_>>(), closes.len(), device)?;
+        let init = rules.initial_cash as f32;
+        let full = |v: f32| Tensor::full(v, n, device);
+        let mut env = VecEnv {
+            device: device.clone(),
+            n,
+            window: spec.window,
+            obs_dim: spec.obs_dim(),
+            ep_len: ep_len.min(hi - lo),
+            rules,
+            reward_scale,
+            feat,
+            closes,
+            arange_w: Tensor::arange(0u32, spec.window as u32, device)?.unsqueeze(0)?,
+            delta: Tensor::new(&DELTA, device)?,
+            close_mask: Tensor::new(&CLOSE_MASK, device)?,
+            lo,
+            hi,
+            t: vec![0; n],
+            steps: vec![0; n],
+            level: full(0.0)?,
+            qty: full(0.0)?,
+            cash: full(init)?,
+            equity: full(init)?,
+            peak: full(init)?,
+            rng: Rng::derive(seed, "env"),
+        };
+        for i in 0..n {
+            env.t[i] = env.random_start();
+        }
+        Ok(env)
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// Bar index each env is at (for tests and diagnostics).
+    pub fn clock(&self) -> &[u32] {
+        &self.t
+    }
+
+    fn random_start(&mut self) -> u32 {
+        let span = self.hi - self.lo - self.ep_len;
+        (self.lo + self.rng.below(span + 1)) as u32
+    }
+
+    fn t_tensor(&self) -> Result<Tensor> {
+        Ok(Tensor::from_slice(&self.t, self.n, &self.device)?)
+    }
+
+    /// Observations [N, obs_dim]: each env's window of feature rows, then its account block.
+    pub fn observe(&self) -> Result<Tensor> {
+        let start = self.t_tensor()?.affine(1.0, 1.0 - self.window as f64)?;
+        let idx = start.unsqueeze(1)?.broadcast_add(&self.arange_w)?.flatten_all()?;
+        let rows = self.feat.index_select(&idx, 0)?.reshape((self.n, self.obs_dim - 3))?;
+        let init = self.rules.initial_cash;
+        let pnl = ((&self.equity / init)? - 1.0)?.affine(10.0, 0.0)?.tanh()?;
+        let dd = (1.0 - (&self.equity / &self.peak)?)?.relu()?;
+        let account = Tensor::stack(&[&self.level, &pnl, &dd], 1)?;
+        Ok(Tensor::cat(&[&rows, &account], 1)?)
+    }
+
+    /// Applies one action per env (u32 [N]); returns rewards [N] and which envs restarted.
+    pub fn step(&mut self, actions: &Tensor) -> Result<(Tensor, Vec<bool>)> {
+        let t = self.t_tensor()?;
+        let price = self.closes.index_select(&t, 0)?;
+        let next = self.closes.index_select(&t.affine(1.0, 1.0)?, 0)?;
+        let lo = if self.rules.allow_short { -1.0f32 } else { 0.0 };
+        let delta = self.delta.index_select(actions, 0)?;
+        let keep = (1.0 - self.close_mask.index_select(actions, 0)?)?;
+        let level_new = (&self.level + delta)?.clamp(lo, 1.0f32)?.mul(&keep)?;
+        let traded = (&level_new - &self.level)?.abs()?.gt(1e-6f64)?.to_dtype(DType::F32)?;
+        let target = level_new.affine(self.rules.full_position, 0.0)?.mul(&self.equity)?.div(&price)?;
+        let qty_new = (traded.mul(&target)? + (1.0 - &traded)?.mul(&self.qty)?)?;
+        let dq = (&qty_new - &self.qty)?;
+        let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)? + traded.affine(self.rules.commission, 0.0)?)?;
+        let cash = ((&self.cash - dq.mul(&price)?)? - cost)?;
+        let equity = (&cash + qty_new.mul(&next)?)?;
+        let reward = ((&equity - &self.equity)? / &self.equity)?.affine(self.reward_scale, 0.0)?;
+        self.peak = self.peak.maximum(&equity)?;
+        self.level = level_new;
+        self.qty = qty_new;
+        self.cash = cash;
+        self.equity = equity;
+
+        let mut dones = vec![false; self.n];
+        for i in 0..self.n {
+            self.t[i] += 1;
+            self.steps[i] += 1;
+            if self.steps[i] >= self.ep_len || self.t[i] as usize + 1 >= self.hi {
+                dones[i] = true;
+            }
+        }
+        if dones.iter().any(|d| *d) {
+            for (i, _) in dones.iter().enumerate().filter(|(_, d)| **d) {
+                self.t[i] = self.random_start();
+                self.steps[i] = 0;
+            }
+            self.reset_where(&dones)?;
+        }
+        Ok((reward, dones))
+    }
+
+    fn reset_where(&mut self, dones: &[bool]) -> Result<()> {
+        let m: Vec<f32> = dones.iter().map(|&d| if d { 1.0 } else { 0.0 }).collect();
+        let m = Tensor::from_vec(m, self.n, &self.device)?;
+        let keep = (1.0 - &m)?;
+        let init = m.affine(self.rules.initial_cash, 0.0)?;
+        self.level = self.level.mul(&keep)?;
+        self.qty = self.qty.mul(&keep)?;
+        self.cash = (self.cash.mul(&keep)? + &init)?;
+        self.equity = (self.equity.mul(&keep)? + &init)?;
+        self.peak = (self.peak.mul(&keep)? + &init)?;
+        Ok(())
+    }
+
+    /// Account equity per env (for tests and diagnostics).
+    pub fn equity(&self) -> Result<Vec<f32>> {
+        Ok(self.equity.to_vec1::<f32>()?)
+    }
+}

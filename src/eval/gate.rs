@@ -1,0 +1,122 @@
+//! Gating (seed §5): a trained run is APPROVED, REVIEW or DROP by fitness, profit factor,
+//! consistency and max drawdown, with flags for what fell short and whether an earlier (best)
+//! checkpoint should be used instead of the final one.
+
+use super::ValidationMetrics;
+use crate::config::{GateThresholds, GatingConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GateClass {
+    Approved,
+    Review,
+    Drop,
+}
+
+impl GateClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateClass::Approved => "APPROVED",
+            GateClass::Review => "REVIEW",
+            GateClass::Drop => "DROP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub class: GateClass,
+    pub flags: Vec<String>,
+    /// The update of the checkpoint to deploy when fitness declined from its peak.
+    pub use_checkpoint: Option<usize>,
+    /// The metrics the class was decided on (the chosen checkpoint's).
+    pub metrics: ValidationMetrics,
+}
+
+fn meets(m: &ValidationMetrics, t: &GateThresholds) -> bool {
+    m.fitness >= t.fitness && m.profit_factor >= t.profit_factor && m.consistency >= t.consistency && m.max_drawdown <= t.max_drawdown
+}
+
+/// Assesses a run from its validation history (oldest first; the last entry is the final model).
+pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
+    let Some(last) = history.last() else {
+        return GateResult {
+            class: GateClass::Drop,
+            flags: vec!["NO_VALIDATION".into()],
+            use_checkpoint: None,
+            metrics: ValidationMetrics::default(),
+        };
+    };
+    let peak = history
+        .iter()
+        .max_by(|a, b| a.fitness.total_cmp(&b.fitness))
+        .unwrap_or(last);
+    let mut flags = Vec::new();
+    let declined = peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance);
+    if declined {
+        flags.push("FITNESS_DECLINE".to_string());
+    }
+    // Swings between consecutive validations in the second half of training.
+    let late = &history[history.len() / 2..];
+    let scale = peak.fitness.abs().max(1e-9);
+    if late.windows(2).any(|w| (w[1].fitness - w[0].fitness).abs() > cfg.instability * scale) && late.len() >= 2 {
+        flags.push("UNSTABLE_TRAINING".to_string());
+    }
+    let chosen = if declined { peak } else { last };
+    let a = &cfg.approved;
+    for (bad, flag) in [
+        (chosen.fitness < a.fitness, "LOW_FITNESS"),
+        (chosen.profit_factor < a.profit_factor, "LOW_PF"),
+        (chosen.consistency < a.consistency, "LOW_CONSISTENCY"),
+        (chosen.max_drawdown > a.max_drawdown, "HIGH_DRAWDOWN"),
+    ] {
+        if bad {
+            flags.push(flag.to_string());
+        }
+    }
+    let class = if meets(chosen, &cfg.approved) {
+        GateClass::Approved
+    } else if meets(chosen, &cfg.review) {
+        GateClass::Review
+    } else {
+        GateClass::Drop
+    };
+    GateResult {
+        class,
+        flags,
+        use_checkpoint: declined.then_some(chosen.update),
+        metrics: chosen.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(update: usize, fitness: f64, pf: f64, cons: f64, dd: f64) -> ValidationMetrics {
+        ValidationMetrics { update, fitness, profit_factor: pf, consistency: cons, max_drawdown: dd, ..Default::default() }
+    }
+
+    #[test]
+    fn classes_follow_seed_thresholds() {
+        let cfg = GatingConfig::default();
+        assert_eq!(assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.05)]).class, GateClass::Approved);
+        let r = assess(&cfg, &[m(5, 0.20, 1.2, 0.60, 0.15)]);
+        assert_eq!(r.class, GateClass::Review);
+        assert_eq!(r.flags, vec!["LOW_FITNESS", "LOW_PF", "LOW_CONSISTENCY", "HIGH_DRAWDOWN"]);
+        assert_eq!(assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.25)]).class, GateClass::Drop);
+        assert_eq!(assess(&cfg, &[]).class, GateClass::Drop);
+    }
+
+    #[test]
+    fn decline_points_at_the_peak_checkpoint() {
+        let cfg = GatingConfig::default();
+        let h = [m(5, 0.2, 1.5, 0.8, 0.05), m(10, 0.5, 1.6, 0.8, 0.05), m(15, 0.3, 1.3, 0.6, 0.05)];
+        let r = assess(&cfg, &h);
+        assert!(r.flags.contains(&"FITNESS_DECLINE".to_string()));
+        assert!(r.flags.contains(&"UNSTABLE_TRAINING".to_string()));
+        assert_eq!(r.use_checkpoint, Some(10));
+        assert_eq!(r.class, GateClass::Approved, "decided on the peak checkpoint");
+    }
+}

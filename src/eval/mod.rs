@@ -1,0 +1,12 @@
+//! Evaluation: metrics, the backtest (policy + sim rules + risk gates), training-time validation,
+//! gating (APPROVED / REVIEW / DROP) and walk-forward folds with the deployment decision.
+
+pub mod backtest;
+pub mod gate;
+pub mod metrics;
+pub mod walkforward;
+
+pub use backtest::{BacktestResult, Backtester};
+pub use gate::{assess, GateClass, GateResult};
+pub use metrics::ValidationMetrics;
+pub use walkforward::{decide, Decision, FoldResult};

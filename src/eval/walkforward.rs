@@ -1,0 +1,126 @@
+//! Walk-forward: the out-of-sample bars split into consecutive folds, each backtested from a
+//! fresh account, and the seed's deployment decision from the fold results.
+
+use super::{metrics, Backtester};
+use crate::engine::HostPolicy;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// Per-fold walk-forward result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub bars: usize,
+    pub total_return: f64,
+    pub sharpe: f64,
+    pub max_drawdown: f64,
+    pub win_rate: f64,
+    pub profit_factor: f64,
+    pub trades: usize,
+    pub buy_hold_return: f64,
+    /// Equity relative to the fold's start (1.0 = flat), one point per bar.
+    pub equity: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    Live,
+    Paper,
+    Retrain,
+    Drop,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Live => "LIVE",
+            Decision::Paper => "PAPER",
+            Decision::Retrain => "RETRAIN",
+            Decision::Drop => "DROP",
+        }
+    }
+}
+
+/// Splits `range` into `n` consecutive folds of (nearly) equal length.
+pub fn folds(range: Range<usize>, n: usize) -> Vec<Range<usize>> {
+    let len = range.end.saturating_sub(range.start);
+    let n = n.max(1).min(len.max(1));
+    (0..n)
+        .map(|i| range.start + i * len / n..range.start + (i + 1) * len / n)
+        .collect()
+}
+
+pub fn run_fold(bt: &Backtester, policy: &HostPolicy, fold: usize, range: Range<usize>, ts: &[DateTime<Utc>], bars_per_year: f64) -> FoldResult {
+    let res = bt.run(policy, range);
+    let r = res.bars.clone();
+    let first = res.equity.first().copied().unwrap_or(1.0);
+    let (a, b) = (r.start.min(ts.len().saturating_sub(1)), r.end.min(ts.len().saturating_sub(1)));
+    FoldResult {
+        fold,
+        start: ts.get(a).copied().unwrap_or_default(),
+        end: ts.get(b).copied().unwrap_or_default(),
+        bars: r.len(),
+        total_return: res.total_return(),
+        sharpe: metrics::sharpe(&res.returns, bars_per_year),
+        max_drawdown: metrics::max_drawdown(&res.equity),
+        win_rate: metrics::win_rate(&res.trades),
+        profit_factor: metrics::profit_factor(&res.trades),
+        trades: res.trades.len(),
+        buy_hold_return: if r.is_empty() { 0.0 } else { bt.closes[r.end] / bt.closes[r.start] - 1.0 },
+        equity: res.equity.iter().map(|e| e / first).collect(),
+    }
+}
+
+/// Seed §6: ≥ 80 % positive folds with fold-Sharpe std below the limit → LIVE; ≥ 60 % → PAPER;
+/// no positive fold → DROP; otherwise RETRAIN.
+pub fn decide(folds: &[FoldResult], max_sharpe_std: f64) -> (Decision, usize, f64) {
+    let positive = folds.iter().filter(|f| f.total_return > 0.0).count();
+    let sharpes: Vec<f64> = folds.iter().map(|f| f.sharpe).collect();
+    let (_, std) = metrics::mean_std(&sharpes);
+    let share = positive as f64 / folds.len().max(1) as f64;
+    let d = if folds.is_empty() || positive == 0 {
+        Decision::Drop
+    } else if share >= 0.8 - 1e-9 && std < max_sharpe_std {
+        Decision::Live
+    } else if share >= 0.6 - 1e-9 {
+        Decision::Paper
+    } else {
+        Decision::Retrain
+    };
+    (d, positive, std)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(ret: f64, sharpe: f64) -> FoldResult {
+        FoldResult { total_return: ret, sharpe, ..Default::default() }
+    }
+
+    #[test]
+    fn folds_cover_the_range_without_overlap() {
+        let fs = folds(100..203, 5);
+        assert_eq!(fs.len(), 5);
+        assert_eq!(fs[0].start, 100);
+        assert_eq!(fs[4].end, 203);
+        assert!(fs.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn decisions_follow_the_seed() {
+        let live = [f(0.01, 1.0), f(0.02, 1.2), f(0.01, 0.8), f(0.03, 1.5), f(-0.01, 0.5)];
+        assert_eq!(decide(&live, 1.0).0, Decision::Live);
+        assert_eq!(decide(&live, 0.1).0, Decision::Paper, "too erratic for LIVE");
+        let paper = [f(0.01, 1.0), f(0.02, 1.0), f(0.01, 1.0), f(-0.03, -1.0), f(-0.01, -0.5)];
+        assert_eq!(decide(&paper, 1.0).0, Decision::Paper);
+        let retrain = [f(0.01, 1.0), f(-0.02, -1.0), f(0.01, 1.0), f(-0.03, -1.0), f(-0.01, -0.5)];
+        assert_eq!(decide(&retrain, 1.0).0, Decision::Retrain);
+        let drop = [f(-0.01, -1.0), f(-0.02, -1.0)];
+        assert_eq!(decide(&drop, 1.0).0, Decision::Drop);
+    }
+}

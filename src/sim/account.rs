@@ -1,0 +1,142 @@
+use crate::config::{BacktestConfig, EnvConfig};
+use crate::market::AssetClass;
+use serde::{Deserialize, Serialize};
+
+/// Sizing and frictions. `full_position` is the share of equity a level of 1.0 holds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub initial_cash: f64,
+    pub full_position: f64,
+    /// Proportional cost per unit traded (slippage), e.g. 0.001 = 0.1 %.
+    pub slippage: f64,
+    /// Fixed cost per order, in account currency.
+    pub commission: f64,
+    pub allow_short: bool,
+}
+
+impl Rules {
+    /// The training account (seed §2): $1,000, position $ = min(acct·(1−buffer)·base, acct·max).
+    pub fn training(env: &EnvConfig, class: AssetClass) -> Self {
+        let full = ((1.0 - env.cash_buffer) * env.base_position).min(env.max_position);
+        Rules {
+            initial_cash: env.initial_cash,
+            full_position: full,
+            slippage: match class {
+                AssetClass::Equity => env.slippage_equity,
+                AssetClass::Crypto => env.slippage_crypto,
+            },
+            commission: 0.0,
+            allow_short: class == AssetClass::Equity && env.allow_short_equity,
+        }
+    }
+
+    /// The backtest / paper account (seed §6): $100k, 10 % per position, $1 commission.
+    pub fn backtest(bt: &BacktestConfig, env: &EnvConfig, class: AssetClass) -> Self {
+        Rules {
+            initial_cash: bt.initial_cash,
+            full_position: bt.position_size,
+            slippage: bt.slippage,
+            commission: bt.commission,
+            allow_short: class == AssetClass::Equity && env.allow_short_equity,
+        }
+    }
+}
+
+/// A trade the account made: signed quantity, price and total cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    pub qty: f64,
+    pub price: f64,
+    pub cost: f64,
+}
+
+/// A single-symbol account in currency units. Equity = cash + qty × price (a short's negative
+/// quantity makes its market value negative, so P&L follows the price correctly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub cash: f64,
+    pub qty: f64,
+    /// Position level in [-1, 1] that the actions move.
+    pub level: f64,
+    pub entry_price: f64,
+    pub equity: f64,
+    pub peak: f64,
+    pub initial: f64,
+}
+
+impl Account {
+    pub fn new(rules: &Rules) -> Self {
+        Account {
+            cash: rules.initial_cash,
+            qty: 0.0,
+            level: 0.0,
+            entry_price: 0.0,
+            equity: rules.initial_cash,
+            peak: rules.initial_cash,
+            initial: rules.initial_cash,
+        }
+    }
+
+    /// Moves to `level` at `price`, sizing the position as `level × full_position × size_mult ×
+    /// equity`. A level that does not change trades nothing.
+    pub fn rebalance(&mut self, rules: &Rules, level: f64, price: f64, size_mult: f64) -> Option<Fill> {
+        if level == self.level || price <= 0.0 {
+            return None;
+        }
+        let target_qty = level * rules.full_position * size_mult * self.equity / price;
+        let dq = target_qty - self.qty;
+        let cost = dq.abs() * price * rules.slippage + rules.commission;
+        if (self.qty >= 0.0) != (target_qty >= 0.0) || self.qty == 0.0 {
+            self.entry_price = price;
+        } else if target_qty.abs() > self.qty.abs() {
+            self.entry_price = (self.entry_price * self.qty + price * dq) / target_qty;
+        }
+        self.cash -= dq * price + cost;
+        self.qty = target_qty;
+        self.level = level;
+        if level == 0.0 {
+            self.entry_price = 0.0;
+        }
+        self.equity = self.cash + self.qty * price;
+        Some(Fill { qty: dq, price, cost })
+    }
+
+    /// Revalues the account at a new price.
+    pub fn mark(&mut self, price: f64) {
+        self.equity = self.cash + self.qty * price;
+        self.peak = self.peak.max(self.equity);
+    }
+
+    /// One environment step: act at `price` (the bar's close), then mark at `next_price`.
+    /// Returns the reward: the step's equity change as a share of equity before it, × `scale`.
+    pub fn step_action(&mut self, rules: &Rules, action: usize, price: f64, next_price: f64, scale: f64) -> f64 {
+        let before = self.equity;
+        let level = super::target_level(self.level, action, rules.allow_short);
+        self.rebalance(rules, level, price, 1.0);
+        self.mark(next_price);
+        (self.equity - before) / before * scale
+    }
+
+    pub fn drawdown(&self) -> f64 {
+        if self.peak > 0.0 {
+            (1.0 - self.equity / self.peak).max(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The observation's account block (see `features::ACCOUNT_FEATURES`).
+    pub fn features(&self) -> [f32; 3] {
+        let pnl = self.equity / self.initial - 1.0;
+        [self.level as f32, (10.0 * pnl).tanh() as f32, self.drawdown() as f32]
+    }
+
+    /// Return of the open position since entry (0 when flat), signed for shorts.
+    pub fn open_return(&self, price: f64) -> f64 {
+        if self.qty == 0.0 || self.entry_price <= 0.0 {
+            0.0
+        } else {
+            (price / self.entry_price - 1.0) * self.qty.signum()
+        }
+    }
+}

@@ -1,0 +1,78 @@
+use super::*;
+use crate::config::{BacktestConfig, EnvConfig};
+use crate::market::AssetClass;
+
+fn rules() -> Rules {
+    Rules::training(&EnvConfig::default(), AssetClass::Equity)
+}
+
+#[test]
+fn seed_position_sizing() {
+    // min(acct·0.7·0.15, acct·0.2) = 10.5 % of the account at full size.
+    assert!((rules().full_position - 0.105).abs() < 1e-12);
+    let crypto = Rules::training(&EnvConfig::default(), AssetClass::Crypto);
+    assert!(!crypto.allow_short);
+    assert_eq!(crypto.slippage, 0.0025);
+}
+
+#[test]
+fn levels_follow_actions() {
+    assert_eq!(target_level(0.0, 2, true), 0.5);
+    assert_eq!(target_level(0.75, 3, true), 1.0);
+    assert_eq!(target_level(0.25, 6, true), -0.5);
+    assert_eq!(target_level(0.25, 6, false), 0.0);
+    assert_eq!(target_level(-0.5, 7, true), 0.0);
+    assert_eq!(target_level(-0.5, 0, true), -0.5);
+}
+
+#[test]
+fn long_trade_pays_slippage_and_earns_the_move() {
+    let r = rules();
+    let mut a = Account::new(&r);
+    // BUY 100 % in steps: 75 then 25.
+    let rew = a.step_action(&r, 3, 100.0, 100.0, 1.0);
+    let qty = 0.75 * 0.105 * 1000.0 / 100.0;
+    assert!((a.qty - qty).abs() < 1e-12);
+    assert!((rew - (-(qty * 100.0 * 0.001) / 1000.0)).abs() < 1e-12);
+    let eq = a.equity;
+    let rew = a.step_action(&r, 0, 100.0, 110.0, 1.0);
+    assert!((a.equity - (eq + qty * 10.0)).abs() < 1e-9);
+    assert!((rew - qty * 10.0 / eq).abs() < 1e-12);
+}
+
+#[test]
+fn short_profits_when_price_falls() {
+    let r = rules();
+    let mut a = Account::new(&r);
+    a.step_action(&r, 6, 100.0, 90.0, 1.0);
+    assert!(a.qty < 0.0);
+    assert!(a.equity > 1000.0 - 1.0);
+    assert!(a.open_return(90.0) > 0.0);
+    a.step_action(&r, 7, 90.0, 80.0, 1.0);
+    assert_eq!(a.qty, 0.0);
+    let flat = a.equity;
+    a.step_action(&r, 0, 80.0, 50.0, 1.0);
+    assert_eq!(a.equity, flat, "flat account does not move");
+}
+
+#[test]
+fn risk_gates_stop_take_halve_and_halt() {
+    let bt = BacktestConfig::default();
+    let rr = RiskRules::from(&bt);
+    let r = Rules::backtest(&bt, &EnvConfig::default(), AssetClass::Equity);
+    let mut a = Account::new(&r);
+    let mut g = RiskGate::default();
+    a.rebalance(&r, 1.0, 100.0, 1.0);
+    assert_eq!(g.decide(&rr, &a, 0, true, 97.9).reason, Some("stop-loss"));
+    assert_eq!(g.decide(&rr, &a, 0, true, 104.1).reason, Some("take-profit"));
+    assert_eq!(g.decide(&rr, &a, 0, true, 100.5).reason, None);
+    // Past 10 % drawdown sizes halve; past 15 % new entries stop for good.
+    let mut b = Account::new(&r);
+    b.peak = b.equity / 0.88;
+    assert_eq!(g.decide(&rr, &b, 1, true, 100.0).size_mult, 0.5);
+    b.peak = b.equity / 0.80;
+    let d = g.decide(&rr, &b, 1, true, 100.0);
+    assert_eq!((d.level, d.reason), (0.0, Some("drawdown halt")));
+    b.peak = b.equity;
+    assert!(g.decide(&rr, &b, 1, true, 100.0).reason.is_some(), "halt is sticky");
+}

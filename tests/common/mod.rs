@@ -1,0 +1,35 @@
+//! Shared setup for integration tests: a tiny, fast configuration on the synthetic market.
+
+#![allow(dead_code)]
+
+use quantdeck::config::{self, Config};
+use quantdeck::paths::Paths;
+
+/// A configuration small enough to train in seconds in a debug build.
+pub fn tiny_config() -> Config {
+    let mut cfg = config::load(Some("quick_test"), None).expect("built-in config loads");
+    cfg.universe.equities = vec!["SYNA".into()];
+    cfg.universe.crypto = vec!["SYNX/USD".into()];
+    cfg.data.start = "2024-01-02".into();
+    cfg.data.end = "2024-03-28".into();
+    cfg.features.window = 8;
+    cfg.ppo.device = "cpu".into();
+    cfg.ppo.n_envs = 16;
+    cfg.ppo.n_steps = 32;
+    cfg.ppo.minibatch = 128;
+    cfg.ppo.epochs = 2;
+    cfg.ppo.total_timesteps = 4 * 16 * 32;
+    cfg.ppo.validation_interval = 2;
+    cfg.ppo.hidden_dims = vec![32, 16];
+    cfg.env.episode_len = 64;
+    cfg.live.bars_per_second = 0.0;
+    config::validate(&cfg).expect("tiny config is valid");
+    cfg
+}
+
+pub fn temp_home() -> (tempfile::TempDir, Paths) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = Paths::under(dir.path());
+    paths.ensure().expect("create dirs");
+    (dir, paths)
+}
