@@ -1,1 +1,180 @@
-fn main() {}
+//! Throughput figures: `cargo bench --bench pipeline` (release) or, reusing the test build,
+//! `cargo bench --profile dev --bench pipeline`. Each figure is the median of several runs.
+
+use candle_core::{Device, Tensor};
+use chrono::NaiveDate;
+use quantdeck::config::{self, SyntheticConfig};
+use quantdeck::data::{synthetic, Store};
+use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
+use quantdeck::eval::{walkforward, Backtester};
+use quantdeck::features::{self, FeatureSpec};
+use quantdeck::jobs::{self, CancelToken, JobRequest};
+use quantdeck::market::{Symbol, Timeframe};
+use quantdeck::paths::Paths;
+use quantdeck::sim::{RiskRules, Rules};
+use std::time::Instant;
+
+fn median(mut f: impl FnMut(), runs: usize) -> f64 {
+    let mut t: Vec<f64> = (0..runs)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let want = |name: &str| filter.is_empty() || name.contains(&filter);
+    let cfg = config::load(Some("quick_test"), None).expect("config");
+    let sym = Symbol::crypto("SYNX/USD");
+    let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).expect("date");
+    // ~140k 15Min crypto bars: four years.
+    let bars = synthetic::generate(
+        &SyntheticConfig::default(),
+        &sym,
+        Timeframe::Minute(15),
+        d(2021, 1, 1),
+        d(2024, 12, 29),
+    )
+    .expect("bars");
+    println!("series: {} bars", bars.len());
+
+    if want("features") {
+        let spec = FeatureSpec::basic(32);
+        let s = median(|| drop(features::compute(&spec, &sym, &bars)), 5);
+        println!(
+            "features/basic-11 {} bars: {:.1} ms ({:.1} M bars/s)",
+            bars.len(),
+            s * 1e3,
+            bars.len() as f64 / s / 1e6
+        );
+    }
+    if want("parquet") {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::new(dir.path());
+        let w = median(
+            || {
+                drop(
+                    store
+                        .write(&sym, Timeframe::Minute(15), &bars, "bench")
+                        .expect("write"),
+                )
+            },
+            5,
+        );
+        let r = median(
+            || drop(store.read(&sym, Timeframe::Minute(15)).expect("read")),
+            5,
+        );
+        println!(
+            "parquet write {} bars: {:.1} ms; read: {:.1} ms",
+            bars.len(),
+            w * 1e3,
+            r * 1e3
+        );
+    }
+    let spec = FeatureSpec::basic(cfg.features.window);
+    let fm = features::compute(&spec, &sym, &bars);
+    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    if want("env") {
+        let rules = Rules::training(&cfg.env, sym.class);
+        let n = cfg.ppo.n_envs;
+        let mut env = VecEnv::new(
+            &spec,
+            &fm,
+            &closes,
+            0..bars.len(),
+            rules,
+            256,
+            1000.0,
+            n,
+            1,
+            &Device::Cpu,
+        )
+        .expect("env");
+        let actions = Tensor::new(
+            &(0..n as u32).map(|i| i % 8).collect::<Vec<_>>()[..],
+            &Device::Cpu,
+        )
+        .expect("t");
+        let steps = 200;
+        let s = median(
+            || {
+                for _ in 0..steps {
+                    env.observe().expect("obs");
+                    env.step(&actions).expect("step");
+                }
+            },
+            3,
+        );
+        println!(
+            "env observe+step ({n} envs): {:.0} env-steps/s",
+            (steps * n) as f64 / s
+        );
+    }
+    if want("walkforward") {
+        let model = ActorCritic::new(spec.obs_dim(), &cfg.ppo.hidden_dims, 8, 1, &Device::Cpu)
+            .expect("model");
+        let policy = HostPolicy::from_model(&model).expect("policy");
+        let bt = Backtester {
+            spec: &spec,
+            fm: &fm,
+            closes: &closes,
+            rules: Rules::backtest(&cfg.backtest, &cfg.env, sym.class),
+            risk: Some(RiskRules::from(&cfg.backtest)),
+        };
+        let ts: Vec<_> = bars.iter().map(|b| b.ts).collect();
+        let test = bars.len() * 85 / 100..bars.len();
+        let s = median(
+            || {
+                for (i, r) in walkforward::folds(test.clone(), 5).into_iter().enumerate() {
+                    walkforward::run_fold(&bt, &policy, i + 1, r, &ts, 35040.0);
+                }
+            },
+            3,
+        );
+        println!(
+            "walk-forward 5 folds over {} bars (hidden {:?}): {:.0} ms",
+            test.len(),
+            cfg.ppo.hidden_dims,
+            s * 1e3
+        );
+    }
+    if want("train") {
+        // The quick_test mode end to end (fetch included) on the default synthetic SYNA.
+        let dir = tempfile::tempdir().expect("tmp");
+        let paths = Paths::under(dir.path());
+        paths.ensure().expect("dirs");
+        let mut cfg = cfg.clone();
+        cfg.ppo.device = "cpu".into();
+        let s = Instant::now();
+        let id = jobs::run_job(
+            &paths,
+            &cfg,
+            &JobRequest::Train {
+                symbol: "SYNA".into(),
+            },
+            &CancelToken::new(),
+            None,
+        )
+        .expect("train");
+        let secs = s.elapsed().as_secs_f64();
+        let m = jobs::RunDir::open(&paths, &id)
+            .expect("run")
+            .read_manifest()
+            .expect("manifest");
+        println!(
+            "train quick_test SYNA: {:.1} s total, {} steps, {:.0} steps/s",
+            secs,
+            m.summary["timesteps"],
+            m.summary["sps"].as_f64().unwrap_or(0.0)
+        );
+    }
+}

@@ -85,7 +85,13 @@ mod tests {
         assert_eq!(xs, ys);
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
-        assert_ne!(Rng::derive(1, "A").next_u64(), Rng::derive(1, "B").next_u64());
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
+        assert_ne!(
+            Rng::derive(1, "A").next_u64(),
+            Rng::derive(1, "B").next_u64()
+        );
     }
 }

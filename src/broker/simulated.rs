@@ -70,10 +70,17 @@ impl Broker for SimBroker {
     }
 
     fn submit(&mut self, o: OrderRequest) -> Result<OrderView> {
-        if self.orders.iter().any(|x| x.client_order_id == o.client_order_id) {
-            bail!("order rejected: client_order_id {} already used", o.client_order_id);
+        if self
+            .orders
+            .iter()
+            .any(|x| x.client_order_id == o.client_order_id)
+        {
+            bail!(
+                "order rejected: client_order_id {} already used",
+                o.client_order_id
+            );
         }
-        if !(o.qty > 0.0) || !o.qty.is_finite() {
+        if o.qty.is_nan() || o.qty <= 0.0 || !o.qty.is_finite() {
             bail!("order rejected: quantity must be positive, got {}", o.qty);
         }
         let Some(&(price, at)) = self.prices.get(&o.symbol) else {

@@ -87,7 +87,10 @@ fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Res
     display.finish();
     match result {
         Ok(id) if cancel.is_cancelled() => {
-            eprintln!("run {id} cancelled; its state is saved in {}", paths.runs.join(&id).display());
+            eprintln!(
+                "run {id} cancelled; its state is saved in {}",
+                paths.runs.join(&id).display()
+            );
             Ok(130)
         }
         Ok(id) => {
@@ -104,7 +107,12 @@ fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Res
 }
 
 pub fn fetch(paths: &Paths, cfg: &Config, a: FetchArgs) -> Result<i32> {
-    execute(paths, cfg, JobRequest::Fetch { symbols: a.symbols }, &a.common)
+    execute(
+        paths,
+        cfg,
+        JobRequest::Fetch { symbols: a.symbols },
+        &a.common,
+    )
 }
 
 pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
@@ -118,7 +126,12 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
         cfg.ppo.seed = s;
     }
     crate::config::validate(cfg)?;
-    execute(paths, cfg, JobRequest::Train { symbol: a.symbol }, &a.common)
+    execute(
+        paths,
+        cfg,
+        JobRequest::Train { symbol: a.symbol },
+        &a.common,
+    )
 }
 
 pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {
@@ -130,12 +143,27 @@ pub fn walk_forward(paths: &Paths, cfg: &mut Config, a: WalkForwardArgs) -> Resu
         cfg.walk_forward.folds = f;
     }
     crate::config::validate(cfg)?;
-    execute(paths, cfg, JobRequest::WalkForward { train_run: a.run.run }, &a.run.common)
+    execute(
+        paths,
+        cfg,
+        JobRequest::WalkForward {
+            train_run: a.run.run,
+        },
+        &a.run.common,
+    )
 }
 
 pub fn paper(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
     if let Some(s) = a.speed {
         cfg.live.bars_per_second = s;
     }
-    execute(paths, cfg, JobRequest::Paper { train_run: a.run.run, bars: a.bars }, &a.run.common)
+    execute(
+        paths,
+        cfg,
+        JobRequest::Paper {
+            train_run: a.run.run,
+            bars: a.bars,
+        },
+        &a.run.common,
+    )
 }

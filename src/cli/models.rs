@@ -30,7 +30,10 @@ pub enum ModelsAction {
 
 fn all_models(paths: &Paths) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for r in list_runs(paths).into_iter().filter(|r| r.manifest.kind == JobKind::Train) {
+    for r in list_runs(paths)
+        .into_iter()
+        .filter(|r| r.manifest.kind == JobKind::Train)
+    {
         for name in ["model.safetensors", "best.safetensors"] {
             let p = r.path.join(name);
             if p.exists() {
@@ -44,19 +47,29 @@ fn all_models(paths: &Paths) -> Vec<PathBuf> {
         }
     }
     if let Ok(rd) = std::fs::read_dir(&paths.models) {
-        out.extend(rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")));
+        out.extend(
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "safetensors")),
+        );
     }
     out
 }
 
 fn short(p: &Path, paths: &Paths) -> String {
-    p.strip_prefix(&paths.home).unwrap_or(p).display().to_string()
+    p.strip_prefix(&paths.home)
+        .unwrap_or(p)
+        .display()
+        .to_string()
 }
 
 pub fn run(paths: &Paths, a: ModelsArgs) -> Result<i32> {
     match a.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
-            let rows: Vec<(PathBuf, Result<ModelMeta>)> = all_models(paths).into_iter().map(|p| (p.clone(), read_meta(&p))).collect();
+            let rows: Vec<(PathBuf, Result<ModelMeta>)> = all_models(paths)
+                .into_iter()
+                .map(|p| (p.clone(), read_meta(&p)))
+                .collect();
             if a.json {
                 let v: Vec<_> = rows
                     .iter()
@@ -105,15 +118,45 @@ pub fn run(paths: &Paths, a: ModelsArgs) -> Result<i32> {
                 return Ok(0);
             }
             println!("model        {}", path.display());
-            println!("symbol       {} ({}, {}) from {}", m.symbol, m.class.as_str(), m.timeframe, m.source);
-            println!("network      MLP hidden {:?}, {} parameters, {} actions", m.hidden_dims, m.param_count, m.n_actions);
-            println!("observation  obs_dim {} = {}", m.obs_dim, m.feature_spec.describe());
+            println!(
+                "symbol       {} ({}, {}) from {}",
+                m.symbol,
+                m.class.as_str(),
+                m.timeframe,
+                m.source
+            );
+            println!(
+                "network      MLP hidden {:?}, {} parameters, {} actions",
+                m.hidden_dims, m.param_count, m.n_actions
+            );
+            println!(
+                "observation  obs_dim {} = {}",
+                m.obs_dim,
+                m.feature_spec.describe()
+            );
             println!("features     {}", m.feature_spec.names.join(", "));
             println!("account      {}", m.feature_spec.account.join(", "));
             println!("actions      {}", m.action_meanings.join(", "));
-            println!("trained on   {} → {} (data {} → {}, sha256 {})", m.train_first, m.train_last, m.data_first, m.data_last, &m.data_sha256[..12.min(m.data_sha256.len())]);
-            println!("progress     update {}, {} timesteps, created {}", m.update, m.timesteps, m.created);
-            println!("mode         {}", if m.config.mode.is_empty() { "default" } else { &m.config.mode });
+            println!(
+                "trained on   {} → {} (data {} → {}, sha256 {})",
+                m.train_first,
+                m.train_last,
+                m.data_first,
+                m.data_last,
+                &m.data_sha256[..12.min(m.data_sha256.len())]
+            );
+            println!(
+                "progress     update {}, {} timesteps, created {}",
+                m.update, m.timesteps, m.created
+            );
+            println!(
+                "mode         {}",
+                if m.config.mode.is_empty() {
+                    "default"
+                } else {
+                    &m.config.mode
+                }
+            );
             Ok(0)
         }
     }

@@ -17,8 +17,10 @@ impl Display {
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             Display::Bar(bar)
         } else {
@@ -41,7 +43,11 @@ impl Display {
             Display::Bar(bar) => {
                 let bar = bar.clone();
                 Box::new(move |rec: &EventRecord| match &rec.event {
-                    Event::Progress { done, total, message } => {
+                    Event::Progress {
+                        done,
+                        total,
+                        message,
+                    } => {
                         bar.set_length(*total);
                         bar.set_position(*done);
                         bar.set_message(message.clone());
@@ -49,7 +55,10 @@ impl Display {
                     Event::Update(m) => {
                         bar.set_length(m.updates as u64);
                         bar.set_position(m.update as u64);
-                        bar.set_message(format!("{:.0} sps  reward {:+.4}  entropy {:.3}", m.sps, m.mean_reward, m.entropy));
+                        bar.set_message(format!(
+                            "{:.0} sps  reward {:+.4}  entropy {:.3}",
+                            m.sps, m.mean_reward, m.entropy
+                        ));
                     }
                     Event::PaperBar { .. } => {}
                     other => {

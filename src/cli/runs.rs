@@ -28,7 +28,10 @@ pub fn run(paths: &Paths, a: RunsArgs) -> Result<i32> {
         println!("no runs under {} yet: try `quantdeck fetch` then `quantdeck train SYNA --mode quick_test`", paths.runs.display());
         return Ok(0);
     }
-    println!("{:<44} {:<12} {:<11} {:<19} {}", "RUN", "KIND", "STATE", "CREATED (UTC)", "OUTCOME");
+    println!(
+        "{:<44} {:<12} {:<11} {:<19} OUTCOME",
+        "RUN", "KIND", "STATE", "CREATED (UTC)"
+    );
     for r in runs {
         let m = &r.manifest;
         println!(

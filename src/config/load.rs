@@ -46,7 +46,10 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
             None if Path::new(m).exists() => layers.push(ConfigSource::File(m.into())),
             None => {
                 let names: Vec<_> = MODES.iter().map(|(n, _)| *n).collect();
-                bail!("unknown mode {m:?}: choose one of {} or give a path to a TOML file", names.join(", "));
+                bail!(
+                    "unknown mode {m:?}: choose one of {} or give a path to a TOML file",
+                    names.join(", ")
+                );
             }
         }
     }
@@ -58,8 +61,10 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
     for layer in &layers {
         let text = layer.text()?;
         // Alone against the schema first: toml's error then shows line, column and the field.
-        toml::from_str::<Config>(&text).map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
-        let value: toml::Value = toml::from_str(&text).map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
+        toml::from_str::<Config>(&text)
+            .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
+        let value: toml::Value = toml::from_str(&text)
+            .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
         merge_values(&mut merged, value);
     }
     let mut cfg: Config = merged
@@ -93,8 +98,14 @@ pub fn merge_values(base: &mut toml::Value, over: toml::Value) {
 pub fn validate(cfg: &Config) -> Result<()> {
     let mut errs = Vec::new();
     let d = &cfg.data;
-    if !(d.train_split > 0.0 && d.validation_split > 0.0 && d.train_split + d.validation_split < 1.0) {
-        errs.push("data.train_split and data.validation_split must be positive and sum to less than 1".to_string());
+    if !(d.train_split > 0.0
+        && d.validation_split > 0.0
+        && d.train_split + d.validation_split < 1.0)
+    {
+        errs.push(
+            "data.train_split and data.validation_split must be positive and sum to less than 1"
+                .to_string(),
+        );
     }
     for (field, s) in [("data.start", &d.start), ("data.end", &d.end)] {
         if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err() {
@@ -118,8 +129,14 @@ pub fn validate(cfg: &Config) -> Result<()> {
     if p.validation_interval == 0 {
         errs.push("ppo.validation_interval must be at least 1".into());
     }
-    if !(p.lr > 0.0) || !(0.0..=1.0).contains(&p.gamma) || !(0.0..=1.0).contains(&p.gae_lambda) {
-        errs.push("ppo.lr must be positive; ppo.gamma and ppo.gae_lambda must lie in [0, 1]".into());
+    if p.lr.is_nan()
+        || p.lr <= 0.0
+        || !(0.0..=1.0).contains(&p.gamma)
+        || !(0.0..=1.0).contains(&p.gae_lambda)
+    {
+        errs.push(
+            "ppo.lr must be positive; ppo.gamma and ppo.gae_lambda must lie in [0, 1]".into(),
+        );
     }
     if cfg.features.window < 2 {
         errs.push("features.window must be at least 2 bars".into());
@@ -147,7 +164,11 @@ mod tests {
     #[test]
     fn default_toml_equals_rust_defaults() {
         let from_file: Config = toml::from_str(DEFAULT_TOML).unwrap();
-        assert_eq!(from_file, Config::default(), "configs/default.toml drifted from schema.rs");
+        assert_eq!(
+            from_file,
+            Config::default(),
+            "configs/default.toml drifted from schema.rs"
+        );
     }
 
     #[test]
@@ -172,7 +193,10 @@ mod tests {
 
         std::fs::write(&p, "[ppo]\nlearning_rate = 0.1\n").unwrap();
         let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
-        assert!(err.contains("learning_rate") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("learning_rate") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

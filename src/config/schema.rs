@@ -39,7 +39,8 @@ impl Default for UniverseConfig {
 impl UniverseConfig {
     pub fn symbols(&self) -> Vec<Symbol> {
         let eq = self.equities.iter().map(|s| Symbol::equity(s));
-        eq.chain(self.crypto.iter().map(|s| Symbol::crypto(s))).collect()
+        eq.chain(self.crypto.iter().map(|s| Symbol::crypto(s)))
+            .collect()
     }
 
     /// Finds a configured symbol by name (case-insensitive); unknown names are an error that
@@ -101,7 +102,7 @@ pub struct SyntheticConfig {
     pub seed: u64,
     /// Strength of the planted edge: the lag-1 autocorrelation of bar returns. 0 = random walk.
     pub edge: f64,
-    /// Annualised volatility of the calm regime; the other regimes scale it by 1.6 and 2.8.
+    /// Typical annualised volatility; the calm and stressed regimes scale it by 0.75 and 1.6.
     pub annual_vol: f64,
     /// Standard deviation of the overnight gap, as a fraction of price.
     pub gap_vol: f64,

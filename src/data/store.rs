@@ -48,7 +48,9 @@ impl Store {
     }
 
     pub fn parquet_path(&self, symbol: &Symbol, tf: Timeframe) -> PathBuf {
-        self.root.join(tf.to_string()).join(format!("{}.parquet", symbol.file_stem()))
+        self.root
+            .join(tf.to_string())
+            .join(format!("{}.parquet", symbol.file_stem()))
     }
 
     fn info_path(&self, symbol: &Symbol, tf: Timeframe) -> PathBuf {
@@ -56,7 +58,13 @@ impl Store {
     }
 
     /// Replaces the series with `bars` (sorted, de-duplicated by timestamp here).
-    pub fn write(&self, symbol: &Symbol, tf: Timeframe, bars: &[Bar], source: &str) -> Result<SeriesInfo> {
+    pub fn write(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        bars: &[Bar],
+        source: &str,
+    ) -> Result<SeriesInfo> {
         let mut bars = bars.to_vec();
         bars.sort_by_key(|b| b.ts);
         bars.dedup_by_key(|b| b.ts);
@@ -88,7 +96,10 @@ impl Store {
             sha256: hash_bars(&bars),
             updated: Utc::now(),
         };
-        write_atomic(&self.info_path(symbol, tf), &serde_json::to_vec_pretty(&info)?)?;
+        write_atomic(
+            &self.info_path(symbol, tf),
+            &serde_json::to_vec_pretty(&info)?,
+        )?;
         Ok(info)
     }
 
@@ -138,8 +149,13 @@ impl Store {
 
 fn bars_to_frame(bars: &[Bar]) -> Result<DataFrame> {
     let ts: Vec<i64> = bars.iter().map(|b| b.ts.timestamp_millis()).collect();
-    let col = |name: &str, f: fn(&Bar) -> f64| Column::new(name.into(), bars.iter().map(f).collect::<Vec<f64>>());
-    let ts = Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?;
+    let col = |name: &str, f: fn(&Bar) -> f64| {
+        Column::new(name.into(), bars.iter().map(f).collect::<Vec<f64>>())
+    };
+    let ts = Column::new("ts".into(), ts).cast(&DataType::Datetime(
+        TimeUnit::Milliseconds,
+        Some(TimeZone::UTC),
+    ))?;
     let df = DataFrame::new(
         bars.len(),
         vec![
@@ -156,30 +172,44 @@ fn bars_to_frame(bars: &[Bar]) -> Result<DataFrame> {
 
 /// Reads and validates a bar file written by [`Store::write`].
 pub fn read_parquet(path: &Path) -> Result<Vec<Bar>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| anyhow!("{} is not a readable parquet bar file (corrupt or truncated?): {e}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| {
+        anyhow!(
+            "{} is not a readable parquet bar file (corrupt or truncated?): {e}",
+            path.display()
+        )
+    })?;
     frame_to_bars(&df).with_context(|| format!("bad bar data in {}", path.display()))
 }
 
 fn frame_to_bars(df: &DataFrame) -> Result<Vec<Bar>> {
-    let ts_col = df.column("ts").map_err(|_| anyhow!("missing column `ts`"))?;
+    let ts_col = df
+        .column("ts")
+        .map_err(|_| anyhow!("missing column `ts`"))?;
     let ts = ts_col
-        .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))
+        .cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))
         .map_err(|e| anyhow!("column `ts` is not a timestamp: {e}"))?;
     let ts = ts.datetime()?.physical().clone();
     let f = |name: &str| -> Result<Float64Chunked> {
-        let c = df.column(name).map_err(|_| anyhow!("missing column `{name}`"))?;
+        let c = df
+            .column(name)
+            .map_err(|_| anyhow!("missing column `{name}`"))?;
         Ok(c.cast(&DataType::Float64)?.f64()?.clone())
     };
     let (o, h, l, c, v) = (f("open")?, f("high")?, f("low")?, f("close")?, f("volume")?);
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
-        let row = |ch: &Float64Chunked, name: &str| ch.get(i).ok_or_else(|| anyhow!("row {i}: null {name}"));
+        let row = |ch: &Float64Chunked, name: &str| {
+            ch.get(i).ok_or_else(|| anyhow!("row {i}: null {name}"))
+        };
         let ms = ts.get(i).ok_or_else(|| anyhow!("row {i}: null ts"))?;
         let bar = Bar {
-            ts: DateTime::from_timestamp_millis(ms).ok_or_else(|| anyhow!("row {i}: timestamp out of range"))?,
+            ts: DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| anyhow!("row {i}: timestamp out of range"))?,
             open: row(&o, "open")?,
             high: row(&h, "high")?,
             low: row(&l, "low")?,
@@ -188,7 +218,10 @@ fn frame_to_bars(df: &DataFrame) -> Result<Vec<Bar>> {
         };
         if let Some(prev) = out.last().map(|b: &Bar| b.ts) {
             if bar.ts <= prev {
-                bail!("row {i}: timestamps not strictly increasing ({prev} then {})", bar.ts);
+                bail!(
+                    "row {i}: timestamps not strictly increasing ({prev} then {})",
+                    bar.ts
+                );
             }
         }
         out.push(bar);
@@ -215,7 +248,8 @@ mod tests {
 
     fn bar(min: i64, c: f64) -> Bar {
         Bar {
-            ts: Utc.with_ymd_and_hms(2024, 3, 1, 14, 30, 0).unwrap() + chrono::Duration::minutes(min),
+            ts: Utc.with_ymd_and_hms(2024, 3, 1, 14, 30, 0).unwrap()
+                + chrono::Duration::minutes(min),
             open: c,
             high: c + 1.0,
             low: c - 1.0,
@@ -230,9 +264,18 @@ mod tests {
         let store = Store::new(dir.path());
         let sym = Symbol::crypto("BTC/USD");
         let tf = Timeframe::Minute(15);
-        let info = store.write(&sym, tf, &[bar(30, 3.0), bar(0, 1.0), bar(15, 2.0), bar(15, 2.0)], "test").unwrap();
+        let info = store
+            .write(
+                &sym,
+                tf,
+                &[bar(30, 3.0), bar(0, 1.0), bar(15, 2.0), bar(15, 2.0)],
+                "test",
+            )
+            .unwrap();
         assert_eq!(info.bars, 3);
-        assert!(store.parquet_path(&sym, tf).ends_with("15Min/BTC-USD.parquet"));
+        assert!(store
+            .parquet_path(&sym, tf)
+            .ends_with("15Min/BTC-USD.parquet"));
         let back = store.read(&sym, tf).unwrap();
         assert_eq!(back, vec![bar(0, 1.0), bar(15, 2.0), bar(30, 3.0)]);
         assert_eq!(store.list(), vec![store.info(&sym, tf).unwrap()]);
@@ -245,7 +288,9 @@ mod tests {
         let store = Store::new(dir.path());
         let sym = Symbol::equity("AAA");
         let tf = Timeframe::Minute(15);
-        store.write(&sym, tf, &[bar(0, 1.0), bar(15, 2.0)], "test").unwrap();
+        store
+            .write(&sym, tf, &[bar(0, 1.0), bar(15, 2.0)], "test")
+            .unwrap();
         let p = store.parquet_path(&sym, tf);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();

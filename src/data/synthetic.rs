@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 /// Regime volatility multipliers (calm, normal, stressed) and per-bar switching odds.
-const REGIME_VOL: [f64; 3] = [1.0, 1.6, 2.8];
+const REGIME_VOL: [f64; 3] = [0.75, 1.0, 1.6];
 const REGIME_STAY: f64 = 0.995;
 /// Half-life, in bars, of the planted drift.
 const DRIFT_HALFLIFE: f64 = 24.0;
@@ -17,13 +17,27 @@ const DRIFT_HALFLIFE: f64 = 24.0;
 pub const SOURCE: &str = "synthetic";
 
 /// Generates `symbol`'s bars for the calendar days `start..=end` (exchange-local dates).
-pub fn generate(cfg: &SyntheticConfig, symbol: &Symbol, tf: Timeframe, start: NaiveDate, end: NaiveDate) -> Result<Vec<Bar>> {
+pub fn generate(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<Bar>> {
     if end < start {
         bail!("synthetic market: end {end} is before start {start}");
     }
     let cal = Calendar::for_class(symbol.class);
-    let from = Utc.from_utc_datetime(&(start - Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default());
-    let to = Utc.from_utc_datetime(&(end + Duration::days(2)).and_hms_opt(0, 0, 0).unwrap_or_default());
+    let from = Utc.from_utc_datetime(
+        &(start - Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
+    let to = Utc.from_utc_datetime(
+        &(end + Duration::days(2))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
     let starts: Vec<DateTime<Utc>> = cal
         .bar_starts(tf, from, to)
         .into_iter()
@@ -37,6 +51,7 @@ pub fn generate(cfg: &SyntheticConfig, symbol: &Symbol, tf: Timeframe, start: Na
     let per_bar_vol = cfg.annual_vol / tf.bars_per_year(symbol.class).sqrt();
     let phi = 0.5f64.powf(1.0 / DRIFT_HALFLIFE);
     let drift_noise = (1.0 - phi * phi).sqrt();
+    let shock_scale = (1.0 - cfg.edge.powi(2).min(0.9)).sqrt();
     let mut regime = 0usize;
     let mut drift = 0.0f64;
     let mut price = cfg.start_price * (0.6 + 0.8 * rng.uniform());
@@ -62,11 +77,13 @@ pub fn generate(cfg: &SyntheticConfig, symbol: &Symbol, tf: Timeframe, start: Na
             open *= (cfg.gap_vol * rng.normal()).exp();
         }
         prev_day = Some(day);
-        let ret = sigma * (cfg.edge * drift + rng.normal());
+        // The drift adds variance; scale the shock so total volatility stays at `sigma`.
+        let ret = sigma * (cfg.edge * drift + shock_scale * rng.normal());
         let close = open * ret.exp();
         let high = open.max(close) * (0.5 * sigma * rng.normal().abs()).exp();
         let low = open.min(close) * (-0.5 * sigma * rng.normal().abs()).exp();
-        let mut volume = base_volume * season * season * REGIME_VOL[regime] * (0.4 * rng.normal()).exp();
+        let mut volume =
+            base_volume * season * season * REGIME_VOL[regime] * (0.4 * rng.normal()).exp();
         if symbol.class == AssetClass::Equity {
             volume = volume.round().max(1.0);
         }
@@ -88,8 +105,9 @@ pub fn generate(cfg: &SyntheticConfig, symbol: &Symbol, tf: Timeframe, start: Na
 fn intraday_season(class: AssetClass, minute_of_day: u32) -> f64 {
     match class {
         AssetClass::Equity => {
+            // Mean over the session is 1, so `annual_vol` keeps its meaning.
             let u = ((minute_of_day as f64 - 570.0) / 390.0).clamp(0.0, 1.0);
-            0.75 + 1.0 * (2.0 * u - 1.0).powi(2)
+            (0.75 + (2.0 * u - 1.0).powi(2)) / (0.75 + 1.0 / 3.0)
         }
         AssetClass::Crypto => {
             let phase = minute_of_day as f64 / 1440.0 * std::f64::consts::TAU;
@@ -118,14 +136,28 @@ mod tests {
         assert_eq!(a.len(), 3 * 26 + 14 + 2 * 26);
         assert!(a.iter().all(Bar::is_consistent));
         assert!(a.windows(2).all(|w| w[0].ts < w[1].ts));
-        let other = generate(&cfg, &Symbol::equity("SYNB"), tf, d(2024, 11, 25), d(2024, 12, 3)).unwrap();
+        let other = generate(
+            &cfg,
+            &Symbol::equity("SYNB"),
+            tf,
+            d(2024, 11, 25),
+            d(2024, 12, 3),
+        )
+        .unwrap();
         assert_ne!(a[10].close, other[10].close);
     }
 
     #[test]
     fn crypto_runs_all_week_with_fractional_volume() {
         let cfg = SyntheticConfig::default();
-        let bars = generate(&cfg, &Symbol::crypto("SYNX/USD"), Timeframe::Minute(15), d(2024, 3, 16), d(2024, 3, 17)).unwrap();
+        let bars = generate(
+            &cfg,
+            &Symbol::crypto("SYNX/USD"),
+            Timeframe::Minute(15),
+            d(2024, 3, 16),
+            d(2024, 3, 17),
+        )
+        .unwrap();
         assert_eq!(bars.len(), 192);
         assert!(bars.iter().any(|b| b.volume.fract() != 0.0));
     }
@@ -135,8 +167,18 @@ mod tests {
         // With a strong edge, the sign of the last 8 bars' return predicts the next bar's more
         // often than chance; with none it does not.
         let score = |edge: f64| {
-            let cfg = SyntheticConfig { edge, ..Default::default() };
-            let bars = generate(&cfg, &Symbol::crypto("SYNX/USD"), Timeframe::Minute(15), d(2024, 1, 1), d(2024, 6, 30)).unwrap();
+            let cfg = SyntheticConfig {
+                edge,
+                ..Default::default()
+            };
+            let bars = generate(
+                &cfg,
+                &Symbol::crypto("SYNX/USD"),
+                Timeframe::Minute(15),
+                d(2024, 1, 1),
+                d(2024, 6, 30),
+            )
+            .unwrap();
             let c: Vec<f64> = bars.iter().map(|b| b.close).collect();
             let (mut hit, mut n) = (0.0, 0.0);
             for t in 8..c.len() - 1 {

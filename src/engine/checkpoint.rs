@@ -61,7 +61,8 @@ pub fn save_model(path: &Path, model: &ActorCritic, meta: &ModelMeta) -> Result<
 
 /// Reads only the metadata of a model file.
 pub fn read_meta(path: &Path) -> Result<ModelMeta> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     meta_from_bytes(path, &bytes)
 }
 
@@ -72,17 +73,28 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
         .metadata()
         .as_ref()
         .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| anyhow!("{} has no quantdeck metadata: not a quantdeck model", path.display()))?;
-    let meta: ModelMeta = serde_json::from_str(text).with_context(|| format!("{}: unreadable quantdeck metadata", path.display()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no quantdeck metadata: not a quantdeck model",
+                path.display()
+            )
+        })?;
+    let meta: ModelMeta = serde_json::from_str(text)
+        .with_context(|| format!("{}: unreadable quantdeck metadata", path.display()))?;
     if meta.format != FORMAT {
-        bail!("{}: model format {} is not supported (expected {FORMAT})", path.display(), meta.format);
+        bail!(
+            "{}: model format {} is not supported (expected {FORMAT})",
+            path.display(),
+            meta.format
+        );
     }
     Ok(meta)
 }
 
 /// Loads weights and metadata; every tensor's shape is checked against the metadata.
 pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMeta)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     let meta = meta_from_bytes(path, &bytes)?;
     if meta.obs_dim != meta.feature_spec.obs_dim() {
         bail!(
@@ -92,8 +104,20 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
             meta.feature_spec.describe()
         );
     }
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).with_context(|| format!("cannot load weights from {}", path.display()))?;
-    let model = ActorCritic::from_tensors(meta.obs_dim, &meta.hidden_dims, meta.n_actions, &tensors, device)
-        .with_context(|| format!("{}: weights do not match the layout in its metadata", path.display()))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .with_context(|| format!("cannot load weights from {}", path.display()))?;
+    let model = ActorCritic::from_tensors(
+        meta.obs_dim,
+        &meta.hidden_dims,
+        meta.n_actions,
+        &tensors,
+        device,
+    )
+    .with_context(|| {
+        format!(
+            "{}: weights do not match the layout in its metadata",
+            path.display()
+        )
+    })?;
     Ok((model, meta))
 }

@@ -8,7 +8,9 @@ pub fn select(spec: &str) -> Result<Device> {
         "auto" => Ok(cuda(0).unwrap_or(Device::Cpu)),
         s if s == "cuda" || s.starts_with("cuda:") => {
             let n = match s.strip_prefix("cuda:") {
-                Some(n) => n.parse::<usize>().map_err(|_| anyhow::anyhow!("bad device {s:?}: use cuda:N with a number"))?,
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| anyhow::anyhow!("bad device {s:?}: use cuda:N with a number"))?,
                 None => 0,
             };
             cuda(n)

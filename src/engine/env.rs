@@ -41,7 +41,18 @@ pub struct VecEnv {
 
 impl VecEnv {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(spec: &FeatureSpec, fm: &FeatureMatrix, closes: &[f64], range: Range<usize>, rules: Rules, ep_len: usize, reward_scale: f64, n: usize, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(
+        spec: &FeatureSpec,
+        fm: &FeatureMatrix,
+        closes: &[f64],
+        range: Range<usize>,
+        rules: Rules,
+        ep_len: usize,
+        reward_scale: f64,
+        n: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let lo = range.start.max(fm.first_observable(spec.window));
         let hi = range.end.min(fm.len()).saturating_sub(1);
         if hi <= lo + 1 {
@@ -54,7 +65,11 @@ impl VecEnv {
             );
         }
         let feat = Tensor::from_vec(fm.values.clone(), (fm.len(), fm.n_features), device)?;
-        let closes = Tensor::from_vec(closes.iter().map(|&c| c as f32).collect::<Vec<_>>(), closes.len(), device)?;
+        let closes = Tensor::from_vec(
+            closes.iter().map(|&c| c as f32).collect::<Vec<_>>(),
+            closes.len(),
+            device,
+        )?;
         let init = rules.initial_cash as f32;
         let full = |v: f32| Tensor::full(v, n, device);
         let mut env = VecEnv {
@@ -105,15 +120,24 @@ impl VecEnv {
         (self.lo + self.rng.below(span + 1)) as u32
     }
 
-    fn t_tensor(&self) -> Result<Tensor> {
-        Ok(Tensor::from_slice(&self.t, self.n, &self.device)?)
+    /// Bar indices shifted by `offset`, as a device tensor. (Index arithmetic stays on the host:
+    /// candle's `affine` on u32 cannot subtract.)
+    fn t_tensor(&self, offset: i64) -> Result<Tensor> {
+        let v: Vec<u32> = self.t.iter().map(|&t| (t as i64 + offset) as u32).collect();
+        Ok(Tensor::from_vec(v, self.n, &self.device)?)
     }
 
     /// Observations [N, obs_dim]: each env's window of feature rows, then its account block.
     pub fn observe(&self) -> Result<Tensor> {
-        let start = self.t_tensor()?.affine(1.0, 1.0 - self.window as f64)?;
-        let idx = start.unsqueeze(1)?.broadcast_add(&self.arange_w)?.flatten_all()?;
-        let rows = self.feat.index_select(&idx, 0)?.reshape((self.n, self.obs_dim - 3))?;
+        let start = self.t_tensor(1 - self.window as i64)?;
+        let idx = start
+            .unsqueeze(1)?
+            .broadcast_add(&self.arange_w)?
+            .flatten_all()?;
+        let rows = self
+            .feat
+            .index_select(&idx, 0)?
+            .reshape((self.n, self.obs_dim - 3))?;
         let init = self.rules.initial_cash;
         let pnl = ((&self.equity / init)? - 1.0)?.affine(10.0, 0.0)?.tanh()?;
         let dd = (1.0 - (&self.equity / &self.peak)?)?.relu()?;
@@ -123,18 +147,24 @@ impl VecEnv {
 
     /// Applies one action per env (u32 [N]); returns rewards [N] and which envs restarted.
     pub fn step(&mut self, actions: &Tensor) -> Result<(Tensor, Vec<bool>)> {
-        let t = self.t_tensor()?;
-        let price = self.closes.index_select(&t, 0)?;
-        let next = self.closes.index_select(&t.affine(1.0, 1.0)?, 0)?;
+        let price = self.closes.index_select(&self.t_tensor(0)?, 0)?;
+        let next = self.closes.index_select(&self.t_tensor(1)?, 0)?;
         let lo = if self.rules.allow_short { -1.0f32 } else { 0.0 };
         let delta = self.delta.index_select(actions, 0)?;
         let keep = (1.0 - self.close_mask.index_select(actions, 0)?)?;
         let level_new = (&self.level + delta)?.clamp(lo, 1.0f32)?.mul(&keep)?;
-        let traded = (&level_new - &self.level)?.abs()?.gt(1e-6f64)?.to_dtype(DType::F32)?;
-        let target = level_new.affine(self.rules.full_position, 0.0)?.mul(&self.equity)?.div(&price)?;
+        let traded = (&level_new - &self.level)?
+            .abs()?
+            .gt(1e-6f64)?
+            .to_dtype(DType::F32)?;
+        let target = level_new
+            .affine(self.rules.full_position, 0.0)?
+            .mul(&self.equity)?
+            .div(&price)?;
         let qty_new = (traded.mul(&target)? + (1.0 - &traded)?.mul(&self.qty)?)?;
         let dq = (&qty_new - &self.qty)?;
-        let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)? + traded.affine(self.rules.commission, 0.0)?)?;
+        let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)?
+            + traded.affine(self.rules.commission, 0.0)?)?;
         let cash = ((&self.cash - dq.mul(&price)?)? - cost)?;
         let equity = (&cash + qty_new.mul(&next)?)?;
         let reward = ((&equity - &self.equity)? / &self.equity)?.affine(self.reward_scale, 0.0)?;
@@ -145,12 +175,10 @@ impl VecEnv {
         self.equity = equity;
 
         let mut dones = vec![false; self.n];
-        for i in 0..self.n {
-            self.t[i] += 1;
-            self.steps[i] += 1;
-            if self.steps[i] >= self.ep_len || self.t[i] as usize + 1 >= self.hi {
-                dones[i] = true;
-            }
+        for ((t, steps), done) in self.t.iter_mut().zip(&mut self.steps).zip(&mut dones) {
+            *t += 1;
+            *steps += 1;
+            *done = *steps >= self.ep_len || *t as usize + 1 >= self.hi;
         }
         if dones.iter().any(|d| *d) {
             for (i, _) in dones.iter().enumerate().filter(|(_, d)| **d) {

@@ -1,11 +1,12 @@
 //! Inference for the backtest and the paper trader: the network's weights copied to the host once,
 //! then a plain matrix-vector forward per observation (no device round trips on the bar loop).
 
+use super::model::HostLayer;
 use super::ActorCritic;
 use anyhow::Result;
 
 pub struct HostPolicy {
-    layers: Vec<(Vec<f32>, Vec<f32>, usize, usize)>,
+    layers: Vec<HostLayer>,
     pub obs_dim: usize,
 }
 
@@ -38,10 +39,11 @@ impl HostPolicy {
     /// The most probable action and its probability (the policy's confidence).
     pub fn act(&self, obs: &[f32]) -> (usize, f32) {
         let (p, _) = self.evaluate(obs);
-        let (i, best) = p
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        let (i, best) =
+            p.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+            );
         (i, best)
     }
 }

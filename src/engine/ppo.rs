@@ -70,22 +70,53 @@ pub struct TrainOutcome {
 }
 
 /// Bar index ranges of the chronological split: train, validation, out-of-sample test.
-pub fn split(n: usize, cfg: &Config) -> (std::ops::Range<usize>, std::ops::Range<usize>, std::ops::Range<usize>) {
+pub fn split(
+    n: usize,
+    cfg: &Config,
+) -> (
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+) {
     let a = (n as f64 * cfg.data.train_split) as usize;
     let b = (n as f64 * (cfg.data.train_split + cfg.data.validation_split)) as usize;
     (0..a, a..b, b..n)
 }
 
-pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, observer: &mut dyn TrainObserver) -> Result<TrainOutcome> {
+pub fn train(
+    cfg: &Config,
+    data: &TrainData,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
     let p = &cfg.ppo;
     let spec = FeatureSpec::basic(cfg.features.window);
     let fm = features::compute(&spec, &data.symbol, &data.bars);
     let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
     let (train_range, _, _) = split(data.bars.len(), cfg);
     let rules = Rules::training(&cfg.env, data.symbol.class);
-    let mut env = VecEnv::new(&spec, &fm, &closes, train_range.clone(), rules, cfg.env.episode_len, cfg.env.reward_scale, p.n_envs, p.seed, device)?;
+    let mut env = VecEnv::new(
+        &spec,
+        &fm,
+        &closes,
+        train_range.clone(),
+        rules,
+        cfg.env.episode_len,
+        cfg.env.reward_scale,
+        p.n_envs,
+        p.seed,
+        device,
+    )?;
     let model = ActorCritic::new(spec.obs_dim(), &p.hidden_dims, N_ACTIONS, p.seed, device)?;
-    let mut opt = AdamW::new(model.vars(), ParamsAdamW { lr: p.lr, weight_decay: 0.0, ..Default::default() })?;
+    let mut opt = AdamW::new(
+        model.vars(),
+        ParamsAdamW {
+            lr: p.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
     let updates = p.updates();
     let (n, s_len) = (p.n_envs, p.n_steps);
     let batch = n * s_len;
@@ -131,11 +162,13 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
         }
         let t0 = Instant::now();
         let lr = schedule::learning_rate(p.lr, update - 1, updates);
-        let ent_coef = schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, update - 1, updates);
+        let ent_coef =
+            schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, update - 1, updates);
         opt.set_learning_rate(lr);
 
         // Rollout.
-        let (mut obs_buf, mut act_buf, mut logp_buf, mut val_buf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut obs_buf, mut act_buf, mut logp_buf, mut val_buf) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut rewards = Vec::with_capacity(batch);
         let mut dones = Vec::with_capacity(batch);
         for _ in 0..s_len {
@@ -149,7 +182,9 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
                 .collect();
             let gumbel = Tensor::from_vec(noise, (n, N_ACTIONS), device)?;
             let actions = (&logits + gumbel)?.argmax(D::Minus1)?;
-            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&actions.unsqueeze(1)?, 1)?.squeeze(1)?;
+            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?
+                .gather(&actions.unsqueeze(1)?, 1)?
+                .squeeze(1)?;
             let (r, d) = env.step(&actions)?;
             obs_buf.push(obs.detach());
             act_buf.push(actions);
@@ -162,7 +197,15 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
         let (_, last_value) = model.forward(&obs)?;
         let last_value = last_value.to_vec1::<f32>()?;
         let values: Vec<f32> = Tensor::cat(&val_buf, 0)?.to_vec1()?;
-        let (adv, ret) = gae(&rewards, &values, &dones, &last_value, n, p.gamma as f32, p.gae_lambda as f32);
+        let (adv, ret) = gae(
+            &rewards,
+            &values,
+            &dones,
+            &last_value,
+            n,
+            p.gamma as f32,
+            p.gae_lambda as f32,
+        );
         let ev = explained_variance(&values, &ret);
 
         let obs_all = Tensor::cat(&obs_buf, 0)?;
@@ -196,14 +239,21 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
                 let s2 = (ratio.clamp(1.0 - p.clip, 1.0 + p.clip)? * &adv)?;
                 let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
                 let vl = ((&v - &ret)?.sqr()?.mean_all()? * 0.5)?;
-                let ent = (logp_full.exp()? * &logp_full)?.sum(D::Minus1)?.mean_all()?.neg()?;
+                let ent = (logp_full.exp()? * &logp_full)?
+                    .sum(D::Minus1)?
+                    .mean_all()?
+                    .neg()?;
                 let loss = ((&pg + (&vl * p.vf_coef)?)? - (&ent * ent_coef)?)?;
                 let mut grads = loss.backward()?;
                 clip_grad_norm(&model, &mut grads, p.max_grad_norm)?;
                 opt.step(&grads)?;
 
                 let kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
-                let clipped = (&ratio - 1.0)?.abs()?.gt(p.clip)?.to_dtype(DType::F32)?.mean_all()?;
+                let clipped = (&ratio - 1.0)?
+                    .abs()?
+                    .gt(p.clip)?
+                    .to_dtype(DType::F32)?
+                    .mean_all()?;
                 for (slot, t) in stats.iter_mut().zip([&pg, &vl, &ent, &kl, &clipped]) {
                     *slot += t.to_scalar::<f32>()? as f64;
                 }
@@ -221,7 +271,8 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
             updates,
             timesteps,
             sps: batch as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-            mean_reward: rewards.iter().map(|r| *r as f64).sum::<f64>() / rewards.len().max(1) as f64,
+            mean_reward: rewards.iter().map(|r| *r as f64).sum::<f64>()
+                / rewards.len().max(1) as f64,
             policy_loss: stats[0] / k,
             value_loss: stats[1] / k,
             entropy: stats[2] / k,
@@ -236,7 +287,9 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
 
         if update % p.validation_interval == 0 || update == updates {
             let score = observer.validate(update, &HostPolicy::from_model(&model)?)?;
-            let path = out_dir.join("checkpoints").join(format!("update_{update:05}.safetensors"));
+            let path = out_dir
+                .join("checkpoints")
+                .join(format!("update_{update:05}.safetensors"));
             save_model(&path, &model, &meta_for(update, timesteps))?;
             observer.on_checkpoint(&path, update, "validation");
             if best.is_none_or(|(b, _)| score > b) {
@@ -249,7 +302,11 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
 
     let model_path = out_dir.join("model.safetensors");
     save_model(&model_path, &model, &meta_for(done_updates, timesteps))?;
-    observer.on_checkpoint(&model_path, done_updates, if cancelled { "cancelled" } else { "final" });
+    observer.on_checkpoint(
+        &model_path,
+        done_updates,
+        if cancelled { "cancelled" } else { "final" },
+    );
     let elapsed = started.elapsed().as_secs_f64();
     Ok(TrainOutcome {
         model_path,
@@ -265,7 +322,15 @@ pub fn train(cfg: &Config, data: &TrainData, device: &Device, out_dir: &Path, ob
 
 /// Generalised advantage estimation over a rollout laid out step-major ([S][N] flattened).
 /// A restart ends the episode: no bootstrapping across it.
-pub fn gae(rewards: &[f32], values: &[f32], dones: &[bool], last_value: &[f32], n: usize, gamma: f32, lambda: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn gae(
+    rewards: &[f32],
+    values: &[f32],
+    dones: &[bool],
+    last_value: &[f32],
+    n: usize,
+    gamma: f32,
+    lambda: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let steps = rewards.len() / n;
     let mut adv = vec![0f32; rewards.len()];
     let mut next_adv = vec![0f32; n];
@@ -305,7 +370,11 @@ fn normalize(x: &Tensor) -> Result<Tensor> {
     Ok(centered.broadcast_div(&std)?)
 }
 
-fn clip_grad_norm(model: &ActorCritic, grads: &mut candle_core::backprop::GradStore, max_norm: f64) -> Result<()> {
+fn clip_grad_norm(
+    model: &ActorCritic,
+    grads: &mut candle_core::backprop::GradStore,
+    max_norm: f64,
+) -> Result<()> {
     let vars = model.vars();
     let mut total = 0f64;
     for v in &vars {

@@ -72,7 +72,11 @@ impl Backtester<'_> {
         self.run_with(range, |obs| policy.act(obs).0)
     }
 
-    pub fn run_with(&self, range: Range<usize>, mut decide: impl FnMut(&[f32]) -> usize) -> BacktestResult {
+    pub fn run_with(
+        &self,
+        range: Range<usize>,
+        mut decide: impl FnMut(&[f32]) -> usize,
+    ) -> BacktestResult {
         let start = range.start.max(self.fm.first_observable(self.spec.window));
         let end = range.end.min(self.closes.len()).saturating_sub(1);
         let mut acct = Account::new(&self.rules);
@@ -98,7 +102,10 @@ impl Backtester<'_> {
                     }
                     (d.level, d.size_mult)
                 }
-                None => (target_level(acct.level, action, self.rules.allow_short), 1.0),
+                None => (
+                    target_level(acct.level, action, self.rules.allow_short),
+                    1.0,
+                ),
             };
             let was = acct.qty;
             acct.rebalance(&self.rules, level, price, mult);

@@ -35,7 +35,10 @@ pub struct GateResult {
 }
 
 fn meets(m: &ValidationMetrics, t: &GateThresholds) -> bool {
-    m.fitness >= t.fitness && m.profit_factor >= t.profit_factor && m.consistency >= t.consistency && m.max_drawdown <= t.max_drawdown
+    m.fitness >= t.fitness
+        && m.profit_factor >= t.profit_factor
+        && m.consistency >= t.consistency
+        && m.max_drawdown <= t.max_drawdown
 }
 
 /// Assesses a run from its validation history (oldest first; the last entry is the final model).
@@ -53,14 +56,19 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         .max_by(|a, b| a.fitness.total_cmp(&b.fitness))
         .unwrap_or(last);
     let mut flags = Vec::new();
-    let declined = peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance);
+    let declined =
+        peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance);
     if declined {
         flags.push("FITNESS_DECLINE".to_string());
     }
     // Swings between consecutive validations in the second half of training.
     let late = &history[history.len() / 2..];
     let scale = peak.fitness.abs().max(1e-9);
-    if late.windows(2).any(|w| (w[1].fitness - w[0].fitness).abs() > cfg.instability * scale) && late.len() >= 2 {
+    if late
+        .windows(2)
+        .any(|w| (w[1].fitness - w[0].fitness).abs() > cfg.instability * scale)
+        && late.len() >= 2
+    {
         flags.push("UNSTABLE_TRAINING".to_string());
     }
     let chosen = if declined { peak } else { last };
@@ -95,28 +103,52 @@ mod tests {
     use super::*;
 
     fn m(update: usize, fitness: f64, pf: f64, cons: f64, dd: f64) -> ValidationMetrics {
-        ValidationMetrics { update, fitness, profit_factor: pf, consistency: cons, max_drawdown: dd, ..Default::default() }
+        ValidationMetrics {
+            update,
+            fitness,
+            profit_factor: pf,
+            consistency: cons,
+            max_drawdown: dd,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn classes_follow_seed_thresholds() {
         let cfg = GatingConfig::default();
-        assert_eq!(assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.05)]).class, GateClass::Approved);
+        assert_eq!(
+            assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.05)]).class,
+            GateClass::Approved
+        );
         let r = assess(&cfg, &[m(5, 0.20, 1.2, 0.60, 0.15)]);
         assert_eq!(r.class, GateClass::Review);
-        assert_eq!(r.flags, vec!["LOW_FITNESS", "LOW_PF", "LOW_CONSISTENCY", "HIGH_DRAWDOWN"]);
-        assert_eq!(assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.25)]).class, GateClass::Drop);
+        assert_eq!(
+            r.flags,
+            vec!["LOW_FITNESS", "LOW_PF", "LOW_CONSISTENCY", "HIGH_DRAWDOWN"]
+        );
+        assert_eq!(
+            assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.25)]).class,
+            GateClass::Drop
+        );
         assert_eq!(assess(&cfg, &[]).class, GateClass::Drop);
     }
 
     #[test]
     fn decline_points_at_the_peak_checkpoint() {
         let cfg = GatingConfig::default();
-        let h = [m(5, 0.2, 1.5, 0.8, 0.05), m(10, 0.5, 1.6, 0.8, 0.05), m(15, 0.3, 1.3, 0.6, 0.05)];
+        let h = [
+            m(5, 0.2, 1.5, 0.8, 0.05),
+            m(10, 0.5, 1.6, 0.8, 0.05),
+            m(15, 0.3, 1.3, 0.6, 0.05),
+        ];
         let r = assess(&cfg, &h);
         assert!(r.flags.contains(&"FITNESS_DECLINE".to_string()));
         assert!(r.flags.contains(&"UNSTABLE_TRAINING".to_string()));
         assert_eq!(r.use_checkpoint, Some(10));
-        assert_eq!(r.class, GateClass::Approved, "decided on the peak checkpoint");
+        assert_eq!(
+            r.class,
+            GateClass::Approved,
+            "decided on the peak checkpoint"
+        );
     }
 }

@@ -97,7 +97,11 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let m = xs.iter().sum::<f64>() / n;
-    let var = if n > 1.0 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if n > 1.0 {
+        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (m, var.sqrt())
 }
 

@@ -54,11 +54,21 @@ pub fn folds(range: Range<usize>, n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-pub fn run_fold(bt: &Backtester, policy: &HostPolicy, fold: usize, range: Range<usize>, ts: &[DateTime<Utc>], bars_per_year: f64) -> FoldResult {
+pub fn run_fold(
+    bt: &Backtester,
+    policy: &HostPolicy,
+    fold: usize,
+    range: Range<usize>,
+    ts: &[DateTime<Utc>],
+    bars_per_year: f64,
+) -> FoldResult {
     let res = bt.run(policy, range);
     let r = res.bars.clone();
     let first = res.equity.first().copied().unwrap_or(1.0);
-    let (a, b) = (r.start.min(ts.len().saturating_sub(1)), r.end.min(ts.len().saturating_sub(1)));
+    let (a, b) = (
+        r.start.min(ts.len().saturating_sub(1)),
+        r.end.min(ts.len().saturating_sub(1)),
+    );
     FoldResult {
         fold,
         start: ts.get(a).copied().unwrap_or_default(),
@@ -70,7 +80,11 @@ pub fn run_fold(bt: &Backtester, policy: &HostPolicy, fold: usize, range: Range<
         win_rate: metrics::win_rate(&res.trades),
         profit_factor: metrics::profit_factor(&res.trades),
         trades: res.trades.len(),
-        buy_hold_return: if r.is_empty() { 0.0 } else { bt.closes[r.end] / bt.closes[r.start] - 1.0 },
+        buy_hold_return: if r.is_empty() {
+            0.0
+        } else {
+            bt.closes[r.end] / bt.closes[r.start] - 1.0
+        },
         equity: res.equity.iter().map(|e| e / first).collect(),
     }
 }
@@ -99,7 +113,11 @@ mod tests {
     use super::*;
 
     fn f(ret: f64, sharpe: f64) -> FoldResult {
-        FoldResult { total_return: ret, sharpe, ..Default::default() }
+        FoldResult {
+            total_return: ret,
+            sharpe,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -113,12 +131,34 @@ mod tests {
 
     #[test]
     fn decisions_follow_the_seed() {
-        let live = [f(0.01, 1.0), f(0.02, 1.2), f(0.01, 0.8), f(0.03, 1.5), f(-0.01, 0.5)];
+        let live = [
+            f(0.01, 1.0),
+            f(0.02, 1.2),
+            f(0.01, 0.8),
+            f(0.03, 1.5),
+            f(-0.01, 0.5),
+        ];
         assert_eq!(decide(&live, 1.0).0, Decision::Live);
-        assert_eq!(decide(&live, 0.1).0, Decision::Paper, "too erratic for LIVE");
-        let paper = [f(0.01, 1.0), f(0.02, 1.0), f(0.01, 1.0), f(-0.03, -1.0), f(-0.01, -0.5)];
+        assert_eq!(
+            decide(&live, 0.1).0,
+            Decision::Paper,
+            "too erratic for LIVE"
+        );
+        let paper = [
+            f(0.01, 1.0),
+            f(0.02, 1.0),
+            f(0.01, 1.0),
+            f(-0.03, -1.0),
+            f(-0.01, -0.5),
+        ];
         assert_eq!(decide(&paper, 1.0).0, Decision::Paper);
-        let retrain = [f(0.01, 1.0), f(-0.02, -1.0), f(0.01, 1.0), f(-0.03, -1.0), f(-0.01, -0.5)];
+        let retrain = [
+            f(0.01, 1.0),
+            f(-0.02, -1.0),
+            f(0.01, 1.0),
+            f(-0.03, -1.0),
+            f(-0.01, -0.5),
+        ];
         assert_eq!(decide(&retrain, 1.0).0, Decision::Retrain);
         let drop = [f(-0.01, -1.0), f(-0.02, -1.0)];
         assert_eq!(decide(&drop, 1.0).0, Decision::Drop);

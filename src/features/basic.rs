@@ -27,7 +27,13 @@ pub fn compute(spec: &FeatureSpec, cal: Calendar, bars: &[Bar]) -> FeatureMatrix
     let n = bars.len();
     let mut values = vec![0.0f32; n * f];
     let logret: Vec<f64> = (0..n)
-        .map(|t| if t == 0 { 0.0 } else { safe_ln(bars[t].close / bars[t - 1].close) })
+        .map(|t| {
+            if t == 0 {
+                0.0
+            } else {
+                safe_ln(bars[t].close / bars[t - 1].close)
+            }
+        })
         .collect();
     for t in WARMUP.min(n)..n {
         let b = &bars[t];
@@ -38,7 +44,11 @@ pub fn compute(spec: &FeatureSpec, cal: Calendar, bars: &[Bar]) -> FeatureMatrix
         row[3] = (100.0 * std_dev(&logret[t - 19..=t])).tanh() as f32;
         row[4] = rsi(&bars[t - 14..=t]) as f32;
         row[5] = (100.0 * (b.high - b.low) / b.close).tanh() as f32;
-        row[6] = if b.high > b.low { (2.0 * (b.close - b.low) / (b.high - b.low) - 1.0) as f32 } else { 0.0 };
+        row[6] = if b.high > b.low {
+            (2.0 * (b.close - b.low) / (b.high - b.low) - 1.0) as f32
+        } else {
+            0.0
+        };
         row[7] = volume_z(&bars[t - 19..=t]) as f32;
         let (minute, weekday) = cal.local_clock(b.ts);
         let phase = minute as f64 / 1440.0 * std::f64::consts::TAU;

@@ -48,7 +48,13 @@ pub fn compute(spec: &FeatureSpec, symbol: &Symbol, bars: &[Bar]) -> FeatureMatr
 
 /// Writes the observation at bar `t` into `out`: the window's rows `t-W+1..=t` flattened oldest
 /// first, then the account block. `t` must be at least `fm.first_observable(W)`.
-pub fn observation(spec: &FeatureSpec, fm: &FeatureMatrix, t: usize, account: &[f32; 3], out: &mut Vec<f32>) {
+pub fn observation(
+    spec: &FeatureSpec,
+    fm: &FeatureMatrix,
+    t: usize,
+    account: &[f32; 3],
+    out: &mut Vec<f32>,
+) {
     out.clear();
     let w = spec.window;
     let start = (t + 1 - w) * fm.n_features;

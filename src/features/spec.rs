@@ -62,7 +62,11 @@ impl FeatureSpec {
                 diff.push(format!("window {} vs {}", model.window, self.window));
             }
             if self.names != model.names {
-                diff.push(format!("feature names [{}] vs [{}]", model.names.join(","), self.names.join(",")));
+                diff.push(format!(
+                    "feature names [{}] vs [{}]",
+                    model.names.join(","),
+                    self.names.join(",")
+                ));
             }
             if self.account != model.account {
                 diff.push("account block differs".to_string());

@@ -6,7 +6,14 @@ use chrono::{NaiveDate, TimeZone, Utc};
 
 fn bars(symbol: &Symbol) -> Vec<Bar> {
     let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
-    synthetic::generate(&SyntheticConfig::default(), symbol, Timeframe::Minute(15), d(3, 1), d(3, 20)).unwrap()
+    synthetic::generate(
+        &SyntheticConfig::default(),
+        symbol,
+        Timeframe::Minute(15),
+        d(3, 1),
+        d(3, 20),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -54,7 +61,14 @@ fn rsi_known_values() {
         closes
             .iter()
             .enumerate()
-            .map(|(i, &c)| Bar { ts: t0 + chrono::Duration::minutes(i as i64), open: c, high: c, low: c, close: c, volume: 1.0 })
+            .map(|(i, &c)| Bar {
+                ts: t0 + chrono::Duration::minutes(i as i64),
+                open: c,
+                high: c,
+                low: c,
+                close: c,
+                volume: 1.0,
+            })
             .collect()
     };
     // Gains 3, losses 1 → RSI 75 → 0.5.

@@ -15,6 +15,6 @@ pub mod tail;
 pub use cancel::CancelToken;
 pub use events::{Event, EventRecord, JobKind, JobStatus};
 pub use rundir::{list_runs, Manifest, RunDir, RunSummary};
-pub use sink::EventSink;
 pub use runner::{spawn, JobHandle, JobRequest, Observer};
+pub use sink::EventSink;
 pub use tail::EventTail;

@@ -49,23 +49,42 @@ pub struct RunDir {
 
 impl RunDir {
     /// Creates `runs/<kind>-<timestamp>-<label>/` with a manifest in the `running` state.
-    pub fn create(paths: &Paths, kind: JobKind, label: &str, config: serde_json::Value, parent: Option<String>) -> Result<(RunDir, Manifest)> {
-        std::fs::create_dir_all(&paths.runs).with_context(|| format!("cannot create {}", paths.runs.display()))?;
+    pub fn create(
+        paths: &Paths,
+        kind: JobKind,
+        label: &str,
+        config: serde_json::Value,
+        parent: Option<String>,
+    ) -> Result<(RunDir, Manifest)> {
+        std::fs::create_dir_all(&paths.runs)
+            .with_context(|| format!("cannot create {}", paths.runs.display()))?;
         let now = Utc::now();
         let safe: String = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let base = format!("{}-{}-{}", kind.as_str(), now.format("%Y%m%d-%H%M%S"), safe);
         // Two runs started in the same second get -2, -3, …; create_dir is the atomic claim.
         let mut n = 1;
         let (id, path) = loop {
-            let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             let path = paths.runs.join(&id);
             match std::fs::create_dir(&path) {
                 Ok(()) => break (id, path),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
             }
         };
         let manifest = Manifest {
@@ -92,14 +111,26 @@ impl RunDir {
     pub fn open(paths: &Paths, id: &str) -> Result<RunDir> {
         let path = paths.runs.join(id);
         if !path.join("manifest.json").is_file() {
-            let known: Vec<String> = list_runs(paths).into_iter().rev().take(5).map(|r| r.manifest.id).collect();
+            let known: Vec<String> = list_runs(paths)
+                .into_iter()
+                .rev()
+                .take(5)
+                .map(|r| r.manifest.id)
+                .collect();
             anyhow::bail!(
                 "no run {id:?} under {} (recent runs: {})",
                 paths.runs.display(),
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
         }
-        Ok(RunDir { id: id.to_string(), path })
+        Ok(RunDir {
+            id: id.to_string(),
+            path,
+        })
     }
 
     pub fn manifest_path(&self) -> PathBuf {
@@ -133,8 +164,10 @@ impl RunDir {
 }
 
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid run manifest", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run manifest", path.display()))
 }
 
 /// A run as listed by `quantdeck runs` and the TUI.
@@ -168,8 +201,13 @@ pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
             let path = e.path();
             match read_manifest(&path.join("manifest.json")) {
                 Ok(manifest) => {
-                    let stale = manifest.status == JobStatus::Running && !process_alive(manifest.pid);
-                    Some(RunSummary { manifest, path, stale })
+                    let stale =
+                        manifest.status == JobStatus::Running && !process_alive(manifest.pid);
+                    Some(RunSummary {
+                        manifest,
+                        path,
+                        stale,
+                    })
                 }
                 Err(err) => {
                     tracing::warn!("skipping run {}: {err:#}", path.display());
@@ -178,7 +216,12 @@ pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
             }
         })
         .collect();
-    runs.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.manifest.id.cmp(&b.manifest.id)));
+    runs.sort_by(|a, b| {
+        a.manifest
+            .created
+            .cmp(&b.manifest.created)
+            .then(a.manifest.id.cmp(&b.manifest.id))
+    });
     runs
 }
 

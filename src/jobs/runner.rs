@@ -12,12 +12,23 @@ use std::thread::JoinHandle;
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobRequest {
     /// Fetch (or regenerate) bars for these symbols; empty = the whole universe.
-    Fetch { symbols: Vec<String> },
-    Train { symbol: String },
+    Fetch {
+        symbols: Vec<String>,
+    },
+    Train {
+        symbol: String,
+    },
     /// Gate a finished training run.
-    Gate { train_run: String },
-    WalkForward { train_run: String },
-    Paper { train_run: String, bars: Option<usize> },
+    Gate {
+        train_run: String,
+    },
+    WalkForward {
+        train_run: String,
+    },
+    Paper {
+        train_run: String,
+        bars: Option<usize>,
+    },
 }
 
 impl JobRequest {
@@ -48,7 +59,9 @@ impl JobHandle {
     /// Waits for the job; returns its run id.
     pub fn join(mut self) -> Result<String> {
         match self.thread.take() {
-            Some(t) => t.join().map_err(|_| anyhow::anyhow!("job thread panicked"))?,
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("job thread panicked"))?,
             None => anyhow::bail!("job already joined"),
         }
     }

@@ -91,6 +91,9 @@ impl EventSink {
 
     /// The first write error, if appending to the events file ever failed (e.g. disk full).
     pub fn io_error(&self) -> Option<String> {
-        self.io_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.io_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -88,9 +88,13 @@ mod tests {
         assert_eq!(got[1].seq, 1);
         // A writer caught mid-line: nothing until the newline arrives.
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(br#"{"seq":2,"at":"2024-01-01T00:00:00Z","run_id":"r1","event":{"type":"log","#).unwrap();
+        f.write_all(
+            br#"{"seq":2,"at":"2024-01-01T00:00:00Z","run_id":"r1","event":{"type":"log","#,
+        )
+        .unwrap();
         assert!(tail.poll().is_empty());
-        f.write_all(br#""level":"info","message":"three"}}"#).unwrap();
+        f.write_all(br#""level":"info","message":"three"}}"#)
+            .unwrap();
         f.write_all(b"\n").unwrap();
         let got = tail.poll();
         assert_eq!(got.len(), 1);

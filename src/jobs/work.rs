@@ -21,30 +21,58 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Runs `req` to completion on the calling thread; returns the run id.
-pub fn run(paths: &Paths, cfg: &Config, req: &JobRequest, cancel: &CancelToken, observer: Option<Observer>) -> Result<String> {
+pub fn run(
+    paths: &Paths,
+    cfg: &Config,
+    req: &JobRequest,
+    cancel: &CancelToken,
+    observer: Option<Observer>,
+) -> Result<String> {
     let (label, parent) = match req {
         JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
         JobRequest::Train { symbol } => (symbol.clone(), None),
-        JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run } | JobRequest::Paper { train_run, .. } => {
+        JobRequest::Gate { train_run }
+        | JobRequest::WalkForward { train_run }
+        | JobRequest::Paper { train_run, .. } => {
             let id = resolve_train_run(paths, train_run)?;
             let m = RunDir::open(paths, &id)?.read_manifest()?;
             (m.label, Some(id))
         }
     };
     let kind = req.kind();
-    let (dir, mut manifest) = RunDir::create(paths, kind, &label, serde_json::to_value(cfg)?, parent.clone())?;
+    let (dir, mut manifest) = RunDir::create(
+        paths,
+        kind,
+        &label,
+        serde_json::to_value(cfg)?,
+        parent.clone(),
+    )?;
     let sink = attach(EventSink::to_file(&dir.id, &dir.events_path())?, observer);
-    sink.emit(Event::Started { kind, label: label.clone() });
+    sink.emit(Event::Started {
+        kind,
+        label: label.clone(),
+    });
     tracing::info!("job {} started", dir.id);
 
-    let mut ctx = Ctx { paths, cfg, dir: &dir, sink: &sink, cancel, manifest: &mut manifest };
+    let mut ctx = Ctx {
+        paths,
+        cfg,
+        dir: &dir,
+        sink: &sink,
+        cancel,
+        manifest: &mut manifest,
+    };
     let result = match req {
         JobRequest::Fetch { symbols } => fetch(&mut ctx, symbols),
         JobRequest::Train { symbol } => train(&mut ctx, symbol),
         JobRequest::Gate { .. } => gate(&mut ctx, parent.as_deref().unwrap_or_default()),
-        JobRequest::WalkForward { .. } => walk_forward(&mut ctx, parent.as_deref().unwrap_or_default()),
-        JobRequest::Paper { bars, .. } => paper(&mut ctx, parent.as_deref().unwrap_or_default(), *bars),
+        JobRequest::WalkForward { .. } => {
+            walk_forward(&mut ctx, parent.as_deref().unwrap_or_default())
+        }
+        JobRequest::Paper { bars, .. } => {
+            paper(&mut ctx, parent.as_deref().unwrap_or_default(), *bars)
+        }
     };
     let (status, message) = match &result {
         Ok(msg) if cancel.is_cancelled() => (JobStatus::Cancelled, format!("cancelled: {msg}")),
@@ -54,7 +82,10 @@ pub fn run(paths: &Paths, cfg: &Config, req: &JobRequest, cancel: &CancelToken, 
     if let Some(io) = sink.io_error() {
         tracing::error!("run {}: events.jsonl incomplete: {io}", dir.id);
     }
-    sink.emit(Event::Finished { status, message: message.clone() });
+    sink.emit(Event::Finished {
+        status,
+        message: message.clone(),
+    });
     dir.finish(&mut manifest, status, &message)?;
     tracing::info!("job {} {}: {message}", dir.id, status.as_str());
     match result {
@@ -81,11 +112,16 @@ impl Ctx<'_> {
 }
 
 fn parse_day(s: &str, field: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
 }
 
 /// Generates (synthetic) bars for a symbol into the store.
-fn generate_synthetic(cfg: &Config, store: &Store, sym: &Symbol) -> Result<crate::data::SeriesInfo> {
+fn generate_synthetic(
+    cfg: &Config,
+    store: &Store,
+    sym: &Symbol,
+) -> Result<crate::data::SeriesInfo> {
     let start = parse_day(&cfg.data.start, "data.start")?;
     let end = parse_day(&cfg.data.end, "data.end")?;
     let bars = synthetic::generate(&cfg.synthetic, sym, cfg.data.timeframe, start, end)?;
@@ -111,7 +147,10 @@ fn fetch(ctx: &mut Ctx, symbols: &[String]) -> Result<String> {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let result = cfg.universe.find(name).and_then(|sym| generate_synthetic(cfg, &store, &sym));
+        let result = cfg
+            .universe
+            .find(name)
+            .and_then(|sym| generate_synthetic(cfg, &store, &sym));
         match result {
             Ok(info) => {
                 ok += 1;
@@ -138,7 +177,11 @@ fn fetch(ctx: &mut Ctx, symbols: &[String]) -> Result<String> {
                 failed.push(name.clone());
             }
         }
-        ctx.sink.emit(Event::Progress { done: i as u64 + 1, total: wanted.len() as u64, message: name.clone() });
+        ctx.sink.emit(Event::Progress {
+            done: i as u64 + 1,
+            total: wanted.len() as u64,
+            message: name.clone(),
+        });
     }
     ctx.manifest.summary = json!({ "fetched": ok, "failed": failed });
     if ok == 0 && !failed.is_empty() {
@@ -156,11 +199,17 @@ fn load_bars(ctx: &mut Ctx, sym: &Symbol) -> Result<(Vec<Bar>, String)> {
     let store = Store::new(&ctx.paths.data);
     let tf = ctx.cfg.data.timeframe;
     if !store.parquet_path(sym, tf).exists() && ctx.cfg.data.source == DataSource::Synthetic {
-        ctx.sink.log("info", format!("no stored bars for {sym}: generating the synthetic market"));
+        ctx.sink.log(
+            "info",
+            format!("no stored bars for {sym}: generating the synthetic market"),
+        );
         generate_synthetic(ctx.cfg, &store, sym)?;
     }
     let bars = store.read(sym, tf)?;
-    let source = store.info(sym, tf).map(|i| i.source).unwrap_or_else(|| "unknown".into());
+    let source = store
+        .info(sym, tf)
+        .map(|i| i.source)
+        .unwrap_or_else(|| "unknown".into());
     Ok((bars, source))
 }
 
@@ -181,8 +230,16 @@ impl TrainObserver for JobObserver<'_, '_> {
     }
 
     fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<f64> {
-        let bt = Backtester { spec: &self.spec, fm: &self.fm, closes: &self.closes, rules: self.rules, risk: None };
-        let mut m = bt.run(policy, self.val.clone()).metrics(self.bars_per_year, self.ctx.cfg.gating.consistency_chunks);
+        let bt = Backtester {
+            spec: &self.spec,
+            fm: &self.fm,
+            closes: &self.closes,
+            rules: self.rules,
+            risk: None,
+        };
+        let mut m = bt
+            .run(policy, self.val.clone())
+            .metrics(self.bars_per_year, self.ctx.cfg.gating.consistency_chunks);
         m.update = update;
         self.ctx.sink.emit(Event::Validation(m.clone()));
         let fitness = m.fitness;
@@ -191,7 +248,11 @@ impl TrainObserver for JobObserver<'_, '_> {
     }
 
     fn on_checkpoint(&mut self, path: &Path, update: usize, reason: &str) {
-        self.ctx.sink.emit(Event::Checkpoint { path: path.display().to_string(), update, reason: reason.to_string() });
+        self.ctx.sink.emit(Event::Checkpoint {
+            path: path.display().to_string(),
+            update,
+            reason: reason.to_string(),
+        });
     }
 
     fn should_stop(&self) -> bool {
@@ -230,7 +291,13 @@ fn train(ctx: &mut Ctx, symbol: &str) -> Result<String> {
     let fm = features::compute(&spec, &sym, &bars);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let (_, val, _) = ppo::split(bars.len(), cfg);
-    let data = ppo::TrainData { symbol: sym.clone(), timeframe: cfg.data.timeframe, source, bars, sha256: sha };
+    let data = ppo::TrainData {
+        symbol: sym.clone(),
+        timeframe: cfg.data.timeframe,
+        source,
+        bars,
+        sha256: sha,
+    };
     let out_dir = ctx.dir.path.clone();
     let mut obs = JobObserver {
         spec,
@@ -265,26 +332,47 @@ fn train(ctx: &mut Ctx, symbol: &str) -> Result<String> {
         outcome.updates_done,
         outcome.timesteps,
         outcome.sps,
-        if outcome.cancelled { " before stopping" } else { "" }
+        if outcome.cancelled {
+            " before stopping"
+        } else {
+            ""
+        }
     ))
 }
 
 /// `latest` (newest training run), an exact run id, or a unique prefix of one.
 pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
-    let runs: Vec<_> = list_runs(paths).into_iter().filter(|r| r.manifest.kind == JobKind::Train).collect();
+    let runs: Vec<_> = list_runs(paths)
+        .into_iter()
+        .filter(|r| r.manifest.kind == JobKind::Train)
+        .collect();
     if s == "latest" || s.is_empty() {
         return runs
             .iter()
             .rev()
-            .find(|r| r.manifest.status == JobStatus::Completed || r.manifest.status == JobStatus::Cancelled)
+            .find(|r| {
+                r.manifest.status == JobStatus::Completed
+                    || r.manifest.status == JobStatus::Cancelled
+            })
             .map(|r| r.manifest.id.clone())
-            .ok_or_else(|| anyhow!("no finished training run under {}: run `quantdeck train SYMBOL` first", paths.runs.display()));
+            .ok_or_else(|| {
+                anyhow!(
+                    "no finished training run under {}: run `quantdeck train SYMBOL` first",
+                    paths.runs.display()
+                )
+            });
     }
-    let hits: Vec<_> = runs.iter().filter(|r| r.manifest.id.starts_with(s)).collect();
+    let hits: Vec<_> = runs
+        .iter()
+        .filter(|r| r.manifest.id.starts_with(s))
+        .collect();
     match hits.as_slice() {
         [one] => Ok(one.manifest.id.clone()),
         [] => bail!("no training run matches {s:?} (see `quantdeck runs`)"),
-        many => bail!("{s:?} matches {} training runs; give more of the id", many.len()),
+        many => bail!(
+            "{s:?} matches {} training runs; give more of the id",
+            many.len()
+        ),
     }
 }
 
@@ -292,15 +380,28 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
 /// said to use it (fitness declined), else the final model.
 pub fn resolve_model(paths: &Paths, train_run: &str) -> Result<PathBuf> {
     let dir = RunDir::open(paths, train_run)?;
-    let gate = list_runs(paths)
-        .into_iter()
-        .rev()
-        .find(|r| r.manifest.kind == JobKind::Gate && r.manifest.parent.as_deref() == Some(train_run) && r.manifest.status == JobStatus::Completed);
-    let use_best = gate.is_some_and(|g| g.manifest.summary.get("use_checkpoint").is_some_and(|v| !v.is_null()));
+    let gate = list_runs(paths).into_iter().rev().find(|r| {
+        r.manifest.kind == JobKind::Gate
+            && r.manifest.parent.as_deref() == Some(train_run)
+            && r.manifest.status == JobStatus::Completed
+    });
+    let use_best = gate.is_some_and(|g| {
+        g.manifest
+            .summary
+            .get("use_checkpoint")
+            .is_some_and(|v| !v.is_null())
+    });
     let best = dir.artifact("best.safetensors");
-    let path = if use_best && best.exists() { best } else { dir.artifact("model.safetensors") };
+    let path = if use_best && best.exists() {
+        best
+    } else {
+        dir.artifact("model.safetensors")
+    };
     if !path.exists() {
-        bail!("training run {train_run} has no model file ({}): did it fail before saving?", path.display());
+        bail!(
+            "training run {train_run} has no model file ({}): did it fail before saving?",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -308,8 +409,14 @@ pub fn resolve_model(paths: &Paths, train_run: &str) -> Result<PathBuf> {
 fn gate(ctx: &mut Ctx, train_run: &str) -> Result<String> {
     let dir = RunDir::open(ctx.paths, train_run)?;
     let p = dir.artifact("validations.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("training run {train_run} has no validation history ({})", p.display()))?;
-    let history: Vec<ValidationMetrics> = serde_json::from_str(&text).with_context(|| format!("{} is not a validation history", p.display()))?;
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "training run {train_run} has no validation history ({})",
+            p.display()
+        )
+    })?;
+    let history: Vec<ValidationMetrics> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a validation history", p.display()))?;
     let res = eval::assess(&ctx.cfg.gating, &history);
     let checkpoint = res.use_checkpoint.map(|u| format!("best (update {u})"));
     ctx.sink.emit(Event::Gate {
@@ -326,32 +433,60 @@ fn gate(ctx: &mut Ctx, train_run: &str) -> Result<String> {
         "use_checkpoint": res.use_checkpoint,
         "metrics": res.metrics,
     });
-    let flags = if res.flags.is_empty() { "no flags".to_string() } else { res.flags.join(", ") };
+    let flags = if res.flags.is_empty() {
+        "no flags".to_string()
+    } else {
+        res.flags.join(", ")
+    };
     Ok(format!("{}: {flags}", res.class.as_str()))
 }
 
 /// Loads the model for a run and its data, refusing a layout mismatch.
-fn model_and_data(ctx: &mut Ctx, train_run: &str) -> Result<(engine::ActorCritic, ModelMeta, Vec<Bar>, FeatureSpec)> {
+fn model_and_data(
+    ctx: &mut Ctx,
+    train_run: &str,
+) -> Result<(engine::ActorCritic, ModelMeta, Vec<Bar>, FeatureSpec)> {
     let path = resolve_model(ctx.paths, train_run)?;
     let (model, meta) = checkpoint::load_model(&path, &candle_core::Device::Cpu)?;
     let data_spec = FeatureSpec::basic(meta.feature_spec.window);
-    meta.check_layout(&data_spec).with_context(|| format!("cannot use {}", path.display()))?;
-    let sym = Symbol { name: meta.symbol.clone(), class: meta.class };
+    meta.check_layout(&data_spec)
+        .with_context(|| format!("cannot use {}", path.display()))?;
+    let sym = Symbol {
+        name: meta.symbol.clone(),
+        class: meta.class,
+    };
     let (bars, _) = load_bars(ctx, &sym)?;
-    ctx.sink.log("info", format!("model {} ({} params, {})", path.display(), meta.param_count, meta.feature_spec.describe()));
+    ctx.sink.log(
+        "info",
+        format!(
+            "model {} ({} params, {})",
+            path.display(),
+            meta.param_count,
+            meta.feature_spec.describe()
+        ),
+    );
     Ok((model, meta, bars, data_spec))
 }
 
 fn walk_forward(ctx: &mut Ctx, train_run: &str) -> Result<String> {
     let (model, meta, bars, spec) = model_and_data(ctx, train_run)?;
-    let sym = Symbol { name: meta.symbol.clone(), class: meta.class };
+    let sym = Symbol {
+        name: meta.symbol.clone(),
+        class: meta.class,
+    };
     let fm = features::compute(&spec, &sym, &bars);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let ts: Vec<_> = bars.iter().map(|b| b.ts).collect();
     let (_, _, test) = ppo::split(bars.len(), ctx.cfg);
     let policy = HostPolicy::from_model(&model)?;
     let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
-    let bt = Backtester { spec: &spec, fm: &fm, closes: &closes, rules, risk: Some(RiskRules::from(&ctx.cfg.backtest)) };
+    let bt = Backtester {
+        spec: &spec,
+        fm: &fm,
+        closes: &closes,
+        rules,
+        risk: Some(RiskRules::from(&ctx.cfg.backtest)),
+    };
     let bpy = meta.timeframe.bars_per_year(sym.class);
     let ranges = walkforward::folds(test, ctx.cfg.walk_forward.folds);
     let mut results = Vec::new();
@@ -361,19 +496,36 @@ fn walk_forward(ctx: &mut Ctx, train_run: &str) -> Result<String> {
         }
         let f = walkforward::run_fold(&bt, &policy, i + 1, r.clone(), &ts, bpy);
         ctx.sink.emit(Event::Fold(f.clone()));
-        ctx.sink.emit(Event::Progress { done: i as u64 + 1, total: ranges.len() as u64, message: format!("fold {}", i + 1) });
+        ctx.sink.emit(Event::Progress {
+            done: i as u64 + 1,
+            total: ranges.len() as u64,
+            message: format!("fold {}", i + 1),
+        });
         results.push(f);
     }
-    let (decision, positive, std) = walkforward::decide(&results, ctx.cfg.walk_forward.max_sharpe_std);
-    ctx.sink.emit(Event::Decision { decision: decision.as_str().to_string(), positive_folds: positive, folds: results.len(), sharpe_std: std });
+    let (decision, positive, std) =
+        walkforward::decide(&results, ctx.cfg.walk_forward.max_sharpe_std);
+    ctx.sink.emit(Event::Decision {
+        decision: decision.as_str().to_string(),
+        positive_folds: positive,
+        folds: results.len(),
+        sharpe_std: std,
+    });
     ctx.save_json("walkforward.json", &json!({ "folds": results, "decision": decision, "positive_folds": positive, "sharpe_std": std }))?;
     ctx.manifest.summary = json!({ "train_run": train_run, "decision": decision.as_str(), "positive_folds": positive, "folds": results.len(), "sharpe_std": std });
-    Ok(format!("{}: {positive}/{} folds positive, Sharpe std {std:.2}", decision.as_str(), results.len()))
+    Ok(format!(
+        "{}: {positive}/{} folds positive, Sharpe std {std:.2}",
+        decision.as_str(),
+        results.len()
+    ))
 }
 
 fn paper(ctx: &mut Ctx, train_run: &str, max_bars: Option<usize>) -> Result<String> {
     let (model, meta, bars, spec) = model_and_data(ctx, train_run)?;
-    let sym = Symbol { name: meta.symbol.clone(), class: meta.class };
+    let sym = Symbol {
+        name: meta.symbol.clone(),
+        class: meta.class,
+    };
     let (_, _, test) = ppo::split(bars.len(), ctx.cfg);
     let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
     let mut trader = PaperTrader::new(
@@ -388,9 +540,18 @@ fn paper(ctx: &mut Ctx, train_run: &str, max_bars: Option<usize>) -> Result<Stri
     let mut broker = SimBroker::new(rules);
     let start = test.start.max(trader.history_needed());
     trader.warm(&bars[start + 1 - trader.history_needed()..start]);
-    let n = max_bars.unwrap_or(ctx.cfg.live.bars).min(bars.len() - start);
-    let pace = (ctx.cfg.live.bars_per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / ctx.cfg.live.bars_per_second));
-    ctx.sink.log("info", format!("paper trading {sym} on a simulated broker: replaying {n} bars from {}", bars[start].ts));
+    let n = max_bars
+        .unwrap_or(ctx.cfg.live.bars)
+        .min(bars.len() - start);
+    let pace = (ctx.cfg.live.bars_per_second > 0.0)
+        .then(|| Duration::from_secs_f64(1.0 / ctx.cfg.live.bars_per_second));
+    ctx.sink.log(
+        "info",
+        format!(
+            "paper trading {sym} on a simulated broker: replaying {n} bars from {}",
+            bars[start].ts
+        ),
+    );
     let mut orders = 0;
     for (i, bar) in bars[start..start + n].iter().enumerate() {
         if ctx.cancel.is_cancelled() {
@@ -404,19 +565,28 @@ fn paper(ctx: &mut Ctx, train_run: &str, max_bars: Option<usize>) -> Result<Stri
             ctx.sink.emit(Event::Order(o.clone()));
         }
         if let Some(reason) = step.risk_reason {
-            ctx.sink.log("warn", format!("{} {sym}: risk gate: {reason}", bar.ts));
+            ctx.sink
+                .log("warn", format!("{} {sym}: risk gate: {reason}", bar.ts));
         }
         let acct = broker.account()?;
         ctx.sink.emit(Event::PaperBar {
             ts: bar.ts,
             symbol: sym.name.clone(),
             price: bar.close,
-            action: step.action.map(Action::name).unwrap_or("WARMUP").to_string(),
+            action: step
+                .action
+                .map(Action::name)
+                .unwrap_or("WARMUP")
+                .to_string(),
             cash: acct.cash,
             equity: acct.equity,
             positions: broker.positions()?,
         });
-        ctx.sink.emit(Event::Progress { done: i as u64 + 1, total: n as u64, message: bar.ts.to_rfc3339() });
+        ctx.sink.emit(Event::Progress {
+            done: i as u64 + 1,
+            total: n as u64,
+            message: bar.ts.to_rfc3339(),
+        });
         if let Some(p) = pace {
             std::thread::sleep(p.saturating_sub(tick.elapsed()));
         }
@@ -425,5 +595,9 @@ fn paper(ctx: &mut Ctx, train_run: &str, max_bars: Option<usize>) -> Result<Stri
     let ret = acct.equity / rules.initial_cash - 1.0;
     ctx.save_json("orders.json", &broker.orders()?)?;
     ctx.manifest.summary = json!({ "train_run": train_run, "equity": acct.equity, "cash": acct.cash, "return": ret, "orders": orders });
-    Ok(format!("equity {:.2} ({:+.2} %), {orders} orders", acct.equity, ret * 100.0))
+    Ok(format!(
+        "equity {:.2} ({:+.2} %), {orders} orders",
+        acct.equity,
+        ret * 100.0
+    ))
 }

@@ -39,7 +39,15 @@ pub struct PaperTrader {
 
 impl PaperTrader {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(run_id: &str, symbol: Symbol, spec: FeatureSpec, policy: HostPolicy, rules: Rules, risk: RiskRules, confidence_threshold: f32) -> Self {
+    pub fn new(
+        run_id: &str,
+        symbol: Symbol,
+        spec: FeatureSpec,
+        policy: HostPolicy,
+        rules: Rules,
+        risk: RiskRules,
+        confidence_threshold: f32,
+    ) -> Self {
         PaperTrader {
             run_id: run_id.to_string(),
             symbol,
@@ -95,23 +103,47 @@ impl PaperTrader {
         let bars: Vec<Bar> = self.history.iter().copied().collect();
         let fm = features::compute(&self.spec, &self.symbol, &bars);
         let mut obs = Vec::with_capacity(self.spec.obs_dim());
-        features::observation(&self.spec, &fm, bars.len() - 1, &self.book.features(), &mut obs);
+        features::observation(
+            &self.spec,
+            &fm,
+            bars.len() - 1,
+            &self.book.features(),
+            &mut obs,
+        );
         let (mut action, confidence) = self.policy.act(&obs);
         if confidence < self.confidence_threshold {
             action = 0;
         }
         step.action = Some(action.min(N_ACTIONS - 1));
         step.confidence = confidence;
-        let d = self.gate.decide(&self.risk, &self.book, action, self.rules.allow_short, bar.close);
+        let d = self.gate.decide(
+            &self.risk,
+            &self.book,
+            action,
+            self.rules.allow_short,
+            bar.close,
+        );
         step.risk_reason = d.reason;
-        let Some(fill) = self.book.rebalance(&self.rules, d.level, bar.close, d.size_mult) else {
+        let Some(fill) = self
+            .book
+            .rebalance(&self.rules, d.level, bar.close, d.size_mult)
+        else {
             return Ok(step);
         };
         if fill.qty != 0.0 {
             let order = OrderRequest {
-                client_order_id: format!("{}-{}-{}", self.run_id, self.symbol.file_stem(), bar.ts.timestamp_millis()),
+                client_order_id: format!(
+                    "{}-{}-{}",
+                    self.run_id,
+                    self.symbol.file_stem(),
+                    bar.ts.timestamp_millis()
+                ),
                 symbol: self.symbol.name.clone(),
-                side: if fill.qty > 0.0 { Side::Buy } else { Side::Sell },
+                side: if fill.qty > 0.0 {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                },
                 qty: fill.qty.abs(),
             };
             step.order = Some(broker.submit(order)?);

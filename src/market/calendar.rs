@@ -6,12 +6,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, 
 use chrono_tz::America::New_York;
 
 /// Days the NYSE closed outside its regular holiday rules (national mourning, weather).
-const SPECIAL_CLOSURES: &[(i32, u32, u32)] = &[
-    (2012, 10, 29),
-    (2012, 10, 30),
-    (2018, 12, 5),
-    (2025, 1, 9),
-];
+const SPECIAL_CLOSURES: &[(i32, u32, u32)] =
+    &[(2012, 10, 29), (2012, 10, 30), (2018, 12, 5), (2025, 1, 9)];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Calendar {
@@ -66,7 +62,12 @@ impl Calendar {
 
     /// Start times of every bar of `tf` that begins in `[from, to)`, in order. Equity bars start
     /// at the open and step by `tf` while inside the session; crypto bars step from UTC midnight.
-    pub fn bar_starts(self, tf: Timeframe, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    pub fn bar_starts(
+        self,
+        tf: Timeframe,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let step = tf.duration();
         let first = self.local_date(from) - Duration::days(1);
@@ -234,11 +235,28 @@ mod tests {
 
     #[test]
     fn known_2024_holidays_and_early_closes() {
-        for (m, d) in [(1, 1), (1, 15), (2, 19), (3, 29), (5, 27), (6, 19), (7, 4), (9, 2), (11, 28), (12, 25)] {
-            assert!(nyse_is_holiday(date(2024, m, d)), "2024-{m}-{d} should be a holiday");
+        for (m, d) in [
+            (1, 1),
+            (1, 15),
+            (2, 19),
+            (3, 29),
+            (5, 27),
+            (6, 19),
+            (7, 4),
+            (9, 2),
+            (11, 28),
+            (12, 25),
+        ] {
+            assert!(
+                nyse_is_holiday(date(2024, m, d)),
+                "2024-{m}-{d} should be a holiday"
+            );
         }
         for (m, d) in [(7, 3), (11, 29), (12, 24)] {
-            assert!(nyse_is_early_close(date(2024, m, d)), "2024-{m}-{d} should close early");
+            assert!(
+                nyse_is_early_close(date(2024, m, d)),
+                "2024-{m}-{d} should close early"
+            );
         }
         assert!(!nyse_is_holiday(date(2024, 3, 28)));
         assert!(!nyse_is_early_close(date(2024, 12, 23)));
@@ -253,7 +271,10 @@ mod tests {
         assert!(nyse_is_holiday(date(2026, 7, 3)));
         assert!(!nyse_is_early_close(date(2026, 7, 2)));
         assert!(nyse_is_holiday(date(2025, 1, 9)));
-        assert!(!nyse_is_holiday(date(2021, 6, 18)), "Juneteenth starts in 2022");
+        assert!(
+            !nyse_is_holiday(date(2021, 6, 18)),
+            "Juneteenth starts in 2022"
+        );
     }
 
     #[test]
@@ -274,7 +295,11 @@ mod tests {
     fn crypto_trades_through_the_weekend() {
         let cal = Calendar::Crypto;
         let sat = cal.session(date(2024, 3, 16)).unwrap();
-        let bars = cal.bar_starts(Timeframe::Minute(15), sat.open, sat.open + Duration::days(2));
+        let bars = cal.bar_starts(
+            Timeframe::Minute(15),
+            sat.open,
+            sat.open + Duration::days(2),
+        );
         assert_eq!(bars.len(), 192);
         assert_eq!(bars[0].to_rfc3339(), "2024-03-16T00:00:00+00:00");
     }

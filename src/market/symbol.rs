@@ -52,7 +52,13 @@ impl Symbol {
     pub fn file_stem(&self) -> String {
         self.name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect()
     }
 }

@@ -79,7 +79,13 @@ impl Account {
 
     /// Moves to `level` at `price`, sizing the position as `level × full_position × size_mult ×
     /// equity`. A level that does not change trades nothing.
-    pub fn rebalance(&mut self, rules: &Rules, level: f64, price: f64, size_mult: f64) -> Option<Fill> {
+    pub fn rebalance(
+        &mut self,
+        rules: &Rules,
+        level: f64,
+        price: f64,
+        size_mult: f64,
+    ) -> Option<Fill> {
         if level == self.level || price <= 0.0 {
             return None;
         }
@@ -98,7 +104,11 @@ impl Account {
             self.entry_price = 0.0;
         }
         self.equity = self.cash + self.qty * price;
-        Some(Fill { qty: dq, price, cost })
+        Some(Fill {
+            qty: dq,
+            price,
+            cost,
+        })
     }
 
     /// Revalues the account at a new price.
@@ -109,7 +119,14 @@ impl Account {
 
     /// One environment step: act at `price` (the bar's close), then mark at `next_price`.
     /// Returns the reward: the step's equity change as a share of equity before it, × `scale`.
-    pub fn step_action(&mut self, rules: &Rules, action: usize, price: f64, next_price: f64, scale: f64) -> f64 {
+    pub fn step_action(
+        &mut self,
+        rules: &Rules,
+        action: usize,
+        price: f64,
+        next_price: f64,
+        scale: f64,
+    ) -> f64 {
         let before = self.equity;
         let level = super::target_level(self.level, action, rules.allow_short);
         self.rebalance(rules, level, price, 1.0);
@@ -128,7 +145,11 @@ impl Account {
     /// The observation's account block (see `features::ACCOUNT_FEATURES`).
     pub fn features(&self) -> [f32; 3] {
         let pnl = self.equity / self.initial - 1.0;
-        [self.level as f32, (10.0 * pnl).tanh() as f32, self.drawdown() as f32]
+        [
+            self.level as f32,
+            (10.0 * pnl).tanh() as f32,
+            self.drawdown() as f32,
+        ]
     }
 
     /// Return of the open position since entry (0 when flat), signed for shorts.

@@ -4,7 +4,9 @@ pub const N_ACTIONS: usize = 8;
 
 /// The seed's eight actions (v4.0+). BUY/SELL move the position level by a quarter, half or
 /// three quarters of full size; repeating an action scales up to full size.
-pub const ACTION_MEANINGS: [&str; N_ACTIONS] = ["HOLD", "BUY_25", "BUY_50", "BUY_75", "SELL_25", "SELL_50", "SELL_75", "CLOSE"];
+pub const ACTION_MEANINGS: [&str; N_ACTIONS] = [
+    "HOLD", "BUY_25", "BUY_50", "BUY_75", "SELL_25", "SELL_50", "SELL_75", "CLOSE",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {

@@ -38,13 +38,28 @@ pub struct RiskGate {
 }
 
 impl RiskGate {
-    pub fn decide(&mut self, rules: &RiskRules, acct: &Account, action: usize, allow_short: bool, price: f64) -> RiskDecision {
+    pub fn decide(
+        &mut self,
+        rules: &RiskRules,
+        acct: &Account,
+        action: usize,
+        allow_short: bool,
+        price: f64,
+    ) -> RiskDecision {
         let open = acct.open_return(price);
         if acct.qty != 0.0 && open <= -rules.stop_loss {
-            return RiskDecision { level: 0.0, size_mult: 1.0, reason: Some("stop-loss") };
+            return RiskDecision {
+                level: 0.0,
+                size_mult: 1.0,
+                reason: Some("stop-loss"),
+            };
         }
         if acct.qty != 0.0 && open >= rules.take_profit {
-            return RiskDecision { level: 0.0, size_mult: 1.0, reason: Some("take-profit") };
+            return RiskDecision {
+                level: 0.0,
+                size_mult: 1.0,
+                reason: Some("take-profit"),
+            };
         }
         let want = target_level(acct.level, action, allow_short);
         let dd = acct.drawdown();
@@ -53,9 +68,17 @@ impl RiskGate {
         }
         let reduces = want.abs() <= acct.level.abs() && want.signum() * acct.level.signum() >= 0.0;
         if self.halted && !reduces {
-            return RiskDecision { level: acct.level, size_mult: 1.0, reason: Some("drawdown halt") };
+            return RiskDecision {
+                level: acct.level,
+                size_mult: 1.0,
+                reason: Some("drawdown halt"),
+            };
         }
         let size_mult = if dd >= rules.drawdown_halve { 0.5 } else { 1.0 };
-        RiskDecision { level: want, size_mult, reason: None }
+        RiskDecision {
+            level: want,
+            size_mult,
+            reason: None,
+        }
     }
 }

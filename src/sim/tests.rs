@@ -64,7 +64,10 @@ fn risk_gates_stop_take_halve_and_halt() {
     let mut g = RiskGate::default();
     a.rebalance(&r, 1.0, 100.0, 1.0);
     assert_eq!(g.decide(&rr, &a, 0, true, 97.9).reason, Some("stop-loss"));
-    assert_eq!(g.decide(&rr, &a, 0, true, 104.1).reason, Some("take-profit"));
+    assert_eq!(
+        g.decide(&rr, &a, 0, true, 104.1).reason,
+        Some("take-profit")
+    );
     assert_eq!(g.decide(&rr, &a, 0, true, 100.5).reason, None);
     // Past 10 % drawdown sizes halve; past 15 % new entries stop for good.
     let mut b = Account::new(&r);
@@ -74,5 +77,8 @@ fn risk_gates_stop_take_halve_and_halt() {
     let d = g.decide(&rr, &b, 1, true, 100.0);
     assert_eq!((d.level, d.reason), (0.0, Some("drawdown halt")));
     b.peak = b.equity;
-    assert!(g.decide(&rr, &b, 1, true, 100.0).reason.is_some(), "halt is sticky");
+    assert!(
+        g.decide(&rr, &b, 1, true, 100.0).reason.is_some(),
+        "halt is sticky"
+    );
 }

@@ -1,0 +1,93 @@
+//! Owning the terminal: raw mode and the alternate screen on entry, and a guaranteed way back
+//! — on normal exit, on error (Drop) and on a panic of the UI thread (panic hook).
+
+use anyhow::{Context, Result};
+use crossterm::cursor::{Hide, Show};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use std::io::{stdout, Stdout};
+use std::panic::PanicHookInfo;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+type Hook = Arc<Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>>;
+
+pub type Term = Terminal<CrosstermBackend<Stdout>>;
+
+pub struct Session {
+    pub terminal: Term,
+    active: Arc<AtomicBool>,
+    prev_hook: Hook,
+    /// Panic messages of job threads: printing them would garble the screen, so the event loop
+    /// shows them in the log pane instead.
+    pub panics: Arc<Mutex<Vec<String>>>,
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+impl Session {
+    pub fn enter() -> Result<Session> {
+        // Sizing the terminal changes nothing yet, so it may fail before any cleanup is due.
+        let terminal =
+            Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?;
+        let active = Arc::new(AtomicBool::new(false));
+        let panics = Arc::new(Mutex::new(Vec::new()));
+        let prev_hook: Hook = Arc::new(std::panic::take_hook());
+        {
+            let (active, panics, prev) = (active.clone(), panics.clone(), prev_hook.clone());
+            let ui_thread = std::thread::current().id();
+            std::panic::set_hook(Box::new(move |info| {
+                let ui = std::thread::current().id() == ui_thread;
+                if !ui && active.load(Ordering::SeqCst) {
+                    tracing::error!("job thread panicked: {info}");
+                    let mut p = panics.lock().unwrap_or_else(|e| e.into_inner());
+                    p.push(info.to_string());
+                    return;
+                }
+                if ui && active.swap(false, Ordering::SeqCst) {
+                    restore_terminal();
+                }
+                prev(info);
+            }));
+        }
+        let session = Session {
+            terminal,
+            active,
+            prev_hook,
+            panics,
+        };
+        session.active.store(true, Ordering::SeqCst);
+        // On failure `session` drops here and puts everything back.
+        enable_raw_mode().context("cannot switch the terminal to raw mode")?;
+        // A plain clear: `Terminal::clear` would query the cursor position, which not every
+        // terminal (or pty) answers.
+        execute!(stdout(), EnterAlternateScreen, Hide, Clear(ClearType::All))
+            .context("cannot enter the alternate screen")?;
+        Ok(session)
+    }
+
+    /// Gives the terminal back and reinstates the previous panic hook.
+    pub fn leave(&mut self) {
+        if self.active.swap(false, Ordering::SeqCst) {
+            restore_terminal();
+        }
+        let prev = self.prev_hook.clone();
+        let _ = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| prev(info)));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.active.load(Ordering::SeqCst) {
+            self.leave();
+        }
+    }
+}

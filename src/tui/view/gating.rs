@@ -1,0 +1,162 @@
+//! Pane 3: one row per gate run, with its class and the checkpoint it recommends.
+
+use super::widgets::{
+    block, class_color, dim, empty, header_style, highlight_style, num, pct_abs, status_color,
+};
+use crate::tui::app::{App, RunView};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+/// The training run a gate evaluated: the manifest's parent, else the gate's label.
+fn gated(run: &RunView) -> String {
+    run.parent.clone().unwrap_or_else(|| run.label.clone())
+}
+
+/// The checkpoint's file name: the full path is in the detail box below the table.
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+fn row(run: &RunView) -> Row<'static> {
+    let when = run
+        .started_at
+        .or(run.created)
+        .map_or("–".to_string(), |t| t.format("%m-%d %H:%M").to_string());
+    let Some(g) = &run.gate else {
+        let state = Span::styled(
+            run.state().to_ascii_uppercase(),
+            Style::new().fg(status_color(run.status, run.stale)),
+        );
+        return Row::new(vec![
+            Cell::from(when),
+            Cell::from(gated(run)),
+            Cell::from(state),
+        ]);
+    };
+    let m = &g.metrics;
+    let class = Span::styled(
+        g.class.to_ascii_uppercase(),
+        Style::new()
+            .fg(class_color(&g.class))
+            .add_modifier(Modifier::BOLD),
+    );
+    Row::new(vec![
+        Cell::from(when),
+        Cell::from(gated(run)),
+        Cell::from(class),
+        Cell::from(num(m.fitness)),
+        Cell::from(num(m.profit_factor)),
+        Cell::from(num(m.consistency)),
+        Cell::from(pct_abs(m.max_drawdown)),
+        Cell::from(if g.flags.is_empty() {
+            "–".to_string()
+        } else {
+            g.flags.join(",")
+        }),
+        Cell::from(g.use_checkpoint.as_deref().map_or("–".into(), file_name)),
+    ])
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let rows = app.gate_rows();
+    if rows.is_empty() {
+        empty(
+            frame,
+            area,
+            " Gating ",
+            "No gate results yet: press g to gate the newest completed training run.",
+        );
+        return;
+    }
+    let selected = app.sel.gate.min(rows.len() - 1);
+    let [table_area, detail_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(area);
+    let header = Row::new([
+        "Gated at",
+        "Training run",
+        "Class",
+        "Fitness",
+        "PF",
+        "Consist.",
+        "Max DD",
+        "Flags",
+        "Checkpoint",
+    ])
+    .style(header_style());
+    let train_w = rows
+        .iter()
+        .map(|r| gated(r).chars().count())
+        .max()
+        .unwrap_or(12);
+    let flags_w = rows
+        .iter()
+        .filter_map(|r| r.gate.as_ref())
+        .map(|g| g.flags.join(",").chars().count())
+        .max()
+        .unwrap_or(5);
+    let widths = [
+        Constraint::Length(11),
+        Constraint::Length(train_w.clamp(12, 40) as u16),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(flags_w.clamp(5, 30) as u16),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows.iter().map(|r| row(r)), widths)
+        .header(header)
+        .block(block(format!(" Gating — {} results ", rows.len())))
+        .row_highlight_style(highlight_style())
+        .highlight_symbol("▶ ");
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(table, table_area, &mut state);
+
+    let run = rows[selected];
+    let mut lines = vec![Line::from(vec![
+        Span::styled("run ", dim()),
+        Span::raw(run.id.clone()),
+        Span::styled("  gates ", dim()),
+        Span::raw(gated(run)),
+    ])];
+    if let Some(g) = &run.gate {
+        let m = &g.metrics;
+        lines.push(Line::from(vec![
+            Span::styled("class ", dim()),
+            Span::styled(
+                g.class.to_ascii_uppercase(),
+                Style::new()
+                    .fg(class_color(&g.class))
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::styled("  Sharpe ", dim()),
+            Span::raw(num(m.sharpe)),
+            Span::styled("  return ", dim()),
+            Span::raw(super::widgets::pct(m.total_return)),
+            Span::styled("  trades ", dim()),
+            Span::raw(m.trades.to_string()),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("flags ", dim()),
+            Span::raw(if g.flags.is_empty() {
+                "none".to_string()
+            } else {
+                g.flags.join(", ")
+            }),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("use checkpoint ", dim()),
+            Span::raw(g.use_checkpoint.clone().unwrap_or_else(|| "none".into())),
+        ]));
+    } else if !run.message.is_empty() {
+        lines.push(Line::raw(run.message.clone()));
+    }
+    let p = Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(block(" Selected "));
+    frame.render_widget(p, detail_area);
+}

@@ -1,0 +1,201 @@
+//! Rendering: `view(frame, app)` draws the whole screen from the state and nothing else, so
+//! every pane can be snapshot-tested with a `TestBackend`.
+
+mod data;
+mod gating;
+mod logs;
+mod paper;
+mod training;
+mod walk;
+pub mod widgets;
+
+use super::app::{App, Pane};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
+use ratatui::Frame;
+use widgets::{centered, dim};
+
+/// Every key, as the help overlay lists it.
+pub const KEYS: &[(&str, &str)] = &[
+    ("1-6, Tab, Shift-Tab", "switch pane"),
+    ("↑/↓, j/k", "move the selection (scroll in Logs)"),
+    ("PgUp/PgDn, Home/End", "move by a page / to the ends"),
+    (
+        "[ / ]",
+        "previous / next run (training runs outside run panes)",
+    ),
+    ("f", "fetch the whole universe"),
+    ("t", "train the symbol selected in Data"),
+    ("g", "gate the selected (or newest completed) training run"),
+    (
+        "w",
+        "walk-forward the selected (or newest completed) training run",
+    ),
+    (
+        "p",
+        "paper-trade the selected (or newest completed) training run",
+    ),
+    ("c", "cancel the selected job (jobs started here only)"),
+    ("r", "re-read runs and stored data now"),
+    ("?", "toggle this help"),
+    ("Esc", "close overlays"),
+    ("q, Ctrl+C", "quit (asks first while jobs started here run)"),
+];
+
+pub fn view(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    if area.is_empty() {
+        return;
+    }
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(2),
+    ])
+    .areas(area);
+    tab_bar(frame, top, app);
+    match app.pane {
+        Pane::Data => data::render(frame, body, app),
+        Pane::Training => training::render(frame, body, app),
+        Pane::Gating => gating::render(frame, body, app),
+        Pane::WalkForward => walk::render(frame, body, app),
+        Pane::Paper => paper::render(frame, body, app),
+        Pane::Logs => logs::render(frame, body, app),
+    }
+    status_line(frame, bottom, app);
+    if app.show_help {
+        help_overlay(frame, area);
+    }
+    if app.confirm_quit {
+        confirm_overlay(frame, area, app);
+    }
+}
+
+fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
+    let running = app.running_count();
+    let right = if running > 0 {
+        format!(" {running} running · quantdeck ")
+    } else {
+        " quantdeck ".to_string()
+    };
+    let right_w = (right.chars().count() as u16).min(area.width / 3);
+    let [tabs_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_w)]).areas(area);
+    let titles = Pane::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Line::from(format!("{} {}", i + 1, p.title())));
+    let tabs = Tabs::new(titles)
+        .select(app.pane.index())
+        .style(dim())
+        .highlight_style(
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        )
+        .divider("│");
+    frame.render_widget(tabs, tabs_area);
+    let style = if running > 0 {
+        Style::new().fg(Color::Cyan)
+    } else {
+        dim()
+    };
+    frame.render_widget(
+        Paragraph::new(Span::styled(right, style)).right_aligned(),
+        right_area,
+    );
+}
+
+fn status_line(frame: &mut Frame, area: Rect, app: &App) {
+    let [msg_area, keys_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let msg_style = if app.confirm_quit {
+        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    frame.render_widget(
+        Paragraph::new(Span::styled(app.message.clone(), msg_style)),
+        msg_area,
+    );
+    let hints = [
+        ("1-6", "panes"),
+        ("↑↓", "select"),
+        ("[]", "run"),
+        ("f", "fetch"),
+        ("t", "train"),
+        ("g", "gate"),
+        ("w", "walk-fwd"),
+        ("p", "paper"),
+        ("c", "cancel"),
+        ("r", "refresh"),
+        ("?", "help"),
+        ("q", "quit"),
+    ];
+    let spans: Vec<Span> = hints
+        .iter()
+        .flat_map(|(k, what)| {
+            [
+                Span::styled(*k, Style::new().fg(Color::Black).bg(Color::Gray)),
+                Span::styled(format!(" {what} "), dim()),
+            ]
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(Line::from(spans)), keys_area);
+}
+
+fn help_overlay(frame: &mut Frame, area: Rect) {
+    let key_w = KEYS
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(
+                    format!(" {k:<key_w$}  "),
+                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    let width = KEYS
+        .iter()
+        .map(|(_, w)| key_w + w.chars().count() + 6)
+        .max()
+        .unwrap_or(20) as u16;
+    let rect = centered(area, width, KEYS.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).block(
+        Block::bordered()
+            .title(" keys — Esc or ? to close ")
+            .border_style(Style::new().fg(Color::Cyan)),
+    );
+    frame.render_widget(p, rect);
+}
+
+fn confirm_overlay(frame: &mut Frame, area: Rect, app: &App) {
+    let running: Vec<String> = app.running_ours().iter().map(|r| r.id.clone()).collect();
+    let mut lines = vec![
+        Line::styled(
+            "jobs running — quit and cancel them? (y/n)",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+        Line::raw(""),
+    ];
+    lines.extend(running.iter().map(|id| Line::raw(format!("  {id}"))));
+    let rect = centered(area, 60, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::bordered()
+            .title(" quit? ")
+            .border_style(Style::new().fg(Color::Yellow)),
+    );
+    frame.render_widget(p, rect);
+}

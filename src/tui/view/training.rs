@@ -1,0 +1,226 @@
+//! Pane 2: one training run — progress, latest metrics, and a chart per metric.
+
+use super::widgets::{
+    block, chart_title, dim, duration, empty, grid, group, kv, line_chart, num, pct, pct_abs,
+    status_color, Series,
+};
+use crate::jobs::events::{UpdateMetrics, ValidationMetrics};
+use crate::jobs::JobKind;
+use crate::tui::app::{App, RunView};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Gauge, Paragraph};
+use ratatui::Frame;
+
+/// ETA from the pace so far: elapsed per update times the updates left.
+pub fn eta_s(m: &UpdateMetrics) -> Option<f64> {
+    if m.update == 0 || m.updates < m.update || !m.elapsed_s.is_finite() {
+        return None;
+    }
+    Some(m.elapsed_s / m.update as f64 * (m.updates - m.update) as f64)
+}
+
+pub fn run_title(app: &App, run: &RunView, kind: JobKind) -> Line<'static> {
+    let runs = app.runs_of(kind);
+    let pos = runs
+        .iter()
+        .position(|r| r.id == run.id)
+        .map_or(0, |i| i + 1);
+    let mut spans = vec![
+        Span::raw(format!(" {} ", run.id)),
+        Span::styled(
+            format!("[{}]", run.state()),
+            Style::new()
+                .fg(status_color(run.status, run.stale))
+                .add_modifier(Modifier::BOLD),
+        ),
+    ];
+    if !run.ours {
+        spans.push(Span::styled(" elsewhere", dim()));
+    }
+    spans.push(Span::styled(
+        format!(" · run {pos}/{} [ ] ", runs.len()),
+        dim(),
+    ));
+    Line::from(spans)
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(run) = app.selected_run(JobKind::Train) else {
+        empty(
+            frame,
+            area,
+            " Training ",
+            "No training runs yet: select a symbol in the Data pane and press t.",
+        );
+        return;
+    };
+    let ck_h = if run.checkpoints.is_empty() && run.message.is_empty() {
+        0
+    } else {
+        (run.checkpoints.len().min(4) + 2 + usize::from(!run.message.is_empty())) as u16
+    };
+    let [head, charts, foot] = Layout::vertical([
+        Constraint::Length(6),
+        Constraint::Min(0),
+        Constraint::Length(ck_h),
+    ])
+    .areas(area);
+    header(frame, head, app, run);
+    metric_charts(frame, charts, run);
+    if ck_h > 0 {
+        footer(frame, foot, run);
+    }
+}
+
+fn header(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
+    let b = block(run_title(app, run, JobKind::Train));
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let [gauge_area, text_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let last = run.updates.last();
+    let (ratio, label) = match last {
+        Some(m) if m.updates > 0 => (
+            (m.update as f64 / m.updates as f64).clamp(0.0, 1.0),
+            format!("update {}/{}", m.update, m.updates),
+        ),
+        _ => (0.0, "waiting for the first update".to_string()),
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .label(format!("{label} ({:.0}%)", ratio * 100.0))
+            .gauge_style(Style::new().fg(status_color(run.status, run.stale))),
+        gauge_area,
+    );
+    let mut lines = Vec::new();
+    if let Some(m) = last {
+        let eta = if run.is_running() {
+            eta_s(m).map_or("–".into(), duration)
+        } else {
+            "done".into()
+        };
+        let mut l = vec![];
+        l.extend(kv("label", run.label.clone()));
+        l.extend(kv("timesteps", group(m.timesteps)));
+        l.extend(kv("SPS", group(m.sps.max(0.0).round() as u64)));
+        l.extend(kv("elapsed", duration(m.elapsed_s)));
+        l.extend(kv("ETA", eta));
+        lines.push(Line::from(l));
+        let mut l = vec![];
+        l.extend(kv("reward", num(m.mean_reward)));
+        l.extend(kv("π loss", num(m.policy_loss)));
+        l.extend(kv("V loss", num(m.value_loss)));
+        l.extend(kv("entropy", num(m.entropy)));
+        l.extend(kv("KL", num(m.approx_kl)));
+        l.extend(kv("clip", num(m.clip_fraction)));
+        l.extend(kv("EV", num(m.explained_variance)));
+        l.extend(kv("LR", num(m.lr)));
+        l.extend(kv("ent", num(m.ent_coef)));
+        lines.push(Line::from(l));
+    } else {
+        lines.push(Line::from(kv("label", run.label.clone())));
+    }
+    if let Some(v) = run.validations.last() {
+        lines.push(validation_line(v, run.validations.len()));
+    }
+    frame.render_widget(Paragraph::new(lines), text_area);
+}
+
+fn validation_line(v: &ValidationMetrics, n: usize) -> Line<'static> {
+    let mut l = vec![Span::styled(
+        format!("validation #{n} @{} ", v.update),
+        Style::new().fg(Color::Magenta),
+    )];
+    l.extend(kv("PF", num(v.profit_factor)));
+    l.extend(kv("fitness", num(v.fitness)));
+    l.extend(kv("Sharpe", num(v.sharpe)));
+    l.extend(kv("max DD", pct_abs(v.max_drawdown)));
+    l.extend(kv("return", pct(v.total_return)));
+    l.extend(kv("hold", pct_abs(v.hold_pct)));
+    l.extend(kv("trades", v.trades.to_string()));
+    Line::from(l)
+}
+
+type Getter<T> = fn(&T) -> f64;
+
+fn metric_charts(frame: &mut Frame, area: Rect, run: &RunView) {
+    let upd: [(&str, Color, Getter<UpdateMetrics>); 7] = [
+        ("mean reward", Color::Green, |m| m.mean_reward),
+        ("policy loss", Color::Yellow, |m| m.policy_loss),
+        ("value loss", Color::LightRed, |m| m.value_loss),
+        ("entropy", Color::Cyan, |m| m.entropy),
+        ("approx KL", Color::LightMagenta, |m| m.approx_kl),
+        ("explained var", Color::LightBlue, |m| m.explained_variance),
+        ("LR", Color::Gray, |m| m.lr),
+    ];
+    let val: [(&str, Color, Getter<ValidationMetrics>); 2] = [
+        ("val profit factor", Color::Magenta, |v| v.profit_factor),
+        ("val fitness", Color::LightGreen, |v| v.fitness),
+    ];
+    // Wide screens get a 3×3 grid, narrow ones 2 columns (the last row may stay empty).
+    let (rows, cols) = if area.width >= 90 { (3, 3) } else { (5, 2) };
+    let cells = grid(area, rows, cols);
+    let mut cells = cells.into_iter();
+    for (name, color, get) in upd {
+        let pts: Vec<(f64, f64)> = run
+            .updates
+            .iter()
+            .map(|m| (m.update as f64, get(m)))
+            .collect();
+        let Some(cell) = cells.next() else { return };
+        let latest = pts.last().map(|p| p.1);
+        let series = [Series {
+            name,
+            color,
+            points: &pts,
+        }];
+        line_chart(frame, cell, chart_title(name, color, latest), &series);
+    }
+    for (name, color, get) in val {
+        let pts: Vec<(f64, f64)> = run
+            .validations
+            .iter()
+            .map(|v| (v.update as f64, get(v)))
+            .collect();
+        let Some(cell) = cells.next() else { return };
+        let latest = pts.last().map(|p| p.1);
+        let series = [Series {
+            name,
+            color,
+            points: &pts,
+        }];
+        line_chart(frame, cell, chart_title(name, color, latest), &series);
+    }
+}
+
+fn footer(frame: &mut Frame, area: Rect, run: &RunView) {
+    let mut lines: Vec<Line> = run
+        .checkpoints
+        .iter()
+        .rev()
+        .take(4)
+        .map(|c| {
+            Line::from(vec![
+                Span::styled(format!("@{:<6} ", c.update), Style::new().fg(Color::Cyan)),
+                Span::styled(format!("{:<10} ", c.reason), dim()),
+                Span::raw(c.path.clone()),
+            ])
+        })
+        .collect();
+    if !run.message.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{}: ", run.state()),
+                Style::new()
+                    .fg(status_color(run.status, run.stale))
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(run.message.clone()),
+        ]));
+    }
+    let title = format!(" Checkpoints ({}) ", run.checkpoints.len());
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
+}

@@ -1,0 +1,457 @@
+//! A fixed, realistic TUI state built only from hand-made events (fixed timestamps), shared by
+//! the TUI tests through `#[path]`. Compiled on its own it has no tests.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use quantdeck::data::SeriesInfo;
+use quantdeck::jobs::events::{
+    FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics,
+};
+use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus};
+use quantdeck::market::{AssetClass, Timeframe};
+use quantdeck::tui::{apply_event, App};
+
+pub const FETCH: &str = "fetch-20240601-080000-universe";
+pub const TRAIN_OLD: &str = "train-20240601-070000-synb";
+pub const TRAIN: &str = "train-20240601-091500-syna";
+pub const GATE_OLD: &str = "gate-20240601-071000-train-20240531-220000-sync";
+pub const GATE_REVIEW: &str = "gate-20240601-080500-train-20240531-230000-btc";
+pub const GATE: &str = "gate-20240601-102000-train-20240601-091500-syna";
+pub const WALK: &str = "walk-forward-20240601-103000-syna";
+pub const PAPER: &str = "paper-20240601-110000-syna";
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 6, 1, 7, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(minutes)
+}
+
+/// Feeds events of one run with consecutive sequence numbers.
+pub struct Feed<'a> {
+    pub app: &'a mut App,
+    pub run: &'a str,
+    pub seq: u64,
+}
+
+impl Feed<'_> {
+    pub fn send(&mut self, minute: i64, event: Event) {
+        let rec = EventRecord {
+            seq: self.seq,
+            at: at(minute),
+            run_id: self.run.to_string(),
+            event,
+        };
+        self.seq += 1;
+        apply_event(self.app, &rec);
+    }
+}
+
+pub fn feed<'a>(app: &'a mut App, run: &'a str) -> Feed<'a> {
+    Feed { app, run, seq: 0 }
+}
+
+fn series(symbol: &str, class: AssetClass, bars: usize, source: &str) -> SeriesInfo {
+    SeriesInfo {
+        symbol: symbol.into(),
+        class,
+        timeframe: Timeframe::Minute(15),
+        source: source.into(),
+        bars,
+        first: Some(
+            Utc.with_ymd_and_hms(2024, 1, 2, 14, 30, 0)
+                .single()
+                .unwrap_or_default(),
+        ),
+        last: Some(
+            Utc.with_ymd_and_hms(2024, 12, 31, 20, 45, 0)
+                .single()
+                .unwrap_or_default(),
+        ),
+        sha256: "ab".repeat(32),
+        updated: t0(),
+    }
+}
+
+pub fn stored_series() -> Vec<SeriesInfo> {
+    vec![
+        series("AAPL", AssetClass::Equity, 6_552, "alpaca"),
+        series("SYNA", AssetClass::Equity, 6_552, "synthetic"),
+        series("SYNB", AssetClass::Equity, 6_552, "synthetic"),
+        series("SYNX/USD", AssetClass::Crypto, 35_040, "synthetic"),
+    ]
+}
+
+fn update(u: usize, updates: usize) -> UpdateMetrics {
+    let x = u as f64;
+    UpdateMetrics {
+        update: u,
+        updates,
+        timesteps: (u * 8192) as u64,
+        sps: 4100.0 + 30.0 * (x * 0.7).sin(),
+        mean_reward: -0.4 + 0.06 * x + 0.05 * (x * 1.3).sin(),
+        policy_loss: -0.012 + 0.004 * (x * 0.9).cos(),
+        value_loss: 0.9 / (1.0 + 0.3 * x),
+        entropy: 1.38 - 0.025 * x,
+        approx_kl: 0.004 + 0.002 * (x * 0.5).sin().abs(),
+        clip_fraction: 0.08 + 0.01 * (x * 0.3).cos(),
+        explained_variance: 0.9 - 0.85 / (1.0 + 0.2 * x),
+        lr: 3e-4 * (1.0 - x / updates as f64 * 0.9),
+        ent_coef: 0.015 - 0.0005 * x,
+        elapsed_s: 2.0 * x,
+    }
+}
+
+fn validation(u: usize) -> ValidationMetrics {
+    let k = u as f64 / 5.0;
+    ValidationMetrics {
+        update: u,
+        profit_factor: 1.05 + 0.12 * k,
+        sharpe: 0.3 + 0.35 * k,
+        max_drawdown: 0.09 - 0.01 * k,
+        fitness: 0.1 + 0.08 * k,
+        consistency: 0.55 + 0.05 * k,
+        total_return: 0.01 + 0.008 * k,
+        hold_pct: 0.4,
+        trades: 40 + 3 * u,
+    }
+}
+
+fn add_fetch(app: &mut App) {
+    let mut f = feed(app, FETCH);
+    f.send(
+        60,
+        Event::Started {
+            kind: JobKind::Fetch,
+            label: "universe".into(),
+        },
+    );
+    for (i, s) in stored_series().iter().enumerate() {
+        f.send(
+            61 + i as i64,
+            Event::SymbolFetched {
+                symbol: s.symbol.clone(),
+                timeframe: s.timeframe.to_string(),
+                bars: s.bars,
+                first: s.first,
+                last: s.last,
+                source: s.source.clone(),
+            },
+        );
+        f.send(
+            61 + i as i64,
+            Event::Progress {
+                done: i as u64 + 1,
+                total: 4,
+                message: s.symbol.clone(),
+            },
+        );
+    }
+    f.send(
+        66,
+        Event::Finished {
+            status: JobStatus::Completed,
+            message: "4 symbols".into(),
+        },
+    );
+}
+
+fn add_training(app: &mut App) {
+    // A headless run in another terminal, still going.
+    let mut f = feed(app, TRAIN_OLD);
+    f.send(
+        0,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNB".into(),
+        },
+    );
+    for u in 1..=8 {
+        f.send(u as i64, Event::Update(update(u, 40)));
+    }
+    // The finished run the other panes evaluate.
+    let mut f = feed(app, TRAIN);
+    f.send(
+        135,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNA".into(),
+        },
+    );
+    f.send(
+        135,
+        Event::Log {
+            level: "info".into(),
+            message: "device cpu, 64 envs × 128 steps".into(),
+        },
+    );
+    for u in 1..=20 {
+        f.send(135 + u as i64, Event::Update(update(u, 20)));
+        if u % 5 == 0 {
+            f.send(135 + u as i64, Event::Validation(validation(u)));
+        }
+        if u == 10 || u == 20 {
+            let reason = if u == 10 { "best" } else { "final" };
+            f.send(
+                135 + u as i64,
+                Event::Checkpoint {
+                    path: format!("runs/{TRAIN}/checkpoint-{u:05}.safetensors"),
+                    update: u,
+                    reason: reason.into(),
+                },
+            );
+        }
+    }
+    f.send(
+        156,
+        Event::Log {
+            level: "warn".into(),
+            message: "validation fitness plateaued".into(),
+        },
+    );
+    f.send(
+        156,
+        Event::Finished {
+            status: JobStatus::Completed,
+            message: "20 updates, best fitness 0.42".into(),
+        },
+    );
+    f.app.run_mut(TRAIN).ours = true;
+}
+
+fn add_gates(app: &mut App) {
+    let gates = [
+        (
+            GATE_OLD,
+            10,
+            "train-20240531-220000-sync",
+            "DROP",
+            vec!["LOW_PF", "FITNESS_DECLINE"],
+            0.04,
+            0.92,
+            0.31,
+        ),
+        (
+            GATE_REVIEW,
+            65,
+            "train-20240531-230000-btc",
+            "REVIEW",
+            vec!["UNSTABLE_TRAINING"],
+            0.18,
+            1.21,
+            0.12,
+        ),
+        (GATE, 200, TRAIN, "APPROVED", vec![], 0.42, 1.65, 0.05),
+    ];
+    for (id, minute, parent, class, flags, fitness, pf, dd) in gates {
+        let mut f = feed(app, id);
+        f.send(
+            minute,
+            Event::Started {
+                kind: JobKind::Gate,
+                label: parent.into(),
+            },
+        );
+        let metrics = ValidationMetrics {
+            fitness,
+            profit_factor: pf,
+            max_drawdown: dd,
+            consistency: 0.5 + fitness,
+            sharpe: 2.0 * fitness,
+            total_return: fitness / 5.0,
+            ..ValidationMetrics::default()
+        };
+        let use_checkpoint =
+            (class != "DROP").then(|| format!("{parent}/checkpoint-00010.safetensors"));
+        f.send(
+            minute + 1,
+            Event::Gate {
+                class: class.into(),
+                flags: flags.into_iter().map(String::from).collect(),
+                use_checkpoint,
+                metrics,
+            },
+        );
+        f.send(
+            minute + 1,
+            Event::Finished {
+                status: JobStatus::Completed,
+                message: class.into(),
+            },
+        );
+        f.app.run_mut(id).parent = Some(parent.into());
+    }
+}
+
+fn fold(i: usize) -> FoldResult {
+    let x = i as f64;
+    let drift = [0.0008, -0.0003, 0.0006, 0.0011, 0.0002][i % 5];
+    let equity: Vec<f64> = (0..60)
+        .map(|b| {
+            let b = b as f64;
+            1.0 + drift * b + 0.004 * (b * 0.4 + x).sin()
+        })
+        .collect();
+    let ret = equity.last().copied().unwrap_or(1.0) - 1.0;
+    FoldResult {
+        fold: i + 1,
+        start: Utc
+            .with_ymd_and_hms(2024, 8, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::days(20 * i as i64),
+        end: Utc
+            .with_ymd_and_hms(2024, 8, 20, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::days(20 * i as i64),
+        bars: 520,
+        total_return: ret,
+        sharpe: 1.2 + 0.3 * x - if ret < 0.0 { 2.0 } else { 0.0 },
+        max_drawdown: 0.02 + 0.005 * x,
+        win_rate: 0.48 + 0.02 * x,
+        profit_factor: 1.1 + 0.15 * x,
+        trades: 30 + 4 * i,
+        buy_hold_return: 0.01 - 0.006 * x,
+        equity,
+    }
+}
+
+fn add_walk(app: &mut App) {
+    let mut f = feed(app, WALK);
+    f.send(
+        210,
+        Event::Started {
+            kind: JobKind::WalkForward,
+            label: TRAIN.into(),
+        },
+    );
+    for i in 0..5 {
+        f.send(211 + i as i64, Event::Fold(fold(i)));
+        f.send(
+            211 + i as i64,
+            Event::Progress {
+                done: i as u64 + 1,
+                total: 5,
+                message: String::new(),
+            },
+        );
+    }
+    f.send(
+        217,
+        Event::Decision {
+            decision: "PAPER".into(),
+            positive_folds: 4,
+            folds: 5,
+            sharpe_std: 1.31,
+        },
+    );
+    f.send(
+        217,
+        Event::Finished {
+            status: JobStatus::Completed,
+            message: "PAPER".into(),
+        },
+    );
+    f.app.run_mut(WALK).parent = Some(TRAIN.into());
+}
+
+fn add_paper(app: &mut App) {
+    app.mark_ours(PAPER, JobKind::Paper, Some(TRAIN.into()));
+    let mut f = feed(app, PAPER);
+    f.send(
+        240,
+        Event::Started {
+            kind: JobKind::Paper,
+            label: TRAIN.into(),
+        },
+    );
+    let bar_ts = |b: i64| {
+        Utc.with_ymd_and_hms(2024, 11, 4, 14, 30, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::minutes(15 * b)
+    };
+    let mut orders = 0;
+    for b in 0..120i64 {
+        let x = b as f64;
+        let price = 100.0 + 0.05 * x + 0.8 * (x * 0.2).sin();
+        let equity = 1000.0 + 0.35 * x + 2.5 * (x * 0.15).sin();
+        let qty = if b >= 40 { 2.0 } else { 0.0 };
+        let action = match b % 40 {
+            0 => "buy",
+            20 => "sell",
+            _ => "hold",
+        };
+        let positions = if qty > 0.0 {
+            vec![PositionView {
+                symbol: "SYNA".into(),
+                qty,
+                avg_price: 101.2,
+                market_price: price,
+                unrealized_pnl: qty * (price - 101.2),
+            }]
+        } else {
+            Vec::new()
+        };
+        f.send(
+            241,
+            Event::PaperBar {
+                ts: bar_ts(b),
+                symbol: "SYNA".into(),
+                price,
+                action: action.into(),
+                cash: equity - qty * price,
+                equity,
+                positions,
+            },
+        );
+        if action != "hold" {
+            orders += 1;
+            f.send(
+                241,
+                Event::Order(OrderView {
+                    client_order_id: format!("qd-{PAPER}-{orders:04}"),
+                    symbol: "SYNA".into(),
+                    side: action.into(),
+                    qty: 1.0,
+                    status: "filled".into(),
+                    fill_price: Some(price),
+                    at: bar_ts(b),
+                }),
+            );
+        }
+    }
+    f.send(
+        241,
+        Event::Progress {
+            done: 120,
+            total: 500,
+            message: "bars".into(),
+        },
+    );
+    f.send(
+        241,
+        Event::Log {
+            level: "error".into(),
+            message: "order rejected: insufficient buying power".into(),
+        },
+    );
+}
+
+/// The full state: every pane has something to show.
+pub fn full_app() -> App {
+    let mut app = App::new();
+    app.set_series(stored_series());
+    add_fetch(&mut app);
+    add_training(&mut app);
+    add_gates(&mut app);
+    add_walk(&mut app);
+    add_paper(&mut app);
+    app.store_stale = false;
+    app.message = "ready".into();
+    app
+}

@@ -1,0 +1,166 @@
+//! One set of trading rules: the tensor env, the backtest and the paper trader must agree with
+//! `sim` bar for bar.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use chrono::NaiveDate;
+use quantdeck::broker::{Broker, SimBroker};
+use quantdeck::config::{BacktestConfig, EnvConfig, SyntheticConfig};
+use quantdeck::data::synthetic;
+use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
+use quantdeck::eval::Backtester;
+use quantdeck::features::{self, FeatureSpec};
+use quantdeck::live::PaperTrader;
+use quantdeck::market::{Bar, Symbol, Timeframe};
+use quantdeck::rng::Rng;
+use quantdeck::sim::{Account, RiskRules, Rules};
+
+fn bars(sym: &Symbol) -> Vec<Bar> {
+    let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
+    synthetic::generate(
+        &SyntheticConfig::default(),
+        sym,
+        Timeframe::Minute(15),
+        d(2, 1),
+        d(3, 29),
+    )
+    .unwrap()
+}
+
+#[test]
+fn tensor_env_matches_sim_under_random_actions() {
+    for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
+        let b = bars(&sym);
+        let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
+        let spec = FeatureSpec::basic(8);
+        let fm = features::compute(&spec, &sym, &b);
+        let env_cfg = EnvConfig::default();
+        let rules = Rules::training(&env_cfg, sym.class);
+        let n = 6;
+        let mut env = VecEnv::new(
+            &spec,
+            &fm,
+            &closes,
+            0..b.len(),
+            rules,
+            40,
+            1000.0,
+            n,
+            3,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut accts = vec![Account::new(&rules); n];
+        let mut rng = Rng::new(11);
+        let mut compared = 0;
+        for _ in 0..300 {
+            let t: Vec<usize> = env.clock().iter().map(|&t| t as usize).collect();
+            let obs = env.observe().unwrap().to_vec2::<f32>().unwrap();
+            let actions: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
+            let (r, dones) = env
+                .step(&Tensor::new(actions.as_slice(), &Device::Cpu).unwrap())
+                .unwrap();
+            let r = r.to_vec1::<f32>().unwrap();
+            let eq = env.equity().unwrap();
+            for i in 0..n {
+                // The observation the env built equals the shared pipeline's.
+                let mut expect = Vec::new();
+                features::observation(&spec, &fm, t[i], &accts[i].features(), &mut expect);
+                for (a, e) in obs[i].iter().zip(&expect) {
+                    assert!(
+                        (a - e).abs() < 1e-4,
+                        "{sym} env {i} obs differs: {a} vs {e}"
+                    );
+                }
+                let reward = accts[i].step_action(
+                    &rules,
+                    actions[i] as usize,
+                    closes[t[i]],
+                    closes[t[i] + 1],
+                    1000.0,
+                );
+                assert!(
+                    (r[i] as f64 - reward).abs() < 2e-3 * reward.abs().max(1.0),
+                    "{sym} env {i}: reward {} vs sim {reward}",
+                    r[i]
+                );
+                if dones[i] {
+                    accts[i] = Account::new(&rules);
+                } else {
+                    assert!(
+                        (eq[i] as f64 / accts[i].equity - 1.0).abs() < 1e-5,
+                        "{sym} env {i}: equity {} vs sim {}",
+                        eq[i],
+                        accts[i].equity
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 1000);
+    }
+}
+
+#[test]
+fn paper_trader_on_sim_broker_reproduces_the_backtest() {
+    let sym = Symbol::equity("SYNA");
+    let b = bars(&sym);
+    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
+    let spec = FeatureSpec::basic(8);
+    let fm = features::compute(&spec, &sym, &b);
+    // A random network with a larger policy head trades often enough to exercise the rules.
+    let model = ActorCritic::new(spec.obs_dim(), &[16], 8, 5, &Device::Cpu).unwrap();
+    let policy = HostPolicy::from_model(&model).unwrap();
+    let bt_cfg = BacktestConfig {
+        stop_loss: 0.01,
+        take_profit: 0.01,
+        ..Default::default()
+    };
+    let rules = Rules::backtest(&bt_cfg, &EnvConfig::default(), sym.class);
+    let risk = RiskRules::from(&bt_cfg);
+    let start = fm.first_observable(spec.window) + 50;
+    let end = start + 400;
+    let bt = Backtester {
+        spec: &spec,
+        fm: &fm,
+        closes: &closes,
+        rules,
+        risk: Some(risk),
+    };
+    let res = bt.run(&policy, start..end + 1);
+    assert!(
+        res.trades.len() > 3,
+        "the policy should trade: {:?}",
+        res.action_counts
+    );
+
+    let mut trader = PaperTrader::new(
+        "t",
+        sym.clone(),
+        spec.clone(),
+        HostPolicy::from_model(&model).unwrap(),
+        rules,
+        risk,
+        0.0,
+    );
+    let mut broker = SimBroker::new(rules);
+    trader.warm(&b[start + 1 - trader.history_needed()..start]);
+    for (k, bar) in b[start..=end].iter().enumerate() {
+        broker.on_bar(&sym.name, bar);
+        let step = trader.on_bar(&mut broker, bar).unwrap();
+        assert!(step.action.is_some());
+        let expect = res.equity[k];
+        assert!(
+            (step.equity_before - expect).abs() < 1e-6 * expect,
+            "bar {k}: paper {} vs backtest {expect}",
+            step.equity_before
+        );
+        assert!((broker.account().unwrap().equity - trader.book().equity).abs() < 1e-6 * expect);
+    }
+    let orders = broker.orders().unwrap();
+    assert!(!orders.is_empty());
+    let mut ids: Vec<_> = orders.iter().map(|o| o.client_order_id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), orders.len(), "client order ids are unique");
+}

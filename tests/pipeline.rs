@@ -1,0 +1,267 @@
+//! The whole pipeline headless on a tiny synthetic config: fetch → train → gate → walk-forward →
+//! paper, checking run directories, artifacts and numbers.
+
+mod common;
+
+use quantdeck::data::Store;
+use quantdeck::engine::checkpoint;
+use quantdeck::eval::{walkforward, FoldResult};
+use quantdeck::jobs::{self, CancelToken, Event, EventRecord, JobRequest, JobStatus, RunDir};
+use quantdeck::market::{Symbol, Timeframe};
+
+fn events(paths: &quantdeck::paths::Paths, id: &str) -> Vec<EventRecord> {
+    let p = paths.runs.join(id).join("events.jsonl");
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn fetch_train_gate_walk_forward_paper() {
+    let (_tmp, paths) = common::temp_home();
+    let cfg = common::tiny_config();
+    let run =
+        |req: JobRequest| jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap();
+
+    // Fetch: one parquet per symbol, an unknown symbol reported without losing the others.
+    let fetch = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::Fetch {
+            symbols: vec!["SYNA".into(), "NOPE".into(), "SYNX/USD".into()],
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let store = Store::new(&paths.data);
+    let list = store.list();
+    assert_eq!(
+        list.iter().map(|s| s.symbol.as_str()).collect::<Vec<_>>(),
+        ["SYNA", "SYNX/USD"]
+    );
+    assert!(list
+        .iter()
+        .all(|s| s.source == "synthetic" && s.bars > 1000));
+    let ev = events(&paths, &fetch);
+    assert!(ev.iter().any(|e| matches!(&e.event, Event::Log { level, message } if level == "error" && message.contains("NOPE") && message.contains("unknown symbol"))));
+
+    // Train.
+    let train = run(JobRequest::Train {
+        symbol: "syna".into(),
+    });
+    let dir = RunDir::open(&paths, &train).unwrap();
+    let m = dir.read_manifest().unwrap();
+    assert_eq!(m.status, JobStatus::Completed);
+    assert_eq!(m.data.len(), 1);
+    assert_eq!(
+        m.data[0].sha256,
+        store
+            .info(&Symbol::equity("SYNA"), Timeframe::Minute(15))
+            .unwrap()
+            .sha256
+    );
+    let ev = events(&paths, &train);
+    assert!(matches!(ev[0].event, Event::Started { .. }));
+    assert!(matches!(
+        ev.last().unwrap().event,
+        Event::Finished {
+            status: JobStatus::Completed,
+            ..
+        }
+    ));
+    assert!(
+        ev.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "seq is gap-free"
+    );
+    let updates: Vec<_> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::Update(u) = &e.event {
+                Some(u.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(updates.len(), 4);
+    assert!(updates
+        .iter()
+        .all(|u| u.sps > 0.0 && u.entropy > 0.0 && u.entropy <= (8f64).ln() + 1e-6 && u.lr > 0.0));
+    assert_eq!(updates[3].timesteps, 4 * 16 * 32);
+    let vals = ev
+        .iter()
+        .filter(|e| matches!(e.event, Event::Validation(_)))
+        .count();
+    assert_eq!(vals, 2);
+    let (model, meta) = checkpoint::load_model(
+        &dir.artifact("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(meta.obs_dim, 8 * 11 + 3);
+    assert_eq!(meta.hidden_dims, vec![32, 16]);
+    assert_eq!(model.param_count(), meta.param_count);
+    assert_eq!(meta.action_meanings.len(), 8);
+    assert_eq!(meta.config.ppo.hidden_dims, vec![32, 16]);
+    assert!(meta.train_last < meta.data_last);
+    assert!(dir
+        .artifact("checkpoints/update_00002.safetensors")
+        .exists());
+
+    // Gate.
+    let gate = run(JobRequest::Gate {
+        train_run: "latest".into(),
+    });
+    let gm = RunDir::open(&paths, &gate)
+        .unwrap()
+        .read_manifest()
+        .unwrap();
+    assert_eq!(gm.parent.as_deref(), Some(train.as_str()));
+    let class = gm.summary["class"].as_str().unwrap();
+    assert!(["APPROVED", "REVIEW", "DROP"].contains(&class));
+
+    // Walk-forward: 5 consecutive folds covering the out-of-sample bars.
+    let wf = run(JobRequest::WalkForward {
+        train_run: train[..12].into(),
+    });
+    let text = std::fs::read_to_string(paths.runs.join(&wf).join("walkforward.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let folds: Vec<FoldResult> = serde_json::from_value(v["folds"].clone()).unwrap();
+    assert_eq!(folds.len(), 5);
+    assert!(folds.windows(2).all(|w| w[0].end <= w[1].start));
+    for f in &folds {
+        assert!(f.bars > 10);
+        assert!((f.equity.last().unwrap() - 1.0 - f.total_return).abs() < 1e-9);
+        assert!(f.buy_hold_return.is_finite() && f.sharpe.is_finite());
+    }
+    let (decision, positive, _) = walkforward::decide(&folds, cfg.walk_forward.max_sharpe_std);
+    assert_eq!(v["decision"].as_str().unwrap(), decision.as_str());
+    assert_eq!(v["positive_folds"].as_u64().unwrap() as usize, positive);
+
+    // Paper: a few simulated bars.
+    let paper = run(JobRequest::Paper {
+        train_run: train.clone(),
+        bars: Some(25),
+    });
+    let ev = events(&paths, &paper);
+    let bars: Vec<_> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::PaperBar { equity, cash, .. } = &e.event {
+                Some((*equity, *cash))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(bars.len(), 25);
+    assert!(bars
+        .iter()
+        .all(|(e, c)| e.is_finite() && c.is_finite() && *e > 90_000.0));
+    let pm = RunDir::open(&paths, &paper)
+        .unwrap()
+        .read_manifest()
+        .unwrap();
+    assert_eq!(
+        pm.summary["orders"].as_u64().unwrap() as usize,
+        ev.iter()
+            .filter(|e| matches!(e.event, Event::Order(_)))
+            .count()
+    );
+    assert!((pm.summary["equity"].as_f64().unwrap() - bars.last().unwrap().0).abs() < 1e-6);
+
+    // Every run is listed, finished, with no secrets or surprises in its manifest.
+    let runs = jobs::list_runs(&paths);
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r.state() == "completed"));
+}
+
+#[test]
+fn cancelled_training_saves_a_model_first() {
+    let (_tmp, paths) = common::temp_home();
+    let mut cfg = common::tiny_config();
+    cfg.ppo.total_timesteps = 1_000_000;
+    let cancel = CancelToken::new();
+    let c2 = cancel.clone();
+    // Cancel as soon as the first update is reported.
+    let observer = Box::new(move |rec: &EventRecord| {
+        if matches!(rec.event, Event::Update(_)) {
+            c2.cancel();
+        }
+    });
+    let id = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::Train {
+            symbol: "SYNA".into(),
+        },
+        &cancel,
+        Some(observer),
+    )
+    .unwrap();
+    let dir = RunDir::open(&paths, &id).unwrap();
+    assert_eq!(dir.read_manifest().unwrap().status, JobStatus::Cancelled);
+    let meta = checkpoint::read_meta(&dir.artifact("model.safetensors")).unwrap();
+    assert_eq!(meta.update, 1);
+    let ev = events(&paths, &id);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(&e.event, Event::Checkpoint { reason, .. } if reason == "cancelled")));
+}
+
+#[test]
+fn mismatched_feature_layout_is_refused_naming_both() {
+    let (_tmp, paths) = common::temp_home();
+    let cfg = common::tiny_config();
+    let train = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::Train {
+            symbol: "SYNA".into(),
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let path = paths.runs.join(&train).join("model.safetensors");
+    let (model, mut meta) = checkpoint::load_model(&path, &candle_core::Device::Cpu).unwrap();
+    meta.feature_spec.version = "qd-other-v9".into();
+    checkpoint::save_model(&path, &model, &meta).unwrap();
+    let err = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::WalkForward {
+            train_run: train.clone(),
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("does not match"), "{msg}");
+    assert!(
+        msg.contains("qd-other-v9: 11 features × 8 bars")
+            && msg.contains("qd-basic-v1: 11 features × 8 bars"),
+        "{msg}"
+    );
+
+    // A model file with the wrong tensor shapes for its metadata is refused too.
+    meta.feature_spec.version = "qd-basic-v1".into();
+    meta.hidden_dims = vec![64, 16];
+    checkpoint::save_model(&path, &model, &meta).unwrap();
+    let msg = match checkpoint::load_model(&path, &candle_core::Device::Cpu) {
+        Ok(_) => panic!("a model with the wrong shapes loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        msg.contains("trunk.0.weight") && msg.contains("shape"),
+        "{msg}"
+    );
+    // Not a model at all.
+    std::fs::write(&path, b"garbage").unwrap();
+    assert!(format!("{:#}", checkpoint::read_meta(&path).unwrap_err())
+        .contains("not a safetensors model"));
+}

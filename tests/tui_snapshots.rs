@@ -1,0 +1,215 @@
+//! Every pane (and the overlays) rendered from a fixed state into a `TestBackend`, compared
+//! with reviewed snapshots; and every pane at degenerate sizes, which must not panic.
+
+#[path = "common/tui_fixture.rs"]
+mod fixture;
+
+use fixture::*;
+use quantdeck::jobs::{Event, JobKind};
+use quantdeck::tui::{view, App, Pane};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+fn render(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
+        Ok(t) => t,
+        Err(e) => match e {},
+    };
+    if let Err(e) = terminal.draw(|f| view(f, app)) {
+        match e {}
+    }
+    terminal.backend().buffer().clone()
+}
+
+/// The screen as text, one line per row, trailing blanks trimmed.
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let mut line = String::new();
+        for x in area.left()..area.right() {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn screen(app: &App) -> String {
+    text(&render(app, 140, 42))
+}
+
+fn on(pane: Pane) -> App {
+    let mut app = full_app();
+    app.pane = pane;
+    app
+}
+
+/// Finds `needle` on screen and returns the style of its first cell.
+fn color_of(buf: &Buffer, needle: &str) -> Option<(Color, Color)> {
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        let row: Vec<&str> = (area.left()..area.right())
+            .map(|x| buf[(x, y)].symbol())
+            .collect();
+        let line = row.concat();
+        if let Some(byte) = line.find(needle) {
+            // Cells hold one character each here, so the char index is the column.
+            let col = line[..byte].chars().count() as u16;
+            let cell = &buf[(area.left() + col, y)];
+            return Some((cell.fg, cell.bg));
+        }
+    }
+    None
+}
+
+#[test]
+fn data_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::Data)));
+}
+
+#[test]
+fn training_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::Training)));
+}
+
+#[test]
+fn gating_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::Gating)));
+}
+
+#[test]
+fn walk_forward_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::WalkForward)));
+}
+
+#[test]
+fn paper_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::Paper)));
+}
+
+#[test]
+fn logs_pane() {
+    insta::assert_snapshot!(screen(&on(Pane::Logs)));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = on(Pane::Training);
+    app.show_help = true;
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn quit_confirm() {
+    let mut app = on(Pane::Paper);
+    app.confirm_quit = true;
+    app.message = "jobs running — quit and cancel them? (y/n)".into();
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn empty_state_at_a_common_size() {
+    let mut app = App::new();
+    app.pane = Pane::Data;
+    insta::assert_snapshot!(text(&render(&app, 80, 12)));
+}
+
+#[test]
+fn data_pane_while_fetching() {
+    let mut app = App::new();
+    app.set_series(stored_series()[..2].to_vec());
+    let run = "fetch-20240601-120000-universe";
+    let mut f = feed(&mut app, run);
+    f.send(
+        0,
+        Event::Started {
+            kind: JobKind::Fetch,
+            label: "universe".into(),
+        },
+    );
+    let s = &stored_series()[1];
+    f.send(
+        1,
+        Event::SymbolFetched {
+            symbol: s.symbol.clone(),
+            timeframe: s.timeframe.to_string(),
+            bars: s.bars,
+            first: s.first,
+            last: s.last,
+            source: s.source.clone(),
+        },
+    );
+    f.send(
+        1,
+        Event::Progress {
+            done: 2,
+            total: 4,
+            message: "SYNB".into(),
+        },
+    );
+    app.mark_ours(run, JobKind::Fetch, None);
+    insta::assert_snapshot!(text(&render(&app, 100, 16)));
+}
+
+#[test]
+fn every_pane_survives_tiny_and_huge_terminals() {
+    let sizes = [(1, 1), (5, 3), (20, 6), (40, 12), (80, 24), (200, 60)];
+    for base in [App::new(), full_app()] {
+        for pane in Pane::ALL {
+            for (help, confirm) in [(false, false), (true, false), (false, true)] {
+                for (w, h) in sizes {
+                    let mut app = base.clone();
+                    app.pane = pane;
+                    app.show_help = help;
+                    app.confirm_quit = confirm;
+                    let buf = render(&app, w, h);
+                    assert_eq!((buf.area.width, buf.area.height), (w, h));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn synthetic_data_is_tagged_yellow() {
+    let buf = render(&on(Pane::Data), 140, 42);
+    let screen = text(&buf);
+    assert!(
+        screen.contains("SYNTHETIC DATA"),
+        "pane title names synthetic data"
+    );
+    assert_eq!(
+        color_of(&buf, "SYNTHETIC"),
+        Some((Color::Black, Color::Yellow))
+    );
+    // Real data is not tagged.
+    let mut app = on(Pane::Data);
+    app.series.retain(|s| s.source != "synthetic");
+    app.fetch.retain(|_, f| f.source != "synthetic");
+    let screen = text(&render(&app, 140, 42));
+    assert!(!screen.contains("SYNTHETIC"));
+}
+
+#[test]
+fn outcomes_are_coloured() {
+    let buf = render(&on(Pane::Gating), 140, 42);
+    assert_eq!(color_of(&buf, "APPROVED").map(|c| c.0), Some(Color::Green));
+    assert_eq!(color_of(&buf, "REVIEW").map(|c| c.0), Some(Color::Yellow));
+    assert_eq!(color_of(&buf, "DROP").map(|c| c.0), Some(Color::Red));
+    let buf = render(&on(Pane::WalkForward), 140, 42);
+    assert_eq!(color_of(&buf, " PAPER ").map(|c| c.1), Some(Color::Cyan));
+}
+
+#[test]
+fn selected_symbol_is_highlighted() {
+    let mut app = on(Pane::Data);
+    app.sel.data = 2;
+    let screen = text(&render(&app, 140, 42));
+    let marked: Vec<&str> = screen.lines().filter(|l| l.contains('▶')).collect();
+    assert_eq!(marked.len(), 1);
+    assert!(marked[0].contains("SYNB"), "{marked:?}");
+}
