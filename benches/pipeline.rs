@@ -14,6 +14,9 @@ use quantdeck::paths::Paths;
 use quantdeck::sim::{RiskRules, Rules};
 use std::time::Instant;
 
+#[path = "../tests/common/tui_fixture.rs"]
+mod tui_fixture;
+
 fn median(mut f: impl FnMut(), runs: usize) -> f64 {
     let mut t: Vec<f64> = (0..runs)
         .map(|_| {
@@ -146,6 +149,41 @@ fn main() {
             cfg.ppo.hidden_dims,
             s * 1e3
         );
+    }
+    if want("tui") {
+        // The full fixture state (every pane populated) plus a long training run of 2,000
+        // updates, drawn into a 160×45 buffer: the cost of one redraw.
+        use quantdeck::jobs::{events::UpdateMetrics, Event};
+        use ratatui::{backend::TestBackend, Terminal};
+        let mut app = tui_fixture::full_app();
+        let mut f = tui_fixture::feed(&mut app, tui_fixture::TRAIN);
+        f.seq = 10_000;
+        for u in 1..=2000 {
+            let m = UpdateMetrics {
+                update: u,
+                updates: 2000,
+                timesteps: u as u64 * 8192,
+                sps: 12_000.0,
+                mean_reward: (u as f64).ln(),
+                lr: 3e-4,
+                ..Default::default()
+            };
+            f.send(u as i64, Event::Update(m));
+        }
+        let mut term = Terminal::new(TestBackend::new(160, 45)).expect("terminal");
+        for pane in quantdeck::tui::Pane::ALL {
+            app.pane = pane;
+            let s = median(
+                || {
+                    for _ in 0..20 {
+                        term.draw(|fr| quantdeck::tui::view(fr, &app))
+                            .expect("draw");
+                    }
+                },
+                5,
+            ) / 20.0;
+            println!("tui frame {:?} 160x45: {:.2} ms", pane, s * 1e3);
+        }
     }
     if want("train") {
         // The quick_test mode end to end (fetch included) on the default synthetic SYNA.

@@ -7,7 +7,6 @@ use quantdeck::data::Store;
 use quantdeck::engine::{checkpoint, ppo, HostPolicy};
 use quantdeck::eval::{metrics, Backtester};
 use quantdeck::features::{self, FeatureSpec};
-use quantdeck::jobs::{self, CancelToken, JobRequest};
 use quantdeck::market::Symbol;
 use quantdeck::rng::Rng;
 use quantdeck::sim::Rules;
@@ -28,16 +27,7 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
     cfg.ppo.lr = 1e-3;
     cfg.ppo.hidden_dims = vec![64, 32];
     cfg.env.episode_len = 128;
-    let id = jobs::run_job(
-        &paths,
-        &cfg,
-        &JobRequest::Train {
-            symbol: "SYNA".into(),
-        },
-        &CancelToken::new(),
-        None,
-    )
-    .unwrap();
+    let id = common::train(&paths, &cfg, "SYNA");
 
     let sym = Symbol::equity("SYNA");
     let bars = Store::new(&paths.data)

@@ -216,16 +216,7 @@ fn cancelled_training_saves_a_model_first() {
 fn mismatched_feature_layout_is_refused_naming_both() {
     let (_tmp, paths) = common::temp_home();
     let cfg = common::tiny_config();
-    let train = jobs::run_job(
-        &paths,
-        &cfg,
-        &JobRequest::Train {
-            symbol: "SYNA".into(),
-        },
-        &CancelToken::new(),
-        None,
-    )
-    .unwrap();
+    let train = common::train(&paths, &cfg, "SYNA");
     let path = paths.runs.join(&train).join("model.safetensors");
     let (model, mut meta) = checkpoint::load_model(&path, &candle_core::Device::Cpu).unwrap();
     meta.feature_spec.version = "qd-other-v9".into();

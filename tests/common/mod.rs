@@ -33,3 +33,12 @@ pub fn temp_home() -> (tempfile::TempDir, Paths) {
     paths.ensure().expect("create dirs");
     (dir, paths)
 }
+
+/// Runs a training job to completion and returns its run id.
+pub fn train(paths: &Paths, cfg: &Config, symbol: &str) -> String {
+    let req = quantdeck::jobs::JobRequest::Train {
+        symbol: symbol.into(),
+    };
+    quantdeck::jobs::run_job(paths, cfg, &req, &quantdeck::jobs::CancelToken::new(), None)
+        .expect("training run")
+}

@@ -164,27 +164,23 @@ fn metric_charts(frame: &mut Frame, area: Rect, run: &RunView) {
     let (rows, cols) = if area.width >= 90 { (3, 3) } else { (5, 2) };
     let cells = grid(area, rows, cols);
     let mut cells = cells.into_iter();
-    for (name, color, get) in upd {
+    let upd_series = upd.into_iter().map(|(name, color, get)| {
         let pts: Vec<(f64, f64)> = run
             .updates
             .iter()
             .map(|m| (m.update as f64, get(m)))
             .collect();
-        let Some(cell) = cells.next() else { return };
-        let latest = pts.last().map(|p| p.1);
-        let series = [Series {
-            name,
-            color,
-            points: &pts,
-        }];
-        line_chart(frame, cell, chart_title(name, color, latest), &series);
-    }
-    for (name, color, get) in val {
+        (name, color, pts)
+    });
+    let val_series = val.into_iter().map(|(name, color, get)| {
         let pts: Vec<(f64, f64)> = run
             .validations
             .iter()
             .map(|v| (v.update as f64, get(v)))
             .collect();
+        (name, color, pts)
+    });
+    for (name, color, pts) in upd_series.chain(val_series) {
         let Some(cell) = cells.next() else { return };
         let latest = pts.last().map(|p| p.1);
         let series = [Series {
