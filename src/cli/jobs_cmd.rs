@@ -19,6 +19,21 @@ pub struct Common {
 pub struct FetchArgs {
     /// Symbols to fetch (default: the configured universe).
     pub symbols: Vec<String>,
+    /// Where from: synthetic or alpaca (overrides data.source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Timeframe, e.g. 15Min, 1Hour, 1Day (overrides data.timeframe).
+    #[arg(long)]
+    pub timeframe: Option<String>,
+    /// First day, YYYY-MM-DD (overrides data.start).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Last day, YYYY-MM-DD (overrides data.end).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Alpaca stock feed: iex or sip (overrides data.feed).
+    #[arg(long)]
+    pub feed: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }

@@ -1,5 +1,6 @@
 //! The command line: `quantdeck` alone opens the workstation; subcommands run each stage headless.
 
+mod data_cmd;
 mod jobs_cmd;
 mod models;
 mod progress;
@@ -29,8 +30,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fetch bars into the store (the built-in synthetic market by default).
+    /// Fetch bars into the store: the built-in synthetic market, or Alpaca (data.source).
     Fetch(jobs_cmd::FetchArgs),
+    /// Import OHLCV bars from a CSV or parquet file into the store.
+    Import(data_cmd::ImportArgs),
+    /// Check stored data quality, or resample a series.
+    Data(data_cmd::DataArgs),
     /// Train a PPO policy for one symbol.
     Train(jobs_cmd::TrainArgs),
     /// Classify a training run APPROVED / REVIEW / DROP.
@@ -61,7 +66,9 @@ pub fn main() -> Result<i32> {
             crate::tui::run(&paths, &cfg)?;
             Ok(0)
         }
-        Some(Command::Fetch(a)) => jobs_cmd::fetch(&paths, &cfg, a),
+        Some(Command::Fetch(a)) => jobs_cmd::fetch(&paths, &mut cfg, a),
+        Some(Command::Import(a)) => data_cmd::import(&paths, &cfg, a),
+        Some(Command::Data(a)) => data_cmd::run(&paths, &cfg, a),
         Some(Command::Train(a)) => jobs_cmd::train(&paths, &mut cfg, a),
         Some(Command::Gate(a)) => jobs_cmd::gate(&paths, &cfg, a),
         Some(Command::WalkForward(a)) => jobs_cmd::walk_forward(&paths, &mut cfg, a),

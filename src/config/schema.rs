@@ -67,6 +67,8 @@ pub enum DataSource {
     Synthetic,
     /// Alpaca market data (needs keys).
     Alpaca,
+    /// Only what is already in the store (fetched earlier or imported).
+    Store,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +83,21 @@ pub struct DataConfig {
     /// checkpoints, the rest is out-of-sample for gating, walk-forward and paper replay.
     pub train_split: f64,
     pub validation_split: f64,
+    /// Alpaca stock feed: `iex` (free) or `sip` (paid subscription).
+    pub feed: String,
+    /// Alpaca price adjustment: raw, split, dividend, spin-off or all.
+    pub adjustment: String,
+    /// Market-data calls per minute (200 on the free plan, 10,000 on the paid one).
+    pub rate_limit_per_minute: u32,
+    /// Retries of one request (429, 5xx, timeouts, broken bodies) before the fetch fails.
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry, with jitter, capped at 30 s.
+    pub retry_base_ms: u64,
+    pub timeout_s: u64,
+    /// Bars per page (1–10,000; counts across symbols on multi-symbol requests).
+    pub page_limit: u32,
+    /// Requests in flight at once (all within the rate limit).
+    pub concurrency: usize,
 }
 
 impl Default for DataConfig {
@@ -92,6 +109,14 @@ impl Default for DataConfig {
             end: "2024-12-31".into(),
             train_split: 0.70,
             validation_split: 0.15,
+            feed: "iex".into(),
+            adjustment: "raw".into(),
+            rate_limit_per_minute: 200,
+            max_retries: 6,
+            retry_base_ms: 500,
+            timeout_s: 30,
+            page_limit: 10_000,
+            concurrency: 4,
         }
     }
 }

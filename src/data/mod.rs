@@ -1,6 +1,10 @@
-//! Market data: providers (the built-in synthetic market; Alpaca and file import in later work),
-//! the parquet store, and data-quality summaries.
+//! Market data: providers (the built-in synthetic market, the Alpaca client, CSV/parquet import),
+//! the parquet store, resampling, and data-quality reports.
 
+pub mod alpaca;
+pub mod import;
+pub mod quality;
+pub mod resample;
 pub mod store;
 pub mod synthetic;
 

@@ -23,6 +23,12 @@ pub struct SeriesInfo {
     pub last: Option<DateTime<Utc>>,
     pub sha256: String,
     pub updated: DateTime<Utc>,
+    /// Share of calendar bars present between the first and last bar.
+    #[serde(default)]
+    pub coverage: f64,
+    /// Quality flags found when the series was written (see `quality::check`).
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 impl SeriesInfo {
@@ -95,7 +101,12 @@ impl Store {
             last: bars.last().map(|b| b.ts),
             sha256: hash_bars(&bars),
             updated: Utc::now(),
+            coverage: 0.0,
+            flags: Vec::new(),
         };
+        // Staleness is judged when shown, not here: "now" is the last bar.
+        let q = super::quality::check(&bars, symbol.class, tf, None, info.last.unwrap_or_else(Utc::now));
+        let info = SeriesInfo { coverage: q.coverage, flags: q.flags, ..info };
         write_atomic(
             &self.info_path(symbol, tf),
             &serde_json::to_vec_pretty(&info)?,
@@ -113,6 +124,42 @@ impl Store {
             );
         }
         read_parquet(&path)
+    }
+
+    /// Merges `new` into the stored series (new bars replace stored ones at the same time) and
+    /// writes the result atomically: a failure midway leaves the old file as it was.
+    pub fn merge(&self, symbol: &Symbol, tf: Timeframe, new: &[Bar], source: &str) -> Result<SeriesInfo> {
+        let path = self.parquet_path(symbol, tf);
+        let mut bars = if path.exists() { read_parquet(&path)? } else { Vec::new() };
+        if new.is_empty() && !bars.is_empty() {
+            if let Some(info) = self.info(symbol, tf) {
+                return Ok(info);
+            }
+        }
+        // Later entries win in dedup below: put the new bars first after a stable sort.
+        bars.extend_from_slice(new);
+        bars.reverse();
+        bars.sort_by_key(|b| b.ts);
+        bars.dedup_by_key(|b| b.ts);
+        self.write(symbol, tf, &bars, source)
+    }
+
+    /// Reads a series; a file that cannot be read is moved aside (`*.corrupt-<time>`) so it is
+    /// never silently reused, and the error says where it went.
+    pub fn read_or_quarantine(&self, symbol: &Symbol, tf: Timeframe) -> Result<Option<Vec<Bar>>> {
+        let path = self.parquet_path(symbol, tf);
+        if !path.exists() {
+            return Ok(None);
+        }
+        match read_parquet(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => {
+                let aside = path.with_extension(format!("parquet.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%S")));
+                std::fs::rename(&path, &aside).with_context(|| format!("cannot move corrupt {} aside", path.display()))?;
+                let _ = std::fs::remove_file(self.info_path(symbol, tf));
+                Err(e.context(format!("moved the corrupt file to {}", aside.display())))
+            }
+        }
     }
 
     pub fn info(&self, symbol: &Symbol, tf: Timeframe) -> Option<SeriesInfo> {

@@ -8,6 +8,7 @@ pub mod runner;
 mod work;
 pub use work::{resolve_model, resolve_train_run, run as run_job};
 pub mod events;
+mod fetch;
 pub mod rundir;
 pub mod sink;
 pub mod tail;

@@ -6,7 +6,7 @@ use super::runner::{attach, JobRequest, Observer};
 use super::{list_runs, CancelToken, Event, EventSink, JobKind, JobStatus, Manifest, RunDir};
 use crate::broker::{Broker, SimBroker};
 use crate::config::{Config, DataSource};
-use crate::data::{store::hash_bars, synthetic, Store};
+use crate::data::{store::hash_bars, Store};
 use crate::engine::{self, checkpoint, ppo, HostPolicy, ModelMeta, TrainObserver};
 use crate::eval::{self, walkforward, Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
@@ -15,7 +15,6 @@ use crate::market::{Bar, Symbol};
 use crate::paths::{write_atomic, Paths};
 use crate::sim::{Action, RiskRules, Rules};
 use anyhow::{anyhow, bail, Context, Result};
-use chrono::NaiveDate;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,7 +63,7 @@ pub fn run(
         manifest: &mut manifest,
     };
     let result = match req {
-        JobRequest::Fetch { symbols } => fetch(&mut ctx, symbols),
+        JobRequest::Fetch { symbols } => super::fetch::fetch(&mut ctx, symbols),
         JobRequest::Train { symbol } => train(&mut ctx, symbol),
         JobRequest::Gate { .. } => gate(&mut ctx, parent.as_deref().unwrap_or_default()),
         JobRequest::WalkForward { .. } => {
@@ -94,13 +93,13 @@ pub fn run(
     }
 }
 
-struct Ctx<'a> {
-    paths: &'a Paths,
-    cfg: &'a Config,
-    dir: &'a RunDir,
-    sink: &'a EventSink,
-    cancel: &'a CancelToken,
-    manifest: &'a mut Manifest,
+pub(super) struct Ctx<'a> {
+    pub(super) paths: &'a Paths,
+    pub(super) cfg: &'a Config,
+    pub(super) dir: &'a RunDir,
+    pub(super) sink: &'a EventSink,
+    pub(super) cancel: &'a CancelToken,
+    pub(super) manifest: &'a mut Manifest,
 }
 
 impl Ctx<'_> {
@@ -109,89 +108,6 @@ impl Ctx<'_> {
         self.manifest.artifacts.push(name.to_string());
         Ok(())
     }
-}
-
-fn parse_day(s: &str, field: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
-}
-
-/// Generates (synthetic) bars for a symbol into the store.
-fn generate_synthetic(
-    cfg: &Config,
-    store: &Store,
-    sym: &Symbol,
-) -> Result<crate::data::SeriesInfo> {
-    let start = parse_day(&cfg.data.start, "data.start")?;
-    let end = parse_day(&cfg.data.end, "data.end")?;
-    let bars = synthetic::generate(&cfg.synthetic, sym, cfg.data.timeframe, start, end)?;
-    store.write(sym, cfg.data.timeframe, &bars, synthetic::SOURCE)
-}
-
-fn fetch(ctx: &mut Ctx, symbols: &[String]) -> Result<String> {
-    let cfg = ctx.cfg;
-    if cfg.data.source == DataSource::Alpaca {
-        bail!(
-            "data.source = \"alpaca\" is not available in this version yet; set data.source = \"synthetic\" \
-             (the built-in market) — quantdeck never falls back to another source silently"
-        );
-    }
-    let wanted: Vec<String> = if symbols.is_empty() {
-        cfg.universe.symbols().into_iter().map(|s| s.name).collect()
-    } else {
-        symbols.to_vec()
-    };
-    let store = Store::new(&ctx.paths.data);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for (i, name) in wanted.iter().enumerate() {
-        if ctx.cancel.is_cancelled() {
-            break;
-        }
-        let result = cfg
-            .universe
-            .find(name)
-            .and_then(|sym| generate_synthetic(cfg, &store, &sym));
-        match result {
-            Ok(info) => {
-                ok += 1;
-                ctx.sink.emit(Event::SymbolFetched {
-                    symbol: info.symbol.clone(),
-                    timeframe: info.timeframe.to_string(),
-                    bars: info.bars,
-                    first: info.first,
-                    last: info.last,
-                    source: info.source.clone(),
-                });
-                ctx.manifest.data.push(DataRef {
-                    symbol: info.symbol,
-                    timeframe: info.timeframe.to_string(),
-                    source: info.source,
-                    bars: info.bars,
-                    first: info.first,
-                    last: info.last,
-                    sha256: info.sha256,
-                });
-            }
-            Err(e) => {
-                ctx.sink.log("error", format!("{name}: {e:#}"));
-                failed.push(name.clone());
-            }
-        }
-        ctx.sink.emit(Event::Progress {
-            done: i as u64 + 1,
-            total: wanted.len() as u64,
-            message: name.clone(),
-        });
-    }
-    ctx.manifest.summary = json!({ "fetched": ok, "failed": failed });
-    if ok == 0 && !failed.is_empty() {
-        bail!("no symbol could be fetched (failed: {})", failed.join(", "));
-    }
-    let mut msg = format!("{ok} symbol(s) stored (synthetic market)");
-    if !failed.is_empty() {
-        msg.push_str(&format!("; failed: {}", failed.join(", ")));
-    }
-    Ok(msg)
 }
 
 /// Reads a symbol's bars, generating the synthetic market first if the store has none.
@@ -260,9 +176,21 @@ impl TrainObserver for JobObserver<'_, '_> {
     }
 }
 
+/// A symbol of the universe, or one the store holds (fetched or imported outside the universe).
+fn find_symbol(ctx: &Ctx, name: &str) -> Result<Symbol> {
+    ctx.cfg.universe.find(name).or_else(|e| {
+        Store::new(&ctx.paths.data)
+            .list()
+            .into_iter()
+            .find(|s| s.symbol.eq_ignore_ascii_case(name) && s.timeframe == ctx.cfg.data.timeframe)
+            .map(|s| s.symbol())
+            .ok_or(e)
+    })
+}
+
 fn train(ctx: &mut Ctx, symbol: &str) -> Result<String> {
     let cfg = ctx.cfg;
-    let sym = cfg.universe.find(symbol)?;
+    let sym = find_symbol(ctx, symbol)?;
     let device = engine::device::select(&cfg.ppo.device)?;
     let (bars, source) = load_bars(ctx, &sym)?;
     let sha = hash_bars(&bars);

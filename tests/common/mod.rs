@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_alpaca;
+
 use quantdeck::config::{self, Config};
 use quantdeck::paths::Paths;
 

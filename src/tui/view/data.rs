@@ -28,6 +28,14 @@ fn source_cell(source: &str) -> Cell<'static> {
     }
 }
 
+fn quality_cell(flags: &[String]) -> Cell<'static> {
+    if flags.is_empty() {
+        Cell::from(Span::styled("ok", Style::new().fg(Color::Green)))
+    } else {
+        Cell::from(Span::styled(flags.join(" "), Style::new().fg(Color::Red)))
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let fetch_runs: Vec<_> = app
         .runs_of(JobKind::Fetch)
@@ -67,6 +75,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             "First bar",
             "Last bar",
             "Source",
+            "Cover",
+            "Quality",
         ])
         .style(header_style());
         let rows = app.series.iter().map(|s| {
@@ -78,6 +88,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 Cell::from(when(s.first)),
                 Cell::from(when(s.last)),
                 source_cell(&s.source),
+                Cell::from(format!("{:.1}%", s.coverage * 100.0)),
+                quality_cell(&s.flags),
             ])
         });
         let widths = [
@@ -88,6 +100,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(16),
             Constraint::Length(16),
             Constraint::Length(11),
+            Constraint::Length(7),
+            Constraint::Min(10),
         ];
         let table = Table::new(rows, widths)
             .header(header)

@@ -1,0 +1,296 @@
+//! The fetch job: the synthetic market, or Alpaca. Alpaca requests run as tokio tasks within the
+//! shared rate limit; each page comes back over a channel and is merged into the store at once, so
+//! an interrupted fetch keeps what it got and a rerun continues after the last stored bar.
+
+use super::rundir::DataRef;
+use super::work::Ctx;
+use super::Event;
+use crate::config::{Config, DataSource};
+use crate::data::alpaca::{load_credentials, AlpacaError, ClientSettings, DataClient};
+use crate::data::{synthetic, SeriesInfo, Store};
+use crate::market::{Bar, Symbol};
+use anyhow::{anyhow, bail, Result};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub const NO_KEYS: &str = "no Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys). \
+Without keys, use the built-in synthetic market (data.source = \"synthetic\") or bring your own bars with `quantdeck import FILE SYMBOL`; \
+quantdeck never falls back to another source silently";
+
+pub fn parse_day(s: &str, field: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
+}
+
+/// Generates a symbol's synthetic bars into the store.
+pub fn generate_synthetic(cfg: &Config, store: &Store, sym: &Symbol) -> Result<SeriesInfo> {
+    let start = parse_day(&cfg.data.start, "data.start")?;
+    let end = parse_day(&cfg.data.end, "data.end")?;
+    let bars = synthetic::generate(&cfg.synthetic, sym, cfg.data.timeframe, start, end)?;
+    store.write(sym, cfg.data.timeframe, &bars, synthetic::SOURCE)
+}
+
+pub(super) fn fetch(ctx: &mut Ctx, names: &[String]) -> Result<String> {
+    let cfg = ctx.cfg;
+    let wanted: Vec<String> = if names.is_empty() { cfg.universe.symbols().into_iter().map(|s| s.name).collect() } else { names.to_vec() };
+    match cfg.data.source {
+        DataSource::Synthetic => fetch_synthetic(ctx, &wanted),
+        DataSource::Alpaca => fetch_alpaca(ctx, &wanted),
+        DataSource::Store => bail!("data.source = \"store\": nothing to fetch — add bars with `quantdeck import FILE SYMBOL`"),
+    }
+}
+
+fn record(ctx: &mut Ctx, info: &SeriesInfo) {
+    ctx.sink.emit(Event::SymbolFetched {
+        symbol: info.symbol.clone(),
+        timeframe: info.timeframe.to_string(),
+        bars: info.bars,
+        first: info.first,
+        last: info.last,
+        source: info.source.clone(),
+    });
+    ctx.manifest.data.push(DataRef {
+        symbol: info.symbol.clone(),
+        timeframe: info.timeframe.to_string(),
+        source: info.source.clone(),
+        bars: info.bars,
+        first: info.first,
+        last: info.last,
+        sha256: info.sha256.clone(),
+    });
+}
+
+fn outcome(ctx: &mut Ctx, ok: usize, failed: &[String], what: &str) -> Result<String> {
+    ctx.manifest.summary = json!({ "fetched": ok, "failed": failed });
+    if ok == 0 && !failed.is_empty() {
+        bail!("no symbol could be fetched (failed: {})", failed.join("; "));
+    }
+    let mut msg = format!("{ok} symbol(s) stored ({what})");
+    if !failed.is_empty() {
+        msg.push_str(&format!("; failed: {}", failed.join("; ")));
+    }
+    Ok(msg)
+}
+
+fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
+    let store = Store::new(&ctx.paths.data);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for (i, name) in wanted.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        match ctx.cfg.universe.find(name).and_then(|sym| generate_synthetic(ctx.cfg, &store, &sym)) {
+            Ok(info) => {
+                ok += 1;
+                record(ctx, &info);
+            }
+            Err(e) => {
+                ctx.sink.log("error", format!("{name}: {e:#}"));
+                failed.push(name.clone());
+            }
+        }
+        ctx.sink.emit(Event::Progress { done: i as u64 + 1, total: wanted.len() as u64, message: name.clone() });
+    }
+    outcome(ctx, ok, &failed, "synthetic market")
+}
+
+/// One request stream: symbols sharing a range (a multi-symbol request) or one symbol.
+#[derive(Debug, Clone)]
+struct Task {
+    symbols: Vec<Symbol>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+enum Msg {
+    Page(BTreeMap<String, Vec<Bar>>),
+    Done(Task, Result<(), String>, bool),
+}
+
+fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
+    let cfg = ctx.cfg;
+    let (creds, warnings) = load_credentials()?;
+    for w in warnings {
+        ctx.sink.log("warn", w);
+    }
+    let creds = creds.ok_or_else(|| anyhow!(NO_KEYS))?;
+    let tf = cfg.data.timeframe;
+    let start = Utc.from_utc_datetime(&parse_day(&cfg.data.start, "data.start")?.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let end = Utc.from_utc_datetime(&parse_day(&cfg.data.end, "data.end")?.and_hms_opt(23, 59, 59).unwrap_or_default()).min(Utc::now());
+    if end <= start {
+        bail!("data.end must be after data.start");
+    }
+    let store = Store::new(&ctx.paths.data);
+    let symbols: Vec<Symbol> = wanted.iter().map(|n| ctx.cfg.universe.find(n).unwrap_or_else(|_| Symbol::parse(n))).collect();
+
+    // Plan: only what the store lacks — before its first bar and after its last.
+    let mut full: BTreeMap<crate::market::AssetClass, Vec<Symbol>> = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for sym in &symbols {
+        let have = match store.read_or_quarantine(sym, tf) {
+            Ok(b) => b,
+            Err(e) => {
+                ctx.sink.log("warn", format!("{sym}: cached file unreadable, refetching: {e:#}"));
+                None
+            }
+        };
+        match have.as_deref() {
+            None | Some([]) => full.entry(sym.class).or_default().push(sym.clone()),
+            Some(bars) => {
+                let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
+                if start < first {
+                    tasks.push(Task { symbols: vec![sym.clone()], start, end: first - Duration::seconds(1) });
+                }
+                if last + tf.duration() <= end {
+                    tasks.push(Task { symbols: vec![sym.clone()], start: last + Duration::seconds(1), end });
+                }
+            }
+        }
+    }
+    for group in full.into_values() {
+        for chunk in group.chunks(20) {
+            tasks.push(Task { symbols: chunk.to_vec(), start, end });
+        }
+    }
+    ctx.sink.log("info", format!("Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}", tasks.len(), symbols.len(), cfg.data.feed));
+
+    let settings = ClientSettings::from_config(&cfg.data);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut fatal: Option<anyhow::Error> = None;
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    rt.block_on(async {
+        let client = Arc::new(DataClient::new(settings, creds)?);
+        let permits = Arc::new(tokio::sync::Semaphore::new(cfg.data.concurrency.max(1)));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(16);
+        let mut set = tokio::task::JoinSet::new();
+        let spawn = |set: &mut tokio::task::JoinSet<()>, task: Task| {
+            let (client, permits, tx) = (client.clone(), permits.clone(), tx.clone());
+            set.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return };
+                let page_tx = tx.clone();
+                let res = client
+                    .fetch_bars(&task.symbols, tf, task.start, task.end, |page| {
+                        page_tx.try_send(Msg::Page(page)).or_else(|e| match e {
+                            tokio::sync::mpsc::error::TrySendError::Full(m) => {
+                                // Backpressure without blocking the runtime thread for long.
+                                tokio::task::block_in_place(|| page_tx.blocking_send(m)).map_err(|_| anyhow!("fetch job stopped"))
+                            }
+                            tokio::sync::mpsc::error::TrySendError::Closed(_) => Err(anyhow!("fetch job stopped")),
+                        })
+                    })
+                    .await;
+                let (res, split) = match res {
+                    Ok(_) => (Ok(()), false),
+                    Err(e) => {
+                        let is_symbol = e.downcast_ref::<AlpacaError>().is_some_and(|a| {
+                            matches!(a, AlpacaError::UnknownSymbol { .. }) || matches!(a, AlpacaError::BadRequest { param, .. } if param == "symbols")
+                        });
+                        (Err(format!("{e:#}")), is_symbol && task.symbols.len() > 1)
+                    }
+                };
+                let _ = tx.send(Msg::Done(task, res, split)).await;
+            });
+        };
+        let total = tasks.len();
+        for t in tasks {
+            spawn(&mut set, t);
+        }
+        let mut done = 0usize;
+        let mut open = total;
+        while open > 0 {
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if ctx.cancel.is_cancelled() { set.abort_all(); break; }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
+            match msg {
+                Msg::Page(page) => {
+                    for (name, bars) in page {
+                        let sym = symbols.iter().find(|s| s.name == name).cloned().unwrap_or_else(|| Symbol::parse(&name));
+                        let info = match store.merge(&sym, tf, &bars, "alpaca") {
+                            Ok(i) => i,
+                            Err(e) => {
+                                fatal = Some(e.context(format!("storing {name}")));
+                                set.abort_all();
+                                open = 0;
+                                break;
+                            }
+                        };
+                        *got.entry(name.clone()).or_default() += bars.len();
+                        // Live per-symbol progress: what the store holds for it now.
+                        ctx.sink.emit(Event::SymbolFetched {
+                            symbol: info.symbol.clone(),
+                            timeframe: info.timeframe.to_string(),
+                            bars: info.bars,
+                            first: info.first,
+                            last: info.last,
+                            source: info.source.clone(),
+                        });
+                        ctx.sink.emit(Event::Progress { done: done as u64, total: total as u64, message: format!("{name}: +{} bars", got[&name]) });
+                    }
+                }
+                Msg::Done(task, res, split) => {
+                    open -= 1;
+                    done += 1;
+                    match res {
+                        Ok(()) => {}
+                        Err(_) if split => {
+                            // Isolate the bad symbol: retry each symbol of the group on its own.
+                            for s in task.symbols {
+                                open += 1;
+                                spawn(&mut set, Task { symbols: vec![s], start: task.start, end: task.end });
+                            }
+                        }
+                        Err(e) => {
+                            let names: Vec<_> = task.symbols.iter().map(|s| s.name.clone()).collect();
+                            let auth = e.contains("(401)") || e.contains("(403)");
+                            for n in &names {
+                                failed.insert(n.clone(), e.clone());
+                            }
+                            ctx.sink.log("error", format!("{}: {e}", names.join(",")));
+                            if auth {
+                                fatal = Some(anyhow!(e));
+                                set.abort_all();
+                                open = 0;
+                            }
+                        }
+                    }
+                    ctx.sink.emit(Event::Progress { done: done as u64, total: total as u64, message: "requests".into() });
+                }
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let mut ok = 0;
+    let mut failures = Vec::new();
+    let unique: BTreeSet<&Symbol> = symbols.iter().collect();
+    for sym in unique {
+        if let Some(e) = failed.get(&sym.name) {
+            failures.push(format!("{sym}: {e}"));
+            continue;
+        }
+        match store.info(sym, tf) {
+            Some(info) if info.bars > 0 => {
+                ok += 1;
+                record(ctx, &info);
+            }
+            _ => {
+                let msg = format!("{sym}: Alpaca returned no {tf} bars in {} → {} (unknown symbol, or no trading in that range)", cfg.data.start, cfg.data.end);
+                ctx.sink.log("error", msg.clone());
+                failures.push(msg);
+            }
+        }
+    }
+    if ctx.cancel.is_cancelled() {
+        return Ok(format!("stopped; {ok} symbol(s) complete, partial data kept"));
+    }
+    outcome(ctx, ok, &failures, "Alpaca")
+}
