@@ -60,10 +60,10 @@ fn main() {
         println!("alpaca JSON page of 10,000 bars ({} KB): {:.1} ms ({:.2} M bars/s)", body.len() / 1024, s * 1e3, 10_000.0 / s / 1e6);
     }
     if want("features") {
-        let spec = FeatureSpec::basic(32);
+        let spec = FeatureSpec::current(32);
         let s = median(|| drop(features::compute(&spec, &sym, &bars)), 5);
         println!(
-            "features/basic-11 {} bars: {:.1} ms ({:.1} M bars/s)",
+            "features/seed-58 {} bars: {:.1} ms ({:.1} M bars/s)",
             bars.len(),
             s * 1e3,
             bars.len() as f64 / s / 1e6
@@ -93,7 +93,7 @@ fn main() {
             r * 1e3
         );
     }
-    let spec = FeatureSpec::basic(cfg.features.window);
+    let spec = FeatureSpec::current(cfg.features.window);
     let fm = features::compute(&spec, &sym, &bars);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     if want("env") {

@@ -93,7 +93,7 @@ fn headless_pipeline_through_the_binary() {
 
     let o = qd(home.path(), &["models"]);
     assert!(
-        text(&o).contains("hidden [16]") && text(&o).contains("obs_dim 91"),
+        text(&o).contains("hidden [16]") && text(&o).contains("obs_dim 467"),
         "{}",
         text(&o)
     );

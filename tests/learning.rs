@@ -38,7 +38,7 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
         &candle_core::Device::Cpu,
     )
     .unwrap();
-    let spec = FeatureSpec::basic(meta.feature_spec.window);
+    let spec = FeatureSpec::current(meta.feature_spec.window);
     let fm = features::compute(&spec, &sym, &bars);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let (_, _, test) = ppo::split(bars.len(), &cfg);

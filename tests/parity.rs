@@ -33,7 +33,7 @@ fn tensor_env_matches_sim_under_random_actions() {
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
         let b = bars(&sym);
         let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-        let spec = FeatureSpec::basic(8);
+        let spec = FeatureSpec::current(8);
         let fm = features::compute(&spec, &sym, &b);
         let env_cfg = EnvConfig::default();
         let rules = Rules::training(&env_cfg, sym.class);
@@ -107,7 +107,7 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     let sym = Symbol::equity("SYNA");
     let b = bars(&sym);
     let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-    let spec = FeatureSpec::basic(8);
+    let spec = FeatureSpec::current(8);
     let fm = features::compute(&spec, &sym, &b);
     // A random network with a larger policy head trades often enough to exercise the rules.
     let model = ActorCritic::new(spec.obs_dim(), &[16], 8, 5, &Device::Cpu).unwrap();

@@ -101,7 +101,7 @@ fn fetch_train_gate_walk_forward_paper() {
         &candle_core::Device::Cpu,
     )
     .unwrap();
-    assert_eq!(meta.obs_dim, 8 * 11 + 3);
+    assert_eq!(meta.obs_dim, 8 * 58 + 3);
     assert_eq!(meta.hidden_dims, vec![32, 16]);
     assert_eq!(model.param_count(), meta.param_count);
     assert_eq!(meta.action_meanings.len(), 8);
@@ -234,13 +234,13 @@ fn mismatched_feature_layout_is_refused_naming_both() {
     let msg = format!("{err:#}");
     assert!(msg.contains("does not match"), "{msg}");
     assert!(
-        msg.contains("qd-other-v9: 11 features × 8 bars")
-            && msg.contains("qd-basic-v1: 11 features × 8 bars"),
+        msg.contains("qd-other-v9: 58 features × 8 bars")
+            && msg.contains("qd-seed58-v1: 58 features × 8 bars"),
         "{msg}"
     );
 
     // A model file with the wrong tensor shapes for its metadata is refused too.
-    meta.feature_spec.version = "qd-basic-v1".into();
+    meta.feature_spec.version = "qd-seed58-v1".into();
     meta.hidden_dims = vec![64, 16];
     checkpoint::save_model(&path, &model, &meta).unwrap();
     let msg = match checkpoint::load_model(&path, &candle_core::Device::Cpu) {

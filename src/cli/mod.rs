@@ -1,6 +1,7 @@
 //! The command line: `quantdeck` alone opens the workstation; subcommands run each stage headless.
 
 mod data_cmd;
+mod features;
 mod jobs_cmd;
 mod models;
 mod progress;
@@ -48,6 +49,8 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// List run directories and their state.
     Runs(runs::RunsArgs),
+    /// Show the feature layout, or write a symbol's (or a CSV's) features to CSV or parquet.
+    Features(features::FeaturesArgs),
 }
 
 /// Parses flags, loads config and paths, then runs the subcommand (or the TUI). Returns the
@@ -75,5 +78,6 @@ pub fn main() -> Result<i32> {
         Some(Command::Paper(a)) => jobs_cmd::paper(&paths, &mut cfg, a),
         Some(Command::Models(a)) => models::run(&paths, a),
         Some(Command::Runs(a)) => runs::run(&paths, a),
+        Some(Command::Features(a)) => features::run(&paths, &cfg, a),
     }
 }

@@ -91,7 +91,7 @@ pub fn train(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
     let p = &cfg.ppo;
-    let spec = FeatureSpec::basic(cfg.features.window);
+    let spec = FeatureSpec::current(cfg.features.window);
     let fm = features::compute(&spec, &data.symbol, &data.bars);
     let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
     let (train_range, _, _) = split(data.bars.len(), cfg);

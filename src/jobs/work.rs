@@ -204,7 +204,7 @@ fn train(ctx: &mut Ctx, symbol: &str) -> Result<String> {
         sha256: sha.clone(),
     });
     ctx.dir.write_manifest(ctx.manifest)?;
-    let spec = FeatureSpec::basic(cfg.features.window);
+    let spec = FeatureSpec::current(cfg.features.window);
     ctx.sink.log(
         "info",
         format!(
@@ -376,7 +376,7 @@ fn model_and_data(
 ) -> Result<(engine::ActorCritic, ModelMeta, Vec<Bar>, FeatureSpec)> {
     let path = resolve_model(ctx.paths, train_run)?;
     let (model, meta) = checkpoint::load_model(&path, &candle_core::Device::Cpu)?;
-    let data_spec = FeatureSpec::basic(meta.feature_spec.window);
+    let data_spec = FeatureSpec::current(meta.feature_spec.window);
     meta.check_layout(&data_spec)
         .with_context(|| format!("cannot use {}", path.display()))?;
     let sym = Symbol {

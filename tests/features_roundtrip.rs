@@ -1,0 +1,110 @@
+//! A model trained on the current layout loads with its layout, and the env, the backtest and the
+//! paper trader (recomputing features from its trailing history) feed it identical observations.
+
+mod common;
+
+use candle_core::Device;
+use quantdeck::broker::{Broker, SimBroker};
+use quantdeck::config::EnvConfig;
+use quantdeck::data::Store;
+use quantdeck::engine::{checkpoint, env::VecEnv, HostPolicy};
+use quantdeck::eval::Backtester;
+use quantdeck::features::{self, FeatureSpec};
+use quantdeck::live::PaperTrader;
+use quantdeck::market::Symbol;
+use quantdeck::sim::{Account, RiskRules, Rules};
+
+#[test]
+fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
+    let (_tmp, paths) = common::temp_home();
+    let cfg = common::tiny_config();
+    let id = common::train(&paths, &cfg, "SYNA");
+    let (model, meta) = checkpoint::load_model(
+        &paths.runs.join(&id).join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let spec = FeatureSpec::current(cfg.features.window);
+    meta.check_layout(&spec).unwrap();
+    assert_eq!(meta.feature_spec.version, features::VERSION);
+    assert_eq!(meta.obs_dim, 58 * cfg.features.window + 3);
+
+    let sym = Symbol::equity("SYNA");
+    let bars = Store::new(&paths.data)
+        .read(&sym, cfg.data.timeframe)
+        .unwrap();
+    let fm = features::compute(&spec, &sym, &bars);
+    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let policy = HostPolicy::from_model(&model).unwrap();
+
+    // The env's observations at its bars equal the live recomputation from trailing history.
+    let rules = Rules::training(&EnvConfig::default(), sym.class);
+    let env = VecEnv::new(
+        &spec,
+        &fm,
+        &closes,
+        0..bars.len(),
+        rules,
+        64,
+        1000.0,
+        4,
+        9,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let obs = env.observe().unwrap().to_vec2::<f32>().unwrap();
+    let fresh = Account::new(&rules).features();
+    let need = spec.warmup + spec.window;
+    for (i, &t) in env.clock().iter().enumerate() {
+        let t = t as usize;
+        let live_fm = features::compute(&spec, &sym, &bars[t + 1 - need..=t]);
+        let mut live = Vec::new();
+        features::observation(&spec, &live_fm, live_fm.len() - 1, &fresh, &mut live);
+        assert_eq!(live.len(), obs[i].len());
+        for (a, b) in obs[i].iter().zip(&live) {
+            assert!((a - b).abs() <= 1e-6, "bar {t}: env {a} vs live {b}");
+        }
+        assert_eq!(
+            policy.act(&obs[i]).0,
+            policy.act(&live).0,
+            "same action at bar {t}"
+        );
+    }
+
+    // Backtest and paper trader: same decisions and equity over the test range.
+    let bt_rules = Rules::backtest(&cfg.backtest, &cfg.env, sym.class);
+    let risk = RiskRules::from(&cfg.backtest);
+    let start = fm.first_observable(spec.window).max(bars.len() - 200);
+    let end = bars.len() - 1;
+    let res = Backtester {
+        spec: &spec,
+        fm: &fm,
+        closes: &closes,
+        rules: bt_rules,
+        risk: Some(risk),
+    }
+    .run(&policy, start..end + 1);
+    let mut trader = PaperTrader::new(
+        "rt",
+        sym.clone(),
+        meta.feature_spec.clone(),
+        HostPolicy::from_model(&model).unwrap(),
+        bt_rules,
+        risk,
+        0.0,
+    );
+    let mut broker = SimBroker::new(bt_rules);
+    trader.warm(&bars[start + 1 - trader.history_needed()..start]);
+    for (k, bar) in bars[start..=end].iter().enumerate() {
+        broker.on_bar(&sym.name, bar);
+        let step = trader.on_bar(&mut broker, bar).unwrap();
+        assert!(step.action.is_some());
+        let expect = res.equity[k];
+        assert!(
+            (step.equity_before - expect).abs() < 1e-6 * expect,
+            "bar {k}: paper {} vs backtest {expect}",
+            step.equity_before
+        );
+    }
+    assert!(broker.account().unwrap().equity > 0.0);
+}
