@@ -55,9 +55,19 @@ fn main() {
             .iter()
             .map(|b| serde_json::json!({"t": b.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume, "n": 12, "vw": b.close}))
             .collect();
-        let body = serde_json::json!({"bars": {"SYNX/USD": page}, "next_page_token": "abc"}).to_string().into_bytes();
-        let s = median(|| drop(quantdeck::data::alpaca::parse_bars_page(&body).expect("parse")), 7);
-        println!("alpaca JSON page of 10,000 bars ({} KB): {:.1} ms ({:.2} M bars/s)", body.len() / 1024, s * 1e3, 10_000.0 / s / 1e6);
+        let body = serde_json::json!({"bars": {"SYNX/USD": page}, "next_page_token": "abc"})
+            .to_string()
+            .into_bytes();
+        let s = median(
+            || drop(quantdeck::data::alpaca::parse_bars_page(&body).expect("parse")),
+            7,
+        );
+        println!(
+            "alpaca JSON page of 10,000 bars ({} KB): {:.1} ms ({:.2} M bars/s)",
+            body.len() / 1024,
+            s * 1e3,
+            10_000.0 / s / 1e6
+        );
     }
     if want("features") {
         let spec = FeatureSpec::current(32);

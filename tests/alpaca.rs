@@ -23,7 +23,20 @@ fn dataset(names: &[&str], last_day: u32) -> BTreeMap<String, Vec<Bar>> {
         .iter()
         .map(|n| {
             let sym = Symbol::parse(n);
-            (n.to_string(), synthetic::generate(&SyntheticConfig { seed: 99, ..Default::default() }, &sym, Timeframe::Minute(15), d(3, 4), d(3, last_day)).unwrap())
+            (
+                n.to_string(),
+                synthetic::generate(
+                    &SyntheticConfig {
+                        seed: 99,
+                        ..Default::default()
+                    },
+                    &sym,
+                    Timeframe::Minute(15),
+                    d(3, 4),
+                    d(3, last_day),
+                )
+                .unwrap(),
+            )
         })
         .collect()
 }
@@ -51,12 +64,16 @@ fn with_env<T>(fake: &FakeAlpaca, f: impl FnOnce() -> T) -> T {
 }
 
 fn fetch(paths: &Paths, cfg: &Config, symbols: &[&str]) -> anyhow::Result<String> {
-    let req = JobRequest::Fetch { symbols: symbols.iter().map(|s| s.to_string()).collect() };
+    let req = JobRequest::Fetch {
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+    };
     jobs::run_job(paths, cfg, &req, &CancelToken::new(), None)
 }
 
 fn stored(paths: &Paths, name: &str) -> Vec<Bar> {
-    Store::new(&paths.data).read(&Symbol::parse(name), Timeframe::Minute(15)).unwrap()
+    Store::new(&paths.data)
+        .read(&Symbol::parse(name), Timeframe::Minute(15))
+        .unwrap()
 }
 
 /// Every file a run wrote, concatenated (to look for leaked secrets).
@@ -79,12 +96,22 @@ fn multi_symbol_pages_store_exactly_the_served_bars() {
     let cfg = config(8);
     with_env(&fake, || fetch(&paths, &cfg, &["AAA", "BBB", "CCC"])).unwrap();
     for (name, bars) in &data {
-        assert_eq!(&stored(&paths, name), bars, "{name}: none missing, none duplicated, in order");
+        assert_eq!(
+            &stored(&paths, name),
+            bars,
+            "{name}: none missing, none duplicated, in order"
+        );
     }
     let reqs = fake.bar_requests();
-    assert_eq!(reqs.len(), (3 * 130usize).div_ceil(137), "one request per page");
-    assert!(reqs.iter().all(|r| r.query["symbols"] == "AAA,BBB,CCC" && r.query["feed"] == "iex"));
-    assert!(reqs[1].query.get("page_token").is_some());
+    assert_eq!(
+        reqs.len(),
+        (3 * 130usize).div_ceil(137),
+        "one request per page"
+    );
+    assert!(reqs
+        .iter()
+        .all(|r| r.query["symbols"] == "AAA,BBB,CCC" && r.query["feed"] == "iex"));
+    assert!(reqs[1].query.contains_key("page_token"));
     assert!(!all_run_text(&paths).contains(SECRET));
 }
 
@@ -106,8 +133,16 @@ fn retries_429_5xx_truncated_malformed_and_slow_answers() {
     let reqs = fake.bar_requests();
     assert_eq!(reqs[0].status, 429);
     // The client waited for the server's reset before asking again.
-    assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(900), "{:?}", reqs[1].at.duration_since(reqs[0].at));
-    assert_eq!(reqs.len(), 6 + 2, "six failed attempts, then two clean pages");
+    assert!(
+        reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(900),
+        "{:?}",
+        reqs[1].at.duration_since(reqs[0].at)
+    );
+    assert_eq!(
+        reqs.len(),
+        6 + 2,
+        "six failed attempts, then two clean pages"
+    );
 }
 
 #[test]
@@ -120,9 +155,16 @@ fn retry_budget_spent_fails_clearly_and_keeps_what_was_stored() {
     cfg.data.max_retries = 2;
     let err = with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("after 3 attempts") && msg.contains("500"), "{msg}");
+    assert!(
+        msg.contains("after 3 attempts") && msg.contains("500"),
+        "{msg}"
+    );
     let partial = stored(&paths, "AAA");
-    assert_eq!(partial, data["AAA"][..80], "the two pages that arrived are kept");
+    assert_eq!(
+        partial,
+        data["AAA"][..80],
+        "the two pages that arrived are kept"
+    );
     let runs = jobs::list_runs(&paths);
     assert_eq!(runs[0].manifest.status, JobStatus::Failed);
 
@@ -133,7 +175,11 @@ fn retry_budget_spent_fails_clearly_and_keeps_what_was_stored() {
     assert_eq!(stored(&paths, "AAA"), data["AAA"]);
     let resumed = &fake.bar_requests()[before];
     let start = chrono::DateTime::parse_from_rfc3339(&resumed.query["start"]).unwrap();
-    assert!(start > partial[79].ts, "resumed at {start}, after {}", partial[79].ts);
+    assert!(
+        start > partial[79].ts,
+        "resumed at {start}, after {}",
+        partial[79].ts
+    );
 }
 
 #[test]
@@ -165,7 +211,11 @@ fn corrupt_cache_is_moved_aside_and_refetched() {
     std::fs::write(&file, &bytes[..bytes.len() / 3]).unwrap();
     with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap();
     assert_eq!(stored(&paths, "AAA"), data["AAA"]);
-    let aside: Vec<_> = std::fs::read_dir(file.parent().unwrap()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("corrupt")).collect();
+    let aside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+        .collect();
     assert_eq!(aside.len(), 1, "the corrupt file is kept for inspection");
     assert!(all_run_text(&paths).contains("moved the corrupt file"));
 }
@@ -179,9 +229,15 @@ fn unknown_symbol_is_reported_and_the_others_still_fetched() {
     let id = with_env(&fake, || fetch(&paths, &cfg, &["AAA", "ZZZZ", "BBB"])).unwrap();
     assert_eq!(stored(&paths, "AAA"), data["AAA"]);
     assert_eq!(stored(&paths, "BBB"), data["BBB"]);
-    let m = jobs::RunDir::open(&paths, &id).unwrap().read_manifest().unwrap();
+    let m = jobs::RunDir::open(&paths, &id)
+        .unwrap()
+        .read_manifest()
+        .unwrap();
     let failed = m.summary["failed"].to_string();
-    assert!(failed.contains("ZZZZ") && failed.contains("unknown symbol"), "{failed}");
+    assert!(
+        failed.contains("ZZZZ") && failed.contains("unknown symbol"),
+        "{failed}"
+    );
 }
 
 #[test]
@@ -193,20 +249,35 @@ fn errors_say_what_to_do_without_leaking_the_secret() {
 
     // 401: names the host and the key id, never the secret.
     fake.state.lock().unwrap().secret = "another".into();
-    let msg = format!("{:#}", with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err());
-    assert!(msg.contains("401") && msg.contains(KEY_ID) && msg.contains(&fake.addr.to_string()), "{msg}");
+    let msg = format!(
+        "{:#}",
+        with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err()
+    );
+    assert!(
+        msg.contains("401") && msg.contains(KEY_ID) && msg.contains(&fake.addr.to_string()),
+        "{msg}"
+    );
     assert!(!msg.contains(SECRET));
     fake.state.lock().unwrap().secret = SECRET.into();
 
     // 403 on SIP: suggests the free feed.
     cfg.data.feed = "sip".into();
-    let msg = format!("{:#}", with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err());
-    assert!(msg.contains("403") && msg.contains("feed = \"iex\""), "{msg}");
+    let msg = format!(
+        "{:#}",
+        with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err()
+    );
+    assert!(
+        msg.contains("403") && msg.contains("feed = \"iex\""),
+        "{msg}"
+    );
     cfg.data.feed = "iex".into();
 
     // 422: names the parameter.
     cfg.data.timeframe = Timeframe::Hour(1);
-    let msg = format!("{:#}", with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap_err()
+    );
     assert!(msg.contains("`timeframe`"), "{msg}");
     assert!(!all_run_text(&paths).contains(SECRET));
 
@@ -216,7 +287,10 @@ fn errors_say_what_to_do_without_leaking_the_secret() {
     std::env::remove_var("APCA_API_SECRET_KEY");
     std::env::remove_var("ALPACA_KEYS_FILE");
     let msg = format!("{:#}", fetch(&paths, &config(6), &["AAA"]).unwrap_err());
-    assert!(msg.contains("APCA_API_KEY_ID") && msg.contains("synthetic") && msg.contains("import"), "{msg}");
+    assert!(
+        msg.contains("APCA_API_KEY_ID") && msg.contains("synthetic") && msg.contains("import"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -230,14 +304,23 @@ fn client_pages_and_limiter_holds_its_rate() {
     let mut got: Vec<Bar> = Vec::new();
     let (a, b) = (data["BTC/USD"][0].ts, data["BTC/USD"].last().unwrap().ts);
     let stats = rt
-        .block_on(client.fetch_bars(&[Symbol::crypto("BTC/USD")], Timeframe::Minute(15), a, b, |page| {
-            got.extend(page.get("BTC/USD").cloned().unwrap_or_default());
-            Ok(())
-        }))
+        .block_on(client.fetch_bars(
+            &[Symbol::crypto("BTC/USD")],
+            Timeframe::Minute(15),
+            a,
+            b,
+            |page| {
+                got.extend(page.get("BTC/USD").cloned().unwrap_or_default());
+                Ok(())
+            },
+        ))
         .unwrap();
     assert_eq!(got, data["BTC/USD"]);
     assert_eq!(stats.requests as usize, data["BTC/USD"].len().div_ceil(25));
-    assert!(fake.bar_requests().iter().all(|r| r.path == "/v1beta3/crypto/us/bars" && !r.query.contains_key("feed")));
+    assert!(fake
+        .bar_requests()
+        .iter()
+        .all(|r| r.path == "/v1beta3/crypto/us/bars" && !r.query.contains_key("feed")));
 
     // 600/min starts with a 60-call burst, then 10 calls per second.
     let limiter = RateLimiter::new(600);
@@ -247,5 +330,9 @@ fn client_pages_and_limiter_holds_its_rate() {
             limiter.acquire().await;
         }
     });
-    assert!(t0.elapsed() >= Duration::from_millis(1400), "15 calls past the burst need ≥ 1.5 s, took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1400),
+        "15 calls past the burst need ≥ 1.5 s, took {:?}",
+        t0.elapsed()
+    );
 }

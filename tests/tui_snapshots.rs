@@ -213,3 +213,35 @@ fn selected_symbol_is_highlighted() {
     assert_eq!(marked.len(), 1);
     assert!(marked[0].contains("SYNB"), "{marked:?}");
 }
+
+#[test]
+fn data_pane_with_the_feature_view() {
+    use quantdeck::config::SyntheticConfig;
+    use quantdeck::features::{latest_vector, FeatureSpec};
+    use quantdeck::market::{Symbol, Timeframe};
+    use quantdeck::tui::app::FeatureView;
+    let sym = Symbol::equity("SYNA");
+    let d = |m, dd| chrono::NaiveDate::from_ymd_opt(2024, m, dd).unwrap_or_default();
+    let bars = quantdeck::data::synthetic::generate(
+        &SyntheticConfig::default(),
+        &sym,
+        Timeframe::Minute(15),
+        d(1, 2),
+        d(3, 28),
+    )
+    .unwrap_or_default();
+    let spec = FeatureSpec::current(32);
+    let mut app = on(Pane::Data);
+    app.show_features = true;
+    app.sel.data = 1;
+    app.features = Some(FeatureView {
+        symbol: "SYNA".into(),
+        timeframe: "15Min".into(),
+        at: bars.last().map(|b| b.ts),
+        layout: spec.describe(),
+        values: latest_vector(&spec, &sym, &bars),
+        error: None,
+    });
+    assert_eq!(app.features.as_ref().map(|f| f.values.len()), Some(58));
+    insta::assert_snapshot!(screen(&app));
+}

@@ -60,7 +60,9 @@ pub enum DataAction {
 }
 
 fn symbol_for(cfg: &Config, name: &str) -> Symbol {
-    cfg.universe.find(name).unwrap_or_else(|_| Symbol::parse(name))
+    cfg.universe
+        .find(name)
+        .unwrap_or_else(|_| Symbol::parse(name))
 }
 
 pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
@@ -73,10 +75,16 @@ pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
         AssetClass::Equity => "America/New_York".into(),
         AssetClass::Crypto => "UTC".into(),
     });
-    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| anyhow!("unknown time zone {tz_name:?} (use an IANA name such as America/New_York)"))?;
+    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+        anyhow!("unknown time zone {tz_name:?} (use an IANA name such as America/New_York)")
+    })?;
     let bars = import::read_file(&a.file, tz)?;
     let store = Store::new(&paths.data);
-    let info = if a.replace { store.write(&sym, tf, &bars, "import")? } else { store.merge(&sym, tf, &bars, "import")? };
+    let info = if a.replace {
+        store.write(&sym, tf, &bars, "import")?
+    } else {
+        store.merge(&sym, tf, &bars, "import")?
+    };
     println!(
         "imported {} bars of {sym} {tf} from {} (timestamps in {tz_name}); the store now holds {} bars {} → {}",
         bars.len(),
@@ -86,7 +94,11 @@ pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
         info.last.map(|t| t.to_rfc3339()).unwrap_or_default()
     );
     if !info.flags.is_empty() {
-        println!("quality flags: {} (see `quantdeck data check {}`)", info.flags.join(", "), sym.name);
+        println!(
+            "quality flags: {} (see `quantdeck data check {}`)",
+            info.flags.join(", "),
+            sym.name
+        );
     }
     Ok(0)
 }
@@ -103,10 +115,18 @@ pub fn run(paths: &Paths, cfg: &Config, a: DataArgs) -> Result<i32> {
             let to: Timeframe = to.parse()?;
             let store = Store::new(&paths.data);
             let bars = store.read(&sym, from)?;
-            let source = store.info(&sym, from).map(|i| i.source).unwrap_or_else(|| "unknown".into());
+            let source = store
+                .info(&sym, from)
+                .map(|i| i.source)
+                .unwrap_or_else(|| "unknown".into());
             let (out, outside) = resample::resample(&bars, sym.class, from, to)?;
             let info = store.write(&sym, to, &out, &format!("{source}+resampled"))?;
-            println!("{sym}: {} {from} bars → {} {to} bars ({} outside regular sessions left out)", bars.len(), info.bars, outside);
+            println!(
+                "{sym}: {} {from} bars → {} {to} bars ({} outside regular sessions left out)",
+                bars.len(),
+                info.bars,
+                outside
+            );
             Ok(0)
         }
     }
@@ -114,27 +134,46 @@ pub fn run(paths: &Paths, cfg: &Config, a: DataArgs) -> Result<i32> {
 
 /// Sessions from Alpaca's calendar when keys exist (holidays and half days as the exchange
 /// publishes them), else None (the embedded rules are used).
-fn alpaca_sessions(cfg: &Config, from: NaiveDate, to: NaiveDate) -> Option<BTreeMap<NaiveDate, Session>> {
+fn alpaca_sessions(
+    cfg: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Option<BTreeMap<NaiveDate, Session>> {
     let (creds, _) = load_credentials().ok()?;
     let client = DataClient::new(ClientSettings::from_config(&cfg.data), creds?).ok()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     let days = match rt.block_on(client.calendar(from, to)) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("warning: Alpaca calendar unavailable ({e:#}); using the embedded NYSE calendar");
+            eprintln!(
+                "warning: Alpaca calendar unavailable ({e:#}); using the embedded NYSE calendar"
+            );
             return None;
         }
     };
     let ny = chrono_tz::America::New_York;
     let at = |d: NaiveDate, hm: &str| {
         let t = NaiveTime::parse_from_str(hm, "%H:%M").ok()?;
-        ny.from_local_datetime(&d.and_time(t)).earliest().map(|t| t.with_timezone(&Utc))
+        ny.from_local_datetime(&d.and_time(t))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
     };
     Some(
         days.into_iter()
             .filter_map(|d| {
                 let (open, close) = (at(d.date, &d.open)?, at(d.date, &d.close)?);
-                Some((d.date, Session { date: d.date, open, close, early_close: close - open < chrono::Duration::hours(6) }))
+                Some((
+                    d.date,
+                    Session {
+                        date: d.date,
+                        open,
+                        close,
+                        early_close: close - open < chrono::Duration::hours(6),
+                    },
+                ))
             })
             .collect(),
     )
@@ -148,11 +187,26 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
         .filter(|s| symbols.is_empty() || symbols.iter().any(|n| n.eq_ignore_ascii_case(&s.symbol)))
         .collect();
     if series.is_empty() {
-        anyhow::bail!("no stored series{}: fetch or import first", if symbols.is_empty() { String::new() } else { format!(" for {}", symbols.join(", ")) });
+        anyhow::bail!(
+            "no stored series{}: fetch or import first",
+            if symbols.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", symbols.join(", "))
+            }
+        );
     }
-    let equities: Vec<_> = series.iter().filter(|s| s.class == AssetClass::Equity).collect();
-    let table = match (equities.iter().filter_map(|s| s.first).min(), equities.iter().filter_map(|s| s.last).max()) {
-        (Some(a), Some(b)) => alpaca_sessions(cfg, a.date_naive(), (b.max(Utc::now())).date_naive()),
+    let equities: Vec<_> = series
+        .iter()
+        .filter(|s| s.class == AssetClass::Equity)
+        .collect();
+    let table = match (
+        equities.iter().filter_map(|s| s.first).min(),
+        equities.iter().filter_map(|s| s.last).max(),
+    ) {
+        (Some(a), Some(b)) => {
+            alpaca_sessions(cfg, a.date_naive(), (b.max(Utc::now())).date_naive())
+        }
         _ => None,
     };
     let lookup = |d: NaiveDate| table.as_ref().and_then(|t| t.get(&d).copied());
@@ -164,11 +218,21 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
             .context("unreadable")
             .and_then(|b| b.ok_or_else(|| anyhow!("missing")))
             .map(|bars| {
-                let sessions: Option<quality::SessionFn> = if table.is_some() && sym.class == AssetClass::Equity { Some(&lookup) } else { None };
+                let sessions: Option<quality::SessionFn> =
+                    if table.is_some() && sym.class == AssetClass::Equity {
+                        Some(&lookup)
+                    } else {
+                        None
+                    };
                 quality::check(&bars, sym.class, s.timeframe, sessions, Utc::now())
             })
             .map_err(|e| format!("{e:#}"));
-        reports.push((s.symbol.clone(), s.timeframe.to_string(), s.source.clone(), r));
+        reports.push((
+            s.symbol.clone(),
+            s.timeframe.to_string(),
+            s.source.clone(),
+            r,
+        ));
     }
     if json {
         let v: Vec<_> = reports
@@ -181,7 +245,14 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!("calendar: {}", if table.is_some() { "Alpaca /v2/calendar" } else { "embedded NYSE rules (America/New_York)" });
+    println!(
+        "calendar: {}",
+        if table.is_some() {
+            "Alpaca /v2/calendar"
+        } else {
+            "embedded NYSE rules (America/New_York)"
+        }
+    );
     for (sym, tf, src, r) in reports {
         match r {
             Err(e) => println!("{sym:<10} {tf:<6} {src:<10} ERROR {e}"),
@@ -201,7 +272,11 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
                     if q.flags.is_empty() { "ok".to_string() } else { q.flags.join(", ") }
                 );
                 if !q.missing_examples.is_empty() {
-                    let ex: Vec<_> = q.missing_examples.iter().map(|t| t.format("%Y-%m-%d %H:%M").to_string()).collect();
+                    let ex: Vec<_> = q
+                        .missing_examples
+                        .iter()
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .collect();
                     println!("{:29}first missing (UTC): {}", "", ex.join(", "));
                 }
             }

@@ -121,7 +121,27 @@ fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Res
     }
 }
 
-pub fn fetch(paths: &Paths, cfg: &Config, a: FetchArgs) -> Result<i32> {
+pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
+    if let Some(s) = a.source {
+        cfg.data.source = match s.as_str() {
+            "synthetic" => crate::config::DataSource::Synthetic,
+            "alpaca" => crate::config::DataSource::Alpaca,
+            other => anyhow::bail!("unknown --source {other:?}: use synthetic or alpaca"),
+        };
+    }
+    if let Some(t) = a.timeframe {
+        cfg.data.timeframe = t.parse()?;
+    }
+    if let Some(s) = a.start {
+        cfg.data.start = s;
+    }
+    if let Some(e) = a.end {
+        cfg.data.end = e;
+    }
+    if let Some(f) = a.feed {
+        cfg.data.feed = f;
+    }
+    crate::config::validate(cfg)?;
     execute(
         paths,
         cfg,

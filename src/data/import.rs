@@ -9,12 +9,32 @@ use chrono_tz::Tz;
 use polars::prelude::*;
 use std::path::Path;
 
-const TS_NAMES: &[&str] = &["timestamp", "ts", "t", "time", "datetime", "date_time", "date", "open_time", "bar_time"];
+const TS_NAMES: &[&str] = &[
+    "timestamp",
+    "ts",
+    "t",
+    "time",
+    "datetime",
+    "date_time",
+    "date",
+    "open_time",
+    "bar_time",
+];
 const COLS: [(&str, &[&str]); 5] = [
     ("open", &["open", "o", "open_price"]),
     ("high", &["high", "h", "high_price"]),
     ("low", &["low", "l", "low_price"]),
-    ("close", &["close", "c", "close_price", "last", "adj_close", "adj close"]),
+    (
+        "close",
+        &[
+            "close",
+            "c",
+            "close_price",
+            "last",
+            "adj_close",
+            "adj close",
+        ],
+    ),
     ("volume", &["volume", "vol", "v", "qty"]),
 ];
 
@@ -30,18 +50,35 @@ struct Layout {
 }
 
 fn layout(headers: &[String]) -> Result<Layout> {
-    let find = |names: &[&str]| names.iter().find_map(|n| headers.iter().position(|h| norm(h) == *n));
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| headers.iter().position(|h| norm(h) == *n))
+    };
     let date = headers.iter().position(|h| norm(h) == "date");
     let time = headers.iter().position(|h| norm(h) == "time");
     let (ts, time) = match (date, time) {
         (Some(d), Some(t)) => (d, Some(t)),
-        _ => (find(TS_NAMES).ok_or_else(|| anyhow!("no timestamp column (looked for {}); columns are: {}", TS_NAMES.join(", "), headers.join(", ")))?, None),
+        _ => (
+            find(TS_NAMES).ok_or_else(|| {
+                anyhow!(
+                    "no timestamp column (looked for {}); columns are: {}",
+                    TS_NAMES.join(", "),
+                    headers.join(", ")
+                )
+            })?,
+            None,
+        ),
     };
     let mut cols = [None; 5];
     for (i, (role, names)) in COLS.iter().enumerate() {
         cols[i] = find(names);
         if cols[i].is_none() && *role != "volume" {
-            bail!("no `{role}` column (looked for {}); columns are: {}", names.join(", "), headers.join(", "));
+            bail!(
+                "no `{role}` column (looked for {}); columns are: {}",
+                names.join(", "),
+                headers.join(", ")
+            );
         }
     }
     Ok(Layout { ts, time, cols })
@@ -61,7 +98,11 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for f in ["%Y-%m-%d %H:%M:%S%:z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%:z",
+        "%Y-%m-%d %H:%M:%S%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
             return Ok(t.with_timezone(&Utc));
         }
@@ -83,7 +124,11 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
 }
 
 fn number(s: &str, what: &str) -> Result<f64> {
-    let v: f64 = s.trim().trim_matches('"').parse().map_err(|_| anyhow!("{what} {s:?} is not a number"))?;
+    let v: f64 = s
+        .trim()
+        .trim_matches('"')
+        .parse()
+        .map_err(|_| anyhow!("{what} {s:?} is not a number"))?;
     if !v.is_finite() {
         bail!("{what} is {v}");
     }
@@ -92,13 +137,23 @@ fn number(s: &str, what: &str) -> Result<f64> {
 
 /// Checks a bar's OHLCV; the message says which value is wrong.
 pub fn validate_bar(b: &Bar) -> Result<()> {
-    for (name, v) in [("open", b.open), ("high", b.high), ("low", b.low), ("close", b.close)] {
-        if !(v > 0.0) {
+    for (name, v) in [
+        ("open", b.open),
+        ("high", b.high),
+        ("low", b.low),
+        ("close", b.close),
+    ] {
+        if v.is_nan() || v <= 0.0 {
             bail!("{name} must be positive, got {v}");
         }
     }
     if b.high < b.open.max(b.close) {
-        bail!("high {} is below open/close ({}/{})", b.high, b.open, b.close);
+        bail!(
+            "high {} is below open/close ({}/{})",
+            b.high,
+            b.open,
+            b.close
+        );
     }
     if b.low > b.open.min(b.close) {
         bail!("low {} is above open/close ({}/{})", b.low, b.open, b.close);
@@ -112,7 +167,10 @@ pub fn validate_bar(b: &Bar) -> Result<()> {
 /// Reads bars from a CSV or parquet file (by extension), sorted by time. Duplicated timestamps
 /// and invalid rows are errors naming the rows.
 pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let rows = match ext.as_str() {
         "parquet" | "pq" => read_parquet_rows(path)?,
         _ => read_csv_rows(path)?,
@@ -134,7 +192,11 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
                 high: number(v(1), "high")?,
                 low: number(v(2), "low")?,
                 close: number(v(3), "close")?,
-                volume: if v(4).trim().is_empty() { 0.0 } else { number(v(4), "volume")? },
+                volume: if v(4).trim().is_empty() {
+                    0.0
+                } else {
+                    number(v(4), "volume")?
+                },
             };
             validate_bar(&bar)?;
             Ok(bar)
@@ -147,7 +209,13 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
     }
     out.sort_by_key(|(_, b)| b.ts);
     if let Some(w) = out.windows(2).find(|w| w[0].1.ts == w[1].1.ts) {
-        bail!("{}: rows {} and {} have the same timestamp {}", path.display(), w[0].0.min(w[1].0), w[0].0.max(w[1].0), w[0].1.ts);
+        bail!(
+            "{}: rows {} and {} have the same timestamp {}",
+            path.display(),
+            w[0].0.min(w[1].0),
+            w[0].0.max(w[1].0),
+            w[0].1.ts
+        );
     }
     Ok(out.into_iter().map(|(_, b)| b).collect())
 }
@@ -160,7 +228,12 @@ fn read_csv_rows(path: &Path) -> Result<Rows> {
         .flexible(false)
         .from_path(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    let headers: Vec<String> = rdr.headers().with_context(|| format!("{}: no header row", path.display()))?.iter().map(String::from).collect();
+    let headers: Vec<String> = rdr
+        .headers()
+        .with_context(|| format!("{}: no header row", path.display()))?
+        .iter()
+        .map(String::from)
+        .collect();
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -171,31 +244,52 @@ fn read_csv_rows(path: &Path) -> Result<Rows> {
 }
 
 fn read_parquet_rows(path: &Path) -> Result<Rows> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| anyhow!("{} is not a readable parquet file: {e}", path.display()))?;
-    let headers: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| anyhow!("{} is not a readable parquet file: {e}", path.display()))?;
+    let headers: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut cols: Vec<Vec<String>> = Vec::new();
-    for c in df.get_columns() {
+    for c in df.columns() {
         let as_text: Vec<String> = match c.dtype() {
             DataType::Datetime(unit, _) => {
-                let c = c.cast(&DataType::Datetime(*unit, None))?;
+                let unit = *unit;
+                let c = c.cast(&DataType::Datetime(unit, None))?;
                 let phys = c.datetime()?.physical().clone();
                 let to_ms = |v: i64| match unit {
                     TimeUnit::Nanoseconds => v / 1_000_000,
                     TimeUnit::Microseconds => v / 1_000,
                     TimeUnit::Milliseconds => v,
                 };
-                phys.iter().map(|v| v.and_then(|v| DateTime::from_timestamp_millis(to_ms(v))).map(|t| t.to_rfc3339()).unwrap_or_default()).collect()
+                phys.iter()
+                    .map(|v| {
+                        v.and_then(|v| DateTime::from_timestamp_millis(to_ms(v)))
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default()
+                    })
+                    .collect()
             }
             _ => {
-                let s = c.cast(&DataType::String).map_err(|e| anyhow!("column {}: {e}", c.name()))?;
-                s.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect()
+                let s = c
+                    .cast(&DataType::String)
+                    .map_err(|e| anyhow!("column {}: {e}", c.name()))?;
+                s.str()?
+                    .iter()
+                    .map(|v| v.unwrap_or("").to_string())
+                    .collect()
             }
         };
         cols.push(as_text);
     }
     let n = df.height();
-    let rows = (0..n).map(|i| (i + 1, cols.iter().map(|c| c[i].clone()).collect())).collect();
+    let rows = (0..n)
+        .map(|i| (i + 1, cols.iter().map(|c| c[i].clone()).collect()))
+        .collect();
     Ok((headers, rows))
 }
 
@@ -215,14 +309,29 @@ mod tests {
         let ny: Tz = "America/New_York".parse().unwrap();
         let p = write(dir.path(), "a.csv", "Date,Open,High,Low,Close,Volume\n2024-03-12 09:45:00,10,11,9,10.5,100\n2024-03-12 09:30:00,9.5,10.2,9.4,10,200\n");
         let bars = read_file(&p, ny).unwrap();
-        assert_eq!(bars[0].ts.to_rfc3339(), "2024-03-12T13:30:00+00:00", "naive times are New York time, sorted");
+        assert_eq!(
+            bars[0].ts.to_rfc3339(),
+            "2024-03-12T13:30:00+00:00",
+            "naive times are New York time, sorted"
+        );
         assert_eq!(bars[1].volume, 100.0);
-        let p = write(dir.path(), "b.csv", "t,o,h,l,c\n1710250200000,1,2,0.5,1.5\n1710251100,1,2,0.5,1.5\n");
+        let p = write(
+            dir.path(),
+            "b.csv",
+            "t,o,h,l,c\n1710250200000,1,2,0.5,1.5\n1710251100,1,2,0.5,1.5\n",
+        );
         let bars = read_file(&p, chrono_tz::UTC).unwrap();
         assert_eq!(bars.len(), 2);
         assert_eq!(bars[0].volume, 0.0, "missing volume is zero");
-        let p = write(dir.path(), "c.csv", "date,time,open,high,low,close,volume\n03/12/2024,10:00,1,2,0.5,1.5,3\n");
-        assert_eq!(read_file(&p, ny).unwrap()[0].ts.to_rfc3339(), "2024-03-12T14:00:00+00:00");
+        let p = write(
+            dir.path(),
+            "c.csv",
+            "date,time,open,high,low,close,volume\n03/12/2024,10:00,1,2,0.5,1.5,3\n",
+        );
+        assert_eq!(
+            read_file(&p, ny).unwrap()[0].ts.to_rfc3339(),
+            "2024-03-12T14:00:00+00:00"
+        );
     }
 
     #[test]
@@ -236,8 +345,15 @@ mod tests {
         assert!(e.contains("rows 2 and 3"), "{e}");
         let p = write(dir.path(), "cols.csv", "when,open,high,low,close\n");
         let e = format!("{:#}", read_file(&p, chrono_tz::UTC).unwrap_err());
-        assert!(e.contains("no timestamp column") && e.contains("when"), "{e}");
-        let p = write(dir.path(), "ts.csv", "timestamp,open,high,low,close\nyesterday,1,1,1,1\n");
+        assert!(
+            e.contains("no timestamp column") && e.contains("when"),
+            "{e}"
+        );
+        let p = write(
+            dir.path(),
+            "ts.csv",
+            "timestamp,open,high,low,close\nyesterday,1,1,1,1\n",
+        );
         let e = format!("{:#}", read_file(&p, chrono_tz::UTC).unwrap_err());
         assert!(e.contains("row 2") && e.contains("yesterday"), "{e}");
     }

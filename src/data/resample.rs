@@ -8,7 +8,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Resampled bars, and how many input bars fell outside any regular session (equities only; they
 /// are left out).
-pub fn resample(bars: &[Bar], class: AssetClass, from: Timeframe, to: Timeframe) -> Result<(Vec<Bar>, usize)> {
+pub fn resample(
+    bars: &[Bar],
+    class: AssetClass,
+    from: Timeframe,
+    to: Timeframe,
+) -> Result<(Vec<Bar>, usize)> {
     if to.minutes() <= from.minutes() || to.minutes() % from.minutes() != 0 {
         bail!("cannot resample {from} to {to}: the target must be a whole multiple of the source");
     }
@@ -19,7 +24,13 @@ pub fn resample(bars: &[Bar], class: AssetClass, from: Timeframe, to: Timeframe)
     let mut session: Option<(NaiveDate, DateTime<Utc>, DateTime<Utc>)> = None;
     for b in bars {
         let (day, anchor) = match class {
-            AssetClass::Crypto => (b.ts.date_naive(), b.ts.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()),
+            AssetClass::Crypto => (
+                b.ts.date_naive(),
+                b.ts.date_naive()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap_or_default()
+                    .and_utc(),
+            ),
             AssetClass::Equity => {
                 let d = cal.local_date(b.ts);
                 if session.is_none_or(|s| s.0 != d) {
@@ -34,7 +45,11 @@ pub fn resample(bars: &[Bar], class: AssetClass, from: Timeframe, to: Timeframe)
                 }
             }
         };
-        let idx = if to == Timeframe::Day { 0 } else { (b.ts - anchor).num_minutes().div_euclid(to.minutes()) };
+        let idx = if to == Timeframe::Day {
+            0
+        } else {
+            (b.ts - anchor).num_minutes().div_euclid(to.minutes())
+        };
         let start = anchor + Duration::minutes(idx * to.minutes());
         match (key, out.last_mut()) {
             (Some(k), Some(last)) if k == (day, idx) => {
@@ -62,27 +77,71 @@ mod tests {
     #[test]
     fn equity_hours_follow_the_session_and_days_aggregate_exactly() {
         let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
-        let bars = synthetic::generate(&SyntheticConfig::default(), &Symbol::equity("SYNA"), Timeframe::Minute(15), d(11, 27), d(11, 29)).unwrap();
-        let (hours, outside) = resample(&bars, AssetClass::Equity, Timeframe::Minute(15), Timeframe::Hour(1)).unwrap();
+        let bars = synthetic::generate(
+            &SyntheticConfig::default(),
+            &Symbol::equity("SYNA"),
+            Timeframe::Minute(15),
+            d(11, 27),
+            d(11, 29),
+        )
+        .unwrap();
+        let (hours, outside) = resample(
+            &bars,
+            AssetClass::Equity,
+            Timeframe::Minute(15),
+            Timeframe::Hour(1),
+        )
+        .unwrap();
         assert_eq!(outside, 0);
         // Full day: 7 buckets (6 full hours + 15:30–16:00); half day 09:30–13:00: 4 buckets.
         assert_eq!(hours.len(), 7 + 4);
         assert_eq!(hours[0].ts.to_rfc3339(), "2024-11-27T14:30:00+00:00");
         assert_eq!(hours[6].ts.to_rfc3339(), "2024-11-27T20:30:00+00:00");
-        let (days, _) = resample(&bars, AssetClass::Equity, Timeframe::Minute(15), Timeframe::Day).unwrap();
+        let (days, _) = resample(
+            &bars,
+            AssetClass::Equity,
+            Timeframe::Minute(15),
+            Timeframe::Day,
+        )
+        .unwrap();
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].open, bars[0].open);
         assert_eq!(days[0].close, bars[25].close);
-        assert_eq!(days[0].volume, bars[..26].iter().map(|b| b.volume).sum::<f64>());
-        assert_eq!(days[0].high, bars[..26].iter().map(|b| b.high).fold(f64::MIN, f64::max));
-        assert!(resample(&bars, AssetClass::Equity, Timeframe::Hour(1), Timeframe::Minute(15)).is_err());
+        assert_eq!(
+            days[0].volume,
+            bars[..26].iter().map(|b| b.volume).sum::<f64>()
+        );
+        assert_eq!(
+            days[0].high,
+            bars[..26].iter().map(|b| b.high).fold(f64::MIN, f64::max)
+        );
+        assert!(resample(
+            &bars,
+            AssetClass::Equity,
+            Timeframe::Hour(1),
+            Timeframe::Minute(15)
+        )
+        .is_err());
     }
 
     #[test]
     fn crypto_buckets_are_utc_aligned() {
         let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
-        let bars = synthetic::generate(&SyntheticConfig::default(), &Symbol::crypto("SYNX/USD"), Timeframe::Minute(15), d(3, 16), d(3, 17)).unwrap();
-        let (hours, _) = resample(&bars, AssetClass::Crypto, Timeframe::Minute(15), Timeframe::Hour(1)).unwrap();
+        let bars = synthetic::generate(
+            &SyntheticConfig::default(),
+            &Symbol::crypto("SYNX/USD"),
+            Timeframe::Minute(15),
+            d(3, 16),
+            d(3, 17),
+        )
+        .unwrap();
+        let (hours, _) = resample(
+            &bars,
+            AssetClass::Crypto,
+            Timeframe::Minute(15),
+            Timeframe::Hour(1),
+        )
+        .unwrap();
         assert_eq!(hours.len(), 48);
         assert!(hours.iter().all(|b| b.ts.timestamp() % 3600 == 0));
     }

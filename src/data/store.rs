@@ -105,8 +105,18 @@ impl Store {
             flags: Vec::new(),
         };
         // Staleness is judged when shown, not here: "now" is the last bar.
-        let q = super::quality::check(&bars, symbol.class, tf, None, info.last.unwrap_or_else(Utc::now));
-        let info = SeriesInfo { coverage: q.coverage, flags: q.flags, ..info };
+        let q = super::quality::check(
+            &bars,
+            symbol.class,
+            tf,
+            None,
+            info.last.unwrap_or_else(Utc::now),
+        );
+        let info = SeriesInfo {
+            coverage: q.coverage,
+            flags: q.flags,
+            ..info
+        };
         write_atomic(
             &self.info_path(symbol, tf),
             &serde_json::to_vec_pretty(&info)?,
@@ -128,9 +138,19 @@ impl Store {
 
     /// Merges `new` into the stored series (new bars replace stored ones at the same time) and
     /// writes the result atomically: a failure midway leaves the old file as it was.
-    pub fn merge(&self, symbol: &Symbol, tf: Timeframe, new: &[Bar], source: &str) -> Result<SeriesInfo> {
+    pub fn merge(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        new: &[Bar],
+        source: &str,
+    ) -> Result<SeriesInfo> {
         let path = self.parquet_path(symbol, tf);
-        let mut bars = if path.exists() { read_parquet(&path)? } else { Vec::new() };
+        let mut bars = if path.exists() {
+            read_parquet(&path)?
+        } else {
+            Vec::new()
+        };
         if new.is_empty() && !bars.is_empty() {
             if let Some(info) = self.info(symbol, tf) {
                 return Ok(info);
@@ -154,8 +174,12 @@ impl Store {
         match read_parquet(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) => {
-                let aside = path.with_extension(format!("parquet.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%S")));
-                std::fs::rename(&path, &aside).with_context(|| format!("cannot move corrupt {} aside", path.display()))?;
+                let aside = path.with_extension(format!(
+                    "parquet.corrupt-{}",
+                    Utc::now().format("%Y%m%dT%H%M%S")
+                ));
+                std::fs::rename(&path, &aside)
+                    .with_context(|| format!("cannot move corrupt {} aside", path.display()))?;
                 let _ = std::fs::remove_file(self.info_path(symbol, tf));
                 Err(e.context(format!("moved the corrupt file to {}", aside.display())))
             }

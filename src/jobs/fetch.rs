@@ -8,7 +8,7 @@ use super::Event;
 use crate::config::{Config, DataSource};
 use crate::data::alpaca::{load_credentials, AlpacaError, ClientSettings, DataClient};
 use crate::data::{synthetic, SeriesInfo, Store};
-use crate::market::{Bar, Symbol};
+use crate::market::{Bar, Calendar, Symbol};
 use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::json;
@@ -20,7 +20,8 @@ Without keys, use the built-in synthetic market (data.source = \"synthetic\") or
 quantdeck never falls back to another source silently";
 
 pub fn parse_day(s: &str, field: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
 }
 
 /// Generates a symbol's synthetic bars into the store.
@@ -33,7 +34,11 @@ pub fn generate_synthetic(cfg: &Config, store: &Store, sym: &Symbol) -> Result<S
 
 pub(super) fn fetch(ctx: &mut Ctx, names: &[String]) -> Result<String> {
     let cfg = ctx.cfg;
-    let wanted: Vec<String> = if names.is_empty() { cfg.universe.symbols().into_iter().map(|s| s.name).collect() } else { names.to_vec() };
+    let wanted: Vec<String> = if names.is_empty() {
+        cfg.universe.symbols().into_iter().map(|s| s.name).collect()
+    } else {
+        names.to_vec()
+    };
     match cfg.data.source {
         DataSource::Synthetic => fetch_synthetic(ctx, &wanted),
         DataSource::Alpaca => fetch_alpaca(ctx, &wanted),
@@ -80,7 +85,12 @@ fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        match ctx.cfg.universe.find(name).and_then(|sym| generate_synthetic(ctx.cfg, &store, &sym)) {
+        match ctx
+            .cfg
+            .universe
+            .find(name)
+            .and_then(|sym| generate_synthetic(ctx.cfg, &store, &sym))
+        {
             Ok(info) => {
                 ok += 1;
                 record(ctx, &info);
@@ -90,7 +100,11 @@ fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
                 failed.push(name.clone());
             }
         }
-        ctx.sink.emit(Event::Progress { done: i as u64 + 1, total: wanted.len() as u64, message: name.clone() });
+        ctx.sink.emit(Event::Progress {
+            done: i as u64 + 1,
+            total: wanted.len() as u64,
+            message: name.clone(),
+        });
     }
     outcome(ctx, ok, &failed, "synthetic market")
 }
@@ -116,13 +130,31 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
     }
     let creds = creds.ok_or_else(|| anyhow!(NO_KEYS))?;
     let tf = cfg.data.timeframe;
-    let start = Utc.from_utc_datetime(&parse_day(&cfg.data.start, "data.start")?.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let end = Utc.from_utc_datetime(&parse_day(&cfg.data.end, "data.end")?.and_hms_opt(23, 59, 59).unwrap_or_default()).min(Utc::now());
+    let start = Utc.from_utc_datetime(
+        &parse_day(&cfg.data.start, "data.start")?
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
+    let end = Utc
+        .from_utc_datetime(
+            &parse_day(&cfg.data.end, "data.end")?
+                .and_hms_opt(23, 59, 59)
+                .unwrap_or_default(),
+        )
+        .min(Utc::now());
     if end <= start {
         bail!("data.end must be after data.start");
     }
     let store = Store::new(&ctx.paths.data);
-    let symbols: Vec<Symbol> = wanted.iter().map(|n| ctx.cfg.universe.find(n).unwrap_or_else(|_| Symbol::parse(n))).collect();
+    let symbols: Vec<Symbol> = wanted
+        .iter()
+        .map(|n| {
+            ctx.cfg
+                .universe
+                .find(n)
+                .unwrap_or_else(|_| Symbol::parse(n))
+        })
+        .collect();
 
     // Plan: only what the store lacks — before its first bar and after its last.
     let mut full: BTreeMap<crate::market::AssetClass, Vec<Symbol>> = BTreeMap::new();
@@ -131,32 +163,61 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         let have = match store.read_or_quarantine(sym, tf) {
             Ok(b) => b,
             Err(e) => {
-                ctx.sink.log("warn", format!("{sym}: cached file unreadable, refetching: {e:#}"));
+                ctx.sink.log(
+                    "warn",
+                    format!("{sym}: cached file unreadable, refetching: {e:#}"),
+                );
                 None
             }
         };
         match have.as_deref() {
             None | Some([]) => full.entry(sym.class).or_default().push(sym.clone()),
             Some(bars) => {
+                // Only gaps in which the session calendar has at least one bar are requested.
+                let cal = Calendar::for_class(sym.class);
                 let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
-                if start < first {
-                    tasks.push(Task { symbols: vec![sym.clone()], start, end: first - Duration::seconds(1) });
+                if !cal.bar_starts(tf, start, first).is_empty() {
+                    tasks.push(Task {
+                        symbols: vec![sym.clone()],
+                        start,
+                        end: first - Duration::seconds(1),
+                    });
                 }
-                if last + tf.duration() <= end {
-                    tasks.push(Task { symbols: vec![sym.clone()], start: last + Duration::seconds(1), end });
+                let after = last + Duration::seconds(1);
+                if !cal.bar_starts(tf, after, end).is_empty() {
+                    tasks.push(Task {
+                        symbols: vec![sym.clone()],
+                        start: after,
+                        end,
+                    });
                 }
             }
         }
     }
     for group in full.into_values() {
         for chunk in group.chunks(20) {
-            tasks.push(Task { symbols: chunk.to_vec(), start, end });
+            tasks.push(Task {
+                symbols: chunk.to_vec(),
+                start,
+                end,
+            });
         }
     }
-    ctx.sink.log("info", format!("Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}", tasks.len(), symbols.len(), cfg.data.feed));
+    ctx.sink.log(
+        "info",
+        format!(
+            "Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}",
+            tasks.len(),
+            symbols.len(),
+            cfg.data.feed
+        ),
+    );
 
     let settings = ClientSettings::from_config(&cfg.data);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     let mut fatal: Option<anyhow::Error> = None;
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
@@ -290,7 +351,9 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         }
     }
     if ctx.cancel.is_cancelled() {
-        return Ok(format!("stopped; {ok} symbol(s) complete, partial data kept"));
+        return Ok(format!(
+            "stopped; {ok} symbol(s) complete, partial data kept"
+        ));
     }
     outcome(ctx, ok, &failures, "Alpaca")
 }

@@ -119,7 +119,7 @@ fn load_bars(ctx: &mut Ctx, sym: &Symbol) -> Result<(Vec<Bar>, String)> {
             "info",
             format!("no stored bars for {sym}: generating the synthetic market"),
         );
-        generate_synthetic(ctx.cfg, &store, sym)?;
+        super::fetch::generate_synthetic(ctx.cfg, &store, sym)?;
     }
     let bars = store.read(sym, tf)?;
     let source = store

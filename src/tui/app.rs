@@ -281,6 +281,28 @@ pub struct App {
     pub store_stale: bool,
     /// Set once the user confirmed quitting; the loop winds down.
     pub quitting: bool,
+    /// The Data pane shows the selected series' latest feature vector (`v` toggles).
+    pub show_features: bool,
+    /// What the model would see at the selected series' newest bar (filled by the loop).
+    pub features: Option<FeatureView>,
+}
+
+/// The latest observation row of one series, as the model sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureView {
+    pub symbol: String,
+    pub timeframe: String,
+    pub at: Option<DateTime<Utc>>,
+    pub layout: String,
+    pub values: Vec<(String, f32)>,
+    pub error: Option<String>,
+}
+
+impl FeatureView {
+    /// Which series this view was computed for (the loop recomputes when it changes).
+    pub fn key(&self) -> (String, String) {
+        (self.symbol.clone(), self.timeframe.clone())
+    }
 }
 
 impl App {

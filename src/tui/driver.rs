@@ -2,7 +2,7 @@
 //! run-directory scans and file tails into calls of `handle_key` / `apply_event`, performs the
 //! returned commands and redraws when something changed.
 
-use super::app::{App, LogLine};
+use super::app::{App, FeatureView, LogLine};
 use super::term::Term;
 use super::update::{apply_event, handle_key, Command};
 use super::view::view;
@@ -98,6 +98,7 @@ impl<'a> Driver<'a> {
                 self.scan();
                 last_scan = Instant::now();
             }
+            self.refresh_features();
             if self.app.quitting {
                 let deadline = *quit_deadline.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
                 let busy = self.jobs.iter().any(|j| j.handle.is_some());
@@ -223,6 +224,51 @@ impl<'a> Driver<'a> {
 
     /// Re-reads the run directories and the bar store, and starts tailing runs that this
     /// TUI did not start (headless runs, runs of other machines on a shared disk).
+    /// Keeps the Data pane's feature view on the selected series (recomputed when the selection
+    /// or the stored series changes).
+    fn refresh_features(&mut self) {
+        if !self.app.show_features {
+            return;
+        }
+        let Some(s) = self.app.selected_series().cloned() else {
+            return;
+        };
+        let key = (s.symbol.clone(), s.timeframe.to_string());
+        let fresh = self
+            .app
+            .features
+            .as_ref()
+            .is_some_and(|f| f.key() == key && f.at == s.last);
+        if fresh {
+            return;
+        }
+        let spec = crate::features::FeatureSpec::current(self.cfg.features.window);
+        let sym = s.symbol();
+        let mut view = FeatureView {
+            symbol: key.0,
+            timeframe: key.1,
+            at: s.last,
+            layout: spec.describe(),
+            values: Vec::new(),
+            error: None,
+        };
+        match Store::new(&self.paths.data).read(&sym, s.timeframe) {
+            Ok(bars) => {
+                view.values = crate::features::latest_vector(&spec, &sym, &bars);
+                if view.values.is_empty() {
+                    view.error = Some(format!(
+                        "needs {} bars of history, the store has {}",
+                        spec.warmup + 1,
+                        bars.len()
+                    ));
+                }
+            }
+            Err(e) => view.error = Some(format!("{e:#}")),
+        }
+        self.app.features = Some(view);
+        self.dirty = true;
+    }
+
     fn scan(&mut self) {
         for s in jobs::list_runs(self.paths) {
             self.dirty |= self.app.note_run(&s);

@@ -321,6 +321,14 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
             app.message = "refreshing…".into();
             return vec![Command::RefreshData];
         }
+        KeyCode::Char('v') => {
+            app.show_features = !app.show_features;
+            if app.show_features {
+                app.pane = Pane::Data;
+            } else {
+                app.features = None;
+            }
+        }
         _ => {}
     }
     Vec::new()

@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone)]
 pub enum Fault {
-    TooMany { reset_in_s: i64 },
+    TooMany {
+        reset_in_s: i64,
+    },
     Status(u16, &'static str),
     /// Promises the whole body, sends half, closes.
     TruncatedBody,
@@ -69,20 +71,32 @@ impl FakeAlpaca {
             secret: SECRET.into(),
             requests: Vec::new(),
         }));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let st = state.clone();
         rt.spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let _ = serve(sock, st).await;
                 });
             }
         });
-        FakeAlpaca { addr, state, _rt: rt }
+        FakeAlpaca {
+            addr,
+            state,
+            _rt: rt,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -98,7 +112,10 @@ impl FakeAlpaca {
     }
 
     pub fn bar_requests(&self) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path.ends_with("/bars")).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/bars"))
+            .collect()
     }
 }
 
@@ -137,22 +154,45 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::i
     }
     let head = String::from_utf8_lossy(&buf).to_string();
     let mut lines = head.lines();
-    let target = lines.next().unwrap_or("").split_whitespace().nth(1).unwrap_or("/").to_string();
+    let target = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
     let headers: BTreeMap<String, String> = lines
         .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
     let (path, qs) = target.split_once('?').unwrap_or((&target, ""));
-    let query: BTreeMap<String, String> = qs.split('&').filter(|p| !p.is_empty()).filter_map(|p| p.split_once('=').map(|(k, v)| (decode(k), decode(v)))).collect();
+    let query: BTreeMap<String, String> = qs
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('=').map(|(k, v)| (decode(k), decode(v))))
+        .collect();
 
     let (status, body, fault) = respond(&st, path, &query, &headers);
-    st.lock().unwrap().requests.push(Request { path: path.to_string(), query, at: Instant::now(), status });
+    st.lock().unwrap().requests.push(Request {
+        path: path.to_string(),
+        query,
+        at: Instant::now(),
+        status,
+    });
     let reset = Utc::now().timestamp() + 60;
     let mut extra = String::new();
     let mut body = body;
     let mut promised = body.len();
     match &fault {
-        Some(Fault::TooMany { reset_in_s }) => extra = format!("X-Ratelimit-Remaining: 0\r\nX-Ratelimit-Reset: {}\r\n", Utc::now().timestamp() + reset_in_s),
+        Some(Fault::TooMany { reset_in_s }) => {
+            extra = format!(
+                "X-Ratelimit-Remaining: 0\r\nX-Ratelimit-Reset: {}\r\n",
+                Utc::now().timestamp() + reset_in_s
+            )
+        }
         Some(Fault::TruncatedBody) => {
             body.truncate(body.len() / 2);
         }
@@ -182,12 +222,24 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::i
 }
 
 fn err(status: u16, msg: &str) -> (u16, Vec<u8>) {
-    (status, serde_json::json!({"code": status as u32 * 100_000, "message": msg}).to_string().into_bytes())
+    (
+        status,
+        serde_json::json!({"code": status as u32 * 100_000, "message": msg})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
-fn respond(st: &Arc<Mutex<State>>, path: &str, q: &BTreeMap<String, String>, h: &BTreeMap<String, String>) -> (u16, Vec<u8>, Option<Fault>) {
+fn respond(
+    st: &Arc<Mutex<State>>,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    h: &BTreeMap<String, String>,
+) -> (u16, Vec<u8>, Option<Fault>) {
     let mut s = st.lock().unwrap();
-    if h.get("apca-api-key-id") != Some(&s.key_id) || h.get("apca-api-secret-key") != Some(&s.secret) {
+    if h.get("apca-api-key-id") != Some(&s.key_id)
+        || h.get("apca-api-secret-key") != Some(&s.secret)
+    {
         let (c, b) = err(401, "request is not authorized");
         return (c, b, None);
     }
@@ -225,32 +277,60 @@ fn page(s: &mut State, path: &str, q: &BTreeMap<String, String>) -> (u16, Vec<u8
     if q.get("feed").is_some_and(|f| f == "sip") && s.sip_forbidden {
         return err(403, "subscription does not permit querying recent SIP data");
     }
-    let Some(tf) = q.get("timeframe") else { return err(422, "invalid timeframe") };
+    let Some(tf) = q.get("timeframe") else {
+        return err(422, "invalid timeframe");
+    };
     if tf != "15Min" {
         return err(422, &format!("invalid timeframe: {tf}"));
     }
-    let parse = |k: &str| q.get(k).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|t| t.with_timezone(&Utc));
-    let (Some(start), Some(end)) = (parse("start"), parse("end")) else { return err(422, "invalid start or end") };
+    let parse = |k: &str| {
+        q.get(k)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(start), Some(end)) = (parse("start"), parse("end")) else {
+        return err(422, "invalid start or end");
+    };
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1000);
-    let symbols: Vec<String> = q.get("symbols").map(|s| s.split(',').map(String::from).collect()).unwrap_or_default();
+    let symbols: Vec<String> = q
+        .get("symbols")
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_default();
     let mut all: Vec<(String, Bar)> = Vec::new();
     let mut sorted = symbols.clone();
     sorted.sort();
     for sym in &sorted {
         match s.bars.get(sym) {
-            Some(bars) => all.extend(bars.iter().filter(|b| b.ts >= start && b.ts <= end).map(|b| (sym.clone(), *b))),
+            Some(bars) => all.extend(
+                bars.iter()
+                    .filter(|b| b.ts >= start && b.ts <= end)
+                    .map(|b| (sym.clone(), *b)),
+            ),
             None if s.unknown_is_error => return err(422, &format!("invalid symbol: {sym}")),
             None => {}
         }
     }
-    let offset: usize = q.get("page_token").and_then(|t| t.strip_prefix("p")).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let offset: usize = q
+        .get("page_token")
+        .and_then(|t| t.strip_prefix("p"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let size = limit.min(s.page_cap).max(1);
     let end_i = (offset + size).min(all.len());
     let mut map: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     for (sym, b) in &all[offset.min(all.len())..end_i] {
         map.entry(sym.clone()).or_default().push(serde_json::json!({"t": rfc(b.ts), "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume, "n": 1, "vw": b.close}));
     }
-    let next = if end_i < all.len() { serde_json::Value::String(format!("p{end_i}")) } else { serde_json::Value::Null };
+    let next = if end_i < all.len() {
+        serde_json::Value::String(format!("p{end_i}"))
+    } else {
+        serde_json::Value::Null
+    };
     s.pages_served += 1;
-    (200, serde_json::json!({"bars": map, "next_page_token": next}).to_string().into_bytes())
+    (
+        200,
+        serde_json::json!({"bars": map, "next_page_token": next})
+            .to_string()
+            .into_bytes(),
+    )
 }

@@ -74,7 +74,11 @@ fn series(symbol: &str, class: AssetClass, bars: usize, source: &str) -> SeriesI
         sha256: "ab".repeat(32),
         updated: t0(),
         coverage: if source == "alpaca" { 0.962 } else { 1.0 },
-        flags: if source == "alpaca" { vec!["MISSING_BARS".into(), "ZERO_VOLUME".into()] } else { Vec::new() },
+        flags: if source == "alpaca" {
+            vec!["MISSING_BARS".into(), "ZERO_VOLUME".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 

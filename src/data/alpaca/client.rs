@@ -33,10 +33,20 @@ pub struct ClientSettings {
 impl ClientSettings {
     /// From `[data]`, with hosts from `APCA_API_DATA_URL` / `APCA_API_BASE_URL` when set.
     pub fn from_config(d: &DataConfig) -> Self {
-        let env = |k: &str, default: &str| std::env::var(k).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| default.to_string());
+        let env = |k: &str, default: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
         ClientSettings {
-            data_url: env("APCA_API_DATA_URL", DATA_HOST).trim_end_matches('/').to_string(),
-            trading_url: env("APCA_API_BASE_URL", PAPER_HOST).trim_end_matches('/').trim_end_matches("/v2").to_string(),
+            data_url: env("APCA_API_DATA_URL", DATA_HOST)
+                .trim_end_matches('/')
+                .to_string(),
+            trading_url: env("APCA_API_BASE_URL", PAPER_HOST)
+                .trim_end_matches('/')
+                .trim_end_matches("/v2")
+                .to_string(),
             feed: d.feed.clone(),
             adjustment: d.adjustment.clone(),
             rate_per_minute: d.rate_limit_per_minute,
@@ -72,7 +82,13 @@ pub struct DataClient {
 }
 
 fn host_of(url: &str) -> String {
-    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or(url).to_string()
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or(url)
+        .to_string()
 }
 
 /// Installs rustls' ring provider once per process (reqwest is built without a default one).
@@ -97,7 +113,9 @@ impl DataClient {
             .map_err(|e| anyhow!("cannot build the HTTP client: {e}"))?;
         Ok(DataClient {
             limiter: Arc::new(RateLimiter::new(settings.rate_per_minute)),
-            jitter: Mutex::new(Rng::new(std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64)),
+            jitter: Mutex::new(Rng::new(
+                std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64,
+            )),
             http,
             settings,
             creds,
@@ -134,8 +152,14 @@ impl DataClient {
         let mut query: Vec<(&str, String)> = vec![
             ("symbols", names.join(",")),
             ("timeframe", tf.to_string()),
-            ("start", start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            ("end", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            (
+                "start",
+                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            (
+                "end",
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
             ("limit", self.settings.page_limit.to_string()),
             ("sort", "asc".to_string()),
         ];
@@ -157,7 +181,9 @@ impl DataClient {
             let (page, next) = match parse_bars_page(&body) {
                 Ok(p) => p,
                 // A 200 whose body does not parse was already retried; this is the final say.
-                Err(e) => return Err(e.context(format!("{what}: unreadable page from {}", host_of(&url)))),
+                Err(e) => {
+                    return Err(e.context(format!("{what}: unreadable page from {}", host_of(&url))))
+                }
             };
             stats.bars += page.values().map(Vec::len).sum::<usize>();
             on_page(page)?;
@@ -173,7 +199,8 @@ impl DataClient {
         let url = format!("{}/v2/calendar", self.settings.trading_url);
         let q = [("start", start.to_string()), ("end", end.to_string())];
         let (body, _) = self.get(&url, &q, "calendar").await?;
-        serde_json::from_slice(&body).map_err(|e| anyhow!("malformed calendar from {}: {e}", host_of(&url)))
+        serde_json::from_slice(&body)
+            .map_err(|e| anyhow!("malformed calendar from {}: {e}", host_of(&url)))
     }
 
     /// GET with rate limiting and retries; returns the body and how many retries it took.
@@ -188,7 +215,11 @@ impl DataClient {
                 Outcome::Done(body) => return Ok((body, attempt)),
                 Outcome::Fatal(e) => return Err(e.into()),
                 Outcome::Retry(reason) => {
-                    tracing::warn!("{what}: {reason} (attempt {} of {})", attempt + 1, self.settings.max_retries + 1);
+                    tracing::warn!(
+                        "{what}: {reason} (attempt {} of {})",
+                        attempt + 1,
+                        self.settings.max_retries + 1
+                    );
                     last = reason;
                 }
             }
@@ -214,11 +245,18 @@ impl DataClient {
             .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry(format!("request to {host} failed: {}", describe_transport(&e))),
+            Err(e) => {
+                return Outcome::Retry(format!(
+                    "request to {host} failed: {}",
+                    describe_transport(&e)
+                ))
+            }
         };
         let status = resp.status();
         let reset = header_u64(&resp, "x-ratelimit-reset");
-        if header_u64(&resp, "x-ratelimit-remaining") == Some(0) || status == StatusCode::TOO_MANY_REQUESTS {
+        if header_u64(&resp, "x-ratelimit-remaining") == Some(0)
+            || status == StatusCode::TOO_MANY_REQUESTS
+        {
             let until = reset
                 .and_then(|r| DateTime::from_timestamp(r as i64, 0))
                 .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
@@ -228,31 +266,49 @@ impl DataClient {
         }
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
-            Err(e) => return Outcome::Retry(format!("reading the response from {host} failed: {}", describe_transport(&e))),
+            Err(e) => {
+                return Outcome::Retry(format!(
+                    "reading the response from {host} failed: {}",
+                    describe_transport(&e)
+                ))
+            }
         };
         if status.is_success() {
             // A truncated or garbled 200 is a transport problem: try again.
             return match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(_) => Outcome::Done(body),
-                Err(e) => Outcome::Retry(format!("malformed JSON from {host} ({} bytes): {e}", body.len())),
+                Err(e) => Outcome::Retry(format!(
+                    "malformed JSON from {host} ({} bytes): {e}",
+                    body.len()
+                )),
             };
         }
         let message = error_message(&body);
         match status.as_u16() {
             429 => Outcome::Retry(format!("rate limited by {host} (429)")),
-            500..=599 => Outcome::Retry(format!("server error {} from {host}: {message}", status.as_u16())),
+            500..=599 => Outcome::Retry(format!(
+                "server error {} from {host}: {message}",
+                status.as_u16()
+            )),
             401 => Outcome::Fatal(AlpacaError::Unauthorized {
                 host,
                 key_id: self.creds.key_id.clone(),
             }),
             403 => {
                 let lower = message.to_ascii_lowercase();
-                let hint = if self.settings.feed == "sip" || lower.contains("sip") || lower.contains("subscription") {
+                let hint = if self.settings.feed == "sip"
+                    || lower.contains("sip")
+                    || lower.contains("subscription")
+                {
                     " — the SIP feed needs a paid subscription: set data.feed = \"iex\"".to_string()
                 } else {
                     String::new()
                 };
-                Outcome::Fatal(AlpacaError::Forbidden { host, message, hint })
+                Outcome::Fatal(AlpacaError::Forbidden {
+                    host,
+                    message,
+                    hint,
+                })
             }
             400 | 404 | 422 => {
                 let lower = message.to_ascii_lowercase();
@@ -260,24 +316,43 @@ impl DataClient {
                     let symbol = message.rsplit(':').next().unwrap_or("").trim().to_string();
                     return Outcome::Fatal(AlpacaError::UnknownSymbol { symbol, message });
                 }
-                let param = ["page_token", "symbols", "timeframe", "start", "end", "limit", "feed", "adjustment", "sort"]
-                    .into_iter()
-                    .find(|p| lower.contains(p))
-                    .unwrap_or("(not named by the server)")
-                    .to_string();
+                let param = [
+                    "page_token",
+                    "symbols",
+                    "timeframe",
+                    "start",
+                    "end",
+                    "limit",
+                    "feed",
+                    "adjustment",
+                    "sort",
+                ]
+                .into_iter()
+                .find(|p| lower.contains(p))
+                .unwrap_or("(not named by the server)")
+                .to_string();
                 Outcome::Fatal(AlpacaError::BadRequest {
                     status: status.as_u16(),
                     param,
                     message,
                 })
             }
-            s => Outcome::Fatal(AlpacaError::Http { status: s, host, message }),
+            s => Outcome::Fatal(AlpacaError::Http {
+                status: s,
+                host,
+                message,
+            }),
         }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.settings.retry_base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
-        let jitter = self.jitter.lock().map(|mut r| 0.5 + r.uniform()).unwrap_or(1.0);
+        let base =
+            self.settings.retry_base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
+        let jitter = self
+            .jitter
+            .lock()
+            .map(|mut r| 0.5 + r.uniform())
+            .unwrap_or(1.0);
         Duration::from_secs_f64(base * jitter).min(MAX_BACKOFF)
     }
 }
@@ -307,5 +382,9 @@ fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<E>(body)
         .ok()
         .and_then(|e| e.message)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string())
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string()
+        })
 }

@@ -8,13 +8,29 @@ pub enum AlpacaError {
     )]
     Unauthorized { host: String, key_id: String },
     #[error("Alpaca refused the request (403) at {host}: {message}{hint}")]
-    Forbidden { host: String, message: String, hint: String },
+    Forbidden {
+        host: String,
+        message: String,
+        hint: String,
+    },
     #[error("Alpaca rejected the request (HTTP {status}) — parameter `{param}`: {message}")]
-    BadRequest { status: u16, param: String, message: String },
+    BadRequest {
+        status: u16,
+        param: String,
+        message: String,
+    },
     #[error("unknown symbol {symbol}: {message}")]
     UnknownSymbol { symbol: String, message: String },
     #[error("{what} failed after {attempts} attempts (retry budget spent); last error: {last}")]
-    RetriesExhausted { what: String, attempts: u32, last: String },
+    RetriesExhausted {
+        what: String,
+        attempts: u32,
+        last: String,
+    },
     #[error("HTTP {status} from {host}: {message}")]
-    Http { status: u16, host: String, message: String },
+    Http {
+        status: u16,
+        host: String,
+        message: String,
+    },
 }

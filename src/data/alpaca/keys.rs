@@ -27,15 +27,22 @@ impl Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("key_id", &self.key_id).field("secret", &"***").finish()
+        f.debug_struct("Credentials")
+            .field("key_id", &self.key_id)
+            .field("secret", &"***")
+            .finish()
     }
 }
 
 /// Keys from the environment or the keys file, plus warnings (e.g. a file others can read).
 /// `Ok(None)` when no keys are configured at all.
 pub fn load_credentials() -> Result<(Option<Credentials>, Vec<String>)> {
-    let id = std::env::var("APCA_API_KEY_ID").ok().filter(|s| !s.trim().is_empty());
-    let secret = std::env::var("APCA_API_SECRET_KEY").ok().filter(|s| !s.trim().is_empty());
+    let id = std::env::var("APCA_API_KEY_ID")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let secret = std::env::var("APCA_API_SECRET_KEY")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     match (id, secret) {
         (Some(i), Some(s)) => return Ok((Some(Credentials::new(&i, &s)), Vec::new())),
         (Some(_), None) => bail!("APCA_API_KEY_ID is set but APCA_API_SECRET_KEY is not: set both"),
@@ -54,25 +61,36 @@ pub fn load_credentials() -> Result<(Option<Credentials>, Vec<String>)> {
 /// Accepts `APCA_API_KEY_ID=…` / `APCA_API_SECRET_KEY=…` lines (also `key_id`/`secret`, `:` or
 /// `=`), or simply the key id on the first line and the secret on the second.
 pub fn read_keys_file(path: &Path) -> Result<(Credentials, Vec<String>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read ALPACA_KEYS_FILE {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read ALPACA_KEYS_FILE {}", path.display()))?;
     let mut warnings = Vec::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                warnings.push(format!("{} is readable by other users: run `chmod 600 {}`", path.display(), path.display()));
+                warnings.push(format!(
+                    "{} is readable by other users: run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ));
             }
         }
     }
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let (mut id, mut secret) = (None, None);
     for l in &lines {
         if let Some((k, v)) = l.split_once('=').or_else(|| l.split_once(':')) {
             let v = v.trim().trim_matches('"').trim_matches('\'');
             match k.trim().to_ascii_lowercase().as_str() {
                 "apca_api_key_id" | "key_id" | "api_key" | "key" => id = Some(v.to_string()),
-                "apca_api_secret_key" | "secret_key" | "secret" | "api_secret" => secret = Some(v.to_string()),
+                "apca_api_secret_key" | "secret_key" | "secret" | "api_secret" => {
+                    secret = Some(v.to_string())
+                }
                 _ => {}
             }
         }
@@ -98,7 +116,11 @@ mod tests {
     fn keys_file_formats_and_redaction() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("keys");
-        std::fs::write(&p, "# paper\nAPCA_API_KEY_ID=PKTEST\nAPCA_API_SECRET_KEY = \"s3cr3t\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "# paper\nAPCA_API_KEY_ID=PKTEST\nAPCA_API_SECRET_KEY = \"s3cr3t\"\n",
+        )
+        .unwrap();
         let (c, _) = read_keys_file(&p).unwrap();
         assert_eq!(c.key_id, "PKTEST");
         assert_eq!(c.secret(), "s3cr3t");

@@ -57,7 +57,9 @@ impl RateLimiter {
                         s.tokens -= 1.0;
                         None
                     } else {
-                        Some(Duration::from_secs_f64((1.0 - s.tokens) * 60.0 / self.per_minute))
+                        Some(Duration::from_secs_f64(
+                            (1.0 - s.tokens) * 60.0 / self.per_minute,
+                        ))
                     }
                 })
             };

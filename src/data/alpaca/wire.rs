@@ -26,14 +26,20 @@ struct WirePage {
     next_page_token: Option<String>,
 }
 
+/// Bars per symbol on one page.
+pub type PageBars = BTreeMap<String, Vec<Bar>>;
+
 /// Bars per symbol on one page, and the token of the next page (None = last page).
-pub fn parse_bars_page(body: &[u8]) -> Result<(BTreeMap<String, Vec<Bar>>, Option<String>)> {
+pub fn parse_bars_page(body: &[u8]) -> Result<(PageBars, Option<String>)> {
     let page: WirePage = serde_json::from_slice(body).context("malformed bar page")?;
     let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
     match page.bars {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Array(list)) => {
-            let sym = page.symbol.clone().ok_or_else(|| anyhow!("single-symbol page without `symbol`"))?;
+            let sym = page
+                .symbol
+                .clone()
+                .ok_or_else(|| anyhow!("single-symbol page without `symbol`"))?;
             out.insert(sym, convert(list)?);
         }
         Some(serde_json::Value::Object(map)) => {
@@ -55,7 +61,9 @@ fn convert(list: Vec<serde_json::Value>) -> Result<Vec<Bar>> {
     list.into_iter()
         .map(|v| {
             let w: WireBar = serde_json::from_value(v).context("malformed bar")?;
-            let ts: DateTime<Utc> = DateTime::parse_from_rfc3339(&w.t).with_context(|| format!("bad bar time {:?}", w.t))?.with_timezone(&Utc);
+            let ts: DateTime<Utc> = DateTime::parse_from_rfc3339(&w.t)
+                .with_context(|| format!("bad bar time {:?}", w.t))?
+                .with_timezone(&Utc);
             Ok(Bar {
                 ts,
                 open: w.o,

@@ -49,6 +49,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     };
     let [table_area, fetch_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(fetch_h)]).areas(area);
+    let (table_area, features_area) = if app.show_features {
+        let [t, f] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(24)]).areas(table_area);
+        (t, Some(f))
+    } else {
+        (table_area, None)
+    };
+    if let Some(f) = features_area {
+        features_panel(frame, f, app);
+    }
 
     let mut title = vec![Span::raw(" Data — stored series ")];
     if app.any_synthetic() {
@@ -173,4 +183,63 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), list_area);
+}
+
+/// The selected series' newest observation row: every feature with its value and a sign bar,
+/// in as many columns as fit.
+fn features_panel(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(fv) = &app.features else {
+        frame.render_widget(
+            Paragraph::new("computing features…")
+                .style(dim())
+                .block(block(" Features ")),
+            area,
+        );
+        return;
+    };
+    let title = format!(
+        " Features of {} {} at {} — {} (v hides) ",
+        fv.symbol,
+        fv.timeframe,
+        when(fv.at),
+        fv.layout
+    );
+    let b = block(title);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    if let Some(e) = &fv.error {
+        frame.render_widget(
+            Paragraph::new(e.clone()).style(Style::new().fg(Color::Red)),
+            inner,
+        );
+        return;
+    }
+    const CELL: u16 = 36;
+    let cols = (inner.width / CELL).max(1) as usize;
+    let rows = inner.height.max(1) as usize;
+    let per_col = fv.values.len().div_ceil(cols).max(1);
+    let mut lines: Vec<Line> = Vec::new();
+    for r in 0..per_col.min(rows) {
+        let mut spans = Vec::new();
+        for c in 0..cols {
+            let Some((name, v)) = fv.values.get(c * per_col + r) else {
+                continue;
+            };
+            let bar_len = ((v.abs().min(1.0)) * 6.0).round() as usize;
+            let color = if *v >= 0.0 { Color::Green } else { Color::Red };
+            spans.push(Span::raw(format!("{:<19}", truncate(name, 18))));
+            spans.push(Span::styled(format!("{v:>+7.3} "), Style::new().fg(color)));
+            spans.push(Span::styled(
+                format!("{:<7}", "█".repeat(bar_len)),
+                Style::new().fg(color),
+            ));
+            spans.push(Span::raw(" "));
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }

@@ -39,6 +39,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("c", "cancel the selected job (jobs started here only)"),
     ("r", "re-read runs and stored data now"),
+    (
+        "v",
+        "show / hide the selected series' features (what the model sees)",
+    ),
     ("?", "toggle this help"),
     ("Esc", "close overlays"),
     ("q, Ctrl+C", "quit (asks first while jobs started here run)"),
@@ -132,6 +136,7 @@ fn status_line(frame: &mut Frame, area: Rect, app: &App) {
         ("p", "paper"),
         ("c", "cancel"),
         ("r", "refresh"),
+        ("v", "features"),
         ("?", "help"),
         ("q", "quit"),
     ];
