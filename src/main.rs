@@ -1,4 +1,11 @@
 fn main() {
+    // Rust ignores SIGPIPE, which turns `quantdeck … | head` into a panic on the next print;
+    // restore the default so a closed pipe simply ends the process, as for any CLI tool.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; only resets a disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match quantdeck::cli::main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

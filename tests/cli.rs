@@ -193,3 +193,29 @@ fn ctrl_c_stops_training_after_saving_the_model() {
     let manifest = std::fs::read_to_string(runs[0].join("manifest.json")).unwrap();
     assert!(manifest.contains("\"status\": \"cancelled\""), "{manifest}");
 }
+
+#[test]
+fn piping_into_a_closed_reader_does_not_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quantdeck"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["features", "--spec"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close our end before it prints, like `| true` would: every print hits a closed pipe.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}
