@@ -358,3 +358,41 @@ mod tests {
         assert!(e.contains("row 2") && e.contains("yesterday"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod parquet_tests {
+    use super::*;
+    use crate::data::Store;
+    use crate::market::{Symbol, Timeframe};
+
+    #[test]
+    fn parquet_with_a_datetime_column_imports_exactly() {
+        // A parquet file as polars writes it (Datetime[ms, UTC] `ts`), e.g. exported elsewhere.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let sym = Symbol::crypto("ABC/USD");
+        let t0 = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+        let bars: Vec<Bar> = (0..50)
+            .map(|i| {
+                let c = 100.0 + i as f64 * 0.1;
+                Bar {
+                    ts: t0 + chrono::Duration::minutes(15 * i),
+                    open: c,
+                    high: c + 0.5,
+                    low: c - 0.5,
+                    close: c + 0.05,
+                    volume: 1.5,
+                }
+            })
+            .collect();
+        store
+            .write(&sym, Timeframe::Minute(15), &bars, "test")
+            .unwrap();
+        let back = read_file(
+            &store.parquet_path(&sym, Timeframe::Minute(15)),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        assert_eq!(back, bars);
+    }
+}

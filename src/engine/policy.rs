@@ -50,9 +50,51 @@ impl HostPolicy {
 
 fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32]) -> Vec<f32> {
     (0..out)
-        .map(|o| {
-            let row = &w[o * inp..(o + 1) * inp];
-            b[o] + row.iter().zip(x).map(|(a, c)| a * c).sum::<f32>()
-        })
+        .map(|o| b[o] + dot(&w[o * inp..(o + 1) * inp], x))
         .collect()
+}
+
+/// Dot product over eight independent accumulators: a strict left-to-right sum cannot be
+/// vectorised (float addition is not associative), eight lanes can.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn host_inference_matches_the_candle_forward_pass() {
+        // 37 inputs: exercises both the 8-lane body and the remainder of the dot product.
+        let model = ActorCritic::new(37, &[19, 11], 8, 4, &Device::Cpu).unwrap();
+        let host = HostPolicy::from_model(&model).unwrap();
+        let mut rng = Rng::new(5);
+        let obs: Vec<f32> = (0..3 * 37).map(|_| rng.normal() as f32).collect();
+        let t = Tensor::from_vec(obs.clone(), (3, 37), &Device::Cpu).unwrap();
+        let (logits, values) = model.forward(&t).unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&logits)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let values = values.to_vec1::<f32>().unwrap();
+        for i in 0..3 {
+            let (p, v) = host.evaluate(&obs[i * 37..(i + 1) * 37]);
+            assert!((v - values[i]).abs() < 1e-5, "value {v} vs {}", values[i]);
+            for (a, b) in p.iter().zip(&probs[i]) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            }
+        }
+    }
 }
