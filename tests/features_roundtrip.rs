@@ -4,13 +4,12 @@
 mod common;
 
 use candle_core::Device;
-use quantdeck::broker::{Broker, SimBroker};
+use quantdeck::broker::Broker;
 use quantdeck::config::EnvConfig;
 use quantdeck::data::Store;
 use quantdeck::engine::{checkpoint, env::VecEnv, HostPolicy};
 use quantdeck::eval::Backtester;
 use quantdeck::features::{self, FeatureSpec};
-use quantdeck::live::PaperTrader;
 use quantdeck::market::Symbol;
 use quantdeck::sim::{Account, RiskRules, Rules};
 
@@ -84,27 +83,15 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
         risk: Some(risk),
     }
     .run(&policy, start..end + 1);
-    let mut trader = PaperTrader::new(
-        "rt",
-        sym.clone(),
-        meta.feature_spec.clone(),
-        HostPolicy::from_model(&model).unwrap(),
+    let broker = common::assert_paper_matches_backtest(
+        &sym,
+        &meta.feature_spec,
+        &model,
         bt_rules,
         risk,
-        0.0,
+        &bars,
+        start,
+        &res.equity,
     );
-    let mut broker = SimBroker::new(bt_rules);
-    trader.warm(&bars[start + 1 - trader.history_needed()..start]);
-    for (k, bar) in bars[start..=end].iter().enumerate() {
-        broker.on_bar(&sym.name, bar);
-        let step = trader.on_bar(&mut broker, bar).unwrap();
-        assert!(step.action.is_some());
-        let expect = res.equity[k];
-        assert!(
-            (step.equity_before - expect).abs() < 1e-6 * expect,
-            "bar {k}: paper {} vs backtest {expect}",
-            step.equity_before
-        );
-    }
     assert!(broker.account().unwrap().equity > 0.0);
 }

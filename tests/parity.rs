@@ -5,13 +5,12 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
-use quantdeck::broker::{Broker, SimBroker};
+use quantdeck::broker::Broker;
 use quantdeck::config::{BacktestConfig, EnvConfig, SyntheticConfig};
 use quantdeck::data::synthetic;
 use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
 use quantdeck::eval::Backtester;
 use quantdeck::features::{self, FeatureSpec};
-use quantdeck::live::PaperTrader;
 use quantdeck::market::{Bar, Symbol, Timeframe};
 use quantdeck::rng::Rng;
 use quantdeck::sim::{Account, RiskRules, Rules};
@@ -135,29 +134,16 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
         res.action_counts
     );
 
-    let mut trader = PaperTrader::new(
-        "t",
-        sym.clone(),
-        spec.clone(),
-        HostPolicy::from_model(&model).unwrap(),
+    let broker = common::assert_paper_matches_backtest(
+        &sym,
+        &spec,
+        &model,
         rules,
         risk,
-        0.0,
+        &b,
+        start,
+        &res.equity,
     );
-    let mut broker = SimBroker::new(rules);
-    trader.warm(&b[start + 1 - trader.history_needed()..start]);
-    for (k, bar) in b[start..=end].iter().enumerate() {
-        broker.on_bar(&sym.name, bar);
-        let step = trader.on_bar(&mut broker, bar).unwrap();
-        assert!(step.action.is_some());
-        let expect = res.equity[k];
-        assert!(
-            (step.equity_before - expect).abs() < 1e-6 * expect,
-            "bar {k}: paper {} vs backtest {expect}",
-            step.equity_before
-        );
-        assert!((broker.account().unwrap().equity - trader.book().equity).abs() < 1e-6 * expect);
-    }
     let orders = broker.orders().unwrap();
     assert!(!orders.is_empty());
     let mut ids: Vec<_> = orders.iter().map(|o| o.client_order_id.clone()).collect();

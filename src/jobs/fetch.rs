@@ -46,15 +46,20 @@ pub(super) fn fetch(ctx: &mut Ctx, names: &[String]) -> Result<String> {
     }
 }
 
-fn record(ctx: &mut Ctx, info: &SeriesInfo) {
-    ctx.sink.emit(Event::SymbolFetched {
+/// What the store now holds for a series, as an event (live progress and the final report).
+fn fetched(info: &SeriesInfo) -> Event {
+    Event::SymbolFetched {
         symbol: info.symbol.clone(),
         timeframe: info.timeframe.to_string(),
         bars: info.bars,
         first: info.first,
         last: info.last,
         source: info.source.clone(),
-    });
+    }
+}
+
+fn record(ctx: &mut Ctx, info: &SeriesInfo) {
+    ctx.sink.emit(fetched(info));
     ctx.manifest.data.push(DataRef {
         symbol: info.symbol.clone(),
         timeframe: info.timeframe.to_string(),
@@ -284,14 +289,7 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
                         };
                         *got.entry(name.clone()).or_default() += bars.len();
                         // Live per-symbol progress: what the store holds for it now.
-                        ctx.sink.emit(Event::SymbolFetched {
-                            symbol: info.symbol.clone(),
-                            timeframe: info.timeframe.to_string(),
-                            bars: info.bars,
-                            first: info.first,
-                            last: info.last,
-                            source: info.source.clone(),
-                        });
+                        ctx.sink.emit(fetched(&info));
                         ctx.sink.emit(Event::Progress { done: done as u64, total: total as u64, message: format!("{name}: +{} bars", got[&name]) });
                     }
                 }

@@ -44,3 +44,40 @@ pub fn train(paths: &Paths, cfg: &Config, symbol: &str) -> String {
     quantdeck::jobs::run_job(paths, cfg, &req, &quantdeck::jobs::CancelToken::new(), None)
         .expect("training run")
 }
+
+/// Replays `bars[start..=end]` through a paper trader on the simulated broker and checks that
+/// its equity, marked at each bar before it acts, equals the backtest's equity curve.
+#[allow(clippy::too_many_arguments)]
+pub fn assert_paper_matches_backtest(
+    sym: &quantdeck::market::Symbol,
+    spec: &quantdeck::features::FeatureSpec,
+    model: &quantdeck::engine::ActorCritic,
+    rules: quantdeck::sim::Rules,
+    risk: quantdeck::sim::RiskRules,
+    bars: &[quantdeck::market::Bar],
+    start: usize,
+    backtest_equity: &[f64],
+) -> quantdeck::broker::SimBroker {
+    use quantdeck::broker::Broker;
+    let policy = quantdeck::engine::HostPolicy::from_model(model).expect("policy");
+    let mut trader =
+        quantdeck::live::PaperTrader::new("t", sym.clone(), spec.clone(), policy, rules, risk, 0.0);
+    let mut broker = quantdeck::broker::SimBroker::new(rules);
+    trader.warm(&bars[start + 1 - trader.history_needed()..start]);
+    for (k, expect) in backtest_equity.iter().enumerate() {
+        let bar = &bars[start + k];
+        broker.on_bar(&sym.name, bar);
+        let step = trader.on_bar(&mut broker, bar).expect("paper step");
+        assert!(step.action.is_some());
+        assert!(
+            (step.equity_before - expect).abs() < 1e-6 * expect,
+            "bar {k}: paper {} vs backtest {expect}",
+            step.equity_before
+        );
+        assert!(
+            (broker.account().expect("account").equity - trader.book().equity).abs()
+                < 1e-6 * expect
+        );
+    }
+    broker
+}
