@@ -336,3 +336,45 @@ fn client_pages_and_limiter_holds_its_rate() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn cancelled_midway_then_rerun_ends_exact() {
+    let data = dataset(&["AAA", "BBB"], 15);
+    let fake = FakeAlpaca::start(data.clone(), 20);
+    let (_t, paths) = common::temp_home();
+    let cfg = config(15);
+    let cancel = CancelToken::new();
+    let c2 = cancel.clone();
+    // Stop as soon as the first page has been stored.
+    let observer = Box::new(move |rec: &jobs::EventRecord| {
+        if matches!(rec.event, jobs::Event::SymbolFetched { .. }) {
+            c2.cancel();
+        }
+    });
+    let req = JobRequest::Fetch {
+        symbols: vec!["AAA".into(), "BBB".into()],
+    };
+    let id = with_env(&fake, || {
+        jobs::run_job(&paths, &cfg, &req, &cancel, Some(observer))
+    })
+    .unwrap();
+    let m = jobs::RunDir::open(&paths, &id)
+        .unwrap()
+        .read_manifest()
+        .unwrap();
+    assert_eq!(m.status, JobStatus::Cancelled);
+    let partial = stored(&paths, "AAA");
+    assert!(
+        !partial.is_empty() && partial.len() < data["AAA"].len(),
+        "{} bars kept",
+        partial.len()
+    );
+    assert_eq!(
+        partial[..],
+        data["AAA"][..partial.len()],
+        "what was kept is exact"
+    );
+    with_env(&fake, || fetch(&paths, &cfg, &["AAA", "BBB"])).unwrap();
+    assert_eq!(stored(&paths, "AAA"), data["AAA"]);
+    assert_eq!(stored(&paths, "BBB"), data["BBB"]);
+}

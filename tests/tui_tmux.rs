@@ -95,7 +95,10 @@ fn workstation_in_tmux() {
     // What the model sees: the selected series' latest feature vector.
     t.keys("v");
     let s = t.wait_for("Features of", 20);
-    assert!(s.contains("regime.vol_low") && s.contains("h1.pos_in_hour"), "{s}");
+    assert!(
+        s.contains("regime.vol_low") && s.contains("h1.pos_in_hour"),
+        "{s}"
+    );
     t.keys("v");
 
     // Train the selected symbol and watch it finish in the Training pane.

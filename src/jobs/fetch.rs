@@ -266,8 +266,21 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         let mut done = 0usize;
         let mut open = total;
         while open > 0 {
+            if ctx.cancel.is_cancelled() {
+                set.abort_all();
+                break;
+            }
             let msg = tokio::select! {
                 m = rx.recv() => m,
+                // A task that panicked never sends its Done: fail instead of waiting forever.
+                Some(Err(e)) = set.join_next(), if !set.is_empty() => {
+                    if e.is_panic() {
+                        fatal = Some(anyhow!("a fetch task crashed: {e}"));
+                        set.abort_all();
+                        break;
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
                     if ctx.cancel.is_cancelled() { set.abort_all(); break; }
                     continue;
