@@ -7,19 +7,10 @@ use quantdeck::config::SyntheticConfig;
 use quantdeck::data::synthetic;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::{Symbol, Timeframe};
-use std::time::Instant;
 
-fn median(mut f: impl FnMut(), runs: usize) -> f64 {
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median;
 
 fn main() {
     let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).expect("date");

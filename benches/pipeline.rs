@@ -14,20 +14,12 @@ use quantdeck::paths::Paths;
 use quantdeck::sim::{RiskRules, Rules};
 use std::time::Instant;
 
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median;
+
 #[path = "../tests/common/tui_fixture.rs"]
 mod tui_fixture;
-
-fn median(mut f: impl FnMut(), runs: usize) -> f64 {
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
 
 fn main() {
     let filter = std::env::args()

@@ -1,24 +1,9 @@
 //! The real binary, headless: what a user types and what they see.
 
-use std::process::{Command, Output};
+mod common;
 
-fn qd(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantdeck"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("QUANTDECK_HOME")
-        .output()
-        .expect("run quantdeck")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{qd, text};
+use std::process::Command;
 
 #[test]
 fn headless_pipeline_through_the_binary() {

@@ -1,23 +1,8 @@
 //! `quantdeck features`: the layout, and feature + raw-indicator files from the store or a CSV.
 
-use std::process::{Command, Output};
+mod common;
 
-fn qd(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantdeck"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run quantdeck")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{qd, text};
 
 #[test]
 fn spec_csv_and_parquet_exports() {

@@ -81,3 +81,23 @@ pub fn assert_paper_matches_backtest(
     }
     broker
 }
+
+/// Runs the real binary with `--home HOME` and the given arguments.
+pub fn qd(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quantdeck"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("QUANTDECK_HOME")
+        .output()
+        .expect("run quantdeck")
+}
+
+/// stdout then stderr of a finished command.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
