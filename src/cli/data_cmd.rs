@@ -5,7 +5,7 @@ use crate::data::alpaca::{load_credentials, ClientSettings, DataClient};
 use crate::data::quality::{self, QualityReport};
 use crate::data::{import, resample, Store};
 use crate::market::calendar::Session;
-use crate::market::{AssetClass, Symbol, Timeframe};
+use crate::market::{AssetClass, Timeframe};
 use crate::paths::Paths;
 use anyhow::{anyhow, Context, Result};
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
@@ -59,14 +59,8 @@ pub enum DataAction {
     },
 }
 
-fn symbol_for(cfg: &Config, name: &str) -> Symbol {
-    cfg.universe
-        .find(name)
-        .unwrap_or_else(|_| Symbol::parse(name))
-}
-
 pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
-    let sym = symbol_for(cfg, &a.symbol);
+    let sym = cfg.universe.resolve(&a.symbol);
     let tf: Timeframe = match &a.timeframe {
         Some(t) => t.parse()?,
         None => cfg.data.timeframe,
@@ -107,7 +101,7 @@ pub fn run(paths: &Paths, cfg: &Config, a: DataArgs) -> Result<i32> {
     match a.action {
         DataAction::Check { symbols, json } => check(paths, cfg, &symbols, json),
         DataAction::Resample { symbol, to, from } => {
-            let sym = symbol_for(cfg, &symbol);
+            let sym = cfg.universe.resolve(&symbol);
             let from: Timeframe = match from {
                 Some(f) => f.parse()?,
                 None => cfg.data.timeframe,

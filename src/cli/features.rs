@@ -57,10 +57,7 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
             )
         }
         (None, Some(name)) => {
-            let sym = cfg
-                .universe
-                .find(name)
-                .unwrap_or_else(|_| Symbol::parse(name));
+            let sym = cfg.universe.resolve(name);
             let bars = load(paths, cfg, &sym)?;
             let label = format!("{sym} {}", cfg.data.timeframe);
             (sym, bars, label)

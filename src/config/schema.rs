@@ -43,6 +43,12 @@ impl UniverseConfig {
             .collect()
     }
 
+    /// The configured symbol of that name, or — for data outside the universe (fetched from
+    /// Alpaca, imported) — the name parsed as written (`BTC/USD` is crypto).
+    pub fn resolve(&self, name: &str) -> Symbol {
+        self.find(name).unwrap_or_else(|_| Symbol::parse(name))
+    }
+
     /// Finds a configured symbol by name (case-insensitive); unknown names are an error that
     /// lists the universe.
     pub fn find(&self, name: &str) -> anyhow::Result<Symbol> {

@@ -151,15 +151,7 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         bail!("data.end must be after data.start");
     }
     let store = Store::new(&ctx.paths.data);
-    let symbols: Vec<Symbol> = wanted
-        .iter()
-        .map(|n| {
-            ctx.cfg
-                .universe
-                .find(n)
-                .unwrap_or_else(|_| Symbol::parse(n))
-        })
-        .collect();
+    let symbols: Vec<Symbol> = wanted.iter().map(|n| ctx.cfg.universe.resolve(n)).collect();
 
     // Plan: only what the store lacks — before its first bar and after its last.
     let mut full: BTreeMap<crate::market::AssetClass, Vec<Symbol>> = BTreeMap::new();
