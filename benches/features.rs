@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 use quantdeck::config::SyntheticConfig;
 use quantdeck::data::synthetic;
+use quantdeck::features::events::EventTable;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::{Symbol, Timeframe};
 
@@ -14,7 +15,7 @@ use timing::median;
 
 fn main() {
     let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).expect("date");
-    let spec = FeatureSpec::current(100);
+    let spec = FeatureSpec::current(100, &EventTable::embedded());
     for sym in [Symbol::crypto("SYNX/USD"), Symbol::equity("SYNA")] {
         let bars = synthetic::generate(
             &SyntheticConfig::default(),
@@ -24,7 +25,17 @@ fn main() {
             d(2024, 12, 29),
         )
         .expect("bars");
-        let s = median(|| drop(features::compute(&spec, &sym, &bars)), 7);
+        let s = median(
+            || {
+                drop(features::compute(
+                    &spec,
+                    &sym,
+                    &bars,
+                    &EventTable::embedded(),
+                ))
+            },
+            7,
+        );
         println!(
             "features/{} {sym} {} bars × {} features: {:.1} ms ({:.2} M bars/s)",
             spec.version,
@@ -35,7 +46,17 @@ fn main() {
         );
         let need = spec.warmup + spec.window;
         let tail = &bars[bars.len() - need..];
-        let s = median(|| drop(features::compute(&spec, &sym, tail)), 51);
+        let s = median(
+            || {
+                drop(features::compute(
+                    &spec,
+                    &sym,
+                    tail,
+                    &EventTable::embedded(),
+                ))
+            },
+            51,
+        );
         println!(
             "features/live {sym} one bar ({need} bars of history): {:.3} ms",
             s * 1e3

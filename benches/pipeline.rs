@@ -7,6 +7,7 @@ use quantdeck::config::{self, SyntheticConfig};
 use quantdeck::data::{synthetic, Store};
 use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
 use quantdeck::eval::{walkforward, Backtester};
+use quantdeck::features::events::EventTable;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::jobs::{self, CancelToken, JobRequest};
 use quantdeck::market::{Symbol, Timeframe};
@@ -18,7 +19,7 @@ use std::time::Instant;
 mod timing;
 use timing::median;
 
-#[path = "../tests/common/tui_fixture.rs"]
+#[path = "../tests/integration/common/tui_fixture.rs"]
 mod tui_fixture;
 
 fn main() {
@@ -62,8 +63,18 @@ fn main() {
         );
     }
     if want("features") {
-        let spec = FeatureSpec::current(32);
-        let s = median(|| drop(features::compute(&spec, &sym, &bars)), 5);
+        let spec = FeatureSpec::current(32, &EventTable::embedded());
+        let s = median(
+            || {
+                drop(features::compute(
+                    &spec,
+                    &sym,
+                    &bars,
+                    &EventTable::embedded(),
+                ))
+            },
+            5,
+        );
         println!(
             "features/seed-58 {} bars: {:.1} ms ({:.1} M bars/s)",
             bars.len(),
@@ -95,8 +106,8 @@ fn main() {
             r * 1e3
         );
     }
-    let spec = FeatureSpec::current(cfg.features.window);
-    let fm = features::compute(&spec, &sym, &bars);
+    let spec = FeatureSpec::current(cfg.features.window, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     if want("env") {
         let rules = Rules::training(&cfg.env, sym.class);
@@ -220,11 +231,10 @@ fn main() {
             .expect("run")
             .read_manifest()
             .expect("manifest");
-        println!(
-            "train quick_test SYNA: {:.1} s total, {} steps, {:.0} steps/s",
-            secs,
-            m.summary["timesteps"],
-            m.summary["sps"].as_f64().unwrap_or(0.0)
-        );
+        let (steps, sps) = match m.summary {
+            jobs::JobSummary::Train { timesteps, sps, .. } => (timesteps, sps),
+            _ => (0, 0.0),
+        };
+        println!("train quick_test SYNA: {secs:.1} s total, {steps} steps, {sps:.0} steps/s");
     }
 }

@@ -17,5 +17,6 @@ pub mod logging;
 pub mod market;
 pub mod paths;
 pub mod rng;
+pub mod signals;
 pub mod sim;
 pub mod tui;

@@ -32,9 +32,10 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
-    let spec = FeatureSpec::current(a.window.unwrap_or(cfg.features.window));
+    let table = events::EventTable::load(&paths.home);
+    let spec = FeatureSpec::current(a.window.unwrap_or(cfg.features.window), &table);
     if a.spec {
-        print_spec(&spec);
+        print_spec(&spec, &table, &paths.home);
         if a.symbol.is_none() && a.csv.is_none() {
             return Ok(0);
         }
@@ -73,7 +74,7 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
             spec.warmup
         );
     }
-    let fm = features::compute(&spec, &symbol, &bars);
+    let fm = features::compute(&spec, &symbol, &bars, &table);
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}_features.csv", symbol.file_stem())));
@@ -111,7 +112,7 @@ fn load(paths: &Paths, cfg: &Config, sym: &Symbol) -> Result<Vec<Bar>> {
     )
 }
 
-fn print_spec(spec: &FeatureSpec) {
+fn print_spec(spec: &FeatureSpec, t: &events::EventTable, home: &std::path::Path) {
     println!("layout   {}", spec.describe());
     println!(
         "window   {} bars; warm-up {} bars (first usable bar; the paper trader keeps {})",
@@ -134,14 +135,12 @@ fn print_spec(spec: &FeatureSpec) {
     for n in &spec.account {
         println!("      {n}");
     }
-    let t = events::table();
     println!("events   {}", t.sources.join(" + "));
-    if let Some(p) = events::user_file() {
-        println!(
-            "         your additions: {} (date,kind[,note]; -KIND removes)",
-            p.display()
-        );
-    }
+    println!(
+        "         your additions: {} (date,kind[,note]; -KIND removes)",
+        events::user_file(home).display()
+    );
+    println!("         table hash {}", t.sha256());
     for w in &t.warnings {
         println!("         warning: {w}");
     }

@@ -88,13 +88,17 @@ pub struct PaperArgs {
 fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Result<i32> {
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
-    // First Ctrl+C asks the job to stop (training saves a checkpoint first); a second one exits.
-    let _ = ctrlc::set_handler(move || {
-        if handler_token.is_cancelled() {
-            std::process::exit(130);
+    // The first SIGINT, SIGTERM or SIGHUP asks the job to stop (training saves its model and
+    // validations first); a second one exits at once.
+    let signals = crate::signals::listen()?;
+    std::thread::spawn(move || {
+        for sig in signals {
+            if handler_token.is_cancelled() {
+                std::process::exit(130);
+            }
+            handler_token.cancel();
+            eprintln!("\n{}: stopping… (again to exit at once)", sig.name());
         }
-        handler_token.cancel();
-        eprintln!("\nstopping… (Ctrl+C again to exit at once)");
     });
     let display = Display::new(common.json);
     let observer = display.observer();

@@ -1,5 +1,6 @@
 //! Headless progress: a progress bar on a terminal, plain lines when piped, JSON lines with --json.
 
+use crate::jobs::events::{DecisionReport, GateResult};
 use crate::jobs::{Event, EventRecord, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -103,15 +104,16 @@ pub fn describe(e: &Event) -> Option<String> {
             v.hold_pct * 100.0,
             v.trades
         ),
-        Event::Checkpoint { path, update, reason } => format!("checkpoint ({reason}) @ update {update}: {path}"),
-        Event::Gate { class, flags, use_checkpoint, metrics } => format!(
-            "gate: {class}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
-            flags.join(", "),
+        Event::Checkpoint { path, update, reason } => format!("checkpoint ({}) @ update {update}: {path}", reason.as_str()),
+        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, .. }) => format!(
+            "gate: {}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
+            class.as_str(),
+            flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
             metrics.fitness,
             metrics.profit_factor,
             metrics.consistency * 100.0,
             metrics.max_drawdown * 100.0,
-            use_checkpoint.as_ref().map(|c| format!("  use {c}")).unwrap_or_default()
+            use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default()
         ),
         Event::Fold(f) => format!(
             "fold {} {} → {}: return {:+.2} %  B&H {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}",
@@ -126,12 +128,12 @@ pub fn describe(e: &Event) -> Option<String> {
             f.profit_factor,
             f.trades
         ),
-        Event::Decision { decision, positive_folds, folds, sharpe_std } => {
-            format!("decision: {decision} ({positive_folds}/{folds} folds positive, Sharpe std {sharpe_std:.2})")
+        Event::Decision(DecisionReport { decision, positive_folds, folds, sharpe_std, .. }) => {
+            format!("decision: {} ({positive_folds}/{folds} folds positive, Sharpe std {sharpe_std:.2})", decision.as_str())
         }
         Event::PaperBar { ts, symbol, price, action, equity, .. } => format!("{ts} {symbol} {price:.2} {action:<8} equity {equity:.2}"),
         Event::Order(o) => format!("order {} {} {:.4} {} @ {:?} ({})", o.side, o.symbol, o.qty, o.status, o.fill_price, o.client_order_id),
-        Event::Log { level, message } => format!("[{level}] {message}"),
+        Event::Log { level, message } => format!("[{}] {message}", level.as_str()),
         Event::Finished { status, message } => format!("{}: {message}", status.as_str()),
     })
 }

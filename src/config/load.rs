@@ -58,14 +58,17 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
     }
 
     let mut merged = toml::Value::Table(Default::default());
+    let mut texts = Vec::new();
     for layer in &layers {
         let text = layer.text()?;
-        // Alone against the schema first: toml's error then shows line, column and the field.
+        // Alone against the schema first: toml's error then shows line, column and the field —
+        // for syntax errors, unknown keys and out-of-range values alike (see `range`).
         toml::from_str::<Config>(&text)
             .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
         let value: toml::Value = toml::from_str(&text)
             .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
         merge_values(&mut merged, value);
+        texts.push((layer.label(), text));
     }
     let mut cfg: Config = merged
         .try_into()
@@ -73,8 +76,51 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
     if let Some(m) = mode {
         cfg.mode = m.to_string();
     }
-    validate(&cfg)?;
+    let errs = check(&cfg);
+    if !errs.is_empty() {
+        // Name the file and line of the layer that set the field last.
+        let lines: Vec<String> = errs
+            .iter()
+            .map(|e| {
+                match texts.iter().rev().find_map(|(label, text)| {
+                    locate(text, e.field).map(|line| format!("{label}, line {line}"))
+                }) {
+                    Some(at) => format!("{at}: {}: {}", e.field, e.message),
+                    None => format!("{}: {}", e.field, e.message),
+                }
+            })
+            .collect();
+        bail!("invalid configuration:\n  - {}", lines.join("\n  - "));
+    }
     Ok(cfg)
+}
+
+/// A value that is wrong in relation to others (ranges of single values are checked while
+/// parsing, in `range`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The 1-based line where `field` (dotted path, e.g. `data.train_split`) is set in `text`.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut span = None;
+    let keys: Vec<&str> = field.split('.').collect();
+    for (i, key) in keys.iter().enumerate() {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key)?;
+        span = Some(k.span());
+        if i + 1 < keys.len() {
+            match v.get_ref() {
+                toml::de::DeValue::Table(t) => table = t,
+                _ => return None,
+            }
+        }
+    }
+    let at = span?.start;
+    Some(text[..at.min(text.len())].matches('\n').count() + 1)
 }
 
 /// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
@@ -94,67 +140,84 @@ pub fn merge_values(base: &mut toml::Value, over: toml::Value) {
     }
 }
 
-/// Checks that need more than one field, or ranges serde cannot express.
+/// Checks the whole configuration again: the ranges of every field (command-line flags bypass
+/// the file parser) and the relations between fields. For configurations changed by flags.
 pub fn validate(cfg: &Config) -> Result<()> {
+    // Round-trip through the schema: runs every field's range check on the final values.
+    let value = toml::Value::try_from(cfg).map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    value
+        .try_into::<Config>()
+        .map_err(|e| anyhow!("invalid configuration (a command-line value?): {e}"))?;
+    let errs = check(cfg);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = errs
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    bail!("invalid configuration:\n  - {}", lines.join("\n  - "))
+}
+
+/// Relations between fields.
+pub fn check(cfg: &Config) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    let mut err = |field: &'static str, message: String| errs.push(FieldError { field, message });
     let d = &cfg.data;
-    if !(d.train_split > 0.0
-        && d.validation_split > 0.0
-        && d.train_split + d.validation_split < 1.0)
-    {
-        errs.push(
-            "data.train_split and data.validation_split must be positive and sum to less than 1"
-                .to_string(),
+    if d.train_split + d.validation_split >= 1.0 {
+        err(
+            "data.validation_split",
+            format!(
+                "train_split ({}) + validation_split ({}) must be below 1: some bars must stay out of sample",
+                d.train_split, d.validation_split
+            ),
         );
     }
-    for (field, s) in [("data.start", &d.start), ("data.end", &d.end)] {
-        if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err() {
-            errs.push(format!("{field} = {s:?} is not a YYYY-MM-DD date"));
-        }
+    if d.end < d.start {
+        err(
+            "data.end",
+            format!("{} is before data.start ({})", d.end, d.start),
+        );
     }
     let p = &cfg.ppo;
-    if p.hidden_dims.is_empty() || p.hidden_dims.contains(&0) {
-        errs.push("ppo.hidden_dims must list at least one non-zero layer width".into());
-    }
-    if p.n_envs == 0 || p.n_steps == 0 || p.minibatch == 0 || p.epochs == 0 {
-        errs.push("ppo.n_envs, ppo.n_steps, ppo.minibatch and ppo.epochs must be positive".into());
-    }
     if p.minibatch > p.n_envs * p.n_steps {
-        errs.push(format!(
-            "ppo.minibatch ({}) is larger than one rollout (n_envs × n_steps = {})",
-            p.minibatch,
-            p.n_envs * p.n_steps
-        ));
-    }
-    if p.validation_interval == 0 {
-        errs.push("ppo.validation_interval must be at least 1".into());
-    }
-    if p.lr.is_nan()
-        || p.lr <= 0.0
-        || !(0.0..=1.0).contains(&p.gamma)
-        || !(0.0..=1.0).contains(&p.gae_lambda)
-    {
-        errs.push(
-            "ppo.lr must be positive; ppo.gamma and ppo.gae_lambda must lie in [0, 1]".into(),
+        err(
+            "ppo.minibatch",
+            format!(
+                "{} is larger than one rollout (n_envs × n_steps = {})",
+                p.minibatch,
+                p.n_envs * p.n_steps
+            ),
         );
     }
-    if cfg.features.window < 2 {
-        errs.push("features.window must be at least 2 bars".into());
+    let b = &cfg.backtest;
+    if b.drawdown_halve > b.drawdown_halt {
+        err(
+            "backtest.drawdown_halve",
+            format!(
+                "{} must not exceed backtest.drawdown_halt ({}): sizes halve before entries stop",
+                b.drawdown_halve, b.drawdown_halt
+            ),
+        );
     }
-    if cfg.env.episode_len < 2 {
-        errs.push("env.episode_len must be at least 2".into());
-    }
-    if cfg.walk_forward.folds == 0 {
-        errs.push("walk_forward.folds must be at least 1".into());
+    let (a, r) = (&cfg.gating.approved, &cfg.gating.review);
+    if r.fitness > a.fitness
+        || r.profit_factor > a.profit_factor
+        || r.consistency > a.consistency
+        || r.max_drawdown < a.max_drawdown
+    {
+        err(
+            "gating.review",
+            "REVIEW thresholds must be no stricter than APPROVED ones (lower fitness, PF and consistency; higher max_drawdown)".into(),
+        );
     }
     if cfg.universe.symbols().is_empty() {
-        errs.push("universe: list at least one symbol in equities or crypto".into());
+        err(
+            "universe",
+            "list at least one symbol in equities or crypto".into(),
+        );
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        bail!("invalid configuration:\n  - {}", errs.join("\n  - "))
-    }
+    errs
 }
 
 #[cfg(test)]
@@ -200,11 +263,65 @@ mod tests {
     }
 
     #[test]
-    fn semantic_errors_name_the_field() {
+    fn relations_between_fields_name_file_line_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[data]\ntrain_split = 0.9\nvalidation_split = 0.2\n").unwrap();
         let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
-        assert!(err.contains("data.train_split"), "{err}");
+        assert!(
+            err.contains("c.toml, line 3: data.validation_split"),
+            "{err}"
+        );
+        std::fs::write(&p, "[ppo]\nn_envs = 2\nn_steps = 4\nminibatch = 64\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(err.contains("c.toml, line 4: ppo.minibatch"), "{err}");
+    }
+
+    /// Every value the issue found accepted (and producing wrong results) is refused with the
+    /// file, the line and the field.
+    #[test]
+    fn out_of_range_values_name_file_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        for (text, line, needle) in [
+            ("[backtest]\ncommission = -1000\n", 2, "commission = -1000"),
+            ("[synthetic]\nstart_price = nan\n", 2, "start_price = nan"),
+            ("[synthetic]\nannual_vol = -1\n", 2, "annual_vol"),
+            ("[synthetic]\n\nannual_vol = inf\n", 3, "annual_vol"),
+            ("[synthetic]\ngap_vol = 1e308\n", 2, "gap_vol"),
+            (
+                "[data]\nrate_limit_per_minute = 0\n",
+                2,
+                "rate_limit_per_minute",
+            ),
+            ("[data]\npage_limit = 0\n", 2, "page_limit"),
+            ("[env]\ninitial_cash = -5\n", 2, "initial_cash"),
+            ("[ppo]\nhidden_dims = []\n", 2, "hidden_dims"),
+            ("[ppo]\ngamma = 2\n", 2, "gamma"),
+            ("[ppo]\ntotal_timesteps = 0\n", 2, "total_timesteps"),
+            ("[data]\ntrain_split = 1.5\n", 2, "train_split"),
+            ("[features]\nwindow = 0\n", 2, "window"),
+            ("[ppo]\ndevice = \"gpu\"\n", 2, "device"),
+            ("[data]\nfeed = \"free\"\n", 2, "feed"),
+            ("[data]\nstart = \"2024-13-01\"\n", 2, "start"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+            assert!(err.contains("bad.toml"), "{text}: {err}");
+            assert!(err.contains(&format!("line {line}")), "{text}: {err}");
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn command_line_values_are_checked_too() {
+        let mut cfg = Config::default();
+        cfg.ppo.total_timesteps = 0;
+        let err = format!("{:#}", validate(&cfg).unwrap_err());
+        assert!(err.contains("out of range"), "{err}");
+        let mut cfg = Config::default();
+        cfg.backtest.commission = -1000.0;
+        assert!(validate(&cfg).is_err());
+        assert!(validate(&Config::default()).is_ok());
     }
 }

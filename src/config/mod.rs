@@ -3,6 +3,7 @@
 //! the file, the line and the field.
 
 mod load;
+mod range;
 mod schema;
 
 pub use load::{load, merge_values, validate, ConfigSource, MODES};

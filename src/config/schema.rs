@@ -1,5 +1,6 @@
 //! The configuration tree. Defaults here mirror `configs/default.toml` (a test holds them equal).
 
+use super::range;
 use crate::market::{Symbol, Timeframe};
 use serde::{Deserialize, Serialize};
 
@@ -83,26 +84,38 @@ pub struct DataConfig {
     pub source: DataSource,
     pub timeframe: Timeframe,
     /// First and last calendar day of history (inclusive), `YYYY-MM-DD`.
+    #[serde(deserialize_with = "range::date")]
     pub start: String,
+    #[serde(deserialize_with = "range::date")]
     pub end: String,
     /// Chronological split: the first `train` share trains, the next `validation` share picks
     /// checkpoints, the rest is out-of-sample for gating, walk-forward and paper replay.
+    #[serde(deserialize_with = "range::open_fraction")]
     pub train_split: f64,
+    #[serde(deserialize_with = "range::open_fraction")]
     pub validation_split: f64,
     /// Alpaca stock feed: `iex` (free) or `sip` (paid subscription).
+    #[serde(deserialize_with = "range::feed")]
     pub feed: String,
     /// Alpaca price adjustment: raw, split, dividend, spin-off or all.
+    #[serde(deserialize_with = "range::adjustment")]
     pub adjustment: String,
     /// Market-data calls per minute (200 on the free plan, 10,000 on the paid one).
+    #[serde(deserialize_with = "range::per_minute")]
     pub rate_limit_per_minute: u32,
     /// Retries of one request (429, 5xx, timeouts, broken bodies) before the fetch fails.
+    #[serde(deserialize_with = "range::retries")]
     pub max_retries: u32,
     /// First backoff delay; doubles per retry, with jitter, capped at 30 s.
+    #[serde(deserialize_with = "range::retry_ms")]
     pub retry_base_ms: u64,
+    #[serde(deserialize_with = "range::seconds")]
     pub timeout_s: u64,
     /// Bars per page (1–10,000; counts across symbols on multi-symbol requests).
+    #[serde(deserialize_with = "range::page_limit")]
     pub page_limit: u32,
     /// Requests in flight at once (all within the rate limit).
+    #[serde(deserialize_with = "range::concurrency")]
     pub concurrency: usize,
 }
 
@@ -132,11 +145,15 @@ impl Default for DataConfig {
 pub struct SyntheticConfig {
     pub seed: u64,
     /// Strength of the planted edge: the lag-1 autocorrelation of bar returns. 0 = random walk.
+    #[serde(deserialize_with = "range::edge")]
     pub edge: f64,
     /// Typical annualised volatility; the calm and stressed regimes scale it by 0.75 and 1.6.
+    #[serde(deserialize_with = "range::volatility")]
     pub annual_vol: f64,
     /// Standard deviation of the overnight gap, as a fraction of price.
+    #[serde(deserialize_with = "range::gap")]
     pub gap_vol: f64,
+    #[serde(deserialize_with = "range::price")]
     pub start_price: f64,
 }
 
@@ -156,6 +173,7 @@ impl Default for SyntheticConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct FeaturesConfig {
     /// Bars in the observation window (the seed uses 100).
+    #[serde(deserialize_with = "range::window")]
     pub window: usize,
 }
 
@@ -168,19 +186,27 @@ impl Default for FeaturesConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnvConfig {
+    #[serde(deserialize_with = "range::money")]
     pub initial_cash: f64,
     /// Share of the account kept out of the market (seed: 30 %).
+    #[serde(deserialize_with = "range::below_one")]
     pub cash_buffer: f64,
     /// Base position as a share of the deployable account (seed: 15 %).
+    #[serde(deserialize_with = "range::share")]
     pub base_position: f64,
     /// Hard cap of one position as a share of the account (seed: 20 %).
+    #[serde(deserialize_with = "range::share")]
     pub max_position: f64,
+    #[serde(deserialize_with = "range::cost")]
     pub slippage_equity: f64,
+    #[serde(deserialize_with = "range::cost")]
     pub slippage_crypto: f64,
     pub allow_short_equity: bool,
     /// Steps per episode before a random restart.
+    #[serde(deserialize_with = "range::at_least_two")]
     pub episode_len: usize,
     /// Reward = P&L as a fraction of equity × this scale.
+    #[serde(deserialize_with = "range::positive")]
     pub reward_scale: f64,
 }
 
@@ -204,22 +230,38 @@ impl Default for EnvConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
     /// `auto` (CUDA when built with it and a GPU answers), `cpu`, `cuda` or `cuda:N`.
+    #[serde(deserialize_with = "range::device")]
     pub device: String,
+    #[serde(deserialize_with = "range::timesteps")]
     pub total_timesteps: u64,
+    #[serde(deserialize_with = "range::at_least_one")]
     pub n_envs: usize,
+    #[serde(deserialize_with = "range::at_least_one")]
     pub n_steps: usize,
+    #[serde(deserialize_with = "range::at_least_two")]
     pub minibatch: usize,
+    #[serde(deserialize_with = "range::at_least_one")]
     pub epochs: usize,
     /// Validate on held-out bars every this many updates.
+    #[serde(deserialize_with = "range::at_least_one")]
     pub validation_interval: usize,
+    #[serde(deserialize_with = "range::layers")]
     pub hidden_dims: Vec<usize>,
+    #[serde(deserialize_with = "range::discount")]
     pub lr: f64,
+    #[serde(deserialize_with = "range::discount")]
     pub gamma: f64,
+    #[serde(deserialize_with = "range::fraction")]
     pub gae_lambda: f64,
+    #[serde(deserialize_with = "range::share")]
     pub clip: f64,
+    #[serde(deserialize_with = "range::non_negative")]
     pub vf_coef: f64,
+    #[serde(deserialize_with = "range::non_negative")]
     pub ent_coef_start: f64,
+    #[serde(deserialize_with = "range::non_negative")]
     pub ent_coef_end: f64,
+    #[serde(deserialize_with = "range::positive")]
     pub max_grad_norm: f64,
     pub seed: u64,
 }
@@ -261,9 +303,13 @@ impl PpoConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GateThresholds {
+    #[serde(deserialize_with = "range::finite")]
     pub fitness: f64,
+    #[serde(deserialize_with = "range::non_negative")]
     pub profit_factor: f64,
+    #[serde(deserialize_with = "range::fraction")]
     pub consistency: f64,
+    #[serde(deserialize_with = "range::fraction")]
     pub max_drawdown: f64,
 }
 
@@ -284,10 +330,13 @@ pub struct GatingConfig {
     pub approved: GateThresholds,
     pub review: GateThresholds,
     /// FITNESS_DECLINE fires when the final fitness is this share below the peak.
+    #[serde(deserialize_with = "range::fraction")]
     pub decline_tolerance: f64,
     /// UNSTABLE_TRAINING fires when late validations swing by more than this share of the peak.
+    #[serde(deserialize_with = "range::non_negative")]
     pub instability: f64,
     /// Chunks of the validation range whose returns define consistency.
+    #[serde(deserialize_with = "range::at_least_one")]
     pub consistency_chunks: usize,
 }
 
@@ -311,15 +360,23 @@ impl Default for GatingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BacktestConfig {
+    #[serde(deserialize_with = "range::money")]
     pub initial_cash: f64,
     /// Position size as a share of equity at full size.
+    #[serde(deserialize_with = "range::share")]
     pub position_size: f64,
+    #[serde(deserialize_with = "range::non_negative")]
     pub commission: f64,
+    #[serde(deserialize_with = "range::cost")]
     pub slippage: f64,
+    #[serde(deserialize_with = "range::share")]
     pub stop_loss: f64,
+    #[serde(deserialize_with = "range::take_profit")]
     pub take_profit: f64,
     /// Drawdown at which new positions are halved, and at which new entries stop for good.
+    #[serde(deserialize_with = "range::share")]
     pub drawdown_halve: f64,
+    #[serde(deserialize_with = "range::share")]
     pub drawdown_halt: f64,
 }
 
@@ -341,8 +398,10 @@ impl Default for BacktestConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WalkForwardConfig {
+    #[serde(deserialize_with = "range::folds")]
     pub folds: usize,
     /// Sharpe standard deviation across folds below which a mostly positive model goes LIVE.
+    #[serde(deserialize_with = "range::non_negative")]
     pub max_sharpe_std: f64,
 }
 
@@ -359,12 +418,16 @@ impl Default for WalkForwardConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
     /// Replay speed of the simulated feed, in bars per second (0 = as fast as possible).
+    #[serde(deserialize_with = "range::non_negative")]
     pub bars_per_second: f64,
     /// Minimum softmax probability of the chosen action; below it the trader holds.
+    #[serde(deserialize_with = "range::fraction")]
     pub confidence_threshold: f64,
     /// Gross exposure cap as a share of equity.
+    #[serde(deserialize_with = "range::share")]
     pub max_exposure: f64,
     /// Bars to replay when `--bars` is not given.
+    #[serde(deserialize_with = "range::at_least_one")]
     pub bars: usize,
 }
 

@@ -34,6 +34,12 @@ pub struct ModelMeta {
     /// The bars the model trained on, and the whole series it came from.
     pub train_first: DateTime<Utc>,
     pub train_last: DateTime<Utc>,
+    /// The validation bars that chose checkpoints (absent in models made before it was
+    /// recorded: then everything up to `data_last` counts as seen).
+    #[serde(default)]
+    pub val_first: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub val_last: Option<DateTime<Utc>>,
     pub data_first: DateTime<Utc>,
     pub data_last: DateTime<Utc>,
     pub data_sha256: String,
@@ -44,6 +50,21 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
+    /// The last bar whose outcome influenced the model (training or checkpoint choice):
+    /// evaluation must use bars strictly after it.
+    pub fn seen_until(&self) -> DateTime<Utc> {
+        self.val_last.unwrap_or(self.data_last)
+    }
+
+    /// The bars the model saw, for messages: `2024-01-02 → 2024-11-12`.
+    pub fn seen_range(&self) -> String {
+        format!(
+            "{} → {}",
+            self.train_first.format("%Y-%m-%d %H:%M"),
+            self.seen_until().format("%Y-%m-%d %H:%M")
+        )
+    }
+
     /// Refuses data whose feature layout differs from the model's.
     pub fn check_layout(&self, data_spec: &FeatureSpec) -> Result<()> {
         data_spec.ensure_same(&self.feature_spec)
@@ -106,6 +127,23 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
     }
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("cannot load weights from {}", path.display()))?;
+    // A diverged run (or a damaged file) can hold NaN or infinite weights: such a model would
+    // act on garbage, so it is refused here rather than traded.
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let values = tensors[name]
+            .flatten_all()
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .with_context(|| format!("cannot read tensor {name} of {}", path.display()))?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            bail!(
+                "{}: tensor {name} holds a non-finite weight ({bad}): the run diverged or the file is damaged; retrain or use an earlier checkpoint",
+                path.display()
+            );
+        }
+    }
     let model = ActorCritic::from_tensors(
         meta.obs_dim,
         &meta.hidden_dims,

@@ -7,7 +7,7 @@ use super::checkpoint::{save_model, ModelMeta, FORMAT};
 use super::env::VecEnv;
 use super::{schedule, ActorCritic, HostPolicy};
 use crate::config::Config;
-use crate::features::{self, FeatureSpec};
+use crate::features::{FeatureMatrix, FeatureSpec};
 use crate::market::{Bar, Symbol, Timeframe};
 use crate::rng::Rng;
 use crate::sim::{Rules, ACTION_MEANINGS, N_ACTIONS};
@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,21 +38,53 @@ pub struct UpdateMetrics {
     pub elapsed_s: f64,
 }
 
-/// A series to train on, with its provenance for the model's metadata.
+/// Why a model file was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointReason {
+    /// A periodic checkpoint at a validation.
+    Validation,
+    /// The best validation so far (`best.safetensors`).
+    Best,
+    /// The end of training (`model.safetensors`).
+    Final,
+    /// Saved on the way out of a cancelled run.
+    Cancelled,
+}
+
+impl CheckpointReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointReason::Validation => "validation",
+            CheckpointReason::Best => "best",
+            CheckpointReason::Final => "final",
+            CheckpointReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A series to train on, its features, the split, and its provenance for the model's metadata.
 pub struct TrainData {
     pub symbol: Symbol,
     pub timeframe: Timeframe,
     pub source: String,
     pub bars: Vec<Bar>,
     pub sha256: String,
+    pub spec: FeatureSpec,
+    pub fm: FeatureMatrix,
+    /// Bar index ranges: the policy trains on `train`; checkpoints are chosen on `validation`,
+    /// which follows it. Both are recorded in every model file.
+    pub train: Range<usize>,
+    pub validation: Range<usize>,
 }
 
 /// The job's side of training: progress, validation, checkpoints and cancellation.
 pub trait TrainObserver {
     fn on_update(&mut self, m: &UpdateMetrics);
     /// Scores the current policy on held-out bars; a higher score is a better checkpoint.
-    fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<f64>;
-    fn on_checkpoint(&mut self, path: &Path, update: usize, reason: &str);
+    /// `None`: the evaluation had too little evidence to be scored (too few trades or days).
+    fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<Option<f64>>;
+    fn on_checkpoint(&mut self, path: &Path, update: usize, reason: CheckpointReason);
     fn should_stop(&self) -> bool;
 }
 
@@ -69,18 +102,12 @@ pub struct TrainOutcome {
     pub elapsed_s: f64,
 }
 
-/// Bar index ranges of the chronological split: train, validation, out-of-sample test.
-pub fn split(
-    n: usize,
-    cfg: &Config,
-) -> (
-    std::ops::Range<usize>,
-    std::ops::Range<usize>,
-    std::ops::Range<usize>,
-) {
-    let a = (n as f64 * cfg.data.train_split) as usize;
-    let b = (n as f64 * (cfg.data.train_split + cfg.data.validation_split)) as usize;
-    (0..a, a..b, b..n)
+/// Bar index ranges of the chronological split: train, then validation. The bars after them
+/// are out of sample; evaluation finds them from the dates the model records, not from here.
+pub fn split(n: usize, train_split: f64, validation_split: f64) -> (Range<usize>, Range<usize>) {
+    let a = (n as f64 * train_split) as usize;
+    let b = ((n as f64 * (train_split + validation_split)) as usize).max(a);
+    (0..a, a..b)
 }
 
 pub fn train(
@@ -91,14 +118,19 @@ pub fn train(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
     let p = &cfg.ppo;
-    let spec = FeatureSpec::current(cfg.features.window);
-    let fm = features::compute(&spec, &data.symbol, &data.bars);
+    let (spec, fm) = (&data.spec, &data.fm);
     let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
-    let (train_range, _, _) = split(data.bars.len(), cfg);
+    let train_range = data.train.clone();
+    if train_range.is_empty() || data.validation.is_empty() {
+        bail!(
+            "{} bars are too few to split into training and validation ranges",
+            data.bars.len()
+        );
+    }
     let rules = Rules::training(&cfg.env, data.symbol.class);
     let mut env = VecEnv::new(
-        &spec,
-        &fm,
+        spec,
+        fm,
         &closes,
         train_range.clone(),
         rules,
@@ -138,6 +170,8 @@ pub fn train(
         param_count: model.param_count(),
         train_first: data.bars[train_range.start].ts,
         train_last: data.bars[train_range.end.saturating_sub(1)].ts,
+        val_first: Some(data.bars[data.validation.start].ts),
+        val_last: Some(data.bars[data.validation.end - 1].ts),
         data_first: data.bars[0].ts,
         data_last: data.bars[data.bars.len() - 1].ts,
         data_sha256: data.sha256.clone(),
@@ -291,11 +325,12 @@ pub fn train(
                 .join("checkpoints")
                 .join(format!("update_{update:05}.safetensors"));
             save_model(&path, &model, &meta_for(update, timesteps))?;
-            observer.on_checkpoint(&path, update, "validation");
-            if best.is_none_or(|(b, _)| score > b) {
+            observer.on_checkpoint(&path, update, CheckpointReason::Validation);
+            // An unscored validation (too little evidence) never becomes the best checkpoint.
+            if let Some(score) = score.filter(|s| best.is_none_or(|(b, _)| *s > b)) {
                 best = Some((score, update));
                 save_model(&best_path, &model, &meta_for(update, timesteps))?;
-                observer.on_checkpoint(&best_path, update, "best");
+                observer.on_checkpoint(&best_path, update, CheckpointReason::Best);
             }
         }
     }
@@ -305,7 +340,11 @@ pub fn train(
     observer.on_checkpoint(
         &model_path,
         done_updates,
-        if cancelled { "cancelled" } else { "final" },
+        if cancelled {
+            CheckpointReason::Cancelled
+        } else {
+            CheckpointReason::Final
+        },
     );
     let elapsed = started.elapsed().as_secs_f64();
     Ok(TrainOutcome {

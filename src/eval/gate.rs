@@ -24,10 +24,43 @@ impl GateClass {
     }
 }
 
+/// What fell short, or what a user must know about the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GateFlag {
+    /// The final fitness is more than `decline_tolerance` below the peak: use the best checkpoint.
+    FitnessDecline,
+    /// Late validations swing by more than `instability` of the peak.
+    UnstableTraining,
+    LowFitness,
+    LowPf,
+    LowConsistency,
+    HighDrawdown,
+    /// No validation ran at all.
+    NoValidation,
+    /// No validation had enough trades and days to be scored.
+    InsufficientTrades,
+}
+
+impl GateFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateFlag::FitnessDecline => "FITNESS_DECLINE",
+            GateFlag::UnstableTraining => "UNSTABLE_TRAINING",
+            GateFlag::LowFitness => "LOW_FITNESS",
+            GateFlag::LowPf => "LOW_PF",
+            GateFlag::LowConsistency => "LOW_CONSISTENCY",
+            GateFlag::HighDrawdown => "HIGH_DRAWDOWN",
+            GateFlag::NoValidation => "NO_VALIDATION",
+            GateFlag::InsufficientTrades => "INSUFFICIENT_TRADES",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateResult {
     pub class: GateClass,
-    pub flags: Vec<String>,
+    pub flags: Vec<GateFlag>,
     /// The update of the checkpoint to deploy when fitness declined from its peak.
     pub use_checkpoint: Option<usize>,
     /// The metrics the class was decided on (the chosen checkpoint's).
@@ -46,7 +79,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
     let Some(last) = history.last() else {
         return GateResult {
             class: GateClass::Drop,
-            flags: vec!["NO_VALIDATION".into()],
+            flags: vec![GateFlag::NoValidation],
             use_checkpoint: None,
             metrics: ValidationMetrics::default(),
         };
@@ -59,7 +92,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
     let declined =
         peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance);
     if declined {
-        flags.push("FITNESS_DECLINE".to_string());
+        flags.push(GateFlag::FitnessDecline);
     }
     // Swings between consecutive validations in the second half of training.
     let late = &history[history.len() / 2..];
@@ -69,18 +102,18 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         .any(|w| (w[1].fitness - w[0].fitness).abs() > cfg.instability * scale)
         && late.len() >= 2
     {
-        flags.push("UNSTABLE_TRAINING".to_string());
+        flags.push(GateFlag::UnstableTraining);
     }
     let chosen = if declined { peak } else { last };
     let a = &cfg.approved;
     for (bad, flag) in [
-        (chosen.fitness < a.fitness, "LOW_FITNESS"),
-        (chosen.profit_factor < a.profit_factor, "LOW_PF"),
-        (chosen.consistency < a.consistency, "LOW_CONSISTENCY"),
-        (chosen.max_drawdown > a.max_drawdown, "HIGH_DRAWDOWN"),
+        (chosen.fitness < a.fitness, GateFlag::LowFitness),
+        (chosen.profit_factor < a.profit_factor, GateFlag::LowPf),
+        (chosen.consistency < a.consistency, GateFlag::LowConsistency),
+        (chosen.max_drawdown > a.max_drawdown, GateFlag::HighDrawdown),
     ] {
         if bad {
-            flags.push(flag.to_string());
+            flags.push(flag);
         }
     }
     let class = if meets(chosen, &cfg.approved) {
@@ -124,7 +157,12 @@ mod tests {
         assert_eq!(r.class, GateClass::Review);
         assert_eq!(
             r.flags,
-            vec!["LOW_FITNESS", "LOW_PF", "LOW_CONSISTENCY", "HIGH_DRAWDOWN"]
+            vec![
+                GateFlag::LowFitness,
+                GateFlag::LowPf,
+                GateFlag::LowConsistency,
+                GateFlag::HighDrawdown
+            ]
         );
         assert_eq!(
             assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.25)]).class,
@@ -142,8 +180,8 @@ mod tests {
             m(15, 0.3, 1.3, 0.6, 0.05),
         ];
         let r = assess(&cfg, &h);
-        assert!(r.flags.contains(&"FITNESS_DECLINE".to_string()));
-        assert!(r.flags.contains(&"UNSTABLE_TRAINING".to_string()));
+        assert!(r.flags.contains(&GateFlag::FitnessDecline));
+        assert!(r.flags.contains(&GateFlag::UnstableTraining));
         assert_eq!(r.use_checkpoint, Some(10));
         assert_eq!(
             r.class,

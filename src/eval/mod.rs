@@ -7,6 +7,6 @@ pub mod metrics;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};
-pub use gate::{assess, GateClass, GateResult};
+pub use gate::{assess, GateClass, GateFlag, GateResult};
 pub use metrics::ValidationMetrics;
-pub use walkforward::{decide, Decision, FoldResult};
+pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

@@ -45,6 +45,15 @@ impl Decision {
     }
 }
 
+/// The walk-forward verdict with the figures behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionReport {
+    pub decision: Decision,
+    pub positive_folds: usize,
+    pub folds: usize,
+    pub sharpe_std: f64,
+}
+
 /// Splits `range` into `n` consecutive folds of (nearly) equal length.
 pub fn folds(range: Range<usize>, n: usize) -> Vec<Range<usize>> {
     let len = range.end.saturating_sub(range.start);

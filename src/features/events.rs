@@ -1,12 +1,13 @@
 //! Event days (FOMC decisions, jobs reports, CPI, GDP, retail sales) from the table embedded from
 //! `assets/events.csv`, extended by `<QUANTDECK_HOME>/events.csv` when that file exists (same
-//! format; a row whose kind starts with `-` removes an embedded row). The table is read once per
-//! process; a bad user row is skipped with a warning naming the file and line.
+//! format; a row whose kind starts with `-` removes an embedded row). A bad user row is skipped
+//! with a warning naming the file and line. The table is passed to the feature code explicitly
+//! (never read from a global), and its hash is recorded in the `FeatureSpec` of every model.
 
 use chrono::NaiveDate;
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 const EMBEDDED: &str = include_str!("../../assets/events.csv");
 
@@ -86,31 +87,36 @@ impl EventTable {
         t
     }
 
-    pub fn flags(&self, date: NaiveDate) -> u8 {
-        self.days.get(&date).copied().unwrap_or(0)
-    }
-}
-
-/// `<QUANTDECK_HOME>/events.csv` (or the platform data directory's).
-pub fn user_file() -> Option<PathBuf> {
-    crate::paths::Paths::discover()
-        .ok()
-        .map(|p| p.home.join("events.csv"))
-}
-
-/// The process-wide table, loaded on first use.
-pub fn table() -> &'static EventTable {
-    static TABLE: OnceLock<EventTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let t = match user_file() {
-            Some(p) => EventTable::with_user_file(&p),
-            None => EventTable::embedded(),
-        };
+    /// The table of a quantdeck home: built in, plus `<home>/events.csv` when present.
+    pub fn load(home: &Path) -> Self {
+        let t = Self::with_user_file(&user_file(home));
         for w in &t.warnings {
             tracing::warn!("event table: {w}");
         }
         t
-    })
+    }
+
+    pub fn flags(&self, date: NaiveDate) -> u8 {
+        self.days.get(&date).copied().unwrap_or(0)
+    }
+
+    /// SHA-256 of the table's content (days with their flags, in date order): two tables that
+    /// mark the same days hash the same, whatever files they came from.
+    pub fn sha256(&self) -> String {
+        let sorted: BTreeMap<&NaiveDate, &u8> =
+            self.days.iter().filter(|(_, f)| **f != 0).collect();
+        let mut h = Sha256::new();
+        for (d, f) in sorted {
+            h.update(d.to_string().as_bytes());
+            h.update([*f]);
+        }
+        format!("{:x}", h.finalize())
+    }
+}
+
+/// The user's additions to the event table in a quantdeck home.
+pub fn user_file(home: &Path) -> PathBuf {
+    home.join("events.csv")
 }
 
 #[cfg(test)]
@@ -123,6 +129,8 @@ mod tests {
         assert!(t.warnings.is_empty(), "{:?}", t.warnings);
         let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
         assert_eq!(t.flags(d(2024, 3, 20)), FOMC);
+        let before = t.sha256();
+        assert_eq!(before, EventTable::embedded().sha256());
         assert_eq!(t.flags(d(2024, 3, 8)), NFP);
         assert_eq!(t.flags(d(2024, 3, 11)), 0);
         let mut t = t;
@@ -134,5 +142,6 @@ mod tests {
         assert_eq!(t.flags(d(2024, 3, 20)), 0);
         assert_eq!(t.warnings.len(), 1);
         assert!(t.warnings[0].starts_with("user.csv:4:"), "{:?}", t.warnings);
+        assert_ne!(t.sha256(), before, "an edited table must hash differently");
     }
 }

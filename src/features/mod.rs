@@ -50,20 +50,19 @@ impl FeatureMatrix {
     }
 }
 
-/// Computes the spec's features over `bars` of `symbol`. O(T); the event table is the process's
-/// (built in plus `<QUANTDECK_HOME>/events.csv`).
-pub fn compute(spec: &FeatureSpec, symbol: &Symbol, bars: &[Bar]) -> FeatureMatrix {
-    compute_with_events(spec, symbol, bars, events::table())
-}
-
-/// [`compute`] with an explicit event table (tests, tools).
-pub fn compute_with_events(
+/// Computes the spec's features over `bars` of `symbol` with the event-day table `table` (whose
+/// hash the spec records). O(T); a pure function of its arguments.
+pub fn compute(
     spec: &FeatureSpec,
     symbol: &Symbol,
     bars: &[Bar],
     table: &events::EventTable,
 ) -> FeatureMatrix {
     debug_assert_eq!(spec.names.len(), N_FEATURES, "spec {}", spec.version);
+    debug_assert!(
+        spec.events_sha256.is_empty() || spec.events_sha256 == table.sha256(),
+        "feature spec built for another event table"
+    );
     let nf = N_FEATURES;
     let n = bars.len();
     let from = spec.warmup.min(n);
@@ -113,12 +112,17 @@ pub fn observation(
 /// The feature vector the model sees for the newest bar, as (name, value) pairs, computed from
 /// the trailing `warmup + 1` bars (what the paper trader computes). Empty while there are fewer
 /// bars than that. For the TUI's Data pane.
-pub fn latest_vector(spec: &FeatureSpec, symbol: &Symbol, bars: &[Bar]) -> Vec<(String, f32)> {
+pub fn latest_vector(
+    spec: &FeatureSpec,
+    symbol: &Symbol,
+    bars: &[Bar],
+    table: &events::EventTable,
+) -> Vec<(String, f32)> {
     let need = spec.warmup + 1;
     if bars.len() < need {
         return Vec::new();
     }
-    let fm = compute(spec, symbol, &bars[bars.len() - need..]);
+    let fm = compute(spec, symbol, &bars[bars.len() - need..], table);
     spec.names
         .iter()
         .cloned()
@@ -151,12 +155,17 @@ impl Heatmap {
 
 /// The window the model would see at the newest bar (computed from the trailing
 /// `warmup + window` bars). `None` while the history is shorter than that.
-pub fn window_heatmap(spec: &FeatureSpec, symbol: &Symbol, bars: &[Bar]) -> Option<Heatmap> {
+pub fn window_heatmap(
+    spec: &FeatureSpec,
+    symbol: &Symbol,
+    bars: &[Bar],
+    table: &events::EventTable,
+) -> Option<Heatmap> {
     let need = spec.warmup + spec.window;
     if bars.len() < need || spec.window == 0 {
         return None;
     }
-    let fm = compute(spec, symbol, &bars[bars.len() - need..]);
+    let fm = compute(spec, symbol, &bars[bars.len() - need..], table);
     let start = fm.len() - spec.window;
     Some(Heatmap {
         names: spec.names.clone(),

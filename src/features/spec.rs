@@ -121,12 +121,17 @@ pub struct FeatureSpec {
     /// paper trader keeps `warmup + window` bars; the first usable bar of a series is `warmup`.
     pub warmup: usize,
     pub account: Vec<String>,
+    /// SHA-256 of the event-day table the features were computed with (see
+    /// `events::EventTable::sha256`); empty in models made before it was recorded.
+    #[serde(default)]
+    pub events_sha256: String,
 }
 
 impl FeatureSpec {
-    /// The current layout (`qd-seed58-v1`) with the given window.
-    pub fn current(window: usize) -> Self {
+    /// The current layout (`qd-seed58-v1`) with the given window, computed with `events`.
+    pub fn current(window: usize, events: &super::events::EventTable) -> Self {
         FeatureSpec {
+            events_sha256: events.sha256(),
             version: VERSION.to_string(),
             names: BLOCKS
                 .iter()
@@ -139,9 +144,13 @@ impl FeatureSpec {
     }
 
     /// The layout a model names, if this build can compute it.
-    pub fn by_version(version: &str, window: usize) -> Result<Self> {
+    pub fn by_version(
+        version: &str,
+        window: usize,
+        events: &super::events::EventTable,
+    ) -> Result<Self> {
         if version == VERSION {
-            return Ok(Self::current(window));
+            return Ok(Self::current(window, events));
         }
         bail!("feature layout {version:?} is not supported by this build (it computes {VERSION})")
     }
@@ -179,9 +188,28 @@ impl FeatureSpec {
         "other"
     }
 
-    /// Refuses a model trained on another layout, naming both.
+    /// A warning when the model's features were computed with another event-day table (the user
+    /// edited `events.csv` since training): the layout is the same, a few days' values are not.
+    pub fn events_warning(&self, model: &FeatureSpec) -> Option<String> {
+        (!model.events_sha256.is_empty() && model.events_sha256 != self.events_sha256).then(|| {
+            format!(
+                "the event-day table changed since this model was trained (hash {} then, {} now): \
+                 calendar features differ on the changed days; retrain to use the new table",
+                short(&model.events_sha256),
+                short(&self.events_sha256)
+            )
+        })
+    }
+
+    /// Refuses a model trained on another layout, naming both. (The event table is compared by
+    /// [`Self::events_warning`].)
     pub fn ensure_same(&self, model: &FeatureSpec) -> Result<()> {
-        if self != model {
+        let same = self.version == model.version
+            && self.names == model.names
+            && self.window == model.window
+            && self.warmup == model.warmup
+            && self.account == model.account;
+        if !same {
             let mut diff = Vec::new();
             if self.version != model.version {
                 diff.push(format!("version {} vs {}", model.version, self.version));
@@ -211,4 +239,8 @@ impl FeatureSpec {
         }
         Ok(())
     }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }

@@ -7,6 +7,10 @@ use crate::data::synthetic;
 use crate::market::{Symbol, Timeframe};
 use chrono::{NaiveDate, TimeZone, Utc};
 
+fn table() -> events::EventTable {
+    events::EventTable::embedded()
+}
+
 fn close_enough(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9 * b.abs().max(1.0)
 }
@@ -128,10 +132,10 @@ fn bars(symbol: &Symbol) -> Vec<Bar> {
 
 #[test]
 fn blocks_are_bounded_probabilities_sum_to_one_and_rows_before_warmup_are_zero() {
-    let spec = FeatureSpec::current(8);
+    let spec = FeatureSpec::current(8, &table());
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
         let b = bars(&sym);
-        let fm = compute(&spec, &sym, &b);
+        let fm = compute(&spec, &sym, &b, &table());
         assert_eq!(fm.first_valid, spec.warmup);
         assert!(fm.row(spec.warmup - 1).iter().all(|v| *v == 0.0));
         for t in fm.first_valid..fm.len() {
@@ -171,8 +175,8 @@ fn a_steady_climb_reads_as_uptrend_bull_and_a_flat_zero_volume_market_as_neutral
             )
         })
         .collect();
-    let spec = FeatureSpec::current(4);
-    let fm = compute(&spec, &sym, &up);
+    let spec = FeatureSpec::current(4, &table());
+    let fm = compute(&spec, &sym, &up, &table());
     let r = fm.row(399);
     assert!(
         r[18] > 0.6 && r[16] < 0.1,
@@ -188,7 +192,7 @@ fn a_steady_climb_reads_as_uptrend_bull_and_a_flat_zero_volume_market_as_neutral
     assert!(r[31] > 0.0, "ADX above 50 in a steady trend: {}", r[31]);
 
     let flat: Vec<Bar> = (0..400).map(|i| mk(i, 10.0)).collect();
-    let fm = compute(&spec, &sym, &flat);
+    let fm = compute(&spec, &sym, &flat, &table());
     assert!(fm.values.iter().all(|v| v.is_finite()));
     let r = fm.row(399);
     // Base returns, momentum, RSI; MACD; stochastic; %b; CCI; Williams; ROC: all neutral.
@@ -203,8 +207,8 @@ fn a_steady_climb_reads_as_uptrend_bull_and_a_flat_zero_volume_market_as_neutral
 fn observation_is_window_rows_then_account() {
     let sym = Symbol::equity("SYNA");
     let b = bars(&sym);
-    let spec = FeatureSpec::current(3);
-    let fm = compute(&spec, &sym, &b);
+    let spec = FeatureSpec::current(3, &table());
+    let fm = compute(&spec, &sym, &b, &table());
     let t = fm.first_observable(3) + 5;
     let mut obs = Vec::new();
     observation(&spec, &fm, t, &[0.5, -0.1, 0.2], &mut obs);
@@ -219,16 +223,16 @@ fn observation_is_window_rows_then_account() {
 fn latest_vector_and_heatmap_show_what_the_model_sees() {
     let sym = Symbol::equity("SYNA");
     let b = bars(&sym);
-    let spec = FeatureSpec::current(6);
-    let fm = compute(&spec, &sym, &b);
-    let v = latest_vector(&spec, &sym, &b);
+    let spec = FeatureSpec::current(6, &table());
+    let fm = compute(&spec, &sym, &b, &table());
+    let v = latest_vector(&spec, &sym, &b, &table());
     assert_eq!(v.len(), 58);
     assert_eq!(v[0].0, "base.norm_price");
     for (j, (_, x)) in v.iter().enumerate() {
         assert!((x - fm.row(b.len() - 1)[j]).abs() < 1e-6);
     }
-    assert!(latest_vector(&spec, &sym, &b[..spec.warmup]).is_empty());
-    let hm = window_heatmap(&spec, &sym, &b).unwrap();
+    assert!(latest_vector(&spec, &sym, &b[..spec.warmup], &table()).is_empty());
+    let hm = window_heatmap(&spec, &sym, &b, &table()).unwrap();
     assert_eq!((hm.rows(), hm.names.len()), (6, 58));
     assert_eq!((hm.blocks[0], hm.blocks[57]), ("base", "hourly"));
     assert_eq!(hm.ts[5], b[b.len() - 1].ts);
@@ -237,7 +241,7 @@ fn latest_vector_and_heatmap_show_what_the_model_sees() {
 
 #[test]
 fn layout_has_58_named_features_and_mismatches_name_both() {
-    let a = FeatureSpec::current(32);
+    let a = FeatureSpec::current(32, &table());
     assert_eq!(a.n_features(), N_FEATURES);
     assert_eq!(a.obs_dim(), 58 * 32 + 3);
     let mut names = a.names.clone();
@@ -246,9 +250,18 @@ fn layout_has_58_named_features_and_mismatches_name_both() {
     assert_eq!(names.len(), 58, "names are unique");
     let sizes: Vec<usize> = BLOCKS.iter().map(|(_, n)| n.len()).collect();
     assert_eq!(sizes, [6, 7, 12, 3, 14, 9, 7]);
-    let b = FeatureSpec::current(16);
+    let b = FeatureSpec::current(16, &table());
     let err = a.ensure_same(&b).unwrap_err().to_string();
     assert!(err.contains("16 bars") && err.contains("32 bars"), "{err}");
     assert!(a.ensure_same(&a.clone()).is_ok());
-    assert!(FeatureSpec::by_version("qd-basic-v1", 32).is_err());
+    // Another event table: the same layout (accepted), with a warning naming the change.
+    let mut edited = table();
+    edited.add_csv("2024-03-12,CPI\n", "user.csv");
+    let c = FeatureSpec::current(32, &edited);
+    assert!(c.ensure_same(&a).is_ok());
+    assert!(c
+        .events_warning(&a)
+        .is_some_and(|w| w.contains("event-day table changed")));
+    assert!(a.events_warning(&a.clone()).is_none());
+    assert!(FeatureSpec::by_version("qd-basic-v1", 32, &table()).is_err());
 }

@@ -1,7 +1,16 @@
-//! The event vocabulary shared by every job, the TUI and the headless progress output.
+//! The event vocabulary shared by every job, the TUI and the headless progress output. Every
+//! field that a reader acts on is typed (kinds, statuses, levels, gate classes, decisions), so
+//! nothing is parsed back out of a string.
 
+use crate::market::Timeframe;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use crate::broker::{OrderView, PositionView};
+pub use crate::engine::ppo::{CheckpointReason, UpdateMetrics};
+pub use crate::eval::{
+    Decision, DecisionReport, FoldResult, GateClass, GateFlag, GateResult, ValidationMetrics,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -45,6 +54,26 @@ impl JobStatus {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
 /// One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
@@ -53,10 +82,6 @@ pub struct EventRecord {
     pub run_id: String,
     pub event: Event,
 }
-
-pub use crate::broker::{OrderView, PositionView};
-pub use crate::engine::ppo::UpdateMetrics;
-pub use crate::eval::{FoldResult, ValidationMetrics};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -75,7 +100,7 @@ pub enum Event {
     /// A symbol's data was fetched or refreshed.
     SymbolFetched {
         symbol: String,
-        timeframe: String,
+        timeframe: Timeframe,
         bars: usize,
         first: Option<DateTime<Utc>>,
         last: Option<DateTime<Utc>>,
@@ -86,21 +111,11 @@ pub enum Event {
     Checkpoint {
         path: String,
         update: usize,
-        reason: String,
+        reason: CheckpointReason,
     },
-    Gate {
-        class: String,
-        flags: Vec<String>,
-        use_checkpoint: Option<String>,
-        metrics: ValidationMetrics,
-    },
+    Gate(GateResult),
     Fold(FoldResult),
-    Decision {
-        decision: String,
-        positive_folds: usize,
-        folds: usize,
-        sharpe_std: f64,
-    },
+    Decision(DecisionReport),
     /// One bar of paper trading processed.
     PaperBar {
         ts: DateTime<Utc>,
@@ -113,7 +128,7 @@ pub enum Event {
     },
     Order(OrderView),
     Log {
-        level: String,
+        level: LogLevel,
         message: String,
     },
     /// Last event of every run.
@@ -121,4 +136,54 @@ pub enum Event {
         status: JobStatus,
         message: String,
     },
+}
+
+/// A job's outcome as recorded in its manifest: what `runs`, `resolve_model` and the TUI read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JobSummary {
+    /// Not finished, or nothing to report.
+    #[default]
+    None,
+    Fetch {
+        stored: Vec<String>,
+        failed: Vec<String>,
+    },
+    Train {
+        symbol: String,
+        updates: usize,
+        timesteps: u64,
+        sps: f64,
+        elapsed_s: f64,
+        best_update: Option<usize>,
+        last_validation: Option<ValidationMetrics>,
+        cancelled: bool,
+    },
+    Gate {
+        train_run: String,
+        result: GateResult,
+        /// The training run stopped before its end (killed or cancelled).
+        interrupted: bool,
+    },
+    WalkForward {
+        train_run: String,
+        report: DecisionReport,
+    },
+    Paper {
+        train_run: String,
+        equity: f64,
+        cash: f64,
+        #[serde(rename = "return")]
+        total_return: f64,
+        orders: usize,
+    },
+}
+
+impl JobSummary {
+    /// Reads a summary leniently: manifests written by older versions carried free-form JSON,
+    /// which reads as `None` rather than hiding the whole run.
+    pub fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<JobSummary, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(serde_json::from_value(v).unwrap_or_default())
+    }
 }

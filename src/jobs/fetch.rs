@@ -2,16 +2,15 @@
 //! shared rate limit; each page comes back over a channel and is merged into the store at once, so
 //! an interrupted fetch keeps what it got and a rerun continues after the last stored bar.
 
+use super::ctx::Ctx;
 use super::rundir::DataRef;
-use super::work::Ctx;
-use super::Event;
+use super::{Event, JobSummary};
 use crate::config::{Config, DataSource};
 use crate::data::alpaca::{load_credentials, AlpacaError, ClientSettings, DataClient};
 use crate::data::{synthetic, SeriesInfo, Store};
 use crate::market::{Bar, Calendar, Symbol};
 use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -32,7 +31,7 @@ pub fn generate_synthetic(cfg: &Config, store: &Store, sym: &Symbol) -> Result<S
     store.write(sym, cfg.data.timeframe, &bars, synthetic::SOURCE)
 }
 
-pub(super) fn fetch(ctx: &mut Ctx, names: &[String]) -> Result<String> {
+pub(super) fn fetch(ctx: &Ctx, names: &[String]) -> Result<String> {
     let cfg = ctx.cfg;
     let wanted: Vec<String> = if names.is_empty() {
         cfg.universe.symbols().into_iter().map(|s| s.name).collect()
@@ -50,7 +49,7 @@ pub(super) fn fetch(ctx: &mut Ctx, names: &[String]) -> Result<String> {
 fn fetched(info: &SeriesInfo) -> Event {
     Event::SymbolFetched {
         symbol: info.symbol.clone(),
-        timeframe: info.timeframe.to_string(),
+        timeframe: info.timeframe,
         bars: info.bars,
         first: info.first,
         last: info.last,
@@ -58,21 +57,27 @@ fn fetched(info: &SeriesInfo) -> Event {
     }
 }
 
-fn record(ctx: &mut Ctx, info: &SeriesInfo) {
+fn record(ctx: &Ctx, info: &SeriesInfo) -> Result<()> {
     ctx.sink.emit(fetched(info));
-    ctx.manifest.data.push(DataRef {
-        symbol: info.symbol.clone(),
-        timeframe: info.timeframe.to_string(),
-        source: info.source.clone(),
-        bars: info.bars,
-        first: info.first,
-        last: info.last,
-        sha256: info.sha256.clone(),
-    });
+    ctx.run.update(|m| {
+        m.data.push(DataRef {
+            symbol: info.symbol.clone(),
+            timeframe: info.timeframe.to_string(),
+            source: info.source.clone(),
+            bars: info.bars,
+            first: info.first,
+            last: info.last,
+            sha256: info.sha256.clone(),
+        })
+    })
 }
 
-fn outcome(ctx: &mut Ctx, ok: usize, failed: &[String], what: &str) -> Result<String> {
-    ctx.manifest.summary = json!({ "fetched": ok, "failed": failed });
+fn outcome(ctx: &Ctx, stored: &[String], failed: &[String], what: &str) -> Result<String> {
+    let ok = stored.len();
+    ctx.set_summary(JobSummary::Fetch {
+        stored: stored.to_vec(),
+        failed: failed.to_vec(),
+    })?;
     if ok == 0 && !failed.is_empty() {
         bail!("no symbol could be fetched (failed: {})", failed.join("; "));
     }
@@ -83,9 +88,9 @@ fn outcome(ctx: &mut Ctx, ok: usize, failed: &[String], what: &str) -> Result<St
     Ok(msg)
 }
 
-fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
+fn fetch_synthetic(ctx: &Ctx, wanted: &[String]) -> Result<String> {
     let store = Store::new(&ctx.paths.data);
-    let (mut ok, mut failed) = (0, Vec::new());
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (i, name) in wanted.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             break;
@@ -97,11 +102,11 @@ fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
             .and_then(|sym| generate_synthetic(ctx.cfg, &store, &sym))
         {
             Ok(info) => {
-                ok += 1;
-                record(ctx, &info);
+                ok.push(info.symbol.clone());
+                record(ctx, &info)?;
             }
             Err(e) => {
-                ctx.sink.log("error", format!("{name}: {e:#}"));
+                ctx.sink.error(format!("{name}: {e:#}"));
                 failed.push(name.clone());
             }
         }
@@ -111,7 +116,7 @@ fn fetch_synthetic(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
             message: name.clone(),
         });
     }
-    outcome(ctx, ok, &failed, "synthetic market")
+    outcome(ctx, &ok, &failed, "synthetic market")
 }
 
 /// One request stream: symbols sharing a range (a multi-symbol request) or one symbol.
@@ -127,11 +132,11 @@ enum Msg {
     Done(Task, Result<(), String>, bool),
 }
 
-fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
+fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
     let cfg = ctx.cfg;
     let (creds, warnings) = load_credentials()?;
     for w in warnings {
-        ctx.sink.log("warn", w);
+        ctx.sink.warn(w);
     }
     let creds = creds.ok_or_else(|| anyhow!(NO_KEYS))?;
     let tf = cfg.data.timeframe;
@@ -160,10 +165,8 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         let have = match store.read_or_quarantine(sym, tf) {
             Ok(b) => b,
             Err(e) => {
-                ctx.sink.log(
-                    "warn",
-                    format!("{sym}: cached file unreadable, refetching: {e:#}"),
-                );
+                ctx.sink
+                    .warn(format!("{sym}: cached file unreadable, refetching: {e:#}"));
                 None
             }
         };
@@ -200,15 +203,12 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
             });
         }
     }
-    ctx.sink.log(
-        "info",
-        format!(
-            "Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}",
-            tasks.len(),
-            symbols.len(),
-            cfg.data.feed
-        ),
-    );
+    ctx.sink.info(format!(
+        "Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}",
+        tasks.len(),
+        symbols.len(),
+        cfg.data.feed
+    ));
 
     let settings = ClientSettings::from_config(&cfg.data);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -316,7 +316,7 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
                             for n in &names {
                                 failed.insert(n.clone(), e.clone());
                             }
-                            ctx.sink.log("error", format!("{}: {e}", names.join(",")));
+                            ctx.sink.error(format!("{}: {e}", names.join(",")));
                             if auth {
                                 fatal = Some(anyhow!(e));
                                 set.abort_all();
@@ -333,7 +333,7 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
     if let Some(e) = fatal {
         return Err(e);
     }
-    let mut ok = 0;
+    let mut ok = Vec::new();
     let mut failures = Vec::new();
     let unique: BTreeSet<&Symbol> = symbols.iter().collect();
     for sym in unique {
@@ -343,20 +343,21 @@ fn fetch_alpaca(ctx: &mut Ctx, wanted: &[String]) -> Result<String> {
         }
         match store.info(sym, tf) {
             Some(info) if info.bars > 0 => {
-                ok += 1;
-                record(ctx, &info);
+                ok.push(info.symbol.clone());
+                record(ctx, &info)?;
             }
             _ => {
                 let msg = format!("{sym}: Alpaca returned no {tf} bars in {} → {} (unknown symbol, or no trading in that range)", cfg.data.start, cfg.data.end);
-                ctx.sink.log("error", msg.clone());
+                ctx.sink.error(msg.clone());
                 failures.push(msg);
             }
         }
     }
     if ctx.cancel.is_cancelled() {
         return Ok(format!(
-            "stopped; {ok} symbol(s) complete, partial data kept"
+            "stopped; {} symbol(s) complete, partial data kept",
+            ok.len()
         ));
     }
-    outcome(ctx, ok, &failures, "Alpaca")
+    outcome(ctx, &ok, &failures, "Alpaca")
 }

@@ -1,21 +1,26 @@
-//! Long-running work as jobs. A job owns `runs/<id>/`: `manifest.json`, an append-only
-//! `events.jsonl`, and its artifacts. The screen (or a headless progress bar) learns of a job's
-//! progress only through its events: from a channel when it started the job, by tailing the file
-//! when the job runs elsewhere.
+//! Long-running work as jobs. A job owns `runs/<id>/`: `manifest.json` (with a heartbeat while it
+//! runs), an append-only `events.jsonl`, and its artifacts. The screen (or a headless progress
+//! bar) learns of a job's progress only through its events: from a channel when it started the
+//! job, by tailing the file when the job runs elsewhere. One file per job kind.
 
 pub mod cancel;
-pub mod runner;
-mod work;
-pub use work::{resolve_model, resolve_train_run, run as run_job};
+mod ctx;
 pub mod events;
 mod fetch;
+mod gate;
+mod paper;
 pub mod rundir;
+pub mod runner;
 pub mod sink;
 pub mod tail;
+mod train;
+mod walkforward;
 
 pub use cancel::CancelToken;
-pub use events::{Event, EventRecord, JobKind, JobStatus};
-pub use rundir::{list_runs, Manifest, RunDir, RunSummary};
-pub use runner::{spawn, JobHandle, JobRequest, Observer};
+pub use ctx::{resolve_model, resolve_train_run, ModelChoice};
+pub use events::{CheckpointReason, Event, EventRecord, JobKind, JobStatus, JobSummary, LogLevel};
+pub use rundir::{list_runs, ActiveRun, Manifest, RunDir, RunSummary};
+pub use runner::{run as run_job, spawn, JobHandle, JobRequest, Observer};
 pub use sink::EventSink;
 pub use tail::EventTail;
+pub use train::read_validations;

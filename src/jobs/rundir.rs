@@ -1,11 +1,19 @@
-//! Run directories: `runs/<id>/manifest.json`, `events.jsonl` and artifacts.
+//! Run directories: `runs/<id>/manifest.json`, `events.jsonl` and artifacts. A running job's
+//! manifest carries a heartbeat (host, pid, last beat), so any reader — on this machine or on
+//! another one sharing the disk — can tell a live run from one whose process died.
 
-use super::{JobKind, JobStatus};
+use super::{JobKind, JobStatus, JobSummary};
 use crate::paths::{write_atomic, Paths};
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How often a running job rewrites its heartbeat.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// A running manifest whose heartbeat is older than this belongs to a dead (or frozen) process.
+pub const STALE_AFTER: Duration = Duration::seconds(60);
 
 /// Hash and range of one data file a run consumed, so a result can be traced to its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,8 +36,13 @@ pub struct Manifest {
     pub created: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
     pub quantdeck_version: String,
-    /// Process that runs the job, to tell a live run from one whose process died.
+    /// Machine and process that run the job.
+    #[serde(default)]
+    pub host: String,
     pub pid: u32,
+    /// Last sign of life of the running job (every few seconds while it runs).
+    #[serde(default)]
+    pub heartbeat: Option<DateTime<Utc>>,
     /// The run this one evaluates (a gate or walk-forward points at its training run).
     pub parent: Option<String>,
     pub config: serde_json::Value,
@@ -37,8 +50,28 @@ pub struct Manifest {
     /// Artifact file names inside the run directory.
     pub artifacts: Vec<String>,
     /// Job-specific outcome (final metrics, gate class, decision).
-    pub summary: serde_json::Value,
+    #[serde(default, deserialize_with = "JobSummary::lenient")]
+    pub summary: JobSummary,
     pub message: String,
+}
+
+impl Manifest {
+    /// Whether a manifest that says `running` belongs to a process that is gone: on this host,
+    /// the pid is dead or the heartbeat stopped (a reused pid keeps a dead run from looking
+    /// alive); on another host, the heartbeat stopped.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        if self.status != JobStatus::Running {
+            return false;
+        }
+        let beat_stopped = self
+            .heartbeat
+            .is_none_or(|b| now.signed_duration_since(b) > STALE_AFTER);
+        if self.host.is_empty() || self.host == hostname() {
+            !process_alive(self.pid) || (self.heartbeat.is_some() && beat_stopped)
+        } else {
+            beat_stopped
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -95,12 +128,14 @@ impl RunDir {
             created: now,
             finished: None,
             quantdeck_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: hostname(),
             pid: std::process::id(),
+            heartbeat: Some(now),
             parent,
             config,
             data: Vec::new(),
             artifacts: Vec::new(),
-            summary: serde_json::Value::Null,
+            summary: JobSummary::None,
             message: String::new(),
         };
         let dir = RunDir { id, path };
@@ -110,7 +145,7 @@ impl RunDir {
 
     pub fn open(paths: &Paths, id: &str) -> Result<RunDir> {
         let path = paths.runs.join(id);
-        if !path.join("manifest.json").is_file() {
+        if id.is_empty() || id.contains('/') || !path.join("manifest.json").is_file() {
             let known: Vec<String> = list_runs(paths)
                 .into_iter()
                 .rev()
@@ -153,13 +188,54 @@ impl RunDir {
         let bytes = serde_json::to_vec_pretty(m)?;
         write_atomic(&self.manifest_path(), &bytes)
     }
+}
 
-    /// Marks the run finished with its status, outcome and artifact list.
-    pub fn finish(&self, m: &mut Manifest, status: JobStatus, message: &str) -> Result<()> {
-        m.status = status;
-        m.finished = Some(Utc::now());
-        m.message = message.to_string();
-        self.write_manifest(m)
+/// The manifest of a run this process is executing. Every change goes through [`ActiveRun::update`],
+/// which writes the file under one lock, so the job and its heartbeat never overwrite each other.
+pub struct ActiveRun {
+    pub dir: RunDir,
+    manifest: Mutex<Manifest>,
+}
+
+impl ActiveRun {
+    pub fn new(dir: RunDir, manifest: Manifest) -> Self {
+        ActiveRun {
+            dir,
+            manifest: Mutex::new(manifest),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.dir.id
+    }
+
+    /// Changes the manifest and writes it atomically.
+    pub fn update(&self, f: impl FnOnce(&mut Manifest)) -> Result<()> {
+        let mut m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut m);
+        self.dir.write_manifest(&m)
+    }
+
+    /// A copy of the manifest as it is now.
+    pub fn manifest(&self) -> Manifest {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn beat(&self) -> Result<()> {
+        self.update(|m| m.heartbeat = Some(Utc::now()))
+    }
+
+    /// Marks the run finished with its status and outcome.
+    pub fn finish(&self, status: JobStatus, message: &str) -> Result<()> {
+        self.update(|m| {
+            m.status = status;
+            m.finished = Some(Utc::now());
+            m.heartbeat = Some(Utc::now());
+            m.message = message.to_string();
+        })
     }
 }
 
@@ -194,21 +270,18 @@ pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
     let Ok(entries) = std::fs::read_dir(&paths.runs) else {
         return Vec::new();
     };
+    let now = Utc::now();
     let mut runs: Vec<RunSummary> = entries
         .flatten()
         .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let path = e.path();
             match read_manifest(&path.join("manifest.json")) {
-                Ok(manifest) => {
-                    let stale =
-                        manifest.status == JobStatus::Running && !process_alive(manifest.pid);
-                    Some(RunSummary {
-                        manifest,
-                        path,
-                        stale,
-                    })
-                }
+                Ok(manifest) => Some(RunSummary {
+                    stale: manifest.is_stale(now),
+                    manifest,
+                    path,
+                }),
                 Err(err) => {
                     tracing::warn!("skipping run {}: {err:#}", path.display());
                     None
@@ -225,10 +298,74 @@ pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
     runs
 }
 
+/// This machine's name (as the kernel reports it).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname NUL-terminates or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(host: &str, pid: u32, beat: Option<DateTime<Utc>>) -> Manifest {
+        Manifest {
+            id: "r".into(),
+            kind: JobKind::Train,
+            label: String::new(),
+            status: JobStatus::Running,
+            created: Utc::now(),
+            finished: None,
+            quantdeck_version: String::new(),
+            host: host.into(),
+            pid,
+            heartbeat: beat,
+            parent: None,
+            config: serde_json::Value::Null,
+            data: Vec::new(),
+            artifacts: Vec::new(),
+            summary: JobSummary::None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn staleness_follows_pid_and_heartbeat() {
+        let now = Utc::now();
+        let me = std::process::id();
+        let here = hostname();
+        assert!(!running(&here, me, Some(now)).is_stale(now));
+        // Our pid is alive, but the beat stopped: a reused pid must not keep a dead run alive.
+        assert!(running(&here, me, Some(now - Duration::minutes(5))).is_stale(now));
+        // A dead pid on this host is stale at once.
+        assert!(running(&here, u32::MAX - 1, Some(now)).is_stale(now));
+        // Another host: only the heartbeat can tell.
+        assert!(!running("elsewhere-gpu-box", 1, Some(now - Duration::seconds(10))).is_stale(now));
+        assert!(running("elsewhere-gpu-box", 1, Some(now - Duration::minutes(5))).is_stale(now));
+        let mut done = running("elsewhere", 1, None);
+        done.status = JobStatus::Completed;
+        assert!(!done.is_stale(now));
+    }
+
+    #[test]
+    fn old_free_form_summaries_still_load() {
+        let mut v = serde_json::to_value(running("h", 1, None)).unwrap();
+        v["summary"] = serde_json::json!({"symbol": "SYNA", "updates": 3});
+        let m: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(m.summary, JobSummary::None);
     }
 }

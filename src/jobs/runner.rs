@@ -1,11 +1,18 @@
-//! Starting jobs in the background: one OS thread per job (candle work must not block the UI),
-//! events to the run directory and to a channel the caller drains.
+//! Running jobs: the lifecycle every job shares (run directory, heartbeat, `Started` and
+//! `Finished` events, the manifest's outcome), on the calling thread ([`run`]) or on a thread of
+//! its own ([`spawn`], so candle work never blocks the UI).
 
-use super::{CancelToken, EventRecord, EventSink, JobKind};
+use super::ctx::Ctx;
+use super::{
+    resolve_train_run, ActiveRun, CancelToken, Event, EventRecord, EventSink, JobKind, JobStatus,
+    RunDir,
+};
 use crate::config::Config;
+use crate::features::events::EventTable;
 use crate::paths::Paths;
 use anyhow::Result;
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// What to run. Symbols and run ids are the user's words; jobs validate them.
@@ -18,7 +25,7 @@ pub enum JobRequest {
     Train {
         symbol: String,
     },
-    /// Gate a finished training run.
+    /// Gate a finished (or interrupted) training run.
     Gate {
         train_run: String,
     },
@@ -39,6 +46,118 @@ impl JobRequest {
             JobRequest::Gate { .. } => JobKind::Gate,
             JobRequest::WalkForward { .. } => JobKind::WalkForward,
             JobRequest::Paper { .. } => JobKind::Paper,
+        }
+    }
+}
+
+/// Observers a caller adds to a job's sink (the TUI's channel, a progress bar).
+pub type Observer = Box<dyn Fn(&EventRecord) + Send + Sync>;
+
+/// Runs `req` to completion on the calling thread; returns the run id.
+pub fn run(
+    paths: &Paths,
+    cfg: &Config,
+    req: &JobRequest,
+    cancel: &CancelToken,
+    observer: Option<Observer>,
+) -> Result<String> {
+    let (label, parent) = match req {
+        JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
+        JobRequest::Fetch { symbols } => (symbols.join("-"), None),
+        JobRequest::Train { symbol } => (symbol.clone(), None),
+        JobRequest::Gate { train_run }
+        | JobRequest::WalkForward { train_run }
+        | JobRequest::Paper { train_run, .. } => {
+            let id = resolve_train_run(paths, train_run)?;
+            let m = RunDir::open(paths, &id)?.read_manifest()?;
+            (m.label, Some(id))
+        }
+    };
+    let kind = req.kind();
+    let (dir, manifest) = RunDir::create(
+        paths,
+        kind,
+        &label,
+        serde_json::to_value(cfg)?,
+        parent.clone(),
+    )?;
+    let run = Arc::new(ActiveRun::new(dir, manifest));
+    let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
+    if let Some(o) = observer {
+        sink = sink.observe(o);
+    }
+    sink.emit(Event::Started {
+        kind,
+        label: label.clone(),
+    });
+    tracing::info!("job {} started", run.id());
+    let heartbeat = Heartbeat::start(run.clone());
+
+    let ctx = Ctx {
+        paths,
+        cfg,
+        run: &run,
+        sink: &sink,
+        cancel,
+        events: EventTable::load(&paths.home),
+    };
+    let parent = parent.unwrap_or_default();
+    let result = match req {
+        JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
+        JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
+        JobRequest::Gate { .. } => super::gate::gate(&ctx, &parent),
+        JobRequest::WalkForward { .. } => super::walkforward::walk_forward(&ctx, &parent),
+        JobRequest::Paper { bars, .. } => super::paper::paper(&ctx, &parent, *bars),
+    };
+    heartbeat.stop();
+    let (status, message) = match &result {
+        Ok(msg) if cancel.is_cancelled() => (JobStatus::Cancelled, format!("cancelled: {msg}")),
+        Ok(msg) => (JobStatus::Completed, msg.clone()),
+        Err(e) => (JobStatus::Failed, format!("{e:#}")),
+    };
+    if let Some(io) = sink.io_error() {
+        tracing::error!("run {}: events.jsonl incomplete: {io}", run.id());
+    }
+    sink.emit(Event::Finished {
+        status,
+        message: message.clone(),
+    });
+    run.finish(status, &message)?;
+    tracing::info!("job {} {}: {message}", run.id(), status.as_str());
+    match result {
+        Ok(_) => Ok(run.id().to_string()),
+        Err(e) => Err(e.context(format!("run {} failed", run.id()))),
+    }
+}
+
+/// Rewrites the run's heartbeat every few seconds until stopped.
+struct Heartbeat {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(run: Arc<ActiveRun>) -> Self {
+        let (stop, rx) = channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(super::rundir::HEARTBEAT_EVERY)
+                {
+                    if let Err(e) = run.beat() {
+                        tracing::warn!("run {}: heartbeat not written: {e:#}", run.id());
+                    }
+                }
+            })
+            .ok();
+        Heartbeat { stop, thread }
+    }
+
+    fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -79,7 +198,7 @@ pub fn spawn(paths: &Paths, cfg: &Config, req: JobRequest) -> JobHandle {
             let observer = move |rec: &EventRecord| {
                 let _ = tx.send(rec.clone());
             };
-            super::work::run(&paths, &cfg, &req, &token, Some(Box::new(observer)))
+            run(&paths, &cfg, &req, &token, Some(Box::new(observer)))
         })
         .ok();
     JobHandle {
@@ -87,15 +206,5 @@ pub fn spawn(paths: &Paths, cfg: &Config, req: JobRequest) -> JobHandle {
         cancel,
         events: rx,
         thread,
-    }
-}
-
-/// Observers a caller adds to a job's sink (the channel above, a progress bar).
-pub type Observer = Box<dyn Fn(&EventRecord) + Send + Sync>;
-
-pub(crate) fn attach(sink: EventSink, observer: Option<Observer>) -> EventSink {
-    match observer {
-        Some(o) => sink.observe(o),
-        None => sink,
     }
 }

@@ -1,4 +1,4 @@
-use super::{Event, EventRecord};
+use super::{Event, EventRecord, LogLevel};
 use chrono::Utc;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -82,11 +82,23 @@ impl EventSink {
         }
     }
 
-    pub fn log(&self, level: &str, message: impl Into<String>) {
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         self.emit(Event::Log {
-            level: level.to_string(),
+            level,
             message: message.into(),
         });
+    }
+
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message);
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warn, message);
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message);
     }
 
     /// The first write error, if appending to the events file ever failed (e.g. disk full).

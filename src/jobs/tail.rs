@@ -58,7 +58,7 @@ impl EventTail {
                     at: chrono::Utc::now(),
                     run_id: String::new(),
                     event: Event::Log {
-                        level: "warn".into(),
+                        level: super::LogLevel::Warn,
                         message: format!("unreadable line in {}: {e}", self.path.display()),
                     },
                 }),
@@ -81,8 +81,8 @@ mod tests {
         let sink = EventSink::to_file("r1", &p).unwrap();
         let mut tail = EventTail::new(&p);
         assert!(tail.poll().is_empty());
-        sink.log("info", "one");
-        sink.log("info", "two");
+        sink.info("one");
+        sink.info("two");
         let got = tail.poll();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].seq, 1);

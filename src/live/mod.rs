@@ -28,6 +28,7 @@ pub struct PaperTrader {
     run_id: String,
     symbol: Symbol,
     spec: FeatureSpec,
+    events: features::events::EventTable,
     policy: HostPolicy,
     rules: Rules,
     risk: RiskRules,
@@ -43,6 +44,7 @@ impl PaperTrader {
         run_id: &str,
         symbol: Symbol,
         spec: FeatureSpec,
+        events: features::events::EventTable,
         policy: HostPolicy,
         rules: Rules,
         risk: RiskRules,
@@ -53,6 +55,7 @@ impl PaperTrader {
             symbol,
             book: Account::new(&rules),
             spec,
+            events,
             policy,
             rules,
             risk,
@@ -101,7 +104,7 @@ impl PaperTrader {
             return Ok(step);
         }
         let bars: Vec<Bar> = self.history.iter().copied().collect();
-        let fm = features::compute(&self.spec, &self.symbol, &bars);
+        let fm = features::compute(&self.spec, &self.symbol, &bars, &self.events);
         let mut obs = Vec::with_capacity(self.spec.obs_dim());
         features::observation(
             &self.spec,

@@ -2,7 +2,10 @@
 //! presses and directory scans, and the views only read it.
 
 use crate::data::SeriesInfo;
-use crate::jobs::events::{FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics};
+use crate::jobs::events::{
+    CheckpointReason, DecisionReport, FoldResult, GateResult, LogLevel, OrderView, PositionView,
+    UpdateMetrics, ValidationMetrics,
+};
 use crate::jobs::{JobKind, JobStatus, RunSummary};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -80,23 +83,7 @@ impl Pane {
 pub struct Checkpoint {
     pub path: String,
     pub update: usize,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GateView {
-    pub class: String,
-    pub flags: Vec<String>,
-    pub use_checkpoint: Option<String>,
-    pub metrics: ValidationMetrics,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecisionView {
-    pub decision: String,
-    pub positive_folds: usize,
-    pub folds: usize,
-    pub sharpe_std: f64,
+    pub reason: CheckpointReason,
 }
 
 /// The latest processed paper bar.
@@ -133,7 +120,7 @@ pub struct Progress {
 pub struct LogLine {
     pub at: Option<DateTime<Utc>>,
     pub run_id: String,
-    pub level: String,
+    pub level: LogLevel,
     pub message: String,
 }
 
@@ -174,10 +161,10 @@ pub struct RunView {
     /// Sorted by update number.
     pub validations: Vec<ValidationMetrics>,
     pub checkpoints: Vec<Checkpoint>,
-    pub gate: Option<GateView>,
+    pub gate: Option<GateResult>,
     /// Sorted by fold number.
     pub folds: Vec<FoldResult>,
-    pub decision: Option<DecisionView>,
+    pub decision: Option<DecisionReport>,
     pub paper: PaperView,
     /// Symbols this run fetched, in arrival order.
     pub fetched: Vec<String>,
@@ -487,7 +474,7 @@ impl App {
         self.push_log(LogLine {
             at: None,
             run_id: String::new(),
-            level: "info".into(),
+            level: LogLevel::Info,
             message: message.clone(),
         });
         self.message = message;

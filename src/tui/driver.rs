@@ -8,7 +8,7 @@ use super::update::{apply_event, handle_key, Command};
 use super::view::view;
 use crate::config::Config;
 use crate::data::Store;
-use crate::jobs::{self, EventTail, JobHandle, JobRequest, JobStatus};
+use crate::jobs::{self, EventTail, JobHandle, JobRequest, JobStatus, LogLevel};
 use crate::paths::Paths;
 use anyhow::Result;
 use crossterm::event::{self, Event as TermEvent};
@@ -126,7 +126,7 @@ impl<'a> Driver<'a> {
                     .and_then(|j| j.handle.as_ref())
                     .map(|h| h.cancel.cancel());
                 match cancelled {
-                    Some(()) => self.log("info", format!("cancel requested for {id}")),
+                    Some(()) => self.log(LogLevel::Info, format!("cancel requested for {id}")),
                     None => self.app.message = format!("{id} was not started here"),
                 }
             }
@@ -144,7 +144,7 @@ impl<'a> Driver<'a> {
             JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
         };
         let what = req.kind().as_str();
-        self.log("info", format!("starting {what} job: {req:?}"));
+        self.log(LogLevel::Info, format!("starting {what} job: {req:?}"));
         let handle = jobs::spawn(self.paths, self.cfg, req);
         self.jobs.push(Job {
             handle: Some(handle),
@@ -154,11 +154,11 @@ impl<'a> Driver<'a> {
         });
     }
 
-    fn log(&mut self, level: &str, message: String) {
+    fn log(&mut self, level: LogLevel, message: String) {
         self.app.push_log(LogLine {
             at: None,
             run_id: String::new(),
-            level: level.to_string(),
+            level,
             message,
         });
     }
@@ -203,7 +203,7 @@ impl<'a> Driver<'a> {
                         run.message = text.clone();
                     }
                 }
-                self.log("error", text.clone());
+                self.log(LogLevel::Error, text.clone());
                 self.app.message = text;
             }
             self.dirty = true;
@@ -217,7 +217,7 @@ impl<'a> Driver<'a> {
             p.drain(..).collect()
         };
         for m in msgs {
-            self.log("error", format!("job thread panicked: {m}"));
+            self.log(LogLevel::Error, format!("job thread panicked: {m}"));
             self.dirty = true;
         }
     }
@@ -242,7 +242,8 @@ impl<'a> Driver<'a> {
         if fresh {
             return;
         }
-        let spec = crate::features::FeatureSpec::current(self.cfg.features.window);
+        let table = crate::features::events::EventTable::load(&self.paths.home);
+        let spec = crate::features::FeatureSpec::current(self.cfg.features.window, &table);
         let sym = s.symbol();
         let mut view = FeatureView {
             symbol: key.0,
@@ -254,7 +255,7 @@ impl<'a> Driver<'a> {
         };
         match Store::new(&self.paths.data).read(&sym, s.timeframe) {
             Ok(bars) => {
-                view.values = crate::features::latest_vector(&spec, &sym, &bars);
+                view.values = crate::features::latest_vector(&spec, &sym, &bars, &table);
                 if view.values.is_empty() {
                     view.error = Some(format!(
                         "needs {} bars of history, the store has {}",

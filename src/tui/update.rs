@@ -2,10 +2,10 @@
 //! out. Nothing here touches the terminal, the disk or the clock.
 
 use super::app::{
-    App, Checkpoint, DecisionView, FetchStatus, GateView, LogLine, Pane, PaperTick, Progress,
-    RunView, EQUITY_CAPACITY, ORDER_CAPACITY, RUN_LOG_CAPACITY,
+    App, Checkpoint, FetchStatus, LogLine, Pane, PaperTick, Progress, RunView, EQUITY_CAPACITY,
+    ORDER_CAPACITY, RUN_LOG_CAPACITY,
 };
-use crate::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus};
+use crate::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus, LogLevel};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Side effects the event loop performs for `handle_key`.
@@ -30,7 +30,7 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             app.push_log(LogLine {
                 at: Some(rec.at),
                 run_id: String::new(),
-                level: level.clone(),
+                level: *level,
                 message: message.clone(),
             });
         }
@@ -43,10 +43,10 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
     }
     run.last_at = run.last_at.max(Some(rec.at));
     let mut log: Option<LogLine> = None;
-    let line = |run: &RunView, level: &str, message: String| LogLine {
+    let line = |run: &RunView, level: LogLevel, message: String| LogLine {
         at: Some(rec.at),
         run_id: run.id.clone(),
-        level: level.to_string(),
+        level,
         message,
     };
     match &rec.event {
@@ -56,7 +56,7 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             run.started_at = Some(rec.at);
             log = Some(line(
                 run,
-                "info",
+                LogLevel::Info,
                 format!("started {} {label}", kind.as_str()),
             ));
         }
@@ -85,7 +85,7 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             }
             let status = FetchStatus {
                 run_id: rec.run_id.clone(),
-                timeframe: timeframe.clone(),
+                timeframe: timeframe.to_string(),
                 bars: *bars,
                 first: *first,
                 last: *last,
@@ -116,40 +116,20 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             run.checkpoints.push(Checkpoint {
                 path: path.clone(),
                 update: *update,
-                reason: reason.clone(),
+                reason: *reason,
             });
         }
-        Event::Gate {
-            class,
-            flags,
-            use_checkpoint,
-            metrics,
-        } => {
+        Event::Gate(g) => {
             infer_kind(run, JobKind::Gate);
-            run.gate = Some(GateView {
-                class: class.clone(),
-                flags: flags.clone(),
-                use_checkpoint: use_checkpoint.clone(),
-                metrics: metrics.clone(),
-            });
+            run.gate = Some(g.clone());
         }
         Event::Fold(f) => {
             infer_kind(run, JobKind::WalkForward);
             upsert_by(&mut run.folds, f.clone(), |f| f.fold);
         }
-        Event::Decision {
-            decision,
-            positive_folds,
-            folds,
-            sharpe_std,
-        } => {
+        Event::Decision(d) => {
             infer_kind(run, JobKind::WalkForward);
-            run.decision = Some(DecisionView {
-                decision: decision.clone(),
-                positive_folds: *positive_folds,
-                folds: *folds,
-                sharpe_std: *sharpe_std,
-            });
+            run.decision = Some(d.clone());
         }
         Event::PaperBar {
             ts,
@@ -186,7 +166,7 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             }
         }
         Event::Log { level, message } => {
-            let l = line(run, level, message.clone());
+            let l = line(run, *level, message.clone());
             run.logs.push_back(l.clone());
             if run.logs.len() > RUN_LOG_CAPACITY {
                 run.logs.pop_front();
@@ -200,9 +180,9 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             run.message = message.clone();
             let what = run.kind.map_or("job", |k| k.as_str());
             let level = if *status == JobStatus::Failed {
-                "error"
+                LogLevel::Error
             } else {
-                "info"
+                LogLevel::Info
             };
             let text = if message.is_empty() {
                 format!("{what} {} {}", run.label, status.as_str())

@@ -1,7 +1,8 @@
 //! Pane 3: one row per gate run, with its class and the checkpoint it recommends.
 
 use super::widgets::{
-    block, class_color, dim, empty, header_style, highlight_style, num, pct_abs, status_color,
+    block, class_color, dim, empty, flags_text, header_style, highlight_style, num, pct_abs,
+    status_color,
 };
 use crate::tui::app::{App, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,11 +14,6 @@ use ratatui::Frame;
 /// The training run a gate evaluated: the manifest's parent, else the gate's label.
 fn gated(run: &RunView) -> String {
     run.parent.clone().unwrap_or_else(|| run.label.clone())
-}
-
-/// The checkpoint's file name: the full path is in the detail box below the table.
-fn file_name(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
 fn row(run: &RunView) -> Row<'static> {
@@ -38,9 +34,9 @@ fn row(run: &RunView) -> Row<'static> {
     };
     let m = &g.metrics;
     let class = Span::styled(
-        g.class.to_ascii_uppercase(),
+        g.class.as_str(),
         Style::new()
-            .fg(class_color(&g.class))
+            .fg(class_color(g.class))
             .add_modifier(Modifier::BOLD),
     );
     Row::new(vec![
@@ -51,12 +47,11 @@ fn row(run: &RunView) -> Row<'static> {
         Cell::from(num(m.profit_factor)),
         Cell::from(num(m.consistency)),
         Cell::from(pct_abs(m.max_drawdown)),
-        Cell::from(if g.flags.is_empty() {
-            "–".to_string()
-        } else {
-            g.flags.join(",")
-        }),
-        Cell::from(g.use_checkpoint.as_deref().map_or("–".into(), file_name)),
+        Cell::from(flags_text(&g.flags, ",", "–")),
+        Cell::from(
+            g.use_checkpoint
+                .map_or("–".into(), |u| format!("best @{u}")),
+        ),
     ])
 }
 
@@ -94,7 +89,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let flags_w = rows
         .iter()
         .filter_map(|r| r.gate.as_ref())
-        .map(|g| g.flags.join(",").chars().count())
+        .map(|g| flags_text(&g.flags, ",", "–").chars().count())
         .max()
         .unwrap_or(5);
     let widths = [
@@ -128,9 +123,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from(vec![
             Span::styled("class ", dim()),
             Span::styled(
-                g.class.to_ascii_uppercase(),
+                g.class.as_str(),
                 Style::new()
-                    .fg(class_color(&g.class))
+                    .fg(class_color(g.class))
                     .add_modifier(Modifier::BOLD),
             ),
             Span::styled("  Sharpe ", dim()),
@@ -142,15 +137,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         ]));
         lines.push(Line::from(vec![
             Span::styled("flags ", dim()),
-            Span::raw(if g.flags.is_empty() {
-                "none".to_string()
-            } else {
-                g.flags.join(", ")
-            }),
+            Span::raw(flags_text(&g.flags, ", ", "none")),
         ]));
         lines.push(Line::from(vec![
             Span::styled("use checkpoint ", dim()),
-            Span::raw(g.use_checkpoint.clone().unwrap_or_else(|| "none".into())),
+            Span::raw(
+                g.use_checkpoint
+                    .map_or_else(|| "none".to_string(), |u| format!("best (update {u})")),
+            ),
         ]));
     } else if !run.message.is_empty() {
         lines.push(Line::raw(run.message.clone()));

@@ -1,6 +1,7 @@
 //! Pane 6: every run's log lines, job starts and finishes, newest at the bottom.
 
 use super::widgets::{block, dim};
+use crate::jobs::LogLevel;
 use crate::tui::app::{App, LogLine};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
@@ -8,12 +9,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-fn level_style(level: &str) -> Style {
-    match level.to_ascii_lowercase().as_str() {
-        "error" => Style::new().fg(Color::Red),
-        "warn" | "warning" => Style::new().fg(Color::Yellow),
-        "debug" | "trace" => dim(),
-        _ => Style::new().fg(Color::Green),
+fn level_style(level: LogLevel) -> Style {
+    match level {
+        LogLevel::Error => Style::new().fg(Color::Red),
+        LogLevel::Warn => Style::new().fg(Color::Yellow),
+        LogLevel::Debug => dim(),
+        LogLevel::Info => Style::new().fg(Color::Green),
     }
 }
 
@@ -23,8 +24,8 @@ fn line(l: &LogLine) -> Line<'static> {
     let mut spans = vec![
         Span::styled(format!("{at} "), dim()),
         Span::styled(
-            format!("{:<5} ", l.level.to_ascii_uppercase()),
-            level_style(&l.level),
+            format!("{:<5} ", l.level.as_str().to_ascii_uppercase()),
+            level_style(l.level),
         ),
     ];
     if !l.run_id.is_empty() {

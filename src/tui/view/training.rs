@@ -201,7 +201,7 @@ fn footer(frame: &mut Frame, area: Rect, run: &RunView) {
         .map(|c| {
             Line::from(vec![
                 Span::styled(format!("@{:<6} ", c.update), Style::new().fg(Color::Cyan)),
-                Span::styled(format!("{:<10} ", c.reason), dim()),
+                Span::styled(format!("{:<10} ", c.reason.as_str()), dim()),
                 Span::raw(c.path.clone()),
             ])
         })

@@ -54,10 +54,10 @@ fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
     match &run.decision {
         Some(d) => {
             spans.push(Span::styled(
-                format!(" {} ", d.decision.to_ascii_uppercase()),
+                format!(" {} ", d.decision.as_str()),
                 Style::new()
                     .fg(Color::Black)
-                    .bg(decision_color(&d.decision))
+                    .bg(decision_color(d.decision))
                     .add_modifier(Modifier::BOLD),
             ));
             spans.push(Span::raw(format!(

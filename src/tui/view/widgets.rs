@@ -1,5 +1,6 @@
 //! Shared pieces of the panes: blocks, charts, number formats and the colour of outcomes.
 
+use crate::eval::{Decision, GateClass, GateFlag};
 use crate::jobs::JobStatus;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -56,24 +57,34 @@ pub fn status_color(status: JobStatus, stale: bool) -> Color {
 }
 
 /// Gate classes: APPROVED green, REVIEW yellow, DROP red.
-pub fn class_color(class: &str) -> Color {
-    match class.to_ascii_uppercase().as_str() {
-        "APPROVED" => Color::Green,
-        "REVIEW" => Color::Yellow,
-        "DROP" => Color::Red,
-        _ => Color::Gray,
+pub fn class_color(class: GateClass) -> Color {
+    match class {
+        GateClass::Approved => Color::Green,
+        GateClass::Review => Color::Yellow,
+        GateClass::Drop => Color::Red,
     }
 }
 
 /// Walk-forward decisions: LIVE green, PAPER cyan, RETRAIN yellow, DROP red.
-pub fn decision_color(decision: &str) -> Color {
-    match decision.to_ascii_uppercase().as_str() {
-        "LIVE" => Color::Green,
-        "PAPER" => Color::Cyan,
-        "RETRAIN" => Color::Yellow,
-        "DROP" => Color::Red,
-        _ => Color::Gray,
+pub fn decision_color(decision: Decision) -> Color {
+    match decision {
+        Decision::Live => Color::Green,
+        Decision::Paper => Color::Cyan,
+        Decision::Retrain => Color::Yellow,
+        Decision::Drop => Color::Red,
     }
+}
+
+/// Gate flags as one comma-separated string (`sep` between them), `none` when empty.
+pub fn flags_text(flags: &[GateFlag], sep: &str, none: &str) -> String {
+    if flags.is_empty() {
+        return none.to_string();
+    }
+    flags
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 pub fn signed_color(x: f64) -> Color {

@@ -1,7 +1,8 @@
 //! A model trained on the current layout loads with its layout, and the env, the backtest and the
 //! paper trader (recomputing features from its trailing history) feed it identical observations.
 
-mod common;
+use crate::common;
+use quantdeck::features::events::EventTable;
 
 use candle_core::Device;
 use quantdeck::broker::Broker;
@@ -23,7 +24,7 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
         &Device::Cpu,
     )
     .unwrap();
-    let spec = FeatureSpec::current(cfg.features.window);
+    let spec = FeatureSpec::current(cfg.features.window, &EventTable::embedded());
     meta.check_layout(&spec).unwrap();
     assert_eq!(meta.feature_spec.version, features::VERSION);
     assert_eq!(meta.obs_dim, 58 * cfg.features.window + 3);
@@ -32,7 +33,7 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
     let bars = Store::new(&paths.data)
         .read(&sym, cfg.data.timeframe)
         .unwrap();
-    let fm = features::compute(&spec, &sym, &bars);
+    let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let policy = HostPolicy::from_model(&model).unwrap();
 
@@ -56,7 +57,12 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
     let need = spec.warmup + spec.window;
     for (i, &t) in env.clock().iter().enumerate() {
         let t = t as usize;
-        let live_fm = features::compute(&spec, &sym, &bars[t + 1 - need..=t]);
+        let live_fm = features::compute(
+            &spec,
+            &sym,
+            &bars[t + 1 - need..=t],
+            &EventTable::embedded(),
+        );
         let mut live = Vec::new();
         features::observation(&spec, &live_fm, live_fm.len() - 1, &fresh, &mut live);
         assert_eq!(live.len(), obs[i].len());

@@ -1,9 +1,9 @@
 //! The real Alpaca client and fetch job against the in-process fake Alpaca server on 127.0.0.1.
 
-mod common;
+use crate::common;
 
+use crate::common::fake_alpaca::{FakeAlpaca, Fault, KEY_ID, SECRET};
 use chrono::NaiveDate;
-use common::fake_alpaca::{FakeAlpaca, Fault, KEY_ID, SECRET};
 use quantdeck::config::{Config, DataSource, SyntheticConfig};
 use quantdeck::data::alpaca::{ClientSettings, Credentials, DataClient, RateLimiter};
 use quantdeck::data::{synthetic, Store};
@@ -233,7 +233,10 @@ fn unknown_symbol_is_reported_and_the_others_still_fetched() {
         .unwrap()
         .read_manifest()
         .unwrap();
-    let failed = m.summary["failed"].to_string();
+    let quantdeck::jobs::JobSummary::Fetch { failed, .. } = &m.summary else {
+        panic!("fetch summary: {:?}", m.summary)
+    };
+    let failed = failed.join(";");
     assert!(
         failed.contains("ZZZZ") && failed.contains("unknown symbol"),
         "{failed}"

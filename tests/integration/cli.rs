@@ -1,8 +1,6 @@
 //! The real binary, headless: what a user types and what they see.
 
-mod common;
-
-use common::{qd, text};
+use crate::common::{qd, text};
 use std::process::Command;
 
 #[test]

@@ -1,8 +1,6 @@
 //! `quantdeck features`: the layout, and feature + raw-indicator files from the store or a CSV.
 
-mod common;
-
-use common::{qd, text};
+use crate::common::{qd, text};
 
 #[test]
 fn spec_csv_and_parquet_exports() {

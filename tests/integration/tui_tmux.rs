@@ -94,7 +94,9 @@ fn workstation_in_tmux() {
 
     // What the model sees: the selected series' latest feature vector.
     t.keys("v");
-    let s = t.wait_for("Features of", 20);
+    // Wait for the box's last column: the frame reaches tmux in pieces.
+    t.wait_for("Features of", 20);
+    let s = t.wait_for("h1.pos_in_hour", 20);
     assert!(
         s.contains("regime.vol_low") && s.contains("h1.pos_in_hour"),
         "{s}"

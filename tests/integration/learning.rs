@@ -1,10 +1,11 @@
 //! On a synthetic market with a strong planted edge, a short training run must beat a flat and a
 //! random policy out of sample (seeded, so it is repeatable).
 
-mod common;
+use crate::common;
+use quantdeck::features::events::EventTable;
 
 use quantdeck::data::Store;
-use quantdeck::engine::{checkpoint, ppo, HostPolicy};
+use quantdeck::engine::{checkpoint, HostPolicy};
 use quantdeck::eval::{metrics, Backtester};
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::Symbol;
@@ -38,10 +39,13 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
         &candle_core::Device::Cpu,
     )
     .unwrap();
-    let spec = FeatureSpec::current(meta.feature_spec.window);
-    let fm = features::compute(&spec, &sym, &bars);
+    let spec = FeatureSpec::current(meta.feature_spec.window, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
-    let (_, _, test) = ppo::split(bars.len(), &cfg);
+    // Strictly after the bars the model saw (training and checkpoint choice).
+    let first_oos = bars.partition_point(|b| b.ts <= meta.seen_until());
+    let test = first_oos..bars.len();
+    assert!(test.len() > 100, "too few out-of-sample bars: {test:?}");
     let bt = Backtester {
         spec: &spec,
         fm: &fm,

@@ -1,12 +1,11 @@
 //! Key handling and event folding as state transitions: no terminal, no files.
 
-#[path = "common/tui_fixture.rs"]
-mod fixture;
+use crate::common::tui_fixture as fixture;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use fixture::*;
 use quantdeck::jobs::events::UpdateMetrics;
-use quantdeck::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus};
+use quantdeck::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus, LogLevel};
 use quantdeck::tui::app::LOG_CAPACITY;
 use quantdeck::tui::{apply_event, handle_key, App, Command, Pane};
 
@@ -431,7 +430,7 @@ fn unknown_runs_and_out_of_order_events_are_folded_in() {
             u64::MAX,
             3,
             Event::Log {
-                level: "warn".into(),
+                level: LogLevel::Warn,
                 message: "bad line".into(),
             },
         ),
@@ -445,7 +444,7 @@ fn log_ring_is_bounded_and_time_ordered() {
     let mut app = App::new();
     for i in 0..(LOG_CAPACITY as u64 + 50) {
         let e = Event::Log {
-            level: "info".into(),
+            level: LogLevel::Info,
             message: format!("line {i}"),
         };
         apply_event(&mut app, &rec("fetch-x", i, i as i64, e));
@@ -457,7 +456,7 @@ fn log_ring_is_bounded_and_time_ordered() {
     );
     // A late line from an earlier time is placed by its time, not at the bottom.
     let e = Event::Log {
-        level: "info".into(),
+        level: LogLevel::Info,
         message: "late".into(),
     };
     apply_event(&mut app, &rec("gate-y", 0, 540, e));
@@ -470,7 +469,7 @@ fn fetch_events_mark_the_store_stale() {
     let mut app = App::new();
     let e = Event::SymbolFetched {
         symbol: "SYNA".into(),
-        timeframe: "15Min".into(),
+        timeframe: quantdeck::market::Timeframe::Minute(15),
         bars: 10,
         first: None,
         last: None,

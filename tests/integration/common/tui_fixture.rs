@@ -4,9 +4,11 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use quantdeck::data::SeriesInfo;
+use quantdeck::eval::{Decision, DecisionReport, GateClass, GateFlag, GateResult};
 use quantdeck::jobs::events::{
     FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics,
 };
+use quantdeck::jobs::{CheckpointReason, LogLevel};
 use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus};
 use quantdeck::market::{AssetClass, Timeframe};
 use quantdeck::tui::{apply_event, App};
@@ -140,7 +142,7 @@ fn add_fetch(app: &mut App) {
             61 + i as i64,
             Event::SymbolFetched {
                 symbol: s.symbol.clone(),
-                timeframe: s.timeframe.to_string(),
+                timeframe: s.timeframe,
                 bars: s.bars,
                 first: s.first,
                 last: s.last,
@@ -190,7 +192,7 @@ fn add_training(app: &mut App) {
     f.send(
         135,
         Event::Log {
-            level: "info".into(),
+            level: LogLevel::Info,
             message: "device cpu, 64 envs × 128 steps".into(),
         },
     );
@@ -200,13 +202,17 @@ fn add_training(app: &mut App) {
             f.send(135 + u as i64, Event::Validation(validation(u)));
         }
         if u == 10 || u == 20 {
-            let reason = if u == 10 { "best" } else { "final" };
+            let reason = if u == 10 {
+                CheckpointReason::Best
+            } else {
+                CheckpointReason::Final
+            };
             f.send(
                 135 + u as i64,
                 Event::Checkpoint {
                     path: format!("runs/{TRAIN}/checkpoint-{u:05}.safetensors"),
                     update: u,
-                    reason: reason.into(),
+                    reason,
                 },
             );
         }
@@ -214,7 +220,7 @@ fn add_training(app: &mut App) {
     f.send(
         156,
         Event::Log {
-            level: "warn".into(),
+            level: LogLevel::Warn,
             message: "validation fitness plateaued".into(),
         },
     );
@@ -234,8 +240,8 @@ fn add_gates(app: &mut App) {
             GATE_OLD,
             10,
             "train-20240531-220000-sync",
-            "DROP",
-            vec!["LOW_PF", "FITNESS_DECLINE"],
+            GateClass::Drop,
+            vec![GateFlag::LowPf, GateFlag::FitnessDecline],
             0.04,
             0.92,
             0.31,
@@ -244,13 +250,22 @@ fn add_gates(app: &mut App) {
             GATE_REVIEW,
             65,
             "train-20240531-230000-btc",
-            "REVIEW",
-            vec!["UNSTABLE_TRAINING"],
+            GateClass::Review,
+            vec![GateFlag::UnstableTraining],
             0.18,
             1.21,
             0.12,
         ),
-        (GATE, 200, TRAIN, "APPROVED", vec![], 0.42, 1.65, 0.05),
+        (
+            GATE,
+            200,
+            TRAIN,
+            GateClass::Approved,
+            vec![],
+            0.42,
+            1.65,
+            0.05,
+        ),
     ];
     for (id, minute, parent, class, flags, fitness, pf, dd) in gates {
         let mut f = feed(app, id);
@@ -270,22 +285,21 @@ fn add_gates(app: &mut App) {
             total_return: fitness / 5.0,
             ..ValidationMetrics::default()
         };
-        let use_checkpoint =
-            (class != "DROP").then(|| format!("{parent}/checkpoint-00010.safetensors"));
+        let use_checkpoint = (class != GateClass::Drop).then_some(10);
         f.send(
             minute + 1,
-            Event::Gate {
-                class: class.into(),
-                flags: flags.into_iter().map(String::from).collect(),
+            Event::Gate(GateResult {
+                class,
+                flags,
                 use_checkpoint,
                 metrics,
-            },
+            }),
         );
         f.send(
             minute + 1,
             Event::Finished {
                 status: JobStatus::Completed,
-                message: class.into(),
+                message: class.as_str().into(),
             },
         );
         f.app.run_mut(id).parent = Some(parent.into());
@@ -348,12 +362,12 @@ fn add_walk(app: &mut App) {
     }
     f.send(
         217,
-        Event::Decision {
-            decision: "PAPER".into(),
+        Event::Decision(DecisionReport {
+            decision: Decision::Paper,
             positive_folds: 4,
             folds: 5,
             sharpe_std: 1.31,
-        },
+        }),
     );
     f.send(
         217,
@@ -442,7 +456,7 @@ fn add_paper(app: &mut App) {
     f.send(
         241,
         Event::Log {
-            level: "error".into(),
+            level: LogLevel::Error,
             message: "order rejected: insufficient buying power".into(),
         },
     );

@@ -1,12 +1,14 @@
 //! The whole pipeline headless on a tiny synthetic config: fetch → train → gate → walk-forward →
 //! paper, checking run directories, artifacts and numbers.
 
-mod common;
+use crate::common;
 
 use quantdeck::data::Store;
 use quantdeck::engine::checkpoint;
 use quantdeck::eval::{walkforward, FoldResult};
-use quantdeck::jobs::{self, CancelToken, Event, EventRecord, JobRequest, JobStatus, RunDir};
+use quantdeck::jobs::{
+    self, CancelToken, Event, EventRecord, JobRequest, JobStatus, JobSummary, RunDir,
+};
 use quantdeck::market::{Symbol, Timeframe};
 
 fn events(paths: &quantdeck::paths::Paths, id: &str) -> Vec<EventRecord> {
@@ -46,7 +48,7 @@ fn fetch_train_gate_walk_forward_paper() {
         .iter()
         .all(|s| s.source == "synthetic" && s.bars > 1000));
     let ev = events(&paths, &fetch);
-    assert!(ev.iter().any(|e| matches!(&e.event, Event::Log { level, message } if level == "error" && message.contains("NOPE") && message.contains("unknown symbol"))));
+    assert!(ev.iter().any(|e| matches!(&e.event, Event::Log { level, message } if *level == quantdeck::jobs::LogLevel::Error && message.contains("NOPE") && message.contains("unknown symbol"))));
 
     // Train.
     let train = run(JobRequest::Train {
@@ -120,8 +122,19 @@ fn fetch_train_gate_walk_forward_paper() {
         .read_manifest()
         .unwrap();
     assert_eq!(gm.parent.as_deref(), Some(train.as_str()));
-    let class = gm.summary["class"].as_str().unwrap();
-    assert!(["APPROVED", "REVIEW", "DROP"].contains(&class));
+    // The gate's verdict is exactly the assessment of the validations the run recorded.
+    let history = jobs::read_validations(&dir).unwrap();
+    assert_eq!(history.len(), 2);
+    let JobSummary::Gate {
+        result,
+        interrupted,
+        ..
+    } = &gm.summary
+    else {
+        panic!("gate summary: {:?}", gm.summary)
+    };
+    assert!(!interrupted);
+    assert_eq!(result, &quantdeck::eval::assess(&cfg.gating, &history));
 
     // Walk-forward: 5 consecutive folds covering the out-of-sample bars.
     let wf = run(JobRequest::WalkForward {
@@ -138,8 +151,11 @@ fn fetch_train_gate_walk_forward_paper() {
         assert!(f.buy_hold_return.is_finite() && f.sharpe.is_finite());
     }
     let (decision, positive, _) = walkforward::decide(&folds, cfg.walk_forward.max_sharpe_std);
-    assert_eq!(v["decision"].as_str().unwrap(), decision.as_str());
-    assert_eq!(v["positive_folds"].as_u64().unwrap() as usize, positive);
+    assert_eq!(v["report"]["decision"].as_str().unwrap(), decision.as_str());
+    assert_eq!(
+        v["report"]["positive_folds"].as_u64().unwrap() as usize,
+        positive
+    );
 
     // Paper: a few simulated bars.
     let paper = run(JobRequest::Paper {
@@ -165,13 +181,16 @@ fn fetch_train_gate_walk_forward_paper() {
         .unwrap()
         .read_manifest()
         .unwrap();
+    let JobSummary::Paper { orders, equity, .. } = pm.summary else {
+        panic!("paper summary: {:?}", pm.summary)
+    };
     assert_eq!(
-        pm.summary["orders"].as_u64().unwrap() as usize,
+        orders,
         ev.iter()
             .filter(|e| matches!(e.event, Event::Order(_)))
             .count()
     );
-    assert!((pm.summary["equity"].as_f64().unwrap() - bars.last().unwrap().0).abs() < 1e-6);
+    assert!((equity - bars.last().unwrap().0).abs() < 1e-6);
 
     // Every run is listed, finished, with no secrets or surprises in its manifest.
     let runs = jobs::list_runs(&paths);
@@ -209,7 +228,7 @@ fn cancelled_training_saves_a_model_first() {
     let ev = events(&paths, &id);
     assert!(ev
         .iter()
-        .any(|e| matches!(&e.event, Event::Checkpoint { reason, .. } if reason == "cancelled")));
+        .any(|e| matches!(&e.event, Event::Checkpoint { reason, .. } if *reason == quantdeck::jobs::CheckpointReason::Cancelled)));
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! Every pane (and the overlays) rendered from a fixed state into a `TestBackend`, compared
 //! with reviewed snapshots; and every pane at degenerate sizes, which must not panic.
 
-#[path = "common/tui_fixture.rs"]
-mod fixture;
-
-use fixture::*;
+use crate::common::tui_fixture::*;
+use quantdeck::features::events::EventTable;
 use quantdeck::jobs::{Event, JobKind};
 use quantdeck::tui::{view, App, Pane};
 use ratatui::backend::TestBackend;
@@ -136,7 +134,7 @@ fn data_pane_while_fetching() {
         1,
         Event::SymbolFetched {
             symbol: s.symbol.clone(),
-            timeframe: s.timeframe.to_string(),
+            timeframe: s.timeframe,
             bars: s.bars,
             first: s.first,
             last: s.last,
@@ -230,7 +228,7 @@ fn data_pane_with_the_feature_view() {
         d(3, 28),
     )
     .unwrap_or_default();
-    let spec = FeatureSpec::current(32);
+    let spec = FeatureSpec::current(32, &EventTable::embedded());
     let mut app = on(Pane::Data);
     app.show_features = true;
     app.sel.data = 1;
@@ -239,7 +237,7 @@ fn data_pane_with_the_feature_view() {
         timeframe: "15Min".into(),
         at: bars.last().map(|b| b.ts),
         layout: spec.describe(),
-        values: latest_vector(&spec, &sym, &bars),
+        values: latest_vector(&spec, &sym, &bars, &EventTable::embedded()),
         error: None,
     });
     assert_eq!(app.features.as_ref().map(|f| f.values.len()), Some(58));

@@ -1,7 +1,8 @@
 //! One set of trading rules: the tensor env, the backtest and the paper trader must agree with
 //! `sim` bar for bar.
 
-mod common;
+use crate::common;
+use quantdeck::features::events::EventTable;
 
 use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
@@ -32,8 +33,8 @@ fn tensor_env_matches_sim_under_random_actions() {
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
         let b = bars(&sym);
         let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-        let spec = FeatureSpec::current(8);
-        let fm = features::compute(&spec, &sym, &b);
+        let spec = FeatureSpec::current(8, &EventTable::embedded());
+        let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
         let env_cfg = EnvConfig::default();
         let rules = Rules::training(&env_cfg, sym.class);
         let n = 6;
@@ -106,8 +107,8 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     let sym = Symbol::equity("SYNA");
     let b = bars(&sym);
     let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-    let spec = FeatureSpec::current(8);
-    let fm = features::compute(&spec, &sym, &b);
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
     // A random network with a larger policy head trades often enough to exercise the rules.
     let model = ActorCritic::new(spec.obs_dim(), &[16], 8, 5, &Device::Cpu).unwrap();
     let policy = HostPolicy::from_model(&model).unwrap();

@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 use quantdeck::config::SyntheticConfig;
 use quantdeck::data::synthetic;
+use quantdeck::features::events::EventTable;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::{Symbol, Timeframe};
 use quantdeck::rng::Rng;
@@ -32,14 +33,19 @@ fn live_recompute_from_declared_history_equals_batch() {
         let bars =
             synthetic::generate(&SyntheticConfig::default(), &sym, tf, start, d(2024, 3, 28))
                 .unwrap();
-        let spec = FeatureSpec::current(16);
-        let batch = features::compute(&spec, &sym, &bars);
+        let spec = FeatureSpec::current(16, &EventTable::embedded());
+        let batch = features::compute(&spec, &sym, &bars, &EventTable::embedded());
         let need = spec.warmup + spec.window;
         assert!(bars.len() > need + 100, "{sym} {tf}: {} bars", bars.len());
         let mut worst = 0.0f32;
         for _ in 0..25 {
             let t = need - 1 + rng.below(bars.len() - need + 1);
-            let live = features::compute(&spec, &sym, &bars[t + 1 - need..=t]);
+            let live = features::compute(
+                &spec,
+                &sym,
+                &bars[t + 1 - need..=t],
+                &EventTable::embedded(),
+            );
             assert_eq!(live.first_observable(spec.window), live.len() - 1);
             for k in 0..spec.window {
                 let (lr, br) = (live.row(live.len() - 1 - k), batch.row(t - k));

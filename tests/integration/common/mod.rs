@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_alpaca;
+pub mod tui_fixture;
 
 use quantdeck::config::{self, Config};
 use quantdeck::paths::Paths;
@@ -60,8 +61,16 @@ pub fn assert_paper_matches_backtest(
 ) -> quantdeck::broker::SimBroker {
     use quantdeck::broker::Broker;
     let policy = quantdeck::engine::HostPolicy::from_model(model).expect("policy");
-    let mut trader =
-        quantdeck::live::PaperTrader::new("t", sym.clone(), spec.clone(), policy, rules, risk, 0.0);
+    let mut trader = quantdeck::live::PaperTrader::new(
+        "t",
+        sym.clone(),
+        spec.clone(),
+        quantdeck::features::events::EventTable::embedded(),
+        policy,
+        rules,
+        risk,
+        0.0,
+    );
     let mut broker = quantdeck::broker::SimBroker::new(rules);
     trader.warm(&bars[start + 1 - trader.history_needed()..start]);
     for (k, expect) in backtest_equity.iter().enumerate() {

@@ -6,6 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use quantdeck::config::SyntheticConfig;
 use quantdeck::data::synthetic;
+use quantdeck::features::events::EventTable;
 use quantdeck::features::{self, FeatureMatrix, FeatureSpec};
 use quantdeck::market::{Bar, Symbol, Timeframe};
 
@@ -49,8 +50,8 @@ fn near(a: f32, b: f32) -> bool {
 fn equity_hours_respect_sessions_holidays_and_half_days() {
     let sym = Symbol::equity("SYNA");
     let bars = series(&sym, Timeframe::Minute(15), d(2024, 9, 3), d(2024, 12, 6));
-    let spec = FeatureSpec::current(8);
-    let fm = features::compute(&spec, &sym, &bars);
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let h1 = |t| get(&fm, &spec, t, "h1.return");
 
     // Friday after Thanksgiving (a holiday, no bars), a 13:00 half day: at its open the last
@@ -119,10 +120,10 @@ fn equity_hours_respect_sessions_holidays_and_half_days() {
 #[test]
 fn equity_partial_first_hour_for_5_and_30_minute_bars() {
     let sym = Symbol::equity("SYNA");
-    let spec = FeatureSpec::current(8);
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
     for (tf, n9) in [(Timeframe::Minute(5), 6), (Timeframe::Minute(30), 1)] {
         let bars = series(&sym, tf, d(2024, 9, 3), d(2024, 12, 6));
-        let fm = features::compute(&spec, &sym, &bars);
+        let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
         let open = at_ny(&bars, "2024-12-02 09:30");
         let ten = at_ny(&bars, "2024-12-02 10:00");
         assert_eq!(ten - open, n9, "{tf}");
@@ -149,8 +150,8 @@ fn equity_partial_first_hour_for_5_and_30_minute_bars() {
 fn crypto_hours_are_utc_and_run_through_the_weekend() {
     let sym = Symbol::crypto("SYNX/USD");
     let bars = series(&sym, Timeframe::Minute(15), d(2024, 3, 1), d(2024, 3, 20));
-    let spec = FeatureSpec::current(8);
-    let fm = features::compute(&spec, &sym, &bars);
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let at = |s: &str| {
         let ts =
             Utc.from_utc_datetime(&NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap());

@@ -1,0 +1,193 @@
+//! The training job: loads bars and features, trains PPO on the engine, validates on held-out bars
+//! every few updates (appending each validation to `validations.jsonl` at once, so a run killed
+//! midway can still be gated), and records the outcome.
+
+use super::ctx::Ctx;
+use super::rundir::DataRef;
+use super::{CheckpointReason, Event, JobSummary};
+use crate::data::store::hash_bars;
+use crate::engine::{self, ppo, HostPolicy, TrainObserver};
+use crate::eval::{Backtester, ValidationMetrics};
+use crate::features::{self, FeatureSpec};
+use crate::sim::Rules;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// The validation history of a run, one JSON object per line, appended as it happens.
+pub const VALIDATIONS: &str = "validations.jsonl";
+
+struct JobObserver<'a, 'b> {
+    ctx: &'a Ctx<'b>,
+    spec: FeatureSpec,
+    fm: features::FeatureMatrix,
+    closes: Vec<f64>,
+    val: std::ops::Range<usize>,
+    rules: Rules,
+    bars_per_year: f64,
+    history: Vec<ValidationMetrics>,
+    log: std::fs::File,
+}
+
+impl TrainObserver for JobObserver<'_, '_> {
+    fn on_update(&mut self, m: &ppo::UpdateMetrics) {
+        self.ctx.sink.emit(Event::Update(m.clone()));
+    }
+
+    fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<Option<f64>> {
+        let bt = Backtester {
+            spec: &self.spec,
+            fm: &self.fm,
+            closes: &self.closes,
+            rules: self.rules,
+            risk: None,
+        };
+        let mut m = bt
+            .run(policy, self.val.clone())
+            .metrics(self.bars_per_year, self.ctx.cfg.gating.consistency_chunks);
+        m.update = update;
+        // Durable before anything else: a kill after this line still leaves it gateable.
+        let mut line = serde_json::to_vec(&m)?;
+        line.push(b'\n');
+        self.log
+            .write_all(&line)
+            .and_then(|_| self.log.sync_data())
+            .context("cannot append to validations.jsonl")?;
+        self.ctx.sink.emit(Event::Validation(m.clone()));
+        let fitness = m.fitness;
+        self.history.push(m);
+        Ok(Some(fitness))
+    }
+
+    fn on_checkpoint(&mut self, path: &Path, update: usize, reason: CheckpointReason) {
+        self.ctx.sink.emit(Event::Checkpoint {
+            path: path.display().to_string(),
+            update,
+            reason,
+        });
+    }
+
+    fn should_stop(&self) -> bool {
+        self.ctx.cancel.is_cancelled()
+    }
+}
+
+pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
+    let cfg = ctx.cfg;
+    let sym = ctx.find_symbol(symbol)?;
+    let device = engine::device::select(&cfg.ppo.device)?;
+    let (bars, source) = ctx.load_bars(&sym)?;
+    let sha = hash_bars(&bars);
+    ctx.run.update(|m| {
+        m.data.push(DataRef {
+            symbol: sym.name.clone(),
+            timeframe: cfg.data.timeframe.to_string(),
+            source: source.clone(),
+            bars: bars.len(),
+            first: bars.first().map(|b| b.ts),
+            last: bars.last().map(|b| b.ts),
+            sha256: sha.clone(),
+        })
+    })?;
+    let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
+    ctx.sink.info(format!(
+        "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
+        bars.len(),
+        engine::device::describe(&device),
+        cfg.ppo.updates(),
+        cfg.ppo.steps_per_update(),
+        spec.describe()
+    ));
+    let fm = features::compute(&spec, &sym, &bars, &ctx.events);
+    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let (train_range, val) =
+        ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
+    let data = ppo::TrainData {
+        symbol: sym.clone(),
+        timeframe: cfg.data.timeframe,
+        source,
+        bars,
+        sha256: sha,
+        spec: spec.clone(),
+        fm: fm.clone(),
+        train: train_range,
+        validation: val.clone(),
+    };
+    let log_path = ctx.dir().artifact(VALIDATIONS);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    ctx.run.update(|m| m.artifacts.push(VALIDATIONS.into()))?;
+    let out_dir = ctx.dir().path.clone();
+    let mut obs = JobObserver {
+        spec,
+        fm,
+        closes,
+        val,
+        rules: Rules::training(&cfg.env, sym.class),
+        bars_per_year: cfg.data.timeframe.bars_per_year(sym.class),
+        history: Vec::new(),
+        log,
+        ctx,
+    };
+    let outcome = ppo::train(cfg, &data, &device, &out_dir, &mut obs)?;
+    let history = std::mem::take(&mut obs.history);
+    ctx.run.update(|m| {
+        m.artifacts.push("model.safetensors".into());
+        if outcome.best_path.is_some() {
+            m.artifacts.push("best.safetensors".into());
+        }
+    })?;
+    ctx.set_summary(JobSummary::Train {
+        symbol: sym.name.clone(),
+        updates: outcome.updates_done,
+        timesteps: outcome.timesteps,
+        sps: outcome.sps,
+        elapsed_s: outcome.elapsed_s,
+        best_update: outcome.best_update,
+        last_validation: history.last().cloned(),
+        cancelled: outcome.cancelled,
+    })?;
+    Ok(format!(
+        "{} updates, {} steps at {:.0} steps/s; model saved{}",
+        outcome.updates_done,
+        outcome.timesteps,
+        outcome.sps,
+        if outcome.cancelled {
+            " before stopping"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// A run's validation history, oldest first: `validations.jsonl` (a torn last line from a kill is
+/// skipped), or the `validations.json` array older runs wrote at their end.
+pub fn read_validations(dir: &super::RunDir) -> Result<Vec<ValidationMetrics>> {
+    let jsonl = dir.artifact(VALIDATIONS);
+    if let Ok(text) = std::fs::read_to_string(&jsonl) {
+        let mut out = Vec::new();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str(line) {
+                Ok(m) => out.push(m),
+                // Only the last line can be torn by a kill; anything else is damage.
+                Err(_) if i + 1 == lines.len() => {}
+                Err(e) => anyhow::bail!("{}:{}: {e}", jsonl.display(), i + 1),
+            }
+        }
+        return Ok(out);
+    }
+    let old = dir.artifact("validations.json");
+    let text = std::fs::read_to_string(&old).with_context(|| {
+        format!(
+            "training run {} has no validation history ({})",
+            dir.id,
+            jsonl.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a validation history", old.display()))
+}

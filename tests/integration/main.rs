@@ -1,0 +1,18 @@
+//! quantdeck's integration tests, as one test binary: a separate crate per file would link candle
+//! and polars again for each of them.
+
+mod common;
+
+mod alpaca;
+mod cli;
+mod features_calendar;
+mod features_cli;
+mod features_parity;
+mod features_roundtrip;
+mod features_talib;
+mod learning;
+mod parity;
+mod pipeline;
+mod tui_keys;
+mod tui_snapshots;
+mod tui_tmux;
