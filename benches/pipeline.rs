@@ -153,15 +153,17 @@ fn main() {
             spec: &spec,
             fm: &fm,
             closes: &closes,
+            class: sym.class,
             rules: Rules::backtest(&cfg.backtest, &cfg.env, sym.class),
             risk: Some(RiskRules::from(&cfg.backtest)),
         };
         let ts: Vec<_> = bars.iter().map(|b| b.ts).collect();
         let test = bars.len() * 85 / 100..bars.len();
+        let momentum = quantdeck::eval::MomentumRule::fit(&bt, 0..bars.len() * 70 / 100);
         let s = median(
             || {
                 for (i, r) in walkforward::folds(test.clone(), 5).into_iter().enumerate() {
-                    walkforward::run_fold(&bt, &policy, i + 1, r, &ts, 35040.0);
+                    walkforward::run_fold(&bt, &policy, i + 1, r, &ts, momentum);
                 }
             },
             3,

@@ -3,9 +3,10 @@
 
 use super::progress::Display;
 use crate::config::Config;
-use crate::jobs::{self, CancelToken, JobRequest};
+use crate::jobs::{self, CancelToken, EvalPeriod, JobRequest};
 use crate::paths::Paths;
 use anyhow::Result;
+use chrono::NaiveDate;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -45,8 +46,8 @@ pub struct TrainArgs {
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
-    /// Override ppo.total_timesteps.
-    #[arg(long)]
+    /// Override ppo.total_timesteps (at least 1; rounded up to whole updates).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub timesteps: Option<u64>,
     /// Override ppo.seed.
     #[arg(long)]
@@ -68,9 +69,32 @@ pub struct RunArgs {
 pub struct WalkForwardArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Number of consecutive out-of-sample folds (overrides walk_forward.folds).
-    #[arg(long)]
-    pub folds: Option<usize>,
+    /// Number of consecutive out-of-sample folds, 1–100 (overrides walk_forward.folds).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub folds: Option<u16>,
+    /// Evaluate the last N calendar days (up to --to, or the newest bar).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500), conflicts_with = "from")]
+    pub days: Option<u32>,
+    /// First day to evaluate, YYYY-MM-DD (must be after the bars the model saw).
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last day to evaluate, YYYY-MM-DD (default: the newest stored bar; later days are fetched
+    /// first when the source is Alpaca).
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a YYYY-MM-DD date"))
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a speed: give bars per second ≥ 0 (0 = as fast as possible)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -78,10 +102,10 @@ pub struct PaperArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Bars to replay (default: live.bars).
-    #[arg(long)]
-    pub bars: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub bars: Option<u64>,
     /// Replay speed in bars per second; 0 = as fast as possible (overrides live.bars_per_second).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_speed)]
     pub speed: Option<f64>,
 }
 
@@ -160,6 +184,13 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
     }
     if let Some(t) = a.timesteps {
         cfg.ppo.total_timesteps = t;
+        let step = cfg.ppo.steps_per_update();
+        if t % step != 0 {
+            eprintln!(
+                "note: --timesteps {t} rounds to {} update(s) of {step} steps (n_envs × n_steps)",
+                cfg.ppo.updates()
+            );
+        }
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
@@ -179,7 +210,7 @@ pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {
 
 pub fn walk_forward(paths: &Paths, cfg: &mut Config, a: WalkForwardArgs) -> Result<i32> {
     if let Some(f) = a.folds {
-        cfg.walk_forward.folds = f;
+        cfg.walk_forward.folds = f as usize;
     }
     crate::config::validate(cfg)?;
     execute(
@@ -187,6 +218,11 @@ pub fn walk_forward(paths: &Paths, cfg: &mut Config, a: WalkForwardArgs) -> Resu
         cfg,
         JobRequest::WalkForward {
             train_run: a.run.run,
+            period: EvalPeriod {
+                from: a.from,
+                to: a.to,
+                days: a.days,
+            },
         },
         &a.run.common,
     )
@@ -196,12 +232,13 @@ pub fn paper(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
     if let Some(s) = a.speed {
         cfg.live.bars_per_second = s;
     }
+    crate::config::validate(cfg)?;
     execute(
         paths,
         cfg,
         JobRequest::Paper {
             train_run: a.run.run,
-            bars: a.bars,
+            bars: a.bars.map(|b| b as usize),
         },
         &a.run.common,
     )

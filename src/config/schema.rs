@@ -338,6 +338,21 @@ pub struct GatingConfig {
     /// Chunks of the validation range whose returns define consistency.
     #[serde(deserialize_with = "range::at_least_one")]
     pub consistency_chunks: usize,
+    /// An evaluation with fewer round-trip trades than this is insufficient: reported, never scored.
+    #[serde(deserialize_with = "range::at_least_one")]
+    pub min_trades: usize,
+    /// …or spanning fewer days (sessions) than this.
+    #[serde(deserialize_with = "range::at_least_two")]
+    pub min_days: usize,
+}
+
+impl GatingConfig {
+    pub fn evidence(&self) -> crate::eval::Evidence {
+        crate::eval::Evidence {
+            min_trades: self.min_trades,
+            min_days: self.min_days,
+        }
+    }
 }
 
 impl Default for GatingConfig {
@@ -353,6 +368,8 @@ impl Default for GatingConfig {
             decline_tolerance: 0.05,
             instability: 0.10,
             consistency_chunks: 10,
+            min_trades: 10,
+            min_days: 5,
         }
     }
 }

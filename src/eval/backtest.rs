@@ -2,16 +2,20 @@
 //! pipeline, trades through `sim::Account` (the env's rules) with optional risk gates, and is
 //! marked at the next close.
 
-use super::metrics::{self, ValidationMetrics};
+use super::metrics::{self, Evidence, ValidationMetrics};
 use crate::engine::HostPolicy;
 use crate::features::{self, FeatureMatrix, FeatureSpec};
+use crate::market::AssetClass;
 use crate::sim::{target_level, Account, RiskGate, RiskRules, Rules, N_ACTIONS};
+use chrono::{DateTime, Utc};
 use std::ops::Range;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BacktestResult {
     /// Equity before the first step, then after each bar.
     pub equity: Vec<f64>,
+    /// When each equity point was marked (the close of its bar).
+    pub ts: Vec<DateTime<Utc>>,
     /// Per-bar returns of the equity curve.
     pub returns: Vec<f64>,
     /// P&L of each closed round trip (an open position is closed at the last price).
@@ -40,9 +44,23 @@ impl BacktestResult {
         }
     }
 
-    pub fn metrics(&self, bars_per_year: f64, chunks: usize) -> ValidationMetrics {
-        let sharpe = metrics::sharpe(&self.returns, bars_per_year);
+    /// Days (sessions) the equity curve spans.
+    pub fn days(&self, class: AssetClass) -> usize {
+        let cal = crate::market::Calendar::for_class(class);
+        let mut days: Vec<_> = self.ts.iter().map(|t| cal.local_date(*t)).collect();
+        days.dedup();
+        days.len()
+    }
+
+    pub fn metrics(
+        &self,
+        class: AssetClass,
+        chunks: usize,
+        evidence: Evidence,
+    ) -> ValidationMetrics {
+        let sharpe = metrics::daily_sharpe(&self.equity, &self.ts, class);
         let dd = metrics::max_drawdown(&self.equity);
+        let days = self.days(class);
         ValidationMetrics {
             update: 0,
             profit_factor: metrics::profit_factor(&self.trades),
@@ -53,6 +71,8 @@ impl BacktestResult {
             total_return: self.total_return(),
             hold_pct: self.hold_pct(),
             trades: self.trades.len(),
+            days,
+            insufficient: self.trades.len() < evidence.min_trades || days < evidence.min_days,
         }
     }
 }
@@ -62,6 +82,7 @@ pub struct Backtester<'a> {
     pub spec: &'a FeatureSpec,
     pub fm: &'a FeatureMatrix,
     pub closes: &'a [f64],
+    pub class: AssetClass,
     pub rules: Rules,
     pub risk: Option<RiskRules>,
 }
@@ -77,12 +98,40 @@ impl Backtester<'_> {
         range: Range<usize>,
         mut decide: impl FnMut(&[f32]) -> usize,
     ) -> BacktestResult {
+        self.simulate(range, |_, obs, acct| {
+            let action = decide(obs).min(N_ACTIONS - 1);
+            (
+                action,
+                target_level(acct.level, action, self.rules.allow_short),
+            )
+        })
+    }
+
+    /// A rule that sets the position level directly from the bar index (baselines: buy-and-hold,
+    /// momentum). Levels are clamped to what the rules allow (no shorts where not allowed).
+    pub fn run_levels(
+        &self,
+        range: Range<usize>,
+        mut level: impl FnMut(usize) -> f64,
+    ) -> BacktestResult {
+        let lo = if self.rules.allow_short { -1.0 } else { 0.0 };
+        self.simulate(range, |t, _, _| (0, level(t).clamp(lo, 1.0)))
+    }
+
+    /// The bar loop: at each bar `decide(t, observation, account)` gives the action (counted) and
+    /// the position level it asks for; the risk gates (when on) may change that level.
+    fn simulate(
+        &self,
+        range: Range<usize>,
+        mut decide: impl FnMut(usize, &[f32], &Account) -> (usize, f64),
+    ) -> BacktestResult {
         let start = range.start.max(self.fm.first_observable(self.spec.window));
         let end = range.end.min(self.closes.len()).saturating_sub(1);
         let mut acct = Account::new(&self.rules);
         let mut gate = RiskGate::default();
         let mut res = BacktestResult {
             equity: vec![acct.equity],
+            ts: self.fm.ts.get(start).copied().into_iter().collect(),
             bars: start..end.max(start),
             ..Default::default()
         };
@@ -91,21 +140,18 @@ impl Backtester<'_> {
         for t in start..end {
             let price = self.closes[t];
             features::observation(self.spec, self.fm, t, &acct.features(), &mut obs);
-            let action = decide(&obs).min(N_ACTIONS - 1);
+            let (action, want) = decide(t, &obs, &acct);
             res.action_counts[action] += 1;
             let before = acct.equity;
             let (level, mult) = match &self.risk {
                 Some(r) => {
-                    let d = gate.decide(r, &acct, action, self.rules.allow_short, price);
+                    let d = gate.decide_level(r, &acct, want, price);
                     if d.reason.is_some() {
                         res.risk_events += 1;
                     }
                     (d.level, d.size_mult)
                 }
-                None => (
-                    target_level(acct.level, action, self.rules.allow_short),
-                    1.0,
-                ),
+                None => (want, 1.0),
             };
             let was = acct.qty;
             acct.rebalance(&self.rules, level, price, mult);
@@ -121,6 +167,7 @@ impl Backtester<'_> {
             acct.mark(self.closes[t + 1]);
             res.returns.push(acct.equity / before - 1.0);
             res.equity.push(acct.equity);
+            res.ts.push(self.fm.ts[t + 1]);
         }
         if let Some(s) = trade_start {
             res.trades.push(acct.equity - s);

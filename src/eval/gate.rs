@@ -75,8 +75,11 @@ fn meets(m: &ValidationMetrics, t: &GateThresholds) -> bool {
 }
 
 /// Assesses a run from its validation history (oldest first; the last entry is the final model).
+/// Validations marked insufficient (too few trades or days) are never graded: when the final one
+/// is insufficient, the best scored checkpoint is graded instead; when none is scored, the run
+/// is dropped for lack of evidence.
 pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
-    let Some(last) = history.last() else {
+    let Some(final_point) = history.last() else {
         return GateResult {
             class: GateClass::Drop,
             flags: vec![GateFlag::NoValidation],
@@ -84,18 +87,31 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             metrics: ValidationMetrics::default(),
         };
     };
-    let peak = history
+    let scored: Vec<&ValidationMetrics> = history.iter().filter(|m| !m.insufficient).collect();
+    let Some(peak) = scored
         .iter()
+        .copied()
         .max_by(|a, b| a.fitness.total_cmp(&b.fitness))
-        .unwrap_or(last);
+    else {
+        return GateResult {
+            class: GateClass::Drop,
+            flags: vec![GateFlag::InsufficientTrades],
+            use_checkpoint: None,
+            metrics: final_point.clone(),
+        };
+    };
+    let last = final_point;
     let mut flags = Vec::new();
-    let declined =
-        peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance);
-    if declined {
+    if last.insufficient {
+        flags.push(GateFlag::InsufficientTrades);
+    }
+    let declined = last.insufficient
+        || (peak.fitness > 0.0 && last.fitness < peak.fitness * (1.0 - cfg.decline_tolerance));
+    if declined && !last.insufficient {
         flags.push(GateFlag::FitnessDecline);
     }
-    // Swings between consecutive validations in the second half of training.
-    let late = &history[history.len() / 2..];
+    // Swings between consecutive scored validations in the second half of training.
+    let late = &scored[scored.len() / 2..];
     let scale = peak.fitness.abs().max(1e-9);
     if late
         .windows(2)
@@ -105,6 +121,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         flags.push(GateFlag::UnstableTraining);
     }
     let chosen = if declined { peak } else { last };
+    let use_checkpoint = (declined && chosen.update != last.update).then_some(chosen.update);
     let a = &cfg.approved;
     for (bad, flag) in [
         (chosen.fitness < a.fitness, GateFlag::LowFitness),
@@ -126,7 +143,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
     GateResult {
         class,
         flags,
-        use_checkpoint: declined.then_some(chosen.update),
+        use_checkpoint,
         metrics: chosen.clone(),
     }
 }
@@ -188,5 +205,31 @@ mod tests {
             GateClass::Approved,
             "decided on the peak checkpoint"
         );
+    }
+
+    /// The case: a checkpoint with 1–3 trades and a PF of 99 must not be graded.
+    #[test]
+    fn insufficient_validations_are_never_graded() {
+        let cfg = GatingConfig::default();
+        let thin = |u, f| ValidationMetrics {
+            insufficient: true,
+            trades: 2,
+            profit_factor: 99.0,
+            ..m(u, f, 99.0, 1.0, 0.0)
+        };
+        // Nothing scored: DROP for lack of evidence, whatever the numbers say.
+        let r = assess(&cfg, &[thin(5, 3.0), thin(10, 4.0)]);
+        assert_eq!(r.class, GateClass::Drop);
+        assert_eq!(r.flags, vec![GateFlag::InsufficientTrades]);
+        // A thin final point falls back to the best scored checkpoint.
+        let r = assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.05), thin(10, 9.0)]);
+        assert_eq!(r.use_checkpoint, Some(5));
+        assert_eq!(r.metrics.update, 5);
+        assert_eq!(r.class, GateClass::Approved);
+        assert!(r.flags.contains(&GateFlag::InsufficientTrades));
+        // A thin peak never outranks a scored point.
+        let r = assess(&cfg, &[thin(5, 9.0), m(10, 0.20, 1.2, 0.6, 0.1)]);
+        assert_eq!(r.use_checkpoint, None);
+        assert_eq!(r.class, GateClass::Review);
     }
 }

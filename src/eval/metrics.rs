@@ -1,15 +1,40 @@
+//! Evaluation metrics, defined so that small samples cannot fool the gate:
+//!
+//! - **Sharpe** is computed from *daily* returns (the equity at the last bar of each session for
+//!   equities, of each UTC day for crypto) and annualised with √252 (equities) or √365 (crypto).
+//!   Per-bar Sharpe × √(bars per year) assumes independent bars, which intraday returns are not,
+//!   and inflates a few days of noise into large annual figures.
+//! - **Profit factor** = gross profit / gross loss over closed round trips (an open position is
+//!   closed at the last price); with no losing trade it is [`PF_CAP`].
+//! - **Fitness** = Sharpe × max(0, 1 − 0.2 × max drawdown) (seed v2.4.5).
+//! - **Consistency** = share of equal slices of the equity curve that end higher than they start.
+//! - An evaluation with fewer than `min_trades` round trips or fewer than `min_days` days is
+//!   **insufficient**: it is reported, but never scored (it cannot become a best checkpoint and the
+//!   gate does not grade it).
+
+use crate::market::{AssetClass, Calendar};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Seed v2.4.5: fitness = Sharpe × max(0, 1 − 0.2 × MaxDD).
 pub const FITNESS_DD_WEIGHT: f64 = 0.2;
-/// Profit factor reported when there are wins and no losses (keeps JSON finite).
+/// Profit factor reported when there are wins and no losses (keeps JSON finite). Reachable only
+/// with at least `min_trades` trades: below that the evaluation is insufficient.
 pub const PF_CAP: f64 = 99.0;
+
+/// The least evidence an evaluation needs to be scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    pub min_trades: usize,
+    pub min_days: usize,
+}
 
 /// Metrics of one policy evaluation over a bar range.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValidationMetrics {
     pub update: usize,
     pub profit_factor: f64,
+    /// Annualised, from daily returns.
     pub sharpe: f64,
     pub max_drawdown: f64,
     pub fitness: f64,
@@ -17,10 +42,47 @@ pub struct ValidationMetrics {
     pub total_return: f64,
     pub hold_pct: f64,
     pub trades: usize,
+    /// Days (sessions for equities) the evaluation spans.
+    #[serde(default)]
+    pub days: usize,
+    /// Too few trades or days to score (see the module docs).
+    #[serde(default)]
+    pub insufficient: bool,
 }
 
-/// Annualised Sharpe of per-bar returns (0 for a flat series).
-pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
+/// Trading days per year, for annualising daily figures.
+pub fn days_per_year(class: AssetClass) -> f64 {
+    match class {
+        AssetClass::Equity => 252.0,
+        AssetClass::Crypto => 365.0,
+    }
+}
+
+/// Daily returns of an equity curve whose point `k` is marked at `ts[k]`: the last point of each
+/// day (session date for equities, UTC date for crypto) against the previous day's last point
+/// (the first day against the curve's start).
+pub fn daily_returns(equity: &[f64], ts: &[DateTime<Utc>], class: AssetClass) -> Vec<f64> {
+    let cal = Calendar::for_class(class);
+    let n = equity.len().min(ts.len());
+    let mut out = Vec::new();
+    let mut prev_close = match equity.first() {
+        Some(e) => *e,
+        None => return out,
+    };
+    for k in 0..n {
+        let last_of_day = k + 1 == n || cal.local_date(ts[k]) != cal.local_date(ts[k + 1]);
+        if last_of_day && k > 0 {
+            if prev_close > 0.0 {
+                out.push(equity[k] / prev_close - 1.0);
+            }
+            prev_close = equity[k];
+        }
+    }
+    out
+}
+
+/// Annualised Sharpe of periodic returns (0 for fewer than two periods or a flat series).
+pub fn sharpe(returns: &[f64], periods_per_year: f64) -> f64 {
     let n = returns.len() as f64;
     if n < 2.0 {
         return 0.0;
@@ -30,7 +92,7 @@ pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
     if var <= 1e-18 {
         0.0
     } else {
-        mean / var.sqrt() * bars_per_year.sqrt()
+        mean / var.sqrt() * periods_per_year.sqrt()
     }
 }
 
@@ -105,6 +167,11 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// Annualised Sharpe of an equity curve from its daily returns.
+pub fn daily_sharpe(equity: &[f64], ts: &[DateTime<Utc>], class: AssetClass) -> f64 {
+    sharpe(&daily_returns(equity, ts, class), days_per_year(class))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +189,32 @@ mod tests {
         assert!((s - 0.005 / sd * 2.0).abs() < 1e-9, "{s}");
         assert!((fitness(2.0, 0.5) - 1.8).abs() < 1e-12);
         assert_eq!(consistency(&[1.0, 2.0, 1.5, 3.0, 2.0], 4), 0.5);
+    }
+
+    #[test]
+    fn daily_returns_take_each_sessions_last_mark() {
+        use chrono::TimeZone;
+        // Two NYSE sessions (14:30 and 20:45 UTC are inside the 09:30–16:00 ET session in March).
+        let t = |d, h, m| Utc.with_ymd_and_hms(2024, 3, d, h, m, 0).unwrap();
+        let ts = [
+            t(4, 14, 30),
+            t(4, 15, 0),
+            t(4, 20, 45),
+            t(5, 14, 30),
+            t(5, 20, 45),
+        ];
+        let eq = [100.0, 101.0, 102.0, 90.0, 99.0];
+        let r = daily_returns(&eq, &ts, AssetClass::Equity);
+        assert_eq!(r.len(), 2);
+        assert!((r[0] - 0.02).abs() < 1e-12, "{r:?}");
+        assert!((r[1] - (99.0 / 102.0 - 1.0)).abs() < 1e-12, "{r:?}");
+        // Crypto days are UTC days: 20:45 and 14:30 on the 5th share one day.
+        let r = daily_returns(&eq, &ts, AssetClass::Crypto);
+        assert_eq!(r.len(), 2);
+        // Sharpe of two days: mean / sample std × √252.
+        let s = daily_sharpe(&eq, &ts, AssetClass::Equity);
+        let (m, sd) = mean_std(&daily_returns(&eq, &ts, AssetClass::Equity));
+        assert!((s - m / sd * 252f64.sqrt()).abs() < 1e-9);
+        assert!(daily_returns(&[], &[], AssetClass::Equity).is_empty());
     }
 }

@@ -2,11 +2,14 @@
 //! gating (APPROVED / REVIEW / DROP) and walk-forward folds with the deployment decision.
 
 pub mod backtest;
+pub mod baselines;
 pub mod gate;
 pub mod metrics;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};
+pub use baselines::{Baseline, BaselineResult, MomentumRule};
 pub use gate::{assess, GateClass, GateFlag, GateResult};
+pub use metrics::Evidence;
 pub use metrics::ValidationMetrics;
 pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

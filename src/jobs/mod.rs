@@ -24,3 +24,4 @@ pub use runner::{run as run_job, spawn, JobHandle, JobRequest, Observer};
 pub use sink::EventSink;
 pub use tail::EventTail;
 pub use train::read_validations;
+pub use walkforward::EvalPeriod;

@@ -3,6 +3,7 @@
 //! its own ([`spawn`], so candle work never blocks the UI).
 
 use super::ctx::Ctx;
+use super::walkforward::EvalPeriod;
 use super::{
     resolve_train_run, ActiveRun, CancelToken, Event, EventRecord, EventSink, JobKind, JobStatus,
     RunDir,
@@ -31,6 +32,7 @@ pub enum JobRequest {
     },
     WalkForward {
         train_run: String,
+        period: EvalPeriod,
     },
     Paper {
         train_run: String,
@@ -66,7 +68,7 @@ pub fn run(
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
         JobRequest::Train { symbol } => (symbol.clone(), None),
         JobRequest::Gate { train_run }
-        | JobRequest::WalkForward { train_run }
+        | JobRequest::WalkForward { train_run, .. }
         | JobRequest::Paper { train_run, .. } => {
             let id = resolve_train_run(paths, train_run)?;
             let m = RunDir::open(paths, &id)?.read_manifest()?;
@@ -106,7 +108,9 @@ pub fn run(
         JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
         JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
         JobRequest::Gate { .. } => super::gate::gate(&ctx, &parent),
-        JobRequest::WalkForward { .. } => super::walkforward::walk_forward(&ctx, &parent),
+        JobRequest::WalkForward { period, .. } => {
+            super::walkforward::walk_forward(&ctx, &parent, period)
+        }
         JobRequest::Paper { bars, .. } => super::paper::paper(&ctx, &parent, *bars),
     };
     heartbeat.stop();

@@ -9,6 +9,7 @@ use crate::data::store::hash_bars;
 use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
+use crate::market::AssetClass;
 use crate::sim::Rules;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -24,7 +25,7 @@ struct JobObserver<'a, 'b> {
     closes: Vec<f64>,
     val: std::ops::Range<usize>,
     rules: Rules,
-    bars_per_year: f64,
+    class: AssetClass,
     history: Vec<ValidationMetrics>,
     log: std::fs::File,
 }
@@ -39,12 +40,16 @@ impl TrainObserver for JobObserver<'_, '_> {
             spec: &self.spec,
             fm: &self.fm,
             closes: &self.closes,
+            class: self.class,
             rules: self.rules,
             risk: None,
         };
-        let mut m = bt
-            .run(policy, self.val.clone())
-            .metrics(self.bars_per_year, self.ctx.cfg.gating.consistency_chunks);
+        let gating = &self.ctx.cfg.gating;
+        let mut m = bt.run(policy, self.val.clone()).metrics(
+            self.class,
+            gating.consistency_chunks,
+            gating.evidence(),
+        );
         m.update = update;
         // Durable before anything else: a kill after this line still leaves it gateable.
         let mut line = serde_json::to_vec(&m)?;
@@ -54,9 +59,9 @@ impl TrainObserver for JobObserver<'_, '_> {
             .and_then(|_| self.log.sync_data())
             .context("cannot append to validations.jsonl")?;
         self.ctx.sink.emit(Event::Validation(m.clone()));
-        let fitness = m.fitness;
+        let score = (!m.insufficient).then_some(m.fitness);
         self.history.push(m);
-        Ok(Some(fitness))
+        Ok(score)
     }
 
     fn on_checkpoint(&mut self, path: &Path, update: usize, reason: CheckpointReason) {
@@ -127,7 +132,7 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         closes,
         val,
         rules: Rules::training(&cfg.env, sym.class),
-        bars_per_year: cfg.data.timeframe.bars_per_year(sym.class),
+        class: sym.class,
         history: Vec::new(),
         log,
         ctx,

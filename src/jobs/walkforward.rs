@@ -1,46 +1,169 @@
 //! The walk-forward job: backtests a trained policy on consecutive out-of-sample folds — bars
-//! strictly after everything the model saw — and makes the deployment decision.
+//! strictly after everything the model saw — beside the baselines, and makes the deployment
+//! decision. The period is the model's unseen bars by default, or what the user chooses
+//! (`--days N`, `--from/--to`), refreshed from the data source first when it lies beyond the store.
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Evaluated};
 use super::{Event, JobSummary};
+use crate::config::DataSource;
+use crate::data::Store;
 use crate::engine::HostPolicy;
-use crate::eval::{walkforward, Backtester, DecisionReport};
+use crate::eval::{walkforward, Backtester, MomentumRule};
 use crate::features;
 use crate::sim::{RiskRules, Rules};
 use anyhow::{bail, Result};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::json;
+use std::ops::Range;
 
-pub(super) fn walk_forward(ctx: &Ctx, train_run: &str) -> Result<String> {
-    let ev = ctx.load_evaluated(train_run)?;
+/// Which bars to evaluate on. Empty: every bar after what the model saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvalPeriod {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// The last N calendar days up to `to` (or the newest bar).
+    pub days: Option<u32>,
+}
+
+impl EvalPeriod {
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.to
+            .and_then(|d| d.and_hms_opt(23, 59, 59))
+            .map(|t| Utc.from_utc_datetime(&t))
+    }
+}
+
+fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Makes sure the store covers the period's end: Alpaca bars are refreshed, the synthetic market
+/// is extended (it is generated from its start, so the stored prefix stays identical).
+fn ensure_coverage(ctx: &Ctx, ev: &mut Evaluated, period: &EvalPeriod) -> Result<()> {
+    let Some(end) = period.end() else {
+        return Ok(());
+    };
+    if ev.bars.last().is_some_and(|b| b.ts >= end) {
+        return Ok(());
+    }
+    let to = period.to.map(|d| d.to_string()).unwrap_or_default();
+    let mut cfg = ctx.cfg.clone();
+    cfg.data.end = to.clone();
+    cfg.data.timeframe = ev.meta.timeframe;
+    match ctx.cfg.data.source {
+        DataSource::Alpaca => {
+            ctx.sink
+                .info(format!("refreshing {} from Alpaca up to {to}", ev.symbol));
+            let sub = Ctx {
+                cfg: &cfg,
+                events: ctx.events.clone(),
+                ..*ctx
+            };
+            super::fetch::fetch(&sub, std::slice::from_ref(&ev.symbol.name))?;
+        }
+        DataSource::Synthetic => {
+            ctx.sink.info(format!(
+                "extending the synthetic {} market to {to}",
+                ev.symbol
+            ));
+            super::fetch::generate_synthetic(&cfg, &Store::new(&ctx.paths.data), &ev.symbol)?;
+        }
+        DataSource::Store => {
+            ctx.sink.warn(format!(
+                "the store's {} bars end {}; data.source = \"store\" cannot fetch more",
+                ev.symbol,
+                ev.bars.last().map(|b| day(b.ts)).unwrap_or_default()
+            ));
+            return Ok(());
+        }
+    }
+    ev.bars = Store::new(&ctx.paths.data).read(&ev.symbol, ev.meta.timeframe)?;
+    Ok(())
+}
+
+/// The bar range to evaluate; refuses any overlap with what the model saw, naming both ranges.
+fn eval_range(ev: &Evaluated, period: &EvalPeriod) -> Result<Range<usize>> {
+    let bars = &ev.bars;
+    let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
+        bail!("no stored {} bars", ev.symbol);
+    };
+    let seen = ev.meta.seen_until();
+    let end = period.end().unwrap_or(last.ts);
+    let start = match (period.from, period.days) {
+        (Some(d), _) => Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()),
+        (None, Some(n)) => end - Duration::days(n as i64),
+        (None, None) => seen + Duration::seconds(1),
+    };
+    if start > end {
+        bail!(
+            "the period starts ({}) after it ends ({})",
+            day(start),
+            day(end)
+        );
+    }
+    if start <= seen {
+        bail!(
+            "the evaluation period {} → {} overlaps the bars the model saw ({}: training and checkpoint choice). \
+             Out-of-sample bars start after {}: choose --from after that, fewer --days, or fetch newer bars",
+            day(start.max(first.ts)),
+            day(end),
+            ev.meta.seen_range(),
+            day(seen)
+        );
+    }
+    let lo = bars.partition_point(|b| b.ts < start);
+    let hi = bars.partition_point(|b| b.ts <= end);
+    if hi < lo + 2 {
+        bail!(
+            "no stored {} bars between {} and {} (the store holds {} → {}): fetch them first",
+            ev.symbol,
+            day(start),
+            day(end),
+            day(first.ts),
+            day(last.ts)
+        );
+    }
+    Ok(lo..hi)
+}
+
+pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> Result<String> {
+    let mut ev = ctx.load_evaluated(train_run)?;
+    ensure_coverage(ctx, &mut ev, period)?;
+    let test = eval_range(&ev, period)?;
     let sym = ev.symbol.clone();
     let fm = features::compute(&ev.spec, &sym, &ev.bars, &ctx.events);
     let closes: Vec<f64> = ev.bars.iter().map(|b| b.close).collect();
     let ts: Vec<_> = ev.bars.iter().map(|b| b.ts).collect();
-    let test = ev.first_unseen()..ev.bars.len();
-    if test.len() < 2 {
-        bail!(
-            "no out-of-sample bars: the store's {sym} bars end {} and the model saw everything up to {}; fetch newer bars first",
-            ev.bars.last().map(|b| b.ts.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
-            ev.meta.seen_until().format("%Y-%m-%d %H:%M")
-        );
-    }
     let policy = HostPolicy::from_model(&ev.model)?;
     let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
     let bt = Backtester {
         spec: &ev.spec,
         fm: &fm,
         closes: &closes,
+        class: sym.class,
         rules,
         risk: Some(RiskRules::from(&ctx.cfg.backtest)),
     };
-    let bpy = ev.meta.timeframe.bars_per_year(sym.class);
+    // The momentum baseline's spans come from the training bars only.
+    let train = ev.bars.partition_point(|b| b.ts < ev.meta.train_first)
+        ..ev.bars.partition_point(|b| b.ts <= ev.meta.train_last);
+    let momentum = MomentumRule::fit(&bt, train);
+    ctx.sink.info(format!(
+        "evaluating {sym} on {} → {} ({} bars, all after {}); momentum baseline EMA {}/{} fitted on the training bars",
+        day(ts[test.start]),
+        day(ts[test.end - 1]),
+        test.len(),
+        day(ev.meta.seen_until()),
+        momentum.fast,
+        momentum.slow
+    ));
     let ranges = walkforward::folds(test, ctx.cfg.walk_forward.folds);
     let mut results = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let f = walkforward::run_fold(&bt, &policy, i + 1, r.clone(), &ts, bpy);
+        let f = walkforward::run_fold(&bt, &policy, i + 1, r.clone(), &ts, momentum);
         ctx.sink.emit(Event::Fold(f.clone()));
         ctx.sink.emit(Event::Progress {
             done: i as u64 + 1,
@@ -49,26 +172,22 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str) -> Result<String> {
         });
         results.push(f);
     }
-    let (decision, positive, std) =
-        walkforward::decide(&results, ctx.cfg.walk_forward.max_sharpe_std);
-    let report = DecisionReport {
-        decision,
-        positive_folds: positive,
-        folds: results.len(),
-        sharpe_std: std,
-    };
+    let report = walkforward::report(&results, ctx.cfg.walk_forward.max_sharpe_std);
     ctx.sink.emit(Event::Decision(report.clone()));
     ctx.save_json(
         "walkforward.json",
-        &json!({ "folds": results, "report": report }),
+        &json!({ "folds": results, "report": report, "momentum": momentum, "model": ev.choice.path }),
     )?;
     ctx.set_summary(JobSummary::WalkForward {
         train_run: train_run.to_string(),
-        report,
+        report: report.clone(),
     })?;
     Ok(format!(
-        "{}: {positive}/{} folds positive, Sharpe std {std:.2}",
-        decision.as_str(),
-        results.len()
+        "{}: {}/{} folds positive, Sharpe std {:.2}; {}",
+        report.decision.as_str(),
+        report.positive_folds,
+        report.folds,
+        report.sharpe_std,
+        report.baselines_line()
     ))
 }

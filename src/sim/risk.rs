@@ -46,6 +46,22 @@ impl RiskGate {
         allow_short: bool,
         price: f64,
     ) -> RiskDecision {
+        self.decide_level(
+            rules,
+            acct,
+            target_level(acct.level, action, allow_short),
+            price,
+        )
+    }
+
+    /// The gates applied to the position level the policy (or a rule) asks for.
+    pub fn decide_level(
+        &mut self,
+        rules: &RiskRules,
+        acct: &Account,
+        want: f64,
+        price: f64,
+    ) -> RiskDecision {
         let open = acct.open_return(price);
         if acct.qty != 0.0 && open <= -rules.stop_loss {
             return RiskDecision {
@@ -61,7 +77,6 @@ impl RiskGate {
                 reason: Some("take-profit"),
             };
         }
-        let want = target_level(acct.level, action, allow_short);
         let dd = acct.drawdown();
         if dd >= rules.drawdown_halt {
             self.halted = true;

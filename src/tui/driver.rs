@@ -139,7 +139,7 @@ impl<'a> Driver<'a> {
     fn start(&mut self, req: JobRequest) {
         let parent = match &req {
             JobRequest::Gate { train_run }
-            | JobRequest::WalkForward { train_run }
+            | JobRequest::WalkForward { train_run, .. }
             | JobRequest::Paper { train_run, .. } => Some(train_run.clone()),
             JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
         };

@@ -438,7 +438,10 @@ fn evaluate(app: &mut App, kind: JobKind) -> Vec<Command> {
     app.message = format!("starting {verb} of {train_run}…");
     let req = match kind {
         JobKind::Gate => JobRequest::Gate { train_run },
-        JobKind::WalkForward => JobRequest::WalkForward { train_run },
+        JobKind::WalkForward => JobRequest::WalkForward {
+            train_run,
+            period: Default::default(),
+        },
         _ => JobRequest::Paper {
             train_run,
             bars: None,

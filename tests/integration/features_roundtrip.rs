@@ -85,6 +85,7 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
         spec: &spec,
         fm: &fm,
         closes: &closes,
+        class: sym.class,
         rules: bt_rules,
         risk: Some(risk),
     }

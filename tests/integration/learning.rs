@@ -50,6 +50,7 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
         spec: &spec,
         fm: &fm,
         closes: &closes,
+        class: sym.class,
         rules: Rules::training(&cfg.env, sym.class),
         risk: None,
     };

@@ -125,6 +125,7 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
         spec: &spec,
         fm: &fm,
         closes: &closes,
+        class: sym.class,
         rules,
         risk: Some(risk),
     };

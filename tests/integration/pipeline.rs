@@ -139,6 +139,7 @@ fn fetch_train_gate_walk_forward_paper() {
     // Walk-forward: 5 consecutive folds covering the out-of-sample bars.
     let wf = run(JobRequest::WalkForward {
         train_run: train[..12].into(),
+        period: Default::default(),
     });
     let text = std::fs::read_to_string(paths.runs.join(&wf).join("walkforward.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -245,6 +246,7 @@ fn mismatched_feature_layout_is_refused_naming_both() {
         &cfg,
         &JobRequest::WalkForward {
             train_run: train.clone(),
+            period: Default::default(),
         },
         &CancelToken::new(),
         None,

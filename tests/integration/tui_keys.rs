@@ -265,7 +265,8 @@ fn g_w_p_use_the_newest_completed_training_run() {
     assert_eq!(
         ch(&mut app, 'w'),
         vec![Command::Start(JobRequest::WalkForward {
-            train_run: TRAIN.into()
+            train_run: TRAIN.into(),
+            period: Default::default(),
         })]
     );
     assert_eq!(

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use quantdeck::data::SeriesInfo;
-use quantdeck::eval::{Decision, DecisionReport, GateClass, GateFlag, GateResult};
+use quantdeck::eval::{
+    Baseline, BaselineResult, Decision, DecisionReport, GateClass, GateFlag, GateResult,
+};
 use quantdeck::jobs::events::{
     FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics,
 };
@@ -125,6 +127,8 @@ fn validation(u: usize) -> ValidationMetrics {
         total_return: 0.01 + 0.008 * k,
         hold_pct: 0.4,
         trades: 40 + 3 * u,
+        days: 18,
+        insufficient: false,
     }
 }
 
@@ -336,8 +340,34 @@ fn fold(i: usize) -> FoldResult {
         profit_factor: 1.1 + 0.15 * x,
         trades: 30 + 4 * i,
         buy_hold_return: 0.01 - 0.006 * x,
+        baselines: baselines(i, equity.len()),
         equity,
     }
+}
+
+/// The four baselines of fold `i`: buy-and-hold drifts with the fold, momentum a little less,
+/// random loses its costs, flat stays at 1.
+fn baselines(i: usize, n: usize) -> Vec<BaselineResult> {
+    let x = i as f64;
+    let curve = |drift: f64| -> Vec<f64> { (0..n).map(|b| 1.0 + drift * b as f64).collect() };
+    [
+        (Baseline::BuyHold, 0.0002 - 0.0001 * x, 0.6 - 0.4 * x),
+        (Baseline::Flat, 0.0, 0.0),
+        (Baseline::Random, -0.0002, -1.1),
+        (Baseline::Momentum, 0.0003, 0.9 - 0.1 * x),
+    ]
+    .into_iter()
+    .map(|(baseline, drift, sharpe)| {
+        let equity = curve(drift);
+        BaselineResult {
+            baseline,
+            total_return: equity.last().copied().unwrap_or(1.0) - 1.0,
+            sharpe,
+            max_drawdown: 0.0,
+            equity,
+        }
+    })
+    .collect()
 }
 
 fn add_walk(app: &mut App) {
@@ -367,6 +397,8 @@ fn add_walk(app: &mut App) {
             positive_folds: 4,
             folds: 5,
             sharpe_std: 1.31,
+            beats: vec![Baseline::BuyHold, Baseline::Flat, Baseline::Random],
+            trails: vec![Baseline::Momentum],
         }),
     );
     f.send(
