@@ -113,68 +113,42 @@ fn malformed_config_names_file_line_and_field() {
 fn help_explains_every_subcommand() {
     let home = tempfile::tempdir().unwrap();
     let o = qd(home.path(), &["--help"]);
-    let t = text(&o);
+    assert!(o.status.success());
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    // The names listed under "Commands:", not words that happen to occur in the text.
+    let listed: Vec<String> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
     for sub in [
         "fetch",
+        "import",
+        "data",
         "train",
         "gate",
         "walk-forward",
         "paper",
         "models",
         "runs",
+        "features",
     ] {
-        assert!(t.contains(sub), "--help lacks {sub}: {t}");
+        assert!(
+            listed.iter().any(|c| c == sub),
+            "--help lacks {sub}: {listed:?}"
+        );
+        let o = qd(home.path(), &[sub, "--help"]);
+        assert!(o.status.success(), "{sub} --help: {}", text(&o));
+        assert!(text(&o).contains("Usage: quantdeck"), "{sub}: {}", text(&o));
     }
     let o = qd(home.path(), &["train", "--help"]);
     assert!(text(&o).contains("--device") && text(&o).contains("--timesteps"));
-}
-
-#[test]
-fn ctrl_c_stops_training_after_saving_the_model() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    let home = tempfile::tempdir().unwrap();
-    let cfg = home.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[universe]\nequities = [\"SYNA\"]\ncrypto = []\n[data]\nend = \"2024-03-28\"\n[features]\nwindow = 8\n\
-         [ppo]\ndevice = \"cpu\"\nn_envs = 8\nn_steps = 32\nminibatch = 64\nepochs = 1\nhidden_dims = [16]\ntotal_timesteps = 100000000\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quantdeck"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["--config", cfg.to_str().unwrap(), "train", "SYNA"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the first update line (piped stdout: plain lines), then send SIGINT.
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 && !line.starts_with("update ") {
-        line.clear();
-    }
-    assert!(line.starts_with("update "), "no progress line before EOF");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let runs: Vec<_> = std::fs::read_dir(home.path().join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(runs.len(), 1);
+    let o = qd(home.path(), &["walk-forward", "--help"]);
     assert!(
-        runs[0].join("model.safetensors").exists(),
-        "a cancelled run keeps its model"
+        text(&o).contains("--days") && text(&o).contains("--from") && text(&o).contains("--to")
     );
-    let manifest = std::fs::read_to_string(runs[0].join("manifest.json")).unwrap();
-    assert!(manifest.contains("\"status\": \"cancelled\""), "{manifest}");
 }
 
 #[test]
@@ -199,6 +173,12 @@ fn piping_into_a_closed_reader_does_not_panic() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
+    // Either it finished before noticing, or SIGPIPE ended it — never a panic (exit 101).
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.success() || status.signal() == Some(13),
+        "{status:?}: {err}"
+    );
 }

@@ -149,6 +149,7 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     let orders = broker.orders().unwrap();
     assert!(!orders.is_empty());
     let mut ids: Vec<_> = orders.iter().map(|o| o.client_order_id.clone()).collect();
+    ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), orders.len(), "client order ids are unique");
 }
