@@ -1,7 +1,11 @@
-//! Brokers: the [`Broker`] trait the paper trader talks to, and a simulated broker that fills by
-//! the `sim` rules. (Alpaca paper REST comes in later work behind the same trait.)
+//! Brokers: the [`Broker`] trait the paper trader talks to, a simulated broker that fills by
+//! the `sim` rules, and Alpaca's trading API (`alpaca`: REST client and trade-updates stream,
+//! over the typed data in `types`).
 
+pub mod alpaca;
 mod simulated;
+pub mod types;
+mod wire;
 
 pub use simulated::SimBroker;
 

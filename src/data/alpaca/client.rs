@@ -81,7 +81,7 @@ pub struct DataClient {
     jitter: Mutex<Rng>,
 }
 
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     url.split("://")
         .nth(1)
         .unwrap_or(url)
@@ -92,7 +92,7 @@ fn host_of(url: &str) -> String {
 }
 
 /// Installs rustls' ring provider once per process (reqwest is built without a default one).
-fn ensure_tls_provider() {
+pub(crate) fn ensure_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -192,6 +192,40 @@ impl DataClient {
                 None => return Ok(stats),
             }
         }
+    }
+
+    /// The 1-minute bars of `symbols` (equities and crypto may be mixed) that start strictly after
+    /// `after` and no later than `until`: the polling fallback when the bar stream is down. A bar
+    /// counts as closed once the data API serves it, so an accelerated or replayed feed works too.
+    pub async fn minute_bars_after(
+        &self,
+        symbols: &[Symbol],
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Vec<Bar>>> {
+        let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
+        if until <= after {
+            return Ok(out);
+        }
+        for class in [AssetClass::Equity, AssetClass::Crypto] {
+            let group: Vec<Symbol> = symbols.iter().filter(|s| s.class == class).cloned().collect();
+            if group.is_empty() {
+                continue;
+            }
+            // `start` is inclusive and sent at whole seconds: ask from the next second on, and
+            // keep only bars strictly after `after` in case the server rounds.
+            let start = after + chrono::Duration::seconds(1);
+            self.fetch_bars(&group, Timeframe::Minute(1), start, until, |page| {
+                for (sym, bars) in page {
+                    out.entry(sym)
+                        .or_default()
+                        .extend(bars.into_iter().filter(|b| b.ts > after));
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(out)
     }
 
     /// The exchange calendar (`/v2/calendar` on the trading host): holidays and half days.
