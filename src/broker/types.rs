@@ -424,7 +424,9 @@ impl NewOrder {
             return Err(format!("order {id}: empty symbol"));
         }
         match (self.qty, self.notional) {
-            (Some(_), Some(_)) => return Err(format!("order {id}: give qty or notional, not both")),
+            (Some(_), Some(_)) => {
+                return Err(format!("order {id}: give qty or notional, not both"))
+            }
             (None, None) => return Err(format!("order {id}: give qty or notional")),
             (Some(q), None) | (None, Some(q)) if q <= Decimal::ZERO => {
                 return Err(format!("order {id}: amount must be positive, got {q}"))

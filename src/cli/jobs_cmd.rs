@@ -97,26 +97,33 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct PaperArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Bars to replay (default: live.bars).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub bars: Option<u64>,
-    /// Replay speed in bars per second; 0 = as fast as possible (overrides live.bars_per_second).
-    #[arg(long, value_parser = parse_speed)]
-    pub speed: Option<f64>,
+pub(super) fn parse_speed_arg(s: &str) -> Result<f64, String> {
+    parse_speed(s)
 }
 
 fn execute(paths: &Paths, cfg: &Config, req: JobRequest, common: &Common) -> Result<i32> {
+    execute_with(paths, cfg, req, common, false)
+}
+
+/// Runs a job on this thread. The first SIGINT, SIGTERM or SIGHUP asks it to stop (training saves
+/// its model and validations first); a second one exits at once. With `keep_on_hangup` (the paper
+/// daemon) SIGHUP is ignored: a dropped SSH session never stops trading.
+pub(super) fn execute_with(
+    paths: &Paths,
+    cfg: &Config,
+    req: JobRequest,
+    common: &Common,
+    keep_on_hangup: bool,
+) -> Result<i32> {
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
-    // The first SIGINT, SIGTERM or SIGHUP asks the job to stop (training saves its model and
-    // validations first); a second one exits at once.
     let signals = crate::signals::listen()?;
     std::thread::spawn(move || {
         for sig in signals {
+            if keep_on_hangup && sig == crate::signals::StopSignal::Hangup {
+                tracing::warn!("SIGHUP ignored: the paper daemon keeps trading; stop it with `quantdeck paper stop`");
+                continue;
+            }
             if handler_token.is_cancelled() {
                 std::process::exit(130);
             }
@@ -223,22 +230,6 @@ pub fn walk_forward(paths: &Paths, cfg: &mut Config, a: WalkForwardArgs) -> Resu
                 to: a.to,
                 days: a.days,
             },
-        },
-        &a.run.common,
-    )
-}
-
-pub fn paper(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
-    if let Some(s) = a.speed {
-        cfg.live.bars_per_second = s;
-    }
-    crate::config::validate(cfg)?;
-    execute(
-        paths,
-        cfg,
-        JobRequest::Paper {
-            train_run: a.run.run,
-            bars: a.bars.map(|b| b as usize),
         },
         &a.run.common,
     )

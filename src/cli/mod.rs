@@ -4,6 +4,7 @@ mod data_cmd;
 mod features;
 mod jobs_cmd;
 mod models;
+mod paper;
 mod progress;
 mod runs;
 
@@ -43,8 +44,9 @@ pub enum Command {
     Gate(jobs_cmd::RunArgs),
     /// Backtest a trained policy on out-of-sample folds and decide LIVE / PAPER / RETRAIN / DROP.
     WalkForward(jobs_cmd::WalkForwardArgs),
-    /// Paper-trade a trained policy on a simulated broker over replayed bars.
-    Paper(jobs_cmd::PaperArgs),
+    /// Paper-trade trained models (one per symbol) as a crash-safe daemon: on the simulated broker
+    /// over unseen bars, or on Alpaca paper; and pause / resume / flatten / stop a running session.
+    Paper(paper::PaperArgs),
     /// List or inspect trained models and checkpoints.
     Models(models::ModelsArgs),
     /// List run directories and their state.
@@ -75,7 +77,7 @@ pub fn main() -> Result<i32> {
         Some(Command::Train(a)) => jobs_cmd::train(&paths, &mut cfg, a),
         Some(Command::Gate(a)) => jobs_cmd::gate(&paths, &cfg, a),
         Some(Command::WalkForward(a)) => jobs_cmd::walk_forward(&paths, &mut cfg, a),
-        Some(Command::Paper(a)) => jobs_cmd::paper(&paths, &mut cfg, a),
+        Some(Command::Paper(a)) => paper::run(&paths, &mut cfg, a),
         Some(Command::Models(a)) => models::run(&paths, a),
         Some(Command::Runs(a)) => runs::run(&paths, a),
         Some(Command::Features(a)) => features::run(&paths, &cfg, a),

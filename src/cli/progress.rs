@@ -61,7 +61,7 @@ impl Display {
                             m.sps, m.mean_reward, m.entropy
                         ));
                     }
-                    Event::PaperBar { .. } => {}
+                    Event::Paper(_) => {}
                     other => {
                         if let Some(line) = describe(other) {
                             bar.println(line);
@@ -131,8 +131,20 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::Decision(DecisionReport { decision, positive_folds, folds, sharpe_std, .. }) => {
             format!("decision: {} ({positive_folds}/{folds} folds positive, Sharpe std {sharpe_std:.2})", decision.as_str())
         }
-        Event::PaperBar { ts, symbol, price, action, equity, .. } => format!("{ts} {symbol} {price:.2} {action:<8} equity {equity:.2}"),
-        Event::Order(o) => format!("order {} {} {:.4} {} @ {:?} ({})", o.side, o.symbol, o.qty, o.status, o.fill_price, o.client_order_id),
+        Event::Paper(_) => return None,
+        Event::Fill(f) => format!("fill {} {} {:.4} @ {:.4} ({})", f.side, f.symbol, f.qty, f.price, f.client_order_id),
+        Event::Order(o) => format!(
+            "order {} {} {:.4} (filled {:.4}{}) {}{} ({})",
+            o.side,
+            o.symbol,
+            o.qty,
+            o.filled_qty,
+            o.fill_price.map(|p| format!(" @ {p:.4}")).unwrap_or_default(),
+            o.status,
+            if o.external { " EXTERNAL" } else { "" },
+            o.client_order_id
+        ),
+        Event::CommandDone { command, from, message } => format!("{} (from {from}): {message}", command.as_str()),
         Event::Log { level, message } => format!("[{}] {message}", level.as_str()),
         Event::Finished { status, message } => format!("{}: {message}", status.as_str()),
     })

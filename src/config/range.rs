@@ -93,6 +93,10 @@ pub fn feed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     one_of(d, &["iex", "sip", "delayed_sip", "otc"])
 }
 
+pub fn stream_feed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    one_of(d, &["iex", "sip", "delayed_sip", "test"])
+}
+
 pub fn adjustment<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     one_of(d, &["raw", "split", "dividend", "spin-off", "all"])
 }

@@ -431,30 +431,86 @@ impl Default for WalkForwardConfig {
     }
 }
 
+/// Which broker paper trading uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerChoice {
+    /// The built-in simulated broker over replayed bars (no keys).
+    Sim,
+    /// Alpaca paper trading (needs paper keys).
+    Alpaca,
+}
+
+/// How live bars reach the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarSource {
+    /// Alpaca's market-data websocket (REST polling takes over when it is unavailable).
+    Stream,
+    /// Poll the REST bars endpoint only.
+    Poll,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
+    pub broker: BrokerChoice,
+    /// Permit Alpaca's live (real-money) host. Even then `paper` asks for confirmation.
+    pub allow_live: bool,
+    /// Stock bar stream: `iex` (free), `sip` (paid), or `test` (the symbol FAKEPACA, at all hours).
+    #[serde(deserialize_with = "range::stream_feed")]
+    pub feed: String,
+    pub bars: BarSource,
+    #[serde(deserialize_with = "range::seconds")]
+    pub poll_interval_s: u64,
     /// Replay speed of the simulated feed, in bars per second (0 = as fast as possible).
     #[serde(deserialize_with = "range::non_negative")]
     pub bars_per_second: f64,
-    /// Minimum softmax probability of the chosen action; below it the trader holds.
-    #[serde(deserialize_with = "range::fraction")]
-    pub confidence_threshold: f64,
-    /// Gross exposure cap as a share of equity.
-    #[serde(deserialize_with = "range::share")]
-    pub max_exposure: f64,
     /// Bars to replay when `--bars` is not given.
     #[serde(deserialize_with = "range::at_least_one")]
-    pub bars: usize,
+    pub replay_bars: usize,
+    /// Minimum softmax probability of the chosen action; below it the model holds (seed: 0.40).
+    #[serde(deserialize_with = "range::fraction")]
+    pub confidence_threshold: f64,
+    /// Share of equity never allocated (seed: 30 %): at most 70 % is ever in positions.
+    #[serde(deserialize_with = "range::below_one")]
+    pub cash_buffer: f64,
+    /// Cap of one position, as a share of equity (seed: 20 %).
+    #[serde(deserialize_with = "range::share")]
+    pub max_position: f64,
+    /// Cap of total gross exposure, as a share of equity (seed: < 80 %).
+    #[serde(deserialize_with = "range::share")]
+    pub max_exposure: f64,
+    /// No new entries for the rest of the day once equity falls this far below the day's start.
+    #[serde(deserialize_with = "range::share")]
+    pub daily_loss_limit: f64,
+    /// No new entry in a symbol within this many seconds (bar time) of its last trade (seed: 60).
+    pub cooldown_s: u64,
+    /// An order with no terminal update for this long is looked up over REST.
+    #[serde(deserialize_with = "range::seconds")]
+    pub order_timeout_s: u64,
+    /// Trade in the extended sessions (limit + day + extended_hours orders). Off by default.
+    pub extended_hours: bool,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
+            broker: BrokerChoice::Sim,
+            allow_live: false,
+            feed: "iex".into(),
+            bars: BarSource::Stream,
+            poll_interval_s: 15,
             bars_per_second: 20.0,
-            confidence_threshold: 0.0,
+            replay_bars: 500,
+            confidence_threshold: 0.40,
+            cash_buffer: 0.30,
+            max_position: 0.20,
             max_exposure: 0.80,
-            bars: 500,
+            daily_loss_limit: 0.05,
+            cooldown_s: 60,
+            order_timeout_s: 30,
+            extended_hours: false,
         }
     }
 }

@@ -8,6 +8,54 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Resampled bars, and how many input bars fell outside any regular session (equities only; they
 /// are left out).
+/// The bucket of the target timeframe a bar belongs to: its start, its end (the session close
+/// cuts an equity bucket short) and its day. `None` for an equity bar outside any regular session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub day: NaiveDate,
+    pub index: i64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// Where `ts` falls in `to` bars: sessions anchor equity buckets (09:30 ET), UTC days anchor
+/// crypto ones. The one rule both [`resample`] and the live bar builder use.
+pub fn bucket_of(ts: DateTime<Utc>, class: AssetClass, to: Timeframe) -> Option<Bucket> {
+    let (day, anchor, close) = match class {
+        AssetClass::Crypto => {
+            let day = ts.date_naive();
+            let anchor = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+            (day, anchor, anchor + Duration::days(1))
+        }
+        AssetClass::Equity => {
+            let cal = Calendar::for_class(class);
+            let day = cal.local_date(ts);
+            let s = cal.session(day)?;
+            if ts < s.open || ts >= s.close {
+                return None;
+            }
+            (day, s.open, s.close)
+        }
+    };
+    let index = if to == Timeframe::Day {
+        0
+    } else {
+        (ts - anchor).num_minutes().div_euclid(to.minutes())
+    };
+    let start = anchor + Duration::minutes(index * to.minutes());
+    let end = if to == Timeframe::Day {
+        close
+    } else {
+        (start + Duration::minutes(to.minutes())).min(close)
+    };
+    Some(Bucket {
+        day,
+        index,
+        start,
+        end,
+    })
+}
+
 pub fn resample(
     bars: &[Bar],
     class: AssetClass,
@@ -17,50 +65,24 @@ pub fn resample(
     if to.minutes() <= from.minutes() || to.minutes() % from.minutes() != 0 {
         bail!("cannot resample {from} to {to}: the target must be a whole multiple of the source");
     }
-    let cal = Calendar::for_class(class);
     let mut out: Vec<Bar> = Vec::new();
     let mut key: Option<(NaiveDate, i64)> = None;
     let mut outside = 0;
-    let mut session: Option<(NaiveDate, DateTime<Utc>, DateTime<Utc>)> = None;
     for b in bars {
-        let (day, anchor) = match class {
-            AssetClass::Crypto => (
-                b.ts.date_naive(),
-                b.ts.date_naive()
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap_or_default()
-                    .and_utc(),
-            ),
-            AssetClass::Equity => {
-                let d = cal.local_date(b.ts);
-                if session.is_none_or(|s| s.0 != d) {
-                    session = cal.session(d).map(|s| (d, s.open, s.close));
-                }
-                match session {
-                    Some((_, open, close)) if b.ts >= open && b.ts < close => (d, open),
-                    _ => {
-                        outside += 1;
-                        continue;
-                    }
-                }
-            }
+        let Some(bk) = bucket_of(b.ts, class, to) else {
+            outside += 1;
+            continue;
         };
-        let idx = if to == Timeframe::Day {
-            0
-        } else {
-            (b.ts - anchor).num_minutes().div_euclid(to.minutes())
-        };
-        let start = anchor + Duration::minutes(idx * to.minutes());
         match (key, out.last_mut()) {
-            (Some(k), Some(last)) if k == (day, idx) => {
+            (Some(k), Some(last)) if k == (bk.day, bk.index) => {
                 last.high = last.high.max(b.high);
                 last.low = last.low.min(b.low);
                 last.close = b.close;
                 last.volume += b.volume;
             }
             _ => {
-                key = Some((day, idx));
-                out.push(Bar { ts: start, ..*b });
+                key = Some((bk.day, bk.index));
+                out.push(Bar { ts: bk.start, ..*b });
             }
         }
     }

@@ -5,6 +5,7 @@ use super::model::HostLayer;
 use super::ActorCritic;
 use anyhow::Result;
 
+#[derive(Clone)]
 pub struct HostPolicy {
     layers: Vec<HostLayer>,
     pub obs_dim: usize,

@@ -6,11 +6,11 @@ use crate::market::Timeframe;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use crate::broker::{OrderView, PositionView};
 pub use crate::engine::ppo::{CheckpointReason, UpdateMetrics};
 pub use crate::eval::{
     Decision, DecisionReport, FoldResult, GateClass, GateFlag, GateResult, ValidationMetrics,
 };
+pub use crate::live::view::{Command, FillView, OrderView, PaperSnapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -116,17 +116,18 @@ pub enum Event {
     Gate(GateResult),
     Fold(FoldResult),
     Decision(DecisionReport),
-    /// One bar of paper trading processed.
-    PaperBar {
-        ts: DateTime<Utc>,
-        symbol: String,
-        price: f64,
-        action: String,
-        cash: f64,
-        equity: f64,
-        positions: Vec<PositionView>,
-    },
+    /// The paper session as it stands (after each bar, and every few seconds).
+    Paper(Box<PaperSnapshot>),
+    /// One execution at the broker (from the trade-updates stream).
+    Fill(FillView),
+    /// An order of the session changed (filled, cancelled, rejected …).
     Order(OrderView),
+    /// The daemon applied a command.
+    CommandDone {
+        command: Command,
+        from: String,
+        message: String,
+    },
     Log {
         level: LogLevel,
         message: String,
@@ -170,12 +171,15 @@ pub enum JobSummary {
         report: DecisionReport,
     },
     Paper {
-        train_run: String,
+        /// The training runs traded, one model per symbol.
+        train_runs: Vec<String>,
+        broker: crate::broker::BrokerKind,
+        /// Identifies the session across restarts (same models, same broker account).
+        session_key: String,
+        initial_equity: f64,
         equity: f64,
-        cash: f64,
-        #[serde(rename = "return")]
-        total_return: f64,
         orders: usize,
+        fills: usize,
     },
 }
 

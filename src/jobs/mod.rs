@@ -19,6 +19,7 @@ mod walkforward;
 pub use cancel::CancelToken;
 pub use ctx::{resolve_model, resolve_train_run, ModelChoice};
 pub use events::{CheckpointReason, Event, EventRecord, JobKind, JobStatus, JobSummary, LogLevel};
+pub use paper::flatten_now;
 pub use rundir::{list_runs, ActiveRun, Manifest, RunDir, RunSummary};
 pub use runner::{run as run_job, spawn, JobHandle, JobRequest, Observer};
 pub use sink::EventSink;

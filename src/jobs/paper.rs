@@ -1,100 +1,752 @@
-//! The paper job: the trained policy trades on the simulated broker over replayed bars that the
-//! model never saw.
+//! The paper job: the daemon of `live`, in a run directory that outlives the process. A session is
+//! one set of models on one broker account; starting it again (after a crash, a kill -9, a reboot)
+//! continues the same session — same run directory, same order ids, same latches — instead of
+//! starting a new one. A lock file in the directory (and, for Alpaca, one per account: Alpaca
+//! allows one trade-updates connection per account) keeps a second daemon out.
 
 use super::ctx::Ctx;
-use super::{Event, JobSummary};
-use crate::broker::{Broker, SimBroker};
-use crate::engine::HostPolicy;
-use crate::live::PaperTrader;
-use crate::sim::{Action, RiskRules, Rules};
-use anyhow::{bail, Result};
-use std::time::{Duration, Instant};
+use super::rundir::{hostname, Manifest};
+use super::{list_runs, resolve_model, resolve_train_run, JobKind, JobStatus, JobSummary, RunDir};
+use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
+use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
+use crate::config::{BarSource, BrokerChoice, Config};
+use crate::data::alpaca::stream::{spawn_bar_stream, BarFeed, DataStreamSettings, StockFeed};
+use crate::data::alpaca::{load_credentials, ClientSettings, DataClient};
+use crate::data::Store;
+use crate::engine::{checkpoint, HostPolicy, ModelMeta};
+use crate::eval::GateClass;
+use crate::features::FeatureSpec;
+use crate::live::feed::{AlpacaFeed, ReplayFeed};
+use crate::live::gates::CapitalRules;
+use crate::live::ids::session_tag;
+use crate::live::journal::Journal;
+use crate::live::state::DaemonState;
+use crate::live::{Daemon, Ended, ModelSlot, Settings};
+use crate::market::{AssetClass, Bar, Symbol};
+use crate::paths::{write_atomic, Paths};
+use crate::sim::{Account, RiskRules, Rules};
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
 
-pub(super) fn paper(ctx: &Ctx, train_run: &str, max_bars: Option<usize>) -> Result<String> {
-    let ev = ctx.load_evaluated(train_run)?;
-    let sym = ev.symbol.clone();
-    let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
-    let mut trader = PaperTrader::new(
-        ctx.run.id(),
-        sym.clone(),
-        ev.spec.clone(),
-        ctx.events.clone(),
-        HostPolicy::from_model(&ev.model)?,
-        rules,
-        RiskRules::from(&ctx.cfg.backtest),
-        ctx.cfg.live.confidence_threshold as f32,
-    );
-    let mut broker = SimBroker::new(rules);
-    let bars = &ev.bars;
-    let start = ev.first_unseen().max(trader.history_needed());
-    if start >= bars.len() {
+const SESSION_FILE: &str = "session.json";
+const LOCK_FILE: &str = "daemon.lock";
+
+/// What makes two starts the same session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SessionInfo {
+    key: String,
+    train_runs: Vec<String>,
+    broker: BrokerKind,
+    /// The Alpaca key id (never the secret), or `sim`.
+    account: String,
+}
+
+/// A paper session's run directory, claimed by this process.
+pub(super) struct Claimed {
+    pub dir: RunDir,
+    pub manifest: Manifest,
+    pub resumed: bool,
+    pub train_runs: Vec<String>,
+    /// Held while the daemon runs (dropping a `File` releases its lock).
+    _locks: Vec<File>,
+}
+
+fn broker_kind(cfg: &Config) -> BrokerKind {
+    match cfg.live.broker {
+        BrokerChoice::Sim => BrokerKind::Sim,
+        BrokerChoice::Alpaca => {
+            let s = TradingSettings::from_env(cfg.live.allow_live);
+            if s.base_url.contains("://api.alpaca.markets") {
+                BrokerKind::AlpacaLive
+            } else {
+                BrokerKind::AlpacaPaper
+            }
+        }
+    }
+}
+
+fn lock(path: &Path, what: &str) -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(path).unwrap_or_default();
+            bail!("{what} ({})", holder.trim())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+fn stamp(f: &mut File) {
+    use std::io::Write;
+    let _ = f.set_len(0);
+    let _ = writeln!(f, "pid {} on {}", std::process::id(), hostname());
+}
+
+/// Finds this session's run directory (or makes one) and locks it.
+pub(super) fn claim(
+    paths: &Paths,
+    cfg: &Config,
+    runs: &[String],
+    new_session: bool,
+) -> Result<Claimed> {
+    if runs.is_empty() {
+        bail!("name at least one training run to trade (or `latest`)");
+    }
+    let mut train_runs = Vec::new();
+    for r in runs {
+        let id = resolve_train_run(paths, r)?;
+        if !train_runs.contains(&id) {
+            train_runs.push(id);
+        }
+    }
+    train_runs.sort();
+    let kind = broker_kind(cfg);
+    let account = match kind {
+        BrokerKind::Sim => "sim".to_string(),
+        _ => load_credentials()?
+            .0
+            .map(|c| c.key_id)
+            .ok_or_else(|| anyhow!(NO_TRADING_KEYS))?,
+    };
+    let key = {
+        let text = format!("{kind:?}|{account}|{}", train_runs.join(","));
+        let h = Sha256::digest(text.as_bytes());
+        h.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let info = SessionInfo {
+        key: key.clone(),
+        train_runs: train_runs.clone(),
+        broker: kind,
+        account: account.clone(),
+    };
+    let mut locks = Vec::new();
+    if kind != BrokerKind::Sim {
+        let dir = paths.home.join("locks");
+        std::fs::create_dir_all(&dir)?;
+        let tag: String = Sha256::digest(account.as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut f = lock(
+            &dir.join(format!("alpaca-{tag}.lock")),
+            "another paper daemon is already trading this Alpaca account (Alpaca allows one trade-updates connection per account); stop it first (`quantdeck paper stop RUN`)",
+        )?;
+        stamp(&mut f);
+        locks.push(f);
+    }
+    let existing = (!new_session)
+        .then(|| {
+            list_runs(paths).into_iter().rev().find(|r| {
+                r.manifest.kind == JobKind::Paper
+                    && std::fs::read_to_string(r.path.join(SESSION_FILE))
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<SessionInfo>(&t).ok())
+                        .is_some_and(|s| s.key == key)
+            })
+        })
+        .flatten();
+    let (dir, mut manifest, resumed) = match existing {
+        Some(r) => {
+            let dir = RunDir::open(paths, &r.manifest.id)?;
+            (dir, r.manifest, true)
+        }
+        None => {
+            let symbols: Vec<String> = train_runs
+                .iter()
+                .filter_map(|id| RunDir::open(paths, id).ok()?.read_manifest().ok())
+                .map(|m| m.label)
+                .collect();
+            let (dir, m) = RunDir::create(
+                paths,
+                JobKind::Paper,
+                &symbols.join("-"),
+                serde_json::to_value(cfg)?,
+                train_runs.first().cloned(),
+            )?;
+            write_atomic(
+                &dir.artifact(SESSION_FILE),
+                &serde_json::to_vec_pretty(&info)?,
+            )?;
+            (dir, m, false)
+        }
+    };
+    let mut f = lock(
+        &dir.artifact(LOCK_FILE),
+        &format!("paper session {} is already running", dir.id),
+    )?;
+    stamp(&mut f);
+    locks.push(f);
+    if resumed {
+        manifest.status = JobStatus::Running;
+        manifest.finished = None;
+        manifest.host = hostname();
+        manifest.pid = std::process::id();
+        manifest.heartbeat = Some(Utc::now());
+        manifest.message = String::new();
+        manifest.config = serde_json::to_value(cfg)?;
+        dir.write_manifest(&manifest)?;
+    }
+    Ok(Claimed {
+        dir,
+        manifest,
+        resumed,
+        train_runs,
+        _locks: locks,
+    })
+}
+
+pub const NO_TRADING_KEYS: &str = "paper trading on Alpaca needs paper trading keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys), made under Paper Trading → API Keys in the Alpaca dashboard. Without keys, `quantdeck paper RUN` trades on the built-in simulated broker (live.broker = \"sim\")";
+
+/// One model to trade, loaded and checked.
+struct Loaded {
+    run: String,
+    meta: ModelMeta,
+    symbol: Symbol,
+    spec: FeatureSpec,
+    policy: HostPolicy,
+    bars: Vec<Bar>,
+}
+
+fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Loaded>> {
+    let mut out: Vec<Loaded> = Vec::new();
+    let all = list_runs(ctx.paths);
+    for run in runs {
+        let choice = resolve_model(ctx.paths, run)?;
+        let (model, meta) = checkpoint::load_model(&choice.path, &candle_core::Device::Cpu)?;
+        let spec = FeatureSpec::current(meta.feature_spec.window, &ctx.events);
+        meta.check_layout(&spec)
+            .map_err(|e| anyhow!("cannot trade {}: {e:#}", choice.path.display()))?;
+        if let Some(w) = spec.events_warning(&meta.feature_spec) {
+            ctx.sink.warn(w);
+        }
+        let symbol = Symbol {
+            name: meta.symbol.clone(),
+            class: meta.class,
+        };
+        if let Some(o) = out.iter().find(|l| l.symbol.name == symbol.name) {
+            bail!(
+                "{} and {} both trade {symbol}: one model per symbol",
+                o.run,
+                run
+            );
+        }
+        // Which gate verdict the model has: Alpaca trading wants a gated, non-DROP model.
+        let verdict = all.iter().rev().find_map(|r| match &r.manifest.summary {
+            JobSummary::Gate {
+                train_run, result, ..
+            } if train_run == run => Some(result.class),
+            _ => None,
+        });
+        match verdict {
+            Some(GateClass::Approved) => {}
+            Some(GateClass::Review) => ctx.sink.warn(format!(
+                "{symbol} ({run}) is gated REVIEW, not APPROVED: trading it anyway"
+            )),
+            Some(GateClass::Drop) if live_broker => bail!(
+                "{run} ({symbol}) was gated DROP: it does not trade on Alpaca (retrain, or gate again)"
+            ),
+            None if live_broker => bail!(
+                "{run} ({symbol}) has not been gated: run `quantdeck gate {run}` (and walk-forward) before trading it on Alpaca"
+            ),
+            _ => ctx.sink.warn(format!(
+                "{symbol} ({run}) is not gated APPROVED: fine for a simulated session"
+            )),
+        }
+        let store = Store::new(&ctx.paths.data);
+        let bars = match store.read(&symbol, meta.timeframe) {
+            Ok(b) => b,
+            Err(e) if live_broker => {
+                ctx.sink.warn(format!(
+                    "{symbol}: no stored {} history ({e:#}); warming up from Alpaca",
+                    meta.timeframe
+                ));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        ctx.sink.info(format!(
+            "{symbol}: {} — {}, {} (it saw {})",
+            run,
+            choice.why,
+            meta.feature_spec.describe(),
+            meta.seen_range()
+        ));
+        out.push(Loaded {
+            run: run.clone(),
+            policy: HostPolicy::from_model(&model)?,
+            symbol,
+            spec,
+            meta,
+            bars,
+        });
+    }
+    Ok(out)
+}
+
+/// Walk-forward's expected return per day for a run's model: mean fold return over mean fold days.
+fn expected_daily(ctx: &Ctx, run: &str) -> Option<f64> {
+    let wf = list_runs(ctx.paths).into_iter().rev().find(|r| {
+        r.manifest.kind == JobKind::WalkForward
+            && r.manifest.parent.as_deref() == Some(run)
+            && r.manifest.status == JobStatus::Completed
+    })?;
+    let text = std::fs::read_to_string(wf.path.join("walkforward.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let folds: Vec<crate::eval::FoldResult> = serde_json::from_value(v["folds"].clone()).ok()?;
+    let n = folds.len() as f64;
+    if n == 0.0 {
+        return None;
+    }
+    let ret = folds.iter().map(|f| f.total_return).sum::<f64>() / n;
+    let days = folds
+        .iter()
+        .map(|f| (f.end - f.start).num_seconds() as f64 / 86_400.0)
+        .sum::<f64>()
+        / n;
+    (days > 0.0).then(|| ret / days)
+}
+
+fn settings(cfg: &Config, commission: f64) -> Settings {
+    let l = &cfg.live;
+    Settings {
+        confidence_threshold: l.confidence_threshold as f32,
+        position_size: cfg.backtest.position_size,
+        capital: CapitalRules {
+            cash_buffer: l.cash_buffer,
+            max_position: l.max_position,
+            max_exposure: l.max_exposure,
+            min_order_value: 1.0,
+        },
+        risk: RiskRules::from(&cfg.backtest),
+        daily_loss_limit: l.daily_loss_limit,
+        cooldown: Duration::seconds(l.cooldown_s as i64),
+        commission,
+        order_timeout: std::time::Duration::from_secs(l.order_timeout_s),
+        extended_hours: l.extended_hours,
+        late_bar_grace: Duration::seconds(10),
+    }
+}
+
+fn slot(l: &Loaded, ctx: &Ctx, state: &DaemonState, allow_short: bool) -> ModelSlot {
+    let mut book = Account::new(&Rules {
+        initial_cash: state.initial_equity,
+        full_position: 0.0,
+        slippage: 0.0,
+        commission: 0.0,
+        allow_short,
+    });
+    if let Some(m) = state.models.get(&l.symbol.name) {
+        book.level = m.level;
+    }
+    ModelSlot::new(
+        l.symbol.clone(),
+        l.meta.timeframe,
+        &l.run,
+        l.spec.clone(),
+        Arc::new(ctx.events.clone()),
+        l.policy.clone(),
+        book,
+        allow_short,
+    )
+}
+
+pub(super) fn paper(
+    ctx: &Ctx,
+    claimed: &Claimed,
+    bars: Option<usize>,
+    confirm_live: bool,
+) -> Result<String> {
+    let cfg = ctx.cfg;
+    let kind = broker_kind(cfg);
+    if kind == BrokerKind::AlpacaLive && !(cfg.live.allow_live && confirm_live) {
         bail!(
-            "no out-of-sample {sym} bars to replay: the model saw everything up to {}; fetch newer bars first",
-            ev.meta.seen_until().format("%Y-%m-%d %H:%M")
+            "refusing Alpaca's LIVE (real-money) host: set live.allow_live = true in your config AND pass --confirm-live; paper trading is the default"
         );
     }
-    trader.warm(&bars[start + 1 - trader.history_needed()..start]);
-    let n = max_bars
-        .unwrap_or(ctx.cfg.live.bars)
-        .min(bars.len() - start);
-    let pace = (ctx.cfg.live.bars_per_second > 0.0)
-        .then(|| Duration::from_secs_f64(1.0 / ctx.cfg.live.bars_per_second));
-    ctx.sink.info(format!(
-        "paper trading {sym} ({}) on a simulated broker: replaying {n} unseen bars from {}",
-        ev.choice.why, bars[start].ts
-    ));
-    let mut orders = 0;
-    for (i, bar) in bars[start..start + n].iter().enumerate() {
-        if ctx.cancel.is_cancelled() {
-            break;
+    if claimed.resumed {
+        ctx.sink.warn(format!(
+            "continuing paper session {} (same order ids, same latches)",
+            ctx.run.id()
+        ));
+    }
+    let models = load_models(ctx, &claimed.train_runs, kind != BrokerKind::Sim)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = ctx.dir().path.clone();
+    let journal = Journal::open(&dir.join(crate::live::JOURNAL))?;
+    let expected: HashMap<String, f64> = models
+        .iter()
+        .filter_map(|m| expected_daily(ctx, &m.run).map(|e| (m.symbol.name.clone(), e)))
+        .collect();
+    let (ended, summary) = match kind {
+        BrokerKind::Sim => {
+            let costs = SimCosts {
+                slippage: cfg.backtest.slippage,
+                commission: cfg.backtest.commission,
+            };
+            let broker = SimBroker::open(
+                cfg.backtest.initial_cash,
+                costs,
+                cfg.env.allow_short_equity,
+                Some(dir.join(crate::live::SIM_BROKER)),
+            )?;
+            rt.block_on(run_sim(
+                ctx,
+                broker,
+                models,
+                journal,
+                expected,
+                bars,
+                costs.commission,
+            ))?
         }
-        let tick = Instant::now();
-        broker.on_bar(&sym.name, bar);
-        let step = trader.on_bar(&mut broker, bar)?;
-        if let Some(o) = &step.order {
-            orders += 1;
-            ctx.sink.emit(Event::Order(o.clone()));
+        _ => {
+            let (creds, warnings) = load_credentials()?;
+            for w in warnings {
+                ctx.sink.warn(w);
+            }
+            let creds = creds.ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
+            let settings = TradingSettings::from_env(cfg.live.allow_live);
+            let client = TradingClient::new(settings.clone(), creds.clone())?;
+            rt.block_on(run_alpaca(
+                ctx, client, settings, creds, models, journal, expected,
+            ))?
         }
-        if let Some(reason) = step.risk_reason {
-            ctx.sink
-                .warn(format!("{} {sym}: risk gate: {reason}", bar.ts));
-        }
-        let acct = broker.account()?;
-        ctx.sink.emit(Event::PaperBar {
-            ts: bar.ts,
-            symbol: sym.name.clone(),
-            price: bar.close,
-            action: step
-                .action
-                .map(Action::name)
-                .unwrap_or("WARMUP")
-                .to_string(),
-            cash: acct.cash,
-            equity: acct.equity,
-            positions: broker.positions()?,
-        });
-        ctx.sink.emit(Event::Progress {
-            done: i as u64 + 1,
-            total: n as u64,
-            message: bar.ts.to_rfc3339(),
-        });
-        if let Some(p) = pace {
-            std::thread::sleep(p.saturating_sub(tick.elapsed()));
+    };
+    ctx.set_summary(summary.clone())?;
+    let JobSummary::Paper {
+        equity,
+        initial_equity,
+        orders,
+        fills,
+        ..
+    } = summary
+    else {
+        return Ok(String::new());
+    };
+    let how = match ended {
+        Ended::ReplayDone => "replay finished",
+        Ended::Stopped => "stopped by command",
+        Ended::Cancelled => "stopped by signal",
+    };
+    Ok(format!(
+        "{how}: equity {equity:.2} ({:+.2} % since the session started), {orders} order(s) sent, {fills} fill(s)",
+        (equity / initial_equity - 1.0) * 100.0
+    ))
+}
+
+fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) -> JobSummary {
+    let snap = d.snapshot();
+    ctx.sink.info(format!("session {} ends", ctx.run.id()));
+    JobSummary::Paper {
+        train_runs: runs.to_vec(),
+        broker: snap.broker,
+        session_key: d.state().session.clone(),
+        initial_equity: d.state().initial_equity,
+        equity: snap.account.equity,
+        orders: d.orders_sent,
+        fills: d.fills,
+    }
+}
+
+async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<DaemonState> {
+    let dir = &ctx.dir().path;
+    match DaemonState::load(dir)? {
+        Some(s) => Ok(s),
+        None => {
+            let acct = broker
+                .account()
+                .await
+                .map_err(|e| anyhow!("the broker's account: {e}"))?;
+            let equity = crate::broker::simulated::f(acct.equity);
+            let s = DaemonState::new(&session_tag(ctx.run.id()), broker.kind(), equity);
+            s.save(dir)?;
+            Ok(s)
         }
     }
-    let acct = broker.account()?;
-    let ret = acct.equity / rules.initial_cash - 1.0;
-    ctx.save_json("orders.json", &broker.orders()?)?;
-    ctx.set_summary(JobSummary::Paper {
-        train_run: train_run.to_string(),
-        equity: acct.equity,
-        cash: acct.cash,
-        total_return: ret,
-        orders,
+}
+
+async fn run_sim(
+    ctx: &Ctx<'_>,
+    broker: SimBroker,
+    models: Vec<Loaded>,
+    journal: Journal,
+    expected: HashMap<String, f64>,
+    bars: Option<usize>,
+    commission: f64,
+) -> Result<(Ended, JobSummary)> {
+    let mut state = open_state(ctx, &broker).await?;
+    // The replay: each model's unseen bars, from where a previous run of the session stopped.
+    let mut per_symbol = Vec::new();
+    let mut slots = Vec::new();
+    for l in &models {
+        let seen = l.meta.seen_until();
+        let first = l.bars.partition_point(|b| b.ts <= seen);
+        let mut s = slot(
+            l,
+            ctx,
+            &state,
+            ctx.cfg.env.allow_short_equity && l.symbol.class == AssetClass::Equity,
+        );
+        let need = s.history_needed();
+        let start = first.max(need.saturating_sub(1));
+        if start >= l.bars.len() {
+            bail!(
+                "no unseen {} bars to replay: the model saw everything up to {}; fetch newer bars first",
+                l.symbol,
+                seen.format("%Y-%m-%d %H:%M")
+            );
+        }
+        let resume = state
+            .replay_cursor
+            .map_or(start, |c| l.bars.partition_point(|b| b.ts <= c).max(start));
+        for b in &l.bars[resume.saturating_sub(need)..resume] {
+            s.push(*b);
+        }
+        per_symbol.push((l.symbol.name.clone(), l.bars[resume..].to_vec()));
+        slots.push(s);
+    }
+    if state.replay_until.is_none() {
+        let n = bars.unwrap_or(ctx.cfg.live.replay_bars);
+        let mut times: Vec<_> = per_symbol
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|x| x.ts))
+            .collect();
+        times.sort();
+        times.dedup();
+        state.replay_until = times.get(n.min(times.len()).saturating_sub(1)).copied();
+        state.save(&ctx.dir().path)?;
+    }
+    let until = state.replay_until;
+    for (_, b) in per_symbol.iter_mut() {
+        b.retain(|x| until.is_none_or(|u| x.ts <= u));
+    }
+    let total: usize = per_symbol.iter().map(|(_, b)| b.len()).sum();
+    ctx.sink.info(format!(
+        "paper trading {} model(s) on the simulated broker: {total} unseen bar(s) to replay at {} bar(s)/s{}",
+        slots.len(),
+        ctx.cfg.live.bars_per_second,
+        state
+            .replay_cursor
+            .map(|c| format!(", continuing after {}", c.format("%Y-%m-%d %H:%M")))
+            .unwrap_or_default()
+    ));
+    let feed = ReplayFeed::new(per_symbol, None, ctx.cfg.live.bars_per_second);
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        ctx.sink,
+        ctx.cancel,
+        broker,
+        settings(ctx.cfg, commission),
+        state,
+        journal,
+        slots,
+        false,
+    );
+    d.expected_daily = expected;
+    let ended = d.run(feed, None).await?;
+    let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
+    Ok((ended, summary(ctx, &d, &runs)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_alpaca(
+    ctx: &Ctx<'_>,
+    client: TradingClient,
+    settings_t: TradingSettings,
+    creds: crate::data::alpaca::Credentials,
+    models: Vec<Loaded>,
+    journal: Journal,
+    expected: HashMap<String, f64>,
+) -> Result<(Ended, JobSummary)> {
+    let cfg = ctx.cfg;
+    let state = open_state(ctx, &client).await?;
+    let mut slots = Vec::new();
+    let mut since = Utc::now() - Duration::days(1);
+    for l in &models {
+        let asset = client
+            .asset(&l.symbol.name)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", l.symbol))?;
+        let allow_short = l.symbol.class == AssetClass::Equity
+            && asset.shortable
+            && asset.easy_to_borrow
+            && cfg.env.allow_short_equity;
+        let mut s = slot(l, ctx, &state, allow_short);
+        let need = s.history_needed();
+        for b in &l.bars[l.bars.len().saturating_sub(need)..] {
+            s.push(*b);
+        }
+        // Minutes after the newest stored bar (or enough for the warm-up) are fetched over REST.
+        let tf = l.meta.timeframe.duration();
+        let from = match s.last_bar() {
+            Some(b) if Utc::now() - b.ts < tf * (need as i32) => b.ts + tf - Duration::minutes(1),
+            _ => Utc::now() - tf * (need as i32) * 4,
+        };
+        since = since.min(from);
+        slots.push(s);
+    }
+    let data = Arc::new(DataClient::new(
+        ClientSettings::from_config(&cfg.data),
+        creds.clone(),
+    )?);
+    let symbols: Vec<Symbol> = models.iter().map(|m| m.symbol.clone()).collect();
+    let mut streams = Vec::new();
+    let mut poll_reason = None;
+    if cfg.live.bars == BarSource::Stream {
+        let ds = DataStreamSettings::from_env();
+        let stocks: Vec<String> = symbols
+            .iter()
+            .filter(|s| s.class == AssetClass::Equity)
+            .map(|s| s.name.clone())
+            .collect();
+        let crypto: Vec<String> = symbols
+            .iter()
+            .filter(|s| s.class == AssetClass::Crypto)
+            .map(|s| s.name.clone())
+            .collect();
+        if !stocks.is_empty() {
+            let feed = StockFeed::parse(&cfg.live.feed).unwrap_or(StockFeed::Iex);
+            streams.push(spawn_bar_stream(
+                ds.clone(),
+                creds.clone(),
+                BarFeed::Stocks(feed),
+                stocks,
+            ));
+        }
+        if !crypto.is_empty() {
+            streams.push(spawn_bar_stream(ds, creds.clone(), BarFeed::Crypto, crypto));
+        }
+    } else {
+        poll_reason = Some("live.bars = \"poll\"".to_string());
+    }
+    let feed = AlpacaFeed::new(
+        streams,
+        data,
+        symbols,
+        since,
+        std::time::Duration::from_secs(cfg.live.poll_interval_s),
+        poll_reason,
+    );
+    let trades = spawn_trade_updates(settings_t, creds);
+    ctx.sink.info(format!(
+        "paper trading {} model(s) on {} (Alpaca paper fills: no slippage or fees modelled, random partial fills about 10 % of the time)",
+        slots.len(),
+        client.kind().label()
+    ));
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        ctx.sink,
+        ctx.cancel,
+        client,
+        settings(cfg, 0.0),
+        state,
+        journal,
+        slots,
+        true,
+    );
+    d.expected_daily = expected;
+    let ended = d.run(feed, Some(trades)).await?;
+    let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
+    Ok((ended, summary(ctx, &d, &runs)))
+}
+
+/// Flatten-all on a session whose daemon is not running: this process takes the session's lock
+/// (so no daemon starts meanwhile), latches flatten in its state, and does it at the broker —
+/// reporting in the session's own events, as the daemon would.
+pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> {
+    let dir = RunDir::open(paths, run_id)?;
+    let info: SessionInfo = serde_json::from_str(
+        &std::fs::read_to_string(dir.artifact(SESSION_FILE))
+            .with_context(|| format!("{run_id} is not a paper session"))?,
+    )?;
+    let _lock = lock(
+        &dir.artifact(LOCK_FILE),
+        &format!("paper session {run_id} is running: it takes the command itself"),
+    )?;
+    // The queued command is now done here.
+    let _ = crate::live::commands::take(&dir.path);
+    let sink = super::EventSink::to_file(run_id, &dir.events_path())?;
+    let cancel = super::CancelToken::new();
+    let mut state = DaemonState::load(&dir.path)?
+        .ok_or_else(|| anyhow!("{run_id} never started trading: nothing to flatten"))?;
+    state.flatten = Some(crate::live::state::Flatten {
+        requested: Utc::now(),
+        by: "cli".into(),
+        done: None,
+        ok: false,
+        rows: Vec::new(),
+    });
+    state.save(&dir.path)?;
+    let journal = Journal::open(&dir.artifact(crate::live::JOURNAL))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        match info.broker {
+            BrokerKind::Sim => {
+                let broker = SimBroker::open(
+                    cfg.backtest.initial_cash,
+                    SimCosts {
+                        slippage: cfg.backtest.slippage,
+                        commission: cfg.backtest.commission,
+                    },
+                    cfg.env.allow_short_equity,
+                    Some(dir.artifact(crate::live::SIM_BROKER)),
+                )?;
+                let mut d = Daemon::new(
+                    dir.path.clone(),
+                    &sink,
+                    &cancel,
+                    broker,
+                    settings(cfg, 0.0),
+                    state,
+                    journal,
+                    Vec::new(),
+                    false,
+                );
+                d.flatten_once().await
+            }
+            _ => {
+                let creds = load_credentials()?
+                    .0
+                    .ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
+                let client =
+                    TradingClient::new(TradingSettings::from_env(cfg.live.allow_live), creds)?;
+                let mut d = Daemon::new(
+                    dir.path.clone(),
+                    &sink,
+                    &cancel,
+                    client,
+                    settings(cfg, 0.0),
+                    state,
+                    journal,
+                    Vec::new(),
+                    false,
+                );
+                d.flatten_once().await
+            }
+        }
     })?;
-    Ok(format!(
-        "equity {:.2} ({:+.2} %), {orders} orders",
-        acct.equity,
-        ret * 100.0
-    ))
+    Ok(result)
 }

@@ -34,9 +34,14 @@ pub enum JobRequest {
         train_run: String,
         period: EvalPeriod,
     },
+    /// A paper-trading session: one model per symbol, on the broker `live.broker` names. The
+    /// same models on the same broker account continue the same session unless `new_session`.
     Paper {
-        train_run: String,
+        train_runs: Vec<String>,
         bars: Option<usize>,
+        new_session: bool,
+        /// The user confirmed trading on Alpaca's live host (also needs `live.allow_live`).
+        confirm_live: bool,
     },
 }
 
@@ -67,22 +72,40 @@ pub fn run(
         JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
         JobRequest::Train { symbol } => (symbol.clone(), None),
-        JobRequest::Gate { train_run }
-        | JobRequest::WalkForward { train_run, .. }
-        | JobRequest::Paper { train_run, .. } => {
+        JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
             let id = resolve_train_run(paths, train_run)?;
             let m = RunDir::open(paths, &id)?.read_manifest()?;
             (m.label, Some(id))
         }
+        JobRequest::Paper { .. } => (String::new(), None),
     };
     let kind = req.kind();
-    let (dir, manifest) = RunDir::create(
-        paths,
-        kind,
-        &label,
-        serde_json::to_value(cfg)?,
-        parent.clone(),
-    )?;
+    // A paper session may continue in its existing directory; every other job gets a new one.
+    let mut claimed = None;
+    let (dir, manifest) = match req {
+        JobRequest::Paper {
+            train_runs,
+            new_session,
+            ..
+        } => {
+            let c = super::paper::claim(paths, cfg, train_runs, *new_session)?;
+            let dm = (c.dir.clone(), c.manifest.clone());
+            claimed = Some(c);
+            dm
+        }
+        _ => RunDir::create(
+            paths,
+            kind,
+            &label,
+            serde_json::to_value(cfg)?,
+            parent.clone(),
+        )?,
+    };
+    let label = if label.is_empty() {
+        manifest.label.clone()
+    } else {
+        label
+    };
     let run = Arc::new(ActiveRun::new(dir, manifest));
     let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
     if let Some(o) = observer {
@@ -111,7 +134,12 @@ pub fn run(
         JobRequest::WalkForward { period, .. } => {
             super::walkforward::walk_forward(&ctx, &parent, period)
         }
-        JobRequest::Paper { bars, .. } => super::paper::paper(&ctx, &parent, *bars),
+        JobRequest::Paper {
+            bars, confirm_live, ..
+        } => match &claimed {
+            Some(c) => super::paper::paper(&ctx, c, *bars, *confirm_live),
+            None => Err(anyhow::anyhow!("paper session not claimed")),
+        },
     };
     heartbeat.stop();
     let (status, message) = match &result {

@@ -19,7 +19,17 @@ pub struct EventSink {
 }
 
 impl EventSink {
+    /// Appends to `path`. A file that already holds events (a resumed paper session) is
+    /// continued: numbering goes on after its last line, so readers see one gap-free stream.
     pub fn to_file(run_id: &str, path: &Path) -> anyhow::Result<Self> {
+        let next = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str::<EventRecord>(l).ok())
+            })
+            .map_or(0, |r| r.seq + 1);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -28,7 +38,7 @@ impl EventSink {
         Ok(EventSink {
             run_id: run_id.to_string(),
             file: Some(Mutex::new(file)),
-            seq: AtomicU64::new(0),
+            seq: AtomicU64::new(next),
             observers: Vec::new(),
             io_error: Mutex::new(None),
         })

@@ -42,7 +42,8 @@ impl Rules {
     }
 }
 
-/// A trade the account made: signed quantity, price and total cost.
+/// A trade the account made: signed quantity, the price paid per unit (slippage included) and a
+/// fixed cost (commission).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
     pub qty: f64,
@@ -91,24 +92,37 @@ impl Account {
         }
         let target_qty = level * rules.full_position * size_mult * self.equity / price;
         let dq = target_qty - self.qty;
-        let cost = dq.abs() * price * rules.slippage + rules.commission;
-        if (self.qty >= 0.0) != (target_qty >= 0.0) || self.qty == 0.0 {
-            self.entry_price = price;
-        } else if target_qty.abs() > self.qty.abs() {
-            self.entry_price = (self.entry_price * self.qty + price * dq) / target_qty;
-        }
-        self.cash -= dq * price + cost;
-        self.qty = target_qty;
-        self.level = level;
-        if level == 0.0 {
-            self.entry_price = 0.0;
-        }
-        self.equity = self.cash + self.qty * price;
-        Some(Fill {
+        let fill = Fill {
             qty: dq,
-            price,
-            cost,
-        })
+            price: price * (1.0 + dq.signum() * rules.slippage),
+            cost: rules.commission,
+        };
+        self.apply_fill(&fill);
+        self.level = level;
+        self.mark_only(price);
+        Some(fill)
+    }
+
+    /// Books a fill: `fill.qty` (signed) at `fill.price` (what was paid per unit, slippage
+    /// included), plus a fixed `fill.cost`. The entry price is the average paid for the open
+    /// position. The paper daemon books the broker's fills with this, the backtest its own.
+    pub fn apply_fill(&mut self, fill: &Fill) {
+        let (dq, price) = (fill.qty, fill.price);
+        let new_qty = self.qty + dq;
+        if new_qty == 0.0 {
+            self.entry_price = 0.0;
+        } else if self.qty == 0.0 || (self.qty > 0.0) != (new_qty > 0.0) {
+            self.entry_price = price;
+        } else if new_qty.abs() > self.qty.abs() {
+            self.entry_price = (self.entry_price * self.qty + price * dq) / new_qty;
+        }
+        self.cash -= dq * price + fill.cost;
+        self.qty = new_qty;
+    }
+
+    /// Revalues without moving the peak (after a trade, within a bar).
+    pub fn mark_only(&mut self, price: f64) {
+        self.equity = self.cash + self.qty * price;
     }
 
     /// Revalues the account at a new price.

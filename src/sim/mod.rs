@@ -8,7 +8,7 @@ mod risk;
 
 pub use account::{Account, Fill, Rules};
 pub use actions::{target_level, Action, ACTION_MEANINGS, N_ACTIONS};
-pub use risk::{RiskDecision, RiskGate, RiskRules};
+pub use risk::{drawdown_rules, exit_rules, RiskDecision, RiskGate, RiskRules};
 
 #[cfg(test)]
 mod tests;

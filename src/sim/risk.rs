@@ -62,38 +62,54 @@ impl RiskGate {
         want: f64,
         price: f64,
     ) -> RiskDecision {
-        let open = acct.open_return(price);
-        if acct.qty != 0.0 && open <= -rules.stop_loss {
-            return RiskDecision {
-                level: 0.0,
-                size_mult: 1.0,
-                reason: Some("stop-loss"),
-            };
-        }
-        if acct.qty != 0.0 && open >= rules.take_profit {
-            return RiskDecision {
-                level: 0.0,
-                size_mult: 1.0,
-                reason: Some("take-profit"),
-            };
-        }
-        let dd = acct.drawdown();
-        if dd >= rules.drawdown_halt {
-            self.halted = true;
-        }
-        let reduces = want.abs() <= acct.level.abs() && want.signum() * acct.level.signum() >= 0.0;
-        if self.halted && !reduces {
-            return RiskDecision {
-                level: acct.level,
-                size_mult: 1.0,
-                reason: Some("drawdown halt"),
-            };
-        }
-        let size_mult = if dd >= rules.drawdown_halve { 0.5 } else { 1.0 };
-        RiskDecision {
-            level: want,
-            size_mult,
-            reason: None,
-        }
+        exit_rules(rules, acct, price).unwrap_or_else(|| {
+            drawdown_rules(rules, acct.drawdown(), &mut self.halted, acct.level, want)
+        })
+    }
+}
+
+/// Stop-loss and take-profit on the open position: they close it whatever the policy wants.
+pub fn exit_rules(rules: &RiskRules, acct: &Account, price: f64) -> Option<RiskDecision> {
+    let open = acct.open_return(price);
+    let reason = if acct.qty != 0.0 && open <= -rules.stop_loss {
+        "stop-loss"
+    } else if acct.qty != 0.0 && open >= rules.take_profit {
+        "take-profit"
+    } else {
+        return None;
+    };
+    Some(RiskDecision {
+        level: 0.0,
+        size_mult: 1.0,
+        reason: Some(reason),
+    })
+}
+
+/// The drawdown rules: sizes halve past `drawdown_halve`; past `drawdown_halt` the (sticky)
+/// `halted` latch blocks everything but reductions. `dd` is the account's drawdown from its peak:
+/// the backtest's own account, or the paper daemon's whole portfolio.
+pub fn drawdown_rules(
+    rules: &RiskRules,
+    dd: f64,
+    halted: &mut bool,
+    level: f64,
+    want: f64,
+) -> RiskDecision {
+    if dd >= rules.drawdown_halt {
+        *halted = true;
+    }
+    let reduces = want.abs() <= level.abs() && want.signum() * level.signum() >= 0.0;
+    if *halted && !reduces {
+        return RiskDecision {
+            level,
+            size_mult: 1.0,
+            reason: Some("drawdown halt"),
+        };
+    }
+    let size_mult = if dd >= rules.drawdown_halve { 0.5 } else { 1.0 };
+    RiskDecision {
+        level: want,
+        size_mult,
+        reason: None,
     }
 }

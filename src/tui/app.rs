@@ -3,8 +3,8 @@
 
 use crate::data::SeriesInfo;
 use crate::jobs::events::{
-    CheckpointReason, DecisionReport, FoldResult, GateResult, LogLevel, OrderView, PositionView,
-    UpdateMetrics, ValidationMetrics,
+    CheckpointReason, DecisionReport, FillView, FoldResult, GateResult, LogLevel, OrderView,
+    PaperSnapshot, UpdateMetrics, ValidationMetrics,
 };
 use crate::jobs::{JobKind, JobStatus, RunSummary};
 use chrono::{DateTime, Utc};
@@ -86,27 +86,19 @@ pub struct Checkpoint {
     pub reason: CheckpointReason,
 }
 
-/// The latest processed paper bar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaperTick {
-    pub ts: DateTime<Utc>,
-    pub symbol: String,
-    pub price: f64,
-    pub action: String,
-    pub cash: f64,
-    pub equity: f64,
-}
-
+/// A paper session as its daemon reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PaperView {
-    pub bars: u64,
-    pub first_equity: Option<f64>,
-    pub last: Option<PaperTick>,
-    /// (bar number, equity).
+    /// The latest snapshot of the whole session.
+    pub snapshot: Option<PaperSnapshot>,
+    /// Snapshots seen (the equity curve's x axis).
+    pub snapshots: u64,
+    /// (snapshot number, equity).
     pub equity: Vec<(f64, f64)>,
-    pub positions: Vec<PositionView>,
-    /// Oldest first.
+    /// Order changes, oldest first.
     pub orders: VecDeque<OrderView>,
+    /// Fills from the trade-updates stream, oldest first.
+    pub fills: VecDeque<FillView>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

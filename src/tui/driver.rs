@@ -138,9 +138,10 @@ impl<'a> Driver<'a> {
 
     fn start(&mut self, req: JobRequest) {
         let parent = match &req {
-            JobRequest::Gate { train_run }
-            | JobRequest::WalkForward { train_run, .. }
-            | JobRequest::Paper { train_run, .. } => Some(train_run.clone()),
+            JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
+                Some(train_run.clone())
+            }
+            JobRequest::Paper { train_runs, .. } => train_runs.first().cloned(),
             JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
         };
         let what = req.kind().as_str();

@@ -2,7 +2,7 @@
 //! out. Nothing here touches the terminal, the disk or the clock.
 
 use super::app::{
-    App, Checkpoint, FetchStatus, LogLine, Pane, PaperTick, Progress, RunView, EQUITY_CAPACITY,
+    App, Checkpoint, FetchStatus, LogLine, Pane, Progress, RunView, EQUITY_CAPACITY,
     ORDER_CAPACITY, RUN_LOG_CAPACITY,
 };
 use crate::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus, LogLevel};
@@ -131,32 +131,15 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             infer_kind(run, JobKind::WalkForward);
             run.decision = Some(d.clone());
         }
-        Event::PaperBar {
-            ts,
-            symbol,
-            price,
-            action,
-            cash,
-            equity,
-            positions,
-        } => {
+        Event::Paper(s) => {
             infer_kind(run, JobKind::Paper);
             let p = &mut run.paper;
-            p.bars += 1;
-            p.first_equity.get_or_insert(*equity);
-            p.equity.push((p.bars as f64, *equity));
+            p.snapshots += 1;
+            p.equity.push((p.snapshots as f64, s.account.equity));
             if p.equity.len() > EQUITY_CAPACITY {
                 thin(&mut p.equity);
             }
-            p.positions = positions.clone();
-            p.last = Some(PaperTick {
-                ts: *ts,
-                symbol: symbol.clone(),
-                price: *price,
-                action: action.clone(),
-                cash: *cash,
-                equity: *equity,
-            });
+            p.snapshot = Some((**s).clone());
         }
         Event::Order(o) => {
             infer_kind(run, JobKind::Paper);
@@ -164,6 +147,22 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             if run.paper.orders.len() > ORDER_CAPACITY {
                 run.paper.orders.pop_front();
             }
+        }
+        Event::Fill(f) => {
+            infer_kind(run, JobKind::Paper);
+            run.paper.fills.push_back(f.clone());
+            if run.paper.fills.len() > ORDER_CAPACITY {
+                run.paper.fills.pop_front();
+            }
+        }
+        Event::CommandDone {
+            command, message, ..
+        } => {
+            log = Some(line(
+                run,
+                LogLevel::Info,
+                format!("{}: {message}", command.as_str()),
+            ));
         }
         Event::Log { level, message } => {
             let l = line(run, *level, message.clone());
@@ -443,8 +442,10 @@ fn evaluate(app: &mut App, kind: JobKind) -> Vec<Command> {
             period: Default::default(),
         },
         _ => JobRequest::Paper {
-            train_run,
+            train_runs: vec![train_run],
             bars: None,
+            new_session: false,
+            confirm_live: false,
         },
     };
     vec![Command::Start(req)]

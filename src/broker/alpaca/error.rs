@@ -187,9 +187,7 @@ pub(crate) fn classify_4xx(
             existing_order_id: e.existing_order_id,
         },
         403 if lower.contains("buying power") => BrokerError::InsufficientBuyingPower { message },
-        _ if e.code == Some(CODE_DUPLICATE_CLIENT_ORDER_ID)
-            || is_duplicate_id_message(&lower) =>
-        {
+        _ if e.code == Some(CODE_DUPLICATE_CLIENT_ORDER_ID) || is_duplicate_id_message(&lower) => {
             BrokerError::DuplicateClientOrderId {
                 client_order_id: client_order_id.unwrap_or("").to_string(),
             }
@@ -237,7 +235,10 @@ mod tests {
     #[test]
     fn order_refusals_are_typed() {
         assert!(matches!(
-            order(403, r#"{"buying_power":"0","code":40310000,"cost_basis":"10","message":"insufficient buying power"}"#),
+            order(
+                403,
+                r#"{"buying_power":"0","code":40310000,"cost_basis":"10","message":"insufficient buying power"}"#
+            ),
             BrokerError::InsufficientBuyingPower { .. }
         ));
         let w = order(
@@ -289,10 +290,17 @@ mod tests {
 
     #[test]
     fn key_problems_say_what_to_do() {
-        let e = order(401, r#"{"code":40110000,"message":"request is not authorized"}"#);
+        let e = order(
+            401,
+            r#"{"code":40110000,"message":"request is not authorized"}"#,
+        );
         assert!(matches!(e, BrokerError::NotAuthorizedForTrading { .. }));
         let text = e.to_string();
-        assert!(text.contains("cannot trade") && text.contains("paper trading keys") && text.contains("PK1"));
+        assert!(
+            text.contains("cannot trade")
+                && text.contains("paper trading keys")
+                && text.contains("PK1")
+        );
         assert!(e.is_auth() && !e.is_retryable());
         assert!(matches!(
             order(401, r#"{"message":"unauthorized."}"#),

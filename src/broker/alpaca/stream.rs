@@ -28,7 +28,9 @@ pub enum TradeStreamMsg {
     Connected,
     Update(TradeUpdate),
     /// Not connected now (lost, or an attempt failed); the task reconnects by itself.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
     /// The task stopped for good (keys refused, live host refused, stream not offered).
     Fatal(BrokerError),
 }
@@ -113,7 +115,11 @@ async fn run(
                 if connected && started.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }
-                if tx.send(TradeStreamMsg::Disconnected { reason }).await.is_err() {
+                if tx
+                    .send(TradeStreamMsg::Disconnected { reason })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if sleep_or_stop(backoff.next_delay(), &mut stop).await {
@@ -182,15 +188,21 @@ async fn session(
         if reply.get("status").and_then(|s| s.as_str()) != Some("authorized") {
             tracing::error!(
                 "trade-updates stream: authorization refused ({})",
-                reply.get("message").and_then(|m| m.as_str()).unwrap_or("no reason given")
+                reply
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("no reason given")
             );
             return Err(End::Fatal(BrokerError::Unauthorized {
                 host: host.clone(),
                 key_id: creds.key_id.clone(),
             }));
         }
-        let listen = serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
-        conn.send_text(listen.to_string()).await.map_err(End::Lost)?;
+        let listen =
+            serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
+        conn.send_text(listen.to_string())
+            .await
+            .map_err(End::Lost)?;
         let ack = expect(&mut conn, stop, step(), "listening").await?;
         let streams: Vec<String> = ack
             .get("streams")
@@ -242,7 +254,9 @@ async fn session(
                             return End::Stop;
                         }
                     }
-                    Err(e) => tracing::warn!("trade-updates stream: skipping a malformed update ({e})"),
+                    Err(e) => {
+                        tracing::warn!("trade-updates stream: skipping a malformed update ({e})")
+                    }
                 }
             }
         }

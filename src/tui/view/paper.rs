@@ -1,19 +1,26 @@
-//! Pane 5: one paper-trading run — equity, account, positions and recent orders.
+//! Pane 5: one paper session as its daemon reports it — account, connection health and the
+//! session's modes (kill, pause and halt in red), one row per symbol (model, last bar, action and
+//! confidence, gate, position, P&L beside the walk-forward expectation), the equity curve, open
+//! orders and the fills stream.
 
 use super::training::run_title;
 use super::widgets::{
-    block, dim, empty, group, header_style, kv, line_chart, money, num, pct, signed_color, Series,
+    block, dim, empty, header_style, kv, line_chart, money, num, pct, signed_color, Series,
 };
+use crate::broker::BrokerKind;
+use crate::jobs::events::PaperSnapshot;
 use crate::jobs::JobKind;
+use crate::live::view::{Health, Link};
 use crate::tui::app::{App, RunView};
+use chrono::Utc;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-/// Orders shown in the table, newest first.
-const RECENT_ORDERS: usize = 8;
+/// Fills and orders shown, newest first.
+const RECENT: usize = 8;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let Some(run) = app.selected_run(JobKind::Paper) else {
@@ -21,22 +28,33 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             frame,
             area,
             " Paper ",
-            "No paper runs yet: press p to paper-trade the newest completed training run.",
+            "No paper sessions yet: press p to paper-trade the newest training run (simulated broker unless live.broker = \"alpaca\").",
         );
         return;
     };
-    let orders_h = (run.paper.orders.len().min(RECENT_ORDERS) as u16 + 3).max(4);
-    let [head, middle, orders_area] = Layout::vertical([
-        Constraint::Length(4),
+    let Some(s) = &run.paper.snapshot else {
+        let p = Paragraph::new(vec![
+            Line::raw(run.message.clone()),
+            Line::styled("waiting for the daemon's first report…", dim()),
+        ])
+        .wrap(Wrap { trim: true })
+        .block(block(run_title(app, run, JobKind::Paper)));
+        frame.render_widget(p, area);
+        return;
+    };
+    let rows_h = (s.rows.len() as u16 + 3).min(area.height / 3).max(4);
+    let [head, symbols, bottom] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Length(rows_h),
         Constraint::Min(0),
-        Constraint::Length(orders_h),
     ])
     .areas(area);
-    account(frame, head, app, run);
-    let [chart_area, positions_area] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
-    let color = signed_color(pnl(run).unwrap_or(0.0));
-    let latest = run.paper.last.as_ref().map(|t| t.equity);
+    header(frame, head, app, run, s);
+    symbol_rows(frame, symbols, s);
+    let [chart, right] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
+    let pnl = s.account.equity - s.account.initial;
+    let color = signed_color(pnl);
     let series = [Series {
         name: "equity",
         color,
@@ -44,130 +62,328 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }];
     let title = Line::from(vec![
         Span::styled(" equity ", Style::new().fg(color)),
-        Span::raw(latest.map_or(String::new(), |e| format!("{} ", money(e)))),
+        Span::raw(format!("{} ", money(s.account.equity))),
     ]);
-    line_chart(frame, chart_area, title, &series);
-    positions(frame, positions_area, run);
-    orders(frame, orders_area, run);
+    line_chart(frame, chart, title, &series);
+    let [orders_area, fills_area] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+    orders(frame, orders_area, s);
+    fills(frame, fills_area, run);
 }
 
-fn pnl(run: &RunView) -> Option<f64> {
-    Some(run.paper.last.as_ref()?.equity - run.paper.first_equity?)
+fn red() -> Style {
+    Style::new()
+        .fg(Color::White)
+        .bg(Color::Red)
+        .add_modifier(Modifier::BOLD)
 }
 
-fn account(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
-    let p = &run.paper;
-    let mut lines = Vec::new();
-    match &p.last {
-        Some(t) => {
-            let pnl = pnl(run).unwrap_or(0.0);
-            let ret = p
-                .first_equity
-                .filter(|e| *e != 0.0)
-                .map_or(0.0, |e| pnl / e);
-            let mut l = vec![];
-            l.extend(kv("cash", money(t.cash)));
-            l.extend(kv("equity", money(t.equity)));
-            l.push(Span::styled("P&L ", dim()));
-            l.push(Span::styled(
-                format!("{} ({})  ", money(pnl), pct(ret)),
-                Style::new()
-                    .fg(signed_color(pnl))
-                    .add_modifier(Modifier::BOLD),
-            ));
-            let bars = match &run.progress {
-                Some(pr) if pr.total > 0 => format!("{}/{}", group(p.bars), group(pr.total)),
-                _ => group(p.bars),
-            };
-            l.extend(kv("bars", bars));
-            lines.push(Line::from(l));
-            let mut l = vec![];
-            l.extend(kv("last bar", t.ts.format("%Y-%m-%d %H:%M").to_string()));
-            l.extend(kv(&t.symbol, money(t.price)));
-            l.push(Span::styled("action ", dim()));
-            l.push(Span::styled(t.action.clone(), action_style(&t.action)));
-            lines.push(Line::from(l));
-        }
-        None => lines.push(Line::styled("waiting for the first bar…", dim())),
+fn link(name: &str, l: &Link) -> Vec<Span<'static>> {
+    let (text, style) = match l {
+        Link::Unused => ("–".to_string(), dim()),
+        Link::Connecting => ("connecting".to_string(), Style::new().fg(Color::Yellow)),
+        Link::Up => ("up".to_string(), Style::new().fg(Color::Green)),
+        Link::Down(w) => (format!("DOWN ({w})"), Style::new().fg(Color::Red)),
+        Link::Polling(_) => ("polling REST".to_string(), Style::new().fg(Color::Yellow)),
+    };
+    vec![
+        Span::styled(format!("{name} "), dim()),
+        Span::styled(text, style),
+        Span::raw("  "),
+    ]
+}
+
+fn health_line(h: &Health) -> Line<'static> {
+    let mut l = link("trades", &h.trade_stream);
+    l.extend(link("bars", &h.data_stream));
+    if let Some(t) = h.last_bar {
+        let age = h
+            .last_bar_seen
+            .map(|s| (Utc::now() - s).num_seconds().max(0))
+            .map_or(String::new(), |a| format!(" (seen {a} s ago)"));
+        l.extend(kv("last bar", format!("{}{age}", t.format("%m-%d %H:%M"))));
     }
+    match h.market_open {
+        Some(true) => l.extend(kv("market", "OPEN".into())),
+        Some(false) => l.extend(kv(
+            "market",
+            format!(
+                "closed{}",
+                h.next_open
+                    .map(|t| format!(", opens {}", t.format("%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            ),
+        )),
+        None => {}
+    }
+    if h.rest_errors > 0 || h.reconnects > 0 {
+        l.extend(kv(
+            "REST errors",
+            format!("{}  reconnects {}", h.rest_errors, h.reconnects),
+        ));
+    }
+    Line::from(l)
+}
+
+fn header(frame: &mut Frame, area: Rect, app: &App, run: &RunView, s: &PaperSnapshot) {
+    let a = &s.account;
+    let pnl = a.equity - a.initial;
+    let mut l = vec![Span::styled(
+        format!("{} ", s.broker.label()),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    l.extend(kv("cash", money(a.cash)));
+    l.extend(kv("equity", money(a.equity)));
+    l.extend(kv("buying power", money(a.buying_power)));
+    l.push(Span::styled("day ", dim()));
+    l.push(Span::styled(
+        format!("{}  ", money(a.day_pnl)),
+        Style::new().fg(signed_color(a.day_pnl)),
+    ));
+    l.push(Span::styled("session ", dim()));
+    l.push(Span::styled(
+        format!(
+            "{} ({})",
+            money(pnl),
+            pct(if a.initial > 0.0 {
+                pnl / a.initial
+            } else {
+                0.0
+            })
+        ),
+        Style::new()
+            .fg(signed_color(pnl))
+            .add_modifier(Modifier::BOLD),
+    ));
+    let mut modes: Vec<Span> = Vec::new();
+    let m = &s.modes;
+    if let Some(f) = &m.flatten {
+        modes.push(Span::styled(format!(" KILL: flatten {f} "), red()));
+        modes.push(Span::raw(" "));
+    }
+    if m.halted {
+        modes.push(Span::styled(" HALT: drawdown ", red()));
+        modes.push(Span::raw(" "));
+    }
+    if m.paused {
+        modes.push(Span::styled(" PAUSED: exits only ", red()));
+        modes.push(Span::raw(" "));
+    }
+    if let Some(w) = &m.stale_feed {
+        modes.push(Span::styled(format!(" STALE FEED: {w} "), red()));
+        modes.push(Span::raw(" "));
+    }
+    if m.daily_loss_hit {
+        modes.push(Span::styled(" DAILY LOSS LIMIT ", red()));
+    }
+    if modes.is_empty() {
+        modes.push(Span::styled("trading", Style::new().fg(Color::Green)));
+    }
+    let venue = match s.broker {
+        BrokerKind::Sim => {
+            "simulated fills at the bar's close with the backtest's slippage and commission"
+        }
+        _ => "Alpaca paper: random partial fills ~10 % of the time; no slippage or fees modelled",
+    };
+    let lines = vec![
+        Line::from(l),
+        health_line(&s.health),
+        Line::from(modes),
+        Line::styled(venue, dim()),
+    ];
     let p = Paragraph::new(lines).block(block(run_title(app, run, JobKind::Paper)));
     frame.render_widget(p, area);
 }
 
-fn action_style(action: &str) -> Style {
-    let a = action.to_ascii_lowercase();
-    let color = if a.contains("buy") || a.contains("long") {
-        Color::Green
-    } else if a.contains("sell") || a.contains("short") {
-        Color::Red
-    } else {
-        Color::Gray
-    };
-    Style::new().fg(color).add_modifier(Modifier::BOLD)
-}
-
-fn positions(frame: &mut Frame, area: Rect, run: &RunView) {
-    let header = Row::new(["Symbol", "Qty", "Avg", "Price", "Unreal. P&L"]).style(header_style());
-    let rows = run.paper.positions.iter().map(|p| {
+fn symbol_rows(frame: &mut Frame, area: Rect, s: &PaperSnapshot) {
+    let header = Row::new([
+        "Symbol",
+        "Model run",
+        "Last bar",
+        "Action",
+        "Conf",
+        "Gate",
+        "Qty",
+        "Avg",
+        "Price",
+        "Unreal.",
+        "P&L",
+        "Live/day",
+        "WF/day",
+    ])
+    .style(header_style());
+    let opt = |x: Option<f64>| x.map_or("–".to_string(), pct);
+    let rows = s.rows.iter().map(|r| {
+        let gate_style = if r.gate.starts_with("blocked") || r.gate.contains("halt") {
+            Style::new().fg(Color::Red)
+        } else if r.gate.starts_with("resized") {
+            Style::new().fg(Color::Yellow)
+        } else {
+            dim()
+        };
         Row::new(vec![
-            Cell::from(p.symbol.clone()),
-            Cell::from(num(p.qty)),
-            Cell::from(money(p.avg_price)),
-            Cell::from(money(p.market_price)),
+            Cell::from(r.symbol.clone()),
+            Cell::from(Span::styled(r.run.clone(), dim())),
+            Cell::from(
+                r.last_bar
+                    .map_or("–".into(), |t| t.format("%m-%d %H:%M").to_string()),
+            ),
+            Cell::from(r.action.clone().unwrap_or_else(|| "–".into())),
+            Cell::from(format!("{:.2}", r.confidence)),
+            Cell::from(Span::styled(r.gate.clone(), gate_style)),
+            Cell::from(num(r.position.qty)),
+            Cell::from(money(r.position.avg_price)),
+            Cell::from(money(r.position.price)),
             Cell::from(Span::styled(
-                money(p.unrealized_pnl),
-                Style::new().fg(signed_color(p.unrealized_pnl)),
+                money(r.position.unrealized_pnl),
+                Style::new().fg(signed_color(r.position.unrealized_pnl)),
             )),
+            Cell::from(Span::styled(
+                money(r.pnl),
+                Style::new().fg(signed_color(r.pnl)),
+            )),
+            Cell::from(opt(r.live_daily)),
+            Cell::from(opt(r.expected_daily)),
         ])
     });
     let widths = [
         Constraint::Length(9),
-        Constraint::Length(7),
+        Constraint::Length(14),
+        Constraint::Length(11),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Min(12),
         Constraint::Length(9),
         Constraint::Length(9),
-        Constraint::Min(10),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(8),
     ];
-    let title = format!(" Positions ({}) ", run.paper.positions.len());
+    let mut title = format!(" Symbols ({}) ", s.rows.len());
+    if !s.external_positions.is_empty() {
+        title.push_str(&format!(
+            "· EXTERNAL: {} ",
+            s.external_positions
+                .iter()
+                .map(|p| format!("{} {:+}", p.symbol, p.qty))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     frame.render_widget(
         Table::new(rows, widths).header(header).block(block(title)),
         area,
     );
 }
 
-fn orders(frame: &mut Frame, area: Rect, run: &RunView) {
+fn side_style(side: &str) -> Style {
+    let color = if side == "buy" {
+        Color::Green
+    } else {
+        Color::Red
+    };
+    Style::new().fg(color).add_modifier(Modifier::BOLD)
+}
+
+fn orders(frame: &mut Frame, area: Rect, s: &PaperSnapshot) {
     let header = Row::new([
-        "Time",
         "Symbol",
         "Side",
         "Qty",
+        "Filled",
+        "Type",
         "Status",
-        "Fill",
         "Client order id",
     ])
     .style(header_style());
-    let rows = run.paper.orders.iter().rev().take(RECENT_ORDERS).map(|o| {
+    let rows = s.open_orders.iter().take(RECENT).map(|o| {
         Row::new(vec![
-            Cell::from(o.at.format("%m-%d %H:%M").to_string()),
             Cell::from(o.symbol.clone()),
-            Cell::from(Span::styled(o.side.clone(), action_style(&o.side))),
+            Cell::from(Span::styled(o.side.clone(), side_style(&o.side))),
             Cell::from(num(o.qty)),
+            Cell::from(num(o.filled_qty)),
+            Cell::from(o.order_type.clone()),
             Cell::from(o.status.clone()),
-            Cell::from(o.fill_price.map_or("–".into(), money)),
-            Cell::from(Span::styled(o.client_order_id.clone(), dim())),
+            Cell::from(if o.external {
+                Span::styled("EXTERNAL", Style::new().fg(Color::Magenta))
+            } else {
+                Span::styled(o.client_order_id.clone(), dim())
+            }),
         ])
     });
     let widths = [
-        Constraint::Length(11),
         Constraint::Length(9),
         Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(9),
         Constraint::Length(7),
-        Constraint::Length(9),
-        Constraint::Length(9),
+        Constraint::Length(10),
         Constraint::Min(10),
     ];
-    let title = format!(" Recent orders ({} total) ", run.paper.orders.len());
     frame.render_widget(
-        Table::new(rows, widths).header(header).block(block(title)),
+        Table::new(rows, widths)
+            .header(header)
+            .block(block(format!(" Open orders ({}) ", s.open_orders.len()))),
+        area,
+    );
+}
+
+fn fills(frame: &mut Frame, area: Rect, run: &RunView) {
+    let p = &run.paper;
+    let header =
+        Row::new(["Time", "Symbol", "Side", "Qty", "Price", "Order"]).style(header_style());
+    let rows: Vec<Row> = if p.fills.is_empty() {
+        // The simulated broker has no trade stream: its fills are the filled orders.
+        p.orders
+            .iter()
+            .rev()
+            .filter(|o| o.filled_qty > 0.0)
+            .take(RECENT)
+            .map(|o| {
+                Row::new(vec![
+                    Cell::from(o.at.map_or("–".into(), |t| t.format("%m-%d %H:%M").to_string())),
+                    Cell::from(o.symbol.clone()),
+                    Cell::from(Span::styled(o.side.clone(), side_style(&o.side))),
+                    Cell::from(num(o.filled_qty)),
+                    Cell::from(o.fill_price.map_or("–".into(), money)),
+                    Cell::from(Span::styled(o.client_order_id.clone(), dim())),
+                ])
+            })
+            .collect()
+    } else {
+        p.fills
+            .iter()
+            .rev()
+            .take(RECENT)
+            .map(|f| {
+                Row::new(vec![
+                    Cell::from(f.at.format("%m-%d %H:%M:%S").to_string()),
+                    Cell::from(f.symbol.clone()),
+                    Cell::from(Span::styled(f.side.clone(), side_style(&f.side))),
+                    Cell::from(num(f.qty)),
+                    Cell::from(money(f.price)),
+                    Cell::from(Span::styled(f.client_order_id.clone(), dim())),
+                ])
+            })
+            .collect()
+    };
+    let widths = [
+        Constraint::Length(15),
+        Constraint::Length(9),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Min(10),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths).header(header).block(block(format!(
+            " Fills ({}) ",
+            p.fills
+                .len()
+                .max(p.orders.iter().filter(|o| o.filled_qty > 0.0).count())
+        ))),
         area,
     );
 }

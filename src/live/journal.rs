@@ -1,0 +1,148 @@
+//! The order journal: `journal.jsonl` in the paper run's directory, one JSON object per line,
+//! appended and fsynced **before** the broker is asked anything. JSONL rather than SQLite: there is
+//! one writer (the daemon holds the session lock), appending a line and fsyncing is all the
+//! durability it needs, a torn last line after a crash is detectable (and was never followed by a
+//! POST, which waits for the fsync), no C library joins the build, and a user can read it with
+//! `tail`. The broker stays the source of truth: the journal says what was *asked*, the broker's
+//! orders say what happened.
+
+use super::ids::Intent;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Entry {
+    /// About to submit this order (written and fsynced first).
+    Intent {
+        id: String,
+        symbol: String,
+        side: String,
+        qty: Decimal,
+        order_type: String,
+        time_in_force: String,
+        limit_price: Option<Decimal>,
+        intent: Intent,
+        /// The bar the decision was made on.
+        bar: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// The broker accepted it (or a look-up found it).
+    Accepted {
+        id: String,
+        order_id: String,
+        status: String,
+        at: DateTime<Utc>,
+    },
+    /// The broker refused it for good.
+    Rejected {
+        id: String,
+        error: String,
+        at: DateTime<Utc>,
+    },
+    /// The submit's outcome is unknown (timeout, 5xx): it must be looked up.
+    Unknown {
+        id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// A look-up found no such order at the broker: it was never placed.
+    NotPlaced { id: String, at: DateTime<Utc> },
+}
+
+impl Entry {
+    pub fn id(&self) -> &str {
+        match self {
+            Entry::Intent { id, .. }
+            | Entry::Accepted { id, .. }
+            | Entry::Rejected { id, .. }
+            | Entry::Unknown { id, .. }
+            | Entry::NotPlaced { id, .. } => id,
+        }
+    }
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the order journal {}", path.display()))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends one entry and waits until it is on disk.
+    pub fn append(&mut self, e: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(e)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// Every entry, oldest first. A torn last line (a kill mid-write) is skipped; damage
+    /// elsewhere is an error naming the line.
+    pub fn read(path: &Path) -> Result<Vec<Entry>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str(l) {
+                Ok(e) => out.push(e),
+                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+                Err(e) => anyhow::bail!("{}:{}: damaged journal line: {e}", path.display(), i + 1),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        let at = Utc::now();
+        j.append(&Entry::NotPlaced { id: "a".into(), at }).unwrap();
+        j.append(&Entry::Rejected {
+            id: "b".into(),
+            error: "no".into(),
+            at,
+        })
+        .unwrap();
+        drop(j);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"t":"accepted","id":"c","ord"#).unwrap();
+        let e = Journal::read(&p).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].id(), "b");
+        // Damage in the middle is not silently skipped.
+        std::fs::write(&p, "{\"t\":\"nope\"}\n{\"t\":\"not_placed\",\"id\":\"x\",\"at\":\"2024-01-01T00:00:00Z\"}\n").unwrap();
+        assert!(Journal::read(&p).unwrap_err().to_string().contains(":1:"));
+    }
+}

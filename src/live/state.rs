@@ -1,0 +1,118 @@
+//! The daemon's own state, kept in `state.json` of the paper run (written atomically after every
+//! change): the latches a restart must honour (flatten, pause, the sticky drawdown halt), the
+//! portfolio's peak and day-start equity, and each model's position level and last decision.
+//! Positions and cash are *not* kept here: they are rebuilt from the broker's orders on every
+//! start and reconnect (the broker is the source of truth).
+
+use crate::broker::BrokerKind;
+use crate::paths::write_atomic;
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const STATE_FILE: &str = "state.json";
+
+/// Flatten-all: latched until the user clears it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flatten {
+    pub requested: DateTime<Utc>,
+    /// Who asked: `tui`, `cli`, …
+    pub by: String,
+    /// When the broker confirmed every cancel and close, and what it said per row.
+    pub done: Option<DateTime<Utc>>,
+    pub ok: bool,
+    pub rows: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelState {
+    /// The training run the model comes from.
+    pub run: String,
+    /// Position level in [-1, 1] the model last asked for.
+    pub level: f64,
+    /// Start of the last model bar decided on.
+    pub last_bar: Option<DateTime<Utc>>,
+    /// No new entry in this symbol before this bar time (after a trade).
+    pub cooldown_until: Option<DateTime<Utc>>,
+    /// The model's book's peak equity (its drawdown feature survives restarts).
+    pub peak: f64,
+    /// The per-model drawdown halt of the backtest's rules is off here: drawdown is judged on
+    /// the whole portfolio. Stop-loss/take-profit state needs nothing persisted.
+    pub last_action: Option<String>,
+    pub confidence: f32,
+    /// The gates' last word on this symbol (`ok`, `resized: …`, `blocked: …`).
+    pub gate: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonState {
+    /// The id tag of this session's orders.
+    pub session: String,
+    pub broker: BrokerKind,
+    /// When the session started: the broker's orders since then are reconciled.
+    pub started: DateTime<Utc>,
+    /// Portfolio equity when the session started: each model's book starts with it.
+    pub initial_equity: f64,
+    pub peak_equity: f64,
+    /// The trading day and the equity it started with (for the daily loss limit).
+    pub day: Option<(NaiveDate, f64)>,
+    /// Entries paused by the user (exits still run).
+    pub paused: bool,
+    pub flatten: Option<Flatten>,
+    /// Sticky drawdown halt: set past `drawdown_halt`, cleared only by the user.
+    pub halted: bool,
+    pub models: BTreeMap<String, ModelState>,
+    /// Replay only: the newest bar time processed (a restart continues after it) …
+    pub replay_cursor: Option<DateTime<Utc>>,
+    /// … and the last bar time the replay covers (fixed when the session starts).
+    pub replay_until: Option<DateTime<Utc>>,
+}
+
+impl DaemonState {
+    pub fn new(session: &str, broker: BrokerKind, equity: f64) -> Self {
+        DaemonState {
+            session: session.to_string(),
+            broker,
+            started: Utc::now(),
+            initial_equity: equity,
+            peak_equity: equity,
+            day: None,
+            paused: false,
+            flatten: None,
+            halted: false,
+            models: BTreeMap::new(),
+            replay_cursor: None,
+            replay_until: None,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<DaemonState>> {
+        let p = dir.join(STATE_FILE);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("{} is damaged", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(STATE_FILE), &serde_json::to_vec_pretty(self)?)
+    }
+
+    /// Whether new entries are blocked, and why (exits always run).
+    pub fn entries_blocked(&self) -> Option<&'static str> {
+        if self.flatten.is_some() {
+            Some("flatten latched")
+        } else if self.halted {
+            Some("drawdown halt")
+        } else if self.paused {
+            Some("paused")
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! What the daemon reports for the Paper pane (and `--json`): one snapshot of the whole session
+//! after every processed bar and every few seconds, plus each fill and order change as it happens.
+//! Display values are plain floats; the exact decimals stay in the journal and at the broker.
+
+use crate::broker::BrokerKind;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub cash: f64,
+    pub equity: f64,
+    pub buying_power: f64,
+    /// Equity change since the trading day started.
+    pub day_pnl: f64,
+    /// Equity when the session started.
+    pub initial: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PositionView {
+    pub qty: f64,
+    pub avg_price: f64,
+    pub price: f64,
+    pub unrealized_pnl: f64,
+}
+
+/// One model (one symbol) of the portfolio.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SymbolRow {
+    pub symbol: String,
+    /// The training run the model comes from.
+    pub run: String,
+    pub timeframe: String,
+    pub last_bar: Option<DateTime<Utc>>,
+    pub action: Option<String>,
+    pub confidence: f32,
+    /// The gates' word: `ok`, `resized: …`, `blocked: …`, or a risk rule.
+    pub gate: String,
+    pub level: f64,
+    pub position: PositionView,
+    /// The model's P&L since the session started (its own fills, marked to market).
+    pub pnl: f64,
+    /// Its live return per day, beside what walk-forward expected per day (mean fold return /
+    /// fold days), when a walk-forward of the model exists.
+    pub live_daily: Option<f64>,
+    pub expected_daily: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum Link {
+    /// Not used by this session (e.g. no trade stream on the simulated broker).
+    Unused,
+    Connecting,
+    Up,
+    Down(String),
+    /// The stream is unavailable and REST polling stands in.
+    Polling(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub trade_stream: Link,
+    pub data_stream: Link,
+    /// The newest bar that arrived (any symbol), and when.
+    pub last_bar: Option<DateTime<Utc>>,
+    pub last_bar_seen: Option<DateTime<Utc>>,
+    pub market_open: Option<bool>,
+    pub next_open: Option<DateTime<Utc>>,
+    pub rest_errors: u64,
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Modes {
+    pub paused: bool,
+    /// The flatten-all latch: when it was asked and its result, if done.
+    pub flatten: Option<String>,
+    /// The sticky drawdown halt.
+    pub halted: bool,
+    /// The liveness watchdog's reason to halt entries (market open, no bars).
+    pub stale_feed: Option<String>,
+    pub daily_loss_hit: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: f64,
+    pub filled_qty: f64,
+    pub fill_price: Option<f64>,
+    pub order_type: String,
+    pub status: String,
+    /// Not made by this session: never traded by a model.
+    pub external: bool,
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FillView {
+    pub at: DateTime<Utc>,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: f64,
+    pub price: f64,
+    pub execution_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalPosition {
+    pub symbol: String,
+    pub qty: f64,
+}
+
+/// The whole session at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperSnapshot {
+    pub at: DateTime<Utc>,
+    pub broker: BrokerKind,
+    pub session: String,
+    pub account: AccountView,
+    pub rows: Vec<SymbolRow>,
+    pub open_orders: Vec<OrderView>,
+    pub external_positions: Vec<ExternalPosition>,
+    pub health: Health,
+    pub modes: Modes,
+}
+
+/// A command to the daemon, from the TUI or `quantdeck paper <command> RUN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// Stop new entries (exits still run).
+    Pause,
+    Resume,
+    /// Latch flatten-all: cancel every order and close every position, then stay flat.
+    Flatten,
+    /// Clear the flatten latch and the drawdown halt.
+    Clear,
+    /// Stop the daemon (positions stay as they are).
+    Stop,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Flatten => "flatten",
+            Command::Clear => "clear",
+            Command::Stop => "stop",
+        }
+    }
+}
