@@ -1,6 +1,7 @@
 //! Data-quality report of one series: coverage against the session calendar, missing bars, zero
 //! volume, duplicates, OHLC inconsistencies, outlier returns and staleness.
 
+use super::coverage::Slots;
 use crate::market::{AssetClass, Bar, Calendar, Timeframe};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,40 +51,25 @@ pub fn check(
         r.flags.push("EMPTY".into());
         return r;
     };
-    // Expected bar starts from the sessions between the first and the last bar.
-    let mut expected = Vec::new();
-    let mut day = cal.local_date(first);
-    while day <= cal.local_date(last) {
-        if let Some(s) = sessions(day) {
-            let mut t = s.open;
-            while t < s.close {
-                if t >= first && t <= last {
-                    expected.push(t);
-                }
-                t += if tf == Timeframe::Day {
-                    s.close - s.open
-                } else {
-                    tf.duration()
-                };
-            }
-        }
-        day = day.succ_opt().unwrap_or(day);
-        if day == NaiveDate::MAX {
-            break;
-        }
-    }
-    let mut present: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
+    // Expected bars: the calendar's slots between the first and the last bar's (see
+    // `coverage` for how 1Day and Alpaca's clock-aligned hours are matched).
+    let stamps: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
+    let slots = Slots::new(class, tf, Some(sessions)).detect_grid(&stamps);
+    let keys: Vec<Option<DateTime<Utc>>> = stamps.iter().map(|t| slots.slot_of(*t)).collect();
+    let lo = keys.iter().flatten().min().copied().unwrap_or(first);
+    let hi = keys.iter().flatten().max().copied().unwrap_or(last);
+    let expected = slots.between(lo, hi);
+    let mut present = stamps;
     present.sort();
     let before = present.len();
     present.dedup();
     r.duplicates = before - present.len();
-    let in_session: std::collections::BTreeSet<_> = expected.iter().copied().collect();
-    r.off_session = present.iter().filter(|t| !in_session.contains(t)).count();
-    let have: std::collections::BTreeSet<_> = present.iter().copied().collect();
+    r.off_session = keys.iter().filter(|k| k.is_none()).count();
+    let have: std::collections::BTreeSet<_> = keys.into_iter().flatten().collect();
     let missing: Vec<_> = expected
         .iter()
-        .filter(|t| !have.contains(t))
-        .copied()
+        .map(|s| s.key)
+        .filter(|k| !have.contains(k))
         .collect();
     r.expected = expected.len();
     r.missing = missing.len();

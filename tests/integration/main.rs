@@ -13,6 +13,7 @@ mod features_talib;
 mod learning;
 mod parity;
 mod pipeline;
+mod store_concurrency;
 mod tui_keys;
 mod tui_snapshots;
 mod tui_tmux;
