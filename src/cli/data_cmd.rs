@@ -171,7 +171,7 @@ fn alpaca_sessions(
 fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<i32> {
     let store = Store::new(&paths.data);
     let scan = store.scan();
-    for n in &scan.notes {
+    for n in scan.notes.iter().chain(&scan.problems) {
         eprintln!("store: {n}");
     }
     let series: Vec<_> = scan

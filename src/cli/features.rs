@@ -80,7 +80,11 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
             // The file's name only labels the output; an odd one falls back to "CSV".
             let sym = Symbol::new(&stem, class).or_else(|_| Symbol::new("CSV", class))?;
             let tz = import::tz_for(a.tz.as_deref(), class)?;
-            (sym, import::read_file(path, tz)?, path.display().to_string())
+            (
+                sym,
+                import::read_file(path, tz)?,
+                path.display().to_string(),
+            )
         }
         (None, Some(name)) => {
             let sym = cfg.universe.resolve(name)?;

@@ -187,9 +187,18 @@ mod tests {
     fn daily_slots_accept_midnight_and_open_stamps() {
         let s = Slots::new(AssetClass::Equity, Timeframe::Day, None);
         // Alpaca: midnight New York (04:00Z in summer, 05:00Z in winter); ours: the open.
-        assert_eq!(s.slot_of(utc(2024, 7, 1, 4, 0)), Some(utc(2024, 7, 1, 13, 30)));
-        assert_eq!(s.slot_of(utc(2024, 1, 2, 5, 0)), Some(utc(2024, 1, 2, 14, 30)));
-        assert_eq!(s.slot_of(utc(2024, 1, 2, 14, 30)), Some(utc(2024, 1, 2, 14, 30)));
+        assert_eq!(
+            s.slot_of(utc(2024, 7, 1, 4, 0)),
+            Some(utc(2024, 7, 1, 13, 30))
+        );
+        assert_eq!(
+            s.slot_of(utc(2024, 1, 2, 5, 0)),
+            Some(utc(2024, 1, 2, 14, 30))
+        );
+        assert_eq!(
+            s.slot_of(utc(2024, 1, 2, 14, 30)),
+            Some(utc(2024, 1, 2, 14, 30))
+        );
         assert_eq!(s.slot_of(utc(2024, 7, 4, 4, 0)), None, "Independence Day");
         let week = s.between(utc(2024, 7, 1, 0, 0), utc(2024, 7, 5, 23, 0));
         assert_eq!(week.len(), 4, "Mon–Fri less the 4th");

@@ -103,7 +103,10 @@ mod tests {
         let sym = Symbol::equity("SYNA");
         let first = load_bars(&cfg, &store, &sym, Timeframe::Minute(15)).unwrap();
         assert!(first.generated);
-        assert_eq!((first.bars.len(), first.source.as_str()), (130, "synthetic"));
+        assert_eq!(
+            (first.bars.len(), first.source.as_str()),
+            (130, "synthetic")
+        );
         let again = load_bars(&cfg, &store, &sym, Timeframe::Minute(15)).unwrap();
         assert!(!again.generated);
         assert_eq!(again.bars, first.bars);

@@ -125,7 +125,11 @@ mod tests {
         let last = |i: usize| all[i] + Duration::seconds(899);
         assert_eq!(
             p.ranges,
-            vec![(all[0], last(9)), (all[50], last(59)), (all[120], last(129))]
+            vec![
+                (all[0], last(9)),
+                (all[50], last(59)),
+                (all[120], last(129))
+            ]
         );
         // A hole spanning the overnight break is one run, not two.
         let stored: Vec<_> = all[..20].iter().chain(&all[40..]).copied().collect();

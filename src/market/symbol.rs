@@ -182,10 +182,25 @@ mod tests {
         assert_eq!(stem(".X", AssetClass::Equity), "%2EX");
         // Two non-ASCII names that the old rule mapped to the same `--`.
         assert_eq!(stem("ÄÖ", AssetClass::Equity), "%C3%84%C3%96");
-        assert_ne!(stem("ÄÖ", AssetClass::Equity), stem("ÜÉ", AssetClass::Equity));
+        assert_ne!(
+            stem("ÄÖ", AssetClass::Equity),
+            stem("ÜÉ", AssetClass::Equity)
+        );
         let names = [
-            "BTC/USD", "BTC-USD", "BTC%2FUSD", "A%25B", "A%B", "ÄÖ", "ÜÉ", ".X", "%2EX", "X.",
-            "A B", "A_B", "A+B", "日本",
+            "BTC/USD",
+            "BTC-USD",
+            "BTC%2FUSD",
+            "A%25B",
+            "A%B",
+            "ÄÖ",
+            "ÜÉ",
+            ".X",
+            "%2EX",
+            "X.",
+            "A B",
+            "A_B",
+            "A+B",
+            "日本",
         ];
         let mut seen = std::collections::BTreeSet::new();
         for n in names {
@@ -199,8 +214,21 @@ mod tests {
             assert_eq!(Symbol::from_file_stem(&st, s.class), Some(s), "{st}");
         }
         // Non-canonical spellings decode to nothing, so no two files claim one symbol.
-        for bad in ["BTC%2fUSD", "%41", "A%", "A%G1", "", "%2E", "%2E%2E", "A%00"] {
-            assert_eq!(Symbol::from_file_stem(bad, AssetClass::Equity), None, "{bad}");
+        for bad in [
+            "BTC%2fUSD",
+            "%41",
+            "A%",
+            "A%G1",
+            "",
+            "%2E",
+            "%2E%2E",
+            "A%00",
+        ] {
+            assert_eq!(
+                Symbol::from_file_stem(bad, AssetClass::Equity),
+                None,
+                "{bad}"
+            );
         }
         assert_eq!(
             Symbol::crypto("BTC/USD").legacy_file_stem(),

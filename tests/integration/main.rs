@@ -5,6 +5,7 @@ mod common;
 
 mod alpaca;
 mod cli;
+mod data_safety;
 mod features_calendar;
 mod features_cli;
 mod features_parity;

@@ -4,7 +4,7 @@
 //! sidecar names; merged into the current file if both exist (the current one wins where they
 //! overlap).
 
-use super::{quarantine, read_parquet, sidecar, Store};
+use super::{quarantine, read_parquet, sidecar, Scan, Store};
 use crate::market::{Symbol, Timeframe};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ impl Store {
     }
 
     /// Moves every legacy file of one timeframe directory into place.
-    pub(super) fn migrate_legacy_dir(&self, tf: Timeframe, dir: &Path, notes: &mut Vec<String>) {
+    pub(super) fn migrate_legacy_dir(&self, tf: Timeframe, dir: &Path, scan: &mut Scan) {
         let Ok(files) = std::fs::read_dir(dir) else {
             return;
         };
@@ -58,8 +58,10 @@ impl Store {
                 self.migrate_locked(&path, &owner, tf, guess).map(Some)
             });
             match res {
-                Ok(note) => notes.extend(note),
-                Err(e) => notes.push(format!("{}: not moved: {e:#}", path.display())),
+                Ok(note) => scan.notes.extend(note),
+                Err(e) => scan
+                    .problems
+                    .push(format!("{}: not moved: {e:#}", path.display())),
             }
         }
     }

@@ -59,12 +59,15 @@ impl SeriesInfo {
     }
 }
 
-/// Every series of a store, and what listing it found and repaired on the way (moved legacy
-/// files, rebuilt sidecars, removed orphan temp files, unreadable files).
+/// Every series of a store, and what listing it did and found on the way.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
     pub series: Vec<SeriesInfo>,
+    /// Repairs made (legacy files moved, sidecars rebuilt, orphan temp files removed): each is
+    /// reported once.
     pub notes: Vec<String>,
+    /// Problems left as they are (unreadable files, unknown file names): reported every time.
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,8 +284,7 @@ impl Store {
         } else {
             (side, stamp)
         };
-        let (info, note) =
-            sidecar::rebuild(&path, &info_path, side, symbol, tf, stamp, may_write);
+        let (info, note) = sidecar::rebuild(&path, &info_path, side, symbol, tf, stamp, may_write);
         Ok(Some((info, Some(note))))
     }
 
@@ -303,21 +305,21 @@ impl Store {
                 continue;
             };
             let dir = tf_dir.path();
-            self.migrate_legacy_dir(tf, &dir, &mut scan.notes);
-            tidy::remove_orphans(&dir, &mut scan.notes);
+            self.migrate_legacy_dir(tf, &dir, &mut scan);
+            tidy::remove_orphans(&dir, &mut scan);
             for class in AssetClass::ALL {
                 let dir = self.series_dir(class, tf);
                 let Ok(files) = std::fs::read_dir(&dir) else {
                     continue;
                 };
-                tidy::remove_orphans(&dir, &mut scan.notes);
+                tidy::remove_orphans(&dir, &mut scan);
                 for f in files.flatten() {
                     let name = f.file_name().to_string_lossy().to_string();
                     let Some(stem) = name.strip_suffix(".parquet") else {
                         continue;
                     };
                     let Some(sym) = Symbol::from_file_stem(stem, class) else {
-                        scan.notes.push(format!(
+                        scan.problems.push(format!(
                             "{}: not a series file name, left alone",
                             f.path().display()
                         ));
@@ -325,11 +327,15 @@ impl Store {
                     };
                     match self.describe_series(&sym, tf, false) {
                         Ok(Some((info, note))) => {
-                            scan.notes.extend(note);
+                            if info.flags.iter().any(|f| f == UNREADABLE) {
+                                scan.problems.extend(note);
+                            } else {
+                                scan.notes.extend(note);
+                            }
                             scan.series.push(info);
                         }
                         Ok(None) => {}
-                        Err(e) => scan.notes.push(format!("{sym} {tf}: {e:#}")),
+                        Err(e) => scan.problems.push(format!("{sym} {tf}: {e:#}")),
                     }
                 }
             }
@@ -341,11 +347,14 @@ impl Store {
     }
 
     /// Every stored series, by timeframe then symbol (see [`Store::scan`]; its notes go to the
-    /// log).
+    /// log, its problems to the debug log, since a listing repeats often).
     pub fn list(&self) -> Vec<SeriesInfo> {
         let scan = self.scan();
         for n in &scan.notes {
             tracing::info!("store: {n}");
+        }
+        for n in &scan.problems {
+            tracing::debug!("store: {n}");
         }
         scan.series
     }

@@ -102,7 +102,9 @@ pub(super) fn read_with_meta(path: &Path) -> Result<(Vec<Bar>, FileMeta)> {
         .key_value_metadata()
     {
         for item in kv {
-            let Some(v) = item.value.clone() else { continue };
+            let Some(v) = item.value.clone() else {
+                continue;
+            };
             match item.key.as_str() {
                 KEY_SYMBOL => meta.symbol = Some(v),
                 KEY_CLASS => meta.class = AssetClass::from_name(&v),

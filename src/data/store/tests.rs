@@ -13,7 +13,9 @@ fn bar(min: i64, c: f64) -> Bar {
 }
 
 fn bars(from: i64, n: i64) -> Vec<Bar> {
-    (from..from + n).map(|i| bar(15 * i, 100.0 + i as f64)).collect()
+    (from..from + n)
+        .map(|i| bar(15 * i, 100.0 + i as f64))
+        .collect()
 }
 
 const TF: Timeframe = Timeframe::Minute(15);
@@ -148,7 +150,10 @@ fn a_missing_or_garbage_sidecar_never_hides_the_bars() {
     assert_eq!(got.source, "alpaca", "the source is kept in the parquet");
     assert!(scan.notes[0].contains("was missing"), "{:?}", scan.notes);
     assert!(side.exists(), "rebuilt");
-    assert!(store.scan().notes.is_empty(), "a rebuilt sidecar is current");
+    assert!(
+        store.scan().notes.is_empty(),
+        "a rebuilt sidecar is current"
+    );
 
     std::fs::write(&side, "{ not json").unwrap();
     let scan = store.scan();
@@ -195,7 +200,10 @@ fn orphan_temp_files_go_only_when_their_writer_is_gone() {
     let mut done = std::process::Command::new("true").spawn().unwrap();
     let dead = done.id();
     done.wait().unwrap();
-    let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut live = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let orphan = series_dir.join(format!(".AAA.parquet.{dead}.tmp"));
     let busy = series_dir.join(format!(".AAA.parquet.{}.tmp", live.id()));
     let ours = series_dir.join(format!(".AAA.json.{}.tmp", std::process::id()));
@@ -207,7 +215,10 @@ fn orphan_temp_files_go_only_when_their_writer_is_gone() {
     live.kill().unwrap();
     live.wait().unwrap();
     assert_eq!(still, (false, true, true), "{:?}", scan.notes);
-    assert!(scan.notes.iter().any(|n| n.contains(&format!("process {dead} is gone"))));
+    assert!(scan
+        .notes
+        .iter()
+        .any(|n| n.contains(&format!("process {dead} is gone"))));
     assert_eq!(store.read(&sym, TF).unwrap().len(), 3);
 }
 
@@ -220,11 +231,7 @@ fn write_legacy(store: &Store, sym: &Symbol, b: &[Bar], sidecar: bool) -> PathBu
     parquet::write_bars(&p, b, sym, TF, "alpaca").unwrap();
     if sidecar {
         let info = sidecar::describe(sym, TF, b, "alpaca", Utc::now());
-        std::fs::write(
-            p.with_extension("json"),
-            serde_json::to_vec(&info).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(p.with_extension("json"), serde_json::to_vec(&info).unwrap()).unwrap();
     }
     p
 }
@@ -246,14 +253,16 @@ fn legacy_files_move_under_the_symbol_their_sidecar_names() {
 
     // Found by a listing, merged into a current file (which wins where both have a bar).
     let aaa = Symbol::equity("AAA");
-    store
-        .write(&aaa, TF, &bars(5, 10), "import")
-        .unwrap();
+    store.write(&aaa, TF, &bars(5, 10), "import").unwrap();
     let mut old = bars(0, 8);
     old[6].close = 1.0;
     write_legacy(&store, &aaa, &old, true);
     let scan = store.scan();
-    assert!(scan.notes.iter().any(|n| n.contains("merged into")), "{:?}", scan.notes);
+    assert!(
+        scan.notes.iter().any(|n| n.contains("merged into")),
+        "{:?}",
+        scan.notes
+    );
     assert_eq!(store.read(&aaa, TF).unwrap(), bars(0, 15));
 
     // Without a sidecar, `X-Y` is taken for the pair X/Y, and the note says it was a guess.
@@ -261,7 +270,13 @@ fn legacy_files_move_under_the_symbol_their_sidecar_names() {
     let p = write_legacy(&store, &eth, &bars(0, 4), false);
     let scan = store.scan();
     assert!(!p.exists());
-    assert!(scan.notes.iter().any(|n| n.contains("taken for ETH/USD (crypto)")), "{:?}", scan.notes);
+    assert!(
+        scan.notes
+            .iter()
+            .any(|n| n.contains("taken for ETH/USD (crypto)")),
+        "{:?}",
+        scan.notes
+    );
     assert_eq!(store.read(&eth, TF).unwrap(), bars(0, 4));
     assert_eq!(store.list().len(), 3);
 }

@@ -2,9 +2,10 @@
 //! is removed only when the process that wrote it is gone: a live writer's file (another
 //! process's, or another thread's of this one) is never touched.
 
+use super::Scan;
 use std::path::Path;
 
-pub(super) fn remove_orphans(dir: &Path, notes: &mut Vec<String>) {
+pub(super) fn remove_orphans(dir: &Path, scan: &mut Scan) {
     let Ok(files) = std::fs::read_dir(dir) else {
         return;
     };
@@ -18,11 +19,13 @@ pub(super) fn remove_orphans(dir: &Path, notes: &mut Vec<String>) {
         }
         let path = f.path();
         match std::fs::remove_file(&path) {
-            Ok(()) => notes.push(format!(
+            Ok(()) => scan.notes.push(format!(
                 "removed {}, left by a write that did not finish (process {pid} is gone)",
                 path.display()
             )),
-            Err(e) => notes.push(format!("cannot remove {}: {e}", path.display())),
+            Err(e) => scan
+                .problems
+                .push(format!("cannot remove {}: {e}", path.display())),
         }
     }
 }
