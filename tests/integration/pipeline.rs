@@ -203,7 +203,10 @@ fn fetch_train_gate_walk_forward_paper() {
     // completed.
     let runs = jobs::list_runs(&paths);
     assert_eq!(runs.len(), 5);
-    let states: Vec<_> = runs.iter().map(|r| (r.manifest.id == fetch, r.state())).collect();
+    let states: Vec<_> = runs
+        .iter()
+        .map(|r| (r.manifest.id == fetch, r.state()))
+        .collect();
     assert!(
         states
             .iter()

@@ -265,11 +265,14 @@ impl Store {
             return Ok(Some((info, None)));
         }
         // Repair under the lock when it is free; a writer that holds it writes a fresh sidecar
-        // itself, so meanwhile the description is computed without saving it.
+        // itself, so meanwhile (or on a read-only store) the description is computed without
+        // saving it.
         let lock = if held {
             None
         } else {
-            SeriesLock::try_acquire(&self.lock_path(symbol, tf))?
+            SeriesLock::try_acquire(&self.lock_path(symbol, tf))
+                .ok()
+                .flatten()
         };
         let may_write = held || lock.is_some();
         let (side, stamp) = if lock.is_some() {
