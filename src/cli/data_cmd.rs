@@ -22,7 +22,8 @@ pub struct ImportArgs {
     /// Timeframe of the bars (default: data.timeframe).
     #[arg(long)]
     pub timeframe: Option<String>,
-    /// Time zone of naive timestamps (default: America/New_York for equities, UTC for crypto).
+    /// Zone of naive timestamps (no offset or zone), in CSV and parquet alike (default:
+    /// America/New_York for equities, UTC for crypto).
     #[arg(long)]
     pub tz: Option<String>,
     /// Replace the stored series instead of merging into it.
@@ -60,18 +61,12 @@ pub enum DataAction {
 }
 
 pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
-    let sym = cfg.universe.resolve(&a.symbol);
+    let sym = cfg.universe.resolve(&a.symbol)?;
     let tf: Timeframe = match &a.timeframe {
         Some(t) => t.parse()?,
         None => cfg.data.timeframe,
     };
-    let tz_name = a.tz.clone().unwrap_or_else(|| match sym.class {
-        AssetClass::Equity => "America/New_York".into(),
-        AssetClass::Crypto => "UTC".into(),
-    });
-    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
-        anyhow!("unknown time zone {tz_name:?} (use an IANA name such as America/New_York)")
-    })?;
+    let tz = import::tz_for(a.tz.as_deref(), sym.class)?;
     let bars = import::read_file(&a.file, tz)?;
     let store = Store::new(&paths.data);
     let info = if a.replace {
@@ -80,7 +75,7 @@ pub fn import(paths: &Paths, cfg: &Config, a: ImportArgs) -> Result<i32> {
         store.merge(&sym, tf, &bars, "import")?
     };
     println!(
-        "imported {} bars of {sym} {tf} from {} (timestamps in {tz_name}); the store now holds {} bars {} → {}",
+        "imported {} bars of {sym} {tf} from {} (naive timestamps read as {tz} time); the store now holds {} bars {} → {}",
         bars.len(),
         a.file.display(),
         info.bars,
@@ -101,7 +96,7 @@ pub fn run(paths: &Paths, cfg: &Config, a: DataArgs) -> Result<i32> {
     match a.action {
         DataAction::Check { symbols, json } => check(paths, cfg, &symbols, json),
         DataAction::Resample { symbol, to, from } => {
-            let sym = cfg.universe.resolve(&symbol);
+            let sym = cfg.universe.resolve(&symbol)?;
             let from: Timeframe = match from {
                 Some(f) => f.parse()?,
                 None => cfg.data.timeframe,
@@ -175,8 +170,12 @@ fn alpaca_sessions(
 
 fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<i32> {
     let store = Store::new(&paths.data);
-    let series: Vec<_> = store
-        .list()
+    let scan = store.scan();
+    for n in scan.notes.iter().chain(&scan.problems) {
+        eprintln!("store: {n}");
+    }
+    let series: Vec<_> = scan
+        .series
         .into_iter()
         .filter(|s| symbols.is_empty() || symbols.iter().any(|n| n.eq_ignore_ascii_case(&s.symbol)))
         .collect();
@@ -237,7 +236,7 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+        return Ok(exit_code(&unreadable(&reports)));
     }
     println!(
         "calendar: {}",
@@ -247,6 +246,7 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
             "embedded NYSE rules (America/New_York)"
         }
     );
+    let bad = unreadable(&reports);
     for (sym, tf, src, r) in reports {
         match r {
             Err(e) => println!("{sym:<10} {tf:<6} {src:<10} ERROR {e}"),
@@ -276,5 +276,27 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
             }
         }
     }
-    Ok(0)
+    Ok(exit_code(&bad))
+}
+
+/// The series that could not be read (and were moved aside).
+fn unreadable(reports: &[(String, String, String, Result<QualityReport, String>)]) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|r| r.3.is_err())
+        .map(|r| format!("{} {}", r.0, r.1))
+        .collect()
+}
+
+/// Non-zero when any series could not be read, so scripts notice.
+fn exit_code(bad: &[String]) -> i32 {
+    if bad.is_empty() {
+        return 0;
+    }
+    eprintln!(
+        "error: {} series could not be read and were moved aside: {}",
+        bad.len(),
+        bad.join(", ")
+    );
+    1
 }

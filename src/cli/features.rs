@@ -2,13 +2,16 @@
 //! and raw indicators written to CSV or parquet, with timestamps, for checking in pandas.
 
 use crate::config::{Config, DataSource};
-use crate::data::{synthetic, Store};
+use crate::data::{import, load, Store};
 use crate::features::{self, events, export, FeatureSpec};
-use crate::market::{Bar, Symbol};
+use crate::market::{AssetClass, Bar, Symbol, Timeframe};
 use crate::paths::Paths;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
+
+/// Accepted observation windows: the range `features.window` accepts in a config file.
+const WINDOW: std::ops::RangeInclusive<usize> = 2..=1000;
 
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
@@ -17,23 +20,46 @@ pub struct FeaturesArgs {
     /// Print the layout: version, window, warm-up, every feature in order, the event table.
     #[arg(long)]
     pub spec: bool,
-    /// Compute from a CSV of bars (ts, open, high, low, close[, volume]) instead of the store.
+    /// Compute from a CSV or parquet file of bars (read as `quantdeck import` reads it)
+    /// instead of the store.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Treat the --csv series as crypto (24/7 UTC hours) rather than equity (NYSE sessions).
     #[arg(long)]
     pub crypto: bool,
+    /// Zone of naive timestamps in the --csv file (default: America/New_York for equities, UTC
+    /// for crypto).
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Timeframe of the stored series (default: data.timeframe).
+    #[arg(long)]
+    pub timeframe: Option<String>,
     /// Output file: `.csv` or `.parquet` (default: <SYMBOL>_features.csv in this directory).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Observation window (default: features.window from the config).
+    /// Observation window, 2–1000 bars (default: features.window from the config).
     #[arg(long)]
     pub window: Option<usize>,
 }
 
 pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
+    let window = a.window.unwrap_or(cfg.features.window);
+    if !WINDOW.contains(&window) {
+        bail!(
+            "--window {window} is out of range: it must be between {} and {} bars (as features.window)",
+            WINDOW.start(),
+            WINDOW.end()
+        );
+    }
+    if let Some(out) = &a.out {
+        export::format_of(out)?;
+    }
+    let tf: Timeframe = match &a.timeframe {
+        Some(t) => t.parse()?,
+        None => cfg.data.timeframe,
+    };
     let table = events::EventTable::load(&paths.home);
-    let spec = FeatureSpec::current(a.window.unwrap_or(cfg.features.window), &table);
+    let spec = FeatureSpec::current(window, &table);
     if a.spec {
         print_spec(&spec, &table, &paths.home);
         if a.symbol.is_none() && a.csv.is_none() {
@@ -46,21 +72,24 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_else(|| "CSV".into());
-            let sym = if a.crypto {
-                Symbol::crypto(&stem)
+            let class = if a.crypto {
+                AssetClass::Crypto
             } else {
-                Symbol::equity(&stem)
+                AssetClass::Equity
             };
+            // The file's name only labels the output; an odd one falls back to "CSV".
+            let sym = Symbol::new(&stem, class).or_else(|_| Symbol::new("CSV", class))?;
+            let tz = import::tz_for(a.tz.as_deref(), class)?;
             (
                 sym,
-                export::read_bars_csv(path)?,
+                import::read_file(path, tz)?,
                 path.display().to_string(),
             )
         }
         (None, Some(name)) => {
-            let sym = cfg.universe.resolve(name);
-            let bars = load(paths, cfg, &sym)?;
-            let label = format!("{sym} {}", cfg.data.timeframe);
+            let sym = cfg.universe.resolve(name)?;
+            let bars = load_stored(paths, cfg, &sym, tf)?;
+            let label = format!("{sym} {tf}");
             (sym, bars, label)
         }
         (None, None) => {
@@ -92,24 +121,17 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
 }
 
 /// Stored bars; for the synthetic source a missing series is generated in memory (not stored).
-fn load(paths: &Paths, cfg: &Config, sym: &Symbol) -> Result<Vec<Bar>> {
+fn load_stored(paths: &Paths, cfg: &Config, sym: &Symbol, tf: Timeframe) -> Result<Vec<Bar>> {
     let store = Store::new(&paths.data);
-    let tf = cfg.data.timeframe;
-    if store.parquet_path(sym, tf).exists() || cfg.data.source != DataSource::Synthetic {
+    if store.contains(sym, tf)? || cfg.data.source != DataSource::Synthetic {
         return store.read(sym, tf);
     }
-    let date = |s: &str| {
-        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .with_context(|| format!("data date {s:?} is not YYYY-MM-DD"))
-    };
     eprintln!("no stored {tf} bars for {sym}: using the synthetic market (not stored)");
-    synthetic::generate(
-        &cfg.synthetic,
-        sym,
-        tf,
-        date(&cfg.data.start)?,
-        date(&cfg.data.end)?,
-    )
+    let (bars, warning) = load::synthetic_bars(cfg, sym, tf)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(bars)
 }
 
 fn print_spec(spec: &FeatureSpec, t: &events::EventTable, home: &std::path::Path) {

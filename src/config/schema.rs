@@ -45,14 +45,19 @@ impl UniverseConfig {
     }
 
     /// The configured symbol of that name, or — for data outside the universe (fetched from
-    /// Alpaca, imported) — the name parsed as written (`BTC/USD` is crypto).
-    pub fn resolve(&self, name: &str) -> Symbol {
-        self.find(name).unwrap_or_else(|_| Symbol::parse(name))
+    /// Alpaca, imported) — the name parsed as written (`BTC/USD` is crypto). A name that cannot
+    /// name a series (empty, `.`, control characters, …) is an error.
+    pub fn resolve(&self, name: &str) -> anyhow::Result<Symbol> {
+        match self.find(name) {
+            Ok(sym) => Ok(sym),
+            Err(_) => Symbol::from_user(name),
+        }
     }
 
-    /// Finds a configured symbol by name (case-insensitive); unknown names are an error that
-    /// lists the universe.
+    /// Finds a configured symbol by name (case-insensitive); an invalid name, or one outside the
+    /// universe, is an error (the latter lists the universe).
     pub fn find(&self, name: &str) -> anyhow::Result<Symbol> {
+        crate::market::symbol::validate_name(name)?;
         let all = self.symbols();
         all.iter()
             .find(|s| s.name.eq_ignore_ascii_case(name))

@@ -1,8 +1,16 @@
-//! Importing OHLCV from CSV or parquet: column names as users write them (`Date`, `timestamp`,
-//! `Open`, `o`, `Volume`, …), timestamps as RFC 3339, epoch seconds or milliseconds, or naive
-//! local times in a given zone. Every validation error names the row.
+//! Importing OHLCV from CSV or parquet — the one reader of outside bar files (`import`,
+//! `features --csv`): column names as users write them (`Date`, `timestamp`, `Open`, `o`,
+//! `Volume`, …), timestamps as RFC 3339, epoch seconds or milliseconds, or naive local times.
+//! Every validation error names the row.
+//!
+//! **One rule for naive timestamps**, in both formats: a timestamp without an offset or zone (a
+//! CSV `2024-03-12 09:30:00`, a parquet `Datetime` column without a time zone, a bare date) is a
+//! wall-clock time in the zone given with `--tz`; by default New York time for equities (the
+//! exchange's clock, in which stock data is usually written) and UTC for crypto. Timestamps with
+//! an offset or zone (RFC 3339, a zoned parquet column) and epoch numbers are absolute and ignore
+//! the zone.
 
-use crate::market::Bar;
+use crate::market::{AssetClass, Bar};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -82,6 +90,24 @@ fn layout(headers: &[String]) -> Result<Layout> {
         }
     }
     Ok(Layout { ts, time, cols })
+}
+
+/// The zone of naive timestamps when none is given: New York for equities, UTC for crypto.
+pub fn default_tz(class: AssetClass) -> Tz {
+    match class {
+        AssetClass::Equity => chrono_tz::America::New_York,
+        AssetClass::Crypto => chrono_tz::UTC,
+    }
+}
+
+/// The zone named by `--tz`, or [`default_tz`] of `class`.
+pub fn tz_for(name: Option<&str>, class: AssetClass) -> Result<Tz> {
+    match name {
+        None => Ok(default_tz(class)),
+        Some(n) => n.parse().map_err(|_| {
+            anyhow!("unknown time zone {n:?} (use an IANA name such as America/New_York or UTC)")
+        }),
+    }
 }
 
 /// Parses one timestamp; naive values are local times in `tz`.
@@ -257,19 +283,27 @@ fn read_parquet_rows(path: &Path) -> Result<Rows> {
     let mut cols: Vec<Vec<String>> = Vec::new();
     for c in df.columns() {
         let as_text: Vec<String> = match c.dtype() {
-            DataType::Datetime(unit, _) => {
-                let unit = *unit;
+            DataType::Datetime(unit, zone) => {
+                let (unit, zoned) = (*unit, zone.is_some());
                 let c = c.cast(&DataType::Datetime(unit, None))?;
                 let phys = c.datetime()?.physical().clone();
                 let to_ms = |v: i64| match unit {
-                    TimeUnit::Nanoseconds => v / 1_000_000,
-                    TimeUnit::Microseconds => v / 1_000,
+                    TimeUnit::Nanoseconds => v.div_euclid(1_000_000),
+                    TimeUnit::Microseconds => v.div_euclid(1_000),
                     TimeUnit::Milliseconds => v,
                 };
+                // A zoned column holds UTC instants; a naive one holds wall-clock times, which
+                // are written out naive so that the one rule (`--tz`) applies as for CSV.
                 phys.iter()
                     .map(|v| {
                         v.and_then(|v| DateTime::from_timestamp_millis(to_ms(v)))
-                            .map(|t| t.to_rfc3339())
+                            .map(|t| {
+                                if zoned {
+                                    t.to_rfc3339()
+                                } else {
+                                    t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string()
+                                }
+                            })
                             .unwrap_or_default()
                     })
                     .collect()
@@ -356,6 +390,70 @@ mod tests {
         );
         let e = format!("{:#}", read_file(&p, chrono_tz::UTC).unwrap_err());
         assert!(e.contains("row 2") && e.contains("yesterday"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod naive_time_tests {
+    use super::*;
+
+    #[test]
+    fn naive_times_mean_the_same_in_csv_and_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("naive.csv");
+        std::fs::write(
+            &csv,
+            "timestamp,open,high,low,close,volume\n2024-03-12 09:30:00,10,11,9,10.5,100\n2024-03-12 09:45:00,10.5,11,10,10.8,50\n2024-11-04 09:30:00,12,13,11,12.5,70\n",
+        )
+        .unwrap();
+        // The same wall-clock times in a parquet `Datetime[ms]` column without a zone.
+        let wall = [
+            "2024-03-12 09:30:00",
+            "2024-03-12 09:45:00",
+            "2024-11-04 09:30:00",
+        ]
+        .map(|t| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp_millis()
+        });
+        let ts = Column::new("timestamp".into(), wall.to_vec())
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .unwrap();
+        let f = |name: &str, v: [f64; 3]| Column::new(name.into(), v.to_vec());
+        let mut df = DataFrame::new(
+            3,
+            vec![
+                ts,
+                f("open", [10.0, 10.5, 12.0]),
+                f("high", [11.0, 11.0, 13.0]),
+                f("low", [9.0, 10.0, 11.0]),
+                f("close", [10.5, 10.8, 12.5]),
+                f("volume", [100.0, 50.0, 70.0]),
+            ],
+        )
+        .unwrap();
+        let pq = dir.path().join("naive.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let ny = default_tz(AssetClass::Equity);
+        let from_csv = read_file(&csv, ny).unwrap();
+        let from_pq = read_file(&pq, ny).unwrap();
+        assert_eq!(from_csv, from_pq);
+        // New York time: EDT (UTC−4) in March, EST (UTC−5) in November.
+        assert_eq!(from_pq[0].ts.to_rfc3339(), "2024-03-12T13:30:00+00:00");
+        assert_eq!(from_pq[2].ts.to_rfc3339(), "2024-11-04T14:30:00+00:00");
+        // Another zone moves both alike.
+        assert_eq!(
+            read_file(&csv, chrono_tz::UTC).unwrap(),
+            read_file(&pq, chrono_tz::UTC).unwrap()
+        );
+        assert_eq!(
+            read_file(&pq, chrono_tz::UTC).unwrap()[0].ts.to_rfc3339(),
+            "2024-03-12T09:30:00+00:00"
+        );
     }
 }
 

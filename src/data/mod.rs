@@ -1,11 +1,16 @@
 //! Market data: providers (the built-in synthetic market, the Alpaca client, CSV/parquet import),
-//! the parquet store, resampling, and data-quality reports.
+//! the parquet store, resampling, refresh planning and data-quality reports.
 
 pub mod alpaca;
+pub mod budget;
+pub mod coverage;
 pub mod import;
+pub mod load;
+pub mod plan;
 pub mod quality;
 pub mod resample;
 pub mod store;
 pub mod synthetic;
 
+pub use load::{generate_synthetic, load_bars, LoadedBars};
 pub use store::{SeriesInfo, Store};

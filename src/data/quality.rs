@@ -1,6 +1,7 @@
 //! Data-quality report of one series: coverage against the session calendar, missing bars, zero
 //! volume, duplicates, OHLC inconsistencies, outlier returns and staleness.
 
+use super::coverage::Slots;
 use crate::market::{AssetClass, Bar, Calendar, Timeframe};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,40 +51,25 @@ pub fn check(
         r.flags.push("EMPTY".into());
         return r;
     };
-    // Expected bar starts from the sessions between the first and the last bar.
-    let mut expected = Vec::new();
-    let mut day = cal.local_date(first);
-    while day <= cal.local_date(last) {
-        if let Some(s) = sessions(day) {
-            let mut t = s.open;
-            while t < s.close {
-                if t >= first && t <= last {
-                    expected.push(t);
-                }
-                t += if tf == Timeframe::Day {
-                    s.close - s.open
-                } else {
-                    tf.duration()
-                };
-            }
-        }
-        day = day.succ_opt().unwrap_or(day);
-        if day == NaiveDate::MAX {
-            break;
-        }
-    }
-    let mut present: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
+    // Expected bars: the calendar's slots between the first and the last bar's (see
+    // `coverage` for how 1Day and Alpaca's clock-aligned hours are matched).
+    let stamps: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
+    let slots = Slots::new(class, tf, Some(sessions)).detect_grid(&stamps);
+    let keys: Vec<Option<DateTime<Utc>>> = stamps.iter().map(|t| slots.slot_of(*t)).collect();
+    let lo = keys.iter().flatten().min().copied().unwrap_or(first);
+    let hi = keys.iter().flatten().max().copied().unwrap_or(last);
+    let expected = slots.between(lo, hi);
+    let mut present = stamps;
     present.sort();
     let before = present.len();
     present.dedup();
     r.duplicates = before - present.len();
-    let in_session: std::collections::BTreeSet<_> = expected.iter().copied().collect();
-    r.off_session = present.iter().filter(|t| !in_session.contains(t)).count();
-    let have: std::collections::BTreeSet<_> = present.iter().copied().collect();
+    r.off_session = keys.iter().filter(|k| k.is_none()).count();
+    let have: std::collections::BTreeSet<_> = keys.into_iter().flatten().collect();
     let missing: Vec<_> = expected
         .iter()
-        .filter(|t| !have.contains(t))
-        .copied()
+        .map(|s| s.key)
+        .filter(|k| !have.contains(k))
         .collect();
     r.expected = expected.len();
     r.missing = missing.len();
@@ -198,6 +184,107 @@ mod tests {
             "STALE",
         ] {
             assert!(r.flags.contains(&f.to_string()), "{f} in {:?}", r.flags);
+        }
+    }
+
+    /// Bars stamped the way Alpaca stamps them: daily at midnight New York time, hourly on the
+    /// clock hour with extended hours (04:00–20:00 New York) around the session.
+    fn alpaca_style(tf: Timeframe, from: NaiveDate, to: NaiveDate) -> Vec<Bar> {
+        let ny = chrono_tz::America::New_York;
+        let mut out = Vec::new();
+        let mut d = from;
+        while d <= to {
+            if Calendar::Nyse.session(d).is_some() {
+                let hours: Vec<u32> = if tf == Timeframe::Day {
+                    vec![0]
+                } else {
+                    (4..20).collect()
+                };
+                for h in hours {
+                    let ts = ny
+                        .from_local_datetime(&d.and_hms_opt(h, 0, 0).unwrap())
+                        .unwrap()
+                        .with_timezone(&Utc);
+                    out.push(Bar {
+                        ts,
+                        open: 10.0,
+                        high: 11.0,
+                        low: 9.0,
+                        close: 10.0,
+                        volume: 5.0,
+                    });
+                }
+            }
+            d = d.succ_opt().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn daily_and_hourly_coverage_accept_alpaca_and_our_own_stamps() {
+        let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
+        let sym = Symbol::equity("SYNA");
+        // Across the March DST change and the Thanksgiving holiday and half day.
+        for (from, to) in [(d(3, 1), d(3, 28)), (d(11, 20), d(12, 6))] {
+            let sessions = (0..=(to - from).num_days())
+                .filter(|k| {
+                    Calendar::Nyse
+                        .session(from + chrono::Duration::days(*k))
+                        .is_some()
+                })
+                .count();
+            let now = Utc.from_utc_datetime(&to.and_hms_opt(23, 0, 0).unwrap());
+
+            let daily = alpaca_style(Timeframe::Day, from, to);
+            assert_eq!(daily.len(), sessions);
+            let r = check(&daily, sym.class, Timeframe::Day, None, now);
+            assert_eq!((r.expected, r.missing, r.off_session), (sessions, 0, 0));
+            assert!(r.flags.is_empty(), "{:?}", r.flags);
+            let mut holed = daily.clone();
+            let gone = holed.remove(5);
+            let r = check(&holed, sym.class, Timeframe::Day, None, now);
+            assert_eq!(r.missing, 1);
+            assert_eq!(
+                Calendar::Nyse.local_date(r.missing_examples[0]),
+                Calendar::Nyse.local_date(gone.ts)
+            );
+
+            // Ours: the synthetic market's 15-minute bars resampled (09:30-anchored).
+            let fine = synthetic::generate(
+                &SyntheticConfig::default(),
+                &sym,
+                Timeframe::Minute(15),
+                from,
+                to,
+            )
+            .unwrap();
+            for tf in [Timeframe::Day, Timeframe::Hour(1)] {
+                let (ours, _) =
+                    crate::data::resample::resample(&fine, sym.class, Timeframe::Minute(15), tf)
+                        .unwrap();
+                let r = check(&ours, sym.class, tf, None, now);
+                assert_eq!((r.missing, r.off_session, r.coverage), (0, 0, 1.0), "{tf}");
+            }
+
+            let hourly = alpaca_style(Timeframe::Hour(1), from, to);
+            let r = check(&hourly, sym.class, Timeframe::Hour(1), None, now);
+            // 09:00–15:00 overlap a full session (7 hours), 09:00–12:00 a half day (4).
+            let half_days = (0..=(to - from).num_days())
+                .filter(|k| {
+                    Calendar::Nyse
+                        .session(from + chrono::Duration::days(*k))
+                        .is_some_and(|s| s.early_close)
+                })
+                .count();
+            assert_eq!(r.expected, 7 * sessions - 3 * half_days);
+            assert_eq!((r.missing, r.coverage), (0, 1.0));
+            assert_eq!(r.off_session, hourly.len() - r.expected, "extended hours");
+            let mut holed = hourly.clone();
+            holed.retain(|b| b.ts != alpaca_style(Timeframe::Hour(1), from, from)[6].ts);
+            assert_eq!(
+                check(&holed, sym.class, Timeframe::Hour(1), None, now).missing,
+                1
+            );
         }
     }
 }

@@ -1,18 +1,42 @@
-//! Feature matrices out to CSV or parquet (for checking in pandas), and bars in from a CSV file.
+//! Feature matrices out to CSV or parquet (for checking in pandas). Bars come in through
+//! `data::import`, the one reader of outside files.
 //! Columns: `ts` (UTC), the bar's OHLCV, the raw indicators (TA-Lib's units, empty/NaN before
 //! their lookback), `usable` (1 from the first usable bar on), then the features by spec name.
 
 use super::{ta, FeatureMatrix, FeatureSpec};
 use crate::market::Bar;
 use crate::paths::{tmp_path, write_atomic};
-use anyhow::{anyhow, bail, Context, Result};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use anyhow::{bail, Result};
+use chrono::SecondsFormat;
 use polars::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Writes `fm` (computed from `bars` with `spec`) and the raw indicators to `path`; the format
-/// follows the extension (`.parquet`, else CSV).
+/// Output formats, chosen by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+/// The format `path`'s extension asks for; any extension but `.csv` and `.parquet` is refused
+/// rather than written as something else.
+pub fn format_of(path: &Path) -> Result<Format> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("csv") => Ok(Format::Csv),
+        Some("parquet") => Ok(Format::Parquet),
+        _ => bail!(
+            "cannot write {}: the output must end in .csv or .parquet",
+            path.display()
+        ),
+    }
+}
+
+/// Writes `fm` (computed from `bars` with `spec`) and the raw indicators to `path`, as CSV or
+/// parquet by its extension (see [`format_of`]).
 pub fn write(path: &Path, spec: &FeatureSpec, bars: &[Bar], fm: &FeatureMatrix) -> Result<()> {
     if fm.len() != bars.len() {
         bail!(
@@ -21,11 +45,9 @@ pub fn write(path: &Path, spec: &FeatureSpec, bars: &[Bar], fm: &FeatureMatrix) 
             bars.len()
         );
     }
+    let format = format_of(path)?;
     let raw = ta::compute(bars);
-    let is_parquet = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if is_parquet {
+    if format == Format::Parquet {
         write_parquet(path, spec, bars, fm, &raw)
     } else {
         write_atomic(path, csv_text(spec, bars, fm, &raw).as_bytes())
@@ -124,100 +146,4 @@ fn write_parquet(
         return Err(e.context(format!("cannot write {}", path.display())));
     }
     Ok(())
-}
-
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim().trim_matches('"');
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    }
-    let n: i64 = s.parse().ok()?;
-    // Epoch seconds, or milliseconds when too large to be seconds.
-    if n.abs() < 100_000_000_000 {
-        DateTime::from_timestamp(n, 0)
-    } else {
-        DateTime::from_timestamp_millis(n)
-    }
-}
-
-/// Reads bars from a CSV with a header naming `ts` (or `timestamp`/`time`/`date`), `open`,
-/// `high`, `low`, `close` and optionally `volume` (0 when absent). Timestamps are RFC 3339, naive
-/// UTC (`2024-03-01 14:30:00`) or epoch seconds/milliseconds, strictly increasing.
-pub fn read_bars_csv(path: &Path) -> Result<Vec<Bar>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let where_ = |line: usize| format!("{}:{line}", path.display());
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| anyhow!("{} is empty", path.display()))?;
-    let names: Vec<String> = header
-        .split(',')
-        .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
-        .collect();
-    let find = |alts: &[&str]| names.iter().position(|n| alts.contains(&n.as_str()));
-    let need = |alts: &[&str]| {
-        find(alts).ok_or_else(|| {
-            anyhow!(
-                "{}: header has no `{}` column (found: {})",
-                where_(1),
-                alts[0],
-                names.join(", ")
-            )
-        })
-    };
-    let its = need(&["ts", "timestamp", "time", "date", "datetime"])?;
-    let (io, ih, il, ic) = (
-        need(&["open"])?,
-        need(&["high"])?,
-        need(&["low"])?,
-        need(&["close"])?,
-    );
-    let iv = find(&["volume", "vol"]);
-    let mut bars: Vec<Bar> = Vec::new();
-    for (i, line) in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        let field = |k: usize, name: &str| -> Result<f64> {
-            let s = f.get(k).map(|s| s.trim()).unwrap_or("");
-            s.parse::<f64>()
-                .map_err(|_| anyhow!("{}: field `{name}` is not a number: {s:?}", where_(i + 1)))
-        };
-        let ts_s = f.get(its).copied().unwrap_or("");
-        let ts = parse_ts(ts_s)
-            .ok_or_else(|| anyhow!("{}: cannot read timestamp {ts_s:?}", where_(i + 1)))?;
-        let bar = Bar {
-            ts,
-            open: field(io, "open")?,
-            high: field(ih, "high")?,
-            low: field(il, "low")?,
-            close: field(ic, "close")?,
-            volume: match iv {
-                Some(k) if f.get(k).is_some_and(|s| !s.trim().is_empty()) => field(k, "volume")?,
-                _ => 0.0,
-            },
-        };
-        if let Some(prev) = bars.last() {
-            if bar.ts <= prev.ts {
-                bail!(
-                    "{}: timestamps must increase ({} then {})",
-                    where_(i + 1),
-                    prev.ts,
-                    bar.ts
-                );
-            }
-        }
-        bars.push(bar);
-    }
-    Ok(bars)
 }

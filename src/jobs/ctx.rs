@@ -2,7 +2,7 @@
 //! run id prefix, `latest`, a symbol) into runs, model files and bars.
 
 use super::{list_runs, ActiveRun, CancelToken, EventSink, JobKind, JobStatus, JobSummary, RunDir};
-use crate::config::{Config, DataSource};
+use crate::config::Config;
 use crate::data::Store;
 use crate::features::events::EventTable;
 use crate::market::{Bar, Symbol};
@@ -56,18 +56,17 @@ impl Ctx<'_> {
     pub(super) fn load_bars(&self, sym: &Symbol) -> Result<(Vec<Bar>, String)> {
         let store = Store::new(&self.paths.data);
         let tf = self.cfg.data.timeframe;
-        if !store.parquet_path(sym, tf).exists() && self.cfg.data.source == DataSource::Synthetic {
+        let got = crate::data::load_bars(self.cfg, &store, sym, tf)?;
+        if got.generated {
             self.sink.info(format!(
-                "no stored bars for {sym}: generating the synthetic market"
+                "no stored {tf} bars for {sym}: generated the synthetic market ({} bars)",
+                got.bars.len()
             ));
-            super::fetch::generate_synthetic(self.cfg, &store, sym)?;
         }
-        let bars = store.read(sym, tf)?;
-        let source = store
-            .info(sym, tf)
-            .map(|i| i.source)
-            .unwrap_or_else(|| "unknown".into());
-        Ok((bars, source))
+        if let Some(w) = got.warning {
+            self.sink.warn(w);
+        }
+        Ok((got.bars, got.source))
     }
 }
 

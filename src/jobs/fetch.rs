@@ -5,31 +5,19 @@
 use super::ctx::Ctx;
 use super::rundir::DataRef;
 use super::{Event, JobSummary};
-use crate::config::{Config, DataSource};
+use crate::config::DataSource;
 use crate::data::alpaca::{load_credentials, AlpacaError, ClientSettings, DataClient};
-use crate::data::{synthetic, SeriesInfo, Store};
-use crate::market::{Bar, Calendar, Symbol};
+use crate::data::load::{data_days, generate_synthetic};
+use crate::data::{budget, plan, SeriesInfo, Store};
+use crate::market::{AssetClass, Bar, Symbol};
 use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub const NO_KEYS: &str = "no Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys). \
 Without keys, use the built-in synthetic market (data.source = \"synthetic\") or bring your own bars with `quantdeck import FILE SYMBOL`; \
 quantdeck never falls back to another source silently";
-
-pub fn parse_day(s: &str, field: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| anyhow!("{field} = {s:?} is not a YYYY-MM-DD date"))
-}
-
-/// Generates a symbol's synthetic bars into the store.
-pub fn generate_synthetic(cfg: &Config, store: &Store, sym: &Symbol) -> Result<SeriesInfo> {
-    let start = parse_day(&cfg.data.start, "data.start")?;
-    let end = parse_day(&cfg.data.end, "data.end")?;
-    let bars = synthetic::generate(&cfg.synthetic, sym, cfg.data.timeframe, start, end)?;
-    store.write(sym, cfg.data.timeframe, &bars, synthetic::SOURCE)
-}
 
 pub(super) fn fetch(ctx: &Ctx, names: &[String]) -> Result<String> {
     let cfg = ctx.cfg;
@@ -38,6 +26,9 @@ pub(super) fn fetch(ctx: &Ctx, names: &[String]) -> Result<String> {
     } else {
         names.to_vec()
     };
+    for n in &wanted {
+        crate::market::symbol::validate_name(n)?;
+    }
     match cfg.data.source {
         DataSource::Synthetic => fetch_synthetic(ctx, &wanted),
         DataSource::Alpaca => fetch_alpaca(ctx, &wanted),
@@ -81,14 +72,41 @@ fn outcome(ctx: &Ctx, stored: &[String], failed: &[String], what: &str) -> Resul
     if ok == 0 && !failed.is_empty() {
         bail!("no symbol could be fetched (failed: {})", failed.join("; "));
     }
-    let mut msg = format!("{ok} symbol(s) stored ({what})");
+    // Any failure fails the job (a non-zero exit), after what did arrive has been stored.
     if !failed.is_empty() {
-        msg.push_str(&format!("; failed: {}", failed.join("; ")));
+        bail!(
+            "{} of {} symbol(s) failed: {}; stored ({what}): {}",
+            failed.len(),
+            ok + failed.len(),
+            failed.join("; "),
+            stored.join(", ")
+        );
     }
-    Ok(msg)
+    Ok(format!("{ok} symbol(s) stored ({what})"))
+}
+
+/// Refuses, before any work, a date range whose series would not fit in memory (a series is
+/// generated or merged whole); warns when it would take a large share.
+fn check_fits(ctx: &Ctx, symbols: &[Symbol]) -> Result<()> {
+    let tf = ctx.cfg.data.timeframe;
+    let (first, last) = data_days(ctx.cfg)?;
+    for class in AssetClass::ALL {
+        if let Some(sym) = symbols.iter().find(|s| s.class == class) {
+            let what = format!("{sym} {tf} from {first} to {last}");
+            if let Some(w) = budget::check_range(&what, class, tf, first, last)? {
+                ctx.sink.warn(w);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fetch_synthetic(ctx: &Ctx, wanted: &[String]) -> Result<String> {
+    let known: Vec<Symbol> = wanted
+        .iter()
+        .filter_map(|n| ctx.cfg.universe.find(n).ok())
+        .collect();
+    check_fits(ctx, &known)?;
     let store = Store::new(&ctx.paths.data);
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (i, name) in wanted.iter().enumerate() {
@@ -134,32 +152,30 @@ enum Msg {
 
 fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
     let cfg = ctx.cfg;
+    let tf = cfg.data.timeframe;
+    let symbols: Vec<Symbol> = wanted
+        .iter()
+        .map(|n| ctx.cfg.universe.resolve(n))
+        .collect::<Result<_>>()?;
+    check_fits(ctx, &symbols)?;
+    let (first_day, last_day) = data_days(cfg)?;
     let (creds, warnings) = load_credentials()?;
     for w in warnings {
         ctx.sink.warn(w);
     }
     let creds = creds.ok_or_else(|| anyhow!(NO_KEYS))?;
-    let tf = cfg.data.timeframe;
-    let start = Utc.from_utc_datetime(
-        &parse_day(&cfg.data.start, "data.start")?
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default(),
-    );
+    let start = Utc.from_utc_datetime(&first_day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let end = Utc
-        .from_utc_datetime(
-            &parse_day(&cfg.data.end, "data.end")?
-                .and_hms_opt(23, 59, 59)
-                .unwrap_or_default(),
-        )
+        .from_utc_datetime(&last_day.and_hms_opt(23, 59, 59).unwrap_or_default())
         .min(Utc::now());
     if end <= start {
         bail!("data.end must be after data.start");
     }
     let store = Store::new(&ctx.paths.data);
-    let symbols: Vec<Symbol> = wanted.iter().map(|n| ctx.cfg.universe.resolve(n)).collect();
 
-    // Plan: only what the store lacks — before its first bar and after its last.
-    let mut full: BTreeMap<crate::market::AssetClass, Vec<Symbol>> = BTreeMap::new();
+    // Plan: only what the store lacks — before its first bar, after its last, and the holes
+    // between (see `data::plan`).
+    let mut full: BTreeMap<AssetClass, Vec<Symbol>> = BTreeMap::new();
     let mut tasks = Vec::new();
     for sym in &symbols {
         let have = match store.read_or_quarantine(sym, tf) {
@@ -173,22 +189,21 @@ fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
         match have.as_deref() {
             None | Some([]) => full.entry(sym.class).or_default().push(sym.clone()),
             Some(bars) => {
-                // Only gaps in which the session calendar has at least one bar are requested.
-                let cal = Calendar::for_class(sym.class);
-                let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
-                if !cal.bar_starts(tf, start, first).is_empty() {
-                    tasks.push(Task {
-                        symbols: vec![sym.clone()],
-                        start,
-                        end: first - Duration::seconds(1),
-                    });
+                let stamps: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
+                let p = plan::plan(&stamps, sym.class, tf, start, end, plan::MAX_RANGES);
+                if p.runs > 1 {
+                    ctx.sink.info(format!(
+                        "{sym}: {} missing {tf} bars in {} runs → {} request range(s)",
+                        p.missing,
+                        p.runs,
+                        p.ranges.len()
+                    ));
                 }
-                let after = last + Duration::seconds(1);
-                if !cal.bar_starts(tf, after, end).is_empty() {
+                for (a, b) in p.ranges {
                     tasks.push(Task {
                         symbols: vec![sym.clone()],
-                        start: after,
-                        end,
+                        start: a,
+                        end: b,
                     });
                 }
             }

@@ -102,6 +102,15 @@ impl Calendar {
         }
     }
 
+    /// The instants at which the exchange-local calendar day `date` begins and ends.
+    pub fn day_bounds(self, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+        let start = |d: NaiveDate| match self {
+            Calendar::Nyse => ny_instant(d, 0, 0),
+            Calendar::Crypto => Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)),
+        };
+        (start(date), start(date + Duration::days(1)))
+    }
+
     /// Minutes since local midnight, and the weekday, in the exchange's time zone.
     pub fn local_clock(self, ts: DateTime<Utc>) -> (u32, Weekday) {
         match self {
@@ -126,7 +135,7 @@ impl<T: chrono::Timelike> HourMinutes for T {
 
 fn ny_instant(date: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
     let naive = date.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN));
-    // 09:30 and 16:00 never fall in a DST gap or fold, so the mapping is unique.
+    // Midnight, 09:30 and 16:00 never fall in a DST gap or fold, so the mapping is unique.
     New_York
         .from_local_datetime(&naive)
         .earliest()

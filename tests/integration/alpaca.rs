@@ -226,9 +226,16 @@ fn unknown_symbol_is_reported_and_the_others_still_fetched() {
     let fake = FakeAlpaca::start(data.clone(), 10_000);
     let (_t, paths) = common::temp_home();
     let cfg = config(6);
-    let id = with_env(&fake, || fetch(&paths, &cfg, &["AAA", "ZZZZ", "BBB"])).unwrap();
+    // The others are stored, and the job fails (a non-zero exit) saying which is which.
+    let err = with_env(&fake, || fetch(&paths, &cfg, &["AAA", "ZZZZ", "BBB"])).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("1 of 3 symbol(s) failed: ZZZZ") && msg.contains("stored (Alpaca): AAA, BBB"),
+        "{msg}"
+    );
     assert_eq!(stored(&paths, "AAA"), data["AAA"]);
     assert_eq!(stored(&paths, "BBB"), data["BBB"]);
+    let id = jobs::list_runs(&paths)[0].manifest.id.clone();
     let m = jobs::RunDir::open(&paths, &id)
         .unwrap()
         .read_manifest()

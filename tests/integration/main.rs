@@ -5,6 +5,7 @@ mod common;
 
 mod alpaca;
 mod cli;
+mod data_safety;
 mod features_calendar;
 mod features_cli;
 mod features_parity;
@@ -13,6 +14,7 @@ mod features_talib;
 mod learning;
 mod parity;
 mod pipeline;
+mod store_concurrency;
 mod trust;
 mod tui_keys;
 mod tui_snapshots;

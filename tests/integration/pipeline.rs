@@ -27,8 +27,9 @@ fn fetch_train_gate_walk_forward_paper() {
     let run =
         |req: JobRequest| jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap();
 
-    // Fetch: one parquet per symbol, an unknown symbol reported without losing the others.
-    let fetch = jobs::run_job(
+    // Fetch: one parquet per symbol, an unknown symbol reported without losing the others; the
+    // job fails (a non-zero exit) naming what was stored and what failed.
+    let err = jobs::run_job(
         &paths,
         &cfg,
         &JobRequest::Fetch {
@@ -37,7 +38,13 @@ fn fetch_train_gate_walk_forward_paper() {
         &CancelToken::new(),
         None,
     )
-    .unwrap();
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("NOPE") && msg.contains("stored (synthetic market): SYNA, SYNX/USD"),
+        "{msg}"
+    );
+    let fetch = jobs::list_runs(&paths)[0].manifest.id.clone();
     let store = Store::new(&paths.data);
     let list = store.list();
     assert_eq!(
@@ -193,10 +200,20 @@ fn fetch_train_gate_walk_forward_paper() {
     );
     assert!((equity - bars.last().unwrap().0).abs() < 1e-6);
 
-    // Every run is listed, finished, with no secrets or surprises in its manifest.
+    // Every run is listed and finished: the fetch failed (one symbol was unknown), the rest
+    // completed.
     let runs = jobs::list_runs(&paths);
     assert_eq!(runs.len(), 5);
-    assert!(runs.iter().all(|r| r.state() == "completed"));
+    let states: Vec<_> = runs
+        .iter()
+        .map(|r| (r.manifest.id == fetch, r.state()))
+        .collect();
+    assert!(
+        states
+            .iter()
+            .all(|&(is_fetch, st)| st == if is_fetch { "failed" } else { "completed" }),
+        "{states:?}"
+    );
 }
 
 #[test]

@@ -110,3 +110,17 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Runs the real binary with `--home HOME`, the given arguments and extra environment variables
+/// (set on the child only, so tests running in parallel never see each other's settings).
+pub fn qd_env(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quantdeck"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("QUANTDECK_HOME")
+        .env_remove("ALPACA_KEYS_FILE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run quantdeck")
+}
