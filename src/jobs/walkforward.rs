@@ -66,7 +66,7 @@ fn ensure_coverage(ctx: &Ctx, ev: &mut Evaluated, period: &EvalPeriod) -> Result
                 "extending the synthetic {} market to {to}",
                 ev.symbol
             ));
-            super::fetch::generate_synthetic(&cfg, &Store::new(&ctx.paths.data), &ev.symbol)?;
+            crate::data::generate_synthetic(&cfg, &Store::new(&ctx.paths.data), &ev.symbol)?;
         }
         DataSource::Store => {
             ctx.sink.warn(format!(

@@ -22,7 +22,7 @@ use crate::broker::simulated::f;
 use crate::broker::types::{normalize_symbol, Account, Asset, Clock, Order, Position};
 use crate::broker::Broker;
 use crate::jobs::{CancelToken, Event, EventSink};
-use crate::market::{AssetClass, Bar, Calendar, Timeframe};
+use crate::market::{AssetClass, Bar, Calendar};
 use crate::sim::RiskRules;
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -175,6 +175,25 @@ impl<'a, B: Broker> Daemon<'a, B> {
 
     pub fn state(&self) -> &DaemonState {
         &self.state
+    }
+
+    pub fn broker(&self) -> &B {
+        &self.broker
+    }
+
+    /// A model's own book (its fills, marked at the last price).
+    pub fn book(&self, symbol: &str) -> Option<&crate::sim::Account> {
+        let key = normalize_symbol(symbol);
+        self.slots
+            .iter()
+            .find(|s| normalize_symbol(&s.symbol.name) == key)
+            .map(|s| &s.book)
+    }
+
+    /// One closed bar of a model's timeframe, through the whole decision and execution path —
+    /// what the event loop does for each bar of a feed.
+    pub async fn process_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
+        self.on_model_bar(symbol, bar).await
     }
 
     pub(super) fn save_state(&self) -> Result<()> {
@@ -881,9 +900,4 @@ pub(super) fn order_view(o: &Order, external: bool) -> OrderView {
         external,
         at: o.updated_at.or(o.submitted_at),
     }
-}
-
-/// The timeframe label used in rows (kept here so the pane and the CLI agree).
-pub fn tf_label(tf: Timeframe) -> String {
-    tf.to_string()
 }

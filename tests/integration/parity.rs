@@ -6,7 +6,6 @@ use quantdeck::features::events::EventTable;
 
 use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
-use quantdeck::broker::Broker;
 use quantdeck::config::{BacktestConfig, EnvConfig, SyntheticConfig};
 use quantdeck::data::synthetic;
 use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
@@ -136,7 +135,7 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
         res.action_counts
     );
 
-    let broker = common::assert_paper_matches_backtest(
+    let orders = common::assert_paper_matches_backtest(
         &sym,
         &spec,
         &model,
@@ -146,7 +145,6 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
         start,
         &res.equity,
     );
-    let orders = broker.orders().unwrap();
     assert!(!orders.is_empty());
     let mut ids: Vec<_> = orders.iter().map(|o| o.client_order_id.clone()).collect();
     ids.sort();

@@ -165,40 +165,63 @@ fn fetch_train_gate_walk_forward_paper() {
         positive
     );
 
-    // Paper: a few simulated bars.
+    // Paper: 25 unseen bars on the simulated broker, through the daemon.
     let paper = run(JobRequest::Paper {
-        train_run: train.clone(),
+        train_runs: vec![train.clone()],
         bars: Some(25),
+        new_session: false,
+        confirm_live: false,
     });
     let ev = events(&paths, &paper);
-    let bars: Vec<_> = ev
+    let snaps: Vec<_> = ev
         .iter()
-        .filter_map(|e| {
-            if let Event::PaperBar { equity, cash, .. } = &e.event {
-                Some((*equity, *cash))
-            } else {
-                None
-            }
+        .filter_map(|e| match &e.event {
+            Event::Paper(s) => Some(s.clone()),
+            _ => None,
         })
         .collect();
-    assert_eq!(bars.len(), 25);
-    assert!(bars
+    assert!(snaps.len() >= 25, "{} snapshots", snaps.len());
+    assert!(snaps
         .iter()
-        .all(|(e, c)| e.is_finite() && c.is_finite() && *e > 90_000.0));
+        .all(|s| s.account.equity.is_finite() && s.account.equity > 90_000.0));
+    // Every bar replayed is one the model never saw.
+    let (_, meta) = checkpoint::load_model(
+        &dir.artifact("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let first_bar = snaps
+        .iter()
+        .find_map(|s| s.rows[0].last_bar)
+        .expect("a bar was decided");
+    assert!(first_bar > meta.seen_until());
     let pm = RunDir::open(&paths, &paper)
         .unwrap()
         .read_manifest()
         .unwrap();
-    let JobSummary::Paper { orders, equity, .. } = pm.summary else {
+    let JobSummary::Paper {
+        orders,
+        equity,
+        train_runs,
+        ..
+    } = pm.summary
+    else {
         panic!("paper summary: {:?}", pm.summary)
     };
-    assert_eq!(
-        orders,
-        ev.iter()
-            .filter(|e| matches!(e.event, Event::Order(_)))
-            .count()
-    );
-    assert!((equity - bars.last().unwrap().0).abs() < 1e-6);
+    assert_eq!(train_runs, vec![train.clone()]);
+    // One journal intent per order sent, each accepted by the broker.
+    let journal =
+        std::fs::read_to_string(paths.runs.join(&paper).join("journal.jsonl")).unwrap_or_default();
+    let intents = journal
+        .lines()
+        .filter(|l| l.contains("\"t\":\"intent\""))
+        .count();
+    let accepted = journal
+        .lines()
+        .filter(|l| l.contains("\"t\":\"accepted\""))
+        .count();
+    assert_eq!((intents, accepted), (orders, orders), "{journal}");
+    assert!((equity - snaps.last().unwrap().account.equity).abs() < 1e-6);
 
     // Every run is listed and finished: the fetch failed (one symbol was unknown), the rest
     // completed.

@@ -272,8 +272,10 @@ fn g_w_p_use_the_newest_completed_training_run() {
     assert_eq!(
         ch(&mut app, 'p'),
         vec![Command::Start(JobRequest::Paper {
-            train_run: TRAIN.into(),
-            bars: None
+            train_runs: vec![TRAIN.into()],
+            bars: None,
+            new_session: false,
+            confirm_live: false,
         })]
     );
     // With no completed training run there is nothing to evaluate.

@@ -46,8 +46,10 @@ pub fn train(paths: &Paths, cfg: &Config, symbol: &str) -> String {
         .expect("training run")
 }
 
-/// Replays `bars[start..=end]` through a paper trader on the simulated broker and checks that
-/// its equity, marked at each bar before it acts, equals the backtest's equity curve.
+/// Replays `bars[start..]` through the paper daemon's decision and execution path on the
+/// simulated broker (confidence threshold 0, capital gates wide open) and checks that the model's
+/// equity, marked at each bar before it acts, equals the backtest's equity curve, and that the
+/// broker's account equals the model's book. Returns the broker's orders.
 #[allow(clippy::too_many_arguments)]
 pub fn assert_paper_matches_backtest(
     sym: &quantdeck::market::Symbol,
@@ -58,37 +60,98 @@ pub fn assert_paper_matches_backtest(
     bars: &[quantdeck::market::Bar],
     start: usize,
     backtest_equity: &[f64],
-) -> quantdeck::broker::SimBroker {
-    use quantdeck::broker::Broker;
+) -> Vec<quantdeck::broker::types::Order> {
+    use quantdeck::broker::{Broker, SimBroker, SimCosts};
+    use quantdeck::live::{gates::CapitalRules, journal::Journal, state::DaemonState};
+    let dir = tempfile::tempdir().expect("tmp");
     let policy = quantdeck::engine::HostPolicy::from_model(model).expect("policy");
-    let mut trader = quantdeck::live::PaperTrader::new(
-        "t",
+    let broker = SimBroker::open(
+        rules.initial_cash,
+        SimCosts {
+            slippage: rules.slippage,
+            commission: rules.commission,
+        },
+        rules.allow_short,
+        None,
+    )
+    .expect("broker");
+    let state = DaemonState::new("t", broker.kind(), rules.initial_cash);
+    let mut book = quantdeck::sim::Account::new(&rules);
+    book.level = 0.0;
+    let mut slot = quantdeck::live::ModelSlot::new(
         sym.clone(),
+        quantdeck::market::Timeframe::Minute(15),
+        "train-x",
         spec.clone(),
-        quantdeck::features::events::EventTable::embedded(),
+        std::sync::Arc::new(quantdeck::features::events::EventTable::embedded()),
         policy,
-        rules,
-        risk,
-        0.0,
+        book,
+        rules.allow_short,
     );
-    let mut broker = quantdeck::broker::SimBroker::new(rules);
-    trader.warm(&bars[start + 1 - trader.history_needed()..start]);
-    for (k, expect) in backtest_equity.iter().enumerate() {
-        let bar = &bars[start + k];
-        broker.on_bar(&sym.name, bar);
-        let step = trader.on_bar(&mut broker, bar).expect("paper step");
-        assert!(step.action.is_some());
-        assert!(
-            (step.equity_before - expect).abs() < 1e-6 * expect,
-            "bar {k}: paper {} vs backtest {expect}",
-            step.equity_before
-        );
-        assert!(
-            (broker.account().expect("account").equity - trader.book().equity).abs()
-                < 1e-6 * expect
-        );
+    for b in &bars[start + 1 - slot.history_needed()..start] {
+        slot.push(*b);
     }
-    broker
+    let settings = quantdeck::live::Settings {
+        confidence_threshold: 0.0,
+        position_size: rules.full_position,
+        capital: CapitalRules {
+            cash_buffer: 0.0,
+            max_position: 1.0,
+            max_exposure: 1.0,
+            min_order_value: 0.0,
+        },
+        risk,
+        daily_loss_limit: 1.0,
+        cooldown: chrono::Duration::zero(),
+        commission: rules.commission,
+        order_timeout: std::time::Duration::from_secs(30),
+        extended_hours: false,
+        late_bar_grace: chrono::Duration::seconds(10),
+    };
+    let sink = quantdeck::jobs::EventSink::detached("t");
+    let cancel = quantdeck::jobs::CancelToken::new();
+    let journal = Journal::open(&dir.path().join("journal.jsonl")).expect("journal");
+    let mut d = quantdeck::live::Daemon::new(
+        dir.path().to_path_buf(),
+        &sink,
+        &cancel,
+        broker,
+        settings,
+        state,
+        journal,
+        vec![slot],
+        false,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for (k, expect) in backtest_equity.iter().enumerate() {
+            let bar = bars[start + k];
+            let before = d
+                .book(&sym.name)
+                .map(|b| b.cash + b.qty * bar.close)
+                .expect("book");
+            assert!(
+                (before - expect).abs() < 1e-6 * expect,
+                "bar {k}: paper {before} vs backtest {expect}"
+            );
+            d.process_bar(&sym.name, bar).await.expect("paper step");
+            let broker_equity = quantdeck::broker::simulated::f(
+                d.broker().account().await.expect("account").equity,
+            );
+            let book = d.book(&sym.name).expect("book").equity;
+            assert!(
+                (broker_equity - book).abs() < 1e-6 * expect,
+                "bar {k}: broker {broker_equity} vs book {book}"
+            );
+        }
+        d.broker()
+            .orders_since(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+            .await
+            .expect("orders")
+    })
 }
 
 /// Runs the real binary with `--home HOME` and the given arguments.

@@ -3,15 +3,18 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use quantdeck::broker::BrokerKind;
 use quantdeck::data::SeriesInfo;
 use quantdeck::eval::{
     Baseline, BaselineResult, Decision, DecisionReport, GateClass, GateFlag, GateResult,
 };
-use quantdeck::jobs::events::{
-    FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics,
-};
+use quantdeck::jobs::events::{FoldResult, UpdateMetrics, ValidationMetrics};
 use quantdeck::jobs::{CheckpointReason, LogLevel};
 use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus};
+use quantdeck::live::view::{
+    AccountView, ExternalPosition, FillView, Health, Link, Modes, OrderView, PaperSnapshot,
+    PositionView as LivePosition, SymbolRow,
+};
 use quantdeck::market::{AssetClass, Timeframe};
 use quantdeck::tui::{apply_event, App};
 
@@ -411,6 +414,8 @@ fn add_walk(app: &mut App) {
     f.app.run_mut(WALK).parent = Some(TRAIN.into());
 }
 
+/// A paper session of two models on Alpaca paper: 120 bars of snapshots, orders and fills, one
+/// external position, the trade stream up and the market open.
 fn add_paper(app: &mut App) {
     app.mark_ours(PAPER, JobKind::Paper, Some(TRAIN.into()));
     let mut f = feed(app, PAPER);
@@ -418,7 +423,7 @@ fn add_paper(app: &mut App) {
         240,
         Event::Started {
             kind: JobKind::Paper,
-            label: TRAIN.into(),
+            label: "SYNA-SYNX/USD".into(),
         },
     );
     let bar_ts = |b: i64| {
@@ -427,64 +432,125 @@ fn add_paper(app: &mut App) {
             .unwrap_or_default()
             + Duration::minutes(15 * b)
     };
-    let mut orders = 0;
     for b in 0..120i64 {
         let x = b as f64;
         let price = 100.0 + 0.05 * x + 0.8 * (x * 0.2).sin();
-        let equity = 1000.0 + 0.35 * x + 2.5 * (x * 0.15).sin();
-        let qty = if b >= 40 { 2.0 } else { 0.0 };
-        let action = match b % 40 {
-            0 => "buy",
-            20 => "sell",
-            _ => "hold",
-        };
-        let positions = if qty > 0.0 {
-            vec![PositionView {
-                symbol: "SYNA".into(),
-                qty,
-                avg_price: 101.2,
-                market_price: price,
-                unrealized_pnl: qty * (price - 101.2),
-            }]
-        } else {
-            Vec::new()
-        };
-        f.send(
-            241,
-            Event::PaperBar {
-                ts: bar_ts(b),
-                symbol: "SYNA".into(),
-                price,
-                action: action.into(),
-                cash: equity - qty * price,
-                equity,
-                positions,
-            },
-        );
-        if action != "hold" {
-            orders += 1;
+        let equity = 100_000.0 + 35.0 * x + 250.0 * (x * 0.15).sin();
+        let qty = if b >= 40 { 20.0 } else { 0.0 };
+        if b == 40 || b == 90 {
+            let side = if b == 40 { "buy" } else { "sell" };
+            let id = format!(
+                "qd-3f9a1c07b2-SYNA-{}-{}1",
+                bar_ts(b).timestamp(),
+                if b == 40 { "e" } else { "x" }
+            );
+            f.send(
+                241,
+                Event::Fill(FillView {
+                    at: bar_ts(b) + Duration::seconds(2),
+                    client_order_id: id.clone(),
+                    symbol: "SYNA".into(),
+                    side: side.into(),
+                    qty: 12.0,
+                    price,
+                    execution_id: Some(format!("ex-{b}")),
+                }),
+            );
             f.send(
                 241,
                 Event::Order(OrderView {
-                    client_order_id: format!("qd-{PAPER}-{orders:04}"),
+                    client_order_id: id,
                     symbol: "SYNA".into(),
-                    side: action.into(),
-                    qty: 1.0,
-                    status: "filled".into(),
+                    side: side.into(),
+                    qty: 20.0,
+                    filled_qty: 12.0,
                     fill_price: Some(price),
-                    at: bar_ts(b),
+                    order_type: "market".into(),
+                    status: "partially_filled".into(),
+                    external: false,
+                    at: Some(bar_ts(b)),
                 }),
             );
         }
+        let snapshot = PaperSnapshot {
+            at: bar_ts(b),
+            broker: BrokerKind::AlpacaPaper,
+            session: "3f9a1c07b2".into(),
+            account: AccountView {
+                cash: equity - qty * price,
+                equity,
+                buying_power: 2.0 * equity - qty * price,
+                day_pnl: equity - 100_500.0,
+                initial: 100_000.0,
+            },
+            rows: vec![
+                SymbolRow {
+                    symbol: "SYNA".into(),
+                    run: TRAIN.into(),
+                    timeframe: "15Min".into(),
+                    last_bar: Some(bar_ts(b)),
+                    action: Some(if b % 7 == 0 { "BUY_25" } else { "HOLD" }.into()),
+                    confidence: 0.52,
+                    gate: "ok".into(),
+                    level: if qty > 0.0 { 0.25 } else { 0.0 },
+                    position: LivePosition {
+                        qty,
+                        avg_price: 101.2,
+                        price,
+                        unrealized_pnl: qty * (price - 101.2),
+                    },
+                    pnl: 35.0 * x / 2.0,
+                    live_daily: Some(0.0012),
+                    expected_daily: Some(0.0009),
+                },
+                SymbolRow {
+                    symbol: "SYNX/USD".into(),
+                    run: TRAIN_OLD.into(),
+                    timeframe: "15Min".into(),
+                    last_bar: Some(bar_ts(b)),
+                    action: Some("HOLD".into()),
+                    confidence: 0.31,
+                    gate: "resized: 70 % exposure cap".into(),
+                    level: 0.0,
+                    position: LivePosition::default(),
+                    pnl: -12.5,
+                    live_daily: Some(-0.0002),
+                    expected_daily: None,
+                },
+            ],
+            open_orders: vec![OrderView {
+                client_order_id: "manual-7".into(),
+                symbol: "AAPL".into(),
+                side: "buy".into(),
+                qty: 5.0,
+                filled_qty: 0.0,
+                fill_price: None,
+                order_type: "limit".into(),
+                status: "new".into(),
+                external: true,
+                at: Some(bar_ts(b)),
+            }],
+            external_positions: vec![ExternalPosition {
+                symbol: "AAPL".into(),
+                qty: 10.0,
+            }],
+            health: Health {
+                trade_stream: Link::Up,
+                data_stream: Link::Up,
+                last_bar: Some(bar_ts(b)),
+                last_bar_seen: None,
+                market_open: Some(true),
+                next_open: None,
+                rest_errors: 1,
+                reconnects: 2,
+            },
+            modes: Modes {
+                paused: b >= 100,
+                ..Modes::default()
+            },
+        };
+        f.send(241, Event::Paper(Box::new(snapshot)));
     }
-    f.send(
-        241,
-        Event::Progress {
-            done: 120,
-            total: 500,
-            message: "bars".into(),
-        },
-    );
     f.send(
         241,
         Event::Log {
