@@ -3,6 +3,7 @@
 //! over the typed data in `types`).
 
 pub mod alpaca;
+mod enums;
 mod simulated;
 pub mod types;
 mod wire;

@@ -47,7 +47,7 @@ async fn recv(s: &mut TradeStream) -> TradeStreamMsg {
 
 async fn update(s: &mut TradeStream) -> TradeUpdate {
     match recv(s).await {
-        TradeStreamMsg::Update(u) => u,
+        TradeStreamMsg::Update(u) => *u,
         other => panic!("expected a trade update, got {other:?}"),
     }
 }
@@ -74,7 +74,10 @@ fn bar(min: u32, close: f64) -> Bar {
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -84,25 +87,42 @@ fn fills_and_partial_fills_arrive_on_the_trade_stream_in_binary_frames() {
     let fake = FakeAlpaca::trading();
     fake.set_price("AAPL", "100");
     fake.script_partial("0.4");
+    fake.script_ws(|w| w.ping_after_listen = true);
     rt().block_on(async {
         let mut s = spawn_trade_updates(trade_settings(&fake), creds());
         assert_eq!(recv(&mut s).await, TradeStreamMsg::Connected);
+        eventually("the client answers the server's ping", || {
+            fake.counters().pongs >= 1
+        })
+        .await;
         let c = TradingClient::new(settings(&fake), creds()).unwrap();
-        let o = c.submit(&NewOrder::market("s-1", "AAPL", Side::Buy, dec("10"))).await.unwrap();
+        let o = c
+            .submit(&NewOrder::market("s-1", "AAPL", Side::Buy, dec("10")))
+            .await
+            .unwrap();
         assert_eq!(o.status, OrderStatus::New);
 
         let u = update(&mut s).await;
-        assert_eq!((u.event, u.order.client_order_id.as_str()), (TradeEvent::New, "s-1"));
+        assert_eq!(
+            (u.event, u.order.client_order_id.as_str()),
+            (TradeEvent::New, "s-1")
+        );
         let u = update(&mut s).await;
         assert_eq!(u.event, TradeEvent::PartialFill);
-        assert_eq!((u.qty, u.price, u.position_qty), (Some(dec("4")), Some(dec("100")), Some(dec("4"))));
+        assert_eq!(
+            (u.qty, u.price, u.position_qty),
+            (Some(dec("4")), Some(dec("100")), Some(dec("4")))
+        );
         assert_eq!(u.order.status, OrderStatus::PartiallyFilled);
         assert!(u.execution_id.is_some() && u.timestamp.is_some());
 
         fake.set_price("AAPL", "101");
         let u = update(&mut s).await;
         assert_eq!(u.event, TradeEvent::Fill);
-        assert_eq!((u.qty, u.price, u.position_qty), (Some(dec("6")), Some(dec("101")), Some(dec("10"))));
+        assert_eq!(
+            (u.qty, u.price, u.position_qty),
+            (Some(dec("6")), Some(dec("101")), Some(dec("10")))
+        );
         assert_eq!(u.order.filled_qty, dec("10"));
         assert_eq!(u.order.filled_avg_price, Some(dec("100.6")));
         s.shutdown().await;
@@ -116,13 +136,19 @@ fn an_unauthorized_reply_is_fatal_and_not_retried() {
     rt().block_on(async {
         let mut s = spawn_trade_updates(trade_settings(&fake), creds());
         match recv(&mut s).await {
-            TradeStreamMsg::Fatal(e) => assert!(e.is_auth() && e.to_string().contains(KEY_ID), "{e}"),
+            TradeStreamMsg::Fatal(e) => {
+                assert!(e.is_auth() && e.to_string().contains(KEY_ID), "{e}")
+            }
             other => panic!("\"unauthorized\" must be refused, got {other:?}"),
         }
         let end = tokio::time::timeout(Duration::from_secs(1), s.recv()).await;
         assert_eq!(end, Ok(None), "the task ended");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(fake.counters().trade_connections, 1, "no reconnect loop with bad keys");
+        assert_eq!(
+            fake.counters().trade_connections,
+            1,
+            "no reconnect loop with bad keys"
+        );
 
         // Wrong keys get the same reply from the server, and the same end.
         fake.script_ws(|w| w.reject_stream_auth = false);
@@ -142,7 +168,9 @@ fn without_the_listen_ack_the_stream_is_not_connected() {
         };
         let mut s = spawn_trade_updates(settings, creds());
         match recv(&mut s).await {
-            TradeStreamMsg::Disconnected { reason } => assert!(reason.contains("listening"), "{reason}"),
+            TradeStreamMsg::Disconnected { reason } => {
+                assert!(reason.contains("listening"), "{reason}")
+            }
             other => panic!("no ack, no Connected: got {other:?}"),
         }
         fake.script_ws(|w| w.ack_listen = true);
@@ -153,7 +181,10 @@ fn without_the_listen_ack_the_stream_is_not_connected() {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(fake.counters().trade_connections >= 2, "it retried by itself");
+        assert!(
+            fake.counters().trade_connections >= 2,
+            "it retried by itself"
+        );
     });
 }
 
@@ -166,23 +197,37 @@ fn a_dropped_stream_reconnects_and_a_fill_missing_from_it_is_found_over_rest() {
         assert_eq!(recv(&mut s).await, TradeStreamMsg::Connected);
         let dropped = Instant::now();
         fake.drop_trade_streams();
-        assert!(matches!(recv(&mut s).await, TradeStreamMsg::Disconnected { .. }));
+        assert!(matches!(
+            recv(&mut s).await,
+            TradeStreamMsg::Disconnected { .. }
+        ));
         assert_eq!(recv(&mut s).await, TradeStreamMsg::Connected);
-        assert!(dropped.elapsed() >= Duration::from_millis(10), "backoff before reconnecting");
+        assert!(
+            dropped.elapsed() >= Duration::from_millis(10),
+            "backoff before reconnecting"
+        );
         assert_eq!(fake.counters().trade_connections, 2);
 
         // Text frames are accepted as well as binary ones.
         fake.script_ws(|w| w.trade_text_frames = true);
         fake.drop_trade_streams();
-        assert!(matches!(recv(&mut s).await, TradeStreamMsg::Disconnected { .. }));
+        assert!(matches!(
+            recv(&mut s).await,
+            TradeStreamMsg::Disconnected { .. }
+        ));
         assert_eq!(recv(&mut s).await, TradeStreamMsg::Connected);
 
         fake.suppress_next_fill();
         let c = TradingClient::new(settings(&fake), creds()).unwrap();
-        c.submit(&NewOrder::market("m-1", "MSFT", Side::Buy, dec("2"))).await.unwrap();
+        c.submit(&NewOrder::market("m-1", "MSFT", Side::Buy, dec("2")))
+            .await
+            .unwrap();
         assert_eq!(update(&mut s).await.event, TradeEvent::New);
         let silent = tokio::time::timeout(Duration::from_millis(500), s.recv()).await;
-        assert!(silent.is_err(), "the fill never arrives on the stream: {silent:?}");
+        assert!(
+            silent.is_err(),
+            "the fill never arrives on the stream: {silent:?}"
+        );
         // The ledger has it.
         let o = c.order_by_client_id("m-1").await.unwrap().unwrap();
         assert_eq!((o.status, o.filled_qty), (OrderStatus::Filled, dec("2")));
@@ -196,34 +241,78 @@ fn bar_stream_delivers_bars_and_revisions_and_resubscribes_after_a_drop() {
     let fake = FakeAlpaca::trading();
     rt().block_on(async {
         let symbols = vec!["AAPL".to_string(), "MSFT".to_string()];
-        let mut s = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), symbols.clone());
-        let mut crypto = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Crypto, vec!["BTC/USD".into()]);
+        let mut s = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Stocks(StockFeed::Iex),
+            symbols.clone(),
+        );
+        let mut crypto = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Crypto,
+            vec!["BTC/USD".into()],
+        );
         assert_eq!(market_msg(&mut s).await, MarketMsg::Connected);
         assert_eq!(market_msg(&mut crypto).await, MarketMsg::Connected);
 
         fake.push_bar("AAPL", bar(1, 180.0));
         let got = market_msg(&mut s).await;
-        assert_eq!(got, MarketMsg::Bar { symbol: "AAPL".into(), bar: bar(1, 180.0), revision: false });
+        assert_eq!(
+            got,
+            MarketMsg::Bar {
+                symbol: "AAPL".into(),
+                bar: bar(1, 180.0),
+                revision: false
+            }
+        );
         fake.push_bar("TSLA", bar(1, 200.0)); // not subscribed
         fake.push_revision("AAPL", bar(1, 180.25));
         let got = market_msg(&mut s).await;
-        assert_eq!(got, MarketMsg::Bar { symbol: "AAPL".into(), bar: bar(1, 180.25), revision: true });
+        assert_eq!(
+            got,
+            MarketMsg::Bar {
+                symbol: "AAPL".into(),
+                bar: bar(1, 180.25),
+                revision: true
+            }
+        );
 
-        fake.push_bar("BTC/USD", Bar { volume: 0.0125, ..bar(1, 61000.0) });
+        fake.push_bar(
+            "BTC/USD",
+            Bar {
+                volume: 0.0125,
+                ..bar(1, 61000.0)
+            },
+        );
         match market_msg(&mut crypto).await {
-            MarketMsg::Bar { symbol, bar, .. } => assert_eq!((symbol.as_str(), bar.volume), ("BTC/USD", 0.0125)),
+            MarketMsg::Bar { symbol, bar, .. } => {
+                assert_eq!((symbol.as_str(), bar.volume), ("BTC/USD", 0.0125))
+            }
             other => panic!("{other:?}"),
         }
 
         fake.drop_data_streams();
-        assert!(matches!(market_msg(&mut s).await, MarketMsg::Disconnected { .. }));
+        assert!(matches!(
+            market_msg(&mut s).await,
+            MarketMsg::Disconnected { .. }
+        ));
         assert_eq!(market_msg(&mut s).await, MarketMsg::Connected);
         fake.push_bar("MSFT", bar(2, 400.0));
         match market_msg(&mut s).await {
-            MarketMsg::Bar { symbol, revision: false, .. } => assert_eq!(symbol, "MSFT"),
+            MarketMsg::Bar {
+                symbol,
+                revision: false,
+                ..
+            } => assert_eq!(symbol, "MSFT"),
             other => panic!("{other:?}"),
         }
-        let subs: Vec<_> = fake.counters().subscriptions.into_iter().filter(|(f, _, _)| f == "stocks").collect();
+        let subs: Vec<_> = fake
+            .counters()
+            .subscriptions
+            .into_iter()
+            .filter(|(f, _, _)| f == "stocks")
+            .collect();
         assert_eq!(subs.len(), 2, "subscribed again after reconnecting");
         assert!(subs.iter().all(|(_, b, u)| *b == symbols && *u == symbols));
     });
@@ -233,9 +322,19 @@ fn bar_stream_delivers_bars_and_revisions_and_resubscribes_after_a_drop() {
 fn a_second_market_data_connection_gets_406_and_the_first_keeps_streaming() {
     let fake = FakeAlpaca::trading();
     rt().block_on(async {
-        let mut first = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), vec!["AAPL".into()]);
+        let mut first = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Stocks(StockFeed::Iex),
+            vec!["AAPL".into()],
+        );
         assert_eq!(market_msg(&mut first).await, MarketMsg::Connected);
-        let mut second = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Test), vec!["FAKEPACA".into()]);
+        let mut second = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Stocks(StockFeed::Test),
+            vec!["FAKEPACA".into()],
+        );
         match market_msg(&mut second).await {
             MarketMsg::Fatal(e @ StreamError::ConnectionLimit { .. }) => {
                 assert!(e.to_string().contains("another quantdeck"), "{e}")
@@ -243,10 +342,21 @@ fn a_second_market_data_connection_gets_406_and_the_first_keeps_streaming() {
             other => panic!("expected 406, got {other:?}"),
         }
         fake.push_bar("AAPL", bar(3, 181.0));
-        assert!(matches!(market_msg(&mut first).await, MarketMsg::Bar { .. }));
+        assert!(matches!(
+            market_msg(&mut first).await,
+            MarketMsg::Bar { .. }
+        ));
 
-        let mut bad = spawn_bar_stream(data_settings(&fake), Credentials::new(KEY_ID, "wrong"), BarFeed::Crypto, vec!["BTC/USD".into()]);
-        assert!(matches!(market_msg(&mut bad).await, MarketMsg::Fatal(StreamError::AuthFailed { .. })));
+        let mut bad = spawn_bar_stream(
+            data_settings(&fake),
+            Credentials::new(KEY_ID, "wrong"),
+            BarFeed::Crypto,
+            vec!["BTC/USD".into()],
+        );
+        assert!(matches!(
+            market_msg(&mut bad).await,
+            MarketMsg::Fatal(StreamError::AuthFailed { .. })
+        ));
     });
 }
 
@@ -255,7 +365,12 @@ fn dropping_the_handles_closes_the_sockets() {
     let fake = FakeAlpaca::trading();
     rt().block_on(async {
         let mut t = spawn_trade_updates(trade_settings(&fake), creds());
-        let mut b = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), vec!["AAPL".into()]);
+        let mut b = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Stocks(StockFeed::Iex),
+            vec!["AAPL".into()],
+        );
         assert_eq!(recv(&mut t).await, TradeStreamMsg::Connected);
         assert_eq!(market_msg(&mut b).await, MarketMsg::Connected);
         assert_eq!(fake.counters().trade_active, 1);
@@ -267,7 +382,12 @@ fn dropping_the_handles_closes_the_sockets() {
         })
         .await;
         // The account can stream again at once (no 406 from a lingering connection).
-        let mut again = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), vec!["AAPL".into()]);
+        let mut again = spawn_bar_stream(
+            data_settings(&fake),
+            creds(),
+            BarFeed::Stocks(StockFeed::Iex),
+            vec!["AAPL".into()],
+        );
         assert_eq!(market_msg(&mut again).await, MarketMsg::Connected);
     });
 }
@@ -323,15 +443,27 @@ fn no_secret_in_any_log_line_error_or_event() {
     let mut texts: Vec<String> = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
         // One thread: every task logs through this subscriber.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let c = TradingClient::new(settings(&fake), creds()).unwrap();
-            fake.push_trading_fault(crate::common::fake_alpaca::Fault::Status(503, "unavailable"));
+            fake.push_trading_fault(crate::common::fake_alpaca::Fault::Status(
+                503,
+                "unavailable",
+            ));
             texts.push(format!("{:?}", c.account().await.unwrap()));
-            fake.push_order_fault(crate::common::fake_alpaca::OrderFault::AcceptThenStatus(500));
-            let e = c.submit(&NewOrder::market("x-1", "AAPL", Side::Buy, dec("1"))).await.unwrap_err();
+            fake.push_order_fault(crate::common::fake_alpaca::OrderFault::AcceptThenStatus(
+                500,
+            ));
+            let e = c
+                .submit(&NewOrder::market("x-1", "AAPL", Side::Buy, dec("1")))
+                .await
+                .unwrap_err();
             texts.extend([e.to_string(), format!("{e:?}")]);
-            let wrong = TradingClient::new(settings(&fake), Credentials::new(KEY_ID, "wrong")).unwrap();
+            let wrong =
+                TradingClient::new(settings(&fake), Credentials::new(KEY_ID, "wrong")).unwrap();
             let e = wrong.account().await.unwrap_err();
             texts.extend([e.to_string(), format!("{e:?}")]);
 
@@ -344,17 +476,33 @@ fn no_secret_in_any_log_line_error_or_event() {
             let mut r = spawn_trade_updates(trade_settings(&fake), creds());
             texts.push(format!("{:?}", recv(&mut r).await));
 
-            let mut b = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), vec!["AAPL".into()]);
+            let mut b = spawn_bar_stream(
+                data_settings(&fake),
+                creds(),
+                BarFeed::Stocks(StockFeed::Iex),
+                vec!["AAPL".into()],
+            );
             texts.push(format!("{:?}", market_msg(&mut b).await));
-            let mut b2 = spawn_bar_stream(data_settings(&fake), creds(), BarFeed::Stocks(StockFeed::Iex), vec!["AAPL".into()]);
+            let mut b2 = spawn_bar_stream(
+                data_settings(&fake),
+                creds(),
+                BarFeed::Stocks(StockFeed::Iex),
+                vec!["AAPL".into()],
+            );
             texts.push(format!("{:?}", market_msg(&mut b2).await));
             s.shutdown().await;
         });
     });
     let logs = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
     // The capture works: the retry, the lost stream and the refusals were logged.
-    assert!(logs.contains("retrying") && logs.contains("trade-updates stream"), "{logs}");
-    assert!(logs.contains("406") || logs.contains("connection limit"), "{logs}");
+    assert!(
+        logs.contains("retrying") && logs.contains("trade-updates stream"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("406") || logs.contains("connection limit"),
+        "{logs}"
+    );
     assert!(!logs.contains(SECRET), "secret in the logs:\n{logs}");
     for t in &texts {
         assert!(!t.contains(SECRET), "secret in {t}");

@@ -146,11 +146,14 @@ impl ErrorBody {
 
     /// The message, or the start of the raw body.
     pub fn text(&self, body: &[u8]) -> String {
-        self.message.clone().or_else(|| self.error.clone()).unwrap_or_else(|| {
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-                .trim()
-                .to_string()
-        })
+        self.message
+            .clone()
+            .or_else(|| self.error.clone())
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+                    .trim()
+                    .to_string()
+            })
     }
 }
 
@@ -238,7 +241,10 @@ mod tests {
     #[test]
     fn order_refusals_are_typed() {
         assert!(matches!(
-            order(403, r#"{"buying_power":"0","code":40310000,"cost_basis":"10","message":"insufficient buying power"}"#),
+            order(
+                403,
+                r#"{"buying_power":"0","code":40310000,"cost_basis":"10","message":"insufficient buying power"}"#
+            ),
             BrokerError::InsufficientBuyingPower { .. }
         ));
         let w = order(
@@ -278,7 +284,13 @@ mod tests {
             422,
             r#"{"code":40010001,"error":"invalid order type for crypto order","status":422}"#,
         );
-        assert!(matches!(other, BrokerError::Rejected { code: Some(40010001), .. }));
+        assert!(matches!(
+            other,
+            BrokerError::Rejected {
+                code: Some(40010001),
+                ..
+            }
+        ));
         assert!(other.to_string().contains("invalid order type"));
         let r = order(
             422,
@@ -297,10 +309,17 @@ mod tests {
 
     #[test]
     fn key_problems_say_what_to_do() {
-        let e = order(401, r#"{"code":40110000,"message":"request is not authorized"}"#);
+        let e = order(
+            401,
+            r#"{"code":40110000,"message":"request is not authorized"}"#,
+        );
         assert!(matches!(e, BrokerError::NotAuthorizedForTrading { .. }));
         let text = e.to_string();
-        assert!(text.contains("cannot trade") && text.contains("paper trading keys") && text.contains("PK1"));
+        assert!(
+            text.contains("cannot trade")
+                && text.contains("paper trading keys")
+                && text.contains("PK1")
+        );
         assert!(e.is_auth() && !e.is_retryable());
         assert!(matches!(
             order(401, r#"{"message":"unauthorized."}"#),

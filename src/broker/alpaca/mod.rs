@@ -67,7 +67,11 @@ impl TradingSettings {
 
     /// [`TradingSettings::from_env`] over any variable lookup.
     pub fn from_lookup(allow_live: bool, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut s = match get("APCA_API_BASE_URL") {
             Some(base) => Self::for_base_url(&base),
             None => Self::paper_default(),

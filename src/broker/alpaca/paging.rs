@@ -202,7 +202,13 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| DateTime::parse_from_rfc3339(v).unwrap().with_timezone(&Utc))
         };
-        let limit: usize = params.iter().find(|(n, _)| *n == "limit").unwrap().1.parse().unwrap();
+        let limit: usize = params
+            .iter()
+            .find(|(n, _)| *n == "limit")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
         let desc = params.iter().any(|(n, v)| *n == "direction" && v == "desc");
         let mut v: Vec<Order> = all
             .iter()

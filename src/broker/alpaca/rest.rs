@@ -8,7 +8,7 @@ use super::error::{classify_4xx, BrokerError, ErrorBody};
 use super::paging::{OrdersQuery, Pager};
 use super::TradingSettings;
 use crate::broker::types::{
-    split_row_body, Account, Asset, CancelRow, ClosePositionRow, Clock, NewOrder, Order, Position,
+    split_row_body, Account, Asset, CancelRow, Clock, ClosePositionRow, NewOrder, Order, Position,
 };
 use crate::data::alpaca::{Credentials, RateLimiter};
 use crate::rng::Rng;
@@ -30,6 +30,15 @@ pub struct TradingClient {
     creds: Credentials,
     limiter: Arc<RateLimiter>,
     jitter: Mutex<Rng>,
+}
+
+impl std::fmt::Debug for TradingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradingClient")
+            .field("base", &self.base)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One HTTP answer.
@@ -80,7 +89,10 @@ struct WireCloseRow {
 
 impl TradingClient {
     /// Refuses the live host unless `settings.allow_live`.
-    pub fn new(settings: TradingSettings, creds: Credentials) -> Result<TradingClient, BrokerError> {
+    pub fn new(
+        settings: TradingSettings,
+        creds: Credentials,
+    ) -> Result<TradingClient, BrokerError> {
         settings.check()?;
         crate::data::alpaca::ensure_tls_provider();
         let http = reqwest::Client::builder()
@@ -123,11 +135,13 @@ impl TradingClient {
     }
 
     pub async fn positions(&self) -> Result<Vec<Position>, BrokerError> {
-        self.read(Method::GET, "/v2/positions", &[], "positions").await
+        self.read(Method::GET, "/v2/positions", &[], "positions")
+            .await
     }
 
     pub async fn clock(&self) -> Result<Clock, BrokerError> {
-        self.read(Method::GET, "/v2/clock", &[], "market clock").await
+        self.read(Method::GET, "/v2/clock", &[], "market clock")
+            .await
     }
 
     /// An asset by symbol (`AAPL`, or crypto as `BTC/USD`, sent in the path as alpaca-py does).
@@ -169,9 +183,10 @@ impl TradingClient {
             .await
         {
             Ok(r) => r,
-            Err(NoReply { reason, unsent: true }) => {
-                return Err(BrokerError::Transport { what, reason })
-            }
+            Err(NoReply {
+                reason,
+                unsent: true,
+            }) => return Err(BrokerError::Transport { what, reason }),
             Err(NoReply { reason, .. }) => {
                 return Err(BrokerError::Uncertain {
                     client_order_id: cid,
@@ -180,12 +195,12 @@ impl TradingClient {
             }
         };
         match reply.status {
-            200..=299 => serde_json::from_slice::<Order>(&reply.body).map_err(|e| {
-                BrokerError::Uncertain {
+            200..=299 => {
+                serde_json::from_slice::<Order>(&reply.body).map_err(|e| BrokerError::Uncertain {
                     client_order_id: cid,
                     reason: format!("HTTP {} with an unreadable order ({e})", reply.status),
-                }
-            }),
+                })
+            }
             429 => Err(BrokerError::RateLimited {
                 what,
                 reset_in: reply.reset_in,
@@ -229,7 +244,10 @@ impl TradingClient {
     }
 
     /// The order with this client id, `None` when Alpaca has none.
-    pub async fn order_by_client_id(&self, client_order_id: &str) -> Result<Option<Order>, BrokerError> {
+    pub async fn order_by_client_id(
+        &self,
+        client_order_id: &str,
+    ) -> Result<Option<Order>, BrokerError> {
         let q = [("client_order_id", client_order_id.to_string())];
         let what = format!("order {client_order_id}");
         match self

@@ -26,7 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub enum TradeStreamMsg {
     /// Authorized and listening to `trade_updates` (again, after a reconnect).
     Connected,
-    Update(TradeUpdate),
+    /// Boxed: an order is large, and most messages are not updates.
+    Update(Box<TradeUpdate>),
     /// Not connected now (lost, or an attempt failed); the task reconnects by itself.
     Disconnected { reason: String },
     /// The task stopped for good (keys refused, live host refused, stream not offered).
@@ -113,7 +114,11 @@ async fn run(
                 if connected && started.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }
-                if tx.send(TradeStreamMsg::Disconnected { reason }).await.is_err() {
+                if tx
+                    .send(TradeStreamMsg::Disconnected { reason })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if sleep_or_stop(backoff.next_delay(), &mut stop).await {
@@ -182,15 +187,21 @@ async fn session(
         if reply.get("status").and_then(|s| s.as_str()) != Some("authorized") {
             tracing::error!(
                 "trade-updates stream: authorization refused ({})",
-                reply.get("message").and_then(|m| m.as_str()).unwrap_or("no reason given")
+                reply
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("no reason given")
             );
             return Err(End::Fatal(BrokerError::Unauthorized {
                 host: host.clone(),
                 key_id: creds.key_id.clone(),
             }));
         }
-        let listen = serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
-        conn.send_text(listen.to_string()).await.map_err(End::Lost)?;
+        let listen =
+            serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
+        conn.send_text(listen.to_string())
+            .await
+            .map_err(End::Lost)?;
         let ack = expect(&mut conn, stop, step(), "listening").await?;
         let streams: Vec<String> = ack
             .get("streams")
@@ -237,12 +248,14 @@ async fn session(
                 }
                 match serde_json::from_value::<TradeUpdate>(env.data) {
                     Ok(u) => {
-                        if tx.send(TradeStreamMsg::Update(u)).await.is_err() {
+                        if tx.send(TradeStreamMsg::Update(Box::new(u))).await.is_err() {
                             conn.close().await;
                             return End::Stop;
                         }
                     }
-                    Err(e) => tracing::warn!("trade-updates stream: skipping a malformed update ({e})"),
+                    Err(e) => {
+                        tracing::warn!("trade-updates stream: skipping a malformed update ({e})")
+                    }
                 }
             }
         }

@@ -208,7 +208,11 @@ impl DataClient {
             return Ok(out);
         }
         for class in [AssetClass::Equity, AssetClass::Crypto] {
-            let group: Vec<Symbol> = symbols.iter().filter(|s| s.class == class).cloned().collect();
+            let group: Vec<Symbol> = symbols
+                .iter()
+                .filter(|s| s.class == class)
+                .cloned()
+                .collect();
             if group.is_empty() {
                 continue;
             }

@@ -214,7 +214,16 @@ async fn run(
     loop {
         let started = Instant::now();
         let mut connected = false;
-        let end = session(&settings, &creds, feed, &symbols, &tx, &mut stop, &mut connected).await;
+        let end = session(
+            &settings,
+            &creds,
+            feed,
+            &symbols,
+            &tx,
+            &mut stop,
+            &mut connected,
+        )
+        .await;
         match end {
             End::Stop => return,
             End::Fatal(e) => {
@@ -353,7 +362,13 @@ async fn expect(
                     if m.kind == "error" {
                         let (endpoint, key_id, feed) = ctx;
                         let text = m.msg.unwrap_or_default();
-                        return Err(error_end(endpoint, key_id, feed, m.code.unwrap_or(0), &text));
+                        return Err(error_end(
+                            endpoint,
+                            key_id,
+                            feed,
+                            m.code.unwrap_or(0),
+                            &text,
+                        ));
                     }
                     if m.kind == want && msg.is_none_or(|x| m.msg.as_deref() == Some(x)) {
                         return Ok(m);
@@ -385,7 +400,15 @@ async fn session(
         let auth =
             serde_json::json!({"action": "auth", "key": creds.key_id, "secret": creds.secret()});
         conn.send_text(auth.to_string()).await.map_err(End::Lost)?;
-        expect(&mut conn, stop, step(), ctx, "success", Some("authenticated")).await?;
+        expect(
+            &mut conn,
+            stop,
+            step(),
+            ctx,
+            "success",
+            Some("authenticated"),
+        )
+        .await?;
         let sub =
             serde_json::json!({"action": "subscribe", "bars": symbols, "updatedBars": symbols});
         conn.send_text(sub.to_string()).await.map_err(End::Lost)?;
@@ -470,7 +493,10 @@ mod tests {
         let o = DataStreamSettings::from_lookup(|k| {
             (k == "APCA_API_DATA_STREAM_URL").then(|| "ws://127.0.0.1:9/".to_string())
         });
-        assert_eq!(o.endpoint(BarFeed::Stocks(StockFeed::Test)), "ws://127.0.0.1:9/v2/test");
+        assert_eq!(
+            o.endpoint(BarFeed::Stocks(StockFeed::Test)),
+            "ws://127.0.0.1:9/v2/test"
+        );
         assert_eq!(StockFeed::parse("SIP"), Some(StockFeed::Sip));
         assert_eq!(StockFeed::parse("otc"), None);
     }

@@ -168,9 +168,7 @@ impl Backoff {
             base: base.max(Duration::from_millis(1)),
             max: max.max(base),
             attempt: 0,
-            rng: Rng::new(
-                std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64,
-            ),
+            rng: Rng::new(std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64),
         }
     }
 

@@ -270,7 +270,8 @@ impl Engine {
         let symbol = text("symbol").ok_or_else(|| bad(40010001, "symbol is required"))?;
         let side = text("side").ok_or_else(|| bad(40010001, "side is required"))?;
         let order_type = text("type").ok_or_else(|| bad(40010001, "type is required"))?;
-        let tif = text("time_in_force").ok_or_else(|| bad(40010001, "time_in_force is required"))?;
+        let tif =
+            text("time_in_force").ok_or_else(|| bad(40010001, "time_in_force is required"))?;
         let cid = text("client_order_id").unwrap_or_default();
         let (qty, notional, limit) = (amount("qty")?, amount("notional")?, amount("limit_price")?);
         let spec = self.asset(&symbol);
@@ -281,9 +282,14 @@ impl Engine {
             return Err(bad(40010001, "qty or notional is required, not both"));
         }
         if cid.len() > 128 {
-            return Err(bad(40010001, "client_order_id must be no more than 128 characters"));
+            return Err(bad(
+                40010001,
+                "client_order_id must be no more than 128 characters",
+            ));
         }
-        if !["buy", "sell"].contains(&side.as_str()) || !["market", "limit"].contains(&order_type.as_str()) {
+        if !["buy", "sell"].contains(&side.as_str())
+            || !["market", "limit"].contains(&order_type.as_str())
+        {
             return Err(bad(40010001, "unsupported side or order type"));
         }
         if spec.crypto && !["gtc", "ioc"].contains(&tif.as_str()) {
@@ -291,19 +297,30 @@ impl Engine {
         }
         if let Some(q) = qty {
             if q.fract() != Decimal::ZERO && !spec.fractionable {
-                return Err(bad(40010001, "fractional orders are not supported for this asset"));
+                return Err(bad(
+                    40010001,
+                    "fractional orders are not supported for this asset",
+                ));
             }
             if let Some(min) = spec.min_order_size.filter(|m| q < *m && !closing) {
                 return Err(bad(40010001, &format!("qty must be >= {min}")));
             }
-            if let Some(inc) = spec.min_trade_increment.filter(|i| (q % *i) != Decimal::ZERO) {
-                return Err(bad(40010001, &format!("qty must be in increments of {inc}")));
+            if let Some(inc) = spec
+                .min_trade_increment
+                .filter(|i| (q % *i) != Decimal::ZERO)
+            {
+                return Err(bad(
+                    40010001,
+                    &format!("qty must be in increments of {inc}"),
+                ));
             }
         }
         if let Some(lp) = limit {
-            let tick = spec
-                .price_increment
-                .unwrap_or(if lp >= Decimal::ONE { dec("0.01") } else { dec("0.0001") });
+            let tick = spec.price_increment.unwrap_or(if lp >= Decimal::ONE {
+                dec("0.01")
+            } else {
+                dec("0.0001")
+            });
             if lp % tick != Decimal::ZERO {
                 return Err((
                     422,
@@ -311,7 +328,9 @@ impl Engine {
                 ));
             }
         }
-        let px = limit.or_else(|| self.price(&symbol)).unwrap_or(Decimal::ZERO);
+        let px = limit
+            .or_else(|| self.price(&symbol))
+            .unwrap_or(Decimal::ZERO);
         if closing {
             // A liquidation is not checked against buying power or shortability.
         } else if side == "buy" {
@@ -329,7 +348,13 @@ impl Engine {
                 .positions
                 .get(&normalize_symbol(&symbol))
                 .map_or(Decimal::ZERO, |p| p.qty);
-            let q = qty.unwrap_or_else(|| if px > Decimal::ZERO { notional.unwrap_or_default() / px } else { Decimal::ZERO });
+            let q = qty.unwrap_or_else(|| {
+                if px > Decimal::ZERO {
+                    notional.unwrap_or_default() / px
+                } else {
+                    Decimal::ZERO
+                }
+            });
             if q > held && (spec.crypto || !spec.shortable) {
                 let base = symbol.split('/').next().unwrap_or(&symbol);
                 let msg = if spec.crypto {
@@ -354,7 +379,11 @@ impl Engine {
         self.orders.push(FakeOrder {
             seq,
             id,
-            client_order_id: if cid.is_empty() { format!("auto-{seq}") } else { cid },
+            client_order_id: if cid.is_empty() {
+                format!("auto-{seq}")
+            } else {
+                cid
+            },
             symbol,
             crypto: spec.crypto,
             side,
@@ -366,7 +395,10 @@ impl Engine {
             filled_avg_price: None,
             limit_price: limit,
             status: "new".into(),
-            extended_hours: req.get("extended_hours").and_then(Value::as_bool).unwrap_or(false),
+            extended_hours: req
+                .get("extended_hours")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             submitted_at: now,
             updated_at: now,
             filled_at: None,
@@ -390,10 +422,16 @@ impl Engine {
         let key = only_symbol.map(normalize_symbol);
         for i in 0..self.orders.len() {
             let o = &self.orders[i];
-            if !o.is_open() || key.as_ref().is_some_and(|k| *k != normalize_symbol(&o.symbol)) {
+            if !o.is_open()
+                || key
+                    .as_ref()
+                    .is_some_and(|k| *k != normalize_symbol(&o.symbol))
+            {
                 continue;
             }
-            let Some(px) = self.price(&o.symbol) else { continue };
+            let Some(px) = self.price(&o.symbol) else {
+                continue;
+            };
             let crosses = match (o.order_type.as_str(), o.limit_price) {
                 ("limit", Some(l)) => (o.side == "buy" && px <= l) || (o.side == "sell" && px >= l),
                 _ => true,
@@ -430,7 +468,11 @@ impl Engine {
             let o = &self.orders[i];
             let signed = if o.side == "buy" { q } else { -q };
             let key = normalize_symbol(&o.symbol);
-            let name = if o.crypto { key.clone() } else { o.symbol.clone() };
+            let name = if o.crypto {
+                key.clone()
+            } else {
+                o.symbol.clone()
+            };
             (signed, key, name, o.crypto)
         };
         let pos = self.positions.entry(key.clone()).or_insert(FakePosition {

@@ -144,13 +144,16 @@ pub async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> st
     } else {
         trading::respond(&st, &req)
     };
-    st.lock().unwrap_or_else(|p| p.into_inner()).requests.push(Request {
-        method: req.method.clone(),
-        path: req.path.clone(),
-        query: req.query.clone(),
-        at: Instant::now(),
-        status: resp.status,
-    });
+    st.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .requests
+        .push(Request {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            at: Instant::now(),
+            status: resp.status,
+        });
     if let Some(d) = resp.delay {
         tokio::time::sleep(d).await;
     }

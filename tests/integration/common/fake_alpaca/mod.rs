@@ -99,6 +99,8 @@ pub struct WsScript {
     pub reject_stream_auth: bool,
     /// Send the `listening` ack.
     pub ack_listen: bool,
+    /// Ping the client right after the `listening` ack (its pongs are counted).
+    pub ping_after_listen: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +111,8 @@ pub struct Counters {
     pub data_connections: BTreeMap<String, usize>,
     /// Authenticated connections per (key id, family): the second one gets 406.
     pub data_active: BTreeMap<(String, String), usize>,
+    /// Pongs received on trade-updates connections.
+    pub pongs: usize,
     /// Every subscribe message: (family, bars, updatedBars).
     pub subscriptions: Vec<(String, Vec<String>, Vec<String>)>,
 }
@@ -190,6 +194,7 @@ impl FakeAlpaca {
                 trade_text_frames: false,
                 reject_stream_auth: false,
                 ack_listen: true,
+                ping_after_listen: false,
             },
             counters: Counters::default(),
         }));
@@ -288,9 +293,10 @@ impl FakeAlpaca {
         list.retain(|b| b.ts != bar.ts);
         list.push(bar);
         list.sort_by_key(|b| b.ts);
-        s.engine
-            .prices
-            .insert(quantdeck::broker::types::normalize_symbol(symbol), dec_f64(bar.close));
+        s.engine.prices.insert(
+            quantdeck::broker::types::normalize_symbol(symbol),
+            dec_f64(bar.close),
+        );
         s.engine.on_price(symbol);
         let _ = s.engine.events.send(ws::bar_msg(symbol, &bar, false));
     }
@@ -308,9 +314,10 @@ impl FakeAlpaca {
     /// Sets a price (without a bar) and fills what crosses.
     pub fn set_price(&self, symbol: &str, price: &str) {
         let mut s = self.lock();
-        s.engine
-            .prices
-            .insert(quantdeck::broker::types::normalize_symbol(symbol), dec(price));
+        s.engine.prices.insert(
+            quantdeck::broker::types::normalize_symbol(symbol),
+            dec(price),
+        );
         s.engine.on_price(symbol);
     }
 
@@ -335,7 +342,11 @@ impl FakeAlpaca {
     pub fn add_position(&self, symbol: &str, qty: &str, avg: &str) {
         let crypto = symbol.contains('/');
         let key = quantdeck::broker::types::normalize_symbol(symbol);
-        let name = if crypto { key.clone() } else { symbol.to_string() };
+        let name = if crypto {
+            key.clone()
+        } else {
+            symbol.to_string()
+        };
         self.lock().engine.positions.insert(
             key,
             FakePosition {
@@ -348,7 +359,13 @@ impl FakeAlpaca {
     }
 
     /// An order as listed by `GET /v2/orders`, submitted at `at` (nothing is emitted).
-    pub fn insert_order(&self, symbol: &str, client_order_id: &str, status: &str, at: DateTime<Utc>) -> FakeOrder {
+    pub fn insert_order(
+        &self,
+        symbol: &str,
+        client_order_id: &str,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> FakeOrder {
         let o = FakeOrder {
             seq: 0,
             id: String::new(),
@@ -360,7 +377,11 @@ impl FakeAlpaca {
             time_in_force: if symbol.contains('/') { "gtc" } else { "day" }.into(),
             qty: Some(dec("1")),
             notional: None,
-            filled_qty: if status == "filled" { dec("1") } else { dec("0") },
+            filled_qty: if status == "filled" {
+                dec("1")
+            } else {
+                dec("0")
+            },
             filled_avg_price: (status == "filled").then(|| dec("10")),
             limit_price: None,
             status: status.to_string(),

@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
 fn not_found(what: &str) -> Resp {
-    Resp::json(404, &json!({"code": 40410000, "message": format!("{what} not found")}))
+    Resp::json(
+        404,
+        &json!({"code": 40410000, "message": format!("{what} not found")}),
+    )
 }
 
 pub fn respond(st: &Arc<Mutex<State>>, req: &HttpReq) -> Resp {
@@ -51,7 +54,11 @@ pub fn respond(st: &Arc<Mutex<State>>, req: &HttpReq) -> Resp {
         ("GET", "/v2/orders") => list_orders(&s, req),
         ("DELETE", "/v2/orders") => cancel_all(&mut s),
         ("GET", "/v2/orders:by_client_order_id") => {
-            let cid = req.query.get("client_order_id").cloned().unwrap_or_default();
+            let cid = req
+                .query
+                .get("client_order_id")
+                .cloned()
+                .unwrap_or_default();
             match s.engine.orders.iter().find(|o| o.client_order_id == cid) {
                 Some(o) => Resp::json(200, &o.to_json()),
                 None => not_found("order"),
@@ -66,7 +73,10 @@ pub fn respond(st: &Arc<Mutex<State>>, req: &HttpReq) -> Resp {
 
 fn submit(s: &mut State, body: &[u8]) -> Resp {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
-        return Resp::json(400, &json!({"code": 40010000, "message": "request body format is invalid"}));
+        return Resp::json(
+            400,
+            &json!({"code": 40010000, "message": "request body format is invalid"}),
+        );
     };
     let cid = req
         .get("client_order_id")
@@ -90,7 +100,13 @@ fn submit(s: &mut State, body: &[u8]) -> Resp {
             )
         }
         Some(OrderFault::WashTrade) => {
-            let other = s.engine.orders.iter().rev().find(|o| o.is_open()).map(|o| o.id.clone());
+            let other = s
+                .engine
+                .orders
+                .iter()
+                .rev()
+                .find(|o| o.is_open())
+                .map(|o| o.id.clone());
             return Resp::json(
                 403,
                 &json!({"code": 40310000, "existing_order_id": other,
@@ -129,10 +145,17 @@ fn submit(s: &mut State, body: &[u8]) -> Resp {
 fn account(s: &State) -> Resp {
     let e = &s.engine;
     let mut v = fixture("account.json");
-    let (long, short): (Decimal, Decimal) = e.positions.iter().fold((0.into(), 0.into()), |(l, sh), (k, p)| {
-        let mv = p.qty * e.prices.get(k).copied().unwrap_or(p.avg);
-        if mv.is_sign_negative() { (l, sh + mv) } else { (l + mv, sh) }
-    });
+    let (long, short): (Decimal, Decimal) =
+        e.positions
+            .iter()
+            .fold((0.into(), 0.into()), |(l, sh), (k, p)| {
+                let mv = p.qty * e.prices.get(k).copied().unwrap_or(p.avg);
+                if mv.is_sign_negative() {
+                    (l, sh + mv)
+                } else {
+                    (l + mv, sh)
+                }
+            });
     let equity = e.equity().to_string();
     let bp = e.buying_power().to_string();
     for (k, val) in [
@@ -167,12 +190,25 @@ fn position_json(s: &State, key: &str) -> Value {
     let asset = e.asset(&p.symbol);
     for (k, val) in [
         ("symbol", json!(p.symbol)),
-        ("asset_class", json!(if p.crypto { "crypto" } else { "us_equity" })),
-        ("exchange", json!(if p.crypto { "CRYPTO" } else { "NASDAQ" })),
+        (
+            "asset_class",
+            json!(if p.crypto { "crypto" } else { "us_equity" }),
+        ),
+        (
+            "exchange",
+            json!(if p.crypto { "CRYPTO" } else { "NASDAQ" }),
+        ),
         ("asset_marginable", json!(!p.crypto && asset.shortable)),
         ("qty", json!(p.qty.to_string())),
         ("avg_entry_price", json!(p.avg.to_string())),
-        ("side", json!(if p.qty.is_sign_negative() { "short" } else { "long" })),
+        (
+            "side",
+            json!(if p.qty.is_sign_negative() {
+                "short"
+            } else {
+                "long"
+            }),
+        ),
         ("market_value", json!(mv.to_string())),
         ("cost_basis", json!(cost.to_string())),
         ("unrealized_pl", json!((mv - cost).to_string())),
@@ -187,18 +223,32 @@ fn position_json(s: &State, key: &str) -> Value {
 }
 
 fn positions(s: &State) -> Resp {
-    let list: Vec<Value> = s.engine.positions.keys().map(|k| position_json(s, k)).collect();
+    let list: Vec<Value> = s
+        .engine
+        .positions
+        .keys()
+        .map(|k| position_json(s, k))
+        .collect();
     Resp::json(200, &Value::Array(list))
 }
 
 fn clock(s: &State) -> Resp {
     let et = FixedOffset::west_opt(5 * 3600).expect("offset");
     let now = Utc::now();
-    let fmt = |t: DateTime<Utc>| t.with_timezone(&et).to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let fmt = |t: DateTime<Utc>| {
+        t.with_timezone(&et)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+    };
     let (next_open, next_close) = if s.clock_open {
-        (now + chrono::Duration::hours(18), now + chrono::Duration::hours(2))
+        (
+            now + chrono::Duration::hours(18),
+            now + chrono::Duration::hours(2),
+        )
     } else {
-        (now + chrono::Duration::hours(1), now + chrono::Duration::hours(7))
+        (
+            now + chrono::Duration::hours(1),
+            now + chrono::Duration::hours(7),
+        )
     };
     let mut v = fixture("clock.json");
     v["timestamp"] = json!(fmt(now));
@@ -210,7 +260,11 @@ fn clock(s: &State) -> Resp {
 
 fn asset(s: &State, symbol: &str) -> Resp {
     let a = s.engine.asset(symbol);
-    let mut v = fixture(if a.crypto { "asset_crypto.json" } else { "asset_equity.json" });
+    let mut v = fixture(if a.crypto {
+        "asset_crypto.json"
+    } else {
+        "asset_equity.json"
+    });
     let opt = |d: Option<Decimal>| d.map_or(Value::Null, |d| json!(d.to_string()));
     v["symbol"] = json!(a.symbol);
     v["tradable"] = json!(a.tradable);
@@ -240,14 +294,22 @@ fn list_orders(s: &State, req: &HttpReq) -> Resp {
     let q = &req.query;
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50);
     if limit > 500 {
-        return Resp::json(422, &json!({"code": 40010001, "message": "limit must be <= 500"}));
+        return Resp::json(
+            422,
+            &json!({"code": 40010001, "message": "limit must be <= 500"}),
+        );
     }
     let time = |k: &str| -> Result<Option<DateTime<Utc>>, Resp> {
         match q.get(k) {
             None => Ok(None),
             Some(v) => DateTime::parse_from_rfc3339(v)
                 .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| Resp::json(422, &json!({"code": 40010001, "message": format!("invalid {k}")}))),
+                .map_err(|_| {
+                    Resp::json(
+                        422,
+                        &json!({"code": 40010001, "message": format!("invalid {k}")}),
+                    )
+                }),
         }
     };
     let (after, until) = match (time("after"), time("until")) {
@@ -273,7 +335,10 @@ fn list_orders(s: &State, req: &HttpReq) -> Resp {
         list.reverse();
     }
     list.truncate(limit);
-    Resp::json(200, &Value::Array(list.iter().map(|o| o.to_json()).collect()))
+    Resp::json(
+        200,
+        &Value::Array(list.iter().map(|o| o.to_json()).collect()),
+    )
 }
 
 fn cancel_all(s: &mut State) -> Resp {
@@ -317,7 +382,9 @@ fn close_all(s: &mut State, req: &HttpReq) -> Resp {
                 rows.push(json!({"symbol": name, "status": 200, "body": body}));
                 s.engine.on_price(&symbol);
             }
-            Err((status, body)) => rows.push(json!({"symbol": name, "status": status, "body": body})),
+            Err((status, body)) => {
+                rows.push(json!({"symbol": name, "status": status, "body": body}))
+            }
         }
     }
     Resp::json(207, &Value::Array(rows))

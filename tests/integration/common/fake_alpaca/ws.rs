@@ -38,6 +38,8 @@ pub fn bar_msg(symbol: &str, b: &Bar, revision: bool) -> WsCtl {
     }
 }
 
+// The handshake callback's `Result` type is tungstenite's, large or not.
+#[allow(clippy::result_large_err)]
 pub async fn serve(sock: TcpStream, st: Arc<Mutex<State>>) {
     let mut path = String::new();
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -59,7 +61,7 @@ pub async fn serve(sock: TcpStream, st: Arc<Mutex<State>>) {
 
 /// The next text or binary message as JSON; `None` when the peer is gone (or, with a
 /// handshake limit, silent past it).
-async fn recv_json(ws: &mut Ws, limit: Option<Duration>) -> Option<Value> {
+async fn recv_json(ws: &mut Ws, limit: Option<Duration>, st: &Arc<Mutex<State>>) -> Option<Value> {
     loop {
         let msg = match limit {
             Some(d) => tokio::time::timeout(d, ws.next()).await.ok()??,
@@ -70,14 +72,15 @@ async fn recv_json(ws: &mut Ws, limit: Option<Duration>) -> Option<Value> {
             Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
             Message::Binary(b) => return serde_json::from_slice(&b).ok(),
             Message::Close(_) => return None,
+            Message::Pong(_) => lock(st).counters.pongs += 1,
             _ => {}
         }
     }
 }
 
-async fn send(ws: &mut Ws, text: String, binary: bool) -> bool {
+async fn send(ws: &mut Ws, text: &str, binary: bool) -> bool {
     let msg = if binary {
-        Message::Binary(text.into_bytes().into())
+        Message::Binary(text.as_bytes().to_vec().into())
     } else {
         Message::text(text)
     };
@@ -90,12 +93,18 @@ fn keys_match(st: &Arc<Mutex<State>>, key: Option<&str>, secret: Option<&str>) -
 }
 
 async fn trade_session(mut ws: Ws, st: Arc<Mutex<State>>) {
-    let (binary, reject, ack) = {
+    let (binary, reject, ack, ping) = {
         let mut s = lock(&st);
         s.counters.trade_connections += 1;
-        (!s.ws.trade_text_frames, s.ws.reject_stream_auth, s.ws.ack_listen)
+        let w = &s.ws;
+        (
+            !w.trade_text_frames,
+            w.reject_stream_auth,
+            w.ack_listen,
+            w.ping_after_listen,
+        )
     };
-    let Some(auth) = recv_json(&mut ws, Some(HANDSHAKE)).await else {
+    let Some(auth) = recv_json(&mut ws, Some(HANDSHAKE), &st).await else {
         return;
     };
     // Today's form {"action":"auth","key","secret"}; the older {"action":"authenticate","data":{…}} too.
@@ -105,14 +114,19 @@ async fn trade_session(mut ws: Ws, st: Arc<Mutex<State>>) {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let ok = !reject && keys_match(&st, field("key", "key_id").as_deref(), field("secret", "secret_key").as_deref());
+    let ok = !reject
+        && keys_match(
+            &st,
+            field("key", "key_id").as_deref(),
+            field("secret", "secret_key").as_deref(),
+        );
     let reply = if ok {
         json!({"stream": "authorization", "data": {"action": "authenticate", "status": "authorized"}})
     } else {
         json!({"stream": "authorization", "data": {"action": "authenticate", "status": "unauthorized",
                "message": "access key verification failed"}})
     };
-    if !send(&mut ws, reply.to_string(), binary).await || !ok {
+    if !send(&mut ws, &reply.to_string(), binary).await || !ok {
         let _ = ws.close(None).await;
         return;
     }
@@ -123,7 +137,7 @@ async fn trade_session(mut ws: Ws, st: Arc<Mutex<State>>) {
     let mut listening = false;
     loop {
         tokio::select! {
-            msg = recv_json(&mut ws, None) => {
+            msg = recv_json(&mut ws, None, &st) => {
                 let Some(msg) = msg else { return };
                 if msg.get("action").and_then(Value::as_str) == Some("listen") && ack {
                     let wanted: Vec<String> = msg["data"]["streams"]
@@ -133,17 +147,16 @@ async fn trade_session(mut ws: Ws, st: Arc<Mutex<State>>) {
                     let streams: Vec<&String> = wanted.iter().filter(|s| *s == "trade_updates").collect();
                     listening = !streams.is_empty();
                     let ack = json!({"stream": "listening", "data": {"streams": streams}});
-                    if !send(&mut ws, ack.to_string(), binary).await {
+                    if !send(&mut ws, &ack.to_string(), binary).await {
+                        return;
+                    }
+                    if ping && ws.send(Message::Ping(b"are you there".to_vec().into())).await.is_err() {
                         return;
                     }
                 }
             }
             ev = events.recv() => match ev {
-                Ok(WsCtl::Trade(text)) if listening => {
-                    if !send(&mut ws, text, binary).await {
-                        return;
-                    }
-                }
+                Ok(WsCtl::Trade(text)) if listening && !send(&mut ws, &text, binary).await => return,
                 // Abrupt: the socket is dropped without a close frame.
                 Ok(WsCtl::DropTrade) => return,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -170,16 +183,30 @@ async fn data_session(mut ws: Ws, st: Arc<Mutex<State>>, family: &'static str) {
         .entry(family.to_string())
         .or_default() += 1;
     let say = |v: Value| Message::text(Value::Array(vec![v]).to_string());
-    if ws.send(say(json!({"T": "success", "msg": "connected"}))).await.is_err() {
+    if ws
+        .send(say(json!({"T": "success", "msg": "connected"})))
+        .await
+        .is_err()
+    {
         return;
     }
-    let Some(auth) = recv_json(&mut ws, Some(HANDSHAKE)).await else {
+    let Some(auth) = recv_json(&mut ws, Some(HANDSHAKE), &st).await else {
         return;
     };
-    let key = auth.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+    let key = auth
+        .get("key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let secret = auth.get("secret").and_then(Value::as_str);
-    if auth.get("action").and_then(Value::as_str) != Some("auth") || !keys_match(&st, Some(&key), secret) {
-        let _ = ws.send(say(json!({"T": "error", "code": 402, "msg": "auth failed"}))).await;
+    if auth.get("action").and_then(Value::as_str) != Some("auth")
+        || !keys_match(&st, Some(&key), secret)
+    {
+        let _ = ws
+            .send(say(
+                json!({"T": "error", "code": 402, "msg": "auth failed"}),
+            ))
+            .await;
         let _ = ws.close(None).await;
         return;
     }
@@ -195,7 +222,9 @@ async fn data_session(mut ws: Ws, st: Arc<Mutex<State>>, family: &'static str) {
             *n -= 1;
         }
         let _ = ws
-            .send(say(json!({"T": "error", "code": 406, "msg": "connection limit exceeded"})))
+            .send(say(
+                json!({"T": "error", "code": 406, "msg": "connection limit exceeded"}),
+            ))
             .await;
         let _ = ws.close(None).await;
         return;
@@ -206,14 +235,18 @@ async fn data_session(mut ws: Ws, st: Arc<Mutex<State>>, family: &'static str) {
             *n = n.saturating_sub(1);
         }
     });
-    if ws.send(say(json!({"T": "success", "msg": "authenticated"}))).await.is_err() {
+    if ws
+        .send(say(json!({"T": "success", "msg": "authenticated"})))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut events = lock(&st).engine.events.subscribe();
     let (mut bars, mut updated) = (BTreeSet::<String>::new(), BTreeSet::<String>::new());
     loop {
         tokio::select! {
-            msg = recv_json(&mut ws, None) => {
+            msg = recv_json(&mut ws, None, &st) => {
                 let Some(msg) = msg else { return };
                 let list = |k: &str| -> Vec<String> {
                     msg.get(k).and_then(Value::as_array).map(|a| {
