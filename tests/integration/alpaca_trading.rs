@@ -405,6 +405,11 @@ fn reads_retry_429_5xx_and_broken_bodies_within_the_budget() {
         reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(900),
         "the client waited for the rate-limit reset"
     );
+    // A read that times out is simply asked again.
+    fake.push_trading_fault(Fault::Slow(Duration::from_millis(2500)));
+    let before = fake.requests_to("GET", "/v2/clock").len();
+    assert!(rt.block_on(c.clock()).is_ok());
+    assert_eq!(fake.requests_to("GET", "/v2/clock").len() - before, 2);
     for _ in 0..5 {
         fake.push_trading_fault(Fault::Status(500, "internal error"));
     }
