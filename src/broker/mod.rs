@@ -4,6 +4,7 @@
 //! of decision and execution code.
 
 pub mod alpaca;
+mod enums;
 pub mod simulated;
 pub mod types;
 mod wire;

@@ -4,6 +4,8 @@
 mod common;
 
 mod alpaca;
+mod alpaca_streams;
+mod alpaca_trading;
 mod cli;
 mod data_safety;
 mod features_calendar;

@@ -132,6 +132,9 @@ pub(crate) struct ErrorBody {
     pub code: Option<u64>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Some refusals carry their text under `error` instead of `message`.
+    #[serde(default)]
+    pub error: Option<String>,
     #[serde(default)]
     pub existing_order_id: Option<String>,
 }
@@ -143,15 +146,20 @@ impl ErrorBody {
 
     /// The message, or the start of the raw body.
     pub fn text(&self, body: &[u8]) -> String {
-        self.message.clone().unwrap_or_else(|| {
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-                .trim()
-                .to_string()
-        })
+        self.message
+            .clone()
+            .or_else(|| self.error.clone())
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+                    .trim()
+                    .to_string()
+            })
     }
 }
 
-/// Alpaca's code for a reused `client_order_id` (sent with HTTP 422).
+/// The code Alpaca sends (with HTTP 422) for a reused `client_order_id` — and for many other
+/// invalid orders too ("asset … is not active", "invalid order type for crypto order", …), so a
+/// duplicate is recognised by its message, never by this code alone.
 pub const CODE_DUPLICATE_CLIENT_ORDER_ID: u64 = 40010001;
 /// Alpaca's code on 403 order refusals (insufficient buying power, and wash-trade refusals too).
 pub const CODE_FORBIDDEN: u64 = 40310000;
@@ -187,11 +195,9 @@ pub(crate) fn classify_4xx(
             existing_order_id: e.existing_order_id,
         },
         403 if lower.contains("buying power") => BrokerError::InsufficientBuyingPower { message },
-        _ if e.code == Some(CODE_DUPLICATE_CLIENT_ORDER_ID) || is_duplicate_id_message(&lower) => {
-            BrokerError::DuplicateClientOrderId {
-                client_order_id: client_order_id.unwrap_or("").to_string(),
-            }
-        }
+        _ if is_duplicate_id_message(&lower) => BrokerError::DuplicateClientOrderId {
+            client_order_id: client_order_id.unwrap_or("").to_string(),
+        },
         _ if client_order_id.is_some() => BrokerError::Rejected {
             status,
             code: e.code,
@@ -273,6 +279,19 @@ mod tests {
             order(422, r#"{"message":"client order id must be unique"}"#),
             BrokerError::DuplicateClientOrderId { .. }
         ));
+        // The same code on other refusals is not a duplicate; `error` holds the text there.
+        let other = order(
+            422,
+            r#"{"code":40010001,"error":"invalid order type for crypto order","status":422}"#,
+        );
+        assert!(matches!(
+            other,
+            BrokerError::Rejected {
+                code: Some(40010001),
+                ..
+            }
+        ));
+        assert!(other.to_string().contains("invalid order type"));
         let r = order(
             422,
             r#"{"code":42210000,"message":"sub-penny increment does not fulfill minimum pricing criteria"}"#,

@@ -32,6 +32,15 @@ pub struct TradingClient {
     jitter: Mutex<Rng>,
 }
 
+impl std::fmt::Debug for TradingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradingClient")
+            .field("base", &self.base)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One HTTP answer.
 struct Reply {
     status: u16,

@@ -26,7 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub enum TradeStreamMsg {
     /// Authorized and listening to `trade_updates` (again, after a reconnect).
     Connected,
-    Update(TradeUpdate),
+    /// Boxed: an order is large, and most messages are not updates.
+    Update(Box<TradeUpdate>),
     /// Not connected now (lost, or an attempt failed); the task reconnects by itself.
     Disconnected {
         reason: String,
@@ -249,7 +250,7 @@ async fn session(
                 }
                 match serde_json::from_value::<TradeUpdate>(env.data) {
                     Ok(u) => {
-                        if tx.send(TradeStreamMsg::Update(u)).await.is_err() {
+                        if tx.send(TradeStreamMsg::Update(Box::new(u))).await.is_err() {
                             conn.close().await;
                             return End::Stop;
                         }
