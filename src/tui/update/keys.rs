@@ -175,19 +175,14 @@ fn train_selected(app: &mut App) -> Vec<Command> {
     }
 }
 
-/// The training run `g` / `w` / `p` act on: the one picked in the Training pane if it has
-/// stopped (completed, cancelled, or interrupted: those are evaluated from their best
-/// checkpoint), else the newest completed one.
+/// The training run `g` / `w` / `p` act on: the one the Training pane shows (picked, else the
+/// newest) if it has stopped — completed, cancelled, or interrupted (those are evaluated from
+/// their best checkpoint) — else the newest completed one.
 pub fn target_train_run(app: &App) -> Option<String> {
-    let picked = app
-        .sel
-        .train
-        .as_ref()
-        .and_then(|id| app.runs.get(id))
-        .filter(|r| {
-            r.kind == Some(JobKind::Train) && !r.is_running() && r.status != JobStatus::Failed
-        });
-    picked
+    let shown = app
+        .selected_run(JobKind::Train)
+        .filter(|r| !r.is_running() && r.status != JobStatus::Failed);
+    shown
         .or_else(|| {
             app.runs_of(JobKind::Train)
                 .into_iter()
