@@ -13,6 +13,8 @@ mod features_talib;
 mod learning;
 mod parity;
 mod pipeline;
+mod tui_keymap;
 mod tui_keys;
+mod tui_msgs;
 mod tui_snapshots;
 mod tui_tmux;

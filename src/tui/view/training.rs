@@ -78,7 +78,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     header(frame, head, app, run);
     metric_charts(frame, charts, run);
     if foot_h > 0 {
-        let [v, c] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+        let [v, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
             .areas(foot);
         validations(frame, v, run);
         checkpoints(frame, c, run);
@@ -235,7 +235,7 @@ fn validations(frame: &mut Frame, area: Rect, run: &RunView) {
             if v.insufficient {
                 l.push(Span::styled(
                     format!(
-                        "{:<34} ret {:>7}",
+                        "{:<35} ret {:>7}",
                         insufficient_text(v),
                         pct(v.total_return)
                     ),
@@ -243,7 +243,7 @@ fn validations(frame: &mut Frame, area: Rect, run: &RunView) {
                 ));
             } else {
                 l.push(Span::raw(format!(
-                    "PF {:<5} fit {:<6} SR {:<6} ret {:>7} DD {:>5} {:>4} tr {:>3} d",
+                    "PF {:<5} fit {:<6} SR {:<6} ret {:>7} DD {:>5} {} trades {} days",
                     num(v.profit_factor),
                     num(v.fitness),
                     num(v.sharpe),
@@ -330,7 +330,12 @@ fn checkpoints(frame: &mut Frame, area: Rect, run: &RunView) {
             Line::from(vec![
                 Span::styled(format!("@{:<6} ", c.update), Style::new().fg(Color::Cyan)),
                 Span::styled(format!("{:<10} ", c.reason.as_str()), dim()),
-                Span::raw(c.path.clone()),
+                // The run is in the pane's title: the file name says the rest.
+                Span::raw(
+                    std::path::Path::new(&c.path)
+                        .file_name()
+                        .map_or(c.path.clone(), |n| n.to_string_lossy().into_owned()),
+                ),
             ])
         })
         .collect();

@@ -11,14 +11,22 @@ use quantdeck::jobs::events::{
     FoldResult, OrderView, PositionView, UpdateMetrics, ValidationMetrics,
 };
 use quantdeck::jobs::{CheckpointReason, LogLevel};
-use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus};
+use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus, JobSummary, Manifest, RunSummary};
 use quantdeck::market::{AssetClass, Timeframe};
-use quantdeck::tui::{apply_event, App};
+use quantdeck::tui::{apply_event, App, Msg};
 
 pub const FETCH: &str = "fetch-20240601-080000-universe";
+/// Failed before its first validation.
+pub const TRAIN_FAILED: &str = "train-20240531-200000-synx-usd";
+/// Killed mid-way on another machine: its manifest's heartbeat stopped.
+pub const TRAIN_KILLED: &str = "train-20240531-210000-syna";
 pub const TRAIN_OLD: &str = "train-20240601-070000-synb";
 pub const TRAIN: &str = "train-20240601-091500-syna";
 pub const GATE_OLD: &str = "gate-20240601-071000-train-20240531-220000-sync";
+/// Gates the interrupted run: its last validation was insufficient, so the best one is graded.
+pub const GATE_KILLED: &str = "gate-20240601-073000-train-20240531-210000-syna";
+/// No validation of its run was scored: nothing graded.
+pub const GATE_THIN: &str = "gate-20240601-074500-train-20240531-235000-synb";
 pub const GATE_REVIEW: &str = "gate-20240601-080500-train-20240531-230000-btc";
 pub const GATE: &str = "gate-20240601-102000-train-20240601-091500-syna";
 pub const WALK: &str = "walk-forward-20240601-103000-syna";
@@ -238,6 +246,104 @@ fn add_training(app: &mut App) {
     f.app.run_mut(TRAIN).ours = true;
 }
 
+/// A validation too small to score: its profit factor is the cap, which must never be shown.
+fn thin_validation(u: usize, trades: usize, days: usize) -> ValidationMetrics {
+    ValidationMetrics {
+        update: u,
+        profit_factor: 99.0,
+        sharpe: 7.9,
+        max_drawdown: 0.004,
+        fitness: 7.8,
+        consistency: 1.0,
+        total_return: 0.003,
+        hold_pct: 0.9,
+        trades,
+        days,
+        insufficient: true,
+    }
+}
+
+/// A manifest of a run on another machine, as the watcher reads it.
+pub fn manifest(id: &str, kind: JobKind, label: &str, created: DateTime<Utc>) -> Manifest {
+    Manifest {
+        id: id.into(),
+        kind,
+        label: label.into(),
+        status: JobStatus::Running,
+        created,
+        finished: None,
+        quantdeck_version: "0.1.0".into(),
+        host: "gpu-box-2".into(),
+        pid: 41_872,
+        heartbeat: Some(created + Duration::minutes(14)),
+        parent: None,
+        config: serde_json::Value::Null,
+        data: Vec::new(),
+        artifacts: Vec::new(),
+        summary: JobSummary::None,
+        message: String::new(),
+    }
+}
+
+fn add_failed_and_interrupted(app: &mut App) {
+    let mut f = feed(app, TRAIN_FAILED);
+    f.send(
+        -660,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNX/USD".into(),
+        },
+    );
+    f.send(
+        -660,
+        Event::Finished {
+            status: JobStatus::Failed,
+            message: "cannot read data/bars/15Min/SYNX%2FUSD.parquet: parquet: \
+                      out of specification: invalid footer (the file was quarantined: fetch \
+                      SYNX/USD again)"
+                .into(),
+        },
+    );
+
+    let mut f = feed(app, TRAIN_KILLED);
+    f.send(
+        -600,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNA".into(),
+        },
+    );
+    for u in 1..=12 {
+        f.send(-600 + u as i64, Event::Update(update(u, 40)));
+        let v = match u {
+            4 => Some(thin_validation(4, 3, 4)),
+            8 => Some(validation(8)),
+            12 => Some(thin_validation(12, 2, 5)),
+            _ => None,
+        };
+        if let Some(v) = v {
+            f.send(-600 + u as i64, Event::Validation(v));
+        }
+        if u == 8 {
+            f.send(
+                -600 + u as i64,
+                Event::Checkpoint {
+                    path: format!("runs/{TRAIN_KILLED}/best.safetensors"),
+                    update: 8,
+                    reason: CheckpointReason::Best,
+                },
+            );
+        }
+    }
+    // No Finished event: the machine went down. The scan finds the heartbeat stopped.
+    let stale = RunSummary {
+        manifest: manifest(TRAIN_KILLED, JobKind::Train, "SYNA", at(-600)),
+        path: format!("runs/{TRAIN_KILLED}").into(),
+        stale: true,
+    };
+    quantdeck::tui::update(app, Msg::Runs(vec![stale]));
+}
+
 fn add_gates(app: &mut App) {
     let gates = [
         (
@@ -249,6 +355,26 @@ fn add_gates(app: &mut App) {
             0.04,
             0.92,
             0.31,
+        ),
+        (
+            GATE_KILLED,
+            30,
+            TRAIN_KILLED,
+            GateClass::Review,
+            vec![GateFlag::InsufficientTrades, GateFlag::LowPf],
+            0.164,
+            1.14,
+            0.082,
+        ),
+        (
+            GATE_THIN,
+            45,
+            "train-20240531-235000-synb",
+            GateClass::Drop,
+            vec![GateFlag::InsufficientTrades],
+            7.8,
+            99.0,
+            0.004,
         ),
         (
             GATE_REVIEW,
@@ -280,16 +406,26 @@ fn add_gates(app: &mut App) {
                 label: parent.into(),
             },
         );
-        let metrics = ValidationMetrics {
-            fitness,
-            profit_factor: pf,
-            max_drawdown: dd,
-            consistency: 0.5 + fitness,
-            sharpe: 2.0 * fitness,
-            total_return: fitness / 5.0,
-            ..ValidationMetrics::default()
+        let metrics = match id {
+            GATE_KILLED => validation(8),
+            GATE_THIN => thin_validation(20, 1, 3),
+            _ => ValidationMetrics {
+                update: 20,
+                fitness,
+                profit_factor: pf,
+                max_drawdown: dd,
+                consistency: 0.5 + fitness,
+                sharpe: 2.0 * fitness,
+                total_return: fitness / 5.0,
+                trades: 64,
+                days: 18,
+                ..ValidationMetrics::default()
+            },
         };
-        let use_checkpoint = (class != GateClass::Drop).then_some(10);
+        let use_checkpoint = match id {
+            GATE_KILLED => Some(8),
+            _ => (class != GateClass::Drop).then_some(10),
+        };
         f.send(
             minute + 1,
             Event::Gate(GateResult {
@@ -497,8 +633,9 @@ fn add_paper(app: &mut App) {
 /// The full state: every pane has something to show.
 pub fn full_app() -> App {
     let mut app = App::new();
-    app.set_series(stored_series());
+    quantdeck::tui::update(&mut app, Msg::Series(stored_series()));
     add_fetch(&mut app);
+    add_failed_and_interrupted(&mut app);
     add_training(&mut app);
     add_gates(&mut app);
     add_walk(&mut app);
