@@ -166,7 +166,10 @@ fn the_feature_view_follows_the_selection() {
         error: None,
     };
     update(&mut app, Msg::Features(view("AAPL")));
-    assert_eq!(app.current_features().map(|f| f.symbol.as_str()), Some("AAPL"));
+    assert_eq!(
+        app.current_features().map(|f| f.symbol.as_str()),
+        Some("AAPL")
+    );
     // Another row selected: the old view is not shown as if it were the new series'.
     ch(&mut app, 'j');
     assert_eq!(syna(&app).map(|k| k.symbol), Some("SYNA".into()));
@@ -178,7 +181,10 @@ fn the_feature_view_follows_the_selection() {
     assert!(app.current_features().is_none() && app.wanted_features().is_none());
     ch(&mut app, 'v');
     assert_eq!(app.pane, Pane::Data);
-    assert_eq!(app.current_features().map(|f| f.symbol.as_str()), Some("SYNA"));
+    assert_eq!(
+        app.current_features().map(|f| f.symbol.as_str()),
+        Some("SYNA")
+    );
 }
 
 #[test]

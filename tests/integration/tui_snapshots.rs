@@ -279,7 +279,10 @@ fn gate_row(id: &str) -> App {
 #[test]
 fn training_pane_of_a_failed_run() {
     let s = screen(&training_run(TRAIN_FAILED));
-    assert!(s.contains("[failed]") && s.contains("invalid footer"), "{s}");
+    assert!(
+        s.contains("[failed]") && s.contains("invalid footer"),
+        "{s}"
+    );
     insta::assert_snapshot!(s);
 }
 
@@ -290,11 +293,16 @@ fn training_pane_of_an_interrupted_run() {
     let note = boxed(&s, "┌ interrupted");
     assert!(
         note.contains("after update 12 with 3 validation(s)")
-            && note.contains("press g to gate it (w to walk-forward it) from its best checkpoint, update 8"),
+            && note.contains(
+                "press g to gate it (w to walk-forward it) from its best checkpoint, update 8"
+            ),
         "{note}"
     );
     assert!(s.contains("insufficient: 2 trades, 5 days"), "{s}");
-    assert!(!s.contains("99.0"), "an unscored validation shows no PF:\n{s}");
+    assert!(
+        !s.contains("99.0"),
+        "an unscored validation shows no PF:\n{s}"
+    );
     insta::assert_snapshot!(s);
 }
 
@@ -307,7 +315,10 @@ fn gating_pane_of_an_interrupted_run() {
         detail.contains("graded the best checkpoint (update 8): the final validation was insufficient: 2 trades, 5 days"),
         "{detail}"
     );
-    assert!(s.contains("interrupted: graded on the validations it recorded"), "{s}");
+    assert!(
+        s.contains("interrupted: graded on the validations it recorded"),
+        "{s}"
+    );
     insta::assert_snapshot!(s);
 }
 
@@ -319,7 +330,10 @@ fn a_gate_with_nothing_scored_shows_no_metrics() {
         .find(|l| l.contains("train-20240531-235000-synb") && l.contains("DROP"))
         .unwrap_or_default();
     assert!(row.contains("none graded"), "{row}");
-    assert!(!s.contains("99.0"), "the capped PF of an unscored validation leaked:\n{s}");
+    assert!(
+        !s.contains("99.0"),
+        "the capped PF of an unscored validation leaked:\n{s}"
+    );
     let detail = boxed(&s, "┌ Selected");
     assert!(
         detail.contains("graded nothing: no validation had enough trades and days (the last: insufficient: 1 trades, 3 days)"),
@@ -339,7 +353,10 @@ fn walk_forward_shows_every_baseline() {
         assert!(s.contains(name), "fold table lacks {name}:\n{s}");
     }
     for name in ["model", "buy-and-hold", "flat", "random", "momentum"] {
-        assert!(s.contains(&format!("{name} ")), "chart legend lacks {name}:\n{s}");
+        assert!(
+            s.contains(&format!("{name} ")),
+            "chart legend lacks {name}:\n{s}"
+        );
     }
     // Baselines are drawn dimmed behind the model.
     let legend = |name: &str| {

@@ -62,7 +62,13 @@ impl Tmux {
 
     /// (alternate screen on, cursor visible) of the pane, as tmux tracks them.
     fn screen_modes(&self) -> (bool, bool) {
-        let s = self.run(&["display-message", "-p", "-t", "qd", "#{alternate_on} #{cursor_flag}"]);
+        let s = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "qd",
+            "#{alternate_on} #{cursor_flag}",
+        ]);
         let mut it = s.split_whitespace().map(|f| f == "1");
         (it.next().unwrap_or(false), it.next().unwrap_or(false))
     }
@@ -171,7 +177,10 @@ impl Tui {
 /// and a shell that runs commands and saw exit status 0.
 fn assert_shell_is_back(t: &Tmux, why: &str) {
     let s = t.screen();
-    assert!(!s.contains("1 Data │ 2 Training"), "{why}: the TUI is still on screen:\n{s}");
+    assert!(
+        !s.contains("1 Data │ 2 Training"),
+        "{why}: the TUI is still on screen:\n{s}"
+    );
     assert_eq!(
         t.screen_modes(),
         (false, true),
