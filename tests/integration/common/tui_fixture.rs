@@ -344,60 +344,37 @@ fn add_failed_and_interrupted(app: &mut App) {
     quantdeck::tui::update(app, Msg::Runs(vec![stale]));
 }
 
+/// What a gate graded: the final model's validation at update 20.
+fn graded(fitness: f64, profit_factor: f64, max_drawdown: f64) -> ValidationMetrics {
+    ValidationMetrics {
+        update: 20,
+        fitness,
+        profit_factor,
+        max_drawdown,
+        consistency: 0.5 + fitness,
+        sharpe: 2.0 * fitness,
+        total_return: fitness / 5.0,
+        trades: 64,
+        days: 18,
+        ..ValidationMetrics::default()
+    }
+}
+
 fn add_gates(app: &mut App) {
+    use GateFlag::*;
+    #[rustfmt::skip]
     let gates = [
-        (
-            GATE_OLD,
-            10,
-            "train-20240531-220000-sync",
-            GateClass::Drop,
-            vec![GateFlag::LowPf, GateFlag::FitnessDecline],
-            0.04,
-            0.92,
-            0.31,
-        ),
-        (
-            GATE_KILLED,
-            30,
-            TRAIN_KILLED,
-            GateClass::Review,
-            vec![GateFlag::InsufficientTrades, GateFlag::LowPf],
-            0.164,
-            1.14,
-            0.082,
-        ),
-        (
-            GATE_THIN,
-            45,
-            "train-20240531-235000-synb",
-            GateClass::Drop,
-            vec![GateFlag::InsufficientTrades],
-            7.8,
-            99.0,
-            0.004,
-        ),
-        (
-            GATE_REVIEW,
-            65,
-            "train-20240531-230000-btc",
-            GateClass::Review,
-            vec![GateFlag::UnstableTraining],
-            0.18,
-            1.21,
-            0.12,
-        ),
-        (
-            GATE,
-            200,
-            TRAIN,
-            GateClass::Approved,
-            vec![],
-            0.42,
-            1.65,
-            0.05,
-        ),
+        (GATE_OLD, 10, "train-20240531-220000-sync", GateClass::Drop,
+         vec![LowPf, FitnessDecline], None, graded(0.04, 0.92, 0.31)),
+        (GATE_KILLED, 30, TRAIN_KILLED, GateClass::Review,
+         vec![InsufficientTrades, LowPf], Some(8), validation(8)),
+        (GATE_THIN, 45, "train-20240531-235000-synb", GateClass::Drop,
+         vec![InsufficientTrades], None, thin_validation(20, 1, 3)),
+        (GATE_REVIEW, 65, "train-20240531-230000-btc", GateClass::Review,
+         vec![UnstableTraining], Some(10), graded(0.18, 1.21, 0.12)),
+        (GATE, 200, TRAIN, GateClass::Approved, vec![], Some(10), graded(0.42, 1.65, 0.05)),
     ];
-    for (id, minute, parent, class, flags, fitness, pf, dd) in gates {
+    for (id, minute, parent, class, flags, use_checkpoint, metrics) in gates {
         let mut f = feed(app, id);
         f.send(
             minute,
@@ -406,26 +383,6 @@ fn add_gates(app: &mut App) {
                 label: parent.into(),
             },
         );
-        let metrics = match id {
-            GATE_KILLED => validation(8),
-            GATE_THIN => thin_validation(20, 1, 3),
-            _ => ValidationMetrics {
-                update: 20,
-                fitness,
-                profit_factor: pf,
-                max_drawdown: dd,
-                consistency: 0.5 + fitness,
-                sharpe: 2.0 * fitness,
-                total_return: fitness / 5.0,
-                trades: 64,
-                days: 18,
-                ..ValidationMetrics::default()
-            },
-        };
-        let use_checkpoint = match id {
-            GATE_KILLED => Some(8),
-            _ => (class != GateClass::Drop).then_some(10),
-        };
         f.send(
             minute + 1,
             Event::Gate(GateResult {
