@@ -207,7 +207,12 @@ impl Watcher {
             error: None,
         };
         match info {
-            None => view.error = Some("not in the store any more".into()),
+            None => {
+                view.error = Some(format!(
+                    "{} {} is not in the store",
+                    key.symbol, key.timeframe
+                ))
+            }
             Some(s) => match Store::new(&self.paths.data).read(&s.symbol(), s.timeframe) {
                 Ok(bars) => {
                     view.values = latest_vector(&spec, &s.symbol(), &bars, &table);
@@ -223,5 +228,92 @@ impl Watcher {
             },
         }
         self.send(Msg::Features(view));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::{EventSink, JobKind, RunDir};
+    use crate::market::Timeframe;
+
+    /// Collects messages until `done` holds for everything received so far (bounded).
+    fn until(rx: &Receiver<Msg>, got: &mut Vec<Msg>, done: impl Fn(&[Msg]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(got) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(m) => got.push(m),
+                Err(_) => panic!("watcher never reported it; got {got:#?}"),
+            }
+        }
+    }
+
+    fn runs_listed(got: &[Msg], id: &str) -> bool {
+        got.iter()
+            .any(|m| matches!(m, Msg::Runs(v) if v.iter().any(|s| s.manifest.id == id)))
+    }
+
+    fn logged(got: &[Msg], run: &str, text: &str) -> bool {
+        got.iter().any(|m| {
+            matches!(m, Msg::Events(v) if v.iter().any(|r| r.run_id == run
+                && matches!(&r.event, Event::Log { message, .. } if message == text)))
+        })
+    }
+
+    #[test]
+    fn reports_runs_tails_foreign_ones_and_leaves_ours_to_their_channels() {
+        let home = tempfile::tempdir().expect("tmp");
+        let paths = Paths::under(home.path());
+        paths.ensure().expect("dirs");
+        let cfg = crate::config::load(None, None).expect("default config");
+        // A run from before the TUI started: another process's, to be tailed.
+        let (old, _) = RunDir::create(&paths, JobKind::Train, "SYNA", Default::default(), None)
+            .expect("run dir");
+        let old_sink = EventSink::to_file(&old.id, &old.events_path()).expect("sink");
+        old_sink.info("from elsewhere");
+
+        let (tx, rx) = channel();
+        let requests = spawn(&paths, &cfg, tx).expect("watcher");
+        let mut got = Vec::new();
+        until(&rx, &mut got, |g| {
+            runs_listed(g, &old.id)
+                && logged(g, &old.id, "from elsewhere")
+                && g.iter()
+                    .any(|m| matches!(m, Msg::Series(s) if s.is_empty()))
+        });
+
+        // A run this process starts now is reported, but its events come through its job's
+        // channel: the watcher does not tail it.
+        let (ours, _) = RunDir::create(&paths, JobKind::Gate, "SYNA", Default::default(), None)
+            .expect("run dir");
+        EventSink::to_file(&ours.id, &ours.events_path())
+            .expect("sink")
+            .info("ours");
+        old_sink.info("later");
+        requests.send(Request::Rescan).expect("watcher alive");
+        until(&rx, &mut got, |g| {
+            runs_listed(g, &ours.id) && logged(g, &old.id, "later")
+        });
+        // Whatever a tail of our run would have sent arrives right after its scan.
+        while let Ok(m) = rx.recv_timeout(2 * TAIL_EVERY) {
+            got.push(m);
+        }
+        assert!(!logged(&got, &ours.id, "ours"), "our own run was tailed");
+
+        // The feature view of a series the store lacks says so instead of hanging.
+        let key = SeriesKey {
+            symbol: "SYNA".into(),
+            timeframe: Timeframe::Minute(15),
+        };
+        requests
+            .send(Request::Features(Some(key)))
+            .expect("watcher alive");
+        until(&rx, &mut got, |g| {
+            g.iter().any(|m| {
+                matches!(m, Msg::Features(f) if f.symbol == "SYNA"
+                    && f.error.as_deref() == Some("SYNA 15Min is not in the store"))
+            })
+        });
     }
 }
