@@ -178,15 +178,6 @@ pub(super) struct Evaluated {
     pub spec: crate::features::FeatureSpec,
 }
 
-impl Evaluated {
-    /// Index of the first bar strictly after everything the model saw (training and checkpoint
-    /// choice): evaluation starts here.
-    pub fn first_unseen(&self) -> usize {
-        let seen = self.meta.seen_until();
-        self.bars.partition_point(|b| b.ts <= seen)
-    }
-}
-
 impl Ctx<'_> {
     /// Loads the model of a training run and its symbol's bars, refusing a layout mismatch and
     /// warning when the stored bars the model trained on have changed since.

@@ -7,6 +7,8 @@ use crate::jobs::events::{
     PaperSnapshot, UpdateMetrics, ValidationMetrics,
 };
 use crate::jobs::{JobKind, JobStatus, RunSummary};
+use crate::market::Timeframe;
+use crate::tui::keymap::Mode;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -244,7 +246,7 @@ pub struct Selection {
     pub log_scroll: usize,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct App {
     pub pane: Pane,
     pub sel: Selection,
@@ -258,19 +260,32 @@ pub struct App {
     pub logs: VecDeque<LogLine>,
     /// A fetch reported new bars: the loop should re-read the store.
     pub store_stale: bool,
-    /// Set once the user confirmed quitting; the loop winds down.
+    /// The watcher has listed the store at least once (until then "no data" would be a guess).
+    pub store_read: bool,
+    /// Set once the user confirmed quitting (or a signal came); the loop winds down.
     pub quitting: bool,
+    /// A second signal while winding down: leave without waiting for jobs.
+    pub exit_now: bool,
+    /// The terminal is gone (SIGHUP, or reading it failed): nothing more is drawn.
+    pub no_terminal: bool,
     /// The Data pane shows the selected series' latest feature vector (`v` toggles).
     pub show_features: bool,
     /// What the model would see at the selected series' newest bar (filled by the loop).
     pub features: Option<FeatureView>,
 }
 
+/// One stored series: what the Data pane selects and the feature view is computed for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesKey {
+    pub symbol: String,
+    pub timeframe: Timeframe,
+}
+
 /// The latest observation row of one series, as the model sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureView {
     pub symbol: String,
-    pub timeframe: String,
+    pub timeframe: Timeframe,
     pub at: Option<DateTime<Utc>>,
     pub layout: String,
     pub values: Vec<(String, f32)>,
@@ -278,9 +293,12 @@ pub struct FeatureView {
 }
 
 impl FeatureView {
-    /// Which series this view was computed for (the loop recomputes when it changes).
-    pub fn key(&self) -> (String, String) {
-        (self.symbol.clone(), self.timeframe.clone())
+    /// Which series this view was computed for.
+    pub fn key(&self) -> SeriesKey {
+        SeriesKey {
+            symbol: self.symbol.clone(),
+            timeframe: self.timeframe,
+        }
     }
 }
 
@@ -334,6 +352,34 @@ impl App {
     /// Gate runs in table order (oldest first).
     pub fn gate_rows(&self) -> Vec<&RunView> {
         self.runs_of(JobKind::Gate)
+    }
+
+    /// Which keys apply now: the quit question, else the help overlay, else the main screen.
+    pub fn mode(&self) -> Mode {
+        if self.confirm_quit {
+            Mode::Confirm
+        } else if self.show_help {
+            Mode::Help
+        } else {
+            Mode::Main
+        }
+    }
+
+    /// The series whose features the watcher should compute (None while the view is hidden).
+    pub fn wanted_features(&self) -> Option<SeriesKey> {
+        if !self.show_features {
+            return None;
+        }
+        self.selected_series().map(|s| SeriesKey {
+            symbol: s.symbol.clone(),
+            timeframe: s.timeframe,
+        })
+    }
+
+    /// The feature view, if it was computed for the series selected now.
+    pub fn current_features(&self) -> Option<&FeatureView> {
+        let want = self.wanted_features()?;
+        self.features.as_ref().filter(|f| f.key() == want)
     }
 
     pub fn selected_series(&self) -> Option<&SeriesInfo> {

@@ -1,116 +1,164 @@
-//! The event loop: the only part of the TUI that does I/O. It turns key presses, job channels,
-//! run-directory scans and file tails into calls of `handle_key` / `apply_event`, performs the
-//! returned commands and redraws when something changed.
+//! The event loop. It sleeps on one channel of [`Msg`]s (keys from the input thread, job events,
+//! what the watcher read, signals), folds each into the state with `update`, performs the
+//! returned commands, and redraws at most every [`FRAME`] when something changed. It does no
+//! file I/O: the watcher thread does the scans and reads, jobs run on threads of their own.
 
-use super::app::{App, FeatureView, LogLine};
+use super::app::{LogLine, SeriesKey};
+use super::msg::{JobId, Msg};
 use super::term::Term;
-use super::update::{apply_event, handle_key, Command};
+use super::update::{update, Command};
 use super::view::view;
+use super::watcher::Request;
 use crate::config::Config;
-use crate::data::Store;
-use crate::jobs::{self, EventTail, JobHandle, JobRequest, JobStatus, LogLevel};
+use crate::jobs::{self, CancelToken, EventRecord, JobKind, JobRequest, LogLevel};
 use crate::paths::Paths;
 use anyhow::Result;
-use crossterm::event::{self, Event as TermEvent};
-use std::collections::HashMap;
-use std::sync::mpsc::TryRecvError;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const INPUT_POLL: Duration = Duration::from_millis(50);
+/// At most ~10 frames per second.
 const FRAME: Duration = Duration::from_millis(100);
-const TAIL_EVERY: Duration = Duration::from_millis(250);
-const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How long quitting waits for cancelled jobs to save their checkpoints.
 const QUIT_GRACE: Duration = Duration::from_secs(15);
+/// Messages handled between two chances to draw, so a flood of events cannot freeze the screen.
+const BATCH: usize = 1024;
 
 /// A job this TUI started.
 struct Job {
-    handle: Option<JobHandle>,
     /// Known from its first event.
     run_id: Option<String>,
-    parent: Option<String>,
-    what: &'static str,
+    cancel: CancelToken,
+    thread: JoinHandle<()>,
 }
 
 pub struct Driver<'a> {
     paths: &'a Paths,
     cfg: &'a Config,
-    pub app: App,
-    jobs: Vec<Job>,
-    tails: HashMap<String, EventTail>,
-    pid: u32,
+    pub app: super::App,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    watcher: Sender<Request>,
+    jobs: BTreeMap<JobId, Job>,
+    next_job: u64,
+    /// The feature request last sent to the watcher.
+    sent_features: Option<SeriesKey>,
     dirty: bool,
-    panics: Arc<Mutex<Vec<String>>>,
 }
 
 impl<'a> Driver<'a> {
-    pub fn new(paths: &'a Paths, cfg: &'a Config, panics: Arc<Mutex<Vec<String>>>) -> Self {
+    pub fn new(
+        paths: &'a Paths,
+        cfg: &'a Config,
+        (tx, rx): (Sender<Msg>, Receiver<Msg>),
+        watcher: Sender<Request>,
+    ) -> Self {
         Driver {
             paths,
             cfg,
-            app: App::new(),
-            jobs: Vec::new(),
-            tails: HashMap::new(),
-            pid: std::process::id(),
+            app: super::App::new(),
+            tx,
+            rx,
+            watcher,
+            jobs: BTreeMap::new(),
+            next_job: 0,
+            sent_features: None,
             dirty: true,
-            panics,
         }
     }
 
+    /// Runs until the user quits or a signal arrives. However the loop ends, the jobs started
+    /// here are cancelled and given [`QUIT_GRACE`] to save (unless a second signal came).
     pub fn run(&mut self, terminal: &mut Term) -> Result<()> {
-        // Existing runs' whole history is read here, before the first frame.
-        self.scan();
-        let mut last_scan = Instant::now();
-        let mut last_tail = Instant::now();
+        let result = self.event_loop(terminal);
+        if !self.jobs.is_empty() && !self.app.exit_now {
+            self.cancel_all();
+            self.wait_for_jobs(Instant::now() + QUIT_GRACE);
+        }
+        result
+    }
+
+    fn event_loop(&mut self, terminal: &mut Term) -> Result<()> {
         let mut last_draw: Option<Instant> = None;
         let mut quit_deadline: Option<Instant> = None;
         loop {
-            if event::poll(INPUT_POLL)? {
-                // Take every input that is ready, so a burst of keys costs one frame.
-                loop {
-                    match event::read()? {
-                        TermEvent::Key(key) => {
-                            let cmds = handle_key(&mut self.app, key);
-                            self.dirty = true;
-                            for c in cmds {
-                                self.exec(c);
-                            }
-                        }
-                        TermEvent::Resize(..) => {
-                            terminal.autoresize()?;
-                            self.dirty = true;
-                        }
-                        _ => {}
-                    }
-                    if !event::poll(Duration::ZERO)? {
-                        break;
+            let now = Instant::now();
+            let mut wake = now + Duration::from_secs(1);
+            if self.dirty {
+                wake = wake.min(last_draw.map_or(now, |t| t + FRAME));
+            }
+            if let Some(d) = quit_deadline {
+                wake = wake.min(d);
+            }
+            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    for _ in 0..BATCH {
+                        let Ok(msg) = self.rx.try_recv() else { break };
+                        self.handle(msg);
                     }
                 }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The loop holds a sender itself, so this cannot happen; leaving is the answer.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
-            self.drain_jobs();
-            self.drain_panics();
-            if last_tail.elapsed() >= TAIL_EVERY {
-                self.poll_tails();
-                last_tail = Instant::now();
-            }
-            if last_scan.elapsed() >= SCAN_EVERY || self.app.store_stale {
-                self.scan();
-                last_scan = Instant::now();
-            }
-            self.refresh_features();
+            self.sync_watcher();
             if self.app.quitting {
                 let deadline = *quit_deadline.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
-                let busy = self.jobs.iter().any(|j| j.handle.is_some());
-                if !busy || Instant::now() >= deadline {
+                if self.jobs.is_empty() || self.app.exit_now || Instant::now() >= deadline {
                     return Ok(());
                 }
             }
-            if self.dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
-                terminal.draw(|f| view(f, &self.app))?;
+            let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
+            if self.dirty && frame_due && !self.app.no_terminal {
+                let drawn = terminal.draw(|f| view(f, &self.app));
+                // While winding down, a terminal that went away must not keep jobs from saving.
+                if let Err(e) = drawn {
+                    if !self.app.quitting {
+                        return Err(e.into());
+                    }
+                }
                 self.dirty = false;
                 last_draw = Some(Instant::now());
             }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match &msg {
+            Msg::Job { job, rec, .. } => {
+                if let Some(j) = self.jobs.get_mut(job) {
+                    j.run_id.get_or_insert_with(|| rec.run_id.clone());
+                }
+            }
+            Msg::JobEnded { job, .. } => {
+                if let Some(j) = self.jobs.remove(job) {
+                    // It sent its last message: the thread is returning.
+                    let _ = j.thread.join();
+                }
+            }
+            _ => {}
+        }
+        let fx = update(&mut self.app, msg);
+        self.dirty |= fx.redraw;
+        for c in fx.commands {
+            self.exec(c);
+        }
+    }
+
+    /// Tells the watcher what the state now wants from disk.
+    fn sync_watcher(&mut self) {
+        if self.app.store_stale {
+            self.app.store_stale = false;
+            let _ = self.watcher.send(Request::Rescan);
+        }
+        let want = self.app.wanted_features();
+        if want != self.sent_features {
+            let _ = self.watcher.send(Request::Features(want.clone()));
+            self.sent_features = want;
         }
     }
 
@@ -120,39 +168,80 @@ impl<'a> Driver<'a> {
             Command::Cancel(id) => {
                 let job = self
                     .jobs
-                    .iter()
+                    .values()
                     .find(|j| j.run_id.as_deref() == Some(id.as_str()));
-                let cancelled = job
-                    .and_then(|j| j.handle.as_ref())
-                    .map(|h| h.cancel.cancel());
-                match cancelled {
-                    Some(()) => self.log(LogLevel::Info, format!("cancel requested for {id}")),
+                match job {
+                    Some(j) => {
+                        j.cancel.cancel();
+                        self.log(LogLevel::Info, format!("cancel requested for {id}"));
+                    }
                     None => self.app.message = format!("{id} was not started here"),
                 }
             }
-            Command::RefreshData => self.scan(),
-            Command::Quit => self.app.quitting = true,
+            Command::RefreshData => {
+                let _ = self.watcher.send(Request::Rescan);
+            }
+            Command::Quit => {
+                self.app.quitting = true;
+                // Also the jobs that have not sent their first event yet.
+                self.cancel_all();
+            }
         }
         self.dirty = true;
     }
 
-    fn start(&mut self, req: JobRequest) {
-        let parent = match &req {
-            JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
-                Some(train_run.clone())
+    fn cancel_all(&self) {
+        for j in self.jobs.values() {
+            j.cancel.cancel();
+        }
+    }
+
+    /// Handles messages (without drawing) until every job ended or the deadline passed.
+    fn wait_for_jobs(&mut self, deadline: Instant) {
+        while !self.jobs.is_empty() && !self.app.exit_now {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(msg) => self.handle(msg),
+                Err(_) => return,
             }
-            JobRequest::Paper { train_runs, .. } => train_runs.first().cloned(),
-            JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
-        };
-        let what = req.kind().as_str();
-        self.log(LogLevel::Info, format!("starting {what} job: {req:?}"));
-        let handle = jobs::spawn(self.paths, self.cfg, req);
-        self.jobs.push(Job {
-            handle: Some(handle),
-            run_id: None,
-            parent,
-            what,
-        });
+        }
+    }
+
+    fn start(&mut self, req: JobRequest) {
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        let kind = req.kind();
+        self.log(
+            LogLevel::Info,
+            format!("starting {} job: {req:?}", kind.as_str()),
+        );
+        let cancel = CancelToken::new();
+        let (paths, cfg, token, tx) = (
+            self.paths.clone(),
+            self.cfg.clone(),
+            cancel.clone(),
+            self.tx.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("job-{}", kind.as_str()))
+            .spawn(move || run_job(&paths, &cfg, req, job, &token, &tx));
+        match spawned {
+            Ok(thread) => {
+                self.jobs.insert(
+                    job,
+                    Job {
+                        run_id: None,
+                        cancel,
+                        thread,
+                    },
+                );
+            }
+            Err(e) => {
+                let text = format!("cannot start the {} job: {e}", kind.as_str());
+                self.log(LogLevel::Error, text.clone());
+                self.app.message = text;
+            }
+        }
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
@@ -163,141 +252,51 @@ impl<'a> Driver<'a> {
             message,
         });
     }
+}
 
-    /// Applies what our jobs sent and reaps the ones that ended.
-    fn drain_jobs(&mut self) {
-        let mut ended = Vec::new();
-        for (i, job) in self.jobs.iter_mut().enumerate() {
-            let Some(h) = &job.handle else { continue };
-            loop {
-                match h.events.try_recv() {
-                    Ok(rec) => {
-                        if job.run_id.is_none() {
-                            job.run_id = Some(rec.run_id.clone());
-                            self.app.mark_ours(&rec.run_id, h.kind, job.parent.clone());
-                            self.tails.remove(&rec.run_id);
-                        }
-                        apply_event(&mut self.app, &rec);
-                        self.dirty = true;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        if h.is_finished() {
-                            ended.push(i);
-                        }
-                        break;
-                    }
-                }
-            }
+/// A job's thread: runs it with an observer that forwards its events to the loop, then says
+/// that it ended (also when it panicked).
+fn run_job(
+    paths: &Paths,
+    cfg: &Config,
+    req: JobRequest,
+    job: JobId,
+    cancel: &CancelToken,
+    tx: &Sender<Msg>,
+) {
+    let kind: JobKind = req.kind();
+    let parent = match &req {
+        JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
+            Some(train_run.clone())
         }
-        for i in ended {
-            let Some(handle) = self.jobs[i].handle.take() else {
-                continue;
-            };
-            let (what, run_id) = (self.jobs[i].what, self.jobs[i].run_id.clone());
-            if let Err(e) = handle.join() {
-                let text = format!("{what} job failed: {e:#}");
-                // A job that died without its Finished event (a panic) must not look running.
-                if let Some(run) = run_id.as_ref().and_then(|id| self.app.runs.get_mut(id)) {
-                    if run.status == JobStatus::Running {
-                        run.status = JobStatus::Failed;
-                        run.message = text.clone();
-                    }
-                }
-                self.log(LogLevel::Error, text.clone());
-                self.app.message = text;
-            }
-            self.dirty = true;
+        JobRequest::Paper { train_runs, .. } => train_runs.first().cloned(),
+        JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
+    };
+    let run_id = Arc::new(OnceLock::new());
+    let observer = {
+        let (tx, run_id) = (tx.clone(), run_id.clone());
+        move |rec: &EventRecord| {
+            let _ = run_id.set(rec.run_id.clone());
+            let _ = tx.send(Msg::Job {
+                job,
+                kind,
+                parent: parent.clone(),
+                rec: rec.clone(),
+            });
         }
-        self.jobs.retain(|j| j.handle.is_some());
-    }
-
-    fn drain_panics(&mut self) {
-        let msgs: Vec<String> = {
-            let mut p = self.panics.lock().unwrap_or_else(|e| e.into_inner());
-            p.drain(..).collect()
-        };
-        for m in msgs {
-            self.log(LogLevel::Error, format!("job thread panicked: {m}"));
-            self.dirty = true;
-        }
-    }
-
-    /// Re-reads the run directories and the bar store, and starts tailing runs that this
-    /// TUI did not start (headless runs, runs of other machines on a shared disk).
-    /// Keeps the Data pane's feature view on the selected series (recomputed when the selection
-    /// or the stored series changes).
-    fn refresh_features(&mut self) {
-        if !self.app.show_features {
-            return;
-        }
-        let Some(s) = self.app.selected_series().cloned() else {
-            return;
-        };
-        let key = (s.symbol.clone(), s.timeframe.to_string());
-        let fresh = self
-            .app
-            .features
-            .as_ref()
-            .is_some_and(|f| f.key() == key && f.at == s.last);
-        if fresh {
-            return;
-        }
-        let table = crate::features::events::EventTable::load(&self.paths.home);
-        let spec = crate::features::FeatureSpec::current(self.cfg.features.window, &table);
-        let sym = s.symbol();
-        let mut view = FeatureView {
-            symbol: key.0,
-            timeframe: key.1,
-            at: s.last,
-            layout: spec.describe(),
-            values: Vec::new(),
-            error: None,
-        };
-        match Store::new(&self.paths.data).read(&sym, s.timeframe) {
-            Ok(bars) => {
-                view.values = crate::features::latest_vector(&spec, &sym, &bars, &table);
-                if view.values.is_empty() {
-                    view.error = Some(format!(
-                        "needs {} bars of history, the store has {}",
-                        spec.warmup + 1,
-                        bars.len()
-                    ));
-                }
-            }
-            Err(e) => view.error = Some(format!("{e:#}")),
-        }
-        self.app.features = Some(view);
-        self.dirty = true;
-    }
-
-    fn scan(&mut self) {
-        for s in jobs::list_runs(self.paths) {
-            self.dirty |= self.app.note_run(&s);
-            let id = &s.manifest.id;
-            let ours = self.app.runs.get(id).is_some_and(|r| r.ours)
-                || (s.manifest.pid == self.pid && s.manifest.status == JobStatus::Running);
-            if !ours && !self.tails.contains_key(id) {
-                let tail = EventTail::new(&s.path.join("events.jsonl"));
-                self.tails.insert(id.clone(), tail);
-            }
-        }
-        self.poll_tails();
-        let series = Store::new(&self.paths.data).list();
-        self.dirty |= self.app.set_series(series);
-        self.app.store_stale = false;
-    }
-
-    fn poll_tails(&mut self) {
-        let app = &mut self.app;
-        // A run whose Finished event was read has nothing more to say.
-        self.tails
-            .retain(|id, _| app.runs.get(id).is_none_or(|r| r.finished_at.is_none()));
-        for tail in self.tails.values_mut() {
-            for rec in tail.poll() {
-                apply_event(app, &rec);
-                self.dirty = true;
-            }
-        }
-    }
+    };
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        jobs::run_job(paths, cfg, &req, cancel, Some(Box::new(observer)))
+    }));
+    let error = match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(_) => Some("its thread panicked".to_string()),
+    };
+    let _ = tx.send(Msg::JobEnded {
+        job,
+        kind,
+        run_id: run_id.get().cloned(),
+        error,
+    });
 }

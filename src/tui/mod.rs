@@ -2,28 +2,65 @@
 //! logs) showing every job live — jobs started here through their channels, jobs started
 //! elsewhere by tailing their `events.jsonl`.
 //!
-//! Elm-like: [`App`] is the state, [`apply_event`] and [`handle_key`] are the pure transitions
-//! (keys return [`Command`]s instead of doing anything), [`view`] draws the state. Only the
-//! event loop in `driver` touches the terminal, the disk and the clock.
+//! Elm-like: [`App`] is the state, [`update`] (with [`apply_event`] and [`handle_key`]) is the
+//! pure transition from a [`Msg`] (keys return [`Command`]s instead of doing anything), [`view`]
+//! draws the state, and [`keymap`] declares every key once. Threads feed one channel: the input
+//! thread (keys), the watcher (run scans, file tails, the bar store, features), the jobs started
+//! here, and the signal listener. Only the event loop in `driver` touches the terminal.
 
 pub mod app;
 mod driver;
+mod input;
+pub mod keymap;
+pub mod msg;
 mod term;
 pub mod update;
 pub mod view;
+mod watcher;
 
 pub use app::{App, Pane, RunView};
-pub use update::{apply_event, handle_key, Command};
+pub use msg::{JobId, Msg};
+pub use update::{apply_event, handle_key, update, Command, Effects};
 pub use view::view;
 
 use crate::config::Config;
 use crate::paths::Paths;
+use std::sync::mpsc::channel;
 
-/// Runs the TUI until the user quits. The terminal is restored on every way out: normal exit,
-/// error, and panic.
+/// Runs the TUI until the user quits or a signal (SIGINT, SIGTERM, SIGHUP) stops it. Jobs
+/// started here are cancelled and given a bounded time to save. The terminal is restored on
+/// every way out: normal exit, signal, error, and panic. Returns normally (exit status 0) after
+/// a signal too.
 pub fn run(paths: &Paths, cfg: &Config) -> anyhow::Result<()> {
-    let mut session = term::Session::enter()?;
-    let result = driver::Driver::new(paths, cfg, session.panics.clone()).run(&mut session.terminal);
+    let (tx, rx) = channel();
+    // Handlers first, so no signal in between can kill us with the terminal in raw mode.
+    let signals = crate::signals::listen()?;
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("tui-signals".into())
+            .spawn(move || {
+                for sig in signals {
+                    if tx.send(Msg::Signal(sig)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+    }
+    let watcher = watcher::spawn(paths, cfg, tx.clone())?;
+    let panic_tx = tx.clone();
+    let mut session = term::Session::enter(move |m| {
+        let _ = panic_tx.send(Msg::Panicked(m));
+    })?;
+    let input = match input::Input::spawn(tx.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            session.leave();
+            return Err(e.into());
+        }
+    };
+    let result = driver::Driver::new(paths, cfg, (tx, rx), watcher).run(&mut session.terminal);
+    input.stop();
     session.leave();
     result
 }

@@ -12,7 +12,7 @@ use ratatui::Terminal;
 use std::io::{stdout, Stdout};
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 type Hook = Arc<Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>>;
 
@@ -22,9 +22,6 @@ pub struct Session {
     pub terminal: Term,
     active: Arc<AtomicBool>,
     prev_hook: Hook,
-    /// Panic messages of job threads: printing them would garble the screen, so the event loop
-    /// shows them in the log pane instead.
-    pub panics: Arc<Mutex<Vec<String>>>,
 }
 
 fn restore_terminal() {
@@ -33,22 +30,22 @@ fn restore_terminal() {
 }
 
 impl Session {
-    pub fn enter() -> Result<Session> {
+    /// Takes the terminal. A panic of another thread (a job) while the session is active goes to
+    /// `on_thread_panic` instead of the screen, where printing it would garble the frame.
+    pub fn enter(on_thread_panic: impl Fn(String) + Send + Sync + 'static) -> Result<Session> {
         // Sizing the terminal changes nothing yet, so it may fail before any cleanup is due.
         let terminal =
             Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?;
         let active = Arc::new(AtomicBool::new(false));
-        let panics = Arc::new(Mutex::new(Vec::new()));
         let prev_hook: Hook = Arc::new(std::panic::take_hook());
         {
-            let (active, panics, prev) = (active.clone(), panics.clone(), prev_hook.clone());
+            let (active, prev) = (active.clone(), prev_hook.clone());
             let ui_thread = std::thread::current().id();
             std::panic::set_hook(Box::new(move |info| {
                 let ui = std::thread::current().id() == ui_thread;
                 if !ui && active.load(Ordering::SeqCst) {
-                    tracing::error!("job thread panicked: {info}");
-                    let mut p = panics.lock().unwrap_or_else(|e| e.into_inner());
-                    p.push(info.to_string());
+                    tracing::error!("thread panicked: {info}");
+                    on_thread_panic(info.to_string());
                     return;
                 }
                 if ui && active.swap(false, Ordering::SeqCst) {
@@ -61,7 +58,6 @@ impl Session {
             terminal,
             active,
             prev_hook,
-            panics,
         };
         session.active.store(true, Ordering::SeqCst);
         // On failure `session` drops here and puts everything back.

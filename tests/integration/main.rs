@@ -18,6 +18,8 @@ mod parity;
 mod pipeline;
 mod store_concurrency;
 mod trust;
+mod tui_keymap;
 mod tui_keys;
+mod tui_msgs;
 mod tui_snapshots;
 mod tui_tmux;

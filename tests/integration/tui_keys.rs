@@ -188,52 +188,44 @@ fn data_selection_stays_in_bounds() {
 #[test]
 fn run_panes_cycle_runs_and_default_to_newest() {
     let mut app = full_app();
+    let shown = |app: &App| app.selected_run(JobKind::Train).map(|r| r.id.clone());
+    let order = [TRAIN_FAILED, TRAIN_KILLED, TRAIN_OLD, TRAIN];
+    assert_eq!(
+        app.runs_of(JobKind::Train)
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        order
+    );
     ch(&mut app, '2');
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN)
-    );
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN));
     key(&mut app, KeyCode::Up);
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN_OLD)
-    );
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN_OLD));
+    key(&mut app, KeyCode::Home);
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN_FAILED));
     key(&mut app, KeyCode::Up);
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN_OLD),
-        "clamped"
-    );
-    ch(&mut app, ']');
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN)
-    );
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN_FAILED), "clamped");
+    ch(&mut app, '[');
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN), "[ wraps");
     assert_eq!(
         app.sel.train, None,
         "choosing the newest follows the newest"
     );
     ch(&mut app, ']');
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN_OLD),
-        "] wraps"
-    );
-    ch(&mut app, '[');
-    assert_eq!(
-        app.selected_run(JobKind::Train).map(|r| r.id.as_str()),
-        Some(TRAIN)
-    );
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN_FAILED), "] wraps");
+    ch(&mut app, ']');
+    assert_eq!(shown(&app).as_deref(), Some(TRAIN_KILLED));
 }
 
 #[test]
 fn gating_selection_stays_in_bounds() {
     let mut app = full_app();
     ch(&mut app, '3');
-    for _ in 0..5 {
+    let n = app.gate_rows().len();
+    for _ in 0..n + 2 {
         ch(&mut app, 'j');
     }
-    assert_eq!(app.sel.gate, 2);
+    assert_eq!(app.sel.gate, n - 1);
     key(&mut app, KeyCode::Home);
     assert_eq!(app.sel.gate, 0);
 }

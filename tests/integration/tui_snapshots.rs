@@ -4,6 +4,7 @@
 use crate::common::tui_fixture::*;
 use quantdeck::features::events::EventTable;
 use quantdeck::jobs::{Event, JobKind};
+use quantdeck::market::Timeframe;
 use quantdeck::tui::{view, App, Pane};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -113,6 +114,9 @@ fn quit_confirm() {
 fn empty_state_at_a_common_size() {
     let mut app = App::new();
     app.pane = Pane::Data;
+    // Until the watcher has listed the store, "no data" would be a guess.
+    assert!(text(&render(&app, 80, 12)).contains("reading the store…"));
+    quantdeck::tui::update(&mut app, quantdeck::tui::Msg::Series(Vec::new()));
     insta::assert_snapshot!(text(&render(&app, 80, 12)));
 }
 
@@ -216,7 +220,7 @@ fn selected_symbol_is_highlighted() {
 fn data_pane_with_the_feature_view() {
     use quantdeck::config::SyntheticConfig;
     use quantdeck::features::{latest_vector, FeatureSpec};
-    use quantdeck::market::{Symbol, Timeframe};
+    use quantdeck::market::Symbol;
     use quantdeck::tui::app::FeatureView;
     let sym = Symbol::equity("SYNA");
     let d = |m, dd| chrono::NaiveDate::from_ymd_opt(2024, m, dd).unwrap_or_default();
@@ -234,7 +238,7 @@ fn data_pane_with_the_feature_view() {
     app.sel.data = 1;
     app.features = Some(FeatureView {
         symbol: "SYNA".into(),
-        timeframe: "15Min".into(),
+        timeframe: Timeframe::Minute(15),
         at: bars.last().map(|b| b.ts),
         layout: spec.describe(),
         values: latest_vector(&spec, &sym, &bars, &EventTable::embedded()),
@@ -242,4 +246,161 @@ fn data_pane_with_the_feature_view() {
     });
     assert_eq!(app.features.as_ref().map(|f| f.values.len()), Some(58));
     insta::assert_snapshot!(screen(&app));
+}
+
+/// The text of the box whose top border starts with `top`, its lines joined by spaces.
+fn boxed(screen: &str, top: &str) -> String {
+    screen
+        .lines()
+        .skip_while(|l| !l.starts_with(top))
+        .skip(1)
+        .take_while(|l| !l.starts_with('└'))
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn training_run(id: &str) -> App {
+    let mut app = on(Pane::Training);
+    app.sel.train = Some(id.into());
+    app
+}
+
+fn gate_row(id: &str) -> App {
+    let mut app = on(Pane::Gating);
+    app.sel.gate = app
+        .gate_rows()
+        .iter()
+        .position(|r| r.id == id)
+        .unwrap_or(usize::MAX);
+    app
+}
+
+#[test]
+fn training_pane_of_a_failed_run() {
+    let s = screen(&training_run(TRAIN_FAILED));
+    assert!(
+        s.contains("[failed]") && s.contains("invalid footer"),
+        "{s}"
+    );
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn training_pane_of_an_interrupted_run() {
+    let s = screen(&training_run(TRAIN_KILLED));
+    assert!(s.contains("[interrupted]"), "{s}");
+    let note = boxed(&s, "┌ interrupted");
+    assert!(
+        note.contains("after update 12 with 3 validation(s)")
+            && note.contains(
+                "press g to gate it (w to walk-forward it) from its best checkpoint, update 8"
+            ),
+        "{note}"
+    );
+    assert!(s.contains("insufficient: 2 trades, 5 days"), "{s}");
+    assert!(
+        !s.contains("99.0"),
+        "an unscored validation shows no PF:\n{s}"
+    );
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn gating_pane_of_an_interrupted_run() {
+    let s = screen(&gate_row(GATE_KILLED));
+    assert!(s.contains("INSUFFICIENT_TRADES"), "{s}");
+    let detail = boxed(&s, "┌ Selected");
+    assert!(
+        detail.contains("graded the best checkpoint (update 8): the final validation was insufficient: 2 trades, 5 days"),
+        "{detail}"
+    );
+    assert!(
+        s.contains("interrupted: graded on the validations it recorded"),
+        "{s}"
+    );
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn a_gate_with_nothing_scored_shows_no_metrics() {
+    let s = screen(&gate_row(GATE_THIN));
+    let row = s
+        .lines()
+        .find(|l| l.contains("train-20240531-235000-synb") && l.contains("DROP"))
+        .unwrap_or_default();
+    assert!(row.contains("none graded"), "{row}");
+    assert!(
+        !s.contains("99.0"),
+        "the capped PF of an unscored validation leaked:\n{s}"
+    );
+    let detail = boxed(&s, "┌ Selected");
+    assert!(
+        detail.contains("graded nothing: no validation had enough trades and days (the last: insufficient: 1 trades, 3 days)"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn walk_forward_shows_every_baseline() {
+    let buf = render(&on(Pane::WalkForward), 140, 42);
+    let s = text(&buf);
+    assert!(
+        s.contains("baselines beats buy-and-hold, flat, random; trails momentum"),
+        "{s}"
+    );
+    for name in ["Buy&hold", "Flat", "Random", "Momentum"] {
+        assert!(s.contains(name), "fold table lacks {name}:\n{s}");
+    }
+    for name in ["model", "buy-and-hold", "flat", "random", "momentum"] {
+        assert!(
+            s.contains(&format!("{name} ")),
+            "chart legend lacks {name}:\n{s}"
+        );
+    }
+    // Baselines are drawn dimmed behind the model.
+    let legend = |name: &str| {
+        let area = buf.area;
+        (area.top()..area.bottom()).find_map(|y| {
+            let row: String = (area.left()..area.right())
+                .map(|x| buf[(x, y)].symbol())
+                .collect();
+            let start = row.find("Equity, folds end to end:")?;
+            let byte = start + row[start..].find(&format!(" {name} "))?;
+            let col = row[..byte].chars().count() as u16 + 1;
+            Some(buf[(area.left() + col, y)].modifier)
+        })
+    };
+    use ratatui::style::Modifier;
+    assert!(legend("momentum").is_some_and(|m| m.contains(Modifier::DIM)));
+    assert!(legend("model").is_some_and(|m| !m.contains(Modifier::DIM)));
+}
+
+#[test]
+fn help_and_hints_come_from_the_keymap() {
+    use quantdeck::tui::keymap::{self, Mode, KEYMAP};
+    let mut app = on(Pane::Training);
+    app.show_help = true;
+    let s = screen(&app);
+    for b in KEYMAP {
+        let line = s.lines().find(|l| l.contains(b.help));
+        assert!(
+            line.is_some_and(|l| l.contains(&keymap::keys_label(b))),
+            "help lacks {:?}: {}\n{s}",
+            b.action,
+            b.help
+        );
+    }
+    for mode in Mode::ALL {
+        let mut app = on(Pane::Training);
+        app.show_help = mode == Mode::Help;
+        app.confirm_quit = mode == Mode::Confirm;
+        let s = screen(&app);
+        let hint = s.lines().last().unwrap_or_default();
+        let want: Vec<String> = keymap::hints(mode)
+            .into_iter()
+            .map(|(k, w)| format!("{k} {w}"))
+            .collect();
+        assert_eq!(hint.trim_end(), want.join(" "), "{mode:?}");
+    }
 }

@@ -29,9 +29,7 @@ pub enum TradeStreamMsg {
     /// Boxed: an order is large, and most messages are not updates.
     Update(Box<TradeUpdate>),
     /// Not connected now (lost, or an attempt failed); the task reconnects by itself.
-    Disconnected {
-        reason: String,
-    },
+    Disconnected { reason: String },
     /// The task stopped for good (keys refused, live host refused, stream not offered).
     Fatal(BrokerError),
 }

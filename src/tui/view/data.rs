@@ -72,7 +72,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         title.push(Span::raw(" "));
     }
     if app.series.is_empty() {
-        let p = Paragraph::new("No stored bars yet: press f to fetch the universe.")
+        let text = if app.store_read {
+            "No stored bars yet: press f to fetch the universe."
+        } else {
+            "reading the store…"
+        };
+        let p = Paragraph::new(text)
             .style(dim())
             .block(block(Line::from(title)));
         frame.render_widget(p, table_area);
@@ -188,7 +193,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 /// The selected series' newest observation row: every feature with its value and a sign bar,
 /// in as many columns as fit.
 fn features_panel(frame: &mut Frame, area: Rect, app: &App) {
-    let Some(fv) = &app.features else {
+    let Some(fv) = app.current_features() else {
         frame.render_widget(
             Paragraph::new("computing features…")
                 .style(dim())

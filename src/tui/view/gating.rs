@@ -1,12 +1,15 @@
 //! Pane 3: one row per gate run, with its class and the checkpoint it recommends.
 
+use super::training::insufficient_text;
 use super::widgets::{
-    block, class_color, dim, empty, flags_text, header_style, highlight_style, num, pct_abs,
+    block, class_color, dim, empty, flags_text, header_style, highlight_style, num, pct, pct_abs,
     status_color,
 };
+use crate::eval::{GateFlag, GateResult};
+use crate::jobs::JobStatus;
 use crate::tui::app::{App, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
@@ -39,20 +42,58 @@ fn row(run: &RunView) -> Row<'static> {
             .fg(class_color(g.class))
             .add_modifier(Modifier::BOLD),
     );
+    // Unscored metrics were not graded: a dash, never a PF of 99.
+    let score = |x: f64| {
+        if m.insufficient {
+            Cell::from(Span::styled("–", dim()))
+        } else {
+            Cell::from(num(x))
+        }
+    };
     Row::new(vec![
         Cell::from(when),
         Cell::from(gated(run)),
         Cell::from(class),
-        Cell::from(num(m.fitness)),
-        Cell::from(num(m.profit_factor)),
-        Cell::from(num(m.consistency)),
+        score(m.fitness),
+        score(m.profit_factor),
+        score(m.consistency),
         Cell::from(pct_abs(m.max_drawdown)),
         Cell::from(flags_text(&g.flags, ",", "–")),
-        Cell::from(
-            g.use_checkpoint
-                .map_or("–".into(), |u| format!("best @{u}")),
-        ),
+        Cell::from(graded_short(g)),
     ])
+}
+
+/// Which model the gate graded, in a table cell.
+fn graded_short(g: &GateResult) -> String {
+    match g.use_checkpoint {
+        Some(u) => format!("best @{u}"),
+        None if g.metrics.insufficient => "none graded".into(),
+        None => format!("final @{}", g.metrics.update),
+    }
+}
+
+/// Which model the gate graded, and why, for the detail box.
+fn graded_long(g: &GateResult, trained: Option<&RunView>) -> String {
+    let last = trained.and_then(|t| t.validations.last());
+    match (g.use_checkpoint, g.metrics.insufficient) {
+        (Some(u), _) => {
+            let why = match last {
+                Some(v) if v.insufficient => {
+                    format!("the final validation was {}", insufficient_text(v))
+                }
+                _ if g.flags.contains(&GateFlag::InsufficientTrades) => {
+                    "the final validation was insufficient".to_string()
+                }
+                _ => "fitness declined after it".to_string(),
+            };
+            format!("the best checkpoint (update {u}): {why}")
+        }
+        (None, true) => format!(
+            "nothing: no validation had enough trades and days (the last: {})",
+            insufficient_text(&g.metrics)
+        ),
+        (None, false) => format!("the final model (update {})", g.metrics.update),
+    }
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -100,7 +141,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(7),
-        Constraint::Length(flags_w.clamp(5, 30) as u16),
+        Constraint::Length(flags_w.clamp(5, 40) as u16),
         Constraint::Fill(1),
     ];
     let table = Table::new(rows.iter().map(|r| row(r)), widths)
@@ -112,15 +153,25 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_stateful_widget(table, table_area, &mut state);
 
     let run = rows[selected];
-    let mut lines = vec![Line::from(vec![
+    let trained = run.parent.as_ref().and_then(|id| app.runs.get(id));
+    let mut head = vec![
         Span::styled("run ", dim()),
         Span::raw(run.id.clone()),
         Span::styled("  gates ", dim()),
         Span::raw(gated(run)),
-    ])];
+    ];
+    if let Some(t) =
+        trained.filter(|t| t.state() == "interrupted" || t.status == JobStatus::Cancelled)
+    {
+        head.push(Span::styled(
+            format!(" ({}: graded on the validations it recorded)", t.state()),
+            Style::new().fg(status_color(t.status, t.stale)),
+        ));
+    }
+    let mut lines = vec![Line::from(head)];
     if let Some(g) = &run.gate {
         let m = &g.metrics;
-        lines.push(Line::from(vec![
+        let mut l = vec![
             Span::styled("class ", dim()),
             Span::styled(
                 g.class.as_str(),
@@ -128,23 +179,32 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                     .fg(class_color(g.class))
                     .add_modifier(Modifier::BOLD),
             ),
-            Span::styled("  Sharpe ", dim()),
-            Span::raw(num(m.sharpe)),
-            Span::styled("  return ", dim()),
-            Span::raw(super::widgets::pct(m.total_return)),
-            Span::styled("  trades ", dim()),
-            Span::raw(m.trades.to_string()),
-        ]));
+        ];
+        if m.insufficient {
+            l.push(Span::styled(
+                format!("  {}", insufficient_text(m)),
+                Style::new().fg(Color::Yellow),
+            ));
+        } else {
+            l.extend([
+                Span::styled("  Sharpe ", dim()),
+                Span::raw(num(m.sharpe)),
+                Span::styled("  return ", dim()),
+                Span::raw(pct(m.total_return)),
+                Span::styled("  trades ", dim()),
+                Span::raw(m.trades.to_string()),
+                Span::styled("  days ", dim()),
+                Span::raw(m.days.to_string()),
+            ]);
+        }
+        lines.push(Line::from(l));
         lines.push(Line::from(vec![
             Span::styled("flags ", dim()),
             Span::raw(flags_text(&g.flags, ", ", "none")),
         ]));
         lines.push(Line::from(vec![
-            Span::styled("use checkpoint ", dim()),
-            Span::raw(
-                g.use_checkpoint
-                    .map_or_else(|| "none".to_string(), |u| format!("best (update {u})")),
-            ),
+            Span::styled("graded ", dim()),
+            Span::raw(graded_long(g, trained)),
         ]));
     } else if !run.message.is_empty() {
         lines.push(Line::raw(run.message.clone()));

@@ -10,43 +10,13 @@ mod walk;
 pub mod widgets;
 
 use super::app::{App, Pane};
+use super::keymap::{self, Mode};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 use widgets::{centered, dim};
-
-/// Every key, as the help overlay lists it.
-pub const KEYS: &[(&str, &str)] = &[
-    ("1-6, Tab, Shift-Tab", "switch pane"),
-    ("↑/↓, j/k", "move the selection (scroll in Logs)"),
-    ("PgUp/PgDn, Home/End", "move by a page / to the ends"),
-    (
-        "[ / ]",
-        "previous / next run (training runs outside run panes)",
-    ),
-    ("f", "fetch the whole universe"),
-    ("t", "train the symbol selected in Data"),
-    ("g", "gate the selected (or newest completed) training run"),
-    (
-        "w",
-        "walk-forward the selected (or newest completed) training run",
-    ),
-    (
-        "p",
-        "paper-trade the selected (or newest completed) training run",
-    ),
-    ("c", "cancel the selected job (jobs started here only)"),
-    ("r", "re-read runs and stored data now"),
-    (
-        "v",
-        "show / hide the selected series' features (what the model sees)",
-    ),
-    ("?", "toggle this help"),
-    ("Esc", "close overlays"),
-    ("q, Ctrl+C", "quit (asks first while jobs started here run)"),
-];
 
 pub fn view(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -125,26 +95,12 @@ fn status_line(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(Span::styled(app.message.clone(), msg_style)),
         msg_area,
     );
-    let hints = [
-        ("1-6", "panes"),
-        ("↑↓", "select"),
-        ("[]", "run"),
-        ("f", "fetch"),
-        ("t", "train"),
-        ("g", "gate"),
-        ("w", "walk-fwd"),
-        ("p", "paper"),
-        ("c", "cancel"),
-        ("r", "refresh"),
-        ("v", "features"),
-        ("?", "help"),
-        ("q", "quit"),
-    ];
+    let hints = keymap::hints(app.mode());
     let spans: Vec<Span> = hints
         .iter()
         .flat_map(|(k, what)| {
             [
-                Span::styled(*k, Style::new().fg(Color::Black).bg(Color::Gray)),
+                Span::styled(k.clone(), Style::new().fg(Color::Black).bg(Color::Gray)),
                 Span::styled(format!(" {what} "), dim()),
             ]
         })
@@ -152,30 +108,42 @@ fn status_line(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), keys_area);
 }
 
+/// Every binding of the keymap, grouped by where it applies.
 fn help_overlay(frame: &mut Frame, area: Rect) {
-    let key_w = KEYS
+    let rows: Vec<(String, &str)> = keymap::KEYMAP
+        .iter()
+        .map(|b| (keymap::keys_label(b), b.help))
+        .collect();
+    let key_w = rows
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, what)| {
-            Line::from(vec![
+    let mut lines: Vec<Line> = Vec::new();
+    for mode in Mode::ALL {
+        if !lines.is_empty() {
+            lines.push(Line::raw(""));
+        }
+        lines.push(Line::styled(mode.heading(), dim()));
+        for (b, (k, what)) in keymap::KEYMAP.iter().zip(&rows) {
+            if b.mode != mode {
+                continue;
+            }
+            lines.push(Line::from(vec![
                 Span::styled(
                     format!(" {k:<key_w$}  "),
                     Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
                 ),
                 Span::raw(*what),
-            ])
-        })
-        .collect();
-    let width = KEYS
+            ]));
+        }
+    }
+    let width = rows
         .iter()
         .map(|(_, w)| key_w + w.chars().count() + 6)
         .max()
         .unwrap_or(20) as u16;
-    let rect = centered(area, width, KEYS.len() as u16 + 2);
+    let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let p = Paragraph::new(lines).block(
         Block::bordered()

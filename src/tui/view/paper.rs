@@ -58,6 +58,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let series = [Series {
         name: "equity",
         color,
+        dim: false,
         points: &run.paper.equity,
     }];
     let title = Line::from(vec![

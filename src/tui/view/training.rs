@@ -5,12 +5,12 @@ use super::widgets::{
     status_color, Series,
 };
 use crate::jobs::events::{UpdateMetrics, ValidationMetrics};
-use crate::jobs::JobKind;
-use crate::tui::app::{App, RunView};
+use crate::jobs::{CheckpointReason, JobKind};
+use crate::tui::app::{App, Checkpoint, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph};
+use ratatui::widgets::{Gauge, Paragraph, Wrap};
 use ratatui::Frame;
 
 /// ETA from the pace so far: elapsed per update times the updates left.
@@ -56,22 +56,81 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let ck_h = if run.checkpoints.is_empty() && run.message.is_empty() {
-        0
-    } else {
-        (run.checkpoints.len().min(4) + 2 + usize::from(!run.message.is_empty())) as u16
-    };
-    let [head, charts, foot] = Layout::vertical([
+    let rows = run
+        .validations
+        .len()
+        .max(run.checkpoints.len())
+        .min(FOOT_ROWS);
+    let foot_h = if rows == 0 { 0 } else { rows as u16 + 2 };
+    let outcome = outcome_text(run);
+    let outcome_h = outcome.as_ref().map_or(0, |(_, text)| {
+        // Wrapped inside the borders.
+        let w = area.width.saturating_sub(2).max(1) as usize;
+        text.chars().count().div_ceil(w).clamp(1, 4) as u16 + 2
+    });
+    let [head, charts, foot, outcome_area] = Layout::vertical([
         Constraint::Length(6),
         Constraint::Min(0),
-        Constraint::Length(ck_h),
+        Constraint::Length(foot_h),
+        Constraint::Length(outcome_h),
     ])
     .areas(area);
     header(frame, head, app, run);
     metric_charts(frame, charts, run);
-    if ck_h > 0 {
-        footer(frame, foot, run);
+    if foot_h > 0 {
+        let [v, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .areas(foot);
+        validations(frame, v, run);
+        checkpoints(frame, c, run);
     }
+    if let Some((color, text)) = outcome {
+        let p = Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(block(Line::styled(
+                format!(" {} ", run.state()),
+                Style::new().fg(color).add_modifier(Modifier::BOLD),
+            )));
+        frame.render_widget(p, outcome_area);
+    }
+}
+
+/// Rows of the validation and checkpoint boxes.
+const FOOT_ROWS: usize = 4;
+
+/// The best checkpoint a run saved (its newest `best`).
+fn best_checkpoint(run: &RunView) -> Option<&Checkpoint> {
+    run.checkpoints
+        .iter()
+        .rev()
+        .find(|c| c.reason == CheckpointReason::Best)
+}
+
+/// How the run ended, in words, with its colour: the error of a failed run; for an interrupted
+/// one, how far it got and whether it can still be evaluated. None while it runs normally.
+fn outcome_text(run: &RunView) -> Option<(Color, String)> {
+    let color = status_color(run.status, run.stale);
+    if run.state() == "interrupted" {
+        let upto = run.updates.last().map_or(0, |m| m.update);
+        let vals = run.validations.len();
+        let next = match best_checkpoint(run) {
+            Some(c) => format!(
+                "press g to gate it (w to walk-forward it) from its best checkpoint, update {}",
+                c.update
+            ),
+            None if vals > 0 => {
+                "g gates the validations it recorded, but it saved no checkpoint to evaluate"
+                    .to_string()
+            }
+            None => "it saved no checkpoint and no validation: nothing to evaluate".to_string(),
+        };
+        return Some((
+            color,
+            format!(
+                "its process stopped (no heartbeat) after update {upto} with {vals} validation(s); {next}"
+            ),
+        ));
+    }
+    (!run.message.is_empty()).then(|| (color, run.message.clone()))
 }
 
 fn header(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
@@ -134,14 +193,75 @@ fn validation_line(v: &ValidationMetrics, n: usize) -> Line<'static> {
         format!("validation #{n} @{} ", v.update),
         Style::new().fg(Color::Magenta),
     )];
-    l.extend(kv("PF", num(v.profit_factor)));
-    l.extend(kv("fitness", num(v.fitness)));
-    l.extend(kv("Sharpe", num(v.sharpe)));
+    if v.insufficient {
+        l.push(Span::styled(
+            format!("{}  ", insufficient_text(v)),
+            Style::new().fg(Color::Yellow),
+        ));
+        l.push(Span::styled("not scored  ", dim()));
+    } else {
+        l.extend(kv("PF", num(v.profit_factor)));
+        l.extend(kv("fitness", num(v.fitness)));
+        l.extend(kv("Sharpe", num(v.sharpe)));
+    }
     l.extend(kv("max DD", pct_abs(v.max_drawdown)));
     l.extend(kv("return", pct(v.total_return)));
-    l.extend(kv("hold", pct_abs(v.hold_pct)));
-    l.extend(kv("trades", v.trades.to_string()));
+    if !v.insufficient {
+        l.extend(kv("hold", pct_abs(v.hold_pct)));
+        l.extend(kv("trades", v.trades.to_string()));
+        l.extend(kv("days", v.days.to_string()));
+    }
     Line::from(l)
+}
+
+/// "insufficient: 3 trades, 4 days" — an evaluation too small to score.
+pub fn insufficient_text(v: &ValidationMetrics) -> String {
+    format!("insufficient: {} trades, {} days", v.trades, v.days)
+}
+
+/// The newest validations, newest first; unscored ones dimmed with their trade and day counts.
+fn validations(frame: &mut Frame, area: Rect, run: &RunView) {
+    let best = best_checkpoint(run).map(|c| c.update);
+    let lines: Vec<Line> = run
+        .validations
+        .iter()
+        .rev()
+        .take(FOOT_ROWS)
+        .map(|v| {
+            let mut l = vec![Span::styled(
+                format!("@{:<6} ", v.update),
+                Style::new().fg(Color::Magenta),
+            )];
+            if v.insufficient {
+                l.push(Span::styled(
+                    format!(
+                        "{:<35} ret {:>7}",
+                        insufficient_text(v),
+                        pct(v.total_return)
+                    ),
+                    dim(),
+                ));
+            } else {
+                l.push(Span::raw(format!(
+                    "PF {:<5} fit {:<6} SR {:<6} ret {:>7} DD {:>5} {} trades {} days",
+                    num(v.profit_factor),
+                    num(v.fitness),
+                    num(v.sharpe),
+                    pct(v.total_return),
+                    pct_abs(v.max_drawdown),
+                    v.trades,
+                    v.days
+                )));
+            }
+            if best == Some(v.update) {
+                l.push(Span::styled(" best", Style::new().fg(Color::Green)));
+            }
+            Line::from(l)
+        })
+        .collect();
+    let scored = run.validations.iter().filter(|v| !v.insufficient).count();
+    let title = format!(" Validations ({}, {scored} scored) ", run.validations.len());
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
 }
 
 type Getter<T> = fn(&T) -> f64;
@@ -170,53 +290,55 @@ fn metric_charts(frame: &mut Frame, area: Rect, run: &RunView) {
             .iter()
             .map(|m| (m.update as f64, get(m)))
             .collect();
-        (name, color, pts)
+        (name, color, pts, 0)
     });
+    // Unscored validations have no meaningful PF or fitness: they are left out of the charts.
+    let unscored = run.validations.iter().filter(|v| v.insufficient).count();
     let val_series = val.into_iter().map(|(name, color, get)| {
         let pts: Vec<(f64, f64)> = run
             .validations
             .iter()
+            .filter(|v| !v.insufficient)
             .map(|v| (v.update as f64, get(v)))
             .collect();
-        (name, color, pts)
+        (name, color, pts, unscored)
     });
-    for (name, color, pts) in upd_series.chain(val_series) {
+    for (name, color, pts, unscored) in upd_series.chain(val_series) {
         let Some(cell) = cells.next() else { return };
         let latest = pts.last().map(|p| p.1);
         let series = [Series {
             name,
             color,
+            dim: false,
             points: &pts,
         }];
-        line_chart(frame, cell, chart_title(name, color, latest), &series);
+        let mut title = chart_title(name, color, latest);
+        if unscored > 0 {
+            title.push_span(Span::styled(format!(" ({unscored} not scored)"), dim()));
+        }
+        line_chart(frame, cell, title, &series);
     }
 }
 
-fn footer(frame: &mut Frame, area: Rect, run: &RunView) {
-    let mut lines: Vec<Line> = run
+fn checkpoints(frame: &mut Frame, area: Rect, run: &RunView) {
+    let lines: Vec<Line> = run
         .checkpoints
         .iter()
         .rev()
-        .take(4)
+        .take(FOOT_ROWS)
         .map(|c| {
             Line::from(vec![
                 Span::styled(format!("@{:<6} ", c.update), Style::new().fg(Color::Cyan)),
                 Span::styled(format!("{:<10} ", c.reason.as_str()), dim()),
-                Span::raw(c.path.clone()),
+                // The run is in the pane's title: the file name says the rest.
+                Span::raw(
+                    std::path::Path::new(&c.path)
+                        .file_name()
+                        .map_or(c.path.clone(), |n| n.to_string_lossy().into_owned()),
+                ),
             ])
         })
         .collect();
-    if !run.message.is_empty() {
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("{}: ", run.state()),
-                Style::new()
-                    .fg(status_color(run.status, run.stale))
-                    .add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(run.message.clone()),
-        ]));
-    }
     let title = format!(" Checkpoints ({}) ", run.checkpoints.len());
     frame.render_widget(Paragraph::new(lines).block(block(title)), area);
 }

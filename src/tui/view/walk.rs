@@ -1,11 +1,14 @@
-//! Pane 4: one walk-forward run — per-fold returns against buy-and-hold, fold metrics, the
-//! folds' equity curves and the deployment decision.
+//! Pane 4: one walk-forward run — per-fold returns against buy-and-hold, fold metrics beside
+//! every baseline's, the equity over all folds with the baselines' behind it, and the deployment
+//! decision with the baselines the model beats.
 
 use super::training::run_title;
 use super::widgets::{
     block, decision_color, dim, empty, header_style, line_chart, num, pct, pct_abs, signed_color,
     Series,
 };
+use crate::eval::Baseline;
+use crate::jobs::events::FoldResult;
 use crate::jobs::JobKind;
 use crate::tui::app::{App, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,16 +16,6 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
-
-/// Colours the fold curves cycle through.
-const FOLD_COLORS: [Color; 6] = [
-    Color::Cyan,
-    Color::Green,
-    Color::Yellow,
-    Color::Magenta,
-    Color::LightBlue,
-    Color::LightRed,
-];
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let Some(run) = app.selected_run(JobKind::WalkForward) else {
@@ -36,7 +29,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     };
     let table_h = (run.folds.len() as u16 + 3).max(4);
     let [head, charts, table] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(4),
         Constraint::Min(0),
         Constraint::Length(table_h),
     ])
@@ -51,6 +44,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
 fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
     let mut spans = vec![Span::styled("decision ", dim())];
+    let mut second = Vec::new();
     match &run.decision {
         Some(d) => {
             spans.push(Span::styled(
@@ -66,6 +60,15 @@ fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
                 d.folds,
                 num(d.sharpe_std)
             )));
+            let color = if d.trails.is_empty() {
+                Color::Green
+            } else if d.beats.is_empty() {
+                Color::Red
+            } else {
+                Color::Yellow
+            };
+            second.push(Span::styled("baselines ", dim()));
+            second.push(Span::styled(d.baselines_line(), Style::new().fg(color)));
         }
         None => spans.push(Span::styled(
             match &run.progress {
@@ -78,8 +81,11 @@ fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
     if let Some(parent) = &run.parent {
         spans.push(Span::styled(format!("  of {parent}"), dim()));
     }
-    let p =
-        Paragraph::new(Line::from(spans)).block(block(run_title(app, run, JobKind::WalkForward)));
+    let p = Paragraph::new(vec![Line::from(spans), Line::from(second)]).block(block(run_title(
+        app,
+        run,
+        JobKind::WalkForward,
+    )));
     frame.render_widget(p, area);
 }
 
@@ -140,47 +146,96 @@ fn fold_bars(frame: &mut Frame, area: Rect, run: &RunView) {
     frame.render_widget(chart, area);
 }
 
+/// Baselines drawn behind the model, dimmed.
+fn baseline_color(b: Baseline) -> Color {
+    match b {
+        Baseline::BuyHold => Color::Yellow,
+        Baseline::Flat => Color::Gray,
+        Baseline::Random => Color::Magenta,
+        Baseline::Momentum => Color::Green,
+    }
+}
+
+/// Curves of the folds placed end to end, each fold compounding from where the last ended
+/// (every fold starts a fresh account at 1.0).
+fn chained<'f>(curves: impl Iterator<Item = &'f [f64]>) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut level = 1.0;
+    for c in curves {
+        for e in c {
+            out.push((out.len() as f64, level * e));
+        }
+        level *= c.last().copied().unwrap_or(1.0);
+    }
+    out
+}
+
+/// The model's equity over all folds, with the baselines' behind it. A baseline missing from a
+/// fold (runs from before baselines existed) is left out rather than drawn misaligned.
 fn curves(frame: &mut Frame, area: Rect, run: &RunView) {
-    let pts: Vec<Vec<(f64, f64)>> = run
-        .folds
-        .iter()
-        .map(|f| {
-            f.equity
+    let model = chained(run.folds.iter().map(|f| f.equity.as_slice()));
+    let baselines: Vec<(Baseline, Vec<(f64, f64)>)> = Baseline::ALL
+        .into_iter()
+        .filter_map(|b| {
+            let per_fold: Option<Vec<&[f64]>> = run
+                .folds
                 .iter()
-                .enumerate()
-                .map(|(i, e)| (i as f64, *e))
-                .collect()
+                .map(|f| {
+                    f.baselines
+                        .iter()
+                        .find(|r| r.baseline == b)
+                        .map(|r| r.equity.as_slice())
+                })
+                .collect();
+            Some((b, chained(per_fold?.into_iter())))
         })
         .collect();
-    let names: Vec<String> = run.folds.iter().map(|f| format!("F{}", f.fold)).collect();
-    let series: Vec<Series> = pts
+    let mut series: Vec<Series> = baselines
         .iter()
-        .zip(&names)
-        .enumerate()
-        .map(|(i, (p, n))| Series {
-            name: n,
-            color: FOLD_COLORS[i % FOLD_COLORS.len()],
-            points: p,
+        .map(|(b, pts)| Series {
+            name: b.name(),
+            color: baseline_color(*b),
+            dim: true,
+            points: pts,
         })
         .collect();
-    let mut title = vec![Span::raw(" Fold equity ")];
-    for s in &series {
-        title.push(Span::styled(
-            format!("{} ", s.name),
-            Style::new().fg(s.color),
-        ));
+    // Last, so it is drawn over the baselines.
+    series.push(Series {
+        name: "model",
+        color: Color::Cyan,
+        dim: false,
+        points: &model,
+    });
+    let mut title = vec![Span::raw(" Equity, folds end to end: ")];
+    for s in series.iter().rev() {
+        title.push(Span::styled(format!("{} ", s.name), s.style()));
     }
     line_chart(frame, area, Line::from(title), &series);
 }
 
+/// A baseline's return and Sharpe in one fold, "–" when the fold has none.
+fn baseline_cell(f: &FoldResult, b: Baseline) -> Cell<'static> {
+    match f.baselines.iter().find(|r| r.baseline == b) {
+        Some(r) => Cell::from(Line::from(vec![
+            Span::styled(
+                format!("{:>7}", pct(r.total_return)),
+                Style::new().fg(signed_color(r.total_return)),
+            ),
+            Span::styled(format!(" {:>5}", num(r.sharpe)), dim()),
+        ])),
+        None => Cell::from(Span::styled("–", dim())),
+    }
+}
+
 fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
-    let header = Row::new([
-        "Fold", "Period", "Bars", "Return", "Sharpe", "Max DD", "Win", "PF", "Trades", "B&H",
-    ])
-    .style(header_style());
+    let mut header = vec![
+        "Fold", "Period", "Bars", "Return", "Sharpe", "Max DD", "Win", "PF", "Trades",
+    ];
+    header.extend(["Buy&hold", "Flat", "Random", "Momentum"]);
+    let header = Row::new(header).style(header_style());
     let rows = run.folds.iter().map(|f| {
         let colored = |x: f64| Cell::from(Span::styled(pct(x), Style::new().fg(signed_color(x))));
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(format!("F{}", f.fold)),
             Cell::from(format!(
                 "{} → {}",
@@ -194,23 +249,24 @@ fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
             Cell::from(pct_abs(f.win_rate)),
             Cell::from(num(f.profit_factor)),
             Cell::from(f.trades.to_string()),
-            colored(f.buy_hold_return),
-        ])
+        ];
+        cells.extend(Baseline::ALL.map(|b| baseline_cell(f, b)));
+        Row::new(cells)
     });
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(4),
         Constraint::Length(23),
-        Constraint::Length(6),
+        Constraint::Length(5),
         Constraint::Length(8),
         Constraint::Length(6),
-        Constraint::Length(7),
+        Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
         Constraint::Length(6),
-        Constraint::Length(8),
     ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block(" Folds "));
+    widths.extend([Constraint::Length(13); 4]);
+    let table = Table::new(rows, widths).header(header).block(block(
+        " Folds — model, then each baseline's return and Sharpe ",
+    ));
     frame.render_widget(table, area);
 }

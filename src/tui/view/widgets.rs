@@ -198,11 +198,24 @@ pub fn clip(s: &str, n: usize) -> String {
     }
 }
 
-/// One line of a chart: a name, a colour and its points.
+/// One line of a chart: a name, a colour and its points. A dimmed line is context (a
+/// baseline) behind the lines that matter.
 pub struct Series<'a> {
     pub name: &'a str,
     pub color: Color,
+    pub dim: bool,
     pub points: &'a [(f64, f64)],
+}
+
+impl Series<'_> {
+    pub fn style(&self) -> Style {
+        let s = Style::new().fg(self.color);
+        if self.dim {
+            s.add_modifier(Modifier::DIM)
+        } else {
+            s
+        }
+    }
 }
 
 /// Bounds of the finite points, widened when flat so the chart has a visible range.
@@ -262,7 +275,7 @@ pub fn line_chart(frame: &mut Frame, area: Rect, title: Line<'static>, series: &
                 .name(s.name.to_string())
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
-                .style(Style::new().fg(s.color))
+                .style(s.style())
                 .data(pts)
         })
         .collect();

@@ -10,18 +10,26 @@ use quantdeck::eval::{
 };
 use quantdeck::jobs::events::{FoldResult, UpdateMetrics, ValidationMetrics};
 use quantdeck::jobs::{CheckpointReason, LogLevel};
-use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus};
+use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus, JobSummary, Manifest, RunSummary};
 use quantdeck::live::view::{
     AccountView, ExternalPosition, FillView, Health, Link, Modes, OrderView, PaperSnapshot,
     PositionView as LivePosition, SymbolRow,
 };
 use quantdeck::market::{AssetClass, Timeframe};
-use quantdeck::tui::{apply_event, App};
+use quantdeck::tui::{apply_event, App, Msg};
 
 pub const FETCH: &str = "fetch-20240601-080000-universe";
+/// Failed before its first validation.
+pub const TRAIN_FAILED: &str = "train-20240531-200000-synx-usd";
+/// Killed mid-way on another machine: its manifest's heartbeat stopped.
+pub const TRAIN_KILLED: &str = "train-20240531-210000-syna";
 pub const TRAIN_OLD: &str = "train-20240601-070000-synb";
 pub const TRAIN: &str = "train-20240601-091500-syna";
 pub const GATE_OLD: &str = "gate-20240601-071000-train-20240531-220000-sync";
+/// Gates the interrupted run: its last validation was insufficient, so the best one is graded.
+pub const GATE_KILLED: &str = "gate-20240601-073000-train-20240531-210000-syna";
+/// No validation of its run was scored: nothing graded.
+pub const GATE_THIN: &str = "gate-20240601-074500-train-20240531-235000-synb";
 pub const GATE_REVIEW: &str = "gate-20240601-080500-train-20240531-230000-btc";
 pub const GATE: &str = "gate-20240601-102000-train-20240601-091500-syna";
 pub const WALK: &str = "walk-forward-20240601-103000-syna";
@@ -241,40 +249,135 @@ fn add_training(app: &mut App) {
     f.app.run_mut(TRAIN).ours = true;
 }
 
+/// A validation too small to score: its profit factor is the cap, which must never be shown.
+fn thin_validation(u: usize, trades: usize, days: usize) -> ValidationMetrics {
+    ValidationMetrics {
+        update: u,
+        profit_factor: 99.0,
+        sharpe: 7.9,
+        max_drawdown: 0.004,
+        fitness: 7.8,
+        consistency: 1.0,
+        total_return: 0.003,
+        hold_pct: 0.9,
+        trades,
+        days,
+        insufficient: true,
+    }
+}
+
+/// A manifest of a run on another machine, as the watcher reads it.
+pub fn manifest(id: &str, kind: JobKind, label: &str, created: DateTime<Utc>) -> Manifest {
+    Manifest {
+        id: id.into(),
+        kind,
+        label: label.into(),
+        status: JobStatus::Running,
+        created,
+        finished: None,
+        quantdeck_version: "0.1.0".into(),
+        host: "gpu-box-2".into(),
+        pid: 41_872,
+        heartbeat: Some(created + Duration::minutes(14)),
+        parent: None,
+        config: serde_json::Value::Null,
+        data: Vec::new(),
+        artifacts: Vec::new(),
+        summary: JobSummary::None,
+        message: String::new(),
+    }
+}
+
+fn add_failed_and_interrupted(app: &mut App) {
+    let mut f = feed(app, TRAIN_FAILED);
+    f.send(
+        -660,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNX/USD".into(),
+        },
+    );
+    f.send(
+        -660,
+        Event::Finished {
+            status: JobStatus::Failed,
+            message: "cannot read data/bars/15Min/SYNX%2FUSD.parquet: parquet: \
+                      out of specification: invalid footer (the file was quarantined: fetch \
+                      SYNX/USD again)"
+                .into(),
+        },
+    );
+
+    let mut f = feed(app, TRAIN_KILLED);
+    f.send(
+        -600,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNA".into(),
+        },
+    );
+    for u in 1..=12 {
+        f.send(-600 + u as i64, Event::Update(update(u, 40)));
+        let v = match u {
+            4 => Some(thin_validation(4, 3, 4)),
+            8 => Some(validation(8)),
+            12 => Some(thin_validation(12, 2, 5)),
+            _ => None,
+        };
+        if let Some(v) = v {
+            f.send(-600 + u as i64, Event::Validation(v));
+        }
+        if u == 8 {
+            f.send(
+                -600 + u as i64,
+                Event::Checkpoint {
+                    path: format!("runs/{TRAIN_KILLED}/best.safetensors"),
+                    update: 8,
+                    reason: CheckpointReason::Best,
+                },
+            );
+        }
+    }
+    // No Finished event: the machine went down. The scan finds the heartbeat stopped.
+    let stale = RunSummary {
+        manifest: manifest(TRAIN_KILLED, JobKind::Train, "SYNA", at(-600)),
+        path: format!("runs/{TRAIN_KILLED}").into(),
+        stale: true,
+    };
+    quantdeck::tui::update(app, Msg::Runs(vec![stale]));
+}
+
+/// What a gate graded: the final model's validation at update 20.
+fn graded(fitness: f64, profit_factor: f64, max_drawdown: f64) -> ValidationMetrics {
+    ValidationMetrics {
+        update: 20,
+        fitness,
+        profit_factor,
+        max_drawdown,
+        consistency: 0.5 + fitness,
+        sharpe: 2.0 * fitness,
+        total_return: fitness / 5.0,
+        trades: 64,
+        days: 18,
+        ..ValidationMetrics::default()
+    }
+}
+
 fn add_gates(app: &mut App) {
+    use GateFlag::*;
+    #[rustfmt::skip]
     let gates = [
-        (
-            GATE_OLD,
-            10,
-            "train-20240531-220000-sync",
-            GateClass::Drop,
-            vec![GateFlag::LowPf, GateFlag::FitnessDecline],
-            0.04,
-            0.92,
-            0.31,
-        ),
-        (
-            GATE_REVIEW,
-            65,
-            "train-20240531-230000-btc",
-            GateClass::Review,
-            vec![GateFlag::UnstableTraining],
-            0.18,
-            1.21,
-            0.12,
-        ),
-        (
-            GATE,
-            200,
-            TRAIN,
-            GateClass::Approved,
-            vec![],
-            0.42,
-            1.65,
-            0.05,
-        ),
+        (GATE_OLD, 10, "train-20240531-220000-sync", GateClass::Drop,
+         vec![LowPf, FitnessDecline], None, graded(0.04, 0.92, 0.31)),
+        (GATE_KILLED, 30, TRAIN_KILLED, GateClass::Review,
+         vec![InsufficientTrades, LowPf], Some(8), validation(8)),
+        (GATE_THIN, 45, "train-20240531-235000-synb", GateClass::Drop,
+         vec![InsufficientTrades], None, thin_validation(20, 1, 3)),
+        (GATE_REVIEW, 65, "train-20240531-230000-btc", GateClass::Review,
+         vec![UnstableTraining], Some(10), graded(0.18, 1.21, 0.12)),
+        (GATE, 200, TRAIN, GateClass::Approved, vec![], Some(10), graded(0.42, 1.65, 0.05)),
     ];
-    for (id, minute, parent, class, flags, fitness, pf, dd) in gates {
+    for (id, minute, parent, class, flags, use_checkpoint, metrics) in gates {
         let mut f = feed(app, id);
         f.send(
             minute,
@@ -283,16 +386,6 @@ fn add_gates(app: &mut App) {
                 label: parent.into(),
             },
         );
-        let metrics = ValidationMetrics {
-            fitness,
-            profit_factor: pf,
-            max_drawdown: dd,
-            consistency: 0.5 + fitness,
-            sharpe: 2.0 * fitness,
-            total_return: fitness / 5.0,
-            ..ValidationMetrics::default()
-        };
-        let use_checkpoint = (class != GateClass::Drop).then_some(10);
         f.send(
             minute + 1,
             Event::Gate(GateResult {
@@ -563,8 +656,9 @@ fn add_paper(app: &mut App) {
 /// The full state: every pane has something to show.
 pub fn full_app() -> App {
     let mut app = App::new();
-    app.set_series(stored_series());
+    quantdeck::tui::update(&mut app, Msg::Series(stored_series()));
     add_fetch(&mut app);
+    add_failed_and_interrupted(&mut app);
     add_training(&mut app);
     add_gates(&mut app);
     add_walk(&mut app);

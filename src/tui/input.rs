@@ -1,0 +1,64 @@
+//! The input thread: reads the terminal and sends key presses and resizes on the event loop's
+//! channel, so the loop sleeps on that one channel instead of polling the terminal.
+
+use super::msg::Msg;
+use crossterm::event::{self, Event};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the thread checks whether it should stop (input itself arrives at once).
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+pub struct Input {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Input {
+    pub fn spawn(tx: Sender<Msg>) -> std::io::Result<Input> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("tui-input".into())
+            .spawn(move || read_loop(&flag, &tx))?;
+        Ok(Input {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops reading before the terminal goes back to the shell, so no keystroke meant for the
+    /// shell is swallowed.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_loop(stop: &AtomicBool, tx: &Sender<Msg>) {
+    while !stop.load(Ordering::SeqCst) {
+        let msg = match event::poll(STOP_CHECK).and_then(|ready| {
+            if ready {
+                event::read().map(Some)
+            } else {
+                Ok(None)
+            }
+        }) {
+            Ok(Some(Event::Key(k))) => Msg::Key(k),
+            Ok(Some(Event::Resize(..))) => Msg::Resize,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = tx.send(Msg::InputClosed(e.to_string()));
+                return;
+            }
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}

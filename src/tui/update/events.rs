@@ -1,0 +1,218 @@
+//! Job events folded into the state: from a job's channel or a tailed `events.jsonl`.
+
+use crate::jobs::{Event, EventRecord, JobKind, JobStatus, LogLevel};
+use crate::tui::app::{
+    App, Checkpoint, FetchStatus, LogLine, Progress, RunView, EQUITY_CAPACITY, ORDER_CAPACITY,
+    RUN_LOG_CAPACITY,
+};
+
+/// Folds one event of any run into the state. Unknown runs are created on the spot; events
+/// may arrive out of order or twice (a channel and a file tail) without harm.
+pub fn apply_event(app: &mut App, rec: &EventRecord) {
+    if rec.run_id.is_empty() {
+        // Lines a tail could not parse carry no run: they only go to the log.
+        if let Event::Log { level, message } = &rec.event {
+            app.push_log(LogLine {
+                at: Some(rec.at),
+                run_id: String::new(),
+                level: *level,
+                message: message.clone(),
+            });
+        }
+        return;
+    }
+    let run = app.run_mut(&rec.run_id);
+    // u64::MAX marks a line the tail could not read: never a duplicate.
+    if rec.seq != u64::MAX && !run.seen.insert(rec.seq) {
+        return;
+    }
+    run.last_at = run.last_at.max(Some(rec.at));
+    let mut log: Option<LogLine> = None;
+    let line = |run: &RunView, level: LogLevel, message: String| LogLine {
+        at: Some(rec.at),
+        run_id: run.id.clone(),
+        level,
+        message,
+    };
+    match &rec.event {
+        Event::Started { kind, label } => {
+            run.kind = Some(*kind);
+            run.label = label.clone();
+            run.started_at = Some(rec.at);
+            log = Some(line(
+                run,
+                LogLevel::Info,
+                format!("started {} {label}", kind.as_str()),
+            ));
+        }
+        Event::Progress {
+            done,
+            total,
+            message,
+        } => {
+            run.progress = Some(Progress {
+                done: *done,
+                total: *total,
+                message: message.clone(),
+            });
+        }
+        Event::SymbolFetched {
+            symbol,
+            timeframe,
+            bars,
+            first,
+            last,
+            source,
+        } => {
+            infer_kind(run, JobKind::Fetch);
+            if !run.fetched.contains(symbol) {
+                run.fetched.push(symbol.clone());
+            }
+            let status = FetchStatus {
+                run_id: rec.run_id.clone(),
+                timeframe: timeframe.to_string(),
+                bars: *bars,
+                first: *first,
+                last: *last,
+                source: source.clone(),
+                at: rec.at,
+            };
+            // A replayed older fetch must not hide a newer one.
+            let newer = app.fetch.get(symbol).is_none_or(|old| old.at <= rec.at);
+            if newer {
+                app.fetch.insert(symbol.clone(), status);
+            }
+            app.store_stale = true;
+        }
+        Event::Update(m) => {
+            infer_kind(run, JobKind::Train);
+            upsert_by(&mut run.updates, m.clone(), |u| u.update);
+        }
+        Event::Validation(v) => {
+            infer_kind(run, JobKind::Train);
+            upsert_by(&mut run.validations, v.clone(), |u| u.update);
+        }
+        Event::Checkpoint {
+            path,
+            update,
+            reason,
+        } => {
+            infer_kind(run, JobKind::Train);
+            run.checkpoints.push(Checkpoint {
+                path: path.clone(),
+                update: *update,
+                reason: *reason,
+            });
+        }
+        Event::Gate(g) => {
+            infer_kind(run, JobKind::Gate);
+            run.gate = Some(g.clone());
+        }
+        Event::Fold(f) => {
+            infer_kind(run, JobKind::WalkForward);
+            upsert_by(&mut run.folds, f.clone(), |f| f.fold);
+        }
+        Event::Decision(d) => {
+            infer_kind(run, JobKind::WalkForward);
+            run.decision = Some(d.clone());
+        }
+        Event::Paper(s) => {
+            infer_kind(run, JobKind::Paper);
+            let p = &mut run.paper;
+            p.snapshots += 1;
+            p.equity.push((p.snapshots as f64, s.account.equity));
+            if p.equity.len() > EQUITY_CAPACITY {
+                thin(&mut p.equity);
+            }
+            p.snapshot = Some((**s).clone());
+        }
+        Event::Order(o) => {
+            infer_kind(run, JobKind::Paper);
+            run.paper.orders.push_back(o.clone());
+            if run.paper.orders.len() > ORDER_CAPACITY {
+                run.paper.orders.pop_front();
+            }
+        }
+        Event::Fill(f) => {
+            infer_kind(run, JobKind::Paper);
+            run.paper.fills.push_back(f.clone());
+            if run.paper.fills.len() > ORDER_CAPACITY {
+                run.paper.fills.pop_front();
+            }
+        }
+        Event::CommandDone {
+            command, message, ..
+        } => {
+            log = Some(line(
+                run,
+                LogLevel::Info,
+                format!("{}: {message}", command.as_str()),
+            ));
+        }
+        Event::Log { level, message } => {
+            let l = line(run, *level, message.clone());
+            run.logs.push_back(l.clone());
+            if run.logs.len() > RUN_LOG_CAPACITY {
+                run.logs.pop_front();
+            }
+            log = Some(l);
+        }
+        Event::Finished { status, message } => {
+            run.status = *status;
+            run.stale = false;
+            run.finished_at = Some(rec.at);
+            run.message = message.clone();
+            let what = run.kind.map_or("job", |k| k.as_str());
+            let level = if *status == JobStatus::Failed {
+                LogLevel::Error
+            } else {
+                LogLevel::Info
+            };
+            let text = if message.is_empty() {
+                format!("{what} {} {}", run.label, status.as_str())
+            } else {
+                format!("{what} {} {}: {message}", run.label, status.as_str())
+            };
+            log = Some(line(run, level, text));
+        }
+    }
+    if let Some(l) = log {
+        // The user started it here, so its outcome goes to the message line too.
+        let finished_ours = matches!(rec.event, Event::Finished { .. })
+            && app.runs.get(&rec.run_id).is_some_and(|r| r.ours);
+        if finished_ours {
+            app.message = l.message.clone();
+        }
+        app.push_log(l);
+    }
+}
+
+fn infer_kind(run: &mut RunView, kind: JobKind) {
+    if run.kind.is_none() {
+        run.kind = Some(kind);
+    }
+}
+
+/// Inserts `item` keeping `v` sorted by `key`; an item with the same key replaces the old one.
+fn upsert_by<T, K: Ord>(v: &mut Vec<T>, item: T, key: impl Fn(&T) -> K) {
+    let k = key(&item);
+    match v.binary_search_by(|x| key(x).cmp(&k)) {
+        Ok(i) => v[i] = item,
+        Err(i) => v.insert(i, item),
+    }
+}
+
+/// Halves a long series (keeping its last point) so memory stays bounded on long runs.
+fn thin(points: &mut Vec<(f64, f64)>) {
+    let last = points.last().copied();
+    let mut i = 0;
+    points.retain(|_| {
+        i += 1;
+        i % 2 == 1
+    });
+    if let Some(last) = last {
+        if points.last() != Some(&last) {
+            points.push(last);
+        }
+    }
+}
