@@ -38,12 +38,38 @@ impl BrokerKind {
     }
 }
 
+/// Order rules that differ between brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRules {
+    /// Short positions may hold fractional quantities (Alpaca: whole shares only).
+    pub fractional_shorts: bool,
+    /// One order may take a position from long to short or back (Alpaca refuses it as
+    /// "insufficient qty available": close first, then open the other side).
+    pub flip_in_one_order: bool,
+}
+
+impl OrderRules {
+    pub const ALPACA: OrderRules = OrderRules {
+        fractional_shorts: false,
+        flip_in_one_order: false,
+    };
+    /// The backtest's own rules: any quantity, any change in one order.
+    pub const BACKTEST: OrderRules = OrderRules {
+        fractional_shorts: true,
+        flip_in_one_order: true,
+    };
+}
+
 /// What the daemon needs from a broker. The trading REST calls of Alpaca, one for one.
 /// `submit` makes exactly one attempt; on [`BrokerError::needs_lookup`] the caller looks the order
 /// up by its client id before anything else.
 #[allow(async_fn_in_trait)]
 pub trait Broker {
     fn kind(&self) -> BrokerKind;
+    /// What orders the broker takes beyond each asset's own properties.
+    fn rules(&self) -> OrderRules {
+        OrderRules::ALPACA
+    }
     /// The feed moved on (the simulated broker prices and fills by it; Alpaca has its own market).
     fn observe_price(
         &self,

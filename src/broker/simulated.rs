@@ -200,6 +200,11 @@ impl Broker for SimBroker {
         BrokerKind::Sim
     }
 
+    /// The simulated broker trades like the backtest: any quantity, any change in one order.
+    fn rules(&self) -> super::OrderRules {
+        super::OrderRules::BACKTEST
+    }
+
     fn observe_price(&self, symbol: &str, class: AssetClass, price: f64, at: DateTime<Utc>) {
         if let Err(e) = self.set_price(symbol, class, price, at) {
             tracing::error!("simulated broker: {e}");

@@ -501,7 +501,8 @@ impl<'a, B: Broker> Daemon<'a, B> {
             target,
             cooling,
         };
-        let (sized, note) = gate(&[want], &situation, &self.settings.capital)
+        let flips = self.broker.rules().flip_in_one_order;
+        let (sized, note) = gate(&[want], &situation, &self.settings.capital, flips)
             .pop()
             .unwrap_or((current, GateNote::Blocked("no decision".into())));
         let note_text = match (p.risk, &note) {
@@ -527,6 +528,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 bar.close,
                 session,
                 self.settings.extended_hours,
+                self.broker.rules().fractional_shorts,
             ),
             None => Err("the broker does not know this asset".into()),
         };

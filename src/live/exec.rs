@@ -64,7 +64,7 @@ impl<B: Broker> Daemon<'_, B> {
                         at: Utc::now(),
                     })?;
                     self.sink.warn(format!("{id}: {e}"));
-                    return Ok(self.resolve(&id, &order).await?);
+                    return self.resolve(&id, &order).await;
                 }
                 Err(BrokerError::InsufficientBuyingPower { message })
                     if attempt == 1 && plan.intent == Intent::Entry =>

@@ -70,8 +70,15 @@ pub struct Situation {
     pub block: Option<String>,
 }
 
-/// The position each model may take, with the note that says why.
-pub fn gate(wants: &[Want], s: &Situation, rules: &CapitalRules) -> Vec<(f64, GateNote)> {
+/// The position each model may take, with the note that says why. Unless the broker takes a
+/// long↔short flip in one order (`flip_in_one_order`), a flip closes first and opens the other
+/// side on a later bar.
+pub fn gate(
+    wants: &[Want],
+    s: &Situation,
+    rules: &CapitalRules,
+    flip_in_one_order: bool,
+) -> Vec<(f64, GateNote)> {
     let mut out: Vec<(f64, GateNote)> = wants
         .iter()
         .map(|w| {
@@ -92,7 +99,7 @@ pub fn gate(wants: &[Want], s: &Situation, rules: &CapitalRules) -> Vec<(f64, Ga
                     GateNote::Blocked("cooldown after the last trade".into()),
                 );
             }
-            if flips {
+            if flips && !flip_in_one_order {
                 return (
                     0.0,
                     GateNote::Resized("closing first; the new side next bar".into()),
@@ -195,10 +202,10 @@ mod tests {
     #[test]
     fn a_position_is_capped_at_twenty_percent() {
         // 300 × $100 = 30 % of equity → 200 shares.
-        let r = gate(&[want("A", 100.0, 0.0, 300.0)], &calm(), &RULES);
+        let r = gate(&[want("A", 100.0, 0.0, 300.0)], &calm(), &RULES, false);
         assert_eq!(r[0].0, 200.0);
         assert!(matches!(r[0].1, GateNote::Resized(_)));
-        let r = gate(&[want("A", 100.0, 0.0, -300.0)], &calm(), &RULES);
+        let r = gate(&[want("A", 100.0, 0.0, -300.0)], &calm(), &RULES, false);
         assert_eq!(r[0].0, -200.0);
     }
 
@@ -213,6 +220,7 @@ mod tests {
             &[want("A", 100.0, 0.0, 200.0), want("B", 50.0, 0.0, 400.0)],
             &s,
             &RULES,
+            false,
         );
         assert!(
             (r[0].0 - 100.0).abs() < 1e-9 && (r[1].0 - 200.0).abs() < 1e-9,
@@ -229,7 +237,7 @@ mod tests {
             buying_power: 5_000.0,
             ..calm()
         };
-        let r = gate(&[want("A", 100.0, 10.0, 110.0)], &s, &RULES);
+        let r = gate(&[want("A", 100.0, 10.0, 110.0)], &s, &RULES, false);
         assert!((r[0].0 - 60.0).abs() < 1e-9, "{r:?}");
         assert_eq!(r[0].1, GateNote::Resized("buying power".into()));
     }
@@ -248,6 +256,7 @@ mod tests {
             ],
             &s,
             &RULES,
+            false,
         );
         assert_eq!(r[0], (50.0, GateNote::Blocked("paused".into())));
         assert_eq!(r[1], (10.0, GateNote::Ok));
@@ -256,14 +265,16 @@ mod tests {
         let mut w = want("D", 100.0, 0.0, 10.0);
         w.cooling = true;
         assert!(matches!(
-            gate(&[w], &calm(), &RULES)[0].1,
+            gate(&[w], &calm(), &RULES, false)[0].1,
             GateNote::Blocked(_)
         ));
     }
 
     #[test]
-    fn a_flip_closes_first() {
-        let r = gate(&[want("A", 100.0, 50.0, -50.0)], &calm(), &RULES);
+    fn a_flip_closes_first_where_the_broker_needs_it() {
+        let r = gate(&[want("A", 100.0, 50.0, -50.0)], &calm(), &RULES, false);
         assert_eq!(r[0].0, 0.0);
+        let r = gate(&[want("A", 100.0, 50.0, -50.0)], &calm(), &RULES, true);
+        assert_eq!(r[0], (-50.0, GateNote::Ok));
     }
 }

@@ -70,6 +70,7 @@ fn tick(asset: &Asset, price: f64) -> Decimal {
 
 /// The order moving the model's position from `current` to `target` (signed units), or why none
 /// goes out. Fractional equity quantities keep 9 decimals (Alpaca's precision).
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     class: AssetClass,
     asset: &Asset,
@@ -78,6 +79,7 @@ pub fn plan(
     price: f64,
     session: Session,
     extended_hours: bool,
+    fractional_shorts: bool,
 ) -> Result<Option<Planned>, String> {
     if !asset.tradable {
         return Err(format!("{} is not tradable at the broker", asset.symbol));
@@ -90,7 +92,7 @@ pub fn plan(
         }
     }
     let dq = target - current;
-    if dq == 0.0 || !dq.is_finite() || !(price > 0.0) {
+    if dq == 0.0 || !dq.is_finite() || price.is_nan() || price <= 0.0 {
         return Ok(None);
     }
     let side = if dq > 0.0 { Side::Buy } else { Side::Sell };
@@ -100,7 +102,7 @@ pub fn plan(
         Intent::Exit
     };
     // Short positions (opened, grown, or partly covered) trade in whole shares.
-    let touches_short = target < 0.0 || current < 0.0;
+    let touches_short = (target < 0.0 || current < 0.0) && !fractional_shorts;
     let extended = class == AssetClass::Equity && session == Session::Extended;
     if class == AssetClass::Equity && session == Session::Closed {
         return Err("the market is closed".into());
@@ -199,6 +201,7 @@ mod tests {
             50.0,
             Session::Regular,
             false,
+            false,
         )
         .unwrap()
         .unwrap();
@@ -219,6 +222,7 @@ mod tests {
             50.0,
             Session::Regular,
             false,
+            false,
         )
         .unwrap()
         .unwrap();
@@ -233,6 +237,7 @@ mod tests {
                 -5.0,
                 50.0,
                 Session::Regular,
+                false,
                 false
             ),
             Ok(None)
@@ -244,6 +249,7 @@ mod tests {
             -5.0,
             50.0,
             Session::Regular,
+            false,
             false,
         )
         .unwrap()
@@ -261,6 +267,7 @@ mod tests {
             0.4,
             50.0,
             Session::Regular,
+            false,
             false,
         )
         .unwrap_err();
@@ -280,6 +287,7 @@ mod tests {
             60_000.0,
             Session::Regular,
             false,
+            false,
         )
         .unwrap()
         .unwrap();
@@ -292,6 +300,7 @@ mod tests {
                 -1.0,
                 60_000.0,
                 Session::Regular,
+                false,
                 false
             ),
             Ok(None)
@@ -303,6 +312,7 @@ mod tests {
             0.0003,
             60_000.0,
             Session::Regular,
+            false,
             false
         )
         .unwrap_err()
@@ -319,6 +329,7 @@ mod tests {
             3.5,
             100.0,
             Session::Extended,
+            false,
             false
         )
         .unwrap_err()
@@ -331,6 +342,7 @@ mod tests {
             100.0,
             Session::Extended,
             true,
+            false,
         )
         .unwrap()
         .unwrap();
@@ -346,7 +358,8 @@ mod tests {
             3.0,
             100.0,
             Session::Closed,
-            true
+            true,
+            false
         )
         .is_err());
     }

@@ -49,6 +49,7 @@ impl Proposal {
 }
 
 impl ModelSlot {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         symbol: Symbol,
         timeframe: Timeframe,

@@ -108,7 +108,12 @@ impl Account {
     /// position. The paper daemon books the broker's fills with this, the backtest its own.
     pub fn apply_fill(&mut self, fill: &Fill) {
         let (dq, price) = (fill.qty, fill.price);
-        let new_qty = self.qty + dq;
+        let mut new_qty = self.qty + dq;
+        // Fills summed from exact broker decimals leave float dust when a position closes;
+        // no broker trades below 1e-9 of a unit.
+        if new_qty.abs() < 1e-9 {
+            new_qty = 0.0;
+        }
         if new_qty == 0.0 {
             self.entry_price = 0.0;
         } else if self.qty == 0.0 || (self.qty > 0.0) != (new_qty > 0.0) {

@@ -44,7 +44,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     };
     let rows_h = (s.rows.len() as u16 + 3).min(area.height / 3).max(4);
     let [head, symbols, bottom] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(6),
         Constraint::Length(rows_h),
         Constraint::Min(0),
     ])
