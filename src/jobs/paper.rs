@@ -517,9 +517,9 @@ async fn run_sim(
                 seen.format("%Y-%m-%d %H:%M")
             );
         }
-        let resume = state
-            .replay_cursor
-            .map_or(start, |c| l.bars.partition_point(|b| b.ts <= c).max(start));
+        // A restarted session continues after the last bar each model decided.
+        let decided = state.models.get(&l.symbol.name).and_then(|m| m.last_bar);
+        let resume = decided.map_or(start, |c| l.bars.partition_point(|b| b.ts <= c).max(start));
         for b in &l.bars[resume.saturating_sub(need)..resume] {
             s.push(*b);
         }
@@ -547,7 +547,10 @@ async fn run_sim(
         slots.len(),
         ctx.cfg.live.bars_per_second,
         state
-            .replay_cursor
+            .models
+            .values()
+            .filter_map(|m| m.last_bar)
+            .max()
             .map(|c| format!(", continuing after {}", c.format("%Y-%m-%d %H:%M")))
             .unwrap_or_default()
     ));

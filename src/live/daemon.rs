@@ -77,6 +77,9 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) assets: HashMap<String, Asset>,
     pub(super) account: Option<Account>,
     pub(super) positions: Vec<Position>,
+    /// Positions this session did not make, as of the last reading with nothing of ours in flight.
+    pub(super) external: Vec<(String, f64)>,
+    pub(super) last_positions: Option<std::time::Instant>,
     /// Latest price per normalized symbol.
     pub(super) prices: HashMap<String, (f64, DateTime<Utc>)>,
     pub(super) health: Health,
@@ -123,7 +126,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
         } else {
             Link::Unused
         };
-        let ledger = Ledger::new(&state.session);
+        let ledger = Ledger::new(&state.session, &state.adopted);
         let builders = slots
             .iter()
             .map(|s| {
@@ -148,6 +151,8 @@ impl<'a, B: Broker> Daemon<'a, B> {
             assets: HashMap::new(),
             account: None,
             positions: Vec::new(),
+            external: Vec::new(),
+            last_positions: None,
             prices: HashMap::new(),
             health: Health {
                 trade_stream: link.clone(),
@@ -273,6 +278,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 symbol,
                 bar,
                 revision,
+                catch_up,
             } => {
                 self.health.last_bar_seen = Some(Utc::now());
                 self.health.last_bar = self.health.last_bar.max(Some(bar.ts));
@@ -288,7 +294,11 @@ impl<'a, B: Broker> Daemon<'a, B> {
                     ));
                 }
                 for closed in pushed.closed {
-                    self.on_model_bar(&symbol, closed).await?;
+                    if catch_up {
+                        self.note_history(&symbol, closed);
+                    } else {
+                        self.on_model_bar(&symbol, closed).await?;
+                    }
                 }
                 if !pushed.late {
                     self.emit_snapshot();
@@ -390,6 +400,22 @@ impl<'a, B: Broker> Daemon<'a, B> {
         }
     }
 
+    /// A bar that closed while the daemon was away: history and price only, no decision.
+    fn note_history(&mut self, symbol: &str, bar: Bar) {
+        let key = normalize_symbol(symbol);
+        if let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| normalize_symbol(&s.symbol.name) == key)
+        {
+            if slot.push(bar) {
+                self.prices.insert(key, (bar.close, bar.ts));
+                self.broker
+                    .observe_price(&slot.symbol.name, slot.symbol.class, bar.close, bar.ts);
+            }
+        }
+    }
+
     /// One closed bar of a model's timeframe.
     async fn on_model_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
         let Some(i) = self
@@ -409,8 +435,14 @@ impl<'a, B: Broker> Daemon<'a, B> {
         self.prices
             .insert(normalize_symbol(&sym), (bar.close, bar.ts));
         self.broker.observe_price(&sym, class, bar.close, bar.ts);
-        if self.state.replay_cursor.is_some_and(|c| bar.ts <= c) {
-            // Already decided before a restart (replay): the broker has its orders.
+        let decided = self
+            .state
+            .models
+            .get(&sym)
+            .and_then(|m| m.last_bar)
+            .is_some_and(|t| bar.ts <= t);
+        if decided {
+            // Already decided before a restart: the broker has whatever it sent.
             return Ok(());
         }
         if self.needs_resync {
@@ -467,7 +499,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
         ms.peak = slot.book.peak;
         let Some(p) = proposal else {
             ms.last_action = Some("WARMUP".into());
-            self.state.replay_cursor = Some(bar.ts);
             return self.save_state();
         };
         ms.last_action = Some(crate::sim::Action::name(p.acted).to_string());
@@ -476,7 +507,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
         let level_now = slot.book.level;
         if !p.changes(level_now) {
             ms.gate = p.risk.map_or("ok".into(), |r| r.to_string());
-            self.state.replay_cursor = Some(bar.ts);
             return self.save_state();
         }
         let target = p.level * self.settings.position_size * p.size_mult * equity / bar.close;
@@ -514,7 +544,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
             m.gate = note_text.clone();
         }
         if matches!(note, GateNote::Blocked(_)) && sized == current {
-            self.state.replay_cursor = Some(bar.ts);
             return self.save_state();
         }
         let asset = self.asset(&sym).await;
@@ -535,7 +564,21 @@ impl<'a, B: Broker> Daemon<'a, B> {
         let new_level = p.level;
         let sent = match planned {
             Ok(None) => true,
-            Ok(Some(pl)) => self.execute(&sym, bar.ts, pl).await?,
+            Ok(Some(pl)) => {
+                // Decided is durable before anything is sent: a restart never decides this bar
+                // again (its order, if any, is settled against the journal and the broker).
+                if let Some(m) = self.state.models.get_mut(&sym) {
+                    m.level = new_level;
+                }
+                self.save_state()?;
+                let ok = self.execute(&sym, bar.ts, pl).await?;
+                if !ok {
+                    if let Some(m) = self.state.models.get_mut(&sym) {
+                        m.level = level_now;
+                    }
+                }
+                ok
+            }
             Err(why) => {
                 self.sink.warn(format!(
                     "{sym} {}: no order: {why}",
@@ -557,7 +600,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
             }
             self.rebuild_book(&sym);
         }
-        self.state.replay_cursor = Some(bar.ts);
         self.save_state()
     }
 
@@ -660,6 +702,25 @@ impl<'a, B: Broker> Daemon<'a, B> {
             }
         }
         self.watchdog();
+        // Positions, every half minute while nothing of ours is in flight (a fill the ledger has
+        // not heard of yet would look external).
+        if self.ledger.open().next().is_none()
+            && self
+                .last_positions
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(30))
+        {
+            self.last_positions = Some(std::time::Instant::now());
+            match self.broker.positions().await {
+                Ok(p) => {
+                    self.positions = p;
+                    self.external = self.ledger.external_positions(&self.positions);
+                }
+                Err(e) => {
+                    self.health.rest_errors += 1;
+                    self.sink.warn(format!("positions: {e}"));
+                }
+            }
+        }
         // A live bar whose last minute had no trades closes by the wall clock — only when the
         // feed is real-time (a replayed or accelerated feed closes bars by its data alone).
         let now = Utc::now();
@@ -842,10 +903,12 @@ impl<'a, B: Broker> Daemon<'a, B> {
             rows,
             open_orders,
             external_positions: self
-                .ledger
-                .external_positions(&self.positions)
-                .into_iter()
-                .map(|(symbol, qty)| ExternalPosition { symbol, qty })
+                .external
+                .iter()
+                .map(|(symbol, qty)| ExternalPosition {
+                    symbol: symbol.clone(),
+                    qty: *qty,
+                })
                 .collect(),
             health: self.health.clone(),
             modes: Modes {

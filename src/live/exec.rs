@@ -302,6 +302,8 @@ impl<B: Broker> Daemon<'_, B> {
             self.rebuild_book(s);
         }
         let external = self.ledger.external_positions(&self.positions);
+        self.external = external.clone();
+        self.last_positions = Some(std::time::Instant::now());
         let ext_orders = self.ledger.external_open().count();
         self.sink.info(format!(
             "reconciled with the broker: {} order(s) of this session, {} open external order(s), {} external position(s){}",
@@ -370,7 +372,23 @@ impl<B: Broker> Daemon<'_, B> {
                             .unwrap_or_default()
                     ));
                     if let Some(o) = row.order {
-                        self.sink.emit(Event::Order(order_view(&o, true)));
+                        // A model's position closed by the broker's own order: it counts as
+                        // the model's trade (its fill brings the model's position to zero).
+                        let key = normalize_symbol(&o.symbol);
+                        // (The session's models are its slots, or — for a flatten made while the
+                        // daemon is down — the symbols its state remembers.)
+                        let models_symbol = self
+                            .slots
+                            .iter()
+                            .map(|s| s.symbol.name.as_str())
+                            .chain(self.state.models.keys().map(String::as_str))
+                            .any(|s| normalize_symbol(s) == key);
+                        if models_symbol && !o.client_order_id.is_empty() {
+                            self.state.adopted.push(o.client_order_id.clone());
+                            self.ledger.adopt(&o.client_order_id);
+                            self.absorb(o.clone());
+                        }
+                        self.sink.emit(Event::Order(order_view(&o, !models_symbol)));
                     }
                 }
             }
@@ -407,6 +425,7 @@ impl<B: Broker> Daemon<'_, B> {
         for m in self.state.models.values_mut() {
             m.level = 0.0;
         }
+        self.external = self.ledger.external_positions(&self.positions);
         if let Some(fl) = self.state.flatten.as_mut() {
             fl.done = Some(Utc::now());
             fl.ok = ok;

@@ -17,11 +17,14 @@ use tokio::time::Instant;
 pub enum FeedEvent {
     /// A closed bar of the model's own timeframe (replay).
     Bar { symbol: String, bar: Bar },
-    /// A 1-minute bar (live), or a revision of one.
+    /// A 1-minute bar (live), or a revision of one. `catch_up`: it comes from a REST gap fill
+    /// and is not the newest of it — bars it closes fill the history but are not traded (the
+    /// daemon never acts on a bar that closed while it was away).
     Minute {
         symbol: String,
         bar: Bar,
         revision: bool,
+        catch_up: bool,
     },
     /// The market-data link changed (shown in the pane; a new `Up` calls for a REST gap fill).
     Link(Link),
@@ -141,12 +144,16 @@ impl AlpacaFeed {
             .flat_map(|(s, bars)| bars.into_iter().map(move |b| (s.clone(), b)))
             .collect();
         minutes.sort_by(|a, b| a.1.ts.cmp(&b.1.ts).then(a.0.cmp(&b.0)));
+        let newest: std::collections::HashMap<String, DateTime<Utc>> =
+            minutes.iter().map(|(s, b)| (s.clone(), b.ts)).collect();
         for (symbol, bar) in minutes {
             self.last = self.last.max(bar.ts);
+            let catch_up = newest.get(&symbol).is_some_and(|t| bar.ts < *t);
             self.pending.push_back(FeedEvent::Minute {
                 symbol,
                 bar,
                 revision: false,
+                catch_up,
             });
         }
         Ok(())
@@ -198,6 +205,7 @@ impl AlpacaFeed {
                         symbol,
                         bar,
                         revision,
+                        catch_up: false,
                     };
                 }
                 Some(MarketMsg::Connected) => {

@@ -17,6 +17,8 @@ pub struct Ledger {
     ours: BTreeMap<String, Order>,
     /// Everything else seen at the broker, by order id.
     external: BTreeMap<String, Order>,
+    /// Orders the broker made for the models (the closing orders of flatten-all), by client id.
+    adopted: std::collections::BTreeSet<String>,
 }
 
 /// What a new snapshot changed.
@@ -39,17 +41,37 @@ fn signed(o: &Order, q: f64) -> f64 {
 }
 
 impl Ledger {
-    pub fn new(session: &str) -> Self {
+    pub fn new(session: &str, adopted: &[String]) -> Self {
         Ledger {
             session: session.to_string(),
+            adopted: adopted.iter().cloned().collect(),
             ..Default::default()
         }
+    }
+
+    /// Counts an order the broker made on the models' behalf (flatten-all's closing orders) as
+    /// theirs: its fills move the models' positions.
+    pub fn adopt(&mut self, client_order_id: &str) {
+        self.adopted.insert(client_order_id.to_string());
+        if let Some(o) = self
+            .external
+            .values()
+            .find(|o| o.client_order_id == client_order_id)
+            .cloned()
+        {
+            self.external.remove(&o.id);
+            self.ours.insert(o.client_order_id.clone(), o);
+        }
+    }
+
+    fn is_ours(&self, client_order_id: &str) -> bool {
+        is_ours(&self.session, client_order_id) || self.adopted.contains(client_order_id)
     }
 
     /// Takes the latest snapshot of an order. Returns what changed for one of ours (`None` for
     /// external orders and for snapshots older than what is known).
     pub fn absorb(&mut self, o: Order) -> Option<Change> {
-        if !is_ours(&self.session, &o.client_order_id) {
+        if !self.is_ours(&o.client_order_id) {
             self.external.insert(o.id.clone(), o);
             return None;
         }
@@ -195,7 +217,7 @@ mod tests {
 
     #[test]
     fn fills_fold_once_whatever_order_the_snapshots_come_in() {
-        let mut l = Ledger::new("s1");
+        let mut l = Ledger::new("s1", &[]);
         let id = "qd-s1-BTCUSD-1-e1";
         let c = l
             .absorb(order(

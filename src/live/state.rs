@@ -64,9 +64,11 @@ pub struct DaemonState {
     /// Sticky drawdown halt: set past `drawdown_halt`, cleared only by the user.
     pub halted: bool,
     pub models: BTreeMap<String, ModelState>,
-    /// Replay only: the newest bar time processed (a restart continues after it) …
-    pub replay_cursor: Option<DateTime<Utc>>,
-    /// … and the last bar time the replay covers (fixed when the session starts).
+    /// Client ids of the broker's closing orders from flatten-all: they count as the models'.
+    #[serde(default)]
+    pub adopted: Vec<String>,
+    /// Replay only: the last bar time the replay covers (fixed when the session starts; a
+    /// restart continues after each model's `last_bar`).
     pub replay_until: Option<DateTime<Utc>>,
 }
 
@@ -83,7 +85,7 @@ impl DaemonState {
             flatten: None,
             halted: false,
             models: BTreeMap::new(),
-            replay_cursor: None,
+            adopted: Vec::new(),
             replay_until: None,
         }
     }

@@ -14,6 +14,7 @@ mod features_parity;
 mod features_roundtrip;
 mod features_talib;
 mod learning;
+mod paper_daemon;
 mod parity;
 mod pipeline;
 mod store_concurrency;
