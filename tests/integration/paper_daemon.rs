@@ -305,10 +305,6 @@ fn broker_qty(fake: &FakeAlpaca) -> f64 {
         .sum()
 }
 
-fn model_qty(d: &Desk) -> f64 {
-    d.snapshot().unwrap().rows[0].position.qty
-}
-
 /// Kill -9 at random points of an accelerated feed, restart, again and again: never two orders
 /// for one intent, never an id sent twice, and the model's position equals the broker's.
 #[test]
