@@ -252,6 +252,8 @@ pub struct App {
     pub sel: Selection,
     pub show_help: bool,
     pub confirm_quit: bool,
+    /// The paper session the user asked to flatten, awaiting y/n.
+    pub confirm_flatten: Option<String>,
     pub message: String,
     pub runs: BTreeMap<String, RunView>,
     pub series: Vec<SeriesInfo>,
@@ -358,6 +360,8 @@ impl App {
     pub fn mode(&self) -> Mode {
         if self.confirm_quit {
             Mode::Confirm
+        } else if self.confirm_flatten.is_some() {
+            Mode::ConfirmFlatten
         } else if self.show_help {
             Mode::Help
         } else {

@@ -181,6 +181,9 @@ impl<'a> Driver<'a> {
             Command::RefreshData => {
                 let _ = self.watcher.send(Request::Rescan);
             }
+            Command::Paper { run, command } => {
+                let _ = self.watcher.send(Request::PaperCommand { run, command });
+            }
             Command::Quit => {
                 self.app.quitting = true;
                 // Also the jobs that have not sent their first event yet.
@@ -208,6 +211,26 @@ impl<'a> Driver<'a> {
     }
 
     fn start(&mut self, req: JobRequest) {
+        // A paper daemon runs as a process of its own: closing this screen never stops trading.
+        if let JobRequest::Paper { train_runs, .. } = &req {
+            let config = match toml::to_string(self.cfg) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.log(
+                        LogLevel::Error,
+                        format!("cannot pass the configuration on: {e}"),
+                    );
+                    return;
+                }
+            };
+            for train_run in train_runs {
+                let _ = self.watcher.send(Request::StartDaemon {
+                    train_run: train_run.clone(),
+                    config: config.clone(),
+                });
+            }
+            return;
+        }
         let job = JobId(self.next_job);
         self.next_job += 1;
         let kind = req.kind();

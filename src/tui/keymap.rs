@@ -10,10 +10,12 @@ pub enum Mode {
     Main,
     Help,
     Confirm,
+    /// Asked whether to flatten a paper session (the kill switch).
+    ConfirmFlatten,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Main, Mode::Help, Mode::Confirm];
+    pub const ALL: [Mode; 4] = [Mode::Main, Mode::Help, Mode::Confirm, Mode::ConfirmFlatten];
 
     /// The help overlay's heading for this mode's keys.
     pub fn heading(self) -> &'static str {
@@ -21,6 +23,7 @@ impl Mode {
             Mode::Main => "anywhere",
             Mode::Help => "in this help",
             Mode::Confirm => "when asked whether to quit",
+            Mode::ConfirmFlatten => "when asked whether to flatten a paper session",
         }
     }
 }
@@ -52,6 +55,12 @@ pub enum Action {
     CloseHelp,
     ConfirmQuit,
     AbortQuit,
+    PauseResume,
+    Flatten,
+    ClearLatches,
+    StopDaemon,
+    ConfirmFlatten,
+    AbortFlatten,
 }
 
 /// A key with the modifiers that matter (Control and Alt; Shift is in the character itself).
@@ -159,7 +168,7 @@ const fn bind(
 }
 
 use Action as A;
-use Mode::{Confirm, Help, Main};
+use Mode::{Confirm, ConfirmFlatten, Help, Main};
 
 pub const KEYMAP: &[Binding] = &[
     bind(
@@ -289,6 +298,34 @@ pub const KEYMAP: &[Binding] = &[
         "show / hide the selected series' features (what the model sees)",
         Some("features"),
     ),
+    bind(
+        Main,
+        &[ch('P')],
+        A::PauseResume,
+        "paper session shown: pause new entries (exits still run) / resume",
+        None,
+    ),
+    bind(
+        Main,
+        &[ch('K')],
+        A::Flatten,
+        "paper session shown: KILL SWITCH — cancel every order, close every position (asks first)",
+        None,
+    ),
+    bind(
+        Main,
+        &[ch('C')],
+        A::ClearLatches,
+        "paper session shown: clear the flatten latch and the drawdown halt",
+        None,
+    ),
+    bind(
+        Main,
+        &[ch('X')],
+        A::StopDaemon,
+        "paper session shown: stop its daemon (positions stay)",
+        None,
+    ),
     bind(Main, &[ch('?')], A::ShowHelp, "this help", Some("help")),
     bind(
         Main,
@@ -318,6 +355,20 @@ pub const KEYMAP: &[Binding] = &[
         A::AbortQuit,
         "keep running",
         Some("stay"),
+    ),
+    bind(
+        ConfirmFlatten,
+        &[ch('y'), ch('Y')],
+        A::ConfirmFlatten,
+        "flatten: cancel every order and close every position at the broker",
+        Some("flatten"),
+    ),
+    bind(
+        ConfirmFlatten,
+        &[ch('n'), ch('N'), key(KeyCode::Esc), ctrl('c')],
+        A::AbortFlatten,
+        "do nothing",
+        Some("keep"),
     ),
 ];
 

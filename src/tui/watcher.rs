@@ -10,7 +10,7 @@ use crate::data::{SeriesInfo, Store};
 use crate::features::events::EventTable;
 use crate::features::{latest_vector, FeatureSpec};
 use crate::jobs::rundir::hostname;
-use crate::jobs::{list_runs, Event, EventTail, Manifest};
+use crate::jobs::{list_runs, Event, EventRecord, EventTail, LogLevel, Manifest};
 use crate::paths::Paths;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,14 @@ pub enum Request {
     Rescan,
     /// Keep the feature view of this series computed (None: stop).
     Features(Option<SeriesKey>),
+    /// Queue a command for a paper session's daemon.
+    PaperCommand {
+        run: String,
+        command: crate::live::view::Command,
+    },
+    /// Start a paper daemon as a process of its own (detached: closing the TUI or the SSH
+    /// session never stops trading), with this configuration (TOML).
+    StartDaemon { train_run: String, config: String },
 }
 
 /// Starts the watcher; it stops when the returned sender, or the message channel, is dropped.
@@ -93,6 +101,27 @@ impl Watcher {
                     self.features_for = key;
                     self.refresh_features();
                 }
+                Ok(Request::PaperCommand { run, command }) => {
+                    let dir = self.paths.runs.join(&run);
+                    let (level, text) = match crate::live::commands::send(&dir, command, "tui") {
+                        Ok(_) => (
+                            LogLevel::Info,
+                            format!("{} queued for {run}", command.as_str()),
+                        ),
+                        Err(e) => (
+                            LogLevel::Error,
+                            format!("cannot send {} to {run}: {e:#}", command.as_str()),
+                        ),
+                    };
+                    self.say(level, text);
+                }
+                Ok(Request::StartDaemon { train_run, config }) => {
+                    let text = match start_daemon(&self.paths, &train_run, &config) {
+                        Ok(pid) => (LogLevel::Info, format!("paper daemon for {train_run} started (pid {pid}); it keeps trading after this screen closes — stop it with X in the Paper pane or `quantdeck paper stop`")),
+                        Err(e) => (LogLevel::Error, format!("cannot start the paper daemon: {e:#}")),
+                    };
+                    self.say(text.0, text.1);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -106,6 +135,17 @@ impl Watcher {
                 next_scan = now + SCAN_EVERY;
             }
         }
+    }
+
+    /// A line for the Logs pane.
+    fn say(&mut self, level: LogLevel, message: String) {
+        let rec = EventRecord {
+            seq: u64::MAX,
+            at: Utc::now(),
+            run_id: String::new(),
+            event: Event::Log { level, message },
+        };
+        self.send(Msg::Events(vec![rec]));
     }
 
     fn send(&mut self, msg: Msg) {
@@ -229,6 +269,53 @@ impl Watcher {
         }
         self.send(Msg::Features(view));
     }
+}
+
+/// Starts `quantdeck paper TRAIN_RUN` as a process of its own session (`setsid`): it outlives
+/// this screen and the terminal, ignores SIGHUP, and writes to `logs/paper-daemon.out`. The
+/// TUI's configuration goes with it in a file of its own. Returns the daemon's pid.
+fn start_daemon(paths: &Paths, train_run: &str, config: &str) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let dir = paths.home.join("daemons");
+    std::fs::create_dir_all(&dir)?;
+    let cfg = dir.join(format!(
+        "{}-{}.toml",
+        Utc::now().format("%Y%m%d-%H%M%S%.3f"),
+        train_run
+    ));
+    crate::paths::write_atomic(&cfg, config.as_bytes())?;
+    std::fs::create_dir_all(&paths.logs)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.logs.join("paper-daemon.out"))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--home")
+        .arg(&paths.home)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["paper", train_run])
+        .env_remove("QUANTDECK_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches nothing of the parent's; it runs in the
+    // child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    // Reap it when it ends (it is still our child while this TUI runs).
+    std::thread::Builder::new()
+        .name("paper-daemon-reaper".into())
+        .spawn(move || {
+            let _ = child.wait();
+        })?;
+    Ok(pid)
 }
 
 #[cfg(test)]

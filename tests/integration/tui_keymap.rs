@@ -12,6 +12,7 @@ fn in_mode(mut app: App, mode: Mode) -> App {
         Mode::Main => {}
         Mode::Help => app.show_help = true,
         Mode::Confirm => app.confirm_quit = true,
+        Mode::ConfirmFlatten => app.confirm_flatten = Some(PAPER.into()),
     }
     assert_eq!(app.mode(), mode);
     app

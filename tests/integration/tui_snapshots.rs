@@ -102,6 +102,46 @@ fn help_overlay() {
     insta::assert_snapshot!(screen(&app));
 }
 
+/// K in the Paper pane asks before the kill switch; y sends flatten to the session shown.
+#[test]
+fn the_kill_switch_asks_first() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use quantdeck::live::view::Command as PaperCommand;
+    use quantdeck::tui::{handle_key, Command};
+    let press = |app: &mut App, c: char| {
+        handle_key(app, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    };
+    let mut app = on(Pane::Paper);
+    assert!(
+        press(&mut app, 'K').is_empty(),
+        "nothing is sent before the answer"
+    );
+    assert_eq!(app.confirm_flatten.as_deref(), Some(PAPER));
+    insta::assert_snapshot!(screen(&app));
+    assert!(press(&mut app, 'n').is_empty());
+    assert_eq!(app.confirm_flatten, None);
+    press(&mut app, 'K');
+    assert_eq!(
+        press(&mut app, 'y'),
+        vec![Command::Paper {
+            run: PAPER.into(),
+            command: PaperCommand::Flatten
+        }]
+    );
+    // P toggles pause on the session shown (the fixture's session is paused: resume).
+    assert_eq!(
+        press(&mut app, 'P'),
+        vec![Command::Paper {
+            run: PAPER.into(),
+            command: PaperCommand::Resume
+        }]
+    );
+    // Elsewhere, paper keys only explain themselves.
+    let mut app = on(Pane::Training);
+    assert!(press(&mut app, 'K').is_empty());
+    assert!(app.confirm_flatten.is_none() && app.message.contains("Paper pane"));
+}
+
 #[test]
 fn quit_confirm() {
     let mut app = on(Pane::Paper);
@@ -395,6 +435,7 @@ fn help_and_hints_come_from_the_keymap() {
         let mut app = on(Pane::Training);
         app.show_help = mode == Mode::Help;
         app.confirm_quit = mode == Mode::Confirm;
+        app.confirm_flatten = (mode == Mode::ConfirmFlatten).then(|| PAPER.to_string());
         let s = screen(&app);
         let hint = s.lines().last().unwrap_or_default();
         let want: Vec<String> = keymap::hints(mode)

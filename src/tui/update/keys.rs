@@ -3,6 +3,7 @@
 
 use super::Command;
 use crate::jobs::{JobKind, JobRequest, JobStatus};
+use crate::live::view::Command as PaperCommand;
 use crate::tui::app::{App, Pane, RunView};
 use crate::tui::keymap::{self, Action};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
@@ -76,8 +77,69 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_quit = false;
             app.message = "quit aborted: jobs keep running".into();
         }
+        Action::PauseResume => {
+            let Some((run, paused)) = paper_target(app) else {
+                return Vec::new();
+            };
+            let command = if paused {
+                PaperCommand::Resume
+            } else {
+                PaperCommand::Pause
+            };
+            app.message = format!("{} sent to {run}", command.as_str());
+            return vec![Command::Paper { run, command }];
+        }
+        Action::Flatten => {
+            if let Some((run, _)) = paper_target(app) {
+                app.message = format!("flatten {run}? (y/n)");
+                app.confirm_flatten = Some(run);
+            }
+        }
+        Action::ConfirmFlatten => {
+            if let Some(run) = app.confirm_flatten.take() {
+                app.message = format!("flatten-all sent to {run}");
+                return vec![Command::Paper {
+                    run,
+                    command: PaperCommand::Flatten,
+                }];
+            }
+        }
+        Action::AbortFlatten => {
+            app.confirm_flatten = None;
+            app.message = "flatten aborted".into();
+        }
+        Action::ClearLatches | Action::StopDaemon => {
+            let Some((run, _)) = paper_target(app) else {
+                return Vec::new();
+            };
+            let command = if action == Action::StopDaemon {
+                PaperCommand::Stop
+            } else {
+                PaperCommand::Clear
+            };
+            app.message = format!("{} sent to {run}", command.as_str());
+            return vec![Command::Paper { run, command }];
+        }
     }
     Vec::new()
+}
+
+/// The paper session shown in the Paper pane, and whether it is paused; a message otherwise.
+fn paper_target(app: &mut App) -> Option<(String, bool)> {
+    if app.pane != Pane::Paper {
+        app.message = "paper commands act on the session shown in the Paper pane (5)".into();
+        return None;
+    }
+    match app.selected_run(JobKind::Paper) {
+        Some(r) => Some((
+            r.id.clone(),
+            r.paper.snapshot.as_ref().is_some_and(|s| s.modes.paused),
+        )),
+        None => {
+            app.message = "no paper session to command".into();
+            None
+        }
+    }
 }
 
 fn request_quit(app: &mut App) -> Vec<Command> {

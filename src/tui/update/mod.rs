@@ -21,6 +21,11 @@ pub enum Command {
     RefreshData,
     /// Quit: cancel every job started here and wait (bounded) for them to save.
     Quit,
+    /// A command to a paper session's daemon (through its run directory).
+    Paper {
+        run: String,
+        command: crate::live::view::Command,
+    },
 }
 
 /// What one message asks of the loop.

@@ -45,6 +45,30 @@ pub fn view(frame: &mut Frame, app: &App) {
     if app.confirm_quit {
         confirm_overlay(frame, area, app);
     }
+    if let Some(run) = &app.confirm_flatten {
+        flatten_overlay(frame, area, run);
+    }
+}
+
+/// The kill switch asks first: it closes everything at the broker.
+fn flatten_overlay(frame: &mut Frame, area: Rect, run: &str) {
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let lines = vec![
+        Line::styled("KILL SWITCH — flatten all? (y/n)", red),
+        Line::raw(""),
+        Line::raw(format!("  {run}")),
+        Line::raw(""),
+        Line::raw("Cancels every open order and closes every position of the account"),
+        Line::raw("(external ones too), then blocks new entries until cleared (C)."),
+    ];
+    let rect = centered(area, 72, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::bordered()
+            .title(" flatten? ")
+            .border_style(Style::new().fg(Color::Red)),
+    );
+    frame.render_widget(p, rect);
 }
 
 fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
@@ -86,7 +110,9 @@ fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
 fn status_line(frame: &mut Frame, area: Rect, app: &App) {
     let [msg_area, keys_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let msg_style = if app.confirm_quit {
+    let msg_style = if app.confirm_flatten.is_some() {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else if app.confirm_quit {
         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
     } else {
         Style::new()

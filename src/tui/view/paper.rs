@@ -186,6 +186,10 @@ fn header(frame: &mut Frame, area: Rect, app: &App, run: &RunView, s: &PaperSnap
         }
         _ => "Alpaca paper: random partial fills ~10 % of the time; no slippage or fees modelled",
     };
+    modes.push(Span::styled(
+        "   P pause/resume · K kill switch (flatten all) · C clear latches · X stop daemon",
+        dim(),
+    ));
     let lines = vec![
         Line::from(l),
         health_line(&s.health),
