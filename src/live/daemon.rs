@@ -76,6 +76,10 @@ pub struct Daemon<'a, B: Broker> {
     builders: HashMap<String, BarBuilder>,
     pub(super) assets: HashMap<String, Asset>,
     pub(super) account: Option<Account>,
+    /// When the account was last read, and the fill count then.
+    account_read: Option<(std::time::Instant, usize)>,
+    /// The bar time the account was read for.
+    account_bar: Option<DateTime<Utc>>,
     pub(super) positions: Vec<Position>,
     /// Positions this session did not make, as of the last reading with nothing of ours in flight.
     pub(super) external: Vec<(String, f64)>,
@@ -150,6 +154,8 @@ impl<'a, B: Broker> Daemon<'a, B> {
             builders,
             assets: HashMap::new(),
             account: None,
+            account_read: None,
+            account_bar: None,
             positions: Vec::new(),
             external: Vec::new(),
             last_positions: None,
@@ -448,7 +454,15 @@ impl<'a, B: Broker> Daemon<'a, B> {
         if self.needs_resync {
             self.reconcile().await?;
         }
-        self.refresh_account().await;
+        // One account read per bar time: the models whose bars close together share it (Alpaca
+        // allows 200 requests a minute), unless a fill moved it since.
+        let fresh = self.account_read.is_some_and(|(t, fills)| {
+            fills == self.fills && t.elapsed() < std::time::Duration::from_secs(1)
+        }) && self.account_bar == Some(bar.ts);
+        if !fresh {
+            self.refresh_account().await;
+            self.account_bar = Some(bar.ts);
+        }
         let equity = self.equity();
         // The trading day, for the daily loss limit.
         let day = Calendar::for_class(class).local_date(bar.ts);
@@ -664,7 +678,10 @@ impl<'a, B: Broker> Daemon<'a, B> {
 
     pub(super) async fn refresh_account(&mut self) {
         match self.broker.account().await {
-            Ok(a) => self.account = Some(a),
+            Ok(a) => {
+                self.account = Some(a);
+                self.account_read = Some((std::time::Instant::now(), self.fills));
+            }
             Err(e) => {
                 self.health.rest_errors += 1;
                 self.sink.warn(format!("account: {e}"));

@@ -4,15 +4,16 @@
 //! matter for money — kill -9 at random points, lost fills, refusals, uncertain submits, dropped
 //! streams — checked against the broker's own records.
 
+use crate::common::alternating::alternate;
 use crate::common::fake_alpaca::{FakeAlpaca, OrderFault, KEY_ID, SECRET};
 use crate::common::{qd, qd_env, text};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use quantdeck::engine::{checkpoint, ActorCritic};
+use quantdeck::engine::checkpoint;
 use quantdeck::jobs::{Event, EventRecord};
 use quantdeck::live::view::PaperSnapshot;
 use quantdeck::market::Bar;
 use quantdeck::rng::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -259,36 +260,6 @@ impl Desk {
         let status = child.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }
-}
-
-/// Rewrites a model so its policy alternates: flat → BUY_75, holding → CLOSE (the account block's
-/// position level is the third value from the end of the observation).
-fn alternate(path: &Path) {
-    let dev = candle_core::Device::Cpu;
-    let (model, meta) = checkpoint::load_model(path, &dev).unwrap();
-    let mut t: HashMap<String, candle_core::Tensor> = model.named_tensors().into_iter().collect();
-    let obs = meta.obs_dim;
-    let h = meta.hidden_dims[0];
-    let mut w1 = vec![0f32; h * obs];
-    w1[obs - 3] = 5.0; // hidden unit 0 = tanh(5 · level)
-    let mut wa = vec![0f32; 8 * h];
-    wa[3 * h] = -10.0; // BUY_75 when flat …
-    wa[7 * h] = 10.0; // … CLOSE when holding
-    let mut ba = vec![0f32; 8];
-    ba[3] = 1.0;
-    let put =
-        |t: &mut HashMap<String, candle_core::Tensor>, k: &str, v: Vec<f32>, shape: &[usize]| {
-            t.insert(
-                k.into(),
-                candle_core::Tensor::from_vec(v, shape, &dev).unwrap(),
-            );
-        };
-    put(&mut t, "trunk.0.weight", w1, &[h, obs]);
-    put(&mut t, "trunk.0.bias", vec![0.0; h], &[h]);
-    put(&mut t, "actor.weight", wa, &[8, h]);
-    put(&mut t, "actor.bias", ba, &[8]);
-    let m = ActorCritic::from_tensors(obs, &meta.hidden_dims, 8, &t, &dev).unwrap();
-    checkpoint::save_model(path, &m, &meta).unwrap();
 }
 
 /// The bar and intent an order id names: `qd-<session>-<SYM>-<bar>-<e|x><attempt>`.

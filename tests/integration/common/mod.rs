@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod alternating;
 pub mod fake_alpaca;
 pub mod tui_fixture;
 
