@@ -116,17 +116,21 @@ pub fn describe(e: &Event) -> Option<String> {
             use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default()
         ),
         Event::Fold(f) => format!(
-            "fold {} {} → {}: return {:+.2} %  B&H {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}",
+            "fold {} {} → {}: return {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}  | asset {:+.2} %{}",
             f.fold,
             f.start.format("%Y-%m-%d"),
             f.end.format("%Y-%m-%d"),
             f.total_return * 100.0,
-            f.buy_hold_return * 100.0,
             f.sharpe,
             f.max_drawdown * 100.0,
             f.win_rate * 100.0,
             f.profit_factor,
-            f.trades
+            f.trades,
+            f.buy_hold_return * 100.0,
+            f.baselines
+                .iter()
+                .map(|b| format!("  {} {:+.2} % (Sharpe {:+.2})", b.baseline.name(), b.total_return * 100.0, b.sharpe))
+                .collect::<String>()
         ),
         Event::Decision(DecisionReport { decision, positive_folds, folds, sharpe_std, .. }) => {
             format!("decision: {} ({positive_folds}/{folds} folds positive, Sharpe std {sharpe_std:.2})", decision.as_str())

@@ -155,7 +155,11 @@ pub(super) fn claim(
     let existing = (!new_session)
         .then(|| {
             list_runs(paths).into_iter().rev().find(|r| {
+                // A simulated replay that ran to its end is over: the next start is a new one.
+                let replay_done =
+                    kind == BrokerKind::Sim && r.manifest.status == JobStatus::Completed;
                 r.manifest.kind == JobKind::Paper
+                    && !replay_done
                     && std::fs::read_to_string(r.path.join(SESSION_FILE))
                         .ok()
                         .and_then(|t| serde_json::from_str::<SessionInfo>(&t).ok())

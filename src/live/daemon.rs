@@ -517,10 +517,20 @@ impl<'a, B: Broker> Daemon<'a, B> {
         };
         ms.last_action = Some(crate::sim::Action::name(p.acted).to_string());
         ms.confidence = p.confidence;
+        if p.acted != p.action {
+            ms.gate = format!(
+                "held: {} at confidence {:.2} < {:.2}",
+                crate::sim::Action::name(p.action),
+                p.confidence,
+                self.settings.confidence_threshold
+            );
+        }
         let current = slot.book.qty;
         let level_now = slot.book.level;
         if !p.changes(level_now) {
-            ms.gate = p.risk.map_or("ok".into(), |r| r.to_string());
+            if p.acted == p.action {
+                ms.gate = p.risk.map_or("ok".into(), |r| r.to_string());
+            }
             return self.save_state();
         }
         let target = p.level * self.settings.position_size * p.size_mult * equity / bar.close;
