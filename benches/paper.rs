@@ -129,21 +129,23 @@ fn run_case(case: &Case, bars: usize) {
     fake.set_cash("1000000");
     let mut args: Vec<String> = vec!["--config".into(), cfg.clone(), "paper".into()];
     args.extend(runs.iter().cloned());
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_quantdeck"))
-        .arg("--home")
-        .arg(home.path())
-        .args(&args)
-        .env_remove("QUANTDECK_HOME")
-        .env("APCA_API_KEY_ID", KEY_ID)
-        .env("APCA_API_SECRET_KEY", SECRET)
-        .env("APCA_API_BASE_URL", fake.url())
-        .env("APCA_API_STREAM_URL", fake.trade_stream_url())
-        .env("APCA_API_DATA_URL", fake.url())
-        .env("APCA_API_DATA_STREAM_URL", fake.ws_url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
+    let child = Guard(
+        Command::new(env!("CARGO_BIN_EXE_quantdeck"))
+            .arg("--home")
+            .arg(home.path())
+            .args(&args)
+            .env_remove("QUANTDECK_HOME")
+            .env("APCA_API_KEY_ID", KEY_ID)
+            .env("APCA_API_SECRET_KEY", SECRET)
+            .env("APCA_API_BASE_URL", fake.url())
+            .env("APCA_API_STREAM_URL", fake.trade_stream_url())
+            .env("APCA_API_DATA_URL", fake.url())
+            .env("APCA_API_DATA_STREAM_URL", fake.ws_url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("daemon"),
+    );
     // Ready: the trade stream and both sides subscribed.
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     while fake.counters().trade_active == 0 || fake.counters().subscriptions.is_empty() {
@@ -153,10 +155,10 @@ fn run_case(case: &Case, bars: usize) {
     // Idle first: the daemon connected, no bars. Meanwhile the client's token bucket (Alpaca's
     // 200 requests a minute) fills up, as it would during the quiet of a real 15-minute bar, so
     // the latencies below measure the daemon rather than the rate limit of an accelerated feed.
-    let (cpu0, _) = usage(child.id());
+    let (cpu0, _) = usage(child.0.id());
     let t0 = Instant::now();
     std::thread::sleep(std::time::Duration::from_secs(30));
-    let (cpu1, rss) = usage(child.id());
+    let (cpu1, rss) = usage(child.0.id());
     let idle = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
     std::thread::sleep(std::time::Duration::from_secs(30));
     // The store ends at `end`'s last 15-minute bar; the feed continues from the next one.
@@ -237,7 +239,7 @@ fn run_case(case: &Case, bars: usize) {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let (_, rss_busy) = usage(child.id());
+    let (_, rss_busy) = usage(child.0.id());
     println!(
         "{}: bar arrival → order POST over {} orders: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; idle: CPU {:.2} % of one core, RSS {} MiB ({} MiB after trading)",
         case.name,
@@ -249,8 +251,16 @@ fn run_case(case: &Case, bars: usize) {
         rss / 1024,
         rss_busy / 1024
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// The daemon dies with the bench, a panicking one included.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn main() {

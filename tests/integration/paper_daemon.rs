@@ -20,6 +20,22 @@ use std::time::Instant;
 
 const SYMBOL: &str = "SYNX/USD";
 
+/// A daemon process that never outlives its test: killed when dropped (a failing test included).
+struct Running(Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A quantdeck home with a gated model for SYNX/USD that alternates BUY_75 / CLOSE on every bar,
 /// and a fake Alpaca to trade it on.
 struct Desk {
@@ -107,7 +123,7 @@ impl Desk {
         ]
     }
 
-    fn spawn(&self) -> Child {
+    fn spawn(&self) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -123,6 +139,7 @@ impl Desk {
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
+            .map(Running)
             .unwrap()
     }
 
@@ -254,10 +271,10 @@ impl Desk {
         })
     }
 
-    fn stop(&self, mut child: Child) {
+    fn stop(&self, mut child: Running) {
         let o = self.cli(&["paper", "stop"]);
         assert!(o.status.success(), "{}", text(&o));
-        let status = child.wait().unwrap();
+        let status = child.0.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }
 }
@@ -291,8 +308,7 @@ fn sigkill_at_random_points_never_sends_an_order_twice() {
             std::time::Duration::from_millis(2 + rng.below(4) as u64),
         );
         std::thread::sleep(std::time::Duration::from_millis(rng.below(60) as u64));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         child = d.spawn();
         d.wait_ready(round + 2);
     }
@@ -492,8 +508,7 @@ fn pause_then_flatten_after_a_restart_and_the_latch_holds() {
     d.wait_for("entries resumed", |s| s.rows[0].position.qty > 0.0);
 
     // kill -9, restart, flatten.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     child = d.spawn();
     d.wait_ready(3);
     let o = d.cli(&["paper", "flatten"]);
@@ -506,8 +521,7 @@ fn pause_then_flatten_after_a_restart_and_the_latch_holds() {
     assert!(!d.fake.requests_to("DELETE", "/v2/orders").is_empty());
     assert!(!d.fake.requests_to("DELETE", "/v2/positions").is_empty());
     // Latched: no new order on the next bars, even after another restart.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     child = d.spawn();
     d.wait_ready(4);
     let n = d.fake.orders().len();
