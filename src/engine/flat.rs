@@ -1,0 +1,289 @@
+//! The actor-critic's parameters as one flat device buffer, for the training loop: every layer is
+//! a zero-copy view into it, the gradient comes back as one flat buffer in the same order, and
+//! the optimizer (Adam with global-norm clipping) runs a handful of whole-buffer ops per step
+//! instead of a dozen per tensor. The model's own `Var`s are refreshed from it when the model is
+//! needed (validation, checkpoints).
+//!
+//! Order: each trunk layer's weight then bias, then the actor's and the critic's weights, then
+//! their biases. The two heads are adjacent, so they read as one `[A + 1, hidden]` layer (one
+//! matmul for logits and value).
+
+use super::ActorCritic;
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+
+/// A dense layer's weight `[out, in]` and bias `[out]`, as views.
+pub struct LayerView {
+    pub w: Tensor,
+    pub b: Tensor,
+}
+
+pub struct FlatParams {
+    /// All parameters, `[P]`.
+    pub theta: Tensor,
+    /// (out, in) of each trunk layer, then of the fused head (`n_actions + 1`, last hidden).
+    shapes: Vec<(usize, usize)>,
+    n_actions: usize,
+}
+
+impl FlatParams {
+    pub fn from_model(model: &ActorCritic) -> Result<Self> {
+        let layers = model.layers();
+        let n_trunk = layers.len() - 2;
+        let mut parts = Vec::new();
+        let mut shapes = Vec::new();
+        for (_, w, b) in &layers[..n_trunk] {
+            parts.push(w.as_tensor().flatten_all()?);
+            parts.push(b.as_tensor().flatten_all()?);
+            shapes.push(w.as_tensor().dims2()?);
+        }
+        let (_, wa, ba) = &layers[n_trunk];
+        let (_, wc, bc) = &layers[n_trunk + 1];
+        let (a, hidden) = wa.as_tensor().dims2()?;
+        for t in [wa, wc, ba, bc] {
+            parts.push(t.as_tensor().flatten_all()?);
+        }
+        shapes.push((a + 1, hidden));
+        // `detach`: a plain tensor, so the ops on it record no autograd graph.
+        let theta = Tensor::cat(&parts, 0)?.detach();
+        Ok(FlatParams {
+            theta,
+            shapes,
+            n_actions: a,
+        })
+    }
+
+    /// The same parameters in another dtype (tests check gradients in f64).
+    pub fn to_dtype(&self, dtype: candle_core::DType) -> Result<Self> {
+        Ok(FlatParams {
+            theta: self.theta.to_dtype(dtype)?,
+            shapes: self.shapes.clone(),
+            n_actions: self.n_actions,
+        })
+    }
+
+    /// (out, in) of each trunk layer, then of the fused head.
+    pub fn shapes(&self) -> &[(usize, usize)] {
+        &self.shapes
+    }
+
+    pub fn n_actions(&self) -> usize {
+        self.n_actions
+    }
+
+    /// Trunk layers, then the fused head, as views of `theta`.
+    pub fn layers(&self) -> Result<Vec<LayerView>> {
+        views(&self.theta, &self.shapes)
+    }
+
+    /// The same views over another buffer of the same layout (a gradient, a moment).
+    pub fn layers_of(&self, flat: &Tensor) -> Result<Vec<LayerView>> {
+        views(flat, &self.shapes)
+    }
+
+    /// Copies the parameters back into the model's variables.
+    pub fn write_to(&self, model: &ActorCritic) -> Result<()> {
+        let layers = model.layers();
+        let n_trunk = layers.len() - 2;
+        let views = self.layers()?;
+        if views.len() != n_trunk + 1 {
+            bail!("flat parameters do not match the model's layout");
+        }
+        for ((_, w, b), v) in layers[..n_trunk].iter().zip(&views) {
+            w.set(&v.w)?;
+            b.set(&v.b)?;
+        }
+        let head = &views[n_trunk];
+        let a = self.n_actions;
+        let (_, wa, ba) = &layers[n_trunk];
+        let (_, wc, bc) = &layers[n_trunk + 1];
+        wa.set(&head.w.narrow(0, 0, a)?)?;
+        wc.set(&head.w.narrow(0, a, 1)?)?;
+        ba.set(&head.b.narrow(0, 0, a)?)?;
+        bc.set(&head.b.narrow(0, a, 1)?)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn views(flat: &Tensor, shapes: &[(usize, usize)]) -> Result<Vec<LayerView>> {
+    let mut off = 0;
+    let mut out = Vec::with_capacity(shapes.len());
+    for &(o, i) in shapes {
+        let w = flat.narrow(0, off, o * i)?.reshape((o, i))?;
+        off += o * i;
+        let b = flat.narrow(0, off, o)?;
+        off += o;
+        out.push(LayerView { w, b });
+    }
+    if off != flat.elem_count() {
+        bail!(
+            "a flat buffer of {} values does not hold a layout of {off}",
+            flat.elem_count()
+        );
+    }
+    Ok(out)
+}
+
+/// Adam (the update candle-nn's `AdamW` makes with zero weight decay) over flat buffers, after
+/// scaling the gradient to a global norm of at most `max_norm` — computed on the device, with
+/// no host round trip, as `min(1, max_norm / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`).
+pub struct FlatAdam {
+    m: Tensor,
+    v: Tensor,
+    t: i32,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl FlatAdam {
+    pub fn new(params: &FlatParams) -> Result<Self> {
+        Ok(FlatAdam {
+            m: params.theta.zeros_like()?,
+            v: params.theta.zeros_like()?,
+            t: 0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        })
+    }
+
+    /// One step on `params` with gradient `grad` (flat, same layout).
+    pub fn step(
+        &mut self,
+        params: &mut FlatParams,
+        grad: &Tensor,
+        lr: f64,
+        max_norm: f64,
+    ) -> Result<()> {
+        let g = clip_global_norm(grad, max_norm)?;
+        self.t += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        // m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr·m̂/(√v̂ + ε)
+        self.m = (self.m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+        self.v = (self.v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+        let m_hat_scale = 1.0 / (1.0 - b1.powi(self.t));
+        let v_hat_scale = 1.0 / (1.0 - b2.powi(self.t));
+        let denom = self.v.affine(v_hat_scale, 0.0)?.sqrt()?.affine(1.0, self.eps)?;
+        let step = (self.m.affine(lr * m_hat_scale, 0.0)? / denom)?;
+        params.theta = (&params.theta - step)?;
+        Ok(())
+    }
+}
+
+/// `grad × min(1, max_norm / (‖grad‖ + 1e-6))`, all on the device.
+pub fn clip_global_norm(grad: &Tensor, max_norm: f64) -> Result<Tensor> {
+    let norm = grad.sqr()?.sum_all()?.sqrt()?;
+    let scale = norm
+        .affine(1.0, 1e-6)?
+        .recip()?
+        .affine(max_norm, 0.0)?
+        .minimum(1.0)?;
+    Ok(grad.broadcast_mul(&scale)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+    fn flat_of(model: &ActorCritic) -> Vec<f32> {
+        FlatParams::from_model(model)
+            .unwrap()
+            .theta
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn views_and_write_back_keep_every_named_tensor() {
+        let dev = Device::Cpu;
+        let model = ActorCritic::new(7, &[5, 4], 8, 1, &dev).unwrap();
+        let mut flat = FlatParams::from_model(&model).unwrap();
+        assert_eq!(flat.theta.elem_count(), model.param_count());
+        // The fused head's rows: the actor's 8, then the critic's.
+        let head = &flat.layers().unwrap()[2];
+        let named: std::collections::HashMap<_, _> = model.named_tensors().into_iter().collect();
+        let same = |a: &Tensor, b: &Tensor| {
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert!(same(&head.w.narrow(0, 0, 8).unwrap(), &named["actor.weight"]));
+        assert!(same(&head.w.narrow(0, 8, 1).unwrap(), &named["critic.weight"]));
+        assert!(same(&head.b.narrow(0, 8, 1).unwrap(), &named["critic.bias"]));
+
+        // Change every parameter, write back, read the model again.
+        flat.theta = flat.theta.affine(2.0, 0.5).unwrap();
+        let want: Vec<f32> = flat.theta.to_vec1().unwrap();
+        flat.write_to(&model).unwrap();
+        assert_eq!(flat_of(&model), want);
+        let after: std::collections::HashMap<_, _> = model.named_tensors().into_iter().collect();
+        let w0 = after["trunk.0.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(w0[..35], want[..35]);
+    }
+
+    #[test]
+    fn flat_adam_matches_candle_adamw_without_decay() {
+        let dev = Device::Cpu;
+        let model = ActorCritic::new(6, &[5], 8, 2, &dev).unwrap();
+        let reference = ActorCritic::new(6, &[5], 8, 2, &dev).unwrap();
+        let mut flat = FlatParams::from_model(&model).unwrap();
+        let mut adam = FlatAdam::new(&flat).unwrap();
+        let mut adamw = AdamW::new(
+            reference.vars(),
+            ParamsAdamW {
+                lr: 1e-2,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let obs = Tensor::arange(0f32, 18.0, &dev)
+            .unwrap()
+            .reshape((3, 6))
+            .unwrap()
+            .affine(0.1, -0.5)
+            .unwrap();
+        for _ in 0..3 {
+            // Any differentiable function will do; the optimisers must agree on its gradient.
+            let (logits, v) = reference.forward(&obs).unwrap();
+            let loss = (logits.sqr().unwrap().sum_all().unwrap() + v.sum_all().unwrap()).unwrap();
+            let grads = loss.backward().unwrap();
+            // Gradient in flat order, taken from the reference's variables.
+            let layers = reference.layers();
+            let n_trunk = layers.len() - 2;
+            let mut parts = Vec::new();
+            for (_, w, b) in &layers[..n_trunk] {
+                parts.push(grads.get(w).unwrap().flatten_all().unwrap());
+                parts.push(grads.get(b).unwrap().flatten_all().unwrap());
+            }
+            for (_, w, _) in &layers[n_trunk..] {
+                parts.push(grads.get(w).unwrap().flatten_all().unwrap());
+            }
+            for (_, _, b) in &layers[n_trunk..] {
+                parts.push(grads.get(b).unwrap().flatten_all().unwrap());
+            }
+            let flat_grad = Tensor::cat(&parts, 0).unwrap();
+            adamw.step(&grads).unwrap();
+            // A norm limit far above the gradient's: clipping stays out of the comparison.
+            adam.step(&mut flat, &flat_grad, 1e-2, 1e9).unwrap();
+        }
+        let (a, b) = (flat.theta.to_vec1::<f32>().unwrap(), flat_of(&reference));
+        assert!(a != flat_of(&model), "three steps must move the parameters");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn clipping_scales_to_the_norm_limit_and_only_above_it() {
+        let g = Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap();
+        let clipped: Vec<f32> = clip_global_norm(&g, 0.5).unwrap().to_vec1().unwrap();
+        let norm = (clipped[0].powi(2) + clipped[1].powi(2)).sqrt();
+        assert!((norm - 0.5).abs() < 1e-5, "{norm}");
+        assert!((clipped[0] / clipped[1] - 0.75).abs() < 1e-6);
+        let kept: Vec<f32> = clip_global_norm(&g, 10.0).unwrap().to_vec1().unwrap();
+        assert_eq!(kept, vec![3.0, 4.0]);
+    }
+}
