@@ -5,6 +5,8 @@
 //!   cargo bench --bench training -- quick_test           # one shape
 //!   cargo bench --bench training -- --torch /work/venv-torch/bin/python --reps 3
 //!
+//!   cargo bench --bench training -- --phases             # where an update's time goes
+//!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
 //! CleanRL-style PyTorch eager reference, tanh like quantdeck's network) at the same shape, back
 //! to back, and the figure reported is the median of the per-repetition ratios. The first update
@@ -19,6 +21,12 @@ use quantdeck::features::{self, events::EventTable, FeatureSpec};
 use quantdeck::market::Symbol;
 use std::path::Path;
 use std::process::Command;
+
+#[path = "common/timing.rs"]
+mod timing;
+
+#[path = "common/phases.rs"]
+mod phases;
 
 /// Collects the per-update throughput; never validates (the bench times training only).
 struct Probe(Vec<f64>);
@@ -117,6 +125,8 @@ fn torch_sps(python: &str, cfg: &Config, obs_features: usize, updates: usize) ->
 }
 
 fn main() {
+    // SAFETY: first thing in main, before any thread exists. As the quantdeck binary does.
+    unsafe { quantdeck::engine::device::prefer_single_threaded_elementwise() };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |name: &str| {
         args.iter()
@@ -126,6 +136,7 @@ fn main() {
     let torch = opt("--torch");
     let reps: usize = opt("--reps").and_then(|s| s.parse().ok()).unwrap_or(3);
     let updates: usize = opt("--updates").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let show_phases = args.iter().any(|a| a == "--phases");
     let filter = args
         .iter()
         .enumerate()
@@ -152,6 +163,11 @@ fn main() {
             p.epochs,
             p.minibatch
         );
+        if show_phases {
+            println!("{shape}: time per update, by phase");
+            phases::run(&cfg, &data);
+            continue;
+        }
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..reps {

@@ -4,46 +4,61 @@
 //! instead of a dozen per tensor. The model's own `Var`s are refreshed from it when the model is
 //! needed (validation, checkpoints).
 //!
-//! Order: each trunk layer's weight then bias, then the actor's and the critic's weights, then
-//! their biases. The two heads are adjacent, so they read as one `[A + 1, hidden]` layer (one
-//! matmul for logits and value).
+//! Order: each trunk layer's weight (transposed, `[in, out]`) then bias, then the fused head:
+//! the actor's and the critic's weights side by side as one `[hidden, A + 1]` matrix, then their
+//! biases (one matmul gives logits and value).
 
 use super::ActorCritic;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 
-/// A dense layer's weight `[out, in]` and bias `[out]`, as views.
+/// A dense layer's weight, stored transposed as `[in, out]` (so `x · wt` reads it row-major,
+/// which candle's CPU matmul runs markedly faster than a transposed view), and its bias `[out]`.
 pub struct LayerView {
-    pub w: Tensor,
+    pub wt: Tensor,
     pub b: Tensor,
 }
 
 pub struct FlatParams {
     /// All parameters, `[P]`.
     pub theta: Tensor,
-    /// (out, in) of each trunk layer, then of the fused head (`n_actions + 1`, last hidden).
+    /// (in, out) of each trunk layer, then of the fused head (last hidden, `n_actions + 1`).
     shapes: Vec<(usize, usize)>,
     n_actions: usize,
 }
 
 impl FlatParams {
     pub fn from_model(model: &ActorCritic) -> Result<Self> {
-        let layers = model.layers();
+        let layers: Vec<(&Tensor, &Tensor)> = model
+            .layers()
+            .iter()
+            .map(|(_, w, b)| (w.as_tensor(), b.as_tensor()))
+            .collect();
+        Self::from_layers(&layers)
+    }
+
+    /// From per-layer `(weight [out, in], bias [out])` in the model's order (trunk, actor,
+    /// critic): the model's parameters, or a gradient taken with respect to them.
+    pub fn from_layers(layers: &[(&Tensor, &Tensor)]) -> Result<Self> {
+        if layers.len() < 2 {
+            bail!("an actor-critic has at least an actor and a critic layer");
+        }
         let n_trunk = layers.len() - 2;
         let mut parts = Vec::new();
         let mut shapes = Vec::new();
-        for (_, w, b) in &layers[..n_trunk] {
-            parts.push(w.as_tensor().flatten_all()?);
-            parts.push(b.as_tensor().flatten_all()?);
-            shapes.push(w.as_tensor().dims2()?);
+        for (w, b) in &layers[..n_trunk] {
+            let (out, inp) = w.dims2()?;
+            parts.push(w.t()?.contiguous()?.flatten_all()?);
+            parts.push(b.flatten_all()?);
+            shapes.push((inp, out));
         }
-        let (_, wa, ba) = &layers[n_trunk];
-        let (_, wc, bc) = &layers[n_trunk + 1];
-        let (a, hidden) = wa.as_tensor().dims2()?;
-        for t in [wa, wc, ba, bc] {
-            parts.push(t.as_tensor().flatten_all()?);
-        }
-        shapes.push((a + 1, hidden));
+        let (wa, ba) = layers[n_trunk];
+        let (wc, bc) = layers[n_trunk + 1];
+        let (a, hidden) = wa.dims2()?;
+        let head = Tensor::cat(&[wa, wc], 0)?;
+        parts.push(head.t()?.contiguous()?.flatten_all()?);
+        parts.push(Tensor::cat(&[ba, bc], 0)?);
+        shapes.push((hidden, a + 1));
         // `detach`: a plain tensor, so the ops on it record no autograd graph.
         let theta = Tensor::cat(&parts, 0)?.detach();
         Ok(FlatParams {
@@ -62,7 +77,7 @@ impl FlatParams {
         })
     }
 
-    /// (out, in) of each trunk layer, then of the fused head.
+    /// (in, out) of each trunk layer, then of the fused head.
     pub fn shapes(&self) -> &[(usize, usize)] {
         &self.shapes
     }
@@ -90,15 +105,16 @@ impl FlatParams {
             bail!("flat parameters do not match the model's layout");
         }
         for ((_, w, b), v) in layers[..n_trunk].iter().zip(&views) {
-            w.set(&v.w)?;
+            w.set(&v.wt.t()?.contiguous()?)?;
             b.set(&v.b)?;
         }
         let head = &views[n_trunk];
+        let w = head.wt.t()?;
         let a = self.n_actions;
         let (_, wa, ba) = &layers[n_trunk];
         let (_, wc, bc) = &layers[n_trunk + 1];
-        wa.set(&head.w.narrow(0, 0, a)?)?;
-        wc.set(&head.w.narrow(0, a, 1)?)?;
+        wa.set(&w.narrow(0, 0, a)?.contiguous()?)?;
+        wc.set(&w.narrow(0, a, 1)?.contiguous()?)?;
         ba.set(&head.b.narrow(0, 0, a)?)?;
         bc.set(&head.b.narrow(0, a, 1)?)?;
         Ok(())
@@ -108,12 +124,12 @@ impl FlatParams {
 pub(crate) fn views(flat: &Tensor, shapes: &[(usize, usize)]) -> Result<Vec<LayerView>> {
     let mut off = 0;
     let mut out = Vec::with_capacity(shapes.len());
-    for &(o, i) in shapes {
-        let w = flat.narrow(0, off, o * i)?.reshape((o, i))?;
-        off += o * i;
+    for &(i, o) in shapes {
+        let wt = flat.narrow(0, off, i * o)?.reshape((i, o))?;
+        off += i * o;
         let b = flat.narrow(0, off, o)?;
         off += o;
-        out.push(LayerView { w, b });
+        out.push(LayerView { wt, b });
     }
     if off != flat.elem_count() {
         bail!(
@@ -202,15 +218,18 @@ mod tests {
         let model = ActorCritic::new(7, &[5, 4], 8, 1, &dev).unwrap();
         let mut flat = FlatParams::from_model(&model).unwrap();
         assert_eq!(flat.theta.elem_count(), model.param_count());
-        // The fused head's rows: the actor's 8, then the critic's.
+        // The fused head's columns: the actor's 8, then the critic's.
         let head = &flat.layers().unwrap()[2];
+        let head_w = head.wt.t().unwrap();
         let named: std::collections::HashMap<_, _> = model.named_tensors().into_iter().collect();
         let same = |a: &Tensor, b: &Tensor| {
             a.flatten_all().unwrap().to_vec1::<f32>().unwrap()
                 == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
-        assert!(same(&head.w.narrow(0, 0, 8).unwrap(), &named["actor.weight"]));
-        assert!(same(&head.w.narrow(0, 8, 1).unwrap(), &named["critic.weight"]));
+        assert!(same(&head_w.narrow(0, 0, 8).unwrap(), &named["actor.weight"]));
+        assert!(same(&head_w.narrow(0, 8, 1).unwrap(), &named["critic.weight"]));
+        let w0 = &flat.layers().unwrap()[0].wt;
+        assert!(same(&w0.t().unwrap(), &named["trunk.0.weight"]));
         assert!(same(&head.b.narrow(0, 8, 1).unwrap(), &named["critic.bias"]));
 
         // Change every parameter, write back, read the model again.
@@ -219,8 +238,8 @@ mod tests {
         flat.write_to(&model).unwrap();
         assert_eq!(flat_of(&model), want);
         let after: std::collections::HashMap<_, _> = model.named_tensors().into_iter().collect();
-        let w0 = after["trunk.0.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(w0[..35], want[..35]);
+        let w0 = after["trunk.0.weight"].t().unwrap().flatten_all().unwrap();
+        assert_eq!(w0.to_vec1::<f32>().unwrap()[..35], want[..35]);
     }
 
     #[test]
@@ -250,21 +269,13 @@ mod tests {
             let (logits, v) = reference.forward(&obs).unwrap();
             let loss = (logits.sqr().unwrap().sum_all().unwrap() + v.sum_all().unwrap()).unwrap();
             let grads = loss.backward().unwrap();
-            // Gradient in flat order, taken from the reference's variables.
-            let layers = reference.layers();
-            let n_trunk = layers.len() - 2;
-            let mut parts = Vec::new();
-            for (_, w, b) in &layers[..n_trunk] {
-                parts.push(grads.get(w).unwrap().flatten_all().unwrap());
-                parts.push(grads.get(b).unwrap().flatten_all().unwrap());
-            }
-            for (_, w, _) in &layers[n_trunk..] {
-                parts.push(grads.get(w).unwrap().flatten_all().unwrap());
-            }
-            for (_, _, b) in &layers[n_trunk..] {
-                parts.push(grads.get(b).unwrap().flatten_all().unwrap());
-            }
-            let flat_grad = Tensor::cat(&parts, 0).unwrap();
+            // The gradient in flat order, taken from the reference's variables.
+            let g: Vec<(&Tensor, &Tensor)> = reference
+                .layers()
+                .iter()
+                .map(|(_, w, b)| (grads.get(w).unwrap(), grads.get(b).unwrap()))
+                .collect();
+            let flat_grad = FlatParams::from_layers(&g).unwrap().theta;
             adamw.step(&grads).unwrap();
             // A norm limit far above the gradient's: clipping stays out of the comparison.
             adam.step(&mut flat, &flat_grad, 1e-2, 1e9).unwrap();
