@@ -13,6 +13,7 @@
 //! - ∂(value loss)/∂v = (v − R) / B.
 
 use super::flat::LayerView;
+use super::ops::{affine, tanh};
 use anyhow::Result;
 use candle_core::{Tensor, D};
 
@@ -36,21 +37,6 @@ pub fn forward(layers: &[LayerView], obs: &Tensor) -> Result<Cache> {
     let heads = x.matmul(&head.wt)?.broadcast_add(&head.b)?;
     inputs.push(x);
     Ok(Cache { inputs, heads })
-}
-
-/// tanh. On the CPU as 1 − 2 / (e^{2x} + 1): candle's CPU tanh calls the scalar libm function
-/// per element, several times slower than its exp (its absolute error, ~1e-7, is harmless to
-/// the network). Other devices have a native kernel.
-fn tanh(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
-        Ok(x.affine(2.0, 0.0)?
-            .exp()?
-            .affine(1.0, 1.0)?
-            .recip()?
-            .affine(-2.0, 1.0)?)
-    } else {
-        Ok(x.tanh()?)
-    }
 }
 
 /// Logits `[B, A]` and values `[B]` from the fused head's output.
@@ -139,7 +125,7 @@ pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<
         if i > 0 {
             // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²).
             let g_x = g_out.matmul(&l.wt.t()?)?;
-            g_out = (g_x * x.sqr()?.affine(-1.0, 1.0)?)?;
+            g_out = (g_x * affine(&x.sqr()?, -1.0, 1.0)?)?;
         }
     }
     parts.reverse();

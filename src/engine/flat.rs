@@ -8,6 +8,7 @@
 //! the actor's and the critic's weights side by side as one `[hidden, A + 1]` matrix, then their
 //! biases (one matmul gives logits and value).
 
+use super::ops::{affine, scale_by};
 use super::ActorCritic;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
@@ -176,12 +177,12 @@ impl FlatAdam {
         self.t += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         // m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr·m̂/(√v̂ + ε)
-        self.m = (self.m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
-        self.v = (self.v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+        self.m = (affine(&self.m, b1, 0.0)? + affine(&g, 1.0 - b1, 0.0)?)?;
+        self.v = (affine(&self.v, b2, 0.0)? + affine(&g.sqr()?, 1.0 - b2, 0.0)?)?;
         let m_hat_scale = 1.0 / (1.0 - b1.powi(self.t));
         let v_hat_scale = 1.0 / (1.0 - b2.powi(self.t));
-        let denom = self.v.affine(v_hat_scale, 0.0)?.sqrt()?.affine(1.0, self.eps)?;
-        let step = (self.m.affine(lr * m_hat_scale, 0.0)? / denom)?;
+        let denom = affine(&affine(&self.v, v_hat_scale, 0.0)?.sqrt()?, 1.0, self.eps)?;
+        let step = (affine(&self.m, lr * m_hat_scale, 0.0)? / denom)?;
         params.theta = (&params.theta - step)?;
         Ok(())
     }
@@ -195,7 +196,7 @@ pub fn clip_global_norm(grad: &Tensor, max_norm: f64) -> Result<Tensor> {
         .recip()?
         .affine(max_norm, 0.0)?
         .minimum(1.0)?;
-    Ok(grad.broadcast_mul(&scale)?)
+    scale_by(grad, &scale)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod device;
 pub mod env;
 pub mod flat;
 pub mod model;
+pub mod ops;
 pub mod policy;
 pub mod ppo;
 pub mod rollout;
