@@ -44,6 +44,14 @@ impl TrainObserver for Probe {
     }
 }
 
+/// The 1-minute load average: figures taken while other work runs are noisy.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -168,6 +176,7 @@ fn main() {
             phases::run(&cfg, &data);
             continue;
         }
+        let load_before = loadavg();
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..reps {
@@ -183,7 +192,8 @@ fn main() {
                 .join(", ")
         };
         println!(
-            "{shape}\n  quantdeck: {:.0} env-steps/s (median of [{}])",
+            "{shape}\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
+            loadavg(),
             median(ours.clone()),
             fmt(&ours)
         );

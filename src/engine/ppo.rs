@@ -1,6 +1,8 @@
-//! PPO on the vectorized env: rollouts with Gumbel-max sampling from seeded host noise, GAE,
-//! clipped surrogate + value loss + entropy bonus, Adam with global-norm gradient clipping,
-//! minibatches, and a metrics record per update. Validation is delegated to the caller (the job
+//! PPO on the vectorized env: rollouts with Gumbel-max sampling from seeded host noise
+//! (`rollout`), GAE on the host (a few thousand values per update), then minibatch epochs of the
+//! clipped surrogate + value loss + entropy bonus with a hand-written backward (`backward`) and
+//! Adam with global-norm clipping over flat parameter buffers (`flat`); the statistics stay on
+//! the device until the update's end. A metrics record per update. Validation is delegated to the caller (the job
 //! wires in `eval`), which keeps the engine free of evaluation policy.
 
 use super::backward::{ppo_grad, Batch, Coefs, N_STATS};
