@@ -6,6 +6,7 @@
 //!   cargo bench --bench training -- --torch /work/venv-torch/bin/python --reps 3
 //!
 //!   cargo bench --bench training -- --phases             # where an update's time goes
+//!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
 //! CleanRL-style PyTorch eager reference, tanh like quantdeck's network) at the same shape, back
@@ -101,7 +102,13 @@ fn quantdeck_sps(cfg: &Config, data: &TrainData, updates: usize) -> f64 {
     median(probe.0[1..].to_vec())
 }
 
-fn torch_sps(python: &str, cfg: &Config, obs_features: usize, updates: usize) -> f64 {
+fn torch_sps(
+    python: &str,
+    cfg: &Config,
+    obs_features: usize,
+    updates: usize,
+    threads: usize,
+) -> f64 {
     let p = &cfg.ppo;
     let hidden: Vec<String> = p.hidden_dims.iter().map(|h| h.to_string()).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ppo_torch_ref.py");
@@ -116,7 +123,7 @@ fn torch_sps(python: &str, cfg: &Config, obs_features: usize, updates: usize) ->
         .args(["--window", &cfg.features.window.to_string()])
         .args(["--features", &obs_features.to_string()])
         .args(["--updates", &updates.to_string()])
-        .args(["--threads", "2"])
+        .args(["--threads", &threads.to_string()])
         .output()
         .expect("run the PyTorch reference");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -133,14 +140,19 @@ fn torch_sps(python: &str, cfg: &Config, obs_features: usize, updates: usize) ->
 }
 
 fn main() {
-    // SAFETY: first thing in main, before any thread exists. As the quantdeck binary does.
-    unsafe { quantdeck::engine::device::prefer_single_threaded_elementwise() };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |name: &str| {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1).cloned())
     };
+    // Matmul threads for both sides (default 2, this machine's cores).
+    let threads: usize = opt("--threads").and_then(|s| s.parse().ok()).unwrap_or(2);
+    // SAFETY: first thing in main, before any thread exists (candle reads these lazily).
+    unsafe {
+        quantdeck::engine::device::prefer_single_threaded_elementwise();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
     let torch = opt("--torch");
     let reps: usize = opt("--reps").and_then(|s| s.parse().ok()).unwrap_or(3);
     let updates: usize = opt("--updates").and_then(|s| s.parse().ok()).unwrap_or(3);
@@ -150,7 +162,9 @@ fn main() {
         .enumerate()
         .find(|(i, a)| {
             !a.starts_with('-')
-                && (*i == 0 || !["--torch", "--reps", "--updates"].contains(&args[i - 1].as_str()))
+                && (*i == 0
+                    || !["--torch", "--reps", "--updates", "--threads"]
+                        .contains(&args[i - 1].as_str()))
         })
         .map(|(_, a)| a.clone())
         .unwrap_or_default();
@@ -182,7 +196,7 @@ fn main() {
         for _ in 0..reps {
             ours.push(quantdeck_sps(&cfg, &data, updates));
             if let Some(py) = &torch {
-                theirs.push(torch_sps(py, &cfg, data.fm.n_features, updates));
+                theirs.push(torch_sps(py, &cfg, data.fm.n_features, updates, threads));
             }
         }
         let fmt = |xs: &[f64]| {
@@ -192,7 +206,7 @@ fn main() {
                 .join(", ")
         };
         println!(
-            "{shape}\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
+            "{shape}; {threads} matmul threads\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
             loadavg(),
             median(ours.clone()),
             fmt(&ours)
@@ -200,7 +214,7 @@ fn main() {
         if !theirs.is_empty() {
             let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a / b).collect();
             println!(
-                "  torch (tanh, eager, 2 threads): {:.0} env-steps/s (median of [{}])\n  ratio quantdeck/torch: {:.2}x (median of [{}])",
+                "  torch (tanh, eager, {threads} threads): {:.0} env-steps/s (median of [{}])\n  ratio quantdeck/torch: {:.2}x (median of [{}])",
                 median(theirs.clone()),
                 fmt(&theirs),
                 median(ratios.clone()),
