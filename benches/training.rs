@@ -72,11 +72,8 @@ fn data(cfg: &Config) -> TrainData {
     let events = EventTable::embedded();
     let spec = FeatureSpec::current(cfg.features.window, &events);
     let fm = features::compute(&spec, &sym, &bars, &events);
-    let (train, validation) = ppo::split(
-        bars.len(),
-        cfg.data.train_split,
-        cfg.data.validation_split,
-    );
+    let (train, validation) =
+        ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
     TrainData {
         symbol: sym,
         timeframe: cfg.data.timeframe,
@@ -98,7 +95,14 @@ fn quantdeck_sps(cfg: &Config, data: &TrainData, updates: usize) -> f64 {
     cfg.ppo.validation_interval = usize::MAX;
     let dir = tempfile::tempdir().expect("tmp");
     let mut probe = Probe(Vec::new());
-    ppo::train(&cfg, data, &candle_core::Device::Cpu, dir.path(), &mut probe).expect("train");
+    ppo::train(
+        &cfg,
+        data,
+        &candle_core::Device::Cpu,
+        dir.path(),
+        &mut probe,
+    )
+    .expect("train");
     median(probe.0[1..].to_vec())
 }
 

@@ -37,18 +37,15 @@ pub fn run(cfg: &Config, data: &TrainData) {
         &dev,
     )
     .expect("env");
-    let model = ActorCritic::new(data.spec.obs_dim(), &p.hidden_dims, N_ACTIONS, 1, &dev)
-        .expect("model");
+    let model =
+        ActorCritic::new(data.spec.obs_dim(), &p.hidden_dims, N_ACTIONS, 1, &dev).expect("model");
     let mut params = FlatParams::from_model(&model).expect("params");
     let mut rng = Rng::new(1);
     let mut collector = Collector::new(&env, s_len, &dev).expect("collector");
     let row = |label: &str, secs: f64| println!("  {label:<46} {:>8.1} ms", secs * 1e3);
 
-    let actions = Tensor::new(
-        &(0..n as u32).map(|i| i % 8).collect::<Vec<_>>()[..],
-        &dev,
-    )
-    .expect("actions");
+    let actions =
+        Tensor::new(&(0..n as u32).map(|i| i % 8).collect::<Vec<_>>()[..], &dev).expect("actions");
     row(
         "env observe + step (S steps)",
         median(
@@ -82,7 +79,13 @@ pub fn run(cfg: &Config, data: &TrainData) {
     row(
         "whole rollout (forward, sampling, env, copies)",
         median(
-            || drop(collector.collect(&mut env, &params, &mut rng).expect("rollout")),
+            || {
+                drop(
+                    collector
+                        .collect(&mut env, &params, &mut rng)
+                        .expect("rollout"),
+                )
+            },
             3,
         ),
     );
@@ -146,10 +149,7 @@ pub fn run(cfg: &Config, data: &TrainData) {
     };
     row(
         "hand-written forward + loss + backward",
-        median(
-            || drop(ppo_grad(&layers, &b, coefs).expect("grad")),
-            5,
-        ) * per_update as f64,
+        median(|| drop(ppo_grad(&layers, &b, coefs).expect("grad")), 5) * per_update as f64,
     );
     let (grad, _) = ppo_grad(&layers, &b, coefs).expect("grad");
     let mut adam = FlatAdam::new(&params).expect("adam");
@@ -181,7 +181,10 @@ pub fn run(cfg: &Config, data: &TrainData) {
             .clamp(1.0 - p.clip, 1.0 + p.clip)
             .and_then(|t| t * &a)
             .expect("s2");
-        let pg = s1.minimum(&s2).and_then(|t| t.mean_all()?.neg()).expect("pg");
+        let pg = s1
+            .minimum(&s2)
+            .and_then(|t| t.mean_all()?.neg())
+            .expect("pg");
         let vl = (&v - &r)
             .and_then(|t| t.sqr()?.mean_all()? * 0.5)
             .expect("vl");
@@ -192,10 +195,7 @@ pub fn run(cfg: &Config, data: &TrainData) {
     };
     row(
         "autograd (before): forward + loss + backward",
-        median(
-            || drop(autograd_loss().backward().expect("backward")),
-            5,
-        ) * per_update as f64,
+        median(|| drop(autograd_loss().backward().expect("backward")), 5) * per_update as f64,
     );
     let mut grads = autograd_loss().backward().expect("backward");
     row(
@@ -205,8 +205,10 @@ pub fn run(cfg: &Config, data: &TrainData) {
                 let mut total = 0f64;
                 for v in model.vars() {
                     if let Some(g) = grads.get(&v) {
-                        total += g.sqr().and_then(|t| t.sum_all()?.to_scalar::<f32>()).expect("n")
-                            as f64;
+                        total += g
+                            .sqr()
+                            .and_then(|t| t.sum_all()?.to_scalar::<f32>())
+                            .expect("n") as f64;
                     }
                 }
                 let scale = 0.5 / (total.sqrt() + 1e-6);

@@ -182,15 +182,23 @@ mod tests {
         fn new(obs_dim: usize, hidden: &[usize], rows: usize, dtype: DType, seed: u64) -> Case {
             let dev = Device::Cpu;
             let model = ActorCritic::new(obs_dim, hidden, 8, seed, &dev).unwrap();
-            let mut params = FlatParams::from_model(&model).unwrap().to_dtype(dtype).unwrap();
+            let mut params = FlatParams::from_model(&model)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             let mut rng = Rng::new(seed);
             let mut normal = |k: usize, s: f64| -> Tensor {
                 let v: Vec<f64> = (0..k).map(|_| rng.normal() * s).collect();
-                Tensor::from_vec(v, k, &dev).unwrap().to_dtype(dtype).unwrap()
+                Tensor::from_vec(v, k, &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
             };
             // A larger head than the init's keeps the policy away from uniform.
             params.theta = (&params.theta + normal(params.theta.elem_count(), 0.3)).unwrap();
-            let obs = normal(rows * obs_dim, 1.0).reshape((rows, obs_dim)).unwrap();
+            let obs = normal(rows * obs_dim, 1.0)
+                .reshape((rows, obs_dim))
+                .unwrap();
             let mut rng = Rng::new(seed + 1);
             let actions: Vec<u32> = (0..rows).map(|_| rng.below(8) as u32).collect();
             let onehot = Tensor::new(actions.as_slice(), &dev)
@@ -201,8 +209,8 @@ mod tests {
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap();
-            let (logits, _) = split_heads(&forward(&params.layers().unwrap(), &obs).unwrap().heads)
-                .unwrap();
+            let (logits, _) =
+                split_heads(&forward(&params.layers().unwrap(), &obs).unwrap().heads).unwrap();
             let logp = (candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap() * &onehot)
                 .unwrap()
                 .sum(1)
@@ -241,7 +249,12 @@ mod tests {
                 .unwrap();
             let r = (logp - &self.old_logp).unwrap().exp().unwrap();
             let out = (r - 1.0).unwrap().abs().unwrap().gt(0.2).unwrap();
-            out.to_dtype(DType::F64).unwrap().mean_all().unwrap().to_scalar::<f64>().unwrap()
+            out.to_dtype(DType::F64)
+                .unwrap()
+                .mean_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
         }
     }
 
@@ -285,7 +298,11 @@ mod tests {
             let s = to_f64(&stats);
             let loss = reference_loss(&case.params.layers().unwrap(), &case.batch(), COEFS);
             let total = s[0] + COEFS.vf_coef * s[1] - COEFS.ent_coef * s[2];
-            let want = loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+            let want = loss
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
             assert!((total - want).abs() < tol.max(1e-6) * want.abs().max(1.0));
         }
     }

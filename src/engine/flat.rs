@@ -227,11 +227,20 @@ mod tests {
             a.flatten_all().unwrap().to_vec1::<f32>().unwrap()
                 == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
-        assert!(same(&head_w.narrow(0, 0, 8).unwrap(), &named["actor.weight"]));
-        assert!(same(&head_w.narrow(0, 8, 1).unwrap(), &named["critic.weight"]));
+        assert!(same(
+            &head_w.narrow(0, 0, 8).unwrap(),
+            &named["actor.weight"]
+        ));
+        assert!(same(
+            &head_w.narrow(0, 8, 1).unwrap(),
+            &named["critic.weight"]
+        ));
         let w0 = &flat.layers().unwrap()[0].wt;
         assert!(same(&w0.t().unwrap(), &named["trunk.0.weight"]));
-        assert!(same(&head.b.narrow(0, 8, 1).unwrap(), &named["critic.bias"]));
+        assert!(same(
+            &head.b.narrow(0, 8, 1).unwrap(),
+            &named["critic.bias"]
+        ));
 
         // Change every parameter, write back, read the model again.
         flat.theta = flat.theta.affine(2.0, 0.5).unwrap();

@@ -35,7 +35,11 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return Ok(x.tanh()?);
     }
-    affine(&affine(&affine(x, 2.0, 0.0)?.exp()?, 1.0, 1.0)?.recip()?, -2.0, 1.0)
+    affine(
+        &affine(&affine(x, 2.0, 0.0)?.exp()?, 1.0, 1.0)?.recip()?,
+        -2.0,
+        1.0,
+    )
 }
 
 #[cfg(test)]
@@ -52,11 +56,23 @@ mod tests {
             .affine(0.05, 0.0)
             .unwrap();
         let max_diff = |a: Tensor, b: Tensor| -> f32 {
-            (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar().unwrap()
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
         };
         // Saturates cleanly at ±15 (e^{30} overflows nothing; e^{-30} underflows to 0).
         assert!(max_diff(tanh(&x).unwrap(), x.tanh().unwrap()) < 2e-7);
-        assert!(max_diff(affine(&x, -1.5, 0.25).unwrap(), x.affine(-1.5, 0.25).unwrap()) < 1e-6);
+        assert!(
+            max_diff(
+                affine(&x, -1.5, 0.25).unwrap(),
+                x.affine(-1.5, 0.25).unwrap()
+            ) < 1e-6
+        );
         assert!(max_diff(affine(&x, 1.0, 3.0).unwrap(), x.affine(1.0, 3.0).unwrap()) < 1e-6);
     }
 }
