@@ -13,7 +13,7 @@
 //! - ∂(value loss)/∂v = (v − R) / B.
 
 use super::flat::LayerView;
-use super::ops::{affine, tanh};
+use super::ops::tanh;
 use anyhow::Result;
 use candle_core::{Tensor, D};
 
@@ -123,9 +123,9 @@ pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<
         parts.push(ones.matmul(&g_out)?.flatten_all()?);
         parts.push(x.t()?.matmul(&g_out)?.flatten_all()?);
         if i > 0 {
-            // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²).
+            // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²) = g − g·x·x.
             let g_x = g_out.matmul(&l.wt.t()?)?;
-            g_out = (g_x * affine(&x.sqr()?, -1.0, 1.0)?)?;
+            g_out = (&g_x - ((&g_x * x)? * x)?)?;
         }
     }
     parts.reverse();
