@@ -362,6 +362,52 @@ mod tests {
     }
 
     #[test]
+    fn a_legacy_lr_is_split_and_mixing_it_with_the_new_names_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.toml");
+        std::fs::write(&p, "[ppo]\nepochs = 4\nlr = 0.001\n").unwrap();
+        let (cfg, notes) = load_with_notes(Some("quick_test"), Some(&p)).unwrap();
+        // The user's layer wins over quick_test's rates, split at the seed's 1:3.
+        assert_eq!((cfg.ppo.actor_lr, cfg.ppo.critic_lr), (0.001, 0.003));
+        assert_eq!(cfg.ppo.lr, None);
+        assert!(
+            notes.len() == 1 && notes[0].contains("old.toml, line 3") && notes[0].contains("actor_lr"),
+            "{notes:?}"
+        );
+        std::fs::write(&p, "[ppo]\nlr = 0.001\ncritic_lr = 0.002\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(
+            err.contains("old.toml, line 2") && err.contains("keep only the new names"),
+            "{err}"
+        );
+        // A model file's recorded config from before the split still reads.
+        let mut v = serde_json::to_value(Config::default()).unwrap();
+        let ppo = v["ppo"].as_object_mut().unwrap();
+        for k in ["actor_lr", "critic_lr", "critic_epochs", "keep_every", "early_stop"] {
+            ppo.remove(k);
+        }
+        ppo.insert("lr".into(), serde_json::json!(0.0005));
+        let old: Config = serde_json::from_value(v).unwrap();
+        assert_eq!(old.ppo.lr, Some(0.0005));
+        assert_eq!(old.ppo.critic_epochs, 4);
+        // …while a configuration built with it set is refused by the checks.
+        let mut cfg = Config::default();
+        cfg.ppo.lr = Some(1e-3);
+        assert!(format!("{:#}", validate(&cfg).unwrap_err()).contains("ppo.lr"));
+    }
+
+    #[test]
+    fn the_reward_option_names_its_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "[env]\nreward = \"seed\"\n").unwrap();
+        assert_eq!(load(None, Some(&p)).unwrap().env.reward, super::super::RewardKind::Seed);
+        std::fs::write(&p, "[env]\n\nreward = \"sharpe\"\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(err.contains("line 3") && err.contains("pnl") && err.contains("seed"), "{err}");
+    }
+
+    #[test]
     fn command_line_values_are_checked_too() {
         let mut cfg = Config::default();
         cfg.ppo.total_timesteps = 0;

@@ -130,6 +130,10 @@ impl TrainObserver for JobObserver<'_, '_> {
                 });
             }
             TrainNote::EarlyStop(info) => {
+                // The final model is the last good state's: validations after it go.
+                if let Err(e) = self.forget_after(info.model_update) {
+                    self.ctx.sink.error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
+                }
                 self.ctx.sink.emit(Event::EarlyStop(info.clone()));
             }
             TrainNote::Pruned(paths) => {

@@ -18,6 +18,8 @@ mod paper_daemon;
 mod parity;
 mod pipeline;
 mod store_concurrency;
+mod train_cli;
+mod train_resume;
 mod trust;
 mod tui_keymap;
 mod tui_keys;

@@ -396,7 +396,7 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
     let latest = run.updates.iter().rev().find(|m| !m.reward_parts.is_empty());
     let mut lines = vec![Line::styled(
         format!(
-            "{:<10} {:>6} {:>9}",
+            "{:<11} {:>6} {:>9}",
             "component",
             "share",
             "mean"
@@ -409,7 +409,7 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
             (format!("{:.1}%", p.share * 100.0), format!("{:+.4}", p.mean))
         });
         lines.push(Line::from(vec![
-            Span::styled(format!("■ {:<8} ", c.as_str()), Style::new().fg(color)),
+            Span::styled(format!("■ {:<9} ", c.as_str()), Style::new().fg(color)),
             Span::raw(format!("{share:>6} {mean:>9}")),
         ]));
     }
