@@ -173,6 +173,7 @@ pub(super) fn execute_with(
     common: &Common,
     keep_on_hangup: bool,
 ) -> Result<i32> {
+    let kind = req.kind();
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
     let signals = crate::signals::listen()?;
@@ -199,6 +200,9 @@ pub(super) fn execute_with(
                 "run {id} cancelled; its state is saved in {}",
                 paths.runs.join(&id).display()
             );
+            if kind == crate::jobs::JobKind::Train {
+                eprintln!("continue it with: quantdeck train --resume {id}");
+            }
             Ok(130)
         }
         Ok(id) => {

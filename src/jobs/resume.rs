@@ -95,6 +95,12 @@ pub fn locate(paths: &Paths, run: Option<&str>, checkpoint: Option<&Path>) -> Re
         bail!("run {run_id} is a {} run, not a training run", manifest.kind.as_str());
     }
     let meta = read_state_meta(&state)?;
+    if meta.progress.update >= meta.updates {
+        bail!(
+            "run {run_id} already did all {} updates; nothing is left to resume (train a new run)",
+            meta.updates
+        );
+    }
     Ok(ResumePoint {
         run_id,
         state,
