@@ -12,6 +12,7 @@ pub mod policy;
 pub mod ppo;
 pub mod rollout;
 pub mod schedule;
+pub mod sizing;
 
 pub use checkpoint::{load_model, save_model, ModelMeta};
 pub use model::ActorCritic;
