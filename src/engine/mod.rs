@@ -6,6 +6,8 @@ pub mod checkpoint;
 pub mod device;
 pub mod env;
 pub mod flat;
+pub mod gru;
+pub mod host_gru;
 pub mod model;
 pub mod ops;
 pub mod policy;
