@@ -147,6 +147,31 @@ mod tests {
         assert_ne!(a[10].close, other[10].close);
     }
 
+    /// Single-symbol series are pinned: models, stores and tests made before the portfolio
+    /// universe existed must see exactly the same bars.
+    #[test]
+    fn single_symbol_output_is_pinned() {
+        let cfg = SyntheticConfig::default();
+        let hash = |sym: Symbol, tf| {
+            crate::data::store::hash_bars(
+                &generate(&cfg, &sym, tf, d(2024, 1, 2), d(2024, 2, 29)).unwrap(),
+            )
+        };
+        let got = [
+            hash(Symbol::equity("SYNA"), Timeframe::Minute(15)),
+            hash(Symbol::equity("SYNB"), Timeframe::Day),
+            hash(Symbol::crypto("SYNX/USD"), Timeframe::Hour(1)),
+        ];
+        assert_eq!(
+            got,
+            [
+                "daf835c65ce6975a9fd83292b38cfdebae4c34fe12afc7afab27bda97bdf5830",
+                "98bb0eb5df23870290ceb06f8e19de12a87b22c372240f2004d3b4af63ff0bf9",
+                "7210bef8f1b7f12c9b93ef58b2ebb761a21e66e6d1a8944b4af9b0dedd30e244",
+            ]
+        );
+    }
+
     #[test]
     fn crypto_runs_all_week_with_fractional_volume() {
         let cfg = SyntheticConfig::default();
