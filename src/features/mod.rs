@@ -8,6 +8,7 @@
 mod clock;
 pub mod events;
 pub mod export;
+pub mod portfolio;
 mod hourly;
 mod price;
 mod regime;
