@@ -290,9 +290,15 @@ mod tests {
         assert!(err.contains("c.toml, line 4: ppo.minibatch"), "{err}");
         for (text, needle) in [
             ("[portfolio]\nsymbols = []\n", "at least one symbol"),
-            ("[portfolio]\nsymbols = [\"SPY\", \"spy\"]\n", "listed twice"),
+            (
+                "[portfolio]\nsymbols = [\"SPY\", \"spy\"]\n",
+                "listed twice",
+            ),
             ("[portfolio]\nsymbols = [\"SPY\", \"CASH\"]\n", "reserved"),
-            ("[portfolio]\nsymbols = [\"SPY\", \"BTC/USD\"]\n", "one session calendar"),
+            (
+                "[portfolio]\nsymbols = [\"SPY\", \"BTC/USD\"]\n",
+                "one session calendar",
+            ),
         ] {
             std::fs::write(&p, text).unwrap();
             let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
@@ -337,7 +343,11 @@ mod tests {
             ("[ppo]\ndevice = \"gpu\"\n", 2, "device"),
             ("[data]\nfeed = \"free\"\n", 2, "feed"),
             ("[data]\nstart = \"2024-13-01\"\n", 2, "start"),
-            ("[portfolio]\nfactor_lookback_days = 1\n", 2, "factor_lookback_days"),
+            (
+                "[portfolio]\nfactor_lookback_days = 1\n",
+                2,
+                "factor_lookback_days",
+            ),
             ("[portfolio]\nspread = 0.5\n", 2, "spread"),
             ("[portfolio]\nslippage_max = -0.001\n", 2, "slippage_max"),
             ("[portfolio]\nimpact = 2\n", 2, "impact"),

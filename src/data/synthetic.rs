@@ -75,11 +75,7 @@ fn factor_shock(seed: u64, ts: DateTime<Utc>) -> f64 {
 /// The factor at each of `starts` as (drift, shock): the shock at the bar and a unit-variance
 /// drift made of the previous [`FACTOR_TAIL`] bars' shocks with AR(1) weights. `earlier` holds
 /// the calendar's bar starts before `starts[0]`, oldest first.
-fn factor_path(
-    seed: u64,
-    earlier: &[DateTime<Utc>],
-    starts: &[DateTime<Utc>],
-) -> Vec<(f64, f64)> {
+fn factor_path(seed: u64, earlier: &[DateTime<Utc>], starts: &[DateTime<Utc>]) -> Vec<(f64, f64)> {
     let phi = 0.5f64.powf(1.0 / DRIFT_HALFLIFE);
     let norm = ((1.0 - phi * phi) / (1.0 - phi.powi(2 * FACTOR_TAIL as i32))).sqrt();
     let all: Vec<f64> = earlier
@@ -110,7 +106,8 @@ fn simulate(
         bail!("synthetic market: end {end} is before start {start}");
     }
     let cal = Calendar::for_class(symbol.class);
-    let at_midnight = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let at_midnight =
+        |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
     let from = at_midnight(start - Duration::days(1));
     let to = at_midnight(end + Duration::days(2));
     let starts: Vec<DateTime<Utc>> = cal
@@ -276,7 +273,9 @@ mod tests {
     }
 
     fn log_returns(bars: &[Bar]) -> Vec<f64> {
-        bars.windows(2).map(|w| (w[1].close / w[0].close).ln()).collect()
+        bars.windows(2)
+            .map(|w| (w[1].close / w[0].close).ln())
+            .collect()
     }
 
     fn correlation(a: &[f64], b: &[f64]) -> f64 {
@@ -300,7 +299,9 @@ mod tests {
         assert_eq!(series[0], gen("SYNP01"), "deterministic");
         assert!(series.iter().flatten().all(Bar::is_consistent));
         let rets: Vec<Vec<f64>> = series.iter().map(|b| log_returns(b)).collect();
-        assert!(rets.iter().all(|r| r.len() == rets[0].len() && r.len() > 450));
+        assert!(rets
+            .iter()
+            .all(|r| r.len() == rets[0].len() && r.len() > 450));
         let mut sum = 0.0;
         let mut pairs = 0.0;
         for i in 0..rets.len() {
@@ -311,10 +312,18 @@ mod tests {
                 pairs += 1.0;
             }
         }
-        assert!(sum / pairs > 0.25, "mean pairwise correlation {}", sum / pairs);
+        assert!(
+            sum / pairs > 0.25,
+            "mean pairwise correlation {}",
+            sum / pairs
+        );
         // The single-symbol market has no common factor.
-        let a = log_returns(&generate(&cfg, &Symbol::equity("SYNA"), Timeframe::Day, from, to).unwrap());
-        let b = log_returns(&generate(&cfg, &Symbol::equity("SYNB"), Timeframe::Day, from, to).unwrap());
+        let a = log_returns(
+            &generate(&cfg, &Symbol::equity("SYNA"), Timeframe::Day, from, to).unwrap(),
+        );
+        let b = log_returns(
+            &generate(&cfg, &Symbol::equity("SYNB"), Timeframe::Day, from, to).unwrap(),
+        );
         assert!(correlation(&a, &b).abs() < 0.12, "{}", correlation(&a, &b));
         // Without a factor share the portfolio symbols are independent too.
         let indep = SyntheticConfig {
@@ -329,7 +338,8 @@ mod tests {
         assert!(correlation(&g("SYNP01"), &g("SYNP02")).abs() < 0.12);
         // Symbols differ in price level and volatility, so factor ranks are not ties.
         let first: Vec<f64> = series.iter().map(|b| b[0].open).collect();
-        let spread = first.iter().cloned().fold(0.0, f64::max) / first.iter().cloned().fold(f64::MAX, f64::min);
+        let spread = first.iter().cloned().fold(0.0, f64::max)
+            / first.iter().cloned().fold(f64::MAX, f64::min);
         assert!(spread > 1.5, "{first:?}");
     }
 
@@ -347,8 +357,14 @@ mod tests {
         let var = |xs: Vec<f64>| xs.iter().map(|x| x * x).sum::<f64>() / xs.len() as f64;
         let long = cal.bar_starts(Timeframe::Minute(15), t(2022, 1, 1), t(2023, 12, 31));
         let p = factor_path(7, &long[..FACTOR_TAIL], &long[FACTOR_TAIL..]);
-        let (vd, vs) = (var(p.iter().map(|x| x.0).collect()), var(p.iter().map(|x| x.1).collect()));
-        assert!((vd - 1.0).abs() < 0.25 && (vs - 1.0).abs() < 0.05, "{vd} {vs}");
+        let (vd, vs) = (
+            var(p.iter().map(|x| x.0).collect()),
+            var(p.iter().map(|x| x.1).collect()),
+        );
+        assert!(
+            (vd - 1.0).abs() < 0.25 && (vs - 1.0).abs() < 0.05,
+            "{vd} {vs}"
+        );
     }
 
     #[test]

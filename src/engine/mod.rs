@@ -6,6 +6,7 @@ pub mod device;
 pub mod env;
 pub mod model;
 pub mod policy;
+pub mod portfolio_env;
 pub mod ppo;
 pub mod schedule;
 

@@ -8,8 +8,8 @@
 mod clock;
 pub mod events;
 pub mod export;
-pub mod portfolio;
 mod hourly;
+pub mod portfolio;
 mod price;
 mod regime;
 mod series;

@@ -36,7 +36,11 @@ fn aligns_on_sessions_and_marks_missing_cells() {
     // CCC is listed on the 7th; it also has a Saturday bar (off-calendar), a second bar for the
     // 8th stamped at midnight New York time (Alpaca's daily stamp: a duplicate, kept as the later
     // one) and a bar with a zero price (invalid).
-    let mut c: Vec<Bar> = days.iter().filter(|&&d| d >= 7).map(|&d| bar(d, 7.0)).collect();
+    let mut c: Vec<Bar> = days
+        .iter()
+        .filter(|&&d| d >= 7)
+        .map(|&d| bar(d, 7.0))
+        .collect();
     let mut sat = bar(8, 7.0);
     sat.ts = Utc.with_ymd_and_hms(2024, 3, 9, 15, 0, 0).unwrap();
     c.push(sat);
@@ -64,7 +68,10 @@ fn aligns_on_sessions_and_marks_missing_cells() {
     assert_eq!(r.symbols[0].missing(), 0);
     assert_eq!(r.symbols[0].describe(), None);
     let b = &r.symbols[1];
-    assert_eq!((b.present, b.gaps, b.before_first, b.after_last), (8, 2, 0, 0));
+    assert_eq!(
+        (b.present, b.gaps, b.before_first, b.after_last),
+        (8, 2, 0, 0)
+    );
     assert_eq!(b.gap_at, vec![p.ts[2], p.ts[6]]);
     let c = &r.symbols[2];
     assert_eq!((c.present, c.gaps, c.before_first), (6, 1, 3));
@@ -73,7 +80,10 @@ fn aligns_on_sessions_and_marks_missing_cells() {
     assert_eq!(r.missing_cells(), 2 + 4);
     let lines = r.lines();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0].starts_with("BBB: 2 gaps at 2024-03-06"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("BBB: 2 gaps at 2024-03-06"),
+        "{lines:?}"
+    );
     assert!(lines[1].contains("starts late (3 bars before"), "{lines:?}");
 }
 
@@ -85,7 +95,13 @@ fn the_axis_spans_every_symbol_within_the_days() {
     assert_eq!(p.n_bars(), 6);
     assert_eq!(p.report.symbols[0].after_last, 3, "AAA ends early");
     // Days clip the axis.
-    let p = Panel::align(&syms()[..2], Timeframe::Day, &[a, b], Some((day(5), day(7)))).unwrap();
+    let p = Panel::align(
+        &syms()[..2],
+        Timeframe::Day,
+        &[a, b],
+        Some((day(5), day(7))),
+    )
+    .unwrap();
     assert_eq!(p.n_bars(), 3);
     assert_eq!(p.row_of(p.ts[1]), Some(1));
 }
@@ -94,7 +110,10 @@ fn the_axis_spans_every_symbol_within_the_days() {
 fn unusable_input_is_refused_by_name() {
     let a: Vec<Bar> = [4, 5].iter().map(|&d| bar(d, 10.0)).collect();
     let e = Panel::align(&syms()[..2], Timeframe::Day, &[a.clone(), vec![]], None).unwrap_err();
-    assert!(format!("{e:#}").contains("BBB has no usable 1Day bars"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("BBB has no usable 1Day bars"),
+        "{e:#}"
+    );
     let e = Panel::align(
         &syms()[..2],
         Timeframe::Day,
@@ -102,7 +121,10 @@ fn unusable_input_is_refused_by_name() {
         Some((day(11), day(15))),
     )
     .unwrap_err();
-    assert!(format!("{e:#}").contains("between 2024-03-11 and 2024-03-15"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("between 2024-03-11 and 2024-03-15"),
+        "{e:#}"
+    );
     let mixed = [Symbol::equity("AAA"), Symbol::crypto("BTC/USD")];
     let e = Panel::align(&mixed, Timeframe::Day, &[a.clone(), a.clone()], None).unwrap_err();
     assert!(format!("{e:#}").contains("one session calendar"), "{e:#}");

@@ -125,7 +125,11 @@ fn zscore(xs: &mut [f64]) {
     let mean = xs.iter().sum::<f64>() / n;
     let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     for x in xs.iter_mut() {
-        *x = if sd > 1e-12 { clip((*x - mean) / sd) } else { 0.0 };
+        *x = if sd > 1e-12 {
+            clip((*x - mean) / sd)
+        } else {
+            0.0
+        };
     }
 }
 

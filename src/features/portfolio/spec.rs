@@ -146,7 +146,10 @@ impl PortfolioSpec {
             ));
         }
         if self.timeframe != model.timeframe {
-            diff.push(format!("timeframe {} vs {}", model.timeframe, self.timeframe));
+            diff.push(format!(
+                "timeframe {} vs {}",
+                model.timeframe, self.timeframe
+            ));
         }
         if self.window != model.window {
             diff.push(format!("window {} vs {}", model.window, self.window));

@@ -88,7 +88,10 @@ fn step_rows_are_cross_sectional_and_scale_free() {
         let z: Vec<f64> = (0..3).map(|i| row[i * 6 + f] as f64).collect();
         let mean = z.iter().sum::<f64>() / 3.0;
         let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0;
-        assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "factor {f}: {z:?}");
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5,
+            "factor {f}: {z:?}"
+        );
     }
     // Ranks follow the scores: momentum A > C > B, calm B > C > A, cheap C > B > A.
     assert!(row[1] > row[13] && row[13] > row[7]);
@@ -111,7 +114,11 @@ fn step_rows_are_cross_sectional_and_scale_free() {
 fn a_symbol_without_a_full_lookback_is_unavailable_in_the_row() {
     let pf = compute(&spec(), &panel(1.0, &[2])).unwrap();
     let row = pf.row(4);
-    assert!(row[12..18].iter().all(|v| *v == 0.0), "CCC: {:?}", &row[12..18]);
+    assert!(
+        row[12..18].iter().all(|v| *v == 0.0),
+        "CCC: {:?}",
+        &row[12..18]
+    );
     // Two symbols left: z-scores of ±1.
     assert!((row[1] - 1.0).abs() < 1e-6 && (row[7] + 1.0).abs() < 1e-6);
     assert!(pf.factors.scores[4 * 3 + 2].is_none());

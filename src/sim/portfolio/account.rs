@@ -56,7 +56,11 @@ impl Frictions {
     /// The cost of trading `value` (≥ 0) out of a portfolio worth `portfolio` at slippage draw
     /// `slippage`.
     pub fn cost(&self, value: f64, portfolio: f64, slippage: f64) -> TradeCost {
-        let rel = if portfolio > 0.0 { value / portfolio } else { 0.0 };
+        let rel = if portfolio > 0.0 {
+            value / portfolio
+        } else {
+            0.0
+        };
         TradeCost {
             slippage: slippage * value,
             spread: self.spread * value,
@@ -190,7 +194,13 @@ impl PortfolioAccount {
         self.qty
             .iter()
             .zip(marks)
-            .map(|(q, p)| if self.equity > 0.0 { q * p / self.equity } else { 0.0 })
+            .map(|(q, p)| {
+                if self.equity > 0.0 {
+                    q * p / self.equity
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 
@@ -199,7 +209,11 @@ impl PortfolioAccount {
     pub fn tail(&self, marks: &[f64], out: &mut Vec<f32>) {
         out.clear();
         out.extend(self.weights(marks).iter().map(|w| *w as f32));
-        let cash = if self.equity > 0.0 { self.cash / self.equity } else { 0.0 };
+        let cash = if self.equity > 0.0 {
+            self.cash / self.equity
+        } else {
+            0.0
+        };
         out.push(cash as f32);
         out.push((10.0 * (self.equity / self.initial - 1.0)).tanh() as f32);
         out.push(self.drawdown() as f32);

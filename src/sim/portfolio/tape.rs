@@ -139,7 +139,10 @@ impl Tape {
             bail!("action {action} is not one of the 12 portfolio regimes (0–11)");
         };
         if t == 0 || t >= self.n_bars {
-            bail!("bar {t} cannot be traded: decisions execute at bars 1..{}", self.n_bars);
+            bail!(
+                "bar {t} cannot be traded: decisions execute at bars 1..{}",
+                self.n_bars
+            );
         }
         let before = account.equity;
         let rebalance = self.targets(t, regime).map(|w| {
@@ -152,7 +155,11 @@ impl Tape {
             )
         });
         account.mark(self.marks(t));
-        let ratio = if before > 0.0 { account.equity / before } else { 1.0 };
+        let ratio = if before > 0.0 {
+            account.equity / before
+        } else {
+            1.0
+        };
         Ok(StepOutcome {
             reward: ratio.max(1e-6).ln() * rules.reward_scale,
             rebalance,

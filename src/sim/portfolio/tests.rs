@@ -82,7 +82,9 @@ fn regimes_rank_only_eligible_symbols() {
     // The same 12 on 300 symbols: weights sum to 1 and the top-k sizes scale.
     let many: Vec<Option<FactorScores>> = (0..300)
         .map(|i| {
-            let c: Vec<f64> = (0..21).map(|k| 10.0 + i as f64 + (k * (i % 7)) as f64 * 0.1).collect();
+            let c: Vec<f64> = (0..21)
+                .map(|k| 10.0 + i as f64 + (k * (i % 7)) as f64 * 0.1)
+                .collect();
             FactorScores::from_closes(&c)
         })
         .collect();
@@ -141,13 +143,22 @@ fn rebalance_pays_each_friction_and_freezes_untradable_holdings() {
         cash: 0.0,
     };
     // From cash into 50/50 at 100 and 50: each leg trades 50,000 of 100,000.
-    let reb = a.rebalance(&r.frictions, &ew, &[100.0, 50.0], &[true, true], &[0.0002, 0.0005]);
+    let reb = a.rebalance(
+        &r.frictions,
+        &ew,
+        &[100.0, 50.0],
+        &[true, true],
+        &[0.0002, 0.0005],
+    );
     assert_eq!(a.qty, vec![500.0, 1000.0]);
     // Legs cost 10 + 10 + 353.5534 and 25 + 10 + 353.5534.
     assert!((reb.cost.total() - 762.106_781_186_547_7).abs() < 1e-6);
     assert!((reb.cost.slippage - 35.0).abs() < 1e-9);
     assert!((reb.traded - 100_000.0).abs() < 1e-9);
-    assert!((a.cash + 762.106_781_186_547_7).abs() < 1e-6, "costs come out of cash");
+    assert!(
+        (a.cash + 762.106_781_186_547_7).abs() < 1e-6,
+        "costs come out of cash"
+    );
     a.mark(&[100.0, 50.0]);
     assert!((a.equity - 99_237.893_218_813_46).abs() < 1e-6);
 
@@ -170,7 +181,13 @@ fn rebalance_pays_each_friction_and_freezes_untradable_holdings() {
     let mut b = PortfolioAccount::new(&r, 2);
     b.cash = 50_000.0;
     b.qty = vec![0.0, 1000.0];
-    let reb = b.rebalance(&r.frictions, &ew, &[100.0, 50.0], &[true, false], &[0.0, 0.0]);
+    let reb = b.rebalance(
+        &r.frictions,
+        &ew,
+        &[100.0, 50.0],
+        &[true, false],
+        &[0.0, 0.0],
+    );
     assert_eq!(b.qty[1], 1000.0, "frozen");
     // Deployable 100,000 − 50,000: half of it in symbol 0.
     assert!((b.qty[0] - 250.0).abs() < 1e-12);
@@ -237,7 +254,11 @@ mod tape {
         let tape = Tape::new(&p, &FactorTable::compute(&p, 2));
         // Scores need closes t−2..=t: B has them at rows 2–4 only (row 5 is missing), so B is
         // eligible to execute at rows 3 and 4; A from row 3 on.
-        let elig = |i: usize| (0..8).filter(|&t| tape.eligible_at(t)[i]).collect::<Vec<_>>();
+        let elig = |i: usize| {
+            (0..8)
+                .filter(|&t| tape.eligible_at(t)[i])
+                .collect::<Vec<_>>()
+        };
         assert_eq!(elig(0), vec![3, 4, 5, 6, 7]);
         assert_eq!(elig(1), vec![3, 4]);
         assert!(!tape.tradable_at(5)[1] && tape.tradable_at(6)[1]);
@@ -249,7 +270,9 @@ mod tape {
         let r = rules();
         let mut acct = PortfolioAccount::new(&r, 2);
         let draws = [0.0001, 0.0004];
-        let out = tape.step(&mut acct, &r, 4, Regime::EqualWeight.index(), &draws).unwrap();
+        let out = tape
+            .step(&mut acct, &r, 4, Regime::EqualWeight.index(), &draws)
+            .unwrap();
         let reb = out.rebalance.unwrap();
         // Bought at the open of row 4 (104 and 46), marked at its close (105 and 45.5).
         assert!((acct.qty[0] - 50_000.0 / 104.0).abs() < 1e-9);
@@ -261,7 +284,9 @@ mod tape {
         // Row 5: B cannot trade; EQUAL_WEIGHT over the eligible (A alone) takes the rest.
         let b_qty = acct.qty[1];
         let before = acct.equity;
-        let out = tape.step(&mut acct, &r, 5, Regime::EqualWeight.index(), &draws).unwrap();
+        let out = tape
+            .step(&mut acct, &r, 5, Regime::EqualWeight.index(), &draws)
+            .unwrap();
         assert_eq!(acct.qty[1], b_qty, "frozen");
         let reb = out.rebalance.unwrap();
         let deployable = reb.value_before - b_qty * 45.5;
@@ -269,7 +294,9 @@ mod tape {
         assert!((out.reward - (acct.equity / before).ln() * 100.0).abs() < 1e-9);
         // HOLD trades nothing and costs nothing.
         let cash = acct.cash;
-        let out = tape.step(&mut acct, &r, 6, Regime::Hold.index(), &draws).unwrap();
+        let out = tape
+            .step(&mut acct, &r, 6, Regime::Hold.index(), &draws)
+            .unwrap();
         assert_eq!((out.rebalance, acct.cash), (None, cash));
 
         let e = tape.step(&mut acct, &r, 6, 12, &draws).unwrap_err();
