@@ -218,8 +218,8 @@ fn portfolio_env_matches_sim_under_random_actions() {
                 equity[i],
                 accts[i].equity
             );
-            for j in 0..s {
-                let (q, e) = (qty[i][j] as f64, accts[i].qty[j]);
+            for (j, (q, e)) in qty[i].iter().zip(&accts[i].qty).enumerate() {
+                let (q, e) = (*q as f64, *e);
                 assert!(
                     (q - e).abs() <= 1e-4 * e.abs().max(1.0),
                     "env {i} sym {j}: {q} vs {e}"

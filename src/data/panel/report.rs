@@ -51,11 +51,11 @@ impl SymbolCoverage {
         self.present = rows.len();
         self.before_first = a;
         self.after_last = ts.len() - 1 - b;
-        for t in a..=b {
+        for (t, at) in ts.iter().enumerate().take(b + 1).skip(a) {
             if !available(t) {
                 self.gaps += 1;
                 if self.gap_at.len() < GAP_SAMPLES {
-                    self.gap_at.push(ts[t]);
+                    self.gap_at.push(*at);
                 }
             }
         }
