@@ -169,11 +169,8 @@ mod tests {
             ..inputs()
         };
         let s = composite_score(&broken, &ScoreScales::default());
-        assert_eq!((s.value, s.instability), (-1.0, 1.0));
-        assert_eq!(
-            s.reward, 1.0,
-            "an infinite mean reward is finite-capped by tanh"
-        );
+        // Non-finite inputs score as their term's worst: an infinite reward is a broken run.
+        assert_eq!((s.value, s.instability, s.reward), (-1.0, 1.0, -1.0));
         // A losing model loses profitability however often it wins.
         let losing = CompositeInputs {
             mean_return: -0.05,
