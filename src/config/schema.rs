@@ -19,6 +19,7 @@ pub struct Config {
     pub backtest: BacktestConfig,
     pub walk_forward: WalkForwardConfig,
     pub live: LiveConfig,
+    pub portfolio: super::PortfolioConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +161,10 @@ pub struct SyntheticConfig {
     pub gap_vol: f64,
     #[serde(deserialize_with = "range::price")]
     pub start_price: f64,
+    /// Share of a portfolio symbol's variance that comes from the common market factor
+    /// (`portfolio.synthetic_symbols` only; other symbols are independent random walks).
+    #[serde(deserialize_with = "range::below_one")]
+    pub factor_share: f64,
 }
 
 impl Default for SyntheticConfig {
@@ -170,6 +175,7 @@ impl Default for SyntheticConfig {
             annual_vol: 0.25,
             gap_vol: 0.006,
             start_price: 100.0,
+            factor_share: 0.4,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod host_gru;
 pub mod model;
 pub mod ops;
 pub mod policy;
+pub mod portfolio_env;
 pub mod ppo;
 pub mod rollout;
 pub mod schedule;
