@@ -2,7 +2,7 @@
 //! thread with a progress display, and map its outcome to an exit code.
 
 use super::progress::{Display, Verbosity};
-use crate::config::{Config, RewardKind, TrainDuration};
+use crate::config::{Config, GpuSizing, RewardKind, TrainDuration};
 use crate::jobs::{self, CancelToken, EvalPeriod, JobRequest};
 use crate::paths::Paths;
 use anyhow::Result;
@@ -102,16 +102,35 @@ pub struct TrainArgs {
     /// a unique prefix, or `latest` (the default). The run's own configuration continues.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
           conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every"])]
+                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "high_vram", "low_vram", "gpu_sizing"])]
     pub resume: Option<String>,
     /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
     /// the run's model files (its update's state). Later checkpoints move aside.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every"])]
+                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "high_vram", "low_vram", "gpu_sizing"])]
     pub checkpoint: Option<std::path::PathBuf>,
+    /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
+    #[arg(long, conflicts_with_all = ["low_vram", "gpu_sizing"])]
+    pub high_vram: bool,
+    /// On a GPU: size from its memory, capped at 20 GiB, with the smaller batches.
+    #[arg(long, conflicts_with = "gpu_sizing")]
+    pub low_vram: bool,
+    /// On a GPU: auto (detect the tier), off (the config's sizes), high-vram, low-vram, or a
+    /// tier: h100, a100-80, a100-40, rtx4090, rtx3090, generic.
+    #[arg(long, value_parser = parse_gpu_sizing)]
+    pub gpu_sizing: Option<GpuSizing>,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_gpu_sizing(s: &str) -> Result<GpuSizing, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        "use auto, off, high-vram, low-vram, h100, a100-80, a100-40, rtx4090, rtx3090 or generic"
+            .to_string()
+    })
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +329,13 @@ pub fn train(
     }
     if let Some(k) = a.keep_every {
         cfg.ppo.keep_every = k as usize;
+    }
+    if let Some(g) = a.gpu_sizing {
+        cfg.ppo.gpu_sizing = g;
+    } else if a.high_vram {
+        cfg.ppo.gpu_sizing = GpuSizing::HighVram;
+    } else if a.low_vram {
+        cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
     execute(paths, cfg, JobRequest::Train { symbol }, &a.common)

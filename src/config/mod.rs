@@ -4,9 +4,11 @@
 
 pub mod duration;
 mod load;
+mod portfolio;
 mod range;
 mod schema;
 
 pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
 pub use duration::TrainDuration;
+pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;

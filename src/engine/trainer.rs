@@ -205,6 +205,7 @@ impl<'a> Trainer<'a> {
             timesteps: self.progress.timesteps,
             created: chrono::Utc::now(),
             config: self.cfg.clone(),
+            portfolio: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::ctx::Ctx;
 use super::resume::ResumePoint;
 use super::rundir::DataRef;
 use super::{CheckpointReason, Event, JobSummary, LogLevel};
+use crate::config::GpuSizing;
 use crate::data::store::hash_bars;
 use crate::engine::ppo::{RestartReason, TrainNote, ValidationReport};
 use crate::engine::{self, ppo, HostPolicy, TrainObserver};
@@ -192,6 +193,16 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         })?;
     }
     let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
+    let (sized, sizing) = sized_config(cfg, &device, spec.obs_dim())?;
+    if device.is_cuda() {
+        ctx.sink.info(sizing.describe());
+    } else if !matches!(cfg.ppo.gpu_sizing, GpuSizing::Auto | GpuSizing::Off) {
+        ctx.sink.warn(format!(
+            "gpu_sizing = \"{}\" applies on a CUDA device only: this CPU run keeps the config's sizes",
+            cfg.ppo.gpu_sizing.as_str()
+        ));
+    }
+    let cfg = &sized;
     let p = &cfg.ppo;
     ctx.sink.info(format!(
         "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
@@ -312,6 +323,31 @@ fn add_artifact(ctx: &Ctx, name: &str) -> Result<()> {
             m.artifacts.push(name.to_string());
         }
     })
+}
+
+/// The config with the GPU's sizes in place (the config's own on a CPU; see `engine::sizing`).
+fn sized_config(
+    cfg: &crate::config::Config,
+    device: &candle_core::Device,
+    obs_dim: usize,
+) -> Result<(crate::config::Config, engine::sizing::Sizing)> {
+    let on_cuda = device.is_cuda();
+    let gpu = if on_cuda {
+        let index = cfg
+            .ppo
+            .device
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        engine::sizing::probe(index)
+    } else {
+        None
+    };
+    let sizing = engine::sizing::plan(&cfg.ppo, on_cuda, gpu, obs_dim, crate::sim::N_ACTIONS)?;
+    let mut out = cfg.clone();
+    sizing.apply(&mut out.ppo);
+    crate::config::validate(&out)?;
+    Ok((out, sizing))
 }
 
 /// A run's validation history, oldest first: `validations.jsonl` (a torn last line from a kill is

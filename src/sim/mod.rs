@@ -5,6 +5,7 @@
 mod account;
 mod actions;
 pub mod reward;
+pub mod portfolio;
 mod risk;
 
 pub use account::{Account, Fill, Rules};

@@ -86,15 +86,29 @@ fn verbose_shows_reward_components_and_debug_lines() {
 fn resume_refusals_name_the_reason() {
     let home = tempfile::tempdir().unwrap();
     let cfg = tiny_file(home.path());
-    let o = qd(home.path(), &["--config", &cfg, "train", "SYNA", "--iterations", "2"]);
+    let o = qd(home.path(), &["--config", &cfg, "train", "SYNA", "--iterations", "4"]);
     assert!(o.status.success(), "{}", text(&o));
 
     let o = qd(home.path(), &["train", "--resume"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("nothing is left to resume"), "{}", text(&o));
 
-    // An explicit mode with another network: both layouts named.
-    let o = qd(home.path(), &["--mode", "quick_test", "train", "--resume", "latest"]);
+    // An explicit mode with another network, from the earlier (update 2) state: both layouts named.
+    let run = only_run(home.path());
+    let state_dir = home
+        .path()
+        .join("runs")
+        .join(run["id"].as_str().unwrap())
+        .join("state");
+    let mut states: Vec<_> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    states.sort();
+    assert!(states.len() >= 2, "{states:?}");
+    let earlier = states[0].display().to_string();
+    let o = qd(home.path(), &["--mode", "quick_test", "train", "--checkpoint", &earlier]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
