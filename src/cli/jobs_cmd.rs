@@ -268,12 +268,7 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
 
 /// `explicit_config`: the user named a mode or a config file, whose network a resumed run must
 /// match.
-pub fn train(
-    paths: &Paths,
-    cfg: &mut Config,
-    a: TrainArgs,
-    explicit_config: bool,
-) -> Result<i32> {
+pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
     if a.resume.is_some() || a.checkpoint.is_some() {
         let req = JobRequest::ResumeTrain {
             run: a.resume,

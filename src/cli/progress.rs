@@ -119,7 +119,10 @@ pub fn describe_at(e: &Event, v: Verbosity) -> Option<String> {
     match e {
         Event::Update(m) if v == Verbosity::Verbose => {
             let mut line = describe(e)?;
-            line.push_str(&format!("  critic_lr {:.2e}  episodes {}", m.critic_lr, m.episodes));
+            line.push_str(&format!(
+                "  critic_lr {:.2e}  episodes {}",
+                m.critic_lr, m.episodes
+            ));
             if let Some(c) = m.critic_loss {
                 line.push_str(&format!("  critic-only v {c:.4}"));
             }

@@ -102,7 +102,10 @@ mod tests {
         }
         .apply(&mut p, 256)
         .unwrap();
-        assert_eq!((r.by, r.updates, p.total_timesteps), ("iterations", 5, 5 * 8192));
+        assert_eq!(
+            (r.by, r.updates, p.total_timesteps),
+            ("iterations", 5, 5 * 8192)
+        );
         assert!(r.notes.is_empty());
 
         // 100 episodes × 256 steps = 25,600 steps → 4 updates (rounded up).
@@ -112,7 +115,10 @@ mod tests {
         }
         .apply(&mut p, 256)
         .unwrap();
-        assert_eq!((r.by, r.updates, p.total_timesteps), ("episodes", 4, 4 * 8192));
+        assert_eq!(
+            (r.by, r.updates, p.total_timesteps),
+            ("episodes", 4, 4 * 8192)
+        );
         // 32 episodes fill exactly one update.
         let r = TrainDuration {
             episodes: Some(32),
@@ -128,8 +134,15 @@ mod tests {
         }
         .apply(&mut p, 256)
         .unwrap();
-        assert_eq!((r.by, r.updates, p.total_timesteps), ("timesteps", 2, 20_000));
-        assert!(r.notes[0].contains("rounds to 2 update(s)"), "{:?}", r.notes);
+        assert_eq!(
+            (r.by, r.updates, p.total_timesteps),
+            ("timesteps", 2, 20_000)
+        );
+        assert!(
+            r.notes[0].contains("rounds to 2 update(s)"),
+            "{:?}",
+            r.notes
+        );
 
         assert!(TrainDuration::default().apply(&mut p, 256).is_none());
         assert_eq!(p.total_timesteps, 20_000, "no flag changes nothing");

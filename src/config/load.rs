@@ -420,7 +420,9 @@ mod tests {
         assert_eq!((cfg.ppo.actor_lr, cfg.ppo.critic_lr), (0.001, 0.003));
         assert_eq!(cfg.ppo.lr, None);
         assert!(
-            notes.len() == 1 && notes[0].contains("old.toml, line 3") && notes[0].contains("actor_lr"),
+            notes.len() == 1
+                && notes[0].contains("old.toml, line 3")
+                && notes[0].contains("actor_lr"),
             "{notes:?}"
         );
         std::fs::write(&p, "[ppo]\nlr = 0.001\ncritic_lr = 0.002\n").unwrap();
@@ -432,7 +434,13 @@ mod tests {
         // A model file's recorded config from before the split still reads.
         let mut v = serde_json::to_value(Config::default()).unwrap();
         let ppo = v["ppo"].as_object_mut().unwrap();
-        for k in ["actor_lr", "critic_lr", "critic_epochs", "keep_every", "early_stop"] {
+        for k in [
+            "actor_lr",
+            "critic_lr",
+            "critic_epochs",
+            "keep_every",
+            "early_stop",
+        ] {
             ppo.remove(k);
         }
         ppo.insert("lr".into(), serde_json::json!(0.0005));
@@ -450,10 +458,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.toml");
         std::fs::write(&p, "[env]\nreward = \"seed\"\n").unwrap();
-        assert_eq!(load(None, Some(&p)).unwrap().env.reward, super::super::RewardKind::Seed);
+        assert_eq!(
+            load(None, Some(&p)).unwrap().env.reward,
+            super::super::RewardKind::Seed
+        );
         std::fs::write(&p, "[env]\n\nreward = \"sharpe\"\n").unwrap();
         let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
-        assert!(err.contains("line 3") && err.contains("pnl") && err.contains("seed"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("pnl") && err.contains("seed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -216,8 +216,14 @@ mod tests {
         }
         let want = FlatParams::from_model(&reference).unwrap();
         let before = FlatParams::from_model(&model).unwrap();
-        assert!(vec(&flat.actor) != vec(&before.actor), "steps must move the actor");
-        assert!(vec(&flat.critic) != vec(&before.critic), "steps must move the critic");
+        assert!(
+            vec(&flat.actor) != vec(&before.actor),
+            "steps must move the actor"
+        );
+        assert!(
+            vec(&flat.critic) != vec(&before.critic),
+            "steps must move the critic"
+        );
         close(&vec(&flat.actor), &vec(&want.actor));
         close(&vec(&flat.critic), &vec(&want.critic));
         assert_eq!((opt.actor.t, opt.critic.t), (3, 3));
@@ -265,8 +271,8 @@ mod tests {
                 critic: g(a.critic.elem_count()),
             };
             opt_a.step(&mut a, &g, 1e-2, 2e-2, 0.5).unwrap();
-            let whole = clip_global_norm(&Tensor::cat(&[&g.actor, &g.critic], 0).unwrap(), 0.5)
-                .unwrap();
+            let whole =
+                clip_global_norm(&Tensor::cat(&[&g.actor, &g.critic], 0).unwrap(), 0.5).unwrap();
             let n = g.actor.elem_count();
             let clipped = Grads {
                 actor: whole.narrow(0, 0, n).unwrap(),

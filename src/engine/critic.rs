@@ -140,19 +140,40 @@ mod tests {
             vf_coef: 0.5,
             max_grad_norm: 0.5,
         };
-        let (loss, n) = fit(&mut params, &mut opt, &obs, &returns, &mut Rng::new(1), fit_cfg)
-            .unwrap()
-            .unwrap();
+        let (loss, n) = fit(
+            &mut params,
+            &mut opt,
+            &obs,
+            &returns,
+            &mut Rng::new(1),
+            fit_cfg,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(n, 20 * 4);
         assert_eq!(loss.dtype(), DType::F32);
         let after = value_loss(&params, &obs, &returns);
         assert!(after < 0.25 * before, "value loss {before} → {after}");
-        assert_eq!(params.actor.to_vec1::<f32>().unwrap(), actor, "the actor moved");
+        assert_eq!(
+            params.actor.to_vec1::<f32>().unwrap(),
+            actor,
+            "the actor moved"
+        );
         assert_eq!(opt.actor.t, 0);
         assert_eq!(opt.critic.t, 80);
-        let none = CriticFit { epochs: 0, ..fit_cfg };
-        assert!(fit(&mut params, &mut opt, &obs, &returns, &mut Rng::new(1), none)
-            .unwrap()
-            .is_none());
+        let none = CriticFit {
+            epochs: 0,
+            ..fit_cfg
+        };
+        assert!(fit(
+            &mut params,
+            &mut opt,
+            &obs,
+            &returns,
+            &mut Rng::new(1),
+            none
+        )
+        .unwrap()
+        .is_none());
     }
 }

@@ -97,6 +97,9 @@ mod tests {
             seen,
             vec![(1, 0.5, 1.5), (2, 0.25, 2.25), (3, 0.125, 3.375)]
         );
-        assert!(EarlyStop::from_config(&PpoConfig::default()).is_none(), "off by default");
+        assert!(
+            EarlyStop::from_config(&PpoConfig::default()).is_none(),
+            "off by default"
+        );
     }
 }

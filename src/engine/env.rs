@@ -325,7 +325,11 @@ impl VecEnv {
         let mut want: Vec<String> = self.state().tensors.into_iter().map(|(n, _)| n).collect();
         for (name, t) in s.tensors {
             if t.dims() != [self.n] {
-                bail!("saved env tensor {name} has shape {:?}, expected [{}]", t.dims(), self.n);
+                bail!(
+                    "saved env tensor {name} has shape {:?}, expected [{}]",
+                    t.dims(),
+                    self.n
+                );
             }
             let t = t.to_device(&self.device)?;
             match name.as_str() {
@@ -335,7 +339,10 @@ impl VecEnv {
                 "equity" => self.equity = t,
                 "peak" => self.peak = t,
                 other => {
-                    let known = self.seed.as_mut().is_some_and(|seed| seed.restore(other, t));
+                    let known = self
+                        .seed
+                        .as_mut()
+                        .is_some_and(|seed| seed.restore(other, t));
                     if !known {
                         bail!("the saved env state holds {other:?}, which this env's reward does not use");
                     }
@@ -346,7 +353,10 @@ impl VecEnv {
         if !want.is_empty() {
             bail!("the saved env state lacks {}", want.join(", "));
         }
-        if s.t.iter().any(|&t| (t as usize) < self.lo || t as usize + 1 >= self.hi) {
+        if s.t
+            .iter()
+            .any(|&t| (t as usize) < self.lo || t as usize + 1 >= self.hi)
+        {
             bail!("the saved env clocks fall outside this env's bars");
         }
         self.t = s.t;

@@ -87,9 +87,7 @@ impl SeedReward {
 
         // Entry prices as `Account::apply_fill` keeps them: the fill price (slippage included)
         // on a new or flipped position, the average on an increase, unchanged on a reduction.
-        let fill = s
-            .price
-            .mul(&s.dq.sign()?.affine(self.slippage, 1.0)?)?;
+        let fill = s.price.mul(&s.dq.sign()?.affine(self.slippage, 1.0)?)?;
         let (old_abs, new_abs) = (s.qty_old.abs()?, s.qty_new.abs()?);
         let opposite = s.qty_old.mul(s.qty_new)?.lt(0.0)?;
         let opened = s.qty_old.eq(0.0)?.maximum(&opposite)?;
@@ -107,7 +105,8 @@ impl SeedReward {
             &((s.price / &self.entry)? - 1.0)?.mul(&s.qty_old.sign()?)?,
             &zero,
         )?;
-        let reduced = f32_mask(has_old)?.mul(&f32_mask(new_abs.lt(&old_abs)?.maximum(&opposite)?)?)?;
+        let reduced =
+            f32_mask(has_old)?.mul(&f32_mask(new_abs.lt(&old_abs)?.maximum(&opposite)?)?)?;
         let took_profit = reduced.mul(&f32_mask(exit_ret.ge(prm.take_profit)?)?)?;
         let has_new = s.qty_new.ne(0.0)?;
         let open_ret = has_new.where_cond(

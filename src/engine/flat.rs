@@ -202,9 +202,18 @@ mod tests {
         let head = &flat.layers().unwrap()[2];
         let head_w = head.wt.t().unwrap();
         let named: std::collections::HashMap<_, _> = model.named_tensors().into_iter().collect();
-        assert_eq!(vec(&head_w.narrow(0, 0, 8).unwrap()), vec(&named["actor.weight"]));
-        assert_eq!(vec(&head_w.narrow(0, 8, 1).unwrap()), vec(&named["critic.weight"]));
-        assert_eq!(vec(&head.b.narrow(0, 8, 1).unwrap()), vec(&named["critic.bias"]));
+        assert_eq!(
+            vec(&head_w.narrow(0, 0, 8).unwrap()),
+            vec(&named["actor.weight"])
+        );
+        assert_eq!(
+            vec(&head_w.narrow(0, 8, 1).unwrap()),
+            vec(&named["critic.weight"])
+        );
+        assert_eq!(
+            vec(&head.b.narrow(0, 8, 1).unwrap()),
+            vec(&named["critic.bias"])
+        );
         let w0 = &flat.layers().unwrap()[0].wt;
         assert_eq!(vec(&w0.t().unwrap()), vec(&named["trunk.0.weight"]));
         // The critic buffer is the value head alone.

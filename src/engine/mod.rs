@@ -21,9 +21,9 @@ pub mod prune;
 pub mod rollout;
 pub mod samples;
 pub mod schedule;
+pub mod sizing;
 pub mod state;
 mod trainer;
-pub mod sizing;
 
 pub use checkpoint::{load_model, save_model, ModelMeta};
 pub use model::ActorCritic;

@@ -33,7 +33,7 @@ pub struct KeepRule {
 impl KeepRule {
     pub fn keeps(&self, update: usize) -> bool {
         let period = self.validation_interval.max(1) * self.keep_every.max(1);
-        update == self.newest || Some(update) == self.best || update % period == 0
+        update == self.newest || Some(update) == self.best || update.is_multiple_of(period)
     }
 }
 
@@ -87,8 +87,11 @@ mod tests {
         for sub in [CHECKPOINT_DIR, STATE_DIR] {
             std::fs::create_dir_all(out.join(sub)).unwrap();
             for u in [2, 4, 6, 8, 10] {
-                std::fs::write(out.join(sub).join(format!("update_{u:05}.safetensors")), b"x")
-                    .unwrap();
+                std::fs::write(
+                    out.join(sub).join(format!("update_{u:05}.safetensors")),
+                    b"x",
+                )
+                .unwrap();
             }
             std::fs::write(out.join(sub).join("notes.txt"), b"mine").unwrap();
         }

@@ -209,8 +209,7 @@ pub fn save_state(path: &Path, s: &Snapshot, ctx: &StateContext) -> Result<()> {
     let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
         .map_err(|e| anyhow!("cannot serialise the training state: {e}"))?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_atomic(path, &bytes)
 }
@@ -259,7 +258,11 @@ fn meta_from_header(path: &Path, head: &HashMap<String, serde_json::Value>) -> R
 
 /// Loads a state file onto `device`; `template` gives the parameter layout (its buffers'
 /// sizes are checked against the file's).
-pub fn load_state(path: &Path, template: &FlatParams, device: &Device) -> Result<(StateMeta, Snapshot)> {
+pub fn load_state(
+    path: &Path,
+    template: &FlatParams,
+    device: &Device,
+) -> Result<(StateMeta, Snapshot)> {
     let meta = read_state_meta(path)?;
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read training state {}", path.display()))?;

@@ -12,13 +12,15 @@ use super::early_stop::{EarlyStop, Verdict};
 use super::env::VecEnv;
 use super::flat::FlatParams;
 use super::ppo::{
-    explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainData,
-    TrainNote, TrainObserver, TrainOutcome, UpdateMetrics,
+    explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainData, TrainNote,
+    TrainObserver, TrainOutcome, UpdateMetrics,
 };
 use super::prune::{checkpoint_path, prune, KeepRule};
 use super::rollout::Collector;
 use super::samples::Samples;
-use super::state::{load_state, save_state, state_path, NetLayout, Progress, Snapshot, StateContext};
+use super::state::{
+    load_state, save_state, state_path, NetLayout, Progress, Snapshot, StateContext,
+};
 use super::{schedule, ActorCritic, HostPolicy};
 use crate::config::{Config, RewardKind};
 use crate::rng::Rng;
@@ -50,7 +52,12 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(cfg: &'a Config, data: &'a TrainData, device: &Device, out_dir: &Path) -> Result<Self> {
+    pub fn new(
+        cfg: &'a Config,
+        data: &'a TrainData,
+        device: &Device,
+        out_dir: &Path,
+    ) -> Result<Self> {
         let p = &cfg.ppo;
         let (spec, fm) = (&data.spec, &data.fm);
         if data.train.is_empty() || data.validation.is_empty() {
@@ -248,7 +255,7 @@ impl<'a> Trainer<'a> {
             let update = self.progress.update + 1;
             let m = self.update(update, started, elapsed_base)?;
             observer.on_update(&m);
-            if update % p.validation_interval != 0 && update != self.updates {
+            if !update.is_multiple_of(p.validation_interval) && update != self.updates {
                 continue;
             }
             self.params.write_to(&self.model)?;
@@ -353,7 +360,12 @@ impl<'a> Trainer<'a> {
     }
 
     /// One PPO update: rollout, GAE, the PPO epochs, the critic-only epochs, metrics.
-    fn update(&mut self, update: usize, started: Instant, elapsed_base: f64) -> Result<UpdateMetrics> {
+    fn update(
+        &mut self,
+        update: usize,
+        started: Instant,
+        elapsed_base: f64,
+    ) -> Result<UpdateMetrics> {
         let cfg = self.cfg;
         let p = &cfg.ppo;
         let t0 = Instant::now();

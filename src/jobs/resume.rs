@@ -17,7 +17,9 @@ use super::{JobKind, JobStatus, Manifest, RunDir};
 use crate::config::Config;
 use crate::engine::checkpoint::read_meta;
 use crate::engine::prune::{checkpoint_path, CHECKPOINT_DIR};
-use crate::engine::state::{newest_state, read_state_meta, state_path, update_of, NetLayout, StateMeta, STATE_DIR};
+use crate::engine::state::{
+    newest_state, read_state_meta, state_path, update_of, NetLayout, StateMeta, STATE_DIR,
+};
 use crate::features::{events::EventTable, FeatureSpec};
 use crate::paths::{write_atomic, Paths};
 use crate::sim::N_ACTIONS;
@@ -64,7 +66,10 @@ pub fn locate(paths: &Paths, run: Option<&str>, checkpoint: Option<&Path>) -> Re
                 file.clone()
             } else {
                 let meta = read_meta(&file).with_context(|| {
-                    format!("{} is neither a training state nor a model file", file.display())
+                    format!(
+                        "{} is neither a training state nor a model file",
+                        file.display()
+                    )
                 })?;
                 state_path(run_dir, meta.update)
             };
@@ -92,7 +97,10 @@ pub fn locate(paths: &Paths, run: Option<&str>, checkpoint: Option<&Path>) -> Re
     };
     let manifest = RunDir::open(paths, &run_id)?.read_manifest()?;
     if manifest.kind != JobKind::Train {
-        bail!("run {run_id} is a {} run, not a training run", manifest.kind.as_str());
+        bail!(
+            "run {run_id} is a {} run, not a training run",
+            manifest.kind.as_str()
+        );
     }
     let meta = read_state_meta(&state)?;
     if meta.progress.update >= meta.updates {
@@ -124,7 +132,11 @@ pub fn reopen(dir: &RunDir, stale: bool) -> Result<Manifest> {
             "run {} is still running (pid {} on {}): stop it first, or wait for it to end",
             m.id,
             m.pid,
-            if m.host.is_empty() { "this host" } else { &m.host }
+            if m.host.is_empty() {
+                "this host"
+            } else {
+                &m.host
+            }
         );
     }
     let now = Utc::now();

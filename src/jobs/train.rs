@@ -123,7 +123,9 @@ impl TrainObserver for JobObserver<'_, '_> {
                     ));
                 }
                 if let Err(e) = self.forget_after(*from_update) {
-                    self.ctx.sink.error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
+                    self.ctx
+                        .sink
+                        .error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
                 }
                 self.ctx.sink.emit(Event::Restart {
                     from_update: *from_update,
@@ -133,7 +135,9 @@ impl TrainObserver for JobObserver<'_, '_> {
             TrainNote::EarlyStop(info) => {
                 // The final model is the last good state's: validations after it go.
                 if let Err(e) = self.forget_after(info.model_update) {
-                    self.ctx.sink.error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
+                    self.ctx
+                        .sink
+                        .error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
                 }
                 self.ctx.sink.emit(Event::EarlyStop(info.clone()));
             }
@@ -145,7 +149,11 @@ impl TrainObserver for JobObserver<'_, '_> {
                     .collect();
                 self.ctx.sink.log(
                     LogLevel::Debug,
-                    format!("pruned {} checkpoint file(s): {}", names.len(), names.join(", ")),
+                    format!(
+                        "pruned {} checkpoint file(s): {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
                 );
             }
         }

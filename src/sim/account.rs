@@ -170,7 +170,8 @@ impl Account {
         self.mark(next_price);
         let cost = fill.map_or(0.0, |f| (f.price - price).abs() * f.qty.abs() + f.cost);
         // Reduced, closed or flipped: some of the old position was exited at `price`.
-        let reduced = old_qty != 0.0 && (self.qty.abs() < old_qty.abs() || self.qty * old_qty < 0.0);
+        let reduced =
+            old_qty != 0.0 && (self.qty.abs() < old_qty.abs() || self.qty * old_qty < 0.0);
         StepOutcome {
             level: self.level,
             price_return: next_price / price - 1.0,

@@ -4,8 +4,8 @@
 
 mod account;
 mod actions;
-pub mod reward;
 pub mod portfolio;
+pub mod reward;
 mod risk;
 
 pub use account::{Account, Fill, Rules};

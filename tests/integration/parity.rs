@@ -156,7 +156,9 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
 /// thresholds lowered so that every component fires within a few hundred random steps.
 #[test]
 fn tensor_env_seed_reward_matches_sim() {
-    use quantdeck::sim::reward::{components, curriculum_weights, weighted_sum, DsrState, SeedParams};
+    use quantdeck::sim::reward::{
+        components, curriculum_weights, weighted_sum, DsrState, SeedParams,
+    };
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
         let b = bars(&sym);
         let closes: Vec<f64> = b.iter().map(|x| x.close).collect();

@@ -28,18 +28,29 @@ fn duration_flags_follow_their_priority_and_say_so() {
     let o = qd(
         home.path(),
         &[
-            "--config", &cfg, "train", "SYNA", "--iterations", "2", "--episodes", "3",
+            "--config",
+            &cfg,
+            "train",
+            "SYNA",
+            "--iterations",
+            "2",
+            "--episodes",
+            "3",
         ],
     );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(
-        out.contains("--episodes given: --iterations ignored (priority: timesteps > episodes > iterations)"),
+        out.contains(
+            "--episodes given: --iterations ignored (priority: timesteps > episodes > iterations)"
+        ),
         "{out}"
     );
     // 3 episodes × 64 steps = 192 env-steps: one update of 16 × 32 = 512.
     assert!(
-        out.contains("--episodes 3 = 3 × 64-step episodes = 192 env-steps → 1 update(s) of 512 steps"),
+        out.contains(
+            "--episodes 3 = 3 × 64-step episodes = 192 env-steps → 1 update(s) of 512 steps"
+        ),
         "{out}"
     );
     assert!(out.contains("update 1/1"), "{out}");
@@ -51,16 +62,29 @@ fn duration_flags_follow_their_priority_and_say_so() {
     let o = qd(
         home.path(),
         &[
-            "--config", &cfg, "train", "SYNA", "--timesteps", "1024", "--iterations", "5",
+            "--config",
+            &cfg,
+            "train",
+            "SYNA",
+            "--timesteps",
+            "1024",
+            "--iterations",
+            "5",
             "--quiet",
         ],
     );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     // --quiet: no notes, no update lines, no closing line.
-    assert!(!out.contains("update 1/2") && !out.contains("note:"), "{out}");
+    assert!(
+        !out.contains("update 1/2") && !out.contains("note:"),
+        "{out}"
+    );
     assert!(!out.contains("finished"), "{out}");
-    assert_eq!(only_run(home.path())["config"]["ppo"]["total_timesteps"], 1024);
+    assert_eq!(
+        only_run(home.path())["config"]["ppo"]["total_timesteps"],
+        1024
+    );
 }
 
 #[test]
@@ -70,7 +94,15 @@ fn verbose_shows_reward_components_and_debug_lines() {
     let o = qd(
         home.path(),
         &[
-            "--config", &cfg, "train", "SYNA", "--iterations", "1", "--reward", "seed", "-v",
+            "--config",
+            &cfg,
+            "train",
+            "SYNA",
+            "--iterations",
+            "1",
+            "--reward",
+            "seed",
+            "-v",
         ],
     );
     let out = text(&o);
@@ -86,12 +118,19 @@ fn verbose_shows_reward_components_and_debug_lines() {
 fn resume_refusals_name_the_reason() {
     let home = tempfile::tempdir().unwrap();
     let cfg = tiny_file(home.path());
-    let o = qd(home.path(), &["--config", &cfg, "train", "SYNA", "--iterations", "4"]);
+    let o = qd(
+        home.path(),
+        &["--config", &cfg, "train", "SYNA", "--iterations", "4"],
+    );
     assert!(o.status.success(), "{}", text(&o));
 
     let o = qd(home.path(), &["train", "--resume"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("nothing is left to resume"), "{}", text(&o));
+    assert!(
+        text(&o).contains("nothing is left to resume"),
+        "{}",
+        text(&o)
+    );
 
     // An explicit mode with another network, from the earlier (update 2) state: both layouts named.
     let run = only_run(home.path());
@@ -108,7 +147,10 @@ fn resume_refusals_name_the_reason() {
     states.sort();
     assert!(states.len() >= 2, "{states:?}");
     let earlier = states[0].display().to_string();
-    let o = qd(home.path(), &["--mode", "quick_test", "train", "--checkpoint", &earlier]);
+    let o = qd(
+        home.path(),
+        &["--mode", "quick_test", "train", "--checkpoint", &earlier],
+    );
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -119,7 +161,10 @@ fn resume_refusals_name_the_reason() {
     // A symbol or a duration does not go with --resume.
     let o = qd(home.path(), &["train", "SYNA", "--resume"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = qd(home.path(), &["train", "--resume", "latest", "--iterations", "3"]);
+    let o = qd(
+        home.path(),
+        &["train", "--resume", "latest", "--iterations", "3"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("cannot be used with"), "{}", text(&o));
 }

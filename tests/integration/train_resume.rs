@@ -97,8 +97,7 @@ fn stopped_and_resumed_training_equals_one_straight_run_bit_for_bit() {
         let state = split_dir.path().join("state/update_00003.safetensors");
         assert!(state.is_file(), "a stopped run leaves its state");
         let mut second = Recorder::new(obs_dim, None);
-        let out =
-            ppo::resume(&cfg, &data, &dev, split_dir.path(), &mut second, &state).unwrap();
+        let out = ppo::resume(&cfg, &data, &dev, split_dir.path(), &mut second, &state).unwrap();
         assert_eq!((out.resumed_from, out.updates_done), (Some(3), 6));
 
         let joined: Vec<UpdateMetrics> = first
@@ -147,7 +146,9 @@ fn run_job(
 
 fn events(paths: &quantdeck::paths::Paths, id: &str) -> Vec<EventRecord> {
     let text = std::fs::read_to_string(paths.runs.join(id).join("events.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The run as the TUI folds its events file.
@@ -214,7 +215,11 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
         "{msg}"
     );
     assert_eq!(
-        RunDir::open(&paths, &id).unwrap().read_manifest().unwrap().status,
+        RunDir::open(&paths, &id)
+            .unwrap()
+            .read_manifest()
+            .unwrap()
+            .status,
         JobStatus::Cancelled
     );
 
@@ -259,7 +264,10 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
     assert_eq!(update_metrics(&app, &id), want);
     let run = &app.runs[&id];
     assert_eq!(run.status, JobStatus::Completed);
-    assert_eq!(run.validations.iter().map(|v| v.update).collect::<Vec<_>>(), [2, 4, 6]);
+    assert_eq!(
+        run.validations.iter().map(|v| v.update).collect::<Vec<_>>(),
+        [2, 4, 6]
+    );
     let ts: Vec<u64> = run.updates.iter().map(|m| m.timesteps).collect();
     assert!(ts.windows(2).all(|w| w[1] == w[0] + 512), "{ts:?}");
     assert!(run
@@ -282,9 +290,16 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
         None,
     )
     .unwrap_err();
-    assert!(format!("{err:#}").contains("nothing is left to resume"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("nothing is left to resume"),
+        "{err:#}"
+    );
     assert_eq!(
-        RunDir::open(&paths, &id).unwrap().read_manifest().unwrap().status,
+        RunDir::open(&paths, &id)
+            .unwrap()
+            .read_manifest()
+            .unwrap()
+            .status,
         JobStatus::Completed,
         "a refused resume leaves the run as it was"
     );
@@ -316,10 +331,18 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
     assert!(a.join("state/update_00006.safetensors").is_file());
     assert!(a.join("model.safetensors").is_file());
     let moved_vals = std::fs::read_to_string(a.join("validations.jsonl")).unwrap();
-    assert_eq!(moved_vals.lines().count(), 2, "validations 4 and 6 moved aside");
+    assert_eq!(
+        moved_vals.lines().count(),
+        2,
+        "validations 4 and 6 moved aside"
+    );
     assert_eq!(weights(&dir.artifact("model.safetensors")), final_before);
     let app = as_tui_sees_it(&paths, &id);
-    assert_eq!(update_metrics(&app, &id), want, "the curves are the straight run's");
+    assert_eq!(
+        update_metrics(&app, &id),
+        want,
+        "the curves are the straight run's"
+    );
     assert_eq!(app.runs[&id].status, JobStatus::Completed);
     let vals = jobs::read_validations(&dir).unwrap();
     assert_eq!(vals.iter().map(|v| v.update).collect::<Vec<_>>(), [2, 4, 6]);
@@ -375,7 +398,9 @@ fn pruning_keeps_every_nth_the_best_the_newest_and_what_events_point_to() {
     }
     let best_meta = checkpoint::read_meta(&dir.artifact("best.safetensors")).unwrap();
     assert_eq!(best_meta.update, best);
-    assert!(ev.iter().any(|e| matches!(&e.event, Event::Log { message, .. } if message.starts_with("pruned"))));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(&e.event, Event::Log { message, .. } if message.starts_with("pruned"))));
 }
 
 /// Observes validations with a scripted drawdown sequence.
@@ -439,7 +464,13 @@ fn drawdown_early_stop_retries_from_the_last_good_state_then_stops() {
         .filter_map(|n| match n {
             TrainNote::Restart {
                 from_update,
-                reason: RestartReason::DrawdownRetry { retry, lr_scale, ent_scale, .. },
+                reason:
+                    RestartReason::DrawdownRetry {
+                        retry,
+                        lr_scale,
+                        ent_scale,
+                        ..
+                    },
             } => Some((*from_update, *retry, *lr_scale, *ent_scale)),
             _ => None,
         })
@@ -473,7 +504,12 @@ fn drawdown_early_stop_retries_from_the_last_good_state_then_stops() {
         .iter()
         .filter_map(|n| match n {
             TrainNote::Restart {
-                reason: RestartReason::DrawdownRetry { lr_scale, ent_scale, .. },
+                reason:
+                    RestartReason::DrawdownRetry {
+                        lr_scale,
+                        ent_scale,
+                        ..
+                    },
                 ..
             } => Some((*lr_scale, *ent_scale)),
             _ => None,

@@ -515,7 +515,13 @@ fn resumed_seed_run() -> App {
         ..Default::default()
     };
     let mut f = feed(&mut app, RESUMED);
-    f.send(600, Event::Started { kind: JobKind::Train, label: "SYNC".into() });
+    f.send(
+        600,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNC".into(),
+        },
+    );
     for u in 1..=12 {
         f.send(600 + u as i64, Event::Update(metrics(u, 1.0)));
         if u % 4 == 0 {
@@ -532,9 +538,18 @@ fn resumed_seed_run() -> App {
     );
     f.send(
         613,
-        Event::Finished { status: JobStatus::Cancelled, message: "cancelled: 12 updates".into() },
+        Event::Finished {
+            status: JobStatus::Cancelled,
+            message: "cancelled: 12 updates".into(),
+        },
     );
-    f.send(700, Event::Started { kind: JobKind::Train, label: "SYNC".into() });
+    f.send(
+        700,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNC".into(),
+        },
+    );
     f.send(
         700,
         Event::Restart {
@@ -554,8 +569,9 @@ fn resumed_seed_run() -> App {
         721,
         Event::Finished {
             status: JobStatus::Completed,
-            message: "20 updates (resumed from update 8), 163840 steps at 3900 steps/s; model saved"
-                .into(),
+            message:
+                "20 updates (resumed from update 8), 163840 steps at 3900 steps/s; model saved"
+                    .into(),
         },
     );
     app.sel.train = Some(RESUMED.into());
@@ -589,7 +605,10 @@ fn training_pane_charts_reward_component_shares() {
     use quantdeck::tui::handle_key;
     let mut app = resumed_seed_run();
     app.pane = Pane::Data;
-    handle_key(&mut app, KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT));
+    handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT),
+    );
     assert!(app.show_reward_parts && app.pane == Pane::Training);
     let s = screen(&app);
     assert!(
@@ -599,14 +618,21 @@ fn training_pane_charts_reward_component_shares() {
         "{s}"
     );
     for c in quantdeck::sim::reward::RewardComponent::ALL {
-        assert!(s.contains(c.as_str()), "{} missing from the legend:\n{s}", c.as_str());
+        assert!(
+            s.contains(c.as_str()),
+            "{} missing from the legend:\n{s}",
+            c.as_str()
+        );
     }
     insta::assert_snapshot!(s);
     // A P&L-reward run says why there is nothing to chart.
     app.sel.train = Some(TRAIN.into());
     assert!(screen(&app).contains("a single component"));
     // R again: the metrics.
-    handle_key(&mut app, KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT));
+    handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT),
+    );
     assert!(!app.show_reward_parts);
     assert!(screen(&app).contains("explained var"));
 }

@@ -119,7 +119,10 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             run.checkpoints.retain(|c| {
                 keep(c.update)
                     && !(matches!(reason, RestartReason::Resume { .. })
-                        && matches!(c.reason, CheckpointReason::Final | CheckpointReason::Cancelled))
+                        && matches!(
+                            c.reason,
+                            CheckpointReason::Final | CheckpointReason::Cancelled
+                        ))
             });
             run.early_stop = None;
             if matches!(reason, RestartReason::Resume { .. }) {

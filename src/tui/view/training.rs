@@ -5,8 +5,8 @@ use super::widgets::{
     status_color, Series,
 };
 use crate::jobs::events::{RestartReason, UpdateMetrics, ValidationMetrics};
-use crate::sim::reward::RewardComponent;
 use crate::jobs::{CheckpointReason, JobKind};
+use crate::sim::reward::RewardComponent;
 use crate::tui::app::{App, Checkpoint, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -377,8 +377,16 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
             .collect()
     };
     for (area, title, pts) in [
-        (shares_area, "reward component shares", series_of(|p| p.share)),
-        (means_area, "mean weighted value per step", series_of(|p| p.mean)),
+        (
+            shares_area,
+            "reward component shares",
+            series_of(|p| p.share),
+        ),
+        (
+            means_area,
+            "mean weighted value per step",
+            series_of(|p| p.mean),
+        ),
     ] {
         let series: Vec<Series> = RewardComponent::ALL
             .iter()
@@ -393,20 +401,22 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
             .collect();
         line_chart(frame, area, Line::from(title), &series);
     }
-    let latest = run.updates.iter().rev().find(|m| !m.reward_parts.is_empty());
+    let latest = run
+        .updates
+        .iter()
+        .rev()
+        .find(|m| !m.reward_parts.is_empty());
     let mut lines = vec![Line::styled(
-        format!(
-            "{:<11} {:>6} {:>9}",
-            "component",
-            "share",
-            "mean"
-        ),
+        format!("{:<11} {:>6} {:>9}", "component", "share", "mean"),
         dim(),
     )];
     for (c, color) in RewardComponent::ALL.iter().zip(PART_COLORS) {
         let part = latest.and_then(|m| m.reward_parts.iter().find(|p| p.component == *c));
         let (share, mean) = part.map_or(("–".to_string(), "–".to_string()), |p| {
-            (format!("{:.1}%", p.share * 100.0), format!("{:+.4}", p.mean))
+            (
+                format!("{:.1}%", p.share * 100.0),
+                format!("{:+.4}", p.mean),
+            )
         });
         lines.push(Line::from(vec![
             Span::styled(format!("■ {:<9} ", c.as_str()), Style::new().fg(color)),

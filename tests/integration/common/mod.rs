@@ -55,11 +55,8 @@ pub fn train_data(cfg: &Config, symbol: quantdeck::market::Symbol) -> quantdeck:
     let events = EventTable::embedded();
     let spec = FeatureSpec::current(cfg.features.window, &events);
     let fm = quantdeck::features::compute(&spec, &symbol, &bars, &events);
-    let (train, validation) = quantdeck::engine::ppo::split(
-        bars.len(),
-        cfg.data.train_split,
-        cfg.data.validation_split,
-    );
+    let (train, validation) =
+        quantdeck::engine::ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
     quantdeck::engine::TrainData {
         symbol,
         timeframe: cfg.data.timeframe,
