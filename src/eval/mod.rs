@@ -7,6 +7,7 @@ pub mod composite;
 pub mod gate;
 pub mod metrics;
 pub mod portfolio;
+pub mod portfolio_walk;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};

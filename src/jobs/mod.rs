@@ -16,6 +16,7 @@ pub mod runner;
 pub mod sink;
 pub mod tail;
 mod train;
+mod walk_portfolio;
 mod walkforward;
 
 pub use cancel::CancelToken;
