@@ -2,7 +2,7 @@
 //! thread with a progress display, and map its outcome to an exit code.
 
 use super::progress::{Display, Verbosity};
-use crate::config::{Config, GpuSizing, RewardKind, TrainDuration};
+use crate::config::{Config, GpuSizing, Precision, RewardKind, TrainDuration};
 use crate::jobs::{self, CancelToken, EvalPeriod, JobRequest};
 use crate::paths::Paths;
 use anyhow::Result;
@@ -107,14 +107,14 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
           conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
                                 "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
-                                "high_vram", "low_vram", "gpu_sizing"])]
+                                "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub resume: Option<String>,
     /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
     /// the run's model files (its update's state). Later checkpoints move aside.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
                                 "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
-                                "high_vram", "low_vram", "gpu_sizing"])]
+                                "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub checkpoint: Option<std::path::PathBuf>,
     /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
     #[arg(long, conflicts_with_all = ["low_vram", "gpu_sizing"])]
@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// On a GPU: size from its memory, capped at 20 GiB, with the smaller batches.
     #[arg(long, conflicts_with = "gpu_sizing")]
     pub low_vram: bool,
+    /// The update's matmul precision: f32, bf16, or f16 with loss scaling (ppo.precision).
+    #[arg(long, value_parser = ["f32", "bf16", "f16"], conflicts_with = "amp")]
+    pub precision: Option<String>,
+    /// Mixed precision as the seed's --amp: bf16 matmuls over f32 weights (= --precision bf16).
+    #[arg(long)]
+    pub amp: bool,
     /// On a GPU: auto (detect the tier), off (the config's sizes), high-vram, low-vram, or a
     /// tier: h100, a100-80, a100-40, rtx4090, rtx3090, generic.
     #[arg(long, value_parser = parse_gpu_sizing)]
@@ -328,6 +334,15 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     if let Some(k) = a.keep_every {
         cfg.ppo.keep_every = k as usize;
+    }
+    if let Some(p) = a.precision.as_deref() {
+        cfg.ppo.precision = match p {
+            "bf16" => Precision::Bf16,
+            "f16" => Precision::F16,
+            _ => Precision::F32,
+        };
+    } else if a.amp {
+        cfg.ppo.precision = Precision::Bf16;
     }
     if let Some(g) = a.gpu_sizing {
         cfg.ppo.gpu_sizing = g;

@@ -328,6 +328,28 @@ pub struct PpoConfig {
     pub lr: Option<f64>,
     /// How a CUDA run picks n_envs / n_steps / minibatch / hidden_dims (ignored on a CPU).
     pub gpu_sizing: GpuSizing,
+    /// The PPO update's matmul precision (the seed's `--amp`): f32, bf16, or f16 with loss
+    /// scaling; weights and optimizer stay f32 (see `engine::amp`).
+    pub precision: Precision,
+}
+
+/// `[ppo] precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
 }
 
 /// `[ppo] gpu_sizing`: the seed's per-GPU presets (`auto` detects the GPU), a forced tier, the
@@ -417,6 +439,7 @@ impl Default for PpoConfig {
             early_stop_entropy_factor: 1.5,
             lr: None,
             gpu_sizing: GpuSizing::Auto,
+            precision: Precision::F32,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - ∂(value loss)/∂v = (v − R) / B.
 
 use super::adam::Grads;
+use super::amp::Mm;
 use super::flat::LayerView;
 use super::ops::tanh;
 use anyhow::Result;
@@ -27,15 +28,20 @@ pub struct Cache {
 
 /// Trunk (tanh) then the fused head; `layers` as `FlatParams::layers` gives them.
 pub fn forward(layers: &[LayerView], obs: &Tensor) -> Result<Cache> {
+    forward_mm(layers, obs, Mm::F32)
+}
+
+/// [`forward`] with its matmuls in `mm`'s dtype (mixed precision; see `amp`).
+pub fn forward_mm(layers: &[LayerView], obs: &Tensor, mm: Mm) -> Result<Cache> {
     let (head, trunk) = layers.split_last().expect("a model has a head");
     let mut inputs = Vec::with_capacity(layers.len());
     let mut x = obs.clone();
     for l in trunk {
-        let h = tanh(&x.matmul(&l.wt)?.broadcast_add(&l.b)?)?;
+        let h = tanh(&mm.matmul(&x, &l.wt)?.broadcast_add(&l.b)?)?;
         inputs.push(x);
         x = h;
     }
-    let heads = x.matmul(&head.wt)?.broadcast_add(&head.b)?;
+    let heads = mm.matmul(&x, &head.wt)?.broadcast_add(&head.b)?;
     inputs.push(x);
     Ok(Cache { inputs, heads })
 }
@@ -70,7 +76,19 @@ pub const N_STATS: usize = 5;
 
 /// The PPO loss's gradient in `FlatParams` layout, and the statistics.
 pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Grads, Tensor)> {
-    let cache = forward(layers, batch.obs)?;
+    ppo_grad_mm(layers, batch, c, Mm::F32, 1.0)
+}
+
+/// [`ppo_grad`] with the matmuls in `mm`'s dtype and the gradient of `scale` × the loss (loss
+/// scaling for f16: the caller divides it back, see `amp::Amp::unscale`).
+pub fn ppo_grad_mm(
+    layers: &[LayerView],
+    batch: &Batch,
+    c: Coefs,
+    mm: Mm,
+    scale: f64,
+) -> Result<(Grads, Tensor)> {
+    let cache = forward_mm(layers, batch.obs, mm)?;
     let n = batch.obs.dim(0)? as f64;
     let (logits, v) = split_heads(&cache.heads)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
@@ -90,8 +108,11 @@ pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Grads,
     let g_ent = (&p * logp.broadcast_add(&entropy)?)?.affine(c.ent_coef / n, 0.0)?;
     let g_logits = (g_pg + g_ent)?;
     let g_v = v_err.affine(c.vf_coef / n, 0.0)?.unsqueeze(1)?;
-    let g_heads = Tensor::cat(&[&g_logits, &g_v], 1)?;
-    let grad = backward(layers, &cache, g_heads)?;
+    let mut g_heads = Tensor::cat(&[&g_logits, &g_v], 1)?;
+    if scale != 1.0 {
+        g_heads = g_heads.affine(scale, 0.0)?;
+    }
+    let grad = backward_mm(layers, &cache, g_heads, mm)?;
 
     let stats = Tensor::stack(
         &[
@@ -113,6 +134,11 @@ pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Grads,
 /// Back-propagates `g_heads` (∂loss/∂ the fused head's output) to every parameter; returns the
 /// gradient in `FlatParams` layout. The observation's gradient is never formed.
 pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<Grads> {
+    backward_mm(layers, cache, g_heads, Mm::F32)
+}
+
+/// [`backward`] with its matmuls in `mm`'s dtype.
+pub fn backward_mm(layers: &[LayerView], cache: &Cache, g_heads: Tensor, mm: Mm) -> Result<Grads> {
     let rows = g_heads.dim(0)?;
     let a = g_heads.dim(1)? - 1;
     // Bias gradients as `1ᵀ · g`: a matmul, where candle's CPU sum over rows is slow.
@@ -123,8 +149,8 @@ pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<
     for (i, l) in layers.iter().enumerate().rev() {
         let x = &cache.inputs[i];
         // Pushed in reverse (bias, then weight); the list is reversed at the end.
-        let gb = ones.matmul(&g_out)?;
-        let gw = x.t()?.matmul(&g_out)?;
+        let gb = mm.matmul(&ones, &g_out)?;
+        let gw = mm.matmul(&x.t()?, &g_out)?;
         if i + 1 == layers.len() {
             // The fused head: its last column is the critic's.
             let cols = |t: &Tensor, from, n| -> Result<Tensor> {
@@ -140,7 +166,7 @@ pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<
         }
         if i > 0 {
             // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²) = g − g·x·x.
-            let g_x = g_out.matmul(&l.wt.t()?)?;
+            let g_x = mm.matmul(&g_out, &l.wt.t()?)?;
             g_out = (&g_x - ((&g_x * x)? * x)?)?;
         }
     }
@@ -338,6 +364,41 @@ mod tests {
                 .unwrap();
             assert!((total - want).abs() < tol.max(1e-6) * want.abs().max(1.0));
         }
+    }
+
+    #[test]
+    fn mixed_precision_gradient_is_close_to_f32_and_loss_scaling_cancels() {
+        use crate::engine::amp::{Amp, Mm};
+        let case = Case::new(23, &[16, 12, 7], 64, DType::F32, 3);
+        let layers = case.params.layers().unwrap();
+        let (exact, _) = ppo_grad(&layers, &case.batch(), COEFS).unwrap();
+        let exact = hand_grad(&exact);
+        // bf16 keeps 8 bits of mantissa, f16 11: each within its rounding of the f32 gradient.
+        for (mm, scale, tol) in [
+            (Mm(DType::BF16), 1.0, 3e-2),
+            (Mm(DType::F16), 1.0, 5e-3),
+            (Mm(DType::F16), 1024.0, 5e-3),
+        ] {
+            let (g, _) = ppo_grad_mm(&layers, &case.batch(), COEFS, mm, scale).unwrap();
+            let g = Grads {
+                actor: g.actor.affine(1.0 / scale, 0.0).unwrap(),
+                critic: g.critic.affine(1.0 / scale, 0.0).unwrap(),
+            };
+            let got = hand_grad(&g);
+            assert_close(&got, &exact, tol);
+            assert!(
+                got != exact,
+                "{mm:?}: the matmuls really ran in reduced precision"
+            );
+        }
+        // The f16 scaler's path: scaled backward, then unscale.
+        let mut amp = Amp::new(crate::config::Precision::F16);
+        let (g, _) = ppo_grad_mm(&layers, &case.batch(), COEFS, amp.mm, amp.scale()).unwrap();
+        let g = amp
+            .unscale(g)
+            .unwrap()
+            .expect("no overflow at the initial scale");
+        assert_close(&hand_grad(&g), &exact, 5e-3);
     }
 
     #[test]

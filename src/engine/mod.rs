@@ -2,6 +2,7 @@
 //! tensor version of `sim`), PPO with its schedules, checkpoints, and batched inference.
 
 pub mod adam;
+pub mod amp;
 pub mod backward;
 pub mod checkpoint;
 pub mod critic;

@@ -5,7 +5,8 @@
 //! restored from one continues bit for bit (on the same device and build).
 
 use super::adam::ActorCriticAdam;
-use super::backward::{ppo_grad, Coefs, N_STATS};
+use super::amp::Amp;
+use super::backward::{ppo_grad_mm, Coefs, N_STATS};
 use super::checkpoint::{save_model, ModelMeta, FORMAT};
 use super::critic::{self, CriticFit};
 use super::early_stop::{EarlyStop, Verdict};
@@ -49,6 +50,9 @@ pub struct Trainer<'a> {
     resumed_from: Option<usize>,
     /// Env-steps this process ran (for its own speed figure).
     steps_run: u64,
+    /// The update's matmul precision and f16 loss scaling (restarts at its initial scale on
+    /// resume: the scaler settles within a few steps).
+    amp: Amp,
 }
 
 impl<'a> Trainer<'a> {
@@ -116,6 +120,7 @@ impl<'a> Trainer<'a> {
             last_good,
             resumed_from: None,
             steps_run: 0,
+            amp: Amp::new(p.precision),
         })
     }
 
@@ -409,9 +414,18 @@ impl<'a> Trainer<'a> {
                 }
                 let ix = Tensor::from_slice(mb, mb.len(), &self.device)?;
                 let gathered = samples.gather(&ix)?;
-                let (grad, st) = ppo_grad(&self.params.layers()?, &gathered.batch(), coefs)?;
-                self.opt
-                    .step(&mut self.params, &grad, lr, critic_lr, p.max_grad_norm)?;
+                let (grad, st) = ppo_grad_mm(
+                    &self.params.layers()?,
+                    &gathered.batch(),
+                    coefs,
+                    self.amp.mm,
+                    self.amp.scale(),
+                )?;
+                // An f16 gradient that overflowed is skipped (and the loss scale lowered).
+                if let Some(grad) = self.amp.unscale(grad)? {
+                    self.opt
+                        .step(&mut self.params, &grad, lr, critic_lr, p.max_grad_norm)?;
+                }
                 stats_acc = (stats_acc + st)?;
                 n_mb += 1;
             }

@@ -210,6 +210,13 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             cfg.ppo.gpu_sizing.as_str()
         ));
     }
+    if !device.is_cuda() && cfg.ppo.precision != crate::config::Precision::F32 {
+        ctx.sink.warn(format!(
+            "precision = \"{}\" on a CPU: the matmuls convert to and from {} (no native fast path here), so this trains slower than f32; it is meant for CUDA",
+            cfg.ppo.precision.as_str(),
+            cfg.ppo.precision.as_str()
+        ));
+    }
     let cfg = &sized;
     let p = &cfg.ppo;
     ctx.sink.info(format!(
