@@ -4,7 +4,9 @@
 pub mod backtest;
 pub mod baselines;
 pub mod gate;
+pub mod learning;
 pub mod metrics;
+pub mod oracle;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};
