@@ -280,18 +280,16 @@ fn train_and_score(
         }
         let (model, meta) =
             checkpoint::load_model(&path, &candle_core::Device::Cpu).expect("model");
-        // The job generated its own bars: they must be the ones scored here.
-        let n = market.validation.end;
-        assert!(
-            meta.data_last <= market.series.bars[n - 1].ts,
-            "the model saw bars past the evaluation's validation range"
+        // The job generated its own bars: they must be the ones scored here, and the model must
+        // have seen none of the test bars.
+        let bars = &market.series.bars;
+        assert_eq!(
+            meta.seen_until(),
+            bars[market.validation.end - 1].ts,
+            "the model's training and validation ranges differ from the evaluation's split"
         );
-        let trained_on = &market.series.bars[..=market
-            .series
-            .bars
-            .partition_point(|b| b.ts <= meta.data_last)
-            .saturating_sub(1)];
-        assert_eq!(hash_bars(trained_on), meta.data_sha256, "different bars");
+        let stored = bars.partition_point(|b| b.ts <= meta.data_last);
+        assert_eq!(hash_bars(&bars[..stored]), meta.data_sha256, "different bars");
         policies.push((name, HostPolicy::from_model(&model).expect("policy")));
     }
     println!(
