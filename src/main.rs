@@ -6,6 +6,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // SAFETY: still single-threaded (see above).
+    unsafe { quantdeck::engine::device::prefer_single_threaded_elementwise() };
     match quantdeck::cli::main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -36,3 +36,19 @@ pub fn describe(d: &Device) -> String {
         _ => format!("{d:?}"),
     }
 }
+
+/// Keeps candle's CPU element-wise ops on the calling thread (`CANDLE_NUM_THREADS=1`) unless the
+/// user chose otherwise; matrix products keep their threads (`RAYON_NUM_THREADS`). Candle hands
+/// every element-wise op over 64k values to a spinning worker pool separate from the matmul
+/// threads; for this engine's tensors (a minibatch's activations, a few hundred KB) waking it
+/// costs more than the op, and on a shared machine a descheduled worker stalls each op — an
+/// update ran about a third slower with the pool than without.
+///
+/// # Safety
+/// Sets a process environment variable: call it before any other thread exists (first thing in
+/// `main`).
+pub unsafe fn prefer_single_threaded_elementwise() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}

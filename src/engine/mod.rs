@@ -1,12 +1,16 @@
 //! The candle engine: device choice, the actor-critic network, the vectorized trading env (a
 //! tensor version of `sim`), PPO with its schedules, checkpoints, and batched inference.
 
+pub mod backward;
 pub mod checkpoint;
 pub mod device;
 pub mod env;
+pub mod flat;
 pub mod model;
+pub mod ops;
 pub mod policy;
 pub mod ppo;
+pub mod rollout;
 pub mod schedule;
 
 pub use checkpoint::{load_model, save_model, ModelMeta};

@@ -91,6 +91,11 @@ impl ActorCritic {
         Ok(m)
     }
 
+    /// (name, weight, bias) in forward order: trunk layers, actor, critic.
+    pub(crate) fn layers(&self) -> &[(String, Var, Var)] {
+        &self.layers
+    }
+
     pub fn vars(&self) -> Vec<Var> {
         self.layers
             .iter()

@@ -1,10 +1,15 @@
-//! PPO on the vectorized env: rollouts with Gumbel-max sampling from seeded host noise, GAE,
-//! clipped surrogate + value loss + entropy bonus, Adam with global-norm gradient clipping,
-//! minibatches, and a metrics record per update. Validation is delegated to the caller (the job
+//! PPO on the vectorized env: rollouts with Gumbel-max sampling from seeded host noise
+//! (`rollout`), GAE on the host (a few thousand values per update), then minibatch epochs of the
+//! clipped surrogate + value loss + entropy bonus with a hand-written backward (`backward`) and
+//! Adam with global-norm clipping over flat parameter buffers (`flat`); the statistics stay on
+//! the device until the update's end. A metrics record per update. Validation is delegated to the caller (the job
 //! wires in `eval`), which keeps the engine free of evaluation policy.
 
+use super::backward::{ppo_grad, Batch, Coefs, N_STATS};
 use super::checkpoint::{save_model, ModelMeta, FORMAT};
 use super::env::VecEnv;
+use super::flat::{FlatAdam, FlatParams};
+use super::rollout::{Collector, Rollout};
 use super::{schedule, ActorCritic, HostPolicy};
 use crate::config::Config;
 use crate::features::{FeatureMatrix, FeatureSpec};
@@ -12,8 +17,7 @@ use crate::market::{Bar, Symbol, Timeframe};
 use crate::rng::Rng;
 use crate::sim::{Rules, ACTION_MEANINGS, N_ACTIONS};
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -141,14 +145,8 @@ pub fn train(
         device,
     )?;
     let model = ActorCritic::new(spec.obs_dim(), &p.hidden_dims, N_ACTIONS, p.seed, device)?;
-    let mut opt = AdamW::new(
-        model.vars(),
-        ParamsAdamW {
-            lr: p.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
+    let mut params = FlatParams::from_model(&model)?;
+    let mut opt = FlatAdam::new(&params)?;
     let updates = p.updates();
     let (n, s_len) = (p.n_envs, p.n_steps);
     let batch = n * s_len;
@@ -182,7 +180,7 @@ pub fn train(
     };
 
     let started = Instant::now();
-    let mut obs = env.observe()?;
+    let mut collector = Collector::new(&env, s_len, device)?;
     let mut timesteps = 0u64;
     let mut best: Option<(f64, usize)> = None;
     let best_path = out_dir.join("best.safetensors");
@@ -198,58 +196,25 @@ pub fn train(
         let lr = schedule::learning_rate(p.lr, update - 1, updates);
         let ent_coef =
             schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, update - 1, updates);
-        opt.set_learning_rate(lr);
 
-        // Rollout.
-        let (mut obs_buf, mut act_buf, mut logp_buf, mut val_buf) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut rewards = Vec::with_capacity(batch);
-        let mut dones = Vec::with_capacity(batch);
-        for _ in 0..s_len {
-            let (logits, value) = model.forward(&obs)?;
-            let logits = logits.detach();
-            let noise: Vec<f32> = (0..n * N_ACTIONS)
-                .map(|_| {
-                    let u = rng.uniform().clamp(1e-12, 1.0 - 1e-12);
-                    -(-(u.ln())).ln() as f32
-                })
-                .collect();
-            let gumbel = Tensor::from_vec(noise, (n, N_ACTIONS), device)?;
-            let actions = (&logits + gumbel)?.argmax(D::Minus1)?;
-            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?
-                .gather(&actions.unsqueeze(1)?, 1)?
-                .squeeze(1)?;
-            let (r, d) = env.step(&actions)?;
-            obs_buf.push(obs.detach());
-            act_buf.push(actions);
-            logp_buf.push(logp);
-            val_buf.push(value.detach());
-            rewards.extend(r.to_vec1::<f32>()?);
-            dones.extend(d);
-            obs = env.observe()?;
-        }
-        let (_, last_value) = model.forward(&obs)?;
-        let last_value = last_value.to_vec1::<f32>()?;
-        let values: Vec<f32> = Tensor::cat(&val_buf, 0)?.to_vec1()?;
+        let ro = collector.collect(&mut env, &params, &mut rng)?;
         let (adv, ret) = gae(
-            &rewards,
-            &values,
-            &dones,
-            &last_value,
+            &ro.rewards,
+            &ro.values,
+            &ro.dones,
+            &ro.last_value,
             n,
             p.gamma as f32,
             p.gae_lambda as f32,
         );
-        let ev = explained_variance(&values, &ret);
-
-        let obs_all = Tensor::cat(&obs_buf, 0)?;
-        let act_all = Tensor::cat(&act_buf, 0)?;
-        let logp_all = Tensor::cat(&logp_buf, 0)?;
-        let adv_all = Tensor::from_vec(adv, batch, device)?;
-        let ret_all = Tensor::from_vec(ret, batch, device)?;
-
-        // Optimisation.
-        let mut stats = [0f64; 5]; // policy loss, value loss, entropy, kl, clip fraction
+        let ev = explained_variance(&ro.values, &ret);
+        let samples = Samples::new(&ro, adv, ret)?;
+        let coefs = Coefs {
+            clip: p.clip,
+            vf_coef: p.vf_coef,
+            ent_coef,
+        };
+        let mut stats_acc = Tensor::zeros(N_STATS, DType::F32, device)?;
         let mut n_mb = 0usize;
         let mut order: Vec<u32> = (0..batch as u32).collect();
         for _ in 0..p.epochs {
@@ -259,41 +224,20 @@ pub fn train(
                     continue;
                 }
                 let ix = Tensor::from_slice(mb, mb.len(), device)?;
-                let o = obs_all.index_select(&ix, 0)?;
-                let a = act_all.index_select(&ix, 0)?;
-                let old = logp_all.index_select(&ix, 0)?;
-                let adv = normalize(&adv_all.index_select(&ix, 0)?)?;
-                let ret = ret_all.index_select(&ix, 0)?;
-                let (logits, v) = model.forward(&o)?;
-                let logp_full = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-                let logp = logp_full.gather(&a.unsqueeze(1)?, 1)?.squeeze(1)?;
-                let log_ratio = (&logp - &old)?;
-                let ratio = log_ratio.exp()?;
-                let s1 = (&ratio * &adv)?;
-                let s2 = (ratio.clamp(1.0 - p.clip, 1.0 + p.clip)? * &adv)?;
-                let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
-                let vl = ((&v - &ret)?.sqr()?.mean_all()? * 0.5)?;
-                let ent = (logp_full.exp()? * &logp_full)?
-                    .sum(D::Minus1)?
-                    .mean_all()?
-                    .neg()?;
-                let loss = ((&pg + (&vl * p.vf_coef)?)? - (&ent * ent_coef)?)?;
-                let mut grads = loss.backward()?;
-                clip_grad_norm(&model, &mut grads, p.max_grad_norm)?;
-                opt.step(&grads)?;
-
-                let kl = ((&ratio - 1.0)? - &log_ratio)?.mean_all()?;
-                let clipped = (&ratio - 1.0)?
-                    .abs()?
-                    .gt(p.clip)?
-                    .to_dtype(DType::F32)?
-                    .mean_all()?;
-                for (slot, t) in stats.iter_mut().zip([&pg, &vl, &ent, &kl, &clipped]) {
-                    *slot += t.to_scalar::<f32>()? as f64;
-                }
+                let gathered = samples.gather(&ix)?;
+                let (grad, st) = ppo_grad(&params.layers()?, &gathered.batch(), coefs)?;
+                opt.step(&mut params, &grad, lr, p.max_grad_norm)?;
+                stats_acc = (stats_acc + st)?;
                 n_mb += 1;
             }
         }
+        // The one read of the update's statistics.
+        let stats: Vec<f64> = stats_acc
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let rewards = ro.rewards;
         if stats.iter().any(|s| !s.is_finite()) {
             bail!("training diverged at update {update} (non-finite loss): lower ppo.lr or check the data");
         }
@@ -320,6 +264,7 @@ pub fn train(
         observer.on_update(&m);
 
         if update % p.validation_interval == 0 || update == updates {
+            params.write_to(&model)?;
             let score = observer.validate(update, &HostPolicy::from_model(&model)?)?;
             let path = out_dir
                 .join("checkpoints")
@@ -335,6 +280,7 @@ pub fn train(
         }
     }
 
+    params.write_to(&model)?;
     let model_path = out_dir.join("model.safetensors");
     save_model(&model_path, &model, &meta_for(done_updates, timesteps))?;
     observer.on_checkpoint(
@@ -409,26 +355,70 @@ fn normalize(x: &Tensor) -> Result<Tensor> {
     Ok(centered.broadcast_div(&std)?)
 }
 
-fn clip_grad_norm(
-    model: &ActorCritic,
-    grads: &mut candle_core::backprop::GradStore,
-    max_norm: f64,
-) -> Result<()> {
-    let vars = model.vars();
-    let mut total = 0f64;
-    for v in &vars {
-        if let Some(g) = grads.get(v) {
-            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+/// The rollout's per-sample training data on the device: observations, and one packed
+/// `[S·N, A + 3]` table (taken action one-hot, old log-probability, advantage, return) so that a
+/// minibatch is two gathers.
+struct Samples {
+    obs: Tensor,
+    table: Tensor,
+    n_actions: usize,
+}
+
+struct Gathered {
+    obs: Tensor,
+    onehot: Tensor,
+    old_logp: Tensor,
+    adv: Tensor,
+    returns: Tensor,
+}
+
+impl Samples {
+    fn new(ro: &Rollout, adv: Vec<f32>, ret: Vec<f32>) -> Result<Self> {
+        let device = ro.obs.device();
+        let batch = adv.len();
+        let onehot = ro
+            .actions
+            .unsqueeze(1)?
+            .broadcast_eq(&Tensor::arange(0u32, N_ACTIONS as u32, device)?.unsqueeze(0)?)?
+            .to_dtype(DType::F32)?;
+        let table = Tensor::cat(
+            &[
+                onehot,
+                ro.logp.unsqueeze(1)?,
+                Tensor::from_vec(adv, (batch, 1), device)?,
+                Tensor::from_vec(ret, (batch, 1), device)?,
+            ],
+            1,
+        )?;
+        Ok(Samples {
+            obs: ro.obs.clone(),
+            table,
+            n_actions: N_ACTIONS,
+        })
+    }
+
+    fn gather(&self, ix: &Tensor) -> Result<Gathered> {
+        let t = self.table.index_select(ix, 0)?;
+        let a = self.n_actions;
+        let col = |k: usize| -> Result<Tensor> { Ok(t.narrow(1, k, 1)?.squeeze(1)?) };
+        Ok(Gathered {
+            obs: self.obs.index_select(ix, 0)?,
+            onehot: t.narrow(1, 0, a)?,
+            old_logp: col(a)?,
+            adv: normalize(&col(a + 1)?)?,
+            returns: col(a + 2)?,
+        })
+    }
+}
+
+impl Gathered {
+    fn batch(&self) -> Batch<'_> {
+        Batch {
+            obs: &self.obs,
+            onehot: &self.onehot,
+            old_logp: &self.old_logp,
+            adv: &self.adv,
+            returns: &self.returns,
         }
     }
-    let norm = total.sqrt();
-    if norm > max_norm && norm.is_finite() {
-        let scale = max_norm / (norm + 1e-6);
-        for v in &vars {
-            if let Some(g) = grads.remove(v) {
-                grads.insert(v, (g * scale)?);
-            }
-        }
-    }
-    Ok(())
 }
