@@ -185,6 +185,7 @@ fn main() {
         "runs": runs.iter().map(|r| json!({
             "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
             "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
+            "in_sample": r.in_sample,
         })).collect::<Vec<_>>(),
     });
     if let Some(dir) = out.parent() {
@@ -202,6 +203,7 @@ struct RunScore {
     sps: f64,
     cancelled: bool,
     boards: Vec<Scoreboard>,
+    in_sample: Scoreboard,
 }
 
 /// Trains through the train job (stopped by cancellation after `limit`), then scores the final
@@ -289,7 +291,11 @@ fn train_and_score(
             "the model's training and validation ranges differ from the evaluation's split"
         );
         let stored = bars.partition_point(|b| b.ts <= meta.data_last);
-        assert_eq!(hash_bars(&bars[..stored]), meta.data_sha256, "different bars");
+        assert_eq!(
+            hash_bars(&bars[..stored]),
+            meta.data_sha256,
+            "different bars"
+        );
         policies.push((name, HostPolicy::from_model(&model).expect("policy")));
     }
     println!(
@@ -300,6 +306,36 @@ fn train_and_score(
             ""
         }
     );
+    // The same contenders on the training bars: a policy far better there than out of sample
+    // has memorised its one training path rather than learned the drift.
+    let in_sample = {
+        let (rules, risk) = Costs::Training.rules(cfg, market.symbol.class);
+        let bt = market.backtester(rules, risk);
+        let mut rows: Vec<_> = policies
+            .iter()
+            .map(|(name, p)| learning::policy_row(name, &bt, p, market.train.clone()))
+            .collect();
+        let (refs, _) = learning::reference_rows(
+            &bt,
+            &market.series.drift,
+            market.train.clone(),
+            market.train.clone(),
+            1000,
+        );
+        rows.extend(
+            refs.into_iter()
+                .filter(|r| r.name == learning::ORACLE || r.name == learning::MOMENTUM),
+        );
+        let board = Scoreboard {
+            costs: Costs::Training,
+            rows,
+        };
+        println!(
+            "\n{label}, in sample (the training bars), training-env costs:\n{}",
+            board.table()
+        );
+        board
+    };
     let mut boards = Vec::new();
     for (costs, refs) in reference {
         let (rules, risk) = costs.rules(cfg, market.symbol.class);
@@ -328,6 +364,7 @@ fn train_and_score(
         sps,
         cancelled,
         boards,
+        in_sample,
     }
 }
 
