@@ -11,6 +11,7 @@
 //! - `--symbol SYNA`; `--eval-end YYYY-MM-DD` (default 2025-12-31): the out-of-sample bars run
 //!   from the end of the validation range to this day (the synthetic market is generated from its
 //!   start, so the configured period's bars are unchanged);
+//! - `--config FILE`: a config file layered over quick_test (to try other settings);
 //! - `--out FILE` (default `$QUANTDECK_HOME/bench/learning.json`, or `target/learning.json`);
 //! - `calibrate [--seeds K]`: no training; the oracle and momentum rule over a grid of
 //!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K seeds.
@@ -42,6 +43,7 @@ struct Args {
     out: Option<PathBuf>,
     calibrate: bool,
     seeds: u64,
+    config: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -55,6 +57,7 @@ fn parse_args() -> Args {
         out: None,
         calibrate: false,
         seeds: 4,
+        config: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,6 +74,7 @@ fn parse_args() -> Args {
             }
             "--out" => a.out = Some(value("--out").into()),
             "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
+            "--config" => a.config = Some(value("--config").into()),
             "calibrate" => a.calibrate = true,
             // cargo bench passes `--bench`; other harness flags mean nothing here.
             _ => {}
@@ -94,8 +98,11 @@ fn load_average() -> String {
 }
 
 fn main() {
+    // As the quantdeck binary does: candle's element-wise ops stay on the training thread.
+    // SAFETY: first thing in main, before any thread exists (candle reads it lazily).
+    unsafe { quantdeck::engine::device::prefer_single_threaded_elementwise() };
     let args = parse_args();
-    let mut cfg = config::load(Some("quick_test"), None).expect("config");
+    let mut cfg = config::load(Some("quick_test"), args.config.as_deref()).expect("config");
     cfg.ppo.device = "cpu".into();
     if args.calibrate {
         calibrate(&cfg, args.seeds, args.eval_end);
