@@ -2,7 +2,7 @@
 //! thread with a progress display, and map its outcome to an exit code.
 
 use super::progress::Display;
-use crate::config::Config;
+use crate::config::{Config, GpuSizing};
 use crate::jobs::{self, CancelToken, EvalPeriod, JobRequest};
 use crate::paths::Paths;
 use anyhow::Result;
@@ -52,8 +52,25 @@ pub struct TrainArgs {
     /// Override ppo.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
+    #[arg(long, conflicts_with_all = ["low_vram", "gpu_sizing"])]
+    pub high_vram: bool,
+    /// On a GPU: size from its memory, capped at 20 GiB, with the smaller batches.
+    #[arg(long, conflicts_with = "gpu_sizing")]
+    pub low_vram: bool,
+    /// On a GPU: auto (detect the tier), off (the config's sizes), high-vram, low-vram, or a
+    /// tier: h100, a100-80, a100-40, rtx4090, rtx3090, generic.
+    #[arg(long, value_parser = parse_gpu_sizing)]
+    pub gpu_sizing: Option<GpuSizing>,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_gpu_sizing(s: &str) -> Result<GpuSizing, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        "use auto, off, high-vram, low-vram, h100, a100-80, a100-40, rtx4090, rtx3090 or generic"
+            .to_string()
+    })
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +218,13 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
+    }
+    if let Some(g) = a.gpu_sizing {
+        cfg.ppo.gpu_sizing = g;
+    } else if a.high_vram {
+        cfg.ppo.gpu_sizing = GpuSizing::HighVram;
+    } else if a.low_vram {
+        cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
     execute(

@@ -222,6 +222,19 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             "REVIEW thresholds must be no stricter than APPROVED ones (lower fitness, PF and consistency; higher max_drawdown)".into(),
         );
     }
+    let pf = &cfg.portfolio;
+    if let Err(e) = super::check_universe(&pf.symbols) {
+        err("portfolio.symbols", format!("{e:#}"));
+    }
+    if let Err(e) = super::check_universe(&pf.synthetic_symbols) {
+        err("portfolio.synthetic_symbols", format!("{e:#}"));
+    }
+    if pf.end < pf.start {
+        err(
+            "portfolio.end",
+            format!("{} is before portfolio.start ({})", pf.end, pf.start),
+        );
+    }
     if cfg.universe.symbols().is_empty() {
         err(
             "universe",
@@ -291,6 +304,32 @@ mod tests {
         let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
         assert!(err.contains("c.toml, line 2: synthetic.edge"), "{err}");
         assert!(err.contains("at most 0.475"), "{err}");
+        for (text, needle) in [
+            ("[portfolio]\nsymbols = []\n", "at least one symbol"),
+            (
+                "[portfolio]\nsymbols = [\"SPY\", \"spy\"]\n",
+                "listed twice",
+            ),
+            ("[portfolio]\nsymbols = [\"SPY\", \"CASH\"]\n", "reserved"),
+            (
+                "[portfolio]\nsymbols = [\"SPY\", \"BTC/USD\"]\n",
+                "one session calendar",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+            assert!(
+                err.contains("c.toml, line 2: portfolio.symbols") && err.contains(needle),
+                "{text}: {err}"
+            );
+        }
+        std::fs::write(
+            &p,
+            "[portfolio]\nstart = \"2020-01-01\"\nend = \"2019-01-01\"\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(err.contains("c.toml, line 3: portfolio.end"), "{err}");
     }
 
     /// Every value the issue found accepted (and producing wrong results) is refused with the
@@ -321,6 +360,16 @@ mod tests {
             ("[ppo]\ndevice = \"gpu\"\n", 2, "device"),
             ("[data]\nfeed = \"free\"\n", 2, "feed"),
             ("[data]\nstart = \"2024-13-01\"\n", 2, "start"),
+            (
+                "[portfolio]\nfactor_lookback_days = 1\n",
+                2,
+                "factor_lookback_days",
+            ),
+            ("[portfolio]\nspread = 0.5\n", 2, "spread"),
+            ("[portfolio]\nslippage_max = -0.001\n", 2, "slippage_max"),
+            ("[portfolio]\nimpact = 2\n", 2, "impact"),
+            ("[portfolio]\nepisode_len = 1\n", 2, "episode_len"),
+            ("[synthetic]\nfactor_share = 1\n", 2, "factor_share"),
         ] {
             std::fs::write(&p, text).unwrap();
             let err = format!("{:#}", load(None, Some(&p)).unwrap_err());

@@ -3,8 +3,10 @@
 //! the file, the line and the field.
 
 mod load;
+mod portfolio;
 mod range;
 mod schema;
 
 pub use load::{load, merge_values, validate, ConfigSource, MODES};
+pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;

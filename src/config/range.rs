@@ -48,6 +48,7 @@ bounded! {
     at_least_one: usize = |v: &usize| *v >= 1, "at least 1";
     at_least_two: usize = |v: &usize| *v >= 2, "at least 2";
     window: usize = |v: &usize| (2..=1000).contains(v), "between 2 and 1000 bars";
+    lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     timesteps: u64 = |v: &u64| *v >= 1, "at least 1";

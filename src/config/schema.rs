@@ -19,6 +19,7 @@ pub struct Config {
     pub backtest: BacktestConfig,
     pub walk_forward: WalkForwardConfig,
     pub live: LiveConfig,
+    pub portfolio: super::PortfolioConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +165,10 @@ pub struct SyntheticConfig {
     pub gap_vol: f64,
     #[serde(deserialize_with = "range::price")]
     pub start_price: f64,
+    /// Share of a portfolio symbol's variance that comes from the common market factor
+    /// (`portfolio.synthetic_symbols` only; other symbols are independent random walks).
+    #[serde(deserialize_with = "range::below_one")]
+    pub factor_share: f64,
 }
 
 impl Default for SyntheticConfig {
@@ -175,6 +180,7 @@ impl Default for SyntheticConfig {
             annual_vol: 0.25,
             gap_vol: 0.006,
             start_price: 100.0,
+            factor_share: 0.4,
         }
     }
 }
@@ -274,6 +280,65 @@ pub struct PpoConfig {
     #[serde(deserialize_with = "range::positive")]
     pub max_grad_norm: f64,
     pub seed: u64,
+    /// How a CUDA run picks n_envs / n_steps / minibatch / hidden_dims (ignored on a CPU).
+    pub gpu_sizing: GpuSizing,
+}
+
+/// `[ppo] gpu_sizing`: the seed's per-GPU presets (`auto` detects the GPU), a forced tier, the
+/// VRAM formula (`high-vram`, `low-vram`), or `off` (the config's values on every device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GpuSizing {
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "off")]
+    Off,
+    #[serde(rename = "high-vram")]
+    HighVram,
+    #[serde(rename = "low-vram")]
+    LowVram,
+    #[serde(rename = "h100")]
+    H100,
+    #[serde(rename = "a100-80")]
+    A100_80,
+    #[serde(rename = "a100-40")]
+    A100_40,
+    #[serde(rename = "rtx4090")]
+    Rtx4090,
+    #[serde(rename = "rtx3090")]
+    Rtx3090,
+    #[serde(rename = "generic")]
+    Generic,
+}
+
+impl GpuSizing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GpuSizing::Auto => "auto",
+            GpuSizing::Off => "off",
+            GpuSizing::HighVram => "high-vram",
+            GpuSizing::LowVram => "low-vram",
+            GpuSizing::H100 => "h100",
+            GpuSizing::A100_80 => "a100-80",
+            GpuSizing::A100_40 => "a100-40",
+            GpuSizing::Rtx4090 => "rtx4090",
+            GpuSizing::Rtx3090 => "rtx3090",
+            GpuSizing::Generic => "generic",
+        }
+    }
+
+    /// The tier a forced choice names.
+    pub fn tier(self) -> Option<crate::engine::sizing::Tier> {
+        use crate::engine::sizing::Tier;
+        match self {
+            GpuSizing::H100 => Some(Tier::H100),
+            GpuSizing::A100_80 => Some(Tier::A100_80),
+            GpuSizing::A100_40 => Some(Tier::A100_40),
+            GpuSizing::Rtx4090 => Some(Tier::Rtx4090),
+            GpuSizing::Rtx3090 => Some(Tier::Rtx3090),
+            GpuSizing::Generic => Some(Tier::Generic),
+            _ => None,
+        }
+    }
 }
 
 impl Default for PpoConfig {
@@ -296,6 +361,7 @@ impl Default for PpoConfig {
             ent_coef_end: 0.005,
             max_grad_norm: 0.5,
             seed: 1,
+            gpu_sizing: GpuSizing::Auto,
         }
     }
 }

@@ -29,6 +29,18 @@ pub fn synthetic_bars(
     tf: Timeframe,
 ) -> Result<(Vec<Bar>, Option<String>)> {
     let (start, end) = data_days(cfg)?;
+    synthetic_bars_between(cfg, sym, tf, start, end)
+}
+
+/// As [`synthetic_bars`] over `start..=end`. Members of `portfolio.synthetic_symbols` share the
+/// common market factor (wherever they are generated: fetch, training, the portfolio panel).
+pub fn synthetic_bars_between(
+    cfg: &Config,
+    sym: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<(Vec<Bar>, Option<String>)> {
     let warning = budget::check_range(
         &format!("synthetic {sym} {tf} from {start} to {end}"),
         sym.class,
@@ -36,7 +48,11 @@ pub fn synthetic_bars(
         start,
         end,
     )?;
-    let bars = synthetic::generate(&cfg.synthetic, sym, tf, start, end)?;
+    let bars = if cfg.portfolio.is_synthetic_member(sym) {
+        synthetic::generate_correlated(&cfg.synthetic, sym, tf, start, end)?
+    } else {
+        synthetic::generate(&cfg.synthetic, sym, tf, start, end)?
+    };
     Ok((bars, warning))
 }
 

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod coverage;
 pub mod import;
 pub mod load;
+pub mod panel;
 pub mod plan;
 pub mod quality;
 pub mod resample;
@@ -13,4 +14,5 @@ pub mod store;
 pub mod synthetic;
 
 pub use load::{generate_synthetic, load_bars, LoadedBars};
+pub use panel::{load_panel, Panel, PanelReport};
 pub use store::{SeriesInfo, Store};

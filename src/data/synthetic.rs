@@ -54,7 +54,7 @@ pub fn generate(
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<Vec<Bar>> {
-    generate_with_truth(cfg, symbol, tf, start, end).map(|s| s.bars)
+    simulate(cfg, symbol, tf, start, end, None).map(|s| s.bars)
 }
 
 /// [`generate`] with the per-bar drift it planted: the same bars, from the same draws.
@@ -65,20 +65,96 @@ pub fn generate_with_truth(
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<SyntheticSeries> {
+    simulate(cfg, symbol, tf, start, end, None)
+}
+
+/// Generates a portfolio symbol's bars: as [`generate`], plus a common market factor that every
+/// portfolio symbol loads on, so the universe co-moves. Each symbol gets its own loading,
+/// volatility and price level (derived from the seed and its name, so a factor portfolio has
+/// something to rank). The factor's shock at a bar is a function of the seed and the bar's start
+/// time only, and its persistent drift a fixed-length sum of earlier bars' shocks, so each symbol
+/// can be generated alone, over any range, and still share the same factor path.
+pub fn generate_correlated(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<Bar>> {
+    let mut p = Rng::derive(cfg.seed, &format!("{}#factor", symbol.name));
+    let spread = 0.7 + 0.6 * p.uniform();
+    let loading = (cfg.factor_share.sqrt() * spread).min(0.95);
+    let model = FactorModel {
+        loading,
+        idio: (1.0 - loading * loading).sqrt(),
+        vol_mult: 0.6 + 0.9 * p.uniform(),
+    };
+    simulate(cfg, symbol, tf, start, end, Some(model)).map(|s| s.bars)
+}
+
+/// A portfolio symbol's exposure to the common factor.
+#[derive(Debug, Clone, Copy)]
+struct FactorModel {
+    /// Correlation of the symbol's shock with the factor's.
+    loading: f64,
+    /// √(1 − loading²): the idiosyncratic share, so total volatility is unchanged.
+    idio: f64,
+    /// Scales `annual_vol` for this symbol (0.6–1.5×).
+    vol_mult: f64,
+}
+
+/// Half-life, in bars, of the common factor's drift. Fixed (not `synthetic.drift_halflife`): the
+/// factor's drift is recomputed from a tail of [`FACTOR_TAIL`] shocks at every bar.
+const FACTOR_HALFLIFE: f64 = 24.0;
+
+/// Bars of factor history behind its drift: the AR(1) weights φ^k of the drift's half-life have
+/// fallen to 3 % by then.
+const FACTOR_TAIL: usize = 5 * FACTOR_HALFLIFE as usize;
+
+/// The factor's standard-normal shock at the bar starting at `ts`.
+fn factor_shock(seed: u64, ts: DateTime<Utc>) -> f64 {
+    let key = (ts.timestamp() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Rng::new(seed ^ key ^ 0x5F4D_4641_4354_4F52).normal()
+}
+
+/// The factor at each of `starts` as (drift, shock): the shock at the bar and a unit-variance
+/// drift made of the previous [`FACTOR_TAIL`] bars' shocks with AR(1) weights. `earlier` holds
+/// the calendar's bar starts before `starts[0]`, oldest first.
+fn factor_path(seed: u64, earlier: &[DateTime<Utc>], starts: &[DateTime<Utc>]) -> Vec<(f64, f64)> {
+    let phi = drift_phi(FACTOR_HALFLIFE);
+    let norm = ((1.0 - phi * phi) / (1.0 - phi.powi(2 * FACTOR_TAIL as i32))).sqrt();
+    let all: Vec<f64> = earlier
+        .iter()
+        .chain(starts)
+        .map(|&ts| factor_shock(seed, ts))
+        .collect();
+    (0..starts.len())
+        .map(|k| {
+            let at = earlier.len() + k;
+            let drift: f64 = (1..=FACTOR_TAIL.min(at))
+                .map(|j| phi.powi(j as i32 - 1) * all[at - j])
+                .sum();
+            (drift * norm, all[at])
+        })
+        .collect()
+}
+
+fn simulate(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+    factor: Option<FactorModel>,
+) -> Result<SyntheticSeries> {
     if end < start {
         bail!("synthetic market: end {end} is before start {start}");
     }
     let cal = Calendar::for_class(symbol.class);
-    let from = Utc.from_utc_datetime(
-        &(start - Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default(),
-    );
-    let to = Utc.from_utc_datetime(
-        &(end + Duration::days(2))
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default(),
-    );
+    let at_midnight =
+        |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let from = at_midnight(start - Duration::days(1));
+    let to = at_midnight(end + Duration::days(2));
     let starts: Vec<DateTime<Utc>> = cal
         .bar_starts(tf, from, to)
         .into_iter()
@@ -87,16 +163,39 @@ pub fn generate_with_truth(
             d >= start && d <= end
         })
         .collect();
+    let path = match factor {
+        None => Vec::new(),
+        Some(_) => {
+            // Enough calendar days back for FACTOR_TAIL bars, weekends and holidays included.
+            let days = (FACTOR_TAIL as f64 / tf.bars_per_day(symbol.class)).ceil() as i64 * 2 + 10;
+            let mut earlier: Vec<DateTime<Utc>> = cal
+                .bar_starts(tf, at_midnight(start - Duration::days(days)), to)
+                .into_iter()
+                .filter(|t| cal.local_date(*t) < start)
+                .collect();
+            earlier.drain(..earlier.len().saturating_sub(FACTOR_TAIL));
+            factor_path(cfg.seed, &earlier, &starts)
+        }
+    };
 
     let mut rng = Rng::derive(cfg.seed, &symbol.name);
-    let per_bar_vol = cfg.annual_vol / tf.bars_per_year(symbol.class).sqrt();
+    let vol_mult = factor.map_or(1.0, |f| f.vol_mult);
+    let per_bar_vol = cfg.annual_vol * vol_mult / tf.bars_per_year(symbol.class).sqrt();
     let phi = drift_phi(cfg.drift_halflife);
     let drift_noise = (1.0 - phi * phi).sqrt();
     let loading = drift_loading(cfg.edge, phi);
     let shock_scale = (1.0 - loading * loading).sqrt();
+    // The factor carries the same edge over its own (fixed) half-life.
+    let factor_loading = drift_loading(cfg.edge, drift_phi(FACTOR_HALFLIFE));
+    let factor_shock_scale = (1.0 - factor_loading * factor_loading).sqrt();
     let mut regime = 0usize;
     let mut drift = 0.0f64;
-    let mut price = cfg.start_price * (0.6 + 0.8 * rng.uniform());
+    let u = rng.uniform();
+    let mut price = match factor {
+        None => cfg.start_price * (0.6 + 0.8 * u),
+        // A wide spread of price levels (¼× to 4×) gives the size factor something to rank.
+        Some(_) => cfg.start_price * 4f64.powf(2.0 * u - 1.0),
+    };
     let base_volume = match symbol.class {
         AssetClass::Equity => 40_000.0,
         AssetClass::Crypto => 3.0,
@@ -105,7 +204,7 @@ pub fn generate_with_truth(
     let mut bars = Vec::with_capacity(starts.len());
     let mut truth = Vec::with_capacity(starts.len());
     let mut prev_day: Option<NaiveDate> = None;
-    for ts in starts {
+    for (k, ts) in starts.into_iter().enumerate() {
         if rng.uniform() > REGIME_STAY {
             regime = rng.below(3);
         }
@@ -121,8 +220,20 @@ pub fn generate_with_truth(
         }
         prev_day = Some(day);
         // The drift adds variance; scale the shock so total volatility stays at `sigma`.
-        let mean = sigma * loading * drift;
-        let ret = mean + sigma * shock_scale * rng.normal();
+        let own_mean = loading * drift;
+        let own = own_mean + shock_scale * rng.normal();
+        let (mean, ret) = match factor {
+            None => (sigma * own_mean, sigma * own),
+            Some(f) => {
+                let (f_drift, f_shock) = path[k];
+                let market_mean = factor_loading * f_drift;
+                let market = market_mean + factor_shock_scale * f_shock;
+                (
+                    sigma * (f.loading * market_mean + f.idio * own_mean),
+                    sigma * (f.loading * market + f.idio * own),
+                )
+            }
+        };
         let close = open * ret.exp();
         let high = open.max(close) * (0.5 * sigma * rng.normal().abs()).exp();
         let low = open.min(close) * (-0.5 * sigma * rng.normal().abs()).exp();
@@ -190,6 +301,128 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a[10].close, other[10].close);
+    }
+
+    /// Single-symbol series are pinned: models, stores and tests made before the portfolio
+    /// universe existed must see exactly the same bars. (Changed once, deliberately, when `edge`
+    /// became the lag-1 return autocorrelation it names: before, the drift's share was `edge`
+    /// itself, an autocorrelation of edge²·φ ≈ 0.01 that no rule could trade after costs.)
+    #[test]
+    fn single_symbol_output_is_pinned() {
+        let cfg = SyntheticConfig::default();
+        let hash = |sym: Symbol, tf| {
+            crate::data::store::hash_bars(
+                &generate(&cfg, &sym, tf, d(2024, 1, 2), d(2024, 2, 29)).unwrap(),
+            )
+        };
+        let got = [
+            hash(Symbol::equity("SYNA"), Timeframe::Minute(15)),
+            hash(Symbol::equity("SYNB"), Timeframe::Day),
+            hash(Symbol::crypto("SYNX/USD"), Timeframe::Hour(1)),
+        ];
+        assert_eq!(
+            got,
+            [
+                "b0b81428f501e3e29b7f70b60516eac644d369704955dd490e7499d191e10506",
+                "2f58411ffcf6139ecb6ed7054c2c2322ab31f3bd5a8245c2d9e1a88d1b9204ab",
+                "f46035e26d8f20fbbcd654c17446e9ea4d9e07d1cf560ece73f91eb6a2d7cc84",
+            ]
+        );
+    }
+
+    fn log_returns(bars: &[Bar]) -> Vec<f64> {
+        bars.windows(2)
+            .map(|w| (w[1].close / w[0].close).ln())
+            .collect()
+    }
+
+    fn correlation(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    }
+
+    #[test]
+    fn portfolio_symbols_co_move_through_a_common_factor() {
+        let cfg = SyntheticConfig::default();
+        let (from, to) = (d(2022, 1, 3), d(2023, 12, 29));
+        let gen = |name: &str| {
+            generate_correlated(&cfg, &Symbol::equity(name), Timeframe::Day, from, to).unwrap()
+        };
+        let names = ["SYNP01", "SYNP02", "SYNP03", "SYNP04", "SYNP05", "SYNP06"];
+        let series: Vec<Vec<Bar>> = names.iter().map(|n| gen(n)).collect();
+        assert_eq!(series[0], gen("SYNP01"), "deterministic");
+        assert!(series.iter().flatten().all(Bar::is_consistent));
+        let rets: Vec<Vec<f64>> = series.iter().map(|b| log_returns(b)).collect();
+        assert!(rets
+            .iter()
+            .all(|r| r.len() == rets[0].len() && r.len() > 450));
+        let mut sum = 0.0;
+        let mut pairs = 0.0;
+        for i in 0..rets.len() {
+            for j in i + 1..rets.len() {
+                let c = correlation(&rets[i], &rets[j]);
+                assert!(c > 0.1, "{} vs {}: correlation {c}", names[i], names[j]);
+                sum += c;
+                pairs += 1.0;
+            }
+        }
+        assert!(
+            sum / pairs > 0.25,
+            "mean pairwise correlation {}",
+            sum / pairs
+        );
+        // The single-symbol market has no common factor.
+        let a = log_returns(
+            &generate(&cfg, &Symbol::equity("SYNA"), Timeframe::Day, from, to).unwrap(),
+        );
+        let b = log_returns(
+            &generate(&cfg, &Symbol::equity("SYNB"), Timeframe::Day, from, to).unwrap(),
+        );
+        assert!(correlation(&a, &b).abs() < 0.12, "{}", correlation(&a, &b));
+        // Without a factor share the portfolio symbols are independent too.
+        let indep = SyntheticConfig {
+            factor_share: 0.0,
+            ..Default::default()
+        };
+        let g = |n: &str| {
+            log_returns(
+                &generate_correlated(&indep, &Symbol::equity(n), Timeframe::Day, from, to).unwrap(),
+            )
+        };
+        assert!(correlation(&g("SYNP01"), &g("SYNP02")).abs() < 0.12);
+        // Symbols differ in price level and volatility, so factor ranks are not ties.
+        let first: Vec<f64> = series.iter().map(|b| b[0].open).collect();
+        let spread = first.iter().cloned().fold(0.0, f64::max)
+            / first.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread > 1.5, "{first:?}");
+    }
+
+    #[test]
+    fn the_factor_path_depends_on_bar_times_not_on_the_range() {
+        let cal = Calendar::Nyse;
+        let t = |y, m, dd| Utc.from_utc_datetime(&d(y, m, dd).and_hms_opt(0, 0, 0).unwrap());
+        let all = cal.bar_starts(Timeframe::Day, t(2023, 1, 1), t(2023, 12, 31));
+        let (head, tail) = all.split_at(150);
+        let whole = factor_path(7, &head[..30], &all[30..]);
+        let later = factor_path(7, &head[150 - FACTOR_TAIL..], tail);
+        assert_eq!(&whole[120..], &later[..]);
+        assert_ne!(factor_path(8, &head[..30], &all[30..]), whole, "seeded");
+        // Unit variance, for the drift and the shock alike.
+        let var = |xs: Vec<f64>| xs.iter().map(|x| x * x).sum::<f64>() / xs.len() as f64;
+        let long = cal.bar_starts(Timeframe::Minute(15), t(2022, 1, 1), t(2023, 12, 31));
+        let p = factor_path(7, &long[..FACTOR_TAIL], &long[FACTOR_TAIL..]);
+        let (vd, vs) = (
+            var(p.iter().map(|x| x.0).collect()),
+            var(p.iter().map(|x| x.1).collect()),
+        );
+        assert!(
+            (vd - 1.0).abs() < 0.25 && (vs - 1.0).abs() < 0.05,
+            "{vd} {vs}"
+        );
     }
 
     #[test]

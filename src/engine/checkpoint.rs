@@ -4,6 +4,7 @@
 
 use super::ActorCritic;
 use crate::config::Config;
+use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
 use crate::market::{AssetClass, Timeframe};
 use crate::paths::write_atomic;
@@ -47,6 +48,11 @@ pub struct ModelMeta {
     pub timesteps: u64,
     pub created: DateTime<Utc>,
     pub config: Config,
+    /// A portfolio model's layout: its universe (in column order), timeframe and observation.
+    /// `symbol` then names the portfolio, `feature_spec` is unused (no per-symbol features), and
+    /// the range fields are the panel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioSpec>,
 }
 
 impl ModelMeta {
@@ -67,7 +73,30 @@ impl ModelMeta {
 
     /// Refuses data whose feature layout differs from the model's.
     pub fn check_layout(&self, data_spec: &FeatureSpec) -> Result<()> {
+        if let Some(p) = &self.portfolio {
+            bail!(
+                "this is a portfolio model ({} symbols, {}): it takes a universe, not one series",
+                p.symbols.len(),
+                p.describe()
+            );
+        }
         data_spec.ensure_same(&self.feature_spec)
+    }
+
+    /// The observation layout, for messages.
+    pub fn layout_describe(&self) -> String {
+        match &self.portfolio {
+            Some(p) => p.describe(),
+            None => self.feature_spec.describe(),
+        }
+    }
+
+    /// The observation size the layout implies (the weights must agree with it).
+    pub fn layout_obs_dim(&self) -> usize {
+        match &self.portfolio {
+            Some(p) => p.obs_dim(),
+            None => self.feature_spec.obs_dim(),
+        }
     }
 }
 
@@ -117,12 +146,12 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     let meta = meta_from_bytes(path, &bytes)?;
-    if meta.obs_dim != meta.feature_spec.obs_dim() {
+    if meta.obs_dim != meta.layout_obs_dim() {
         bail!(
             "{}: obs_dim {} disagrees with its feature layout ({})",
             path.display(),
             meta.obs_dim,
-            meta.feature_spec.describe()
+            meta.layout_describe()
         );
     }
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
@@ -158,4 +187,67 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
         )
     })?;
     Ok((model, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::events::EventTable;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_portfolio_model_round_trips_and_refuses_a_single_series() {
+        let syms: Vec<String> = ["AAA", "BBB", "CCC"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let spec = PortfolioSpec::new(&syms, Timeframe::Day, 8, 20);
+        let model = ActorCritic::new(spec.obs_dim(), &[16], 12, 3, &Device::Cpu).unwrap();
+        let t = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap();
+        let meta = ModelMeta {
+            format: FORMAT.into(),
+            quantdeck_version: "test".into(),
+            symbol: "portfolio".into(),
+            class: AssetClass::Equity,
+            timeframe: Timeframe::Day,
+            source: "synthetic".into(),
+            feature_spec: FeatureSpec::current(8, &EventTable::default()),
+            action_meanings: vec![],
+            obs_dim: spec.obs_dim(),
+            hidden_dims: vec![16],
+            n_actions: 12,
+            param_count: model.param_count(),
+            train_first: t,
+            train_last: t,
+            val_first: None,
+            val_last: None,
+            data_first: t,
+            data_last: t,
+            data_sha256: String::new(),
+            update: 0,
+            timesteps: 0,
+            created: t,
+            config: Config::default(),
+            portfolio: Some(spec.clone()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        save_model(&path, &model, &meta).unwrap();
+        let (back, m) = load_model(&path, &Device::Cpu).unwrap();
+        assert_eq!(m.portfolio.as_ref(), Some(&spec));
+        assert_eq!(back.obs_dim, spec.obs_dim());
+        let e = m
+            .check_layout(&FeatureSpec::current(8, &EventTable::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("portfolio model (3 symbols"), "{e}");
+        // A single-symbol model's metadata has no portfolio key at all (older readers agree).
+        let single = ModelMeta {
+            portfolio: None,
+            obs_dim: meta.feature_spec.obs_dim(),
+            ..meta
+        };
+        let json = serde_json::to_value(&single).unwrap();
+        assert!(json.get("portfolio").is_none(), "{json}");
+    }
 }

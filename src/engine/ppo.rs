@@ -177,6 +177,7 @@ pub fn train(
         timesteps,
         created: chrono::Utc::now(),
         config: cfg.clone(),
+        portfolio: None,
     };
 
     let started = Instant::now();

@@ -3,15 +3,19 @@
 
 pub mod backtest;
 pub mod baselines;
+pub mod composite;
 pub mod gate;
 pub mod learning;
 pub mod metrics;
 pub mod oracle;
+pub mod portfolio;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};
 pub use baselines::{Baseline, BaselineResult, MomentumRule};
+pub use composite::{composite_score, CompositeInputs, CompositeScore, ScoreScales};
 pub use gate::{assess, GateClass, GateFlag, GateResult};
 pub use metrics::Evidence;
 pub use metrics::ValidationMetrics;
+pub use portfolio::{PortfolioEvaluation, PortfolioMarket, PortfolioStats};
 pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

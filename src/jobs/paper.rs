@@ -634,6 +634,9 @@ async fn run_alpaca(
             .collect();
         if !stocks.is_empty() {
             let feed = StockFeed::parse(&cfg.live.feed).unwrap_or(StockFeed::Iex);
+            if let Some(w) = test_feed_warning(feed, &stocks) {
+                ctx.sink.warn(w);
+            }
             streams.push(spawn_bar_stream(
                 ds.clone(),
                 creds.clone(),
@@ -756,4 +759,38 @@ pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> 
         }
     })?;
     Ok(result)
+}
+
+/// Alpaca's `test` stock feed streams only FAKEPACA: models on other symbols would wait forever.
+fn test_feed_warning(feed: StockFeed, stocks: &[String]) -> Option<String> {
+    let silent: Vec<&str> = stocks
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "FAKEPACA")
+        .collect();
+    (feed == StockFeed::Test && !silent.is_empty()).then(|| {
+        format!(
+            "live.feed = \"test\" streams only FAKEPACA: {} will get no live bars from it. \
+             Use iex or sip to trade them; outside market hours, a crypto model trades around \
+             the clock",
+            silent.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_feed_warns_about_every_symbol_it_will_not_stream() {
+        let syms = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = test_feed_warning(StockFeed::Test, &syms(&["AAPL", "FAKEPACA", "MSFT"])).unwrap();
+        assert!(w.contains(": AAPL, MSFT will get no live bars"), "{w}");
+        assert_eq!(
+            test_feed_warning(StockFeed::Test, &syms(&["FAKEPACA"])),
+            None
+        );
+        assert_eq!(test_feed_warning(StockFeed::Iex, &syms(&["AAPL"])), None);
+    }
 }

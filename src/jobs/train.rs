@@ -5,6 +5,7 @@
 use super::ctx::Ctx;
 use super::rundir::DataRef;
 use super::{CheckpointReason, Event, JobSummary};
+use crate::config::GpuSizing;
 use crate::data::store::hash_bars;
 use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
@@ -95,6 +96,16 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         })
     })?;
     let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
+    let (sized, sizing) = sized_config(cfg, &device, spec.obs_dim())?;
+    if device.is_cuda() {
+        ctx.sink.info(sizing.describe());
+    } else if !matches!(cfg.ppo.gpu_sizing, GpuSizing::Auto | GpuSizing::Off) {
+        ctx.sink.warn(format!(
+            "gpu_sizing = \"{}\" applies on a CUDA device only: this CPU run keeps the config's sizes",
+            cfg.ppo.gpu_sizing.as_str()
+        ));
+    }
+    let cfg = &sized;
     ctx.sink.info(format!(
         "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
         bars.len(),
@@ -166,6 +177,31 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
             ""
         }
     ))
+}
+
+/// The config with the GPU's sizes in place (the config's own on a CPU; see `engine::sizing`).
+fn sized_config(
+    cfg: &crate::config::Config,
+    device: &candle_core::Device,
+    obs_dim: usize,
+) -> Result<(crate::config::Config, engine::sizing::Sizing)> {
+    let on_cuda = device.is_cuda();
+    let gpu = if on_cuda {
+        let index = cfg
+            .ppo
+            .device
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        engine::sizing::probe(index)
+    } else {
+        None
+    };
+    let sizing = engine::sizing::plan(&cfg.ppo, on_cuda, gpu, obs_dim, crate::sim::N_ACTIONS)?;
+    let mut out = cfg.clone();
+    sizing.apply(&mut out.ppo);
+    crate::config::validate(&out)?;
+    Ok((out, sizing))
 }
 
 /// A run's validation history, oldest first: `validations.jsonl` (a torn last line from a kill is

@@ -4,6 +4,7 @@
 
 mod account;
 mod actions;
+pub mod portfolio;
 mod risk;
 
 pub use account::{Account, Fill, Rules};

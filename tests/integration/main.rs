@@ -17,6 +17,7 @@ mod learning;
 mod paper_daemon;
 mod parity;
 mod pipeline;
+mod portfolio;
 mod store_concurrency;
 mod trust;
 mod tui_keymap;

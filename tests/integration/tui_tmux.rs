@@ -264,6 +264,9 @@ fn workstation_in_tmux() {
     t.keys("?");
     t.wait_for("in this help", 10);
     t.keys("Escape");
+    // An Escape followed at once by `q` reaches the TUI as one Alt+q sequence: wait for the
+    // help to close first, as a person would.
+    t.wait_until("the help closed", 10, |s| !s.contains("in this help"));
     t.keys("q");
     tui.wait_exit(&t, 10);
     assert_shell_is_back(&t, "q");
