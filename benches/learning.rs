@@ -133,6 +133,7 @@ fn main() {
             let (rows, m) = learning::reference_rows(
                 &bt,
                 &market.series.drift,
+                &market.filtered,
                 market.train.clone(),
                 test.clone(),
                 1000,
@@ -169,7 +170,10 @@ fn main() {
             .steps
             .is_none()
             .then(|| Duration::from_secs_f64(args.budget_s * 1.25));
-        let label = format!("{:.0}-minute budget", args.budget_s / 60.0);
+        let label = match args.steps {
+            Some(_) => format!("{} steps", long.ppo.total_timesteps),
+            None => format!("{:.0}-minute budget", args.budget_s / 60.0),
+        };
         runs.push(train_and_score(
             &paths, &long, &label, limit, &market, &reference,
         ));
@@ -325,14 +329,14 @@ fn train_and_score(
         let (refs, _) = learning::reference_rows(
             &bt,
             &market.series.drift,
+            &market.filtered,
             market.train.clone(),
             market.train.clone(),
             1000,
         );
-        rows.extend(
-            refs.into_iter()
-                .filter(|r| r.name == learning::ORACLE || r.name == learning::MOMENTUM),
-        );
+        rows.extend(refs.into_iter().filter(|r| {
+            [learning::ORACLE, learning::FILTER, learning::MOMENTUM].contains(&r.name.as_str())
+        }));
         let board = Scoreboard {
             costs: Costs::Training,
             rows,
@@ -361,6 +365,25 @@ fn train_and_score(
             costs_label(*costs),
             board.table()
         );
+        for (name, _) in &policies {
+            let filter = board.get(learning::FILTER).map(|f| f.sharpe);
+            let of_filter = match (board.get(name), filter) {
+                (Some(p), Some(f)) if f > 0.0 => format!("{:.0} %", 100.0 * p.sharpe / f),
+                _ => "—".into(),
+            };
+            println!(
+                "{name}: {} of the oracle's Sharpe, {of_filter} of the drift filter's; beats momentum: {}",
+                board
+                    .share_of_oracle(name)
+                    .map(|p| format!("{p:.0} %"))
+                    .unwrap_or_else(|| "—".into()),
+                match board.beats_momentum(name) {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "—",
+                }
+            );
+        }
         boards.push(board);
     }
     RunScore {

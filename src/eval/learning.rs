@@ -27,6 +27,9 @@ pub struct SyntheticMarket {
     pub spec: FeatureSpec,
     pub fm: FeatureMatrix,
     pub closes: Vec<f64>,
+    /// The drift as estimated from past closes by a trader who knows `edge` and the half-life
+    /// ([`oracle::filtered_drift`]): the observable counterpart of `series.drift`.
+    pub filtered: Vec<f64>,
     /// The split of the configured period, as the train job makes it (`ppo::split`).
     pub train: Range<usize>,
     pub validation: Range<usize>,
@@ -64,13 +67,20 @@ impl SyntheticMarket {
         }
         let spec = FeatureSpec::current(cfg.features.window, events);
         let fm = features::compute(&spec, symbol, &series.bars, events);
-        let closes = series.bars.iter().map(|b| b.close).collect();
+        let closes: Vec<f64> = series.bars.iter().map(|b| b.close).collect();
+        let phi = synthetic::drift_phi(cfg.synthetic.drift_halflife);
+        let filtered = oracle::filtered_drift(
+            &closes,
+            phi,
+            synthetic::drift_loading(cfg.synthetic.edge, phi),
+        );
         Ok(SyntheticMarket {
             symbol: symbol.clone(),
             series,
             spec,
             fm,
             closes,
+            filtered,
             train,
             validation,
             test,
@@ -140,13 +150,17 @@ impl Row {
 }
 
 pub const ORACLE: &str = "oracle";
+/// Holds the sign of [`SyntheticMarket::filtered`]: the best an observer of past bars can do.
+pub const FILTER: &str = "drift filter";
 pub const MOMENTUM: &str = "momentum";
 
-/// The rules every policy is compared with, over `range`: oracle, momentum (spans fitted on
-/// `fit_on`, the training bars), buy-and-hold, random (seeded) and flat.
+/// The rules every policy is compared with, over `range`: oracle (`drift`, the truth), drift
+/// filter (`filtered`, its estimate from past closes), momentum (spans fitted on `fit_on`, the
+/// training bars), buy-and-hold, random (seeded) and flat.
 pub fn reference_rows(
     bt: &Backtester,
     drift: &[f64],
+    filtered: &[f64],
     fit_on: Range<usize>,
     range: Range<usize>,
     seed: u64,
@@ -156,6 +170,7 @@ pub fn reference_rows(
     let class = bt.class;
     let rows = vec![
         Row::of(ORACLE, &oracle::run(bt, drift, range.clone()), class),
+        Row::of(FILTER, &oracle::run(bt, filtered, range.clone()), class),
         Row::of(MOMENTUM, &momentum.run(bt, range.clone()), class),
         Row::of(
             "buy-and-hold",
