@@ -1,7 +1,8 @@
 //! A small, seedable, portable random source (SplitMix64). Results depend only on the seed, never
 //! on the platform or a crate version, which keeps synthetic markets and training runs repeatable.
 
-#[derive(Debug, Clone)]
+/// Serializable so that a training checkpoint can continue the same streams.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     state: u64,
     spare_normal: Option<f64>,

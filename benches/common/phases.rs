@@ -8,9 +8,11 @@ use super::timing::median;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use quantdeck::config::Config;
+use quantdeck::engine::adam::ActorCriticAdam;
 use quantdeck::engine::backward::{forward, ppo_grad, split_heads, Batch, Coefs};
+use quantdeck::engine::critic::{self, CriticFit};
 use quantdeck::engine::env::VecEnv;
-use quantdeck::engine::flat::{FlatAdam, FlatParams};
+use quantdeck::engine::flat::FlatParams;
 use quantdeck::engine::ppo::{gae, TrainData};
 use quantdeck::engine::rollout::Collector;
 use quantdeck::engine::ActorCritic;
@@ -152,13 +154,35 @@ pub fn run(cfg: &Config, data: &TrainData) {
         median(|| drop(ppo_grad(&layers, &b, coefs).expect("grad")), 5) * per_update as f64,
     );
     let (grad, _) = ppo_grad(&layers, &b, coefs).expect("grad");
-    let mut adam = FlatAdam::new(&params).expect("adam");
+    let mut adam = ActorCriticAdam::new(&params).expect("adam");
     row(
-        "fused Adam + on-device norm clipping",
+        "actor + critic Adam, joint on-device clipping",
         median(
-            || adam.step(&mut params, &grad, 1e-4, 0.5).expect("adam"),
+            || {
+                adam.step(&mut params, &grad, 1e-4, 3e-4, 0.5)
+                    .expect("adam")
+            },
             5,
         ) * per_update as f64,
+    );
+    let fit = CriticFit {
+        epochs: p.critic_epochs,
+        minibatch: mb,
+        lr: 3e-4,
+        vf_coef: p.vf_coef,
+        max_grad_norm: p.max_grad_norm,
+    };
+    row(
+        &format!("critic-only epochs ({})", p.critic_epochs),
+        median(
+            || {
+                drop(
+                    critic::fit(&mut params, &mut adam, &ro.obs, &ret, &mut rng, fit)
+                        .expect("critic epochs"),
+                )
+            },
+            3,
+        ),
     );
 
     // The previous engine's minibatch step, on the same minibatch.

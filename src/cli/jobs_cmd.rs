@@ -1,8 +1,8 @@
 //! The job subcommands: parse flags into config overrides and a job request, run the job on this
 //! thread with a progress display, and map its outcome to an exit code.
 
-use super::progress::Display;
-use crate::config::{Config, GpuSizing};
+use super::progress::{Display, Verbosity};
+use crate::config::{Config, GpuSizing, RewardKind, TrainDuration};
 use crate::jobs::{self, CancelToken, EvalPeriod, JobRequest};
 use crate::paths::Paths;
 use anyhow::Result;
@@ -14,6 +14,25 @@ pub struct Common {
     /// Print events as JSON lines on stdout (for scripts) instead of a progress display.
     #[arg(long)]
     pub json: bool,
+    /// Also print debug lines, and a full line per training update (reward components,
+    /// critic-only epochs).
+    #[arg(long, short = 'v', conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only warnings, errors and the outcome (no progress bar).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl Common {
+    fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -41,17 +60,58 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Symbol to train on (one model per symbol and timeframe).
-    pub symbol: String,
+    /// Symbol to train on (one model per symbol and timeframe). Not with --resume or
+    /// --checkpoint, which continue a run's own symbol.
+    #[arg(required_unless_present_any = ["resume", "checkpoint"])]
+    pub symbol: Option<String>,
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
-    /// Override ppo.total_timesteps (at least 1; rounded up to whole updates).
+    /// Train for N env-steps in all (overrides ppo.total_timesteps; rounded to whole updates).
+    /// Priority over --episodes and --iterations.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub timesteps: Option<u64>,
+    /// Train for N episodes of env.episode_len steps (N × episode_len env-steps, rounded up to
+    /// whole updates). Priority over --iterations.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub episodes: Option<u64>,
+    /// Train for N PPO updates (N × n_envs × n_steps env-steps).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
     /// Override ppo.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub critic_epochs: Option<u16>,
+    /// The training reward: pnl or seed (overrides env.reward).
+    #[arg(long, value_parser = ["pnl", "seed"])]
+    pub reward: Option<String>,
+    /// Turn the drawdown early stop on (ppo.early_stop): a validation drawdown at the threshold
+    /// restarts from the last good validation with lr × 0.5 and entropy × 1.5, 3 times at most.
+    #[arg(long)]
+    pub early_stop: bool,
+    /// The early stop's validation drawdown threshold, in (0, 1] (ppo.early_stop_drawdown;
+    /// turns the early stop on).
+    #[arg(long, value_name = "SHARE")]
+    pub early_stop_drawdown: Option<f64>,
+    /// Keep every Nth periodic checkpoint (ppo.keep_every; best, newest and final always stay).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_every: Option<u32>,
+    /// Continue a training run in its directory from its newest training state: a run id,
+    /// a unique prefix, or `latest` (the default). The run's own configuration continues.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
+          conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
+                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "high_vram", "low_vram", "gpu_sizing"])]
+    pub resume: Option<String>,
+    /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
+    /// the run's model files (its update's state). Later checkpoints move aside.
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
+                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "high_vram", "low_vram", "gpu_sizing"])]
+    pub checkpoint: Option<std::path::PathBuf>,
     /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
     #[arg(long, conflicts_with_all = ["low_vram", "gpu_sizing"])]
     pub high_vram: bool,
@@ -132,6 +192,7 @@ pub(super) fn execute_with(
     common: &Common,
     keep_on_hangup: bool,
 ) -> Result<i32> {
+    let kind = req.kind();
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
     let signals = crate::signals::listen()?;
@@ -148,7 +209,7 @@ pub(super) fn execute_with(
             eprintln!("\n{}: stopping… (again to exit at once)", sig.name());
         }
     });
-    let display = Display::new(common.json);
+    let display = Display::new(common.json, common.verbosity());
     let observer = display.observer();
     let result = jobs::run_job(paths, cfg, &req, &cancel, Some(observer));
     display.finish();
@@ -158,10 +219,13 @@ pub(super) fn execute_with(
                 "run {id} cancelled; its state is saved in {}",
                 paths.runs.join(&id).display()
             );
+            if kind == crate::jobs::JobKind::Train {
+                eprintln!("continue it with: quantdeck train --resume {id}");
+            }
             Ok(130)
         }
         Ok(id) => {
-            if !common.json {
+            if !common.json && !common.quiet {
                 println!("run {id} finished: {}", paths.runs.join(&id).display());
             }
             Ok(0)
@@ -202,22 +266,64 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
     )
 }
 
-pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
+/// `explicit_config`: the user named a mode or a config file, whose network a resumed run must
+/// match.
+pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
+    if a.resume.is_some() || a.checkpoint.is_some() {
+        let req = JobRequest::ResumeTrain {
+            run: a.resume,
+            checkpoint: a.checkpoint,
+            device: a.device,
+            expect: explicit_config.then(|| Box::new(cfg.clone())),
+        };
+        return execute(paths, cfg, req, &a.common);
+    }
+    let Some(symbol) = a.symbol else {
+        anyhow::bail!("name the symbol to train (or --resume RUN)");
+    };
     if let Some(d) = a.device {
         cfg.ppo.device = d;
     }
-    if let Some(t) = a.timesteps {
-        cfg.ppo.total_timesteps = t;
-        let step = cfg.ppo.steps_per_update();
-        if t % step != 0 {
+    let duration = TrainDuration {
+        timesteps: a.timesteps,
+        episodes: a.episodes,
+        iterations: a.iterations,
+    };
+    if let Some(r) = duration.apply(&mut cfg.ppo, cfg.env.episode_len) {
+        if !a.common.quiet && !a.common.json {
+            for n in &r.notes {
+                eprintln!("note: {n}");
+            }
             eprintln!(
-                "note: --timesteps {t} rounds to {} update(s) of {step} steps (n_envs × n_steps)",
-                cfg.ppo.updates()
+                "duration from --{}: {} update(s) of {} env-steps",
+                r.by,
+                r.updates,
+                cfg.ppo.steps_per_update()
             );
         }
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
+    }
+    if let Some(c) = a.critic_epochs {
+        cfg.ppo.critic_epochs = c as usize;
+    }
+    if let Some(r) = a.reward {
+        cfg.env.reward = if r == "seed" {
+            RewardKind::Seed
+        } else {
+            RewardKind::Pnl
+        };
+    }
+    if a.early_stop {
+        cfg.ppo.early_stop = true;
+    }
+    if let Some(d) = a.early_stop_drawdown {
+        cfg.ppo.early_stop = true;
+        cfg.ppo.early_stop_drawdown = d;
+    }
+    if let Some(k) = a.keep_every {
+        cfg.ppo.keep_every = k as usize;
     }
     if let Some(g) = a.gpu_sizing {
         cfg.ppo.gpu_sizing = g;
@@ -227,12 +333,7 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs) -> Result<i32> {
         cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
-    execute(
-        paths,
-        cfg,
-        JobRequest::Train { symbol: a.symbol },
-        &a.common,
-    )
+    execute(paths, cfg, JobRequest::Train { symbol }, &a.common)
 }
 
 pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {

@@ -65,7 +65,13 @@ pub fn main() -> Result<i32> {
     let paths = Paths::discover()?;
     paths.ensure()?;
     let _log = crate::logging::init(&paths.logs);
-    let mut cfg: Config = config::load(cli.mode.as_deref(), cli.config.as_deref())?;
+    let (mut cfg, notes): (Config, _) =
+        config::load_with_notes(cli.mode.as_deref(), cli.config.as_deref())?;
+    for n in notes {
+        tracing::warn!("{n}");
+        eprintln!("note: {n}");
+    }
+    let explicit_config = cli.mode.is_some() || cli.config.is_some();
     match cli.command {
         None => {
             crate::tui::run(&paths, &cfg)?;
@@ -74,7 +80,7 @@ pub fn main() -> Result<i32> {
         Some(Command::Fetch(a)) => jobs_cmd::fetch(&paths, &mut cfg, a),
         Some(Command::Import(a)) => data_cmd::import(&paths, &cfg, a),
         Some(Command::Data(a)) => data_cmd::run(&paths, &cfg, a),
-        Some(Command::Train(a)) => jobs_cmd::train(&paths, &mut cfg, a),
+        Some(Command::Train(a)) => jobs_cmd::train(&paths, &mut cfg, a, explicit_config),
         Some(Command::Gate(a)) => jobs_cmd::gate(&paths, &cfg, a),
         Some(Command::WalkForward(a)) => jobs_cmd::walk_forward(&paths, &mut cfg, a),
         Some(Command::Paper(a)) => paper::run(&paths, &mut cfg, a),

@@ -1,21 +1,33 @@
 //! Headless progress: a progress bar on a terminal, plain lines when piped, JSON lines with --json.
+//! `--quiet` keeps warnings, errors and the outcome; `--verbose` adds debug lines and a full line
+//! per update (reward components and the critic-only epochs' loss included).
 
-use crate::jobs::events::{DecisionReport, GateResult};
-use crate::jobs::{Event, EventRecord, Observer};
+use crate::jobs::events::{DecisionReport, GateResult, RestartReason};
+use crate::jobs::{Event, EventRecord, LogLevel, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
+/// How much the headless display prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
 pub enum Display {
     Json,
-    Bar(ProgressBar),
-    Plain,
+    Bar(ProgressBar, Verbosity),
+    Plain(Verbosity),
 }
 
 impl Display {
-    pub fn new(json: bool) -> Self {
+    pub fn new(json: bool, verbosity: Verbosity) -> Self {
         if json {
             Display::Json
-        } else if std::io::stderr().is_terminal() {
+        } else if verbosity == Verbosity::Quiet || !std::io::stderr().is_terminal() {
+            Display::Plain(verbosity)
+        } else {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -23,9 +35,7 @@ impl Display {
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            Display::Bar(bar)
-        } else {
-            Display::Plain
+            Display::Bar(bar, verbosity)
         }
     }
 
@@ -36,13 +46,16 @@ impl Display {
                     println!("{line}");
                 }
             }),
-            Display::Plain => Box::new(|rec: &EventRecord| {
-                if let Some(line) = describe(&rec.event) {
-                    println!("{line}");
-                }
-            }),
-            Display::Bar(bar) => {
-                let bar = bar.clone();
+            Display::Plain(v) => {
+                let v = *v;
+                Box::new(move |rec: &EventRecord| {
+                    if let Some(line) = describe_at(&rec.event, v) {
+                        println!("{line}");
+                    }
+                })
+            }
+            Display::Bar(bar, v) => {
+                let (bar, v) = (bar.clone(), *v);
                 Box::new(move |rec: &EventRecord| match &rec.event {
                     Event::Progress {
                         done,
@@ -57,13 +70,18 @@ impl Display {
                         bar.set_length(m.updates as u64);
                         bar.set_position(m.update as u64);
                         bar.set_message(format!(
-                            "{:.0} sps  reward {:+.4}  entropy {:.3}",
-                            m.sps, m.mean_reward, m.entropy
+                            "{:.0} sps  reward {:+.4}  entropy {:.3}  ev {:+.2}",
+                            m.sps, m.mean_reward, m.entropy, m.explained_variance
                         ));
+                        if v == Verbosity::Verbose {
+                            if let Some(line) = describe_at(&rec.event, v) {
+                                bar.println(line);
+                            }
+                        }
                     }
                     Event::Paper(_) => {}
                     other => {
-                        if let Some(line) = describe(other) {
+                        if let Some(line) = describe_at(other, v) {
                             bar.println(line);
                         }
                     }
@@ -73,9 +91,59 @@ impl Display {
     }
 
     pub fn finish(&self) {
-        if let Display::Bar(b) = self {
+        if let Display::Bar(b, _) = self {
             b.finish_and_clear();
         }
+    }
+}
+
+/// The line for an event at a verbosity, or None where that verbosity leaves it out.
+pub fn describe_at(e: &Event, v: Verbosity) -> Option<String> {
+    let shown = match (v, e) {
+        (_, Event::Log { level, .. }) if *level == LogLevel::Debug => v == Verbosity::Verbose,
+        (Verbosity::Quiet, Event::Log { level, .. }) => *level >= LogLevel::Warn,
+        (
+            Verbosity::Quiet,
+            Event::Finished { .. }
+            | Event::EarlyStop(_)
+            | Event::Gate(_)
+            | Event::Decision(_)
+            | Event::Restart { .. },
+        ) => true,
+        (Verbosity::Quiet, _) => false,
+        _ => true,
+    };
+    if !shown {
+        return None;
+    }
+    match e {
+        Event::Update(m) if v == Verbosity::Verbose => {
+            let mut line = describe(e)?;
+            line.push_str(&format!(
+                "  critic_lr {:.2e}  episodes {}",
+                m.critic_lr, m.episodes
+            ));
+            if let Some(c) = m.critic_loss {
+                line.push_str(&format!("  critic-only v {c:.4}"));
+            }
+            if !m.reward_parts.is_empty() {
+                let parts: Vec<String> = m
+                    .reward_parts
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {:+.4} ({:.0} %)",
+                            p.component.as_str(),
+                            p.mean,
+                            p.share * 100.0
+                        )
+                    })
+                    .collect();
+                line.push_str(&format!("\n    reward: {}", parts.join("  ")));
+            }
+            Some(line)
+        }
+        _ => describe(e),
     }
 }
 
@@ -105,6 +173,22 @@ pub fn describe(e: &Event) -> Option<String> {
             v.trades
         ),
         Event::Checkpoint { path, update, reason } => format!("checkpoint ({}) @ update {update}: {path}", reason.as_str()),
+        Event::Restart { from_update, reason: RestartReason::Resume { checkpoint } } => {
+            format!("resumed from update {from_update} ({checkpoint}); the run's curves continue from there")
+        }
+        Event::Restart { from_update, reason: RestartReason::DrawdownRetry { retry, retries, drawdown, threshold, lr_scale, ent_scale } } => format!(
+            "drawdown retry {retry}/{retries}: validation drawdown {:.1} % ≥ {:.0} %; back to update {from_update} with lr × {lr_scale} and entropy × {ent_scale}",
+            drawdown * 100.0,
+            threshold * 100.0
+        ),
+        Event::EarlyStop(s) => format!(
+            "early stop at update {}: validation drawdown {:.1} % ≥ {:.0} % after {} retries; the final model is update {}'s",
+            s.update,
+            s.drawdown * 100.0,
+            s.threshold * 100.0,
+            s.retries,
+            s.model_update
+        ),
         Event::Gate(GateResult { class, flags, use_checkpoint, metrics, .. }) => format!(
             "gate: {}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
             class.as_str(),

@@ -38,7 +38,20 @@ impl ConfigSource {
 
 /// Builds the configuration: built-in defaults, then the mode (a name from [`MODES`] or a path
 /// to a TOML file), then the user's file. Each layer is validated alone so errors carry its line.
+/// Notes about legacy settings go to the log; [`load_with_notes`] returns them instead.
 pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
+    let (cfg, notes) = load_with_notes(mode, user_file)?;
+    for n in notes {
+        tracing::warn!("{n}");
+    }
+    Ok(cfg)
+}
+
+/// [`load`], and the notes about legacy settings it read (for the user to see).
+pub fn load_with_notes(
+    mode: Option<&str>,
+    user_file: Option<&Path>,
+) -> Result<(Config, Vec<String>)> {
     let mut layers = vec![ConfigSource::Embedded("default", DEFAULT_TOML)];
     if let Some(m) = mode {
         match MODES.iter().find(|(name, _)| *name == m) {
@@ -59,14 +72,18 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
 
     let mut merged = toml::Value::Table(Default::default());
     let mut texts = Vec::new();
+    let mut notes = Vec::new();
     for layer in &layers {
         let text = layer.text()?;
         // Alone against the schema first: toml's error then shows line, column and the field —
         // for syntax errors, unknown keys and out-of-range values alike (see `range`).
         toml::from_str::<Config>(&text)
             .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
-        let value: toml::Value = toml::from_str(&text)
+        let mut value: toml::Value = toml::from_str(&text)
             .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
+        if let Some(note) = split_legacy_lr(&mut value, &layer.label(), &text)? {
+            notes.push(note);
+        }
         merge_values(&mut merged, value);
         texts.push((layer.label(), text));
     }
@@ -92,7 +109,32 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
             .collect();
         bail!("invalid configuration:\n  - {}", lines.join("\n  - "));
     }
-    Ok(cfg)
+    Ok((cfg, notes))
+}
+
+/// A layer's `ppo.lr` — the single learning rate before the actor/critic split — becomes
+/// `actor_lr = lr` and `critic_lr = 3 × lr` (the seed's ratio) within that layer, so that a later
+/// layer's rates still win. A layer setting both the old and the new names is refused.
+fn split_legacy_lr(value: &mut toml::Value, label: &str, text: &str) -> Result<Option<String>> {
+    let Some(ppo) = value.get_mut("ppo").and_then(|v| v.as_table_mut()) else {
+        return Ok(None);
+    };
+    let Some(lr) = ppo.get("lr").and_then(|v| v.as_float()) else {
+        return Ok(None);
+    };
+    let line = locate(text, "ppo.lr").map_or(String::new(), |l| format!(", line {l}"));
+    if ppo.contains_key("actor_lr") || ppo.contains_key("critic_lr") {
+        bail!(
+            "invalid config in {label}{line}: ppo.lr is the single learning rate of older configs and this file also sets ppo.actor_lr / ppo.critic_lr: keep only the new names"
+        );
+    }
+    ppo.remove("lr");
+    let critic = (3.0 * lr).min(1.0);
+    ppo.insert("actor_lr".into(), toml::Value::Float(lr));
+    ppo.insert("critic_lr".into(), toml::Value::Float(critic));
+    Ok(Some(format!(
+        "{label}{line}: ppo.lr = {lr} read as ppo.actor_lr = {lr}, ppo.critic_lr = {critic} (the single rate was split into an actor and a critic rate; set those to silence this note)"
+    )))
 }
 
 /// A value that is wrong in relation to others (ranges of single values are checked while
@@ -191,6 +233,12 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
         );
     }
     let p = &cfg.ppo;
+    if p.lr.is_some() {
+        err(
+            "ppo.lr",
+            "the single learning rate was split: set ppo.actor_lr and ppo.critic_lr".into(),
+        );
+    }
     if p.minibatch > p.n_envs * p.n_steps {
         err(
             "ppo.minibatch",
@@ -377,6 +425,66 @@ mod tests {
             assert!(err.contains(&format!("line {line}")), "{text}: {err}");
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_legacy_lr_is_split_and_mixing_it_with_the_new_names_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.toml");
+        std::fs::write(&p, "[ppo]\nepochs = 4\nlr = 0.001\n").unwrap();
+        let (cfg, notes) = load_with_notes(Some("quick_test"), Some(&p)).unwrap();
+        // The user's layer wins over quick_test's rates, split at the seed's 1:3.
+        assert_eq!((cfg.ppo.actor_lr, cfg.ppo.critic_lr), (0.001, 0.003));
+        assert_eq!(cfg.ppo.lr, None);
+        assert!(
+            notes.len() == 1
+                && notes[0].contains("old.toml, line 3")
+                && notes[0].contains("actor_lr"),
+            "{notes:?}"
+        );
+        std::fs::write(&p, "[ppo]\nlr = 0.001\ncritic_lr = 0.002\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(
+            err.contains("old.toml, line 2") && err.contains("keep only the new names"),
+            "{err}"
+        );
+        // A model file's recorded config from before the split still reads.
+        let mut v = serde_json::to_value(Config::default()).unwrap();
+        let ppo = v["ppo"].as_object_mut().unwrap();
+        for k in [
+            "actor_lr",
+            "critic_lr",
+            "critic_epochs",
+            "keep_every",
+            "early_stop",
+        ] {
+            ppo.remove(k);
+        }
+        ppo.insert("lr".into(), serde_json::json!(0.0005));
+        let old: Config = serde_json::from_value(v).unwrap();
+        assert_eq!(old.ppo.lr, Some(0.0005));
+        assert_eq!(old.ppo.critic_epochs, 4);
+        // …while a configuration built with it set is refused by the checks.
+        let mut cfg = Config::default();
+        cfg.ppo.lr = Some(1e-3);
+        assert!(format!("{:#}", validate(&cfg).unwrap_err()).contains("ppo.lr"));
+    }
+
+    #[test]
+    fn the_reward_option_names_its_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "[env]\nreward = \"seed\"\n").unwrap();
+        assert_eq!(
+            load(None, Some(&p)).unwrap().env.reward,
+            super::super::RewardKind::Seed
+        );
+        std::fs::write(&p, "[env]\n\nreward = \"sharpe\"\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(
+            err.contains("line 3") && err.contains("pnl") && err.contains("seed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! file and finally command-line flags. Every file is checked on its own first, so an error names
 //! the file, the line and the field.
 
+pub mod duration;
 mod load;
 mod portfolio;
 mod range;
 mod schema;
 
-pub use load::{load, merge_values, validate, ConfigSource, MODES};
+pub use duration::TrainDuration;
+pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
 pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;

@@ -45,6 +45,7 @@ bounded! {
     edge: f64 = |v: &f64| (0.0..=0.9).contains(v), "between 0 and 0.9";
     halflife: f64 = |v: &f64| (1.0..=10_000.0).contains(v), "between 1 and 10000 bars";
     take_profit: f64 = |v: &f64| *v > 0.0 && *v <= 10.0, "in (0, 10]";
+    factor: f64 = |v: &f64| v.is_finite() && *v >= 1.0 && *v <= 100.0, "a factor between 1 and 100";
     at_least_one: usize = |v: &usize| *v >= 1, "at least 1";
     at_least_two: usize = |v: &usize| *v >= 2, "at least 2";
     window: usize = |v: &usize| (2..=1000).contains(v), "between 2 and 1000 bars";
@@ -68,6 +69,11 @@ pub fn layers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
         )));
     }
     Ok(v)
+}
+
+/// The pre-split single learning rate (`ppo.lr`), range-checked like the rates that replace it.
+pub fn legacy_lr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    discount(d).map(Some)
 }
 
 /// A calendar day written `YYYY-MM-DD`.

@@ -221,9 +221,33 @@ pub struct EnvConfig {
     /// Steps per episode before a random restart.
     #[serde(deserialize_with = "range::at_least_two")]
     pub episode_len: usize,
-    /// Reward = P&L as a fraction of equity × this scale.
+    /// Reward = P&L as a fraction of equity × this scale (`reward = "pnl"` only).
     #[serde(deserialize_with = "range::positive")]
     pub reward_scale: f64,
+    /// `pnl` (the step's P&L) or `seed` (the seed's v4.1 curriculum of eight components).
+    pub reward: RewardKind,
+}
+
+/// Which reward the training env pays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// The step's equity change as a share of equity, × `env.reward_scale`.
+    #[default]
+    Pnl,
+    /// The seed's v4.1 curriculum (`sim::reward`): direction, magnitude, P&L, stop/take-profit,
+    /// exploration, slippage, drawdown and differential-Sharpe components with weights that move
+    /// with training progress.
+    Seed,
+}
+
+impl RewardKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardKind::Pnl => "pnl",
+            RewardKind::Seed => "seed",
+        }
+    }
 }
 
 impl Default for EnvConfig {
@@ -238,6 +262,7 @@ impl Default for EnvConfig {
             allow_short_equity: true,
             episode_len: 256,
             reward_scale: 1000.0,
+            reward: RewardKind::Pnl,
         }
     }
 }
@@ -263,8 +288,14 @@ pub struct PpoConfig {
     pub validation_interval: usize,
     #[serde(deserialize_with = "range::layers")]
     pub hidden_dims: Vec<usize>,
+    /// Learning rate of the actor's optimizer (trunk and policy head; seed: 3e-4).
     #[serde(deserialize_with = "range::discount")]
-    pub lr: f64,
+    pub actor_lr: f64,
+    /// Learning rate of the critic's optimizer (value head; seed: 9e-4, three times the actor's).
+    #[serde(deserialize_with = "range::discount")]
+    pub critic_lr: f64,
+    /// Value-only epochs after the PPO epochs (seed: 4; 0 turns them off).
+    pub critic_epochs: usize,
     #[serde(deserialize_with = "range::discount")]
     pub gamma: f64,
     #[serde(deserialize_with = "range::fraction")]
@@ -280,6 +311,26 @@ pub struct PpoConfig {
     #[serde(deserialize_with = "range::positive")]
     pub max_grad_norm: f64,
     pub seed: u64,
+    /// Periodic checkpoints kept: every this many validations (1 keeps all). The best, the
+    /// newest and the final ones are always kept.
+    #[serde(deserialize_with = "range::at_least_one")]
+    pub keep_every: usize,
+    /// Drawdown early stop (seed: off by default): a validation whose max drawdown reaches
+    /// `early_stop_drawdown` restarts from the last good validation with lr × `early_stop_lr_factor`
+    /// and entropy × `early_stop_entropy_factor`, at most `early_stop_retries` times; then training stops.
+    pub early_stop: bool,
+    #[serde(deserialize_with = "range::share")]
+    pub early_stop_drawdown: f64,
+    pub early_stop_retries: usize,
+    #[serde(deserialize_with = "range::share")]
+    pub early_stop_lr_factor: f64,
+    #[serde(deserialize_with = "range::factor")]
+    pub early_stop_entropy_factor: f64,
+    /// The single learning rate of configurations written before the actor/critic split. A
+    /// config file's `ppo.lr` is read as `actor_lr = lr, critic_lr = 3 × lr` (see `load`); in a
+    /// model file's recorded config it is kept as written and not used.
+    #[serde(default, skip_serializing, deserialize_with = "range::legacy_lr")]
+    pub lr: Option<f64>,
     /// How a CUDA run picks n_envs / n_steps / minibatch / hidden_dims (ignored on a CPU).
     pub gpu_sizing: GpuSizing,
 }
@@ -352,7 +403,9 @@ impl Default for PpoConfig {
             epochs: 12,
             validation_interval: 20,
             hidden_dims: vec![256, 128, 64],
-            lr: 3e-4,
+            actor_lr: 3e-4,
+            critic_lr: 9e-4,
+            critic_epochs: 4,
             gamma: 0.995,
             gae_lambda: 0.95,
             clip: 0.2,
@@ -361,6 +414,13 @@ impl Default for PpoConfig {
             ent_coef_end: 0.005,
             max_grad_norm: 0.5,
             seed: 1,
+            keep_every: 10,
+            early_stop: false,
+            early_stop_drawdown: 0.50,
+            early_stop_retries: 3,
+            early_stop_lr_factor: 0.5,
+            early_stop_entropy_factor: 1.5,
+            lr: None,
             gpu_sizing: GpuSizing::Auto,
         }
     }

@@ -12,6 +12,7 @@
 //! - ∂(−entropy)/∂zⱼ = pⱼ·(ℓⱼ + H) / B;
 //! - ∂(value loss)/∂v = (v − R) / B.
 
+use super::adam::Grads;
 use super::flat::LayerView;
 use super::ops::tanh;
 use anyhow::Result;
@@ -67,8 +68,8 @@ pub struct Coefs {
 /// policy loss, value loss, entropy, approximate KL, clip fraction.
 pub const N_STATS: usize = 5;
 
-/// The PPO loss's gradient as one flat buffer in `FlatParams` order, and the statistics.
-pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Tensor, Tensor)> {
+/// The PPO loss's gradient in `FlatParams` layout, and the statistics.
+pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Grads, Tensor)> {
     let cache = forward(layers, batch.obs)?;
     let n = batch.obs.dim(0)? as f64;
     let (logits, v) = split_heads(&cache.heads)?;
@@ -110,18 +111,33 @@ pub fn ppo_grad(layers: &[LayerView], batch: &Batch, c: Coefs) -> Result<(Tensor
 }
 
 /// Back-propagates `g_heads` (∂loss/∂ the fused head's output) to every parameter; returns the
-/// flat gradient. The observation's gradient is never formed.
-pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<Tensor> {
+/// gradient in `FlatParams` layout. The observation's gradient is never formed.
+pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<Grads> {
     let rows = g_heads.dim(0)?;
+    let a = g_heads.dim(1)? - 1;
     // Bias gradients as `1ᵀ · g`: a matmul, where candle's CPU sum over rows is slow.
     let ones = Tensor::ones((1, rows), g_heads.dtype(), g_heads.device())?;
     let mut parts: Vec<Tensor> = Vec::with_capacity(2 * layers.len());
+    let mut critic = Vec::with_capacity(2);
     let mut g_out = g_heads;
     for (i, l) in layers.iter().enumerate().rev() {
         let x = &cache.inputs[i];
         // Pushed in reverse (bias, then weight); the list is reversed at the end.
-        parts.push(ones.matmul(&g_out)?.flatten_all()?);
-        parts.push(x.t()?.matmul(&g_out)?.flatten_all()?);
+        let gb = ones.matmul(&g_out)?;
+        let gw = x.t()?.matmul(&g_out)?;
+        if i + 1 == layers.len() {
+            // The fused head: its last column is the critic's.
+            let cols = |t: &Tensor, from, n| -> Result<Tensor> {
+                Ok(t.narrow(1, from, n)?.contiguous()?.flatten_all()?)
+            };
+            parts.push(cols(&gb, 0, a)?);
+            parts.push(cols(&gw, 0, a)?);
+            critic.push(cols(&gw, a, 1)?);
+            critic.push(cols(&gb, a, 1)?);
+        } else {
+            parts.push(gb.flatten_all()?);
+            parts.push(gw.flatten_all()?);
+        }
         if i > 0 {
             // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²) = g − g·x·x.
             let g_x = g_out.matmul(&l.wt.t()?)?;
@@ -129,7 +145,10 @@ pub fn backward(layers: &[LayerView], cache: &Cache, g_heads: Tensor) -> Result<
         }
     }
     parts.reverse();
-    Ok(Tensor::cat(&parts, 0)?)
+    Ok(Grads {
+        actor: Tensor::cat(&parts, 0)?,
+        critic: Tensor::cat(&critic, 0)?,
+    })
 }
 
 #[cfg(test)]
@@ -195,7 +214,8 @@ mod tests {
                     .unwrap()
             };
             // A larger head than the init's keeps the policy away from uniform.
-            params.theta = (&params.theta + normal(params.theta.elem_count(), 0.3)).unwrap();
+            params.actor = (&params.actor + normal(params.actor.elem_count(), 0.3)).unwrap();
+            params.critic = (&params.critic + normal(params.critic.elem_count(), 0.3)).unwrap();
             let obs = normal(rows * obs_dim, 1.0)
                 .reshape((rows, obs_dim))
                 .unwrap();
@@ -262,12 +282,25 @@ mod tests {
         t.to_dtype(DType::F64).unwrap().to_vec1().unwrap()
     }
 
+    /// The hand gradient, actor's then critic's.
+    fn hand_grad(g: &Grads) -> Vec<f64> {
+        let mut v = to_f64(&g.actor);
+        v.extend(to_f64(&g.critic));
+        v
+    }
+
     fn autograd_grad(case: &Case) -> Vec<f64> {
-        let theta = Var::from_tensor(&case.params.theta).unwrap();
-        let layers = case.params.layers_of(theta.as_tensor()).unwrap();
+        let actor = Var::from_tensor(&case.params.actor).unwrap();
+        let critic = Var::from_tensor(&case.params.critic).unwrap();
+        let layers = case
+            .params
+            .layers_of(actor.as_tensor(), critic.as_tensor())
+            .unwrap();
         let loss = reference_loss(&layers, &case.batch(), COEFS);
         let grads = loss.backward().unwrap();
-        to_f64(grads.get(theta.as_tensor()).unwrap())
+        let mut v = to_f64(grads.get(actor.as_tensor()).unwrap());
+        v.extend(to_f64(grads.get(critic.as_tensor()).unwrap()));
+        v
     }
 
     fn assert_close(hand: &[f64], reference: &[f64], tol: f64) {
@@ -293,7 +326,7 @@ mod tests {
             );
             let (hand, stats) =
                 ppo_grad(&case.params.layers().unwrap(), &case.batch(), COEFS).unwrap();
-            assert_close(&to_f64(&hand), &autograd_grad(&case), tol);
+            assert_close(&hand_grad(&hand), &autograd_grad(&case), tol);
             // The statistics' losses are those the reference loss is made of.
             let s = to_f64(&stats);
             let loss = reference_loss(&case.params.layers().unwrap(), &case.batch(), COEFS);
@@ -335,12 +368,15 @@ mod tests {
     fn hand_gradient_matches_finite_differences() {
         let case = Case::new(5, &[4, 3], 12, DType::F64, 11);
         let (hand, _) = ppo_grad(&case.params.layers().unwrap(), &case.batch(), COEFS).unwrap();
-        let hand = to_f64(&hand);
-        let theta = to_f64(&case.params.theta);
+        let hand = hand_grad(&hand);
+        let mut theta = to_f64(&case.params.actor);
+        let n_actor = theta.len();
+        theta.extend(to_f64(&case.params.critic));
         let shapes = case.params.shapes();
         let loss_at = |t: &[f64]| -> f64 {
-            let flat = Tensor::new(t, &Device::Cpu).unwrap();
-            let layers = views(&flat, shapes).unwrap();
+            let actor = Tensor::new(&t[..n_actor], &Device::Cpu).unwrap();
+            let critic = Tensor::new(&t[n_actor..], &Device::Cpu).unwrap();
+            let layers = views(&actor, &critic, shapes).unwrap();
             reference_loss(&layers, &case.batch(), COEFS)
                 .to_scalar::<f64>()
                 .unwrap()

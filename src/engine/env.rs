@@ -2,9 +2,11 @@
 //! Account state lives on the device; only bar indices (and the random restarts that move them)
 //! live on the host. Observations are gathered windows of the feature matrix plus the account block.
 
+use super::env_reward::{SeedReward, StepTensors};
 use crate::features::{FeatureMatrix, FeatureSpec};
 use crate::rng::Rng;
-use crate::sim::Rules;
+use crate::sim::reward::RewardPart;
+use crate::sim::{Rules, SeedParams};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use std::ops::Range;
@@ -37,6 +39,21 @@ pub struct VecEnv {
     equity: Tensor,
     peak: Tensor,
     rng: Rng,
+    /// Episodes ended so far.
+    episodes: u64,
+    /// The seed reward, when chosen (`with_seed_reward`); else the step's P&L × reward_scale.
+    seed: Option<SeedReward>,
+}
+
+/// The env's state between two steps, for checkpoints: bar clocks and the restart generator on
+/// the host, account (and reward) tensors on the device.
+#[derive(Clone)]
+pub struct EnvState {
+    pub t: Vec<u32>,
+    pub steps: Vec<usize>,
+    pub rng: Rng,
+    pub episodes: u64,
+    pub tensors: Vec<(String, Tensor)>,
 }
 
 impl VecEnv {
@@ -95,11 +112,50 @@ impl VecEnv {
             equity: full(init)?,
             peak: full(init)?,
             rng: Rng::derive(seed, "env"),
+            episodes: 0,
+            seed: None,
         };
         for i in 0..n {
             env.t[i] = env.random_start();
         }
         Ok(env)
+    }
+
+    /// Pays the seed's curriculum reward (`sim::reward`) instead of the step's P&L.
+    pub fn with_seed_reward(mut self, prm: SeedParams) -> Result<Self> {
+        self.seed = Some(SeedReward::new(
+            prm,
+            self.rules.slippage,
+            self.n,
+            &self.device,
+        )?);
+        Ok(self)
+    }
+
+    /// Whether the reward wants the policy's uncertainty at each step (`step_with`).
+    pub fn wants_uncertainty(&self) -> bool {
+        self.seed.is_some()
+    }
+
+    /// Training progress in [0, 1], for a reward whose weights follow it.
+    pub fn set_progress(&mut self, p: f64) -> Result<()> {
+        match &mut self.seed {
+            Some(s) => s.set_progress(p),
+            None => Ok(()),
+        }
+    }
+
+    /// The reward components' statistics since the last call (empty for the P&L reward).
+    pub fn take_reward_parts(&mut self) -> Result<Vec<RewardPart>> {
+        match &mut self.seed {
+            Some(s) => s.take_stats(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Episodes ended so far.
+    pub fn episodes(&self) -> u64 {
+        self.episodes
     }
 
     pub fn n(&self) -> usize {
@@ -147,6 +203,16 @@ impl VecEnv {
 
     /// Applies one action per env (u32 [N]); returns rewards [N] and which envs restarted.
     pub fn step(&mut self, actions: &Tensor) -> Result<(Tensor, Vec<bool>)> {
+        self.step_with(actions, None)
+    }
+
+    /// [`VecEnv::step`], with the policy's normalised entropy per env (f32 [N]) for a reward
+    /// that pays for exploration.
+    pub fn step_with(
+        &mut self,
+        actions: &Tensor,
+        uncertainty: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<bool>)> {
         let price = self.closes.index_select(&self.t_tensor(0)?, 0)?;
         let next = self.closes.index_select(&self.t_tensor(1)?, 0)?;
         let lo = if self.rules.allow_short { -1.0f32 } else { 0.0 };
@@ -165,10 +231,26 @@ impl VecEnv {
         let dq = (&qty_new - &self.qty)?;
         let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)?
             + traded.affine(self.rules.commission, 0.0)?)?;
-        let cash = ((&self.cash - dq.mul(&price)?)? - cost)?;
+        let cash = ((&self.cash - dq.mul(&price)?)? - &cost)?;
         let equity = (&cash + qty_new.mul(&next)?)?;
-        let reward = ((&equity - &self.equity)? / &self.equity)?.affine(self.reward_scale, 0.0)?;
-        self.peak = self.peak.maximum(&equity)?;
+        let peak = self.peak.maximum(&equity)?;
+        let reward = match &mut self.seed {
+            None => ((&equity - &self.equity)? / &self.equity)?.affine(self.reward_scale, 0.0)?,
+            Some(seed) => seed.step(&StepTensors {
+                price: &price,
+                next: &next,
+                qty_old: &self.qty,
+                qty_new: &qty_new,
+                dq: &dq,
+                level_new: &level_new,
+                cost: &cost,
+                equity_before: &self.equity,
+                equity: &equity,
+                peak: &peak,
+                uncertainty,
+            })?,
+        };
+        self.peak = peak;
         self.level = level_new;
         self.qty = qty_new;
         self.cash = cash;
@@ -180,6 +262,7 @@ impl VecEnv {
             *steps += 1;
             *done = *steps >= self.ep_len || *t as usize + 1 >= self.hi;
         }
+        self.episodes += dones.iter().filter(|d| **d).count() as u64;
         if dones.iter().any(|d| *d) {
             for (i, _) in dones.iter().enumerate().filter(|(_, d)| **d) {
                 self.t[i] = self.random_start();
@@ -200,6 +283,86 @@ impl VecEnv {
         self.cash = (self.cash.mul(&keep)? + &init)?;
         self.equity = (self.equity.mul(&keep)? + &init)?;
         self.peak = (self.peak.mul(&keep)? + &init)?;
+        if let Some(seed) = &mut self.seed {
+            seed.reset_where(&keep)?;
+        }
+        Ok(())
+    }
+
+    /// The state between steps (cheap: tensors are shared, not copied).
+    pub fn state(&self) -> EnvState {
+        let mut tensors: Vec<(String, Tensor)> = [
+            ("level", &self.level),
+            ("qty", &self.qty),
+            ("cash", &self.cash),
+            ("equity", &self.equity),
+            ("peak", &self.peak),
+        ]
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+        if let Some(seed) = &self.seed {
+            tensors.extend(seed.tensors().into_iter().map(|(n, t)| (n.to_string(), t)));
+        }
+        EnvState {
+            t: self.t.clone(),
+            steps: self.steps.clone(),
+            rng: self.rng.clone(),
+            episodes: self.episodes,
+            tensors,
+        }
+    }
+
+    /// Continues from a saved state of an env built the same way (same data, envs and reward).
+    pub fn restore(&mut self, s: EnvState) -> Result<()> {
+        if s.t.len() != self.n || s.steps.len() != self.n {
+            bail!(
+                "the saved env state holds {} envs, this env {}",
+                s.t.len(),
+                self.n
+            );
+        }
+        let mut want: Vec<String> = self.state().tensors.into_iter().map(|(n, _)| n).collect();
+        for (name, t) in s.tensors {
+            if t.dims() != [self.n] {
+                bail!(
+                    "saved env tensor {name} has shape {:?}, expected [{}]",
+                    t.dims(),
+                    self.n
+                );
+            }
+            let t = t.to_device(&self.device)?;
+            match name.as_str() {
+                "level" => self.level = t,
+                "qty" => self.qty = t,
+                "cash" => self.cash = t,
+                "equity" => self.equity = t,
+                "peak" => self.peak = t,
+                other => {
+                    let known = self
+                        .seed
+                        .as_mut()
+                        .is_some_and(|seed| seed.restore(other, t));
+                    if !known {
+                        bail!("the saved env state holds {other:?}, which this env's reward does not use");
+                    }
+                }
+            }
+            want.retain(|n| *n != name);
+        }
+        if !want.is_empty() {
+            bail!("the saved env state lacks {}", want.join(", "));
+        }
+        if s.t
+            .iter()
+            .any(|&t| (t as usize) < self.lo || t as usize + 1 >= self.hi)
+        {
+            bail!("the saved env clocks fall outside this env's bars");
+        }
+        self.t = s.t;
+        self.steps = s.steps;
+        self.rng = s.rng;
+        self.episodes = s.episodes;
         Ok(())
     }
 

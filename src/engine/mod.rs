@@ -1,10 +1,14 @@
 //! The candle engine: device choice, the actor-critic network, the vectorized trading env (a
 //! tensor version of `sim`), PPO with its schedules, checkpoints, and batched inference.
 
+pub mod adam;
 pub mod backward;
 pub mod checkpoint;
+pub mod critic;
 pub mod device;
+pub mod early_stop;
 pub mod env;
+pub mod env_reward;
 pub mod flat;
 pub mod gru;
 pub mod host_gru;
@@ -13,11 +17,15 @@ pub mod ops;
 pub mod policy;
 pub mod portfolio_env;
 pub mod ppo;
+pub mod prune;
 pub mod rollout;
+pub mod samples;
 pub mod schedule;
 pub mod sizing;
+pub mod state;
+mod trainer;
 
 pub use checkpoint::{load_model, save_model, ModelMeta};
 pub use model::ActorCritic;
 pub use policy::HostPolicy;
-pub use ppo::{train, TrainData, TrainObserver, TrainOutcome};
+pub use ppo::{resume, train, TrainData, TrainObserver, TrainOutcome};

@@ -1,27 +1,25 @@
 //! PPO on the vectorized env: rollouts with Gumbel-max sampling from seeded host noise
 //! (`rollout`), GAE on the host (a few thousand values per update), then minibatch epochs of the
-//! clipped surrogate + value loss + entropy bonus with a hand-written backward (`backward`) and
-//! Adam with global-norm clipping over flat parameter buffers (`flat`); the statistics stay on
-//! the device until the update's end. A metrics record per update. Validation is delegated to the caller (the job
-//! wires in `eval`), which keeps the engine free of evaluation policy.
+//! clipped surrogate + value loss + entropy bonus with a hand-written backward (`backward`), the
+//! actor's and the critic's Adam over flat parameter buffers with joint global-norm clipping
+//! (`flat`, `adam`), and critic-only epochs (`critic`); the statistics stay on the device until
+//! the update's end. A metrics record per update. The loop itself is `trainer`; checkpoints carry
+//! a training state for exact resume (`state`); old checkpoints are pruned (`prune`).
+//! Validation is delegated to the caller (the job wires in `eval`), which keeps the engine free
+//! of evaluation policy.
 
-use super::backward::{ppo_grad, Batch, Coefs, N_STATS};
-use super::checkpoint::{save_model, ModelMeta, FORMAT};
-use super::env::VecEnv;
-use super::flat::{FlatAdam, FlatParams};
-use super::rollout::{Collector, Rollout};
-use super::{schedule, ActorCritic, HostPolicy};
+use super::trainer::Trainer;
 use crate::config::Config;
 use crate::features::{FeatureMatrix, FeatureSpec};
 use crate::market::{Bar, Symbol, Timeframe};
-use crate::rng::Rng;
-use crate::sim::{Rules, ACTION_MEANINGS, N_ACTIONS};
-use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor};
+use crate::sim::reward::RewardPart;
+use anyhow::Result;
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+
+use super::HostPolicy;
 
 /// Metrics of one PPO update.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,9 +35,22 @@ pub struct UpdateMetrics {
     pub approx_kl: f64,
     pub clip_fraction: f64,
     pub explained_variance: f64,
+    /// The actor's learning rate.
     pub lr: f64,
     pub ent_coef: f64,
     pub elapsed_s: f64,
+    /// The critic's learning rate.
+    #[serde(default)]
+    pub critic_lr: f64,
+    /// Mean value loss of the critic-only epochs (None without them).
+    #[serde(default)]
+    pub critic_loss: Option<f64>,
+    /// Episodes ended so far (all envs).
+    #[serde(default)]
+    pub episodes: u64,
+    /// Per reward component, its mean weighted value and share (empty for the P&L reward).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reward_parts: Vec<RewardPart>,
 }
 
 /// Why a model file was written.
@@ -67,6 +78,58 @@ impl CheckpointReason {
     }
 }
 
+/// Why a run's curves go back to an earlier update: what came after it is superseded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RestartReason {
+    /// `train --resume` / `--checkpoint`: continued from this state file.
+    Resume { checkpoint: String },
+    /// Drawdown early stop: a validation's drawdown reached the threshold; retry `retry` of
+    /// `retries` restarts from the last good state with these factors on lr and entropy.
+    DrawdownRetry {
+        retry: usize,
+        retries: usize,
+        drawdown: f64,
+        threshold: f64,
+        lr_scale: f64,
+        ent_scale: f64,
+    },
+}
+
+/// The drawdown early stop ended training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopInfo {
+    /// The validation that found the drawdown.
+    pub update: usize,
+    pub drawdown: f64,
+    pub threshold: f64,
+    pub retries: usize,
+    /// The update of the last good state, which the final model holds.
+    pub model_update: usize,
+}
+
+/// What training tells its observer besides metrics and checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainNote {
+    /// Updates after `from_update` are superseded: the run continues from there.
+    Restart {
+        from_update: usize,
+        reason: RestartReason,
+    },
+    EarlyStop(EarlyStopInfo),
+    /// Periodic checkpoints removed by the keep rule (`prune`).
+    Pruned(Vec<PathBuf>),
+}
+
+/// A validation's outcome as training uses it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidationReport {
+    /// Higher is a better checkpoint; None: too little evidence to be scored.
+    pub score: Option<f64>,
+    /// The validation's maximum drawdown (for the drawdown early stop).
+    pub max_drawdown: Option<f64>,
+}
+
 /// A series to train on, its features, the split, and its provenance for the model's metadata.
 pub struct TrainData {
     pub symbol: Symbol,
@@ -88,7 +151,16 @@ pub trait TrainObserver {
     /// Scores the current policy on held-out bars; a higher score is a better checkpoint.
     /// `None`: the evaluation had too little evidence to be scored (too few trades or days).
     fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<Option<f64>>;
+    /// [`TrainObserver::validate`] with the validation's drawdown, which the drawdown early
+    /// stop needs; by default without it (the early stop then never fires).
+    fn validate_report(&mut self, update: usize, policy: &HostPolicy) -> Result<ValidationReport> {
+        Ok(ValidationReport {
+            score: self.validate(update, policy)?,
+            max_drawdown: None,
+        })
+    }
     fn on_checkpoint(&mut self, path: &Path, update: usize, reason: CheckpointReason);
+    fn on_note(&mut self, _note: &TrainNote) {}
     fn should_stop(&self) -> bool;
 }
 
@@ -102,6 +174,10 @@ pub struct TrainOutcome {
     pub updates_done: usize,
     pub timesteps: u64,
     pub cancelled: bool,
+    /// The drawdown early stop ended training.
+    pub early_stop: Option<EarlyStopInfo>,
+    /// The update this run continued from, when it was resumed.
+    pub resumed_from: Option<usize>,
     pub sps: f64,
     pub elapsed_s: f64,
 }
@@ -114,6 +190,7 @@ pub fn split(n: usize, train_split: f64, validation_split: f64) -> (Range<usize>
     (0..a, a..b)
 }
 
+/// Trains from scratch into `out_dir`.
 pub fn train(
     cfg: &Config,
     data: &TrainData,
@@ -121,189 +198,24 @@ pub fn train(
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
-    let p = &cfg.ppo;
-    let (spec, fm) = (&data.spec, &data.fm);
-    let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
-    let train_range = data.train.clone();
-    if train_range.is_empty() || data.validation.is_empty() {
-        bail!(
-            "{} bars are too few to split into training and validation ranges",
-            data.bars.len()
-        );
-    }
-    let rules = Rules::training(&cfg.env, data.symbol.class);
-    let mut env = VecEnv::new(
-        spec,
-        fm,
-        &closes,
-        train_range.clone(),
-        rules,
-        cfg.env.episode_len,
-        cfg.env.reward_scale,
-        p.n_envs,
-        p.seed,
-        device,
-    )?;
-    let model = ActorCritic::new(spec.obs_dim(), &p.hidden_dims, N_ACTIONS, p.seed, device)?;
-    let mut params = FlatParams::from_model(&model)?;
-    let mut opt = FlatAdam::new(&params)?;
-    let updates = p.updates();
-    let (n, s_len) = (p.n_envs, p.n_steps);
-    let batch = n * s_len;
-    let mut rng = Rng::derive(p.seed, "ppo");
-    std::fs::create_dir_all(out_dir.join("checkpoints"))?;
+    Trainer::new(cfg, data, device, out_dir)?.run(observer)
+}
 
-    let meta_for = |update: usize, timesteps: u64| ModelMeta {
-        format: FORMAT.to_string(),
-        quantdeck_version: env!("CARGO_PKG_VERSION").to_string(),
-        symbol: data.symbol.name.clone(),
-        class: data.symbol.class,
-        timeframe: data.timeframe,
-        source: data.source.clone(),
-        feature_spec: spec.clone(),
-        action_meanings: ACTION_MEANINGS.iter().map(|s| s.to_string()).collect(),
-        obs_dim: spec.obs_dim(),
-        hidden_dims: p.hidden_dims.clone(),
-        n_actions: N_ACTIONS,
-        param_count: model.param_count(),
-        train_first: data.bars[train_range.start].ts,
-        train_last: data.bars[train_range.end.saturating_sub(1)].ts,
-        val_first: Some(data.bars[data.validation.start].ts),
-        val_last: Some(data.bars[data.validation.end - 1].ts),
-        data_first: data.bars[0].ts,
-        data_last: data.bars[data.bars.len() - 1].ts,
-        data_sha256: data.sha256.clone(),
-        update,
-        timesteps,
-        created: chrono::Utc::now(),
-        config: cfg.clone(),
-        portfolio: None,
-    };
-
-    let started = Instant::now();
-    let mut collector = Collector::new(&env, s_len, device)?;
-    let mut timesteps = 0u64;
-    let mut best: Option<(f64, usize)> = None;
-    let best_path = out_dir.join("best.safetensors");
-    let mut done_updates = 0;
-    let mut cancelled = false;
-
-    for update in 1..=updates {
-        if observer.should_stop() {
-            cancelled = true;
-            break;
-        }
-        let t0 = Instant::now();
-        let lr = schedule::learning_rate(p.lr, update - 1, updates);
-        let ent_coef =
-            schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, update - 1, updates);
-
-        let ro = collector.collect(&mut env, &params, &mut rng)?;
-        let (adv, ret) = gae(
-            &ro.rewards,
-            &ro.values,
-            &ro.dones,
-            &ro.last_value,
-            n,
-            p.gamma as f32,
-            p.gae_lambda as f32,
-        );
-        let ev = explained_variance(&ro.values, &ret);
-        let samples = Samples::new(&ro, adv, ret)?;
-        let coefs = Coefs {
-            clip: p.clip,
-            vf_coef: p.vf_coef,
-            ent_coef,
-        };
-        let mut stats_acc = Tensor::zeros(N_STATS, DType::F32, device)?;
-        let mut n_mb = 0usize;
-        let mut order: Vec<u32> = (0..batch as u32).collect();
-        for _ in 0..p.epochs {
-            rng.shuffle(&mut order);
-            for mb in order.chunks(p.minibatch) {
-                if mb.len() < 2 {
-                    continue;
-                }
-                let ix = Tensor::from_slice(mb, mb.len(), device)?;
-                let gathered = samples.gather(&ix)?;
-                let (grad, st) = ppo_grad(&params.layers()?, &gathered.batch(), coefs)?;
-                opt.step(&mut params, &grad, lr, p.max_grad_norm)?;
-                stats_acc = (stats_acc + st)?;
-                n_mb += 1;
-            }
-        }
-        // The one read of the update's statistics.
-        let stats: Vec<f64> = stats_acc
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        let rewards = ro.rewards;
-        if stats.iter().any(|s| !s.is_finite()) {
-            bail!("training diverged at update {update} (non-finite loss): lower ppo.lr or check the data");
-        }
-        timesteps += batch as u64;
-        done_updates = update;
-        let k = n_mb.max(1) as f64;
-        let m = UpdateMetrics {
-            update,
-            updates,
-            timesteps,
-            sps: batch as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-            mean_reward: rewards.iter().map(|r| *r as f64).sum::<f64>()
-                / rewards.len().max(1) as f64,
-            policy_loss: stats[0] / k,
-            value_loss: stats[1] / k,
-            entropy: stats[2] / k,
-            approx_kl: stats[3] / k,
-            clip_fraction: stats[4] / k,
-            explained_variance: ev,
-            lr,
-            ent_coef,
-            elapsed_s: started.elapsed().as_secs_f64(),
-        };
-        observer.on_update(&m);
-
-        if update % p.validation_interval == 0 || update == updates {
-            params.write_to(&model)?;
-            let score = observer.validate(update, &HostPolicy::from_model(&model)?)?;
-            let path = out_dir
-                .join("checkpoints")
-                .join(format!("update_{update:05}.safetensors"));
-            save_model(&path, &model, &meta_for(update, timesteps))?;
-            observer.on_checkpoint(&path, update, CheckpointReason::Validation);
-            // An unscored validation (too little evidence) never becomes the best checkpoint.
-            if let Some(score) = score.filter(|s| best.is_none_or(|(b, _)| *s > b)) {
-                best = Some((score, update));
-                save_model(&best_path, &model, &meta_for(update, timesteps))?;
-                observer.on_checkpoint(&best_path, update, CheckpointReason::Best);
-            }
-        }
-    }
-
-    params.write_to(&model)?;
-    let model_path = out_dir.join("model.safetensors");
-    save_model(&model_path, &model, &meta_for(done_updates, timesteps))?;
-    observer.on_checkpoint(
-        &model_path,
-        done_updates,
-        if cancelled {
-            CheckpointReason::Cancelled
-        } else {
-            CheckpointReason::Final
-        },
-    );
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(TrainOutcome {
-        model_path,
-        best_path: best.map(|_| best_path),
-        best_update: best.map(|(_, u)| u),
-        updates_done: done_updates,
-        timesteps,
-        cancelled,
-        sps: timesteps as f64 / elapsed.max(1e-9),
-        elapsed_s: elapsed,
-    })
+/// Continues the run whose training state is `state` (a file under `out_dir/state/`): the same
+/// schedules, random streams and env, so the curves continue where they stopped. `cfg` must be
+/// the run's configuration (the state records it); a different network layout, another horizon
+/// or other bars are refused.
+pub fn resume(
+    cfg: &Config,
+    data: &TrainData,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+    state: &Path,
+) -> Result<TrainOutcome> {
+    let mut t = Trainer::new(cfg, data, device, out_dir)?;
+    t.restore_from(state)?;
+    t.run(observer)
 }
 
 /// Generalised advantage estimation over a rollout laid out step-major ([S][N] flattened).
@@ -347,79 +259,4 @@ pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
         return 0.0;
     }
     1.0 - var(&mut returns.iter().zip(values).map(|(r, v)| (*r - *v) as f64)) / vr
-}
-
-fn normalize(x: &Tensor) -> Result<Tensor> {
-    let mean = x.mean_all()?;
-    let centered = x.broadcast_sub(&mean)?;
-    let std = (centered.sqr()?.mean_all()?.sqrt()? + 1e-8)?;
-    Ok(centered.broadcast_div(&std)?)
-}
-
-/// The rollout's per-sample training data on the device: observations, and one packed
-/// `[S·N, A + 3]` table (taken action one-hot, old log-probability, advantage, return) so that a
-/// minibatch is two gathers.
-struct Samples {
-    obs: Tensor,
-    table: Tensor,
-    n_actions: usize,
-}
-
-struct Gathered {
-    obs: Tensor,
-    onehot: Tensor,
-    old_logp: Tensor,
-    adv: Tensor,
-    returns: Tensor,
-}
-
-impl Samples {
-    fn new(ro: &Rollout, adv: Vec<f32>, ret: Vec<f32>) -> Result<Self> {
-        let device = ro.obs.device();
-        let batch = adv.len();
-        let onehot = ro
-            .actions
-            .unsqueeze(1)?
-            .broadcast_eq(&Tensor::arange(0u32, N_ACTIONS as u32, device)?.unsqueeze(0)?)?
-            .to_dtype(DType::F32)?;
-        let table = Tensor::cat(
-            &[
-                onehot,
-                ro.logp.unsqueeze(1)?,
-                Tensor::from_vec(adv, (batch, 1), device)?,
-                Tensor::from_vec(ret, (batch, 1), device)?,
-            ],
-            1,
-        )?;
-        Ok(Samples {
-            obs: ro.obs.clone(),
-            table,
-            n_actions: N_ACTIONS,
-        })
-    }
-
-    fn gather(&self, ix: &Tensor) -> Result<Gathered> {
-        let t = self.table.index_select(ix, 0)?;
-        let a = self.n_actions;
-        let col = |k: usize| -> Result<Tensor> { Ok(t.narrow(1, k, 1)?.squeeze(1)?) };
-        Ok(Gathered {
-            obs: self.obs.index_select(ix, 0)?,
-            onehot: t.narrow(1, 0, a)?,
-            old_logp: col(a)?,
-            adv: normalize(&col(a + 1)?)?,
-            returns: col(a + 2)?,
-        })
-    }
-}
-
-impl Gathered {
-    fn batch(&self) -> Batch<'_> {
-        Batch {
-            obs: &self.obs,
-            onehot: &self.onehot,
-            old_logp: &self.old_logp,
-            adv: &self.adv,
-            returns: &self.returns,
-        }
-    }
 }

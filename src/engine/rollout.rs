@@ -59,10 +59,17 @@ impl Collector {
         for s in 0..s_len {
             let (logits, value) = split_heads(&forward(&layers, &self.obs)?.heads)?;
             let actions = (&logits + noise.get(s)?)?.argmax(D::Minus1)?;
-            let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?
-                .gather(&actions.unsqueeze(1)?, 1)?
-                .squeeze(1)?;
-            let (r, d) = env.step(&actions)?;
+            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let lp = lsm.gather(&actions.unsqueeze(1)?, 1)?.squeeze(1)?;
+            let (r, d) = if env.wants_uncertainty() {
+                // The policy's normalised entropy H / ln A, in [0, 1].
+                let h = (lsm.exp()? * &lsm)?
+                    .sum(D::Minus1)?
+                    .affine(-1.0 / (a as f64).ln().max(1e-12), 0.0)?;
+                env.step_with(&actions, Some(&h))?
+            } else {
+                env.step(&actions)?
+            };
             self.buf.slice_set(&self.obs, 0, s * n)?;
             act.push(actions);
             logp.push(lp);

@@ -6,7 +6,7 @@ use crate::market::Timeframe;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use crate::engine::ppo::{CheckpointReason, UpdateMetrics};
+pub use crate::engine::ppo::{CheckpointReason, EarlyStopInfo, RestartReason, UpdateMetrics};
 pub use crate::eval::{
     Decision, DecisionReport, FoldResult, GateClass, GateFlag, GateResult, ValidationMetrics,
 };
@@ -113,6 +113,15 @@ pub enum Event {
         update: usize,
         reason: CheckpointReason,
     },
+    /// A training run continues from `from_update` (a resume, or a drawdown retry): the updates,
+    /// validations and checkpoints after it that came earlier in this file are superseded; the
+    /// ones that follow this event replace them.
+    Restart {
+        from_update: usize,
+        reason: RestartReason,
+    },
+    /// The drawdown early stop ended a training run.
+    EarlyStop(EarlyStopInfo),
     Gate(GateResult),
     Fold(FoldResult),
     Decision(DecisionReport),

@@ -9,6 +9,7 @@ pub mod events;
 mod fetch;
 mod gate;
 mod paper;
+pub mod resume;
 pub mod rundir;
 pub mod runner;
 pub mod sink;

@@ -26,6 +26,16 @@ pub enum JobRequest {
     Train {
         symbol: String,
     },
+    /// Continue a training run in its directory from a training state: the newest of `run` (an
+    /// id, a unique prefix or `latest`), or `checkpoint` (a state or model file of the run). The
+    /// run's own configuration continues; `device` may change. With `expect`, a configuration
+    /// the user gave explicitly, a different network layout is refused.
+    ResumeTrain {
+        run: Option<String>,
+        checkpoint: Option<std::path::PathBuf>,
+        device: Option<String>,
+        expect: Option<Box<Config>>,
+    },
     /// Gate a finished (or interrupted) training run.
     Gate {
         train_run: String,
@@ -49,7 +59,7 @@ impl JobRequest {
     pub fn kind(&self) -> JobKind {
         match self {
             JobRequest::Fetch { .. } => JobKind::Fetch,
-            JobRequest::Train { .. } => JobKind::Train,
+            JobRequest::Train { .. } | JobRequest::ResumeTrain { .. } => JobKind::Train,
             JobRequest::Gate { .. } => JobKind::Gate,
             JobRequest::WalkForward { .. } => JobKind::WalkForward,
             JobRequest::Paper { .. } => JobKind::Paper,
@@ -68,6 +78,29 @@ pub fn run(
     cancel: &CancelToken,
     observer: Option<Observer>,
 ) -> Result<String> {
+    let events = EventTable::load(&paths.home);
+    // A resumed training run continues with its own configuration, in its own directory.
+    let mut resume_point = None;
+    let mut resume_cfg = None;
+    if let JobRequest::ResumeTrain {
+        run,
+        checkpoint,
+        device,
+        expect,
+    } = req
+    {
+        let point = super::resume::locate(paths, run.as_deref(), checkpoint.as_deref())?;
+        if let Some(expect) = expect {
+            super::resume::check_layout(&point, expect, &events)?;
+        }
+        let mut c = point.meta.config.clone();
+        if let Some(d) = device {
+            c.ppo.device = d.clone();
+        }
+        resume_cfg = Some(c);
+        resume_point = Some(point);
+    }
+    let cfg = resume_cfg.as_ref().unwrap_or(cfg);
     let (label, parent) = match req {
         JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
@@ -77,7 +110,7 @@ pub fn run(
             let m = RunDir::open(paths, &id)?.read_manifest()?;
             (m.label, Some(id))
         }
-        JobRequest::Paper { .. } => (String::new(), None),
+        JobRequest::Paper { .. } | JobRequest::ResumeTrain { .. } => (String::new(), None),
     };
     let kind = req.kind();
     // A paper session may continue in its existing directory; every other job gets a new one.
@@ -92,6 +125,26 @@ pub fn run(
             let dm = (c.dir.clone(), c.manifest.clone());
             claimed = Some(c);
             dm
+        }
+        JobRequest::ResumeTrain { .. } => {
+            let point = resume_point
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
+            let dir = RunDir::open(paths, &point.run_id)?;
+            let stale = super::list_runs(paths)
+                .iter()
+                .any(|r| r.manifest.id == point.run_id && r.stale);
+            let manifest = super::resume::reopen(&dir, stale)?;
+            let moved = super::resume::supersede_after(&dir, point)?;
+            if !moved.is_empty() {
+                tracing::info!(
+                    "run {}: resuming from update {}; moved aside: {}",
+                    dir.id,
+                    point.update(),
+                    moved.join(", ")
+                );
+            }
+            (dir, manifest)
         }
         _ => RunDir::create(
             paths,
@@ -124,12 +177,16 @@ pub fn run(
         run: &run,
         sink: &sink,
         cancel,
-        events: EventTable::load(&paths.home),
+        events,
     };
     let parent = parent.unwrap_or_default();
     let result = match req {
         JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
         JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
+        JobRequest::ResumeTrain { .. } => match &resume_point {
+            Some(point) => super::train::resume(&ctx, point),
+            None => Err(anyhow::anyhow!("resume point not located")),
+        },
         JobRequest::Gate { .. } => super::gate::gate(&ctx, &parent),
         JobRequest::WalkForward { period, .. } => {
             super::walkforward::walk_forward(&ctx, &parent, period)

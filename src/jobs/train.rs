@@ -1,20 +1,24 @@
 //! The training job: loads bars and features, trains PPO on the engine, validates on held-out bars
 //! every few updates (appending each validation to `validations.jsonl` at once, so a run killed
-//! midway can still be gated), and records the outcome.
+//! midway can still be gated), and records the outcome. A resumed run (`resume`) continues in its
+//! own directory from a training state.
 
 use super::ctx::Ctx;
+use super::resume::ResumePoint;
 use super::rundir::DataRef;
-use super::{CheckpointReason, Event, JobSummary};
+use super::{CheckpointReason, Event, JobSummary, LogLevel};
 use crate::config::GpuSizing;
 use crate::data::store::hash_bars;
+use crate::engine::ppo::{RestartReason, TrainNote, ValidationReport};
 use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
 use crate::market::AssetClass;
+use crate::paths::write_atomic;
 use crate::sim::Rules;
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The validation history of a run, one JSON object per line, appended as it happens.
 pub const VALIDATIONS: &str = "validations.jsonl";
@@ -29,6 +33,31 @@ struct JobObserver<'a, 'b> {
     class: AssetClass,
     history: Vec<ValidationMetrics>,
     log: std::fs::File,
+    log_path: PathBuf,
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+impl JobObserver<'_, '_> {
+    /// Drops the validations after `update` from the history and from `validations.jsonl`
+    /// (rewritten atomically; the dropped ones stay in `events.jsonl`).
+    fn forget_after(&mut self, update: usize) -> Result<()> {
+        self.history.retain(|v| v.update <= update);
+        let mut text = Vec::new();
+        for v in &self.history {
+            text.extend(serde_json::to_vec(v)?);
+            text.push(b'\n');
+        }
+        write_atomic(&self.log_path, &text)?;
+        self.log = open_log(&self.log_path)?;
+        Ok(())
+    }
 }
 
 impl TrainObserver for JobObserver<'_, '_> {
@@ -37,6 +66,10 @@ impl TrainObserver for JobObserver<'_, '_> {
     }
 
     fn validate(&mut self, update: usize, policy: &HostPolicy) -> Result<Option<f64>> {
+        Ok(self.validate_report(update, policy)?.score)
+    }
+
+    fn validate_report(&mut self, update: usize, policy: &HostPolicy) -> Result<ValidationReport> {
         let bt = Backtester {
             spec: &self.spec,
             fm: &self.fm,
@@ -60,9 +93,70 @@ impl TrainObserver for JobObserver<'_, '_> {
             .and_then(|_| self.log.sync_data())
             .context("cannot append to validations.jsonl")?;
         self.ctx.sink.emit(Event::Validation(m.clone()));
-        let score = (!m.insufficient).then_some(m.fitness);
+        let report = ValidationReport {
+            score: (!m.insufficient).then_some(m.fitness),
+            max_drawdown: Some(m.max_drawdown),
+        };
         self.history.push(m);
-        Ok(score)
+        Ok(report)
+    }
+
+    fn on_note(&mut self, note: &TrainNote) {
+        match note {
+            TrainNote::Restart {
+                from_update,
+                reason,
+            } => {
+                if let RestartReason::DrawdownRetry {
+                    retry,
+                    retries,
+                    drawdown,
+                    threshold,
+                    lr_scale,
+                    ent_scale,
+                } = reason
+                {
+                    self.ctx.sink.warn(format!(
+                        "validation drawdown {:.1} % reached the early-stop threshold {:.0} %: retry {retry}/{retries} from update {from_update} with lr × {lr_scale} and entropy × {ent_scale}",
+                        drawdown * 100.0,
+                        threshold * 100.0
+                    ));
+                }
+                if let Err(e) = self.forget_after(*from_update) {
+                    self.ctx
+                        .sink
+                        .error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
+                }
+                self.ctx.sink.emit(Event::Restart {
+                    from_update: *from_update,
+                    reason: reason.clone(),
+                });
+            }
+            TrainNote::EarlyStop(info) => {
+                // The final model is the last good state's: validations after it go.
+                if let Err(e) = self.forget_after(info.model_update) {
+                    self.ctx
+                        .sink
+                        .error(format!("cannot rewrite {VALIDATIONS}: {e:#}"));
+                }
+                self.ctx.sink.emit(Event::EarlyStop(info.clone()));
+            }
+            TrainNote::Pruned(paths) => {
+                let names: Vec<String> = paths
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&self.ctx.dir().path).ok())
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.ctx.sink.log(
+                    LogLevel::Debug,
+                    format!(
+                        "pruned {} checkpoint file(s): {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     fn on_checkpoint(&mut self, path: &Path, update: usize, reason: CheckpointReason) {
@@ -79,22 +173,33 @@ impl TrainObserver for JobObserver<'_, '_> {
 }
 
 pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
+    run(ctx, symbol, None)
+}
+
+/// Continues a training run in its directory (prepared by `resume`).
+pub(super) fn resume(ctx: &Ctx, point: &ResumePoint) -> Result<String> {
+    run(ctx, &point.meta.symbol, Some(point))
+}
+
+fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String> {
     let cfg = ctx.cfg;
     let sym = ctx.find_symbol(symbol)?;
     let device = engine::device::select(&cfg.ppo.device)?;
     let (bars, source) = ctx.load_bars(&sym)?;
     let sha = hash_bars(&bars);
-    ctx.run.update(|m| {
-        m.data.push(DataRef {
-            symbol: sym.name.clone(),
-            timeframe: cfg.data.timeframe.to_string(),
-            source: source.clone(),
-            bars: bars.len(),
-            first: bars.first().map(|b| b.ts),
-            last: bars.last().map(|b| b.ts),
-            sha256: sha.clone(),
-        })
-    })?;
+    if resumed.is_none() {
+        ctx.run.update(|m| {
+            m.data.push(DataRef {
+                symbol: sym.name.clone(),
+                timeframe: cfg.data.timeframe.to_string(),
+                source: source.clone(),
+                bars: bars.len(),
+                first: bars.first().map(|b| b.ts),
+                last: bars.last().map(|b| b.ts),
+                sha256: sha.clone(),
+            })
+        })?;
+    }
     let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
     let (sized, sizing) = sized_config(cfg, &device, spec.obs_dim())?;
     if device.is_cuda() {
@@ -106,14 +211,26 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         ));
     }
     let cfg = &sized;
+    let p = &cfg.ppo;
     ctx.sink.info(format!(
         "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
         bars.len(),
         engine::device::describe(&device),
-        cfg.ppo.updates(),
-        cfg.ppo.steps_per_update(),
+        p.updates(),
+        p.steps_per_update(),
         spec.describe()
     ));
+    ctx.sink.log(
+        LogLevel::Debug,
+        format!(
+            "optimizers: actor (trunk + policy head) lr {:e}, critic (value head) lr {:e}; {} PPO epochs + {} critic-only epochs; reward {}",
+            p.actor_lr,
+            p.critic_lr,
+            p.epochs,
+            p.critic_epochs,
+            cfg.env.reward.as_str()
+        ),
+    );
     let fm = features::compute(&spec, &sym, &bars, &ctx.events);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let (train_range, val) =
@@ -130,12 +247,12 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         validation: val.clone(),
     };
     let log_path = ctx.dir().artifact(VALIDATIONS);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    ctx.run.update(|m| m.artifacts.push(VALIDATIONS.into()))?;
+    let history = match resumed {
+        Some(_) => read_validations(ctx.dir()).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let log = open_log(&log_path)?;
+    add_artifact(ctx, VALIDATIONS)?;
     let out_dir = ctx.dir().path.clone();
     let mut obs = JobObserver {
         spec,
@@ -144,18 +261,28 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         val,
         rules: Rules::training(&cfg.env, sym.class),
         class: sym.class,
-        history: Vec::new(),
+        history,
         log,
+        log_path,
         ctx,
     };
-    let outcome = ppo::train(cfg, &data, &device, &out_dir, &mut obs)?;
-    let history = std::mem::take(&mut obs.history);
-    ctx.run.update(|m| {
-        m.artifacts.push("model.safetensors".into());
-        if outcome.best_path.is_some() {
-            m.artifacts.push("best.safetensors".into());
+    let outcome = match resumed {
+        None => ppo::train(cfg, &data, &device, &out_dir, &mut obs)?,
+        Some(point) => {
+            ctx.sink.emit(Event::Restart {
+                from_update: point.update(),
+                reason: RestartReason::Resume {
+                    checkpoint: point.state.display().to_string(),
+                },
+            });
+            ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
         }
-    })?;
+    };
+    let history = std::mem::take(&mut obs.history);
+    add_artifact(ctx, "model.safetensors")?;
+    if outcome.best_path.is_some() {
+        add_artifact(ctx, "best.safetensors")?;
+    }
     ctx.set_summary(JobSummary::Train {
         symbol: sym.name.clone(),
         updates: outcome.updates_done,
@@ -166,8 +293,26 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
         last_validation: history.last().cloned(),
         cancelled: outcome.cancelled,
     })?;
+    let resumed_note = outcome
+        .resumed_from
+        .map(|u| format!(" (resumed from update {u})"))
+        .unwrap_or_default();
+    let stop_note = outcome
+        .early_stop
+        .as_ref()
+        .map(|e| {
+            format!(
+                "; stopped early at update {}: validation drawdown {:.1} % ≥ {:.0} % after {} retries, the model is update {}'s",
+                e.update,
+                e.drawdown * 100.0,
+                e.threshold * 100.0,
+                e.retries,
+                e.model_update
+            )
+        })
+        .unwrap_or_default();
     Ok(format!(
-        "{} updates, {} steps at {:.0} steps/s; model saved{}",
+        "{} updates{resumed_note}, {} steps at {:.0} steps/s; model saved{}{stop_note}",
         outcome.updates_done,
         outcome.timesteps,
         outcome.sps,
@@ -177,6 +322,15 @@ pub(super) fn train(ctx: &Ctx, symbol: &str) -> Result<String> {
             ""
         }
     ))
+}
+
+/// Lists an artifact in the manifest once.
+fn add_artifact(ctx: &Ctx, name: &str) -> Result<()> {
+    ctx.run.update(|m| {
+        if !m.artifacts.iter().any(|a| a == name) {
+            m.artifacts.push(name.to_string());
+        }
+    })
 }
 
 /// The config with the GPU's sizes in place (the config's own on a CPU; see `engine::sizing`).

@@ -1,3 +1,4 @@
+use super::reward::StepOutcome;
 use crate::config::{BacktestConfig, EnvConfig};
 use crate::market::AssetClass;
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,35 @@ impl Account {
         self.rebalance(rules, level, price, 1.0);
         self.mark(next_price);
         (self.equity - before) / before * scale
+    }
+
+    /// One environment step as [`Account::step_action`], returning what the seed reward's
+    /// components are computed from (`sim::reward`).
+    pub fn step_outcome(
+        &mut self,
+        rules: &Rules,
+        action: usize,
+        price: f64,
+        next_price: f64,
+    ) -> StepOutcome {
+        let before = self.equity;
+        let (old_qty, old_open) = (self.qty, self.open_return(price));
+        let level = super::target_level(self.level, action, rules.allow_short);
+        let fill = self.rebalance(rules, level, price, 1.0);
+        self.mark(next_price);
+        let cost = fill.map_or(0.0, |f| (f.price - price).abs() * f.qty.abs() + f.cost);
+        // Reduced, closed or flipped: some of the old position was exited at `price`.
+        let reduced =
+            old_qty != 0.0 && (self.qty.abs() < old_qty.abs() || self.qty * old_qty < 0.0);
+        StepOutcome {
+            level: self.level,
+            price_return: next_price / price - 1.0,
+            pnl: (self.equity - before) / before,
+            cost: cost / before,
+            exit_return: reduced.then_some(old_open),
+            open_return: self.open_return(next_price),
+            drawdown: self.drawdown(),
+        }
     }
 
     pub fn drawdown(&self) -> f64 {

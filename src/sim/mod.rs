@@ -5,10 +5,12 @@
 mod account;
 mod actions;
 pub mod portfolio;
+pub mod reward;
 mod risk;
 
 pub use account::{Account, Fill, Rules};
 pub use actions::{target_level, Action, ACTION_MEANINGS, N_ACTIONS};
+pub use reward::{RewardComponent, SeedParams};
 pub use risk::{drawdown_rules, exit_rules, RiskDecision, RiskGate, RiskRules};
 
 #[cfg(test)]

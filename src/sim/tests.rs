@@ -82,3 +82,32 @@ fn risk_gates_stop_take_halve_and_halt() {
         "halt is sticky"
     );
 }
+
+#[test]
+fn step_outcome_records_trades_exits_and_costs() {
+    use super::reward::StepOutcome;
+    let r = rules();
+    let mut a = Account::new(&r);
+    // BUY 50 at 100, the bar closes at 101.
+    let o = a.step_outcome(&r, 2, 100.0, 101.0);
+    let qty = 0.5 * 0.105 * 1000.0 / 100.0;
+    let cost = qty * 100.0 * 0.001;
+    assert_eq!(o.level, 0.5);
+    assert!((o.price_return - 0.01).abs() < 1e-12);
+    assert!((o.cost - cost / 1000.0).abs() < 1e-15);
+    assert!((o.pnl - (qty * 1.0 - cost) / 1000.0).abs() < 1e-12);
+    assert_eq!(o.exit_return, None);
+    // Entry at 100.1 (slippage): open return at 101 is 101/100.1 − 1.
+    assert!((o.open_return - (101.0 / 100.1 - 1.0)).abs() < 1e-12);
+    // CLOSE at 105: the exit's return is measured at 105 against the 100.1 entry.
+    let o: StepOutcome = a.step_outcome(&r, 7, 105.0, 104.0);
+    assert_eq!(o.level, 0.0);
+    assert!((o.exit_return.unwrap() - (105.0 / 100.1 - 1.0)).abs() < 1e-12);
+    assert_eq!(o.open_return, 0.0);
+    // SELL 75 from flat: a short, and HOLD keeps it without an exit.
+    a.step_outcome(&r, 6, 100.0, 100.0);
+    let o = a.step_outcome(&r, 0, 100.0, 97.0);
+    assert_eq!(o.exit_return, None);
+    assert!(o.open_return > 0.0, "a short gains when the price falls");
+    assert_eq!(o.cost, 0.0);
+}

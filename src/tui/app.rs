@@ -3,8 +3,8 @@
 
 use crate::data::SeriesInfo;
 use crate::jobs::events::{
-    CheckpointReason, DecisionReport, FillView, FoldResult, GateResult, LogLevel, OrderView,
-    PaperSnapshot, UpdateMetrics, ValidationMetrics,
+    CheckpointReason, DecisionReport, EarlyStopInfo, FillView, FoldResult, GateResult, LogLevel,
+    OrderView, PaperSnapshot, RestartReason, UpdateMetrics, ValidationMetrics,
 };
 use crate::jobs::{JobKind, JobStatus, RunSummary};
 use crate::market::Timeframe;
@@ -155,6 +155,9 @@ pub struct RunView {
     /// Sorted by update number.
     pub validations: Vec<ValidationMetrics>,
     pub checkpoints: Vec<Checkpoint>,
+    /// The latest restart of a training run (resume or drawdown retry) and where it went back to.
+    pub restart: Option<(usize, RestartReason)>,
+    pub early_stop: Option<EarlyStopInfo>,
     pub gate: Option<GateResult>,
     /// Sorted by fold number.
     pub folds: Vec<FoldResult>,
@@ -187,6 +190,8 @@ impl RunView {
             updates: Vec::new(),
             validations: Vec::new(),
             checkpoints: Vec::new(),
+            restart: None,
+            early_stop: None,
             gate: None,
             folds: Vec::new(),
             decision: None,
@@ -274,6 +279,8 @@ pub struct App {
     pub show_features: bool,
     /// What the model would see at the selected series' newest bar (filled by the loop).
     pub features: Option<FeatureView>,
+    /// The Training pane charts the reward components' shares instead of the metrics (`R`).
+    pub show_reward_parts: bool,
 }
 
 /// One stored series: what the Data pane selects and the feature view is computed for.

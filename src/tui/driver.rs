@@ -293,7 +293,9 @@ fn run_job(
             Some(train_run.clone())
         }
         JobRequest::Paper { train_runs, .. } => train_runs.first().cloned(),
-        JobRequest::Fetch { .. } | JobRequest::Train { .. } => None,
+        JobRequest::Fetch { .. } | JobRequest::Train { .. } | JobRequest::ResumeTrain { .. } => {
+            None
+        }
     };
     let run_id = Arc::new(OnceLock::new());
     let observer = {

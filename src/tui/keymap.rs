@@ -50,6 +50,7 @@ pub enum Action {
     Cancel,
     Refresh,
     ToggleFeatures,
+    ToggleRewardParts,
     ShowHelp,
     Quit,
     CloseHelp,
@@ -297,6 +298,13 @@ pub const KEYMAP: &[Binding] = &[
         A::ToggleFeatures,
         "show / hide the selected series' features (what the model sees)",
         Some("features"),
+    ),
+    bind(
+        Main,
+        &[ch('R')],
+        A::ToggleRewardParts,
+        "Training: chart the reward components' shares (seed reward) / the metrics",
+        None,
     ),
     bind(
         Main,

@@ -168,6 +168,14 @@ impl Watcher {
         for s in list_runs(&self.paths) {
             let id = s.manifest.id.clone();
             listed.insert(id.clone());
+            // A finished run resumed elsewhere runs again: follow its file again (events are
+            // numbered, so the lines read before are recognised and skipped).
+            if s.manifest.status == crate::jobs::JobStatus::Running
+                && !s.stale
+                && self.read_to_end.remove(&id)
+            {
+                tracing::debug!("run {id} runs again: tailing it again");
+            }
             let tail_it = !self.ours(&s.manifest)
                 && !self.read_to_end.contains(&id)
                 && !self.tails.contains_key(&id);

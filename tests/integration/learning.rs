@@ -25,7 +25,8 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
     cfg.ppo.epochs = 4;
     cfg.ppo.total_timesteps = 40 * 32 * 64;
     cfg.ppo.validation_interval = 10;
-    cfg.ppo.lr = 1e-3;
+    cfg.ppo.actor_lr = 1e-3;
+    cfg.ppo.critic_lr = 3e-3;
     cfg.ppo.hidden_dims = vec![64, 32];
     cfg.env.episode_len = 128;
     let id = common::train(&paths, &cfg, "SYNA");

@@ -19,6 +19,8 @@ mod parity;
 mod pipeline;
 mod portfolio;
 mod store_concurrency;
+mod train_cli;
+mod train_resume;
 mod trust;
 mod tui_keymap;
 mod tui_keys;

@@ -151,3 +151,108 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     ids.dedup();
     assert_eq!(ids.len(), orders.len(), "client order ids are unique");
 }
+
+/// The seed reward's eight components: the tensor env against `sim::reward`, step by step, with
+/// thresholds lowered so that every component fires within a few hundred random steps.
+#[test]
+fn tensor_env_seed_reward_matches_sim() {
+    use quantdeck::sim::reward::{
+        components, curriculum_weights, weighted_sum, DsrState, SeedParams,
+    };
+    for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
+        let b = bars(&sym);
+        let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
+        let spec = FeatureSpec::current(8, &EventTable::embedded());
+        let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
+        let mut rules = Rules::training(&EnvConfig::default(), sym.class);
+        rules.full_position = 0.9;
+        let prm = SeedParams {
+            direction_threshold: 0.001,
+            stop_loss: 0.002,
+            take_profit: 0.002,
+            drawdown_threshold: 0.002,
+            ..SeedParams::new(0.02, 0.04)
+        };
+        let n = 6;
+        let mut env = VecEnv::new(
+            &spec,
+            &fm,
+            &closes,
+            0..b.len(),
+            rules,
+            40,
+            1000.0,
+            n,
+            3,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .with_seed_reward(prm)
+        .unwrap();
+        env.set_progress(0.3).unwrap();
+        let w = curriculum_weights(0.3);
+        let mut accts = vec![Account::new(&rules); n];
+        let mut dsr = vec![DsrState::default(); n];
+        let mut rng = Rng::new(17);
+        let (mut sum, mut fired) = ([0f64; 8], [0usize; 8]);
+        let mut worst = 0f64;
+        let steps = 400;
+        for _ in 0..steps {
+            let t: Vec<usize> = env.clock().iter().map(|&t| t as usize).collect();
+            let actions: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
+            let unc: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+            let (r, dones) = env
+                .step_with(
+                    &Tensor::new(actions.as_slice(), &Device::Cpu).unwrap(),
+                    Some(&Tensor::new(unc.as_slice(), &Device::Cpu).unwrap()),
+                )
+                .unwrap();
+            let r = r.to_vec1::<f32>().unwrap();
+            for i in 0..n {
+                let o = accts[i].step_outcome(
+                    &rules,
+                    actions[i] as usize,
+                    closes[t[i]],
+                    closes[t[i] + 1],
+                );
+                let c = components(&o, unc[i] as f64, &mut dsr[i], &prm);
+                for k in 0..8 {
+                    sum[k] += w[k] * c[k];
+                    fired[k] += (c[k] != 0.0) as usize;
+                }
+                let want = weighted_sum(&w, &c);
+                let diff = (r[i] as f64 - want).abs();
+                worst = worst.max(diff);
+                assert!(
+                    diff < 2e-3,
+                    "{sym} env {i}: reward {} vs sim {want} (components {c:?})",
+                    r[i]
+                );
+                if dones[i] {
+                    accts[i] = Account::new(&rules);
+                    dsr[i] = DsrState::default();
+                }
+            }
+        }
+        assert!(
+            fired.iter().all(|f| *f > 10),
+            "{sym}: every component must fire: {fired:?}"
+        );
+        // The update's statistics: the mean weighted value of each component.
+        let parts = env.take_reward_parts().unwrap();
+        assert_eq!(parts.len(), 8);
+        let samples = (steps * n) as f64;
+        for (p, s) in parts.iter().zip(sum) {
+            assert!(
+                (p.mean - s / samples).abs() < 1e-4,
+                "{sym} {}: mean {} vs sim {}",
+                p.component.as_str(),
+                p.mean,
+                s / samples
+            );
+        }
+        let shares: f64 = parts.iter().map(|p| p.share).sum();
+        assert!((shares - 1.0).abs() < 1e-5);
+        eprintln!("{sym}: largest reward difference {worst:.2e}; fired {fired:?}");
+    }
+}

@@ -445,3 +445,194 @@ fn help_and_hints_come_from_the_keymap() {
         assert_eq!(hint.trim_end(), want.join(" "), "{mode:?}");
     }
 }
+
+const RESUMED: &str = "train-20240601-120000-sync";
+
+/// A seed-reward training run cancelled at update 12 and resumed from its checkpoint at 8:
+/// the first branch's updates 9–12 are superseded by the resumed run's.
+fn resumed_seed_run() -> App {
+    use quantdeck::jobs::events::{
+        CheckpointReason, RestartReason, UpdateMetrics, ValidationMetrics,
+    };
+    use quantdeck::jobs::JobStatus;
+    use quantdeck::sim::reward::{RewardComponent, RewardPart};
+    let mut app = on(Pane::Training);
+    let metrics = |u: usize, branch: f64| {
+        let x = u as f64;
+        // Shares drift from direction and exploration towards pnl, as the curriculum does.
+        let raw = [
+            0.30 - 0.01 * x,
+            0.05,
+            0.10 + 0.02 * x,
+            0.08,
+            0.10 - 0.004 * x,
+            0.04,
+            0.01 + 0.002 * x,
+            0.08,
+        ];
+        let total: f64 = raw.iter().sum();
+        let reward_parts = RewardComponent::ALL
+            .iter()
+            .zip(raw)
+            .map(|(c, r)| RewardPart {
+                component: *c,
+                share: r / total,
+                mean: if matches!(c, RewardComponent::Slippage | RewardComponent::Drawdown) {
+                    -r / 10.0
+                } else {
+                    r / 20.0
+                },
+            })
+            .collect();
+        UpdateMetrics {
+            update: u,
+            updates: 20,
+            timesteps: (u * 8192) as u64,
+            sps: 3900.0,
+            mean_reward: 0.01 * x - branch,
+            policy_loss: -0.01,
+            value_loss: 0.5 / x,
+            entropy: 2.0 - 0.03 * x,
+            approx_kl: 0.005,
+            clip_fraction: 0.07,
+            explained_variance: 0.2 + 0.03 * x,
+            lr: 3e-4,
+            ent_coef: 0.01,
+            elapsed_s: 2.5 * x,
+            critic_lr: 9e-4,
+            critic_loss: Some(0.3 / x),
+            episodes: (u * 32) as u64,
+            reward_parts,
+        }
+    };
+    let validation = |u: usize| ValidationMetrics {
+        update: u,
+        profit_factor: 1.1 + 0.01 * u as f64,
+        sharpe: 0.4,
+        fitness: 0.2 + 0.01 * u as f64,
+        trades: 40,
+        days: 30,
+        ..Default::default()
+    };
+    let mut f = feed(&mut app, RESUMED);
+    f.send(
+        600,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNC".into(),
+        },
+    );
+    for u in 1..=12 {
+        f.send(600 + u as i64, Event::Update(metrics(u, 1.0)));
+        if u % 4 == 0 {
+            f.send(600 + u as i64, Event::Validation(validation(u)));
+        }
+    }
+    f.send(
+        613,
+        Event::Checkpoint {
+            path: format!("runs/{RESUMED}/model.safetensors"),
+            update: 12,
+            reason: CheckpointReason::Cancelled,
+        },
+    );
+    f.send(
+        613,
+        Event::Finished {
+            status: JobStatus::Cancelled,
+            message: "cancelled: 12 updates".into(),
+        },
+    );
+    f.send(
+        700,
+        Event::Started {
+            kind: JobKind::Train,
+            label: "SYNC".into(),
+        },
+    );
+    f.send(
+        700,
+        Event::Restart {
+            from_update: 8,
+            reason: RestartReason::Resume {
+                checkpoint: format!("runs/{RESUMED}/state/update_00008.safetensors"),
+            },
+        },
+    );
+    for u in 9..=20 {
+        f.send(700 + u as i64, Event::Update(metrics(u, 0.0)));
+        if u % 4 == 0 {
+            f.send(700 + u as i64, Event::Validation(validation(u)));
+        }
+    }
+    f.send(
+        721,
+        Event::Finished {
+            status: JobStatus::Completed,
+            message:
+                "20 updates (resumed from update 8), 163840 steps at 3900 steps/s; model saved"
+                    .into(),
+        },
+    );
+    app.sel.train = Some(RESUMED.into());
+    app
+}
+
+#[test]
+fn training_pane_of_a_resumed_run() {
+    let app = resumed_seed_run();
+    let run = &app.runs[RESUMED];
+    let ups: Vec<usize> = run.updates.iter().map(|m| m.update).collect();
+    assert_eq!(ups, (1..=20).collect::<Vec<_>>(), "one continuous run");
+    // The first branch's 9–12 are gone: the resumed run's values replaced them.
+    assert!(run.updates[8..12].iter().all(|m| m.mean_reward > 0.0));
+    assert!(run.updates[..8].iter().all(|m| m.mean_reward < 0.0));
+    assert_eq!(
+        run.validations.iter().map(|v| v.update).collect::<Vec<_>>(),
+        [4, 8, 12, 16, 20]
+    );
+    let s = screen(&app);
+    assert!(
+        s.contains("resumed @8") && s.contains("update 20/20") && s.contains("[completed]"),
+        "{s}"
+    );
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn training_pane_charts_reward_component_shares() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use quantdeck::tui::handle_key;
+    let mut app = resumed_seed_run();
+    app.pane = Pane::Data;
+    handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT),
+    );
+    assert!(app.show_reward_parts && app.pane == Pane::Training);
+    let s = screen(&app);
+    assert!(
+        s.contains("reward component shares")
+            && s.contains("mean weighted value per step")
+            && s.contains("Reward @20"),
+        "{s}"
+    );
+    for c in quantdeck::sim::reward::RewardComponent::ALL {
+        assert!(
+            s.contains(c.as_str()),
+            "{} missing from the legend:\n{s}",
+            c.as_str()
+        );
+    }
+    insta::assert_snapshot!(s);
+    // A P&L-reward run says why there is nothing to chart.
+    app.sel.train = Some(TRAIN.into());
+    assert!(screen(&app).contains("a single component"));
+    // R again: the metrics.
+    handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT),
+    );
+    assert!(!app.show_reward_parts);
+    assert!(screen(&app).contains("explained var"));
+}

@@ -1,6 +1,7 @@
 //! Job events folded into the state: from a job's channel or a tailed `events.jsonl`.
 
-use crate::jobs::{Event, EventRecord, JobKind, JobStatus, LogLevel};
+use crate::jobs::events::RestartReason;
+use crate::jobs::{CheckpointReason, Event, EventRecord, JobKind, JobStatus, LogLevel};
 use crate::tui::app::{
     App, Checkpoint, FetchStatus, LogLine, Progress, RunView, EQUITY_CAPACITY, ORDER_CAPACITY,
     RUN_LOG_CAPACITY,
@@ -38,7 +39,8 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
         Event::Started { kind, label } => {
             run.kind = Some(*kind);
             run.label = label.clone();
-            run.started_at = Some(rec.at);
+            // A resumed run starts again: its first start stays its start.
+            run.started_at = run.started_at.or(Some(rec.at));
             log = Some(line(
                 run,
                 LogLevel::Info,
@@ -103,6 +105,60 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
                 update: *update,
                 reason: *reason,
             });
+        }
+        Event::Restart {
+            from_update,
+            reason,
+        } => {
+            infer_kind(run, JobKind::Train);
+            // What came after the restart point is superseded: the events that follow replace
+            // it, so the curves continue from there as one run.
+            let keep = |u: usize| u <= *from_update;
+            run.updates.retain(|m| keep(m.update));
+            run.validations.retain(|v| keep(v.update));
+            run.checkpoints.retain(|c| {
+                keep(c.update)
+                    && !(matches!(reason, RestartReason::Resume { .. })
+                        && matches!(
+                            c.reason,
+                            CheckpointReason::Final | CheckpointReason::Cancelled
+                        ))
+            });
+            run.early_stop = None;
+            if matches!(reason, RestartReason::Resume { .. }) {
+                run.status = JobStatus::Running;
+                run.stale = false;
+                run.finished_at = None;
+                run.message.clear();
+            }
+            run.restart = Some((*from_update, reason.clone()));
+            let text = match reason {
+                RestartReason::Resume { .. } => format!("resumed from update {from_update}"),
+                RestartReason::DrawdownRetry {
+                    retry,
+                    retries,
+                    drawdown,
+                    ..
+                } => format!(
+                    "drawdown retry {retry}/{retries} (validation drawdown {:.1} %): back to update {from_update}",
+                    drawdown * 100.0
+                ),
+            };
+            log = Some(line(run, LogLevel::Info, text));
+        }
+        Event::EarlyStop(info) => {
+            infer_kind(run, JobKind::Train);
+            run.early_stop = Some(info.clone());
+            log = Some(line(
+                run,
+                LogLevel::Warn,
+                format!(
+                    "early stop at update {}: validation drawdown {:.1} %; the model is update {}'s",
+                    info.update,
+                    info.drawdown * 100.0,
+                    info.model_update
+                ),
+            ));
         }
         Event::Gate(g) => {
             infer_kind(run, JobKind::Gate);

@@ -69,6 +69,15 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
                 app.pane = Pane::Data;
             }
         }
+        Action::ToggleRewardParts => {
+            app.show_reward_parts = !app.show_reward_parts;
+            app.pane = Pane::Training;
+            app.message = if app.show_reward_parts {
+                "Training: reward components (R for the metrics)".into()
+            } else {
+                "Training: metrics (R for the reward components)".into()
+            };
+        }
         Action::ShowHelp => app.show_help = true,
         Action::CloseHelp => app.show_help = false,
         Action::Quit => return request_quit(app),

@@ -4,8 +4,9 @@ use super::widgets::{
     block, chart_title, dim, duration, empty, grid, group, kv, line_chart, num, pct, pct_abs,
     status_color, Series,
 };
-use crate::jobs::events::{UpdateMetrics, ValidationMetrics};
+use crate::jobs::events::{RestartReason, UpdateMetrics, ValidationMetrics};
 use crate::jobs::{CheckpointReason, JobKind};
+use crate::sim::reward::RewardComponent;
 use crate::tui::app::{App, Checkpoint, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -76,7 +77,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(area);
     header(frame, head, app, run);
-    metric_charts(frame, charts, run);
+    if app.show_reward_parts {
+        reward_charts(frame, charts, run);
+    } else {
+        metric_charts(frame, charts, run);
+    }
     if foot_h > 0 {
         let [v, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
             .areas(foot);
@@ -167,6 +172,13 @@ fn header(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
         l.extend(kv("SPS", group(m.sps.max(0.0).round() as u64)));
         l.extend(kv("elapsed", duration(m.elapsed_s)));
         l.extend(kv("ETA", eta));
+        match &run.restart {
+            Some((u, RestartReason::Resume { .. })) => l.extend(kv("resumed", format!("@{u}"))),
+            Some((u, RestartReason::DrawdownRetry { retry, retries, .. })) => {
+                l.extend(kv("DD retry", format!("{retry}/{retries} @{u}")))
+            }
+            None => {}
+        }
         lines.push(Line::from(l));
         let mut l = vec![];
         l.extend(kv("reward", num(m.mean_reward)));
@@ -318,6 +330,103 @@ fn metric_charts(frame: &mut Frame, area: Rect, run: &RunView) {
         }
         line_chart(frame, cell, title, &series);
     }
+}
+
+/// One colour per reward component, in `RewardComponent::ALL` order.
+const PART_COLORS: [Color; 8] = [
+    Color::Green,
+    Color::Yellow,
+    Color::LightGreen,
+    Color::Magenta,
+    Color::Cyan,
+    Color::LightRed,
+    Color::Red,
+    Color::LightBlue,
+];
+
+/// The reward components of the seed reward over the updates: each one's share of the total
+/// absolute weighted reward, and its mean weighted value, with a legend of the latest figures.
+fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
+    if run.updates.iter().all(|m| m.reward_parts.is_empty()) {
+        let text = "This run's reward is the step's P&L (env.reward = \"pnl\"): a single component. \
+                    Train with --reward seed (env.reward = \"seed\") to see the eight components of \
+                    the seed's curriculum here. R: back to the metrics.";
+        let p = Paragraph::new(text)
+            .style(dim())
+            .wrap(Wrap { trim: true })
+            .block(block(" Reward components "));
+        frame.render_widget(p, area);
+        return;
+    }
+    let [plots, legend] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(36)]).areas(area);
+    let [shares_area, means_area] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(plots);
+    let series_of = |get: fn(&crate::sim::reward::RewardPart) -> f64| -> Vec<Vec<(f64, f64)>> {
+        RewardComponent::ALL
+            .iter()
+            .map(|c| {
+                run.updates
+                    .iter()
+                    .filter_map(|m| {
+                        let p = m.reward_parts.iter().find(|p| p.component == *c)?;
+                        Some((m.update as f64, get(p)))
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    for (area, title, pts) in [
+        (
+            shares_area,
+            "reward component shares",
+            series_of(|p| p.share),
+        ),
+        (
+            means_area,
+            "mean weighted value per step",
+            series_of(|p| p.mean),
+        ),
+    ] {
+        let series: Vec<Series> = RewardComponent::ALL
+            .iter()
+            .zip(&pts)
+            .zip(PART_COLORS)
+            .map(|((c, points), color)| Series {
+                name: c.as_str(),
+                color,
+                dim: false,
+                points,
+            })
+            .collect();
+        line_chart(frame, area, Line::from(title), &series);
+    }
+    let latest = run
+        .updates
+        .iter()
+        .rev()
+        .find(|m| !m.reward_parts.is_empty());
+    let mut lines = vec![Line::styled(
+        format!("{:<11} {:>6} {:>9}", "component", "share", "mean"),
+        dim(),
+    )];
+    for (c, color) in RewardComponent::ALL.iter().zip(PART_COLORS) {
+        let part = latest.and_then(|m| m.reward_parts.iter().find(|p| p.component == *c));
+        let (share, mean) = part.map_or(("–".to_string(), "–".to_string()), |p| {
+            (
+                format!("{:.1}%", p.share * 100.0),
+                format!("{:+.4}", p.mean),
+            )
+        });
+        lines.push(Line::from(vec![
+            Span::styled(format!("■ {:<9} ", c.as_str()), Style::new().fg(color)),
+            Span::raw(format!("{share:>6} {mean:>9}")),
+        ]));
+    }
+    let title = latest.map_or(" Reward ".to_string(), |m| {
+        format!(" Reward @{} ", m.update)
+    });
+    frame.render_widget(Paragraph::new(lines).block(block(title)), legend);
 }
 
 fn checkpoints(frame: &mut Frame, area: Rect, run: &RunView) {

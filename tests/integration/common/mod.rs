@@ -26,6 +26,8 @@ pub fn tiny_config() -> Config {
     cfg.ppo.validation_interval = 2;
     cfg.ppo.hidden_dims = vec![32, 16];
     cfg.env.episode_len = 64;
+    // Every periodic checkpoint stays (tests of pruning set their own rule).
+    cfg.ppo.keep_every = 1;
     cfg.live.bars_per_second = 0.0;
     config::validate(&cfg).expect("tiny config is valid");
     cfg
@@ -36,6 +38,36 @@ pub fn temp_home() -> (tempfile::TempDir, Paths) {
     let paths = Paths::under(dir.path());
     paths.ensure().expect("create dirs");
     (dir, paths)
+}
+
+/// The synthetic series of `symbol` as `ppo::train` takes it, split as the config says.
+pub fn train_data(cfg: &Config, symbol: quantdeck::market::Symbol) -> quantdeck::engine::TrainData {
+    use quantdeck::features::{events::EventTable, FeatureSpec};
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("config date");
+    let bars = quantdeck::data::synthetic::generate(
+        &cfg.synthetic,
+        &symbol,
+        cfg.data.timeframe,
+        date(&cfg.data.start),
+        date(&cfg.data.end),
+    )
+    .expect("synthetic bars");
+    let events = EventTable::embedded();
+    let spec = FeatureSpec::current(cfg.features.window, &events);
+    let fm = quantdeck::features::compute(&spec, &symbol, &bars, &events);
+    let (train, validation) =
+        quantdeck::engine::ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
+    quantdeck::engine::TrainData {
+        symbol,
+        timeframe: cfg.data.timeframe,
+        source: quantdeck::data::synthetic::SOURCE.into(),
+        sha256: quantdeck::data::store::hash_bars(&bars),
+        bars,
+        spec,
+        fm,
+        train,
+        validation,
+    }
 }
 
 /// Runs a training job to completion and returns its run id.

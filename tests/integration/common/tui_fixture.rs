@@ -123,6 +123,7 @@ fn update(u: usize, updates: usize) -> UpdateMetrics {
         lr: 3e-4 * (1.0 - x / updates as f64 * 0.9),
         ent_coef: 0.015 - 0.0005 * x,
         elapsed_s: 2.0 * x,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,479 @@
+//! The training loop: one `Trainer` holds a run's env, parameters, optimizers and random stream,
+//! runs updates (rollout, GAE, PPO epochs, critic-only epochs), validates, checkpoints (a model
+//! file for every loader plus a training state for resume), prunes, and applies the drawdown
+//! early stop. Everything that decides the next update's numbers is in [`Snapshot`], so a run
+//! restored from one continues bit for bit (on the same device and build).
+
+use super::adam::ActorCriticAdam;
+use super::backward::{ppo_grad, Coefs, N_STATS};
+use super::checkpoint::{save_model, ModelMeta, FORMAT};
+use super::critic::{self, CriticFit};
+use super::early_stop::{EarlyStop, Verdict};
+use super::env::VecEnv;
+use super::flat::FlatParams;
+use super::ppo::{
+    explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainData, TrainNote,
+    TrainObserver, TrainOutcome, UpdateMetrics,
+};
+use super::prune::{checkpoint_path, prune, KeepRule};
+use super::rollout::Collector;
+use super::samples::Samples;
+use super::state::{
+    load_state, save_state, state_path, NetLayout, Progress, Snapshot, StateContext,
+};
+use super::{schedule, ActorCritic, HostPolicy};
+use crate::config::{Config, RewardKind};
+use crate::rng::Rng;
+use crate::sim::{Rules, SeedParams, ACTION_MEANINGS, N_ACTIONS};
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct Trainer<'a> {
+    cfg: &'a Config,
+    data: &'a TrainData,
+    device: Device,
+    out_dir: PathBuf,
+    layout: NetLayout,
+    updates: usize,
+    env: VecEnv,
+    model: ActorCritic,
+    params: FlatParams,
+    opt: ActorCriticAdam,
+    rng: Rng,
+    collector: Collector,
+    progress: Progress,
+    /// The state the drawdown early stop goes back to.
+    last_good: Snapshot,
+    resumed_from: Option<usize>,
+    /// Env-steps this process ran (for its own speed figure).
+    steps_run: u64,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        data: &'a TrainData,
+        device: &Device,
+        out_dir: &Path,
+    ) -> Result<Self> {
+        let p = &cfg.ppo;
+        let (spec, fm) = (&data.spec, &data.fm);
+        if data.train.is_empty() || data.validation.is_empty() {
+            bail!(
+                "{} bars are too few to split into training and validation ranges",
+                data.bars.len()
+            );
+        }
+        let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
+        let rules = Rules::training(&cfg.env, data.symbol.class);
+        let mut env = VecEnv::new(
+            spec,
+            fm,
+            &closes,
+            data.train.clone(),
+            rules,
+            cfg.env.episode_len,
+            cfg.env.reward_scale,
+            p.n_envs,
+            p.seed,
+            device,
+        )?;
+        if cfg.env.reward == RewardKind::Seed {
+            let bt = &cfg.backtest;
+            env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
+        }
+        let n_actions = N_ACTIONS;
+        let model = ActorCritic::new(spec.obs_dim(), &p.hidden_dims, n_actions, p.seed, device)?;
+        let params = FlatParams::from_model(&model)?;
+        let opt = ActorCriticAdam::new(&params)?;
+        let rng = Rng::derive(p.seed, "ppo");
+        let collector = Collector::new(&env, p.n_steps, device)?;
+        let progress = Progress::start();
+        let last_good = Snapshot {
+            progress: progress.clone(),
+            actor: params.actor.clone(),
+            critic: params.critic.clone(),
+            opt: opt.clone(),
+            rng: rng.clone(),
+            env: env.state(),
+        };
+        Ok(Trainer {
+            cfg,
+            data,
+            device: device.clone(),
+            out_dir: out_dir.to_path_buf(),
+            layout: NetLayout::mlp(spec, &p.hidden_dims, n_actions),
+            updates: p.updates(),
+            env,
+            model,
+            params,
+            opt,
+            rng,
+            collector,
+            progress,
+            last_good,
+            resumed_from: None,
+            steps_run: 0,
+        })
+    }
+
+    /// Loads a training state saved by a run of the same configuration, data and layout.
+    pub fn restore_from(&mut self, path: &Path) -> Result<()> {
+        let (meta, snap) = load_state(path, &self.params, &self.device)?;
+        self.layout.ensure_continues(&meta.layout)?;
+        if meta.updates != self.updates {
+            bail!(
+                "{}: the run was planned for {} updates, this configuration for {}: a resumed run keeps its schedule",
+                path.display(),
+                meta.updates,
+                self.updates
+            );
+        }
+        if meta.data_sha256 != self.data.sha256 || meta.symbol != self.data.symbol.name {
+            bail!(
+                "{}: the run trained on {} bars with hash {}, the bars now are {} with hash {}: the data changed since (refetched, revised or re-imported); train a new run",
+                path.display(),
+                meta.symbol,
+                short(&meta.data_sha256),
+                self.data.symbol.name,
+                short(&self.data.sha256)
+            );
+        }
+        if meta.progress.update >= self.updates {
+            bail!(
+                "{}: the run already did all {} updates; nothing is left to resume",
+                path.display(),
+                self.updates
+            );
+        }
+        self.resumed_from = Some(meta.progress.update);
+        self.restore(snap, true)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            progress: self.progress.clone(),
+            actor: self.params.actor.clone(),
+            critic: self.params.critic.clone(),
+            opt: self.opt.clone(),
+            rng: self.rng.clone(),
+            env: self.env.state(),
+        }
+    }
+
+    /// Continues from `s`; `whole` also takes its retry count, scales and elapsed time (a
+    /// resume), else those stay (an early-stop retry keeps its new factors and the clock runs on).
+    fn restore(&mut self, s: Snapshot, whole: bool) -> Result<()> {
+        self.params.actor = s.actor.clone();
+        self.params.critic = s.critic.clone();
+        self.opt = s.opt.clone();
+        self.rng = s.rng.clone();
+        self.env.restore(s.env.clone())?;
+        self.collector = Collector::new(&self.env, self.cfg.ppo.n_steps, &self.device)?;
+        let mut progress = s.progress.clone();
+        if !whole {
+            progress.retries_used = self.progress.retries_used;
+            progress.lr_scale = self.progress.lr_scale;
+            progress.ent_scale = self.progress.ent_scale;
+            progress.elapsed_s = self.progress.elapsed_s;
+        }
+        self.progress = progress;
+        self.last_good = self.snapshot();
+        Ok(())
+    }
+
+    fn meta(&self, update: usize) -> ModelMeta {
+        let (data, p) = (self.data, &self.cfg.ppo);
+        let spec = &data.spec;
+        let train = &data.train;
+        ModelMeta {
+            format: FORMAT.to_string(),
+            quantdeck_version: env!("CARGO_PKG_VERSION").to_string(),
+            symbol: data.symbol.name.clone(),
+            class: data.symbol.class,
+            timeframe: data.timeframe,
+            source: data.source.clone(),
+            feature_spec: spec.clone(),
+            action_meanings: ACTION_MEANINGS.iter().map(|s| s.to_string()).collect(),
+            obs_dim: spec.obs_dim(),
+            hidden_dims: p.hidden_dims.clone(),
+            n_actions: self.layout.n_actions,
+            param_count: self.model.param_count(),
+            train_first: data.bars[train.start].ts,
+            train_last: data.bars[train.end.saturating_sub(1)].ts,
+            val_first: Some(data.bars[data.validation.start].ts),
+            val_last: Some(data.bars[data.validation.end - 1].ts),
+            data_first: data.bars[0].ts,
+            data_last: data.bars[data.bars.len() - 1].ts,
+            data_sha256: data.sha256.clone(),
+            update,
+            timesteps: self.progress.timesteps,
+            created: chrono::Utc::now(),
+            config: self.cfg.clone(),
+            portfolio: None,
+        }
+    }
+
+    fn save_model_file(&self, path: &Path) -> Result<()> {
+        self.params.write_to(&self.model)?;
+        save_model(path, &self.model, &self.meta(self.progress.update))
+    }
+
+    fn save_state_file(&self) -> Result<()> {
+        let ctx = StateContext {
+            layout: &self.layout,
+            updates: self.updates,
+            symbol: &self.data.symbol.name,
+            data_sha256: &self.data.sha256,
+            config: self.cfg,
+        };
+        save_state(
+            &state_path(&self.out_dir, self.progress.update),
+            &self.snapshot(),
+            &ctx,
+        )
+    }
+
+    pub fn run(mut self, observer: &mut dyn TrainObserver) -> Result<TrainOutcome> {
+        let cfg = self.cfg;
+        let p = &cfg.ppo;
+        let started = Instant::now();
+        let elapsed_base = self.progress.elapsed_s;
+        let early = EarlyStop::from_config(p);
+        let best_path = self.out_dir.join("best.safetensors");
+        std::fs::create_dir_all(self.out_dir.join("checkpoints"))?;
+        let mut cancelled = false;
+        let mut stopped: Option<EarlyStopInfo> = None;
+
+        while self.progress.update < self.updates {
+            if observer.should_stop() {
+                cancelled = true;
+                break;
+            }
+            let update = self.progress.update + 1;
+            let m = self.update(update, started, elapsed_base)?;
+            observer.on_update(&m);
+            if !update.is_multiple_of(p.validation_interval) && update != self.updates {
+                continue;
+            }
+            self.params.write_to(&self.model)?;
+            let report = observer.validate_report(update, &HostPolicy::from_model(&self.model)?)?;
+            if let Some(es) = &early {
+                match es.judge(report.max_drawdown, &self.progress) {
+                    Verdict::Fine => {}
+                    Verdict::Retry {
+                        retry,
+                        lr_scale,
+                        ent_scale,
+                    } => {
+                        self.progress.retries_used = retry;
+                        self.progress.lr_scale = lr_scale;
+                        self.progress.ent_scale = ent_scale;
+                        let good = self.last_good.clone();
+                        let from_update = good.progress.update;
+                        self.restore(good, false)?;
+                        observer.on_note(&TrainNote::Restart {
+                            from_update,
+                            reason: RestartReason::DrawdownRetry {
+                                retry,
+                                retries: es.retries,
+                                drawdown: report.max_drawdown.unwrap_or(f64::NAN),
+                                threshold: es.threshold,
+                                lr_scale,
+                                ent_scale,
+                            },
+                        });
+                        continue;
+                    }
+                    Verdict::Stop => {
+                        let good = self.last_good.clone();
+                        let info = EarlyStopInfo {
+                            update,
+                            drawdown: report.max_drawdown.unwrap_or(f64::NAN),
+                            threshold: es.threshold,
+                            retries: es.retries,
+                            model_update: good.progress.update,
+                        };
+                        self.restore(good, false)?;
+                        observer.on_note(&TrainNote::EarlyStop(info.clone()));
+                        stopped = Some(info);
+                        break;
+                    }
+                }
+            }
+            let path = checkpoint_path(&self.out_dir, update);
+            self.save_model_file(&path)?;
+            observer.on_checkpoint(&path, update, CheckpointReason::Validation);
+            // An unscored validation (too little evidence) never becomes the best checkpoint.
+            let best_so_far = self.progress.best;
+            if let Some(score) = report
+                .score
+                .filter(|s| best_so_far.is_none_or(|(b, _)| *s > b))
+            {
+                self.progress.best = Some((score, update));
+                self.save_model_file(&best_path)?;
+                observer.on_checkpoint(&best_path, update, CheckpointReason::Best);
+            }
+            self.save_state_file()?;
+            self.last_good = self.snapshot();
+            let rule = KeepRule {
+                validation_interval: p.validation_interval,
+                keep_every: p.keep_every,
+                newest: update,
+                best: self.progress.best.map(|(_, u)| u),
+            };
+            let removed = prune(&self.out_dir, &rule)?;
+            if !removed.is_empty() {
+                observer.on_note(&TrainNote::Pruned(removed));
+            }
+        }
+
+        let model_path = self.out_dir.join("model.safetensors");
+        self.save_model_file(&model_path)?;
+        self.save_state_file()?;
+        let done = self.progress.update;
+        observer.on_checkpoint(
+            &model_path,
+            done,
+            if cancelled {
+                CheckpointReason::Cancelled
+            } else {
+                CheckpointReason::Final
+            },
+        );
+        let elapsed = elapsed_base + started.elapsed().as_secs_f64();
+        let run_secs = started.elapsed().as_secs_f64().max(1e-9);
+        Ok(TrainOutcome {
+            model_path,
+            best_path: self.progress.best.map(|_| best_path),
+            best_update: self.progress.best.map(|(_, u)| u),
+            updates_done: done,
+            timesteps: self.progress.timesteps,
+            cancelled,
+            early_stop: stopped,
+            resumed_from: self.resumed_from,
+            sps: self.steps_run as f64 / run_secs,
+            elapsed_s: elapsed,
+        })
+    }
+
+    /// One PPO update: rollout, GAE, the PPO epochs, the critic-only epochs, metrics.
+    fn update(
+        &mut self,
+        update: usize,
+        started: Instant,
+        elapsed_base: f64,
+    ) -> Result<UpdateMetrics> {
+        let cfg = self.cfg;
+        let p = &cfg.ppo;
+        let t0 = Instant::now();
+        let (n, batch) = (p.n_envs, p.n_envs * p.n_steps);
+        let at = update - 1;
+        let lr = schedule::learning_rate(p.actor_lr, at, self.updates) * self.progress.lr_scale;
+        let critic_lr =
+            schedule::learning_rate(p.critic_lr, at, self.updates) * self.progress.lr_scale;
+        let ent_coef = schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, at, self.updates)
+            * self.progress.ent_scale;
+        self.env
+            .set_progress(at as f64 / self.updates.max(1) as f64)?;
+
+        let ro = self
+            .collector
+            .collect(&mut self.env, &self.params, &mut self.rng)?;
+        let (adv, ret) = gae(
+            &ro.rewards,
+            &ro.values,
+            &ro.dones,
+            &ro.last_value,
+            n,
+            p.gamma as f32,
+            p.gae_lambda as f32,
+        );
+        let ev = explained_variance(&ro.values, &ret);
+        let samples = Samples::new(&ro, adv, ret, self.params.n_actions())?;
+        let coefs = Coefs {
+            clip: p.clip,
+            vf_coef: p.vf_coef,
+            ent_coef,
+        };
+        let mut stats_acc = Tensor::zeros(N_STATS, DType::F32, &self.device)?;
+        let mut n_mb = 0usize;
+        let mut order: Vec<u32> = (0..batch as u32).collect();
+        for _ in 0..p.epochs {
+            self.rng.shuffle(&mut order);
+            for mb in order.chunks(p.minibatch) {
+                if mb.len() < 2 {
+                    continue;
+                }
+                let ix = Tensor::from_slice(mb, mb.len(), &self.device)?;
+                let gathered = samples.gather(&ix)?;
+                let (grad, st) = ppo_grad(&self.params.layers()?, &gathered.batch(), coefs)?;
+                self.opt
+                    .step(&mut self.params, &grad, lr, critic_lr, p.max_grad_norm)?;
+                stats_acc = (stats_acc + st)?;
+                n_mb += 1;
+            }
+        }
+        let fit = CriticFit {
+            epochs: p.critic_epochs,
+            minibatch: p.minibatch,
+            lr: critic_lr,
+            vf_coef: p.vf_coef,
+            max_grad_norm: p.max_grad_norm,
+        };
+        let critic_fit = critic::fit(
+            &mut self.params,
+            &mut self.opt,
+            samples.obs(),
+            &samples.returns()?,
+            &mut self.rng,
+            fit,
+        )?;
+        let critic_n = critic_fit.as_ref().map_or(0, |(_, k)| *k);
+        if let Some((loss, _)) = critic_fit {
+            stats_acc = Tensor::cat(&[&stats_acc, &loss], 0)?;
+        }
+        // The one read of the update's statistics.
+        let stats: Vec<f64> = stats_acc
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let reward_parts = self.env.take_reward_parts()?;
+        if stats.iter().any(|s| !s.is_finite()) {
+            bail!("training diverged at update {update} (non-finite loss): lower ppo.actor_lr / ppo.critic_lr or check the data");
+        }
+        self.progress.update = update;
+        self.progress.timesteps += batch as u64;
+        self.steps_run += batch as u64;
+        self.progress.elapsed_s = elapsed_base + started.elapsed().as_secs_f64();
+        let k = n_mb.max(1) as f64;
+        Ok(UpdateMetrics {
+            update,
+            updates: self.updates,
+            timesteps: self.progress.timesteps,
+            sps: batch as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            mean_reward: ro.rewards.iter().map(|r| *r as f64).sum::<f64>()
+                / ro.rewards.len().max(1) as f64,
+            policy_loss: stats[0] / k,
+            value_loss: stats[1] / k,
+            entropy: stats[2] / k,
+            approx_kl: stats[3] / k,
+            clip_fraction: stats[4] / k,
+            explained_variance: ev,
+            lr,
+            ent_coef,
+            elapsed_s: self.progress.elapsed_s,
+            critic_lr,
+            critic_loss: stats.get(N_STATS).map(|s| s / critic_n.max(1) as f64),
+            episodes: self.env.episodes(),
+            reward_parts,
+        })
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
