@@ -39,6 +39,10 @@ impl Common {
 pub struct FetchArgs {
     /// Symbols to fetch (default: the configured universe).
     pub symbols: Vec<String>,
+    /// Fetch the portfolio universe instead (`[portfolio]`: its symbols, timeframe and period;
+    /// on the synthetic market, the correlated universe is regenerated).
+    #[arg(long, conflicts_with_all = ["symbols", "timeframe", "start", "end"])]
+    pub portfolio: bool,
     /// Where from: synthetic or alpaca (overrides data.source).
     #[arg(long)]
     pub source: Option<String>,
@@ -258,12 +262,12 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
         cfg.data.feed = f;
     }
     crate::config::validate(cfg)?;
-    execute(
-        paths,
-        cfg,
-        JobRequest::Fetch { symbols: a.symbols },
-        &a.common,
-    )
+    let req = if a.portfolio {
+        JobRequest::FetchPortfolio
+    } else {
+        JobRequest::Fetch { symbols: a.symbols }
+    };
+    execute(paths, cfg, req, &a.common)
 }
 
 /// `explicit_config`: the user named a mode or a config file, whose network a resumed run must

@@ -2,7 +2,7 @@
 //! needed to use the model: the full config, the feature layout, action meanings, sizes and the
 //! data range. The weights stay readable from Python's `safetensors`.
 
-use super::ActorCritic;
+use super::{ActorCritic, HostPolicy};
 use crate::config::Config;
 use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
@@ -187,6 +187,12 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
         )
     })?;
     Ok((model, meta))
+}
+
+/// A model file as host inference: what the evaluators (backtest, walk-forward, paper) load.
+pub fn load_policy(path: &Path) -> Result<(HostPolicy, ModelMeta)> {
+    let (model, meta) = load_model(path, &Device::Cpu)?;
+    Ok((HostPolicy::from_model(&model)?, meta))
 }
 
 #[cfg(test)]

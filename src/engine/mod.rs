@@ -25,7 +25,7 @@ pub mod sizing;
 pub mod state;
 mod trainer;
 
-pub use checkpoint::{load_model, save_model, ModelMeta};
+pub use checkpoint::{load_model, load_policy, save_model, ModelMeta};
 pub use model::ActorCritic;
 pub use policy::HostPolicy;
 pub use ppo::{resume, train, TrainData, TrainObserver, TrainOutcome};

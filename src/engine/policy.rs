@@ -1,40 +1,48 @@
 //! Inference for the backtest and the paper trader: the network's weights copied to the host once,
-//! then a plain matrix-vector forward per observation (no device round trips on the bar loop).
+//! then a plain forward per observation (no device round trips on the bar loop). One type for
+//! every encoder, so each evaluator (backtest, walk-forward, paper, validation) takes any model.
 
+use super::host_gru::HostGru;
 use super::model::HostLayer;
 use super::ActorCritic;
 use anyhow::Result;
 
+/// A policy on the host: the MLP actor-critic or the GRU encoder's.
 #[derive(Clone)]
-pub struct HostPolicy {
+pub enum HostPolicy {
+    Mlp(HostMlp),
+    Gru(Box<HostGru>),
+}
+
+/// The MLP actor-critic's layers: tanh trunk, then the policy and value heads.
+#[derive(Clone)]
+pub struct HostMlp {
     layers: Vec<HostLayer>,
-    pub obs_dim: usize,
+    obs_dim: usize,
 }
 
 impl HostPolicy {
     pub fn from_model(model: &ActorCritic) -> Result<Self> {
-        Ok(HostPolicy {
+        Ok(HostPolicy::Mlp(HostMlp {
             layers: model.host_layers()?,
             obs_dim: model.obs_dim,
-        })
+        }))
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        match self {
+            HostPolicy::Mlp(m) => m.obs_dim,
+            HostPolicy::Gru(g) => g.spec.obs_dim(),
+        }
     }
 
     /// Action probabilities (softmax of the logits) and the state value.
     pub fn evaluate(&self, obs: &[f32]) -> (Vec<f32>, f32) {
-        let n_trunk = self.layers.len() - 2;
-        let mut x: Vec<f32> = obs.to_vec();
-        for (w, b, out, inp) in &self.layers[..n_trunk] {
-            x = affine(w, b, *out, *inp, &x);
-            x.iter_mut().for_each(|v| *v = v.tanh());
-        }
-        let (wa, ba, oa, ia) = &self.layers[n_trunk];
-        let (wc, bc, oc, ic) = &self.layers[n_trunk + 1];
-        let logits = affine(wa, ba, *oa, *ia, &x);
-        let value = affine(wc, bc, *oc, *ic, &x)[0];
-        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let sum: f32 = exps.iter().sum();
-        (exps.iter().map(|e| e / sum).collect(), value)
+        let (logits, value) = match self {
+            HostPolicy::Mlp(m) => m.forward(obs),
+            HostPolicy::Gru(g) => g.forward(obs),
+        };
+        (softmax(&logits), value)
     }
 
     /// The most probable action and its probability (the policy's confidence).
@@ -47,6 +55,30 @@ impl HostPolicy {
             );
         (i, best)
     }
+}
+
+impl HostMlp {
+    /// Logits and value.
+    fn forward(&self, obs: &[f32]) -> (Vec<f32>, f32) {
+        let n_trunk = self.layers.len() - 2;
+        let mut x: Vec<f32> = obs.to_vec();
+        for (w, b, out, inp) in &self.layers[..n_trunk] {
+            x = affine(w, b, *out, *inp, &x);
+            x.iter_mut().for_each(|v| *v = v.tanh());
+        }
+        let (wa, ba, oa, ia) = &self.layers[n_trunk];
+        let (wc, bc, oc, ic) = &self.layers[n_trunk + 1];
+        let logits = affine(wa, ba, *oa, *ia, &x);
+        let value = affine(wc, bc, *oc, *ic, &x)[0];
+        (logits, value)
+    }
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
 }
 
 fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32]) -> Vec<f32> {

@@ -22,10 +22,21 @@ pub enum Baseline {
     Flat,
     Random,
     Momentum,
+    /// Portfolio models: equal weight bought at the first bar, then held.
+    EqualWeight,
 }
 
 impl Baseline {
-    pub const ALL: [Baseline; 4] = [
+    /// Every baseline, in display order.
+    pub const ALL: [Baseline; 5] = [
+        Baseline::EqualWeight,
+        Baseline::BuyHold,
+        Baseline::Flat,
+        Baseline::Random,
+        Baseline::Momentum,
+    ];
+    /// Those of a single-symbol model.
+    pub const SINGLE: [Baseline; 4] = [
         Baseline::BuyHold,
         Baseline::Flat,
         Baseline::Random,
@@ -38,6 +49,7 @@ impl Baseline {
             Baseline::Flat => "flat",
             Baseline::Random => "random",
             Baseline::Momentum => "momentum",
+            Baseline::EqualWeight => "equal-weight",
         }
     }
 }
@@ -136,11 +148,12 @@ pub fn run_all(
     seed: u64,
 ) -> Vec<BaselineResult> {
     let mut rng = Rng::new(seed);
-    Baseline::ALL
+    Baseline::SINGLE
         .iter()
         .map(|&b| {
             let res = match b {
-                Baseline::BuyHold => bt.run_levels(range.clone(), |_| 1.0),
+                // Equal weight over one symbol is holding it (not in SINGLE; for completeness).
+                Baseline::BuyHold | Baseline::EqualWeight => bt.run_levels(range.clone(), |_| 1.0),
                 Baseline::Flat => bt.run_levels(range.clone(), |_| 0.0),
                 Baseline::Random => bt.run_with(range.clone(), |_| rng.below(N_ACTIONS)),
                 Baseline::Momentum => momentum.run(bt, range.clone()),

@@ -9,6 +9,7 @@ pub mod learning;
 pub mod metrics;
 pub mod oracle;
 pub mod portfolio;
+pub mod portfolio_walk;
 pub mod walkforward;
 
 pub use backtest::{BacktestResult, Backtester};

@@ -28,6 +28,9 @@ pub struct FoldResult {
     /// The baselines on the same bars, sizing and costs.
     #[serde(default)]
     pub baselines: Vec<BaselineResult>,
+    /// A portfolio model's fold: turnover, costs, equal weight's, the regimes chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<super::portfolio_walk::PortfolioFold>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +127,7 @@ pub fn run_fold(
         },
         equity: res.equity.iter().map(|e| e / first).collect(),
         baselines: baselines::run_all(bt, range, momentum, 1000 + fold as u64),
+        portfolio: None,
     }
 }
 

@@ -36,6 +36,69 @@ pub(super) fn fetch(ctx: &Ctx, names: &[String]) -> Result<String> {
     }
 }
 
+/// The configured portfolio universe (`portfolio.symbols`, or `synthetic_symbols` on the synthetic
+/// market) at `portfolio.timeframe` over `portfolio.start ..= portfolio.end`. The synthetic
+/// universe is regenerated with its common factor; Alpaca bars are fetched as for any series.
+pub(super) fn fetch_portfolio(ctx: &Ctx) -> Result<String> {
+    let pf = &ctx.cfg.portfolio;
+    let mut cfg = ctx.cfg.clone();
+    cfg.data.timeframe = pf.timeframe;
+    cfg.data.start = pf.start.clone();
+    cfg.data.end = pf.end.clone();
+    let symbols = pf.universe(cfg.data.source)?;
+    let names: Vec<String> = symbols.iter().map(|s| s.name.clone()).collect();
+    ctx.sink.info(format!(
+        "portfolio universe: {} ({} symbols, {} bars, {} → {})",
+        names.join(", "),
+        names.len(),
+        pf.timeframe,
+        pf.start,
+        pf.end
+    ));
+    let sub = Ctx {
+        cfg: &cfg,
+        events: ctx.events.clone(),
+        ..*ctx
+    };
+    match cfg.data.source {
+        DataSource::Alpaca => fetch_alpaca(&sub, &names),
+        DataSource::Store => bail!("data.source = \"store\": nothing to fetch — add bars with `quantdeck import FILE SYMBOL`"),
+        DataSource::Synthetic => {
+            let (start, end) = pf.days()?;
+            let store = Store::new(&ctx.paths.data);
+            let (mut ok, mut failed) = (Vec::new(), Vec::new());
+            for (i, sym) in symbols.iter().enumerate() {
+                if ctx.cancel.is_cancelled() {
+                    break;
+                }
+                let made = crate::data::load::synthetic_bars_between(&cfg, sym, pf.timeframe, start, end)
+                    .and_then(|(bars, warning)| {
+                        if let Some(w) = warning {
+                            ctx.sink.warn(w);
+                        }
+                        store.write(sym, pf.timeframe, &bars, crate::data::synthetic::SOURCE)
+                    });
+                match made {
+                    Ok(info) => {
+                        ok.push(info.symbol.clone());
+                        record(ctx, &info)?;
+                    }
+                    Err(e) => {
+                        ctx.sink.error(format!("{sym}: {e:#}"));
+                        failed.push(sym.name.clone());
+                    }
+                }
+                ctx.sink.emit(Event::Progress {
+                    done: i as u64 + 1,
+                    total: symbols.len() as u64,
+                    message: sym.name.clone(),
+                });
+            }
+            outcome(ctx, &ok, &failed, "synthetic portfolio universe")
+        }
+    }
+}
+
 /// What the store now holds for a series, as an event (live progress and the final report).
 fn fetched(info: &SeriesInfo) -> Event {
     Event::SymbolFetched {

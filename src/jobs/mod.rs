@@ -9,12 +9,14 @@ pub mod events;
 mod fetch;
 mod gate;
 mod paper;
+mod portfolio;
 pub mod resume;
 pub mod rundir;
 pub mod runner;
 pub mod sink;
 pub mod tail;
 mod train;
+mod walk_portfolio;
 mod walkforward;
 
 pub use cancel::CancelToken;

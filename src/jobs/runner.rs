@@ -23,6 +23,8 @@ pub enum JobRequest {
     Fetch {
         symbols: Vec<String>,
     },
+    /// Fetch (or regenerate) the configured portfolio universe at `portfolio.timeframe`.
+    FetchPortfolio,
     Train {
         symbol: String,
     },
@@ -58,7 +60,7 @@ pub enum JobRequest {
 impl JobRequest {
     pub fn kind(&self) -> JobKind {
         match self {
-            JobRequest::Fetch { .. } => JobKind::Fetch,
+            JobRequest::Fetch { .. } | JobRequest::FetchPortfolio => JobKind::Fetch,
             JobRequest::Train { .. } | JobRequest::ResumeTrain { .. } => JobKind::Train,
             JobRequest::Gate { .. } => JobKind::Gate,
             JobRequest::WalkForward { .. } => JobKind::WalkForward,
@@ -103,6 +105,7 @@ pub fn run(
     let cfg = resume_cfg.as_ref().unwrap_or(cfg);
     let (label, parent) = match req {
         JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
+        JobRequest::FetchPortfolio => ("portfolio".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
         JobRequest::Train { symbol } => (symbol.clone(), None),
         JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
@@ -182,6 +185,7 @@ pub fn run(
     let parent = parent.unwrap_or_default();
     let result = match req {
         JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
+        JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(&ctx),
         JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
         JobRequest::ResumeTrain { .. } => match &resume_point {
             Some(point) => super::train::resume(&ctx, point),

@@ -26,7 +26,7 @@ pub struct EvalPeriod {
 }
 
 impl EvalPeriod {
-    fn end(&self) -> Option<DateTime<Utc>> {
+    pub(super) fn end(&self) -> Option<DateTime<Utc>> {
         self.to
             .and_then(|d| d.and_hms_opt(23, 59, 59))
             .map(|t| Utc.from_utc_datetime(&t))
@@ -127,6 +127,13 @@ fn eval_range(ev: &Evaluated, period: &EvalPeriod) -> Result<Range<usize>> {
 }
 
 pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> Result<String> {
+    let choice = super::ctx::resolve_model(ctx.paths, train_run)?;
+    let (policy, meta) = crate::engine::load_policy(&choice.path)?;
+    if meta.portfolio.is_some() {
+        return super::walk_portfolio::walk_forward(
+            ctx, train_run, &choice, &policy, &meta, period,
+        );
+    }
     let mut ev = ctx.load_evaluated(train_run)?;
     ensure_coverage(ctx, &mut ev, period)?;
     let test = eval_range(&ev, period)?;

@@ -388,3 +388,57 @@ fn cancelled_midway_then_rerun_ends_exact() {
     assert_eq!(stored(&paths, "AAA"), data["AAA"]);
     assert_eq!(stored(&paths, "BBB"), data["BBB"]);
 }
+
+#[test]
+fn the_portfolio_universe_is_fetched_at_its_timeframe_and_period() {
+    let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
+    let data: BTreeMap<String, Vec<Bar>> = ["AAA", "BBB"]
+        .iter()
+        .map(|n| {
+            let bars = synthetic::generate(
+                &SyntheticConfig {
+                    seed: 7,
+                    ..Default::default()
+                },
+                &Symbol::parse(n),
+                Timeframe::Day,
+                d(3, 4),
+                d(3, 29),
+            )
+            .unwrap();
+            (n.to_string(), bars)
+        })
+        .collect();
+    let fake = FakeAlpaca::start(data.clone(), 1000);
+    let (_t, paths) = common::temp_home();
+    let mut cfg = config(8);
+    cfg.portfolio.symbols = vec!["AAA".into(), "BBB".into()];
+    cfg.portfolio.timeframe = Timeframe::Day;
+    cfg.portfolio.start = "2024-03-04".into();
+    cfg.portfolio.end = "2024-03-29".into();
+    with_env(&fake, || {
+        jobs::run_job(
+            &paths,
+            &cfg,
+            &JobRequest::FetchPortfolio,
+            &CancelToken::new(),
+            None,
+        )
+    })
+    .unwrap();
+    for (name, bars) in &data {
+        let got = Store::new(&paths.data)
+            .read(&Symbol::parse(name), Timeframe::Day)
+            .unwrap();
+        assert_eq!(&got, bars, "{name}: the whole period at 1Day");
+    }
+    let reqs = fake.bar_requests();
+    assert!(!reqs.is_empty());
+    assert!(reqs
+        .iter()
+        .all(|r| r.query["timeframe"] == "1Day" && r.query["symbols"] == "AAA,BBB"));
+    // The single-symbol universe's 15-minute store was not touched.
+    assert!(Store::new(&paths.data)
+        .read(&Symbol::parse("AAA"), Timeframe::Minute(15))
+        .is_err());
+}

@@ -73,6 +73,32 @@ impl Panel {
         self.is_available(t, i).then(|| self.volume[self.at(t, i)])
     }
 
+    /// A digest of everything the panel holds (times, prices, volumes, availability, symbols),
+    /// recorded in a portfolio model so a later evaluation can tell the data changed.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for s in &self.symbols {
+            h.update(s.name.as_bytes());
+            h.update([0]);
+        }
+        for ts in &self.ts {
+            h.update(ts.timestamp_millis().to_le_bytes());
+        }
+        for ((o, c), (v, a)) in self
+            .open
+            .iter()
+            .zip(&self.close)
+            .zip(self.volume.iter().zip(&self.available))
+        {
+            h.update(o.to_le_bytes());
+            h.update(c.to_le_bytes());
+            h.update(v.to_le_bytes());
+            h.update([u8::from(*a)]);
+        }
+        format!("{:x}", h.finalize())
+    }
+
     /// The row of a bar time, if it is on the panel's axis.
     pub fn row_of(&self, ts: DateTime<Utc>) -> Option<usize> {
         self.ts.binary_search(&ts).ok()

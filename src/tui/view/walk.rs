@@ -153,7 +153,20 @@ fn baseline_color(b: Baseline) -> Color {
         Baseline::Flat => Color::Gray,
         Baseline::Random => Color::Magenta,
         Baseline::Momentum => Color::Green,
+        Baseline::EqualWeight => Color::Yellow,
     }
+}
+
+/// The baselines the run's folds carry, in display order (a portfolio run's differ).
+fn present(run: &RunView) -> Vec<Baseline> {
+    Baseline::ALL
+        .into_iter()
+        .filter(|b| {
+            run.folds
+                .iter()
+                .any(|f| f.baselines.iter().any(|r| r.baseline == *b))
+        })
+        .collect()
 }
 
 /// Curves of the folds placed end to end, each fold compounding from where the last ended
@@ -174,7 +187,7 @@ fn chained<'f>(curves: impl Iterator<Item = &'f [f64]>) -> Vec<(f64, f64)> {
 /// fold (runs from before baselines existed) is left out rather than drawn misaligned.
 fn curves(frame: &mut Frame, area: Rect, run: &RunView) {
     let model = chained(run.folds.iter().map(|f| f.equity.as_slice()));
-    let baselines: Vec<(Baseline, Vec<(f64, f64)>)> = Baseline::ALL
+    let baselines: Vec<(Baseline, Vec<(f64, f64)>)> = present(run)
         .into_iter()
         .filter_map(|b| {
             let per_fold: Option<Vec<&[f64]>> = run
@@ -213,6 +226,16 @@ fn curves(frame: &mut Frame, area: Rect, run: &RunView) {
     line_chart(frame, area, Line::from(title), &series);
 }
 
+fn column_name(b: Baseline) -> &'static str {
+    match b {
+        Baseline::EqualWeight => "Equal wt",
+        Baseline::BuyHold => "Buy&hold",
+        Baseline::Flat => "Flat",
+        Baseline::Random => "Random",
+        Baseline::Momentum => "Momentum",
+    }
+}
+
 /// A baseline's return and Sharpe in one fold, "–" when the fold has none.
 fn baseline_cell(f: &FoldResult, b: Baseline) -> Cell<'static> {
     match f.baselines.iter().find(|r| r.baseline == b) {
@@ -228,10 +251,20 @@ fn baseline_cell(f: &FoldResult, b: Baseline) -> Cell<'static> {
 }
 
 fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
-    let mut header = vec![
-        "Fold", "Period", "Bars", "Return", "Sharpe", "Max DD", "Win", "PF", "Trades",
+    let shown = present(run);
+    let portfolio = run.folds.iter().any(|f| f.portfolio.is_some());
+    let mut header: Vec<&str> = vec![
+        "Fold",
+        "Period",
+        "Bars",
+        "Return",
+        "Sharpe",
+        "Max DD",
+        "Win",
+        "PF",
+        if portfolio { "Turnover" } else { "Trades" },
     ];
-    header.extend(["Buy&hold", "Flat", "Random", "Momentum"]);
+    header.extend(shown.iter().map(|b| column_name(*b)));
     let header = Row::new(header).style(header_style());
     let rows = run.folds.iter().map(|f| {
         let colored = |x: f64| Cell::from(Span::styled(pct(x), Style::new().fg(signed_color(x))));
@@ -248,9 +281,12 @@ fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
             Cell::from(pct_abs(f.max_drawdown)),
             Cell::from(pct_abs(f.win_rate)),
             Cell::from(num(f.profit_factor)),
-            Cell::from(f.trades.to_string()),
+            Cell::from(match &f.portfolio {
+                Some(p) => format!("{:.2}×", p.turnover),
+                None => f.trades.to_string(),
+            }),
         ];
-        cells.extend(Baseline::ALL.map(|b| baseline_cell(f, b)));
+        cells.extend(shown.iter().map(|b| baseline_cell(f, *b)));
         Row::new(cells)
     });
     let mut widths = vec![
@@ -262,9 +298,9 @@ fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
-        Constraint::Length(6),
+        Constraint::Length(if portfolio { 8 } else { 6 }),
     ];
-    widths.extend([Constraint::Length(13); 4]);
+    widths.extend(shown.iter().map(|_| Constraint::Length(13)));
     let table = Table::new(rows, widths).header(header).block(block(
         " Folds — model, then each baseline's return and Sharpe ",
     ));

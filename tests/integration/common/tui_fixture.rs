@@ -439,6 +439,7 @@ fn fold(i: usize) -> FoldResult {
         buy_hold_return: 0.01 - 0.006 * x,
         baselines: baselines(i, equity.len()),
         equity,
+        portfolio: None,
     }
 }
 

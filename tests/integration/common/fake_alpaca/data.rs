@@ -1,6 +1,6 @@
 //! The market-data REST API: bar pages for `/v2/stocks/bars` and `/v1beta3/crypto/us/bars`,
-//! ordered by symbol then time, `page_cap` bars a page, continued by `page_token`. `15Min`
-//! serves the test's dataset; `1Min` serves what `push_bar` fed. `/v2/calendar` answers `[]`.
+//! ordered by symbol then time, `page_cap` bars a page, continued by `page_token`. `15Min` and
+//! `1Day` serve the test's dataset (whatever bars it holds); `1Min` serves what `push_bar` fed. `/v2/calendar` answers `[]`.
 
 use super::http::{err, HttpReq, Resp};
 use super::{Fault, State};
@@ -60,7 +60,7 @@ fn page(s: &mut State, path: &str, q: &BTreeMap<String, String>) -> (u16, Vec<u8
         return err(422, "invalid timeframe");
     };
     let minute = tf == "1Min";
-    if tf != "15Min" && !minute {
+    if tf != "15Min" && tf != "1Day" && !minute {
         return err(422, &format!("invalid timeframe: {tf}"));
     }
     let parse = |k: &str| {
