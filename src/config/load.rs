@@ -221,6 +221,17 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             format!("{} is before data.start ({})", d.end, d.start),
         );
     }
+    let syn = &cfg.synthetic;
+    let reachable = crate::data::synthetic::max_edge(syn.drift_halflife);
+    if syn.edge > reachable {
+        err(
+            "synthetic.edge",
+            format!(
+                "{} cannot be reached with drift_halflife = {} bars: at most {reachable:.3} (lengthen the half-life or lower the edge)",
+                syn.edge, syn.drift_halflife
+            ),
+        );
+    }
     let p = &cfg.ppo;
     if p.lr.is_some() {
         err(
@@ -336,6 +347,11 @@ mod tests {
         std::fs::write(&p, "[ppo]\nn_envs = 2\nn_steps = 4\nminibatch = 64\n").unwrap();
         let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
         assert!(err.contains("c.toml, line 4: ppo.minibatch"), "{err}");
+        // A one-bar half-life cannot carry an autocorrelation of 0.9.
+        std::fs::write(&p, "[synthetic]\nedge = 0.9\ndrift_halflife = 1.0\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(err.contains("c.toml, line 2: synthetic.edge"), "{err}");
+        assert!(err.contains("at most 0.475"), "{err}");
         for (text, needle) in [
             ("[portfolio]\nsymbols = []\n", "at least one symbol"),
             (
@@ -376,6 +392,7 @@ mod tests {
             ("[synthetic]\nannual_vol = -1\n", 2, "annual_vol"),
             ("[synthetic]\n\nannual_vol = inf\n", 3, "annual_vol"),
             ("[synthetic]\ngap_vol = 1e308\n", 2, "gap_vol"),
+            ("[synthetic]\ndrift_halflife = 0.5\n", 2, "drift_halflife"),
             (
                 "[data]\nrate_limit_per_minute = 0\n",
                 2,

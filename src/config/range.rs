@@ -43,6 +43,7 @@ bounded! {
     volatility: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 5.0, "in (0, 5] (annualised, 0.25 = 25 %)";
     gap: f64 = |v: &f64| (0.0..=0.2).contains(v), "between 0 and 0.2 (20 % per night)";
     edge: f64 = |v: &f64| (0.0..=0.9).contains(v), "between 0 and 0.9";
+    halflife: f64 = |v: &f64| (1.0..=10_000.0).contains(v), "between 1 and 10000 bars";
     take_profit: f64 = |v: &f64| *v > 0.0 && *v <= 10.0, "in (0, 10]";
     factor: f64 = |v: &f64| v.is_finite() && *v >= 1.0 && *v <= 100.0, "a factor between 1 and 100";
     at_least_one: usize = |v: &usize| *v >= 1, "at least 1";

@@ -153,6 +153,10 @@ pub struct SyntheticConfig {
     /// Strength of the planted edge: the lag-1 autocorrelation of bar returns. 0 = random walk.
     #[serde(deserialize_with = "range::edge")]
     pub edge: f64,
+    /// Half-life of the planted drift, in bars: how long a trend lasts (longer = fewer
+    /// reversals, so a trader pays costs less often for the same edge).
+    #[serde(deserialize_with = "range::halflife")]
+    pub drift_halflife: f64,
     /// Typical annualised volatility; the calm and stressed regimes scale it by 0.75 and 1.6.
     #[serde(deserialize_with = "range::volatility")]
     pub annual_vol: f64,
@@ -172,6 +176,7 @@ impl Default for SyntheticConfig {
         SyntheticConfig {
             seed: 7,
             edge: 0.10,
+            drift_halflife: 24.0,
             annual_vol: 0.25,
             gap_vol: 0.006,
             start_price: 100.0,

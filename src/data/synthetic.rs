@@ -1,6 +1,10 @@
 //! The built-in synthetic market: deterministic from a seed, on the real session calendars, with
 //! volatility regimes, intraday volume and volatility seasonality, overnight gaps, and a planted
 //! persistent drift whose strength (`synthetic.edge`) a policy can learn to exploit.
+//!
+//! The drift is a unit-variance AR(1) state `d` with coefficient φ = 0.5^(1/`drift_halflife`);
+//! a bar's log return is σ·(a·d + √(1−a²)·ε) with ε ~ N(0, 1), so its variance stays σ² and the
+//! lag-1 autocorrelation of returns is a²·φ. `edge` is that autocorrelation: a = √(edge / φ).
 
 use crate::config::SyntheticConfig;
 use crate::market::{AssetClass, Bar, Calendar, Symbol, Timeframe};
@@ -11,10 +15,36 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 /// Regime volatility multipliers (calm, normal, stressed) and per-bar switching odds.
 const REGIME_VOL: [f64; 3] = [0.75, 1.0, 1.6];
 const REGIME_STAY: f64 = 0.995;
-/// Half-life, in bars, of the planted drift.
-const DRIFT_HALFLIFE: f64 = 24.0;
 
 pub const SOURCE: &str = "synthetic";
+
+/// Bars with the generator's hidden drift: what an ideal trader would know (benchmarks only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSeries {
+    pub bars: Vec<Bar>,
+    /// Per bar, the expected log return the drift adds to that bar (σ·a·d): the next bar's
+    /// expectation is φ times it, so its sign is the side worth holding at the bar's close.
+    pub drift: Vec<f64>,
+}
+
+/// Most of a bar's variance the drift may take; the rest stays noise.
+const MAX_DRIFT_SHARE: f64 = 0.95;
+
+/// The drift's share of a bar's return (a, with a² of its variance) for a lag-1 return
+/// autocorrelation of `edge` and AR coefficient `phi`.
+pub fn drift_loading(edge: f64, phi: f64) -> f64 {
+    (edge / phi).clamp(0.0, MAX_DRIFT_SHARE).sqrt()
+}
+
+/// The largest `edge` a half-life can produce (config validation refuses more).
+pub fn max_edge(halflife: f64) -> f64 {
+    MAX_DRIFT_SHARE * drift_phi(halflife)
+}
+
+/// AR(1) coefficient of the drift for a half-life in bars.
+pub fn drift_phi(halflife: f64) -> f64 {
+    0.5f64.powf(1.0 / halflife.max(1e-9))
+}
 
 /// Generates `symbol`'s bars for the calendar days `start..=end` (exchange-local dates).
 pub fn generate(
@@ -24,6 +54,17 @@ pub fn generate(
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<Vec<Bar>> {
+    simulate(cfg, symbol, tf, start, end, None).map(|s| s.bars)
+}
+
+/// [`generate`] with the per-bar drift it planted: the same bars, from the same draws.
+pub fn generate_with_truth(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<SyntheticSeries> {
     simulate(cfg, symbol, tf, start, end, None)
 }
 
@@ -48,7 +89,7 @@ pub fn generate_correlated(
         idio: (1.0 - loading * loading).sqrt(),
         vol_mult: 0.6 + 0.9 * p.uniform(),
     };
-    simulate(cfg, symbol, tf, start, end, Some(model))
+    simulate(cfg, symbol, tf, start, end, Some(model)).map(|s| s.bars)
 }
 
 /// A portfolio symbol's exposure to the common factor.
@@ -62,9 +103,13 @@ struct FactorModel {
     vol_mult: f64,
 }
 
+/// Half-life, in bars, of the common factor's drift. Fixed (not `synthetic.drift_halflife`): the
+/// factor's drift is recomputed from a tail of [`FACTOR_TAIL`] shocks at every bar.
+const FACTOR_HALFLIFE: f64 = 24.0;
+
 /// Bars of factor history behind its drift: the AR(1) weights φ^k of the drift's half-life have
 /// fallen to 3 % by then.
-const FACTOR_TAIL: usize = 5 * DRIFT_HALFLIFE as usize;
+const FACTOR_TAIL: usize = 5 * FACTOR_HALFLIFE as usize;
 
 /// The factor's standard-normal shock at the bar starting at `ts`.
 fn factor_shock(seed: u64, ts: DateTime<Utc>) -> f64 {
@@ -76,7 +121,7 @@ fn factor_shock(seed: u64, ts: DateTime<Utc>) -> f64 {
 /// drift made of the previous [`FACTOR_TAIL`] bars' shocks with AR(1) weights. `earlier` holds
 /// the calendar's bar starts before `starts[0]`, oldest first.
 fn factor_path(seed: u64, earlier: &[DateTime<Utc>], starts: &[DateTime<Utc>]) -> Vec<(f64, f64)> {
-    let phi = 0.5f64.powf(1.0 / DRIFT_HALFLIFE);
+    let phi = drift_phi(FACTOR_HALFLIFE);
     let norm = ((1.0 - phi * phi) / (1.0 - phi.powi(2 * FACTOR_TAIL as i32))).sqrt();
     let all: Vec<f64> = earlier
         .iter()
@@ -101,7 +146,7 @@ fn simulate(
     start: NaiveDate,
     end: NaiveDate,
     factor: Option<FactorModel>,
-) -> Result<Vec<Bar>> {
+) -> Result<SyntheticSeries> {
     if end < start {
         bail!("synthetic market: end {end} is before start {start}");
     }
@@ -136,9 +181,13 @@ fn simulate(
     let mut rng = Rng::derive(cfg.seed, &symbol.name);
     let vol_mult = factor.map_or(1.0, |f| f.vol_mult);
     let per_bar_vol = cfg.annual_vol * vol_mult / tf.bars_per_year(symbol.class).sqrt();
-    let phi = 0.5f64.powf(1.0 / DRIFT_HALFLIFE);
+    let phi = drift_phi(cfg.drift_halflife);
     let drift_noise = (1.0 - phi * phi).sqrt();
-    let shock_scale = (1.0 - cfg.edge.powi(2).min(0.9)).sqrt();
+    let loading = drift_loading(cfg.edge, phi);
+    let shock_scale = (1.0 - loading * loading).sqrt();
+    // The factor carries the same edge over its own (fixed) half-life.
+    let factor_loading = drift_loading(cfg.edge, drift_phi(FACTOR_HALFLIFE));
+    let factor_shock_scale = (1.0 - factor_loading * factor_loading).sqrt();
     let mut regime = 0usize;
     let mut drift = 0.0f64;
     let u = rng.uniform();
@@ -153,6 +202,7 @@ fn simulate(
     };
 
     let mut bars = Vec::with_capacity(starts.len());
+    let mut truth = Vec::with_capacity(starts.len());
     let mut prev_day: Option<NaiveDate> = None;
     for (k, ts) in starts.into_iter().enumerate() {
         if rng.uniform() > REGIME_STAY {
@@ -170,13 +220,18 @@ fn simulate(
         }
         prev_day = Some(day);
         // The drift adds variance; scale the shock so total volatility stays at `sigma`.
-        let ret = match factor {
-            None => sigma * (cfg.edge * drift + shock_scale * rng.normal()),
+        let own_mean = loading * drift;
+        let own = own_mean + shock_scale * rng.normal();
+        let (mean, ret) = match factor {
+            None => (sigma * own_mean, sigma * own),
             Some(f) => {
                 let (f_drift, f_shock) = path[k];
-                let own = cfg.edge * drift + shock_scale * rng.normal();
-                let market = cfg.edge * f_drift + shock_scale * f_shock;
-                sigma * (f.loading * market + f.idio * own)
+                let market_mean = factor_loading * f_drift;
+                let market = market_mean + factor_shock_scale * f_shock;
+                (
+                    sigma * (f.loading * market_mean + f.idio * own_mean),
+                    sigma * (f.loading * market + f.idio * own),
+                )
             }
         };
         let close = open * ret.exp();
@@ -195,9 +250,10 @@ fn simulate(
             close,
             volume,
         });
+        truth.push(mean);
         price = close;
     }
-    Ok(bars)
+    Ok(SyntheticSeries { bars, drift: truth })
 }
 
 /// U-shaped intraday activity for equities (busy open and close); a mild day/night cycle in UTC
@@ -248,7 +304,9 @@ mod tests {
     }
 
     /// Single-symbol series are pinned: models, stores and tests made before the portfolio
-    /// universe existed must see exactly the same bars.
+    /// universe existed must see exactly the same bars. (Changed once, deliberately, when `edge`
+    /// became the lag-1 return autocorrelation it names: before, the drift's share was `edge`
+    /// itself, an autocorrelation of edge²·φ ≈ 0.01 that no rule could trade after costs.)
     #[test]
     fn single_symbol_output_is_pinned() {
         let cfg = SyntheticConfig::default();
@@ -265,9 +323,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                "daf835c65ce6975a9fd83292b38cfdebae4c34fe12afc7afab27bda97bdf5830",
-                "98bb0eb5df23870290ceb06f8e19de12a87b22c372240f2004d3b4af63ff0bf9",
-                "7210bef8f1b7f12c9b93ef58b2ebb761a21e66e6d1a8944b4af9b0dedd30e244",
+                "b0b81428f501e3e29b7f70b60516eac644d369704955dd490e7499d191e10506",
+                "2f58411ffcf6139ecb6ed7054c2c2322ab31f3bd5a8245c2d9e1a88d1b9204ab",
+                "f46035e26d8f20fbbcd654c17446e9ea4d9e07d1cf560ece73f91eb6a2d7cc84",
             ]
         );
     }
@@ -411,5 +469,92 @@ mod tests {
         };
         assert!(score(0.4) > 0.55, "{}", score(0.4));
         assert!((score(0.0) - 0.5).abs() < 0.02, "{}", score(0.0));
+    }
+
+    fn crypto_year(cfg: &SyntheticConfig) -> SyntheticSeries {
+        // Crypto: no overnight gaps, so close-to-close returns are the generator's own.
+        generate_with_truth(
+            cfg,
+            &Symbol::crypto("SYNX/USD"),
+            Timeframe::Minute(15),
+            d(2024, 1, 1),
+            d(2024, 12, 31),
+        )
+        .unwrap()
+    }
+
+    fn lag1_autocorrelation(bars: &[Bar]) -> f64 {
+        let r: Vec<f64> = bars
+            .windows(2)
+            .map(|w| (w[1].close / w[0].close).ln())
+            .collect();
+        let m = r.iter().sum::<f64>() / r.len() as f64;
+        let var: f64 = r.iter().map(|x| (x - m).powi(2)).sum();
+        let cov: f64 = r.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum();
+        cov / var
+    }
+
+    #[test]
+    fn edge_is_the_lag1_autocorrelation_of_returns() {
+        for (edge, halflife) in [
+            (0.0, 24.0),
+            (0.05, 24.0),
+            (0.10, 24.0),
+            (0.10, 96.0),
+            (0.3, 24.0),
+        ] {
+            let cfg = SyntheticConfig {
+                edge,
+                drift_halflife: halflife,
+                ..Default::default()
+            };
+            let ac = lag1_autocorrelation(&crypto_year(&cfg).bars);
+            assert!(
+                (ac - edge).abs() < 0.02,
+                "edge {edge}, half-life {halflife}: autocorrelation {ac:.4}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_truth_is_the_drift_behind_the_same_bars() {
+        let cfg = SyntheticConfig::default();
+        let s = crypto_year(&cfg);
+        let sym = Symbol::crypto("SYNX/USD");
+        let tf = Timeframe::Minute(15);
+        let plain = generate(&cfg, &sym, tf, d(2024, 1, 1), d(2024, 12, 31)).unwrap();
+        assert_eq!(s.bars, plain, "the truth must not change the bars");
+        assert_eq!(s.drift.len(), s.bars.len());
+        // The next bar's return has the sign of the drift at the decision bar, on average.
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        for t in 0..s.bars.len() - 1 {
+            let next = (s.bars[t + 1].close / s.bars[t].close).ln();
+            if s.drift[t] > 0.0 {
+                up.push(next)
+            } else {
+                down.push(next)
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            mean(&up) > 0.0 && mean(&down) < 0.0,
+            "{} {}",
+            mean(&up),
+            mean(&down)
+        );
+        // A random walk plants nothing.
+        let none = crypto_year(&SyntheticConfig {
+            edge: 0.0,
+            ..Default::default()
+        });
+        assert!(none.drift.iter().all(|&m| m == 0.0));
+    }
+
+    #[test]
+    fn the_strongest_edge_a_half_life_allows() {
+        // φ = 0.5 for a one-bar half-life: at most 0.95 × 0.5 of autocorrelation.
+        assert!((max_edge(1.0) - 0.475).abs() < 1e-12);
+        assert!(max_edge(24.0) > 0.9);
+        assert!((drift_loading(0.1, 0.5) - 0.2f64.sqrt()).abs() < 1e-12);
     }
 }
