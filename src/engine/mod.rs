@@ -23,6 +23,8 @@ pub mod samples;
 pub mod schedule;
 pub mod sizing;
 pub mod state;
+pub mod train_env;
+mod train_set;
 mod trainer;
 
 pub use checkpoint::{load_model, load_policy, save_model, ModelMeta};
