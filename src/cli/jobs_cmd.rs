@@ -62,8 +62,12 @@ pub struct FetchArgs {
 pub struct TrainArgs {
     /// Symbol to train on (one model per symbol and timeframe). Not with --resume or
     /// --checkpoint, which continue a run's own symbol.
-    #[arg(required_unless_present_any = ["resume", "checkpoint"])]
+    #[arg(required_unless_present_any = ["resume", "checkpoint", "portfolio"])]
     pub symbol: Option<String>,
+    /// Train one portfolio policy over the configured universe (`[portfolio]`: 12 regime
+    /// actions, equal-weight buy-and-hold beside every validation) instead of one symbol.
+    #[arg(long, conflicts_with_all = ["symbol", "resume", "checkpoint", "reward"])]
+    pub portfolio: bool,
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
@@ -278,8 +282,10 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         };
         return execute(paths, cfg, req, &a.common);
     }
-    let Some(symbol) = a.symbol else {
-        anyhow::bail!("name the symbol to train (or --resume RUN)");
+    let req = match a.symbol {
+        _ if a.portfolio => JobRequest::TrainPortfolio,
+        Some(symbol) => JobRequest::Train { symbol },
+        None => anyhow::bail!("name the symbol to train (or --portfolio, or --resume RUN)"),
     };
     if let Some(d) = a.device {
         cfg.ppo.device = d;
@@ -289,7 +295,12 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         episodes: a.episodes,
         iterations: a.iterations,
     };
-    if let Some(r) = duration.apply(&mut cfg.ppo, cfg.env.episode_len) {
+    let episode_len = if a.portfolio {
+        cfg.portfolio.episode_len
+    } else {
+        cfg.env.episode_len
+    };
+    if let Some(r) = duration.apply(&mut cfg.ppo, episode_len) {
         if !a.common.quiet && !a.common.json {
             for n in &r.notes {
                 eprintln!("note: {n}");
@@ -333,7 +344,7 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
-    execute(paths, cfg, JobRequest::Train { symbol }, &a.common)
+    execute(paths, cfg, req, &a.common)
 }
 
 pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod sink;
 pub mod tail;
 mod train;
+mod train_portfolio;
 mod walkforward;
 
 pub use cancel::CancelToken;
@@ -27,4 +28,5 @@ pub use runner::{run as run_job, spawn, JobHandle, JobRequest, Observer};
 pub use sink::EventSink;
 pub use tail::EventTail;
 pub use train::read_validations;
+pub use train_portfolio::PORTFOLIO_LABEL;
 pub use walkforward::EvalPeriod;

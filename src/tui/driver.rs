@@ -293,9 +293,10 @@ fn run_job(
             Some(train_run.clone())
         }
         JobRequest::Paper { train_runs, .. } => train_runs.first().cloned(),
-        JobRequest::Fetch { .. } | JobRequest::Train { .. } | JobRequest::ResumeTrain { .. } => {
-            None
-        }
+        JobRequest::Fetch { .. }
+        | JobRequest::Train { .. }
+        | JobRequest::TrainPortfolio
+        | JobRequest::ResumeTrain { .. } => None,
     };
     let run_id = Arc::new(OnceLock::new());
     let observer = {
