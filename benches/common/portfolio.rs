@@ -55,7 +55,9 @@ impl TrainObserver for Probe<'_> {
         let Some(d) = self.validate else {
             return Ok(None);
         };
-        let ev = evaluate(market(d), d.validation.clone(), self.seed, |o| policy.act(o).0)?;
+        let ev = evaluate(market(d), d.validation.clone(), self.seed, |o| {
+            policy.act(o).0
+        })?;
         Ok(Some(ev.model.sharpe))
     }
     fn on_checkpoint(&mut self, _: &Path, _: usize, _: CheckpointReason) {}
@@ -85,8 +87,14 @@ pub fn sps(cfg: &Config, data: &PortfolioTrainData, updates: usize) -> Vec<f64> 
         validate: None,
         seed: cfg.ppo.seed,
     };
-    ppo::train_portfolio(&cfg, data, &candle_core::Device::Cpu, dir.path(), &mut probe)
-        .expect("train");
+    ppo::train_portfolio(
+        &cfg,
+        data,
+        &candle_core::Device::Cpu,
+        dir.path(),
+        &mut probe,
+    )
+    .expect("train");
     probe.sps[1..].to_vec()
 }
 
@@ -102,13 +110,21 @@ pub fn out_of_sample(cfg: &Config, data: &PortfolioTrainData, updates: usize) {
         validate: Some(data),
         seed: cfg.ppo.seed,
     };
-    let out = ppo::train_portfolio(&cfg, data, &candle_core::Device::Cpu, dir.path(), &mut probe)
-        .expect("train");
+    let out = ppo::train_portfolio(
+        &cfg,
+        data,
+        &candle_core::Device::Cpu,
+        dir.path(),
+        &mut probe,
+    )
+    .expect("train");
     let path = out.best_path.clone().unwrap_or(out.model_path.clone());
     let (policy, meta) = load_policy(&path).expect("model");
     let rows = data.validation.end..data.tape.n_bars;
-    let ev = evaluate(market(data), rows.clone(), cfg.ppo.seed, |o| policy.act(o).0)
-        .expect("evaluate");
+    let ev = evaluate(market(data), rows.clone(), cfg.ppo.seed, |o| {
+        policy.act(o).0
+    })
+    .expect("evaluate");
     let (m, e) = (&ev.model, &ev.equal_weight);
     println!(
         "  out of sample ({} bars, {} → {}; model = update {} of {updates}, {} env-steps in {:.0} s):",

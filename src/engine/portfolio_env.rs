@@ -9,8 +9,8 @@
 //! slippage draws live on the host (the draws are kept so a parity test can replay them through
 //! `sim`).
 
-use crate::features::portfolio::{PortfolioFeatures, PortfolioSpec};
 use super::env::EnvState;
+use crate::features::portfolio::{PortfolioFeatures, PortfolioSpec};
 use crate::rng::Rng;
 use crate::sim::portfolio::{PortfolioRules, Regime, Tape, N_REGIMES};
 use anyhow::{bail, Result};
@@ -348,7 +348,9 @@ impl PortfolioEnv {
                 "cash" => (&mut cash, &[self.n]),
                 "equity" => (&mut equity, &[self.n]),
                 "peak" => (&mut peak, &[self.n]),
-                other => bail!("the saved env state holds {other:?}, which the portfolio env does not use"),
+                other => bail!(
+                    "the saved env state holds {other:?}, which the portfolio env does not use"
+                ),
             };
             if t.dims() != want {
                 bail!(
@@ -359,7 +361,9 @@ impl PortfolioEnv {
             *slot = Some(t.to_device(&self.device)?);
         }
         let (Some(qty), Some(cash), Some(equity), Some(peak)) = (qty, cash, equity, peak) else {
-            bail!("the saved portfolio env state lacks an account tensor (qty, cash, equity, peak)");
+            bail!(
+                "the saved portfolio env state lacks an account tensor (qty, cash, equity, peak)"
+            );
         };
         if s.t
             .iter()

@@ -4,8 +4,8 @@
 //! and restarts once per rollout, for GAE.
 
 use super::backward::{forward, split_heads};
-use super::train_env::TrainEnv;
 use super::flat::FlatParams;
+use super::train_env::TrainEnv;
 use crate::rng::Rng;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};

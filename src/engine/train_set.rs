@@ -57,7 +57,9 @@ impl TrainSet<'_> {
     fn feature_spec(&self, cfg: &Config) -> FeatureSpec {
         match self {
             TrainSet::Series(d) => d.spec.clone(),
-            TrainSet::Portfolio(_) => FeatureSpec::current(cfg.features.window, &EventTable::default()),
+            TrainSet::Portfolio(_) => {
+                FeatureSpec::current(cfg.features.window, &EventTable::default())
+            }
         }
     }
 

@@ -54,7 +54,7 @@ pub struct ValidationMetrics {
     pub win_rate: Option<f64>,
     /// A portfolio model's validation: model and equal-weight figures and the regime histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub portfolio: Option<super::portfolio::PortfolioBlock>,
+    pub portfolio: Option<Box<super::portfolio::PortfolioBlock>>,
 }
 
 /// Trading days per year, for annualising daily figures.

@@ -148,11 +148,11 @@ impl PortfolioEvaluation {
             days,
             insufficient: trades < evidence.min_trades || days < evidence.min_days,
             win_rate: Some(m.win_rate),
-            portfolio: Some(PortfolioBlock {
+            portfolio: Some(Box::new(PortfolioBlock {
                 model: m.into(),
                 equal_weight: (&self.equal_weight).into(),
                 regimes,
-            }),
+            })),
         }
     }
 

@@ -38,8 +38,7 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
         }
     }
     if let Some(b) = &res.metrics.portfolio {
-        ctx.sink
-            .info(equal_weight_line(res.metrics.update, b));
+        ctx.sink.info(equal_weight_line(res.metrics.update, b));
     }
     if let Some(c) = &res.composite {
         ctx.sink.info(format!(

@@ -7,7 +7,7 @@ use super::ctx::Ctx;
 use super::portfolio::PortfolioWorld;
 use super::resume::ResumePoint;
 use super::rundir::DataRef;
-use super::train::{add_artifact, sized_for, Judge, JobObserver};
+use super::train::{add_artifact, sized_for, JobObserver, Judge};
 use super::{Event, JobSummary, LogLevel};
 use crate::engine::ppo::{self, PortfolioTrainData, RestartReason};
 use crate::engine::{self, HostPolicy};

@@ -74,7 +74,8 @@ fn a_portfolio_run_saves_a_portfolio_model_validated_against_equal_weight() {
     assert_eq!(meta.data_sha256, panel.sha256());
     assert_eq!(meta.data_first, panel.ts[0]);
     let n = panel.n_bars();
-    let (train, val) = quantdeck::engine::ppo::split(n, cfg.data.train_split, cfg.data.validation_split);
+    let (train, val) =
+        quantdeck::engine::ppo::split(n, cfg.data.train_split, cfg.data.validation_split);
     assert_eq!(meta.train_first, panel.ts[train.start]);
     assert_eq!(meta.val_last, Some(panel.ts[val.end - 1]));
     assert!(val.end < n, "rows are left out of sample");
@@ -97,7 +98,10 @@ fn a_portfolio_run_saves_a_portfolio_model_validated_against_equal_weight() {
     };
     let ev = evaluate(market, val.clone(), cfg.ppo.seed, |o| policy.act(o).0).unwrap();
     assert_eq!(block.model.total_return, ev.model.total_return);
-    assert_eq!(block.equal_weight.total_return, ev.equal_weight.total_return);
+    assert_eq!(
+        block.equal_weight.total_return,
+        ev.equal_weight.total_return
+    );
     assert_eq!(block.equal_weight.sharpe, ev.equal_weight.sharpe);
     assert!(block.equal_weight.turnover > 0.99 && block.equal_weight.turnover < 1.01);
     assert_eq!(last.total_return, ev.model.total_return);
@@ -146,7 +150,17 @@ fn gate_prints_a_portfolio_runs_equal_weight_figures_and_composite_score() {
     let cfg_path = home.path().join("tiny.toml");
     std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
     let cfg = cfg_path.display().to_string();
-    let o = qd(home.path(), &["--config", &cfg, "train", "--portfolio", "--iterations", "2"]);
+    let o = qd(
+        home.path(),
+        &[
+            "--config",
+            &cfg,
+            "train",
+            "--portfolio",
+            "--iterations",
+            "2",
+        ],
+    );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("vs equal weight"), "{out}");
@@ -157,7 +171,10 @@ fn gate_prints_a_portfolio_runs_equal_weight_figures_and_composite_score() {
         out.contains("graded validation (update 2), model vs equal weight: return"),
         "{out}"
     );
-    assert!(out.contains("Sharpe") && out.contains("max DD") && out.contains("turnover"), "{out}");
+    assert!(
+        out.contains("Sharpe") && out.contains("max DD") && out.contains("turnover"),
+        "{out}"
+    );
     assert!(out.contains("composite score"), "{out}");
     // The gate's JSON carries the score beside the class.
     let paths = Paths::under(home.path());
@@ -168,7 +185,9 @@ fn gate_prints_a_portfolio_runs_equal_weight_figures_and_composite_score() {
     let dir = RunDir::open(&paths, &gate_run.manifest.id).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.artifact("gate.json")).unwrap()).unwrap();
-    let total = json["composite"]["total"].as_f64().expect("composite.total");
+    let total = json["composite"]["total"]
+        .as_f64()
+        .expect("composite.total");
     assert!((-100.0..=100.0).contains(&total));
     assert!(out.contains(&format!("(composite {total:+.1})")), "{out}");
     assert!(json["metrics"]["portfolio"]["equal_weight"]["total_return"].is_f64());
@@ -191,7 +210,10 @@ fn a_portfolio_run_resumed_from_a_checkpoint_continues_exactly() {
     let again = jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap();
     assert_eq!(again, id);
     let after = validations(&dir.artifact(jobs::VALIDATIONS));
-    assert_eq!(after, before, "the resumed run repeats updates 3–4 bit for bit");
+    assert_eq!(
+        after, before,
+        "the resumed run repeats updates 3–4 bit for bit"
+    );
 
     // A configuration with another universe is refused, naming both layouts.
     let mut other = cfg.clone();
@@ -202,6 +224,9 @@ fn a_portfolio_run_resumed_from_a_checkpoint_continues_exactly() {
         device: None,
         expect: Some(Box::new(other)),
     };
-    let e = format!("{:#}", jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap_err());
+    let e = format!(
+        "{:#}",
+        jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap_err()
+    );
     assert!(e.contains("4 symbols") && e.contains("3 symbols"), "{e}");
 }

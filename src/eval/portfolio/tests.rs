@@ -169,7 +169,11 @@ fn validation_metrics_read_daily_returns_and_count_rebalances() {
     let m = ev.validation_metrics(crate::market::AssetClass::Equity, 3, evidence);
     // Up days +2 % and +1.98 %, one down day −0.98 %: PF = (0.02 + 0.0198) / 0.0098.
     let (up, down) = (0.02 + (1.03 / 1.01 - 1.0), 1.0 - 1.01 / 1.02);
-    assert!((m.profit_factor - up / down).abs() < 1e-9, "{}", m.profit_factor);
+    assert!(
+        (m.profit_factor - up / down).abs() < 1e-9,
+        "{}",
+        m.profit_factor
+    );
     assert_eq!((m.trades, m.days), (2, 3));
     assert!((m.hold_pct - 1.0 / 3.0).abs() < 1e-12);
     assert!((m.consistency - 2.0 / 3.0).abs() < 1e-12);
@@ -182,5 +186,8 @@ fn validation_metrics_read_daily_returns_and_count_rebalances() {
     actions[Regime::Momentum.index()] = 1;
     actions[Regime::Hold.index()] = 2;
     let thin = PortfolioEvaluation { actions, ..ev };
-    assert!(thin.validation_metrics(crate::market::AssetClass::Equity, 3, evidence).insufficient);
+    assert!(
+        thin.validation_metrics(crate::market::AssetClass::Equity, 3, evidence)
+            .insufficient
+    );
 }
