@@ -27,7 +27,7 @@ pub mod train_env;
 mod train_set;
 mod trainer;
 
-pub use checkpoint::{load_model, load_policy, save_model, ModelMeta};
+pub use checkpoint::{load_model, load_policy, save_gru_model, save_model, ModelMeta};
 pub use model::ActorCritic;
 pub use policy::HostPolicy;
 pub use ppo::{resume, train, TrainData, TrainObserver, TrainOutcome};

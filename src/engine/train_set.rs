@@ -191,6 +191,7 @@ impl TrainSet<'_> {
             created: Utc::now(),
             config: cfg.clone(),
             portfolio,
+            gru: None,
         }
     }
 }
