@@ -88,6 +88,9 @@ pub struct TrainArgs {
     /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub critic_epochs: Option<u16>,
+    /// The network: mlp or gru (overrides ppo.encoder; training takes mlp for now).
+    #[arg(long, value_parser = ["mlp", "gru"])]
+    pub encoder: Option<String>,
     /// The training reward: pnl or seed (overrides env.reward).
     #[arg(long, value_parser = ["pnl", "seed"])]
     pub reward: Option<String>,
@@ -106,14 +109,14 @@ pub struct TrainArgs {
     /// a unique prefix, or `latest` (the default). The run's own configuration continues.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
           conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing"])]
     pub resume: Option<String>,
     /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
     /// the run's model files (its update's state). Later checkpoints move aside.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing"])]
     pub checkpoint: Option<std::path::PathBuf>,
     /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
@@ -315,6 +318,13 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
+    }
+    if let Some(e) = a.encoder {
+        cfg.ppo.encoder = if e == "gru" {
+            crate::config::Encoder::Gru
+        } else {
+            crate::config::Encoder::Mlp
+        };
     }
     if let Some(c) = a.critic_epochs {
         cfg.ppo.critic_epochs = c as usize;

@@ -23,7 +23,7 @@ use super::state::{
 use super::train_env::TrainEnv;
 use super::train_set::TrainSet;
 use super::{schedule, ActorCritic, HostPolicy};
-use crate::config::Config;
+use crate::config::{Config, Encoder};
 use crate::rng::Rng;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
@@ -59,6 +59,11 @@ impl<'a> Trainer<'a> {
         out_dir: &Path,
     ) -> Result<Self> {
         let p = &cfg.ppo;
+        if p.encoder == Encoder::Gru {
+            bail!(
+                "ppo.encoder = \"gru\": training the GRU encoder is not implemented yet (GRU model files load and evaluate); train with encoder = \"mlp\""
+            );
+        }
         let env = set.env(cfg, device)?;
         let n_actions = set.n_actions();
         let model = ActorCritic::new(set.obs_dim(), &p.hidden_dims, n_actions, p.seed, device)?;

@@ -230,3 +230,29 @@ fn a_portfolio_run_resumed_from_a_checkpoint_continues_exactly() {
     );
     assert!(e.contains("4 symbols") && e.contains("3 symbols"), "{e}");
 }
+
+#[test]
+fn training_the_gru_encoder_is_refused_clearly() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg_path = home.path().join("tiny.toml");
+    std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
+    let cfg = cfg_path.display().to_string();
+    let o = qd(
+        home.path(),
+        &[
+            "--config",
+            &cfg,
+            "train",
+            "--portfolio",
+            "--encoder",
+            "gru",
+            "-q",
+        ],
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("ppo.encoder = \"gru\": training the GRU encoder is not implemented yet"),
+        "{out}"
+    );
+}
