@@ -6,6 +6,8 @@
 //!   cargo bench --bench training -- --torch /work/venv-torch/bin/python --reps 3
 //!
 //!   cargo bench --bench training -- --phases             # where an update's time goes
+//!   cargo bench --bench training -- --portfolio          # the portfolio env (12 symbols, obs 2415)
+//!   cargo bench --bench training -- --portfolio --oos 30 quick_test  # + 30 updates, then out of sample
 //!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
@@ -29,6 +31,9 @@ mod timing;
 
 #[path = "common/phases.rs"]
 mod phases;
+
+#[path = "common/portfolio.rs"]
+mod portfolio;
 
 /// Collects the per-update throughput; never validates (the bench times training only).
 struct Probe(Vec<f64>);
@@ -168,12 +173,44 @@ fn main() {
         .find(|(i, a)| {
             !a.starts_with('-')
                 && (*i == 0
-                    || !["--torch", "--reps", "--updates", "--threads"]
+                    || !["--torch", "--reps", "--updates", "--threads", "--oos"]
                         .contains(&args[i - 1].as_str()))
         })
         .map(|(_, a)| a.clone())
         .unwrap_or_default();
 
+    if args.iter().any(|a| a == "--portfolio") {
+        let oos: Option<usize> = opt("--oos").and_then(|s| s.parse().ok());
+        for mode in ["default", "quick_test"] {
+            if !mode.contains(&filter) {
+                continue;
+            }
+            let cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+            let data = portfolio::data(&cfg);
+            let p = &cfg.ppo;
+            let load_before = loadavg();
+            let mut all = Vec::new();
+            for _ in 0..reps {
+                all.push(median(portfolio::sps(&cfg, &data, updates)));
+            }
+            println!(
+                "portfolio {mode}: obs {}, hidden {:?}, {}x{} steps, {} epochs, minibatch {}; {threads} matmul threads\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
+                data.spec.obs_dim(),
+                p.hidden_dims,
+                p.n_envs,
+                p.n_steps,
+                p.epochs,
+                p.minibatch,
+                loadavg(),
+                median(all.clone()),
+                all.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
+            );
+            if let Some(n) = oos {
+                portfolio::out_of_sample(&cfg, &data, n);
+            }
+        }
+        return;
+    }
     for mode in ["default", "quick_test"] {
         if !mode.contains(&filter) {
             continue;

@@ -66,8 +66,12 @@ pub struct FetchArgs {
 pub struct TrainArgs {
     /// Symbol to train on (one model per symbol and timeframe). Not with --resume or
     /// --checkpoint, which continue a run's own symbol.
-    #[arg(required_unless_present_any = ["resume", "checkpoint"])]
+    #[arg(required_unless_present_any = ["resume", "checkpoint", "portfolio"])]
     pub symbol: Option<String>,
+    /// Train one portfolio policy over the configured universe (`[portfolio]`: 12 regime
+    /// actions, equal-weight buy-and-hold beside every validation) instead of one symbol.
+    #[arg(long, conflicts_with_all = ["symbol", "resume", "checkpoint", "reward"])]
+    pub portfolio: bool,
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
@@ -88,6 +92,9 @@ pub struct TrainArgs {
     /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub critic_epochs: Option<u16>,
+    /// The network: mlp or gru (overrides ppo.encoder; training takes mlp for now).
+    #[arg(long, value_parser = ["mlp", "gru"])]
+    pub encoder: Option<String>,
     /// The training reward: pnl or seed (overrides env.reward).
     #[arg(long, value_parser = ["pnl", "seed"])]
     pub reward: Option<String>,
@@ -106,14 +113,14 @@ pub struct TrainArgs {
     /// a unique prefix, or `latest` (the default). The run's own configuration continues.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
           conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub resume: Option<String>,
     /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
     /// the run's model files (its update's state). Later checkpoints move aside.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub checkpoint: Option<std::path::PathBuf>,
     /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
@@ -288,8 +295,10 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         };
         return execute(paths, cfg, req, &a.common);
     }
-    let Some(symbol) = a.symbol else {
-        anyhow::bail!("name the symbol to train (or --resume RUN)");
+    let req = match a.symbol {
+        _ if a.portfolio => JobRequest::TrainPortfolio,
+        Some(symbol) => JobRequest::Train { symbol },
+        None => anyhow::bail!("name the symbol to train (or --portfolio, or --resume RUN)"),
     };
     if let Some(d) = a.device {
         cfg.ppo.device = d;
@@ -299,7 +308,12 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         episodes: a.episodes,
         iterations: a.iterations,
     };
-    if let Some(r) = duration.apply(&mut cfg.ppo, cfg.env.episode_len) {
+    let episode_len = if a.portfolio {
+        cfg.portfolio.episode_len
+    } else {
+        cfg.env.episode_len
+    };
+    if let Some(r) = duration.apply(&mut cfg.ppo, episode_len) {
         if !a.common.quiet && !a.common.json {
             for n in &r.notes {
                 eprintln!("note: {n}");
@@ -314,6 +328,13 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
+    }
+    if let Some(e) = a.encoder {
+        cfg.ppo.encoder = if e == "gru" {
+            crate::config::Encoder::Gru
+        } else {
+            crate::config::Encoder::Mlp
+        };
     }
     if let Some(c) = a.critic_epochs {
         cfg.ppo.critic_epochs = c as usize;
@@ -352,7 +373,7 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
-    execute(paths, cfg, JobRequest::Train { symbol }, &a.common)
+    execute(paths, cfg, req, &a.common)
 }
 
 pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {

@@ -162,7 +162,7 @@ pub fn describe(e: &Event) -> Option<String> {
             m.update, m.updates, m.timesteps, m.sps, m.mean_reward, m.policy_loss, m.value_loss, m.entropy, m.approx_kl, m.clip_fraction, m.explained_variance, m.lr
         ),
         Event::Validation(v) => format!(
-            "validation @ {}: PF {:.2}  Sharpe {:+.2}  maxDD {:.1} %  fitness {:+.3}  consistency {:.0} %  HOLD {:.0} %  trades {}",
+            "validation @ {}: PF {:.2}  Sharpe {:+.2}  maxDD {:.1} %  fitness {:+.3}  consistency {:.0} %  HOLD {:.0} %  trades {}{}",
             v.update,
             v.profit_factor,
             v.sharpe,
@@ -170,7 +170,15 @@ pub fn describe(e: &Event) -> Option<String> {
             v.fitness,
             v.consistency * 100.0,
             v.hold_pct * 100.0,
-            v.trades
+            v.trades,
+            v.portfolio
+                .as_ref()
+                .map(|b| format!(
+                    "  | return {:+.2} % vs equal weight {:+.2} %",
+                    b.model.total_return * 100.0,
+                    b.equal_weight.total_return * 100.0
+                ))
+                .unwrap_or_default()
         ),
         Event::Checkpoint { path, update, reason } => format!("checkpoint ({}) @ update {update}: {path}", reason.as_str()),
         Event::Restart { from_update, reason: RestartReason::Resume { checkpoint } } => {
@@ -189,9 +197,10 @@ pub fn describe(e: &Event) -> Option<String> {
             s.retries,
             s.model_update
         ),
-        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, .. }) => format!(
-            "gate: {}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
+        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite }) => format!(
+            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
             class.as_str(),
+            composite.map(|c| format!("  composite {:+.1}", c.total)).unwrap_or_default(),
             flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
             metrics.fitness,
             metrics.profit_factor,

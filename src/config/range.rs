@@ -58,6 +58,8 @@ bounded! {
     retries: u32 = |v: &u32| *v <= 20, "at most 20";
     retry_ms: u64 = |v: &u64| (1..=60_000).contains(v), "between 1 and 60000 ms";
     seconds: u64 = |v: &u64| (1..=600).contains(v), "between 1 and 600 seconds";
+    width: usize = |v: &usize| (1..=65_536).contains(v), "between 1 and 65536";
+    gru_layers: usize = |v: &usize| (1..=8).contains(v), "between 1 and 8 layers";
 }
 
 /// Layer widths: at least one, each between 1 and 65536.

@@ -267,6 +267,24 @@ impl Default for EnvConfig {
     }
 }
 
+/// `ppo.encoder`: which network reads the observation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoder {
+    #[default]
+    Mlp,
+    Gru,
+}
+
+impl Encoder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoder::Mlp => "mlp",
+            Encoder::Gru => "gru",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
@@ -288,6 +306,21 @@ pub struct PpoConfig {
     pub validation_interval: usize,
     #[serde(deserialize_with = "range::layers")]
     pub hidden_dims: Vec<usize>,
+    /// The network: the MLP actor-critic of `hidden_dims`, or the seed's GRU encoder (the
+    /// `gru_*` sizes; model files of both load, training takes `mlp` for now).
+    pub encoder: Encoder,
+    /// GRU encoder width and hidden size (seed: 256).
+    #[serde(deserialize_with = "range::width")]
+    pub gru_hidden: usize,
+    /// GRU layers (seed: 2).
+    #[serde(deserialize_with = "range::gru_layers")]
+    pub gru_layers: usize,
+    /// Width of the GRU's policy and value heads' hidden layer (seed: 128).
+    #[serde(deserialize_with = "range::width")]
+    pub gru_head_hidden: usize,
+    /// Dropout after the GRU's encoder while training, off at inference (seed: 0.1).
+    #[serde(deserialize_with = "range::below_one")]
+    pub gru_dropout: f64,
     /// Learning rate of the actor's optimizer (trunk and policy head; seed: 3e-4).
     #[serde(deserialize_with = "range::discount")]
     pub actor_lr: f64,
@@ -425,6 +458,11 @@ impl Default for PpoConfig {
             epochs: 12,
             validation_interval: 20,
             hidden_dims: vec![256, 128, 64],
+            encoder: Encoder::Mlp,
+            gru_hidden: 256,
+            gru_layers: 2,
+            gru_head_hidden: 128,
+            gru_dropout: 0.1,
             actor_lr: 3e-4,
             critic_lr: 9e-4,
             critic_epochs: 4,

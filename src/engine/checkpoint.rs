@@ -2,6 +2,8 @@
 //! needed to use the model: the full config, the feature layout, action meanings, sizes and the
 //! data range. The weights stay readable from Python's `safetensors`.
 
+use super::gru::{GruNet, GruSpec};
+use super::host_gru::HostGru;
 use super::{ActorCritic, HostPolicy};
 use crate::config::Config;
 use crate::features::portfolio::PortfolioSpec;
@@ -9,7 +11,7 @@ use crate::features::FeatureSpec;
 use crate::market::{AssetClass, Timeframe};
 use crate::paths::write_atomic;
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -53,6 +55,10 @@ pub struct ModelMeta {
     /// the range fields are the panel's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioSpec>,
+    /// The GRU encoder's network, for a GRU model; absent for the MLP actor-critic of
+    /// `hidden_dims` (every model made before GRU files existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gru: Option<GruSpec>,
 }
 
 impl ModelMeta {
@@ -91,6 +97,23 @@ impl ModelMeta {
         }
     }
 
+    /// The network kind: `mlp` or `gru`.
+    pub fn encoder(&self) -> &'static str {
+        if self.gru.is_some() {
+            "gru"
+        } else {
+            "mlp"
+        }
+    }
+
+    /// The network, for messages: `mlp [256, 128, 64] → 8` or the GRU's layout.
+    pub fn network_describe(&self) -> String {
+        match &self.gru {
+            Some(g) => g.describe(),
+            None => format!("mlp {:?} → {}", self.hidden_dims, self.n_actions),
+        }
+    }
+
     /// The observation size the layout implies (the weights must agree with it).
     pub fn layout_obs_dim(&self) -> usize {
         match &self.portfolio {
@@ -104,6 +127,25 @@ pub fn save_model(path: &Path, model: &ActorCritic, meta: &ModelMeta) -> Result<
     let mut md = HashMap::new();
     md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
     let tensors = model.named_tensors();
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
+        .map_err(|e| anyhow!("cannot serialise model: {e}"))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes a GRU model: the network's named tensors (PyTorch names and layout) and `meta`, whose
+/// `gru` must be the network's.
+pub fn save_gru_model(path: &Path, net: &GruNet, theta: &Tensor, meta: &ModelMeta) -> Result<()> {
+    if meta.gru.as_ref() != Some(&net.spec) || meta.obs_dim != net.spec.obs_dim() {
+        bail!(
+            "model metadata ({}, obs {}) does not describe the GRU being saved ({}): a bug",
+            meta.network_describe(),
+            meta.obs_dim,
+            net.spec.describe()
+        );
+    }
+    let mut md = HashMap::new();
+    md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
+    let tensors = net.named_tensors(theta)?;
     let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
         .map_err(|e| anyhow!("cannot serialise model: {e}"))?;
     write_atomic(path, &bytes)
@@ -141,8 +183,9 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
     Ok(meta)
 }
 
-/// Loads weights and metadata; every tensor's shape is checked against the metadata.
-pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMeta)> {
+/// Metadata and tensors of a model file, with the checks every loader shares: the layout's
+/// observation size, and finite weights.
+fn read_checked(path: &Path, device: &Device) -> Result<(ModelMeta, HashMap<String, Tensor>)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     let meta = meta_from_bytes(path, &bytes)?;
@@ -153,6 +196,17 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
             meta.obs_dim,
             meta.layout_describe()
         );
+    }
+    if let Some(g) = &meta.gru {
+        if g.obs_dim() != meta.obs_dim || g.n_actions != meta.n_actions {
+            bail!(
+                "{}: its GRU network ({}) does not fit its layout (obs {}, {} actions)",
+                path.display(),
+                g.describe(),
+                meta.obs_dim,
+                meta.n_actions
+            );
+        }
     }
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("cannot load weights from {}", path.display()))?;
@@ -173,6 +227,20 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
             );
         }
     }
+    Ok((meta, tensors))
+}
+
+/// Loads an MLP model's weights and metadata; every tensor's shape is checked against the
+/// metadata. A GRU model is refused (its evaluators take [`load_policy`]).
+pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMeta)> {
+    let (meta, tensors) = read_checked(path, device)?;
+    if let Some(g) = &meta.gru {
+        bail!(
+            "{} holds a GRU network ({}), not the MLP actor-critic this loader takes",
+            path.display(),
+            g.describe()
+        );
+    }
     let model = ActorCritic::from_tensors(
         meta.obs_dim,
         &meta.hidden_dims,
@@ -182,17 +250,31 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(ActorCritic, ModelMet
     )
     .with_context(|| {
         format!(
-            "{}: weights do not match the layout in its metadata",
-            path.display()
+            "{}: weights do not match the layout in its metadata ({})",
+            path.display(),
+            meta.network_describe()
         )
     })?;
     Ok((model, meta))
 }
 
-/// A model file as host inference: what the evaluators (backtest, walk-forward, paper) load.
+/// A model file as host inference, MLP or GRU: what the evaluators (backtest, walk-forward,
+/// paper, validation) load.
 pub fn load_policy(path: &Path) -> Result<(HostPolicy, ModelMeta)> {
-    let (model, meta) = load_model(path, &Device::Cpu)?;
-    Ok((HostPolicy::from_model(&model)?, meta))
+    let Some(spec) = read_meta(path)?.gru else {
+        let (model, meta) = load_model(path, &Device::Cpu)?;
+        return Ok((HostPolicy::from_model(&model)?, meta));
+    };
+    let (meta, tensors) = read_checked(path, &Device::Cpu)?;
+    let net = GruNet::new(spec.clone());
+    let theta = net.theta_from(&tensors, &Device::Cpu).with_context(|| {
+        format!(
+            "{}: weights do not match the GRU in its metadata",
+            path.display()
+        )
+    })?;
+    let host = HostGru::new(spec, net.host_tensors(&theta)?)?;
+    Ok((HostPolicy::Gru(Box::new(host)), meta))
 }
 
 #[cfg(test)]
@@ -235,6 +317,7 @@ mod tests {
             created: t,
             config: Config::default(),
             portfolio: Some(spec.clone()),
+            gru: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
@@ -255,5 +338,108 @@ mod tests {
         };
         let json = serde_json::to_value(&single).unwrap();
         assert!(json.get("portfolio").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_gru_model_round_trips_to_the_same_host_outputs_and_mismatches_are_refused() {
+        let syms: Vec<String> = ["AAA", "BBB"].iter().map(|s| s.to_string()).collect();
+        let pspec = PortfolioSpec::new(&syms, Timeframe::Day, 4, 20);
+        let gspec = GruSpec {
+            seq_len: pspec.seq_len(),
+            step_dim: pspec.step_dim(),
+            tail_dim: pspec.tail_dim(),
+            hidden: 8,
+            layers: 2,
+            head_hidden: 6,
+            n_actions: 12,
+        };
+        let net = GruNet::new(gspec.clone());
+        let theta = net.init_theta(7, &Device::Cpu).unwrap();
+        let t = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap();
+        let meta = ModelMeta {
+            format: FORMAT.into(),
+            quantdeck_version: "test".into(),
+            symbol: "portfolio".into(),
+            class: AssetClass::Equity,
+            timeframe: Timeframe::Day,
+            source: "synthetic".into(),
+            feature_spec: FeatureSpec::current(8, &EventTable::default()),
+            action_meanings: vec![],
+            obs_dim: pspec.obs_dim(),
+            hidden_dims: vec![],
+            n_actions: 12,
+            param_count: gspec.param_count(),
+            train_first: t,
+            train_last: t,
+            val_first: None,
+            val_last: None,
+            data_first: t,
+            data_last: t,
+            data_sha256: String::new(),
+            update: 0,
+            timesteps: 0,
+            created: t,
+            config: Config::default(),
+            portfolio: Some(pspec.clone()),
+            gru: Some(gspec.clone()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.safetensors");
+        save_gru_model(&path, &net, &theta, &meta).unwrap();
+        let (policy, back) = load_policy(&path).unwrap();
+        assert_eq!(back.encoder(), "gru");
+        assert_eq!(back.gru.as_ref(), Some(&gspec));
+        let direct = HostPolicy::Gru(Box::new(
+            HostGru::new(gspec.clone(), net.host_tensors(&theta).unwrap()).unwrap(),
+        ));
+        let mut rng = crate::rng::Rng::new(3);
+        for _ in 0..3 {
+            let obs: Vec<f32> = (0..pspec.obs_dim()).map(|_| rng.normal() as f32).collect();
+            assert_eq!(policy.evaluate(&obs), direct.evaluate(&obs));
+        }
+        // The MLP loader refuses it, naming the GRU.
+        let e = format!("{:#}", load_model(&path, &Device::Cpu).err().unwrap());
+        assert!(
+            e.contains("holds a GRU network (gru: 4×") && e.contains("MLP"),
+            "{e}"
+        );
+        // Metadata claiming another GRU than the weights: refused naming the metadata's.
+        let wider = GruSpec {
+            hidden: 16,
+            ..gspec.clone()
+        };
+        let bad = ModelMeta {
+            gru: Some(wider.clone()),
+            ..meta.clone()
+        };
+        let e = format!(
+            "{:#}",
+            save_gru_model(&path, &net, &theta, &bad).unwrap_err()
+        );
+        assert!(e.contains("hidden 16") && e.contains("hidden 8"), "{e}");
+        let mut md = HashMap::new();
+        md.insert(META_KEY.to_string(), serde_json::to_string(&bad).unwrap());
+        let tensors = net.named_tensors(&theta).unwrap();
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md)).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let e = format!("{:#}", load_policy(&path).err().unwrap());
+        assert!(
+            e.contains("do not match the GRU") && e.contains("hidden 16"),
+            "{e}"
+        );
+        // And an MLP metadata over GRU weights: refused naming the MLP layout.
+        let mlp = ModelMeta {
+            gru: None,
+            hidden_dims: vec![8],
+            ..meta
+        };
+        let mut md = HashMap::new();
+        md.insert(META_KEY.to_string(), serde_json::to_string(&mlp).unwrap());
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md)).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let e = format!("{:#}", load_policy(&path).err().unwrap());
+        assert!(e.contains("mlp [8] → 12"), "{e}");
     }
 }

@@ -52,6 +52,8 @@ pub struct EnvState {
     pub t: Vec<u32>,
     pub steps: Vec<usize>,
     pub rng: Rng,
+    /// A second random stream, for envs that keep one (the portfolio env's slippage draws).
+    pub aux_rng: Option<Rng>,
     pub episodes: u64,
     pub tensors: Vec<(String, Tensor)>,
 }
@@ -308,6 +310,7 @@ impl VecEnv {
             t: self.t.clone(),
             steps: self.steps.clone(),
             rng: self.rng.clone(),
+            aux_rng: None,
             episodes: self.episodes,
             tensors,
         }

@@ -24,9 +24,11 @@ pub mod samples;
 pub mod schedule;
 pub mod sizing;
 pub mod state;
+pub mod train_env;
+mod train_set;
 mod trainer;
 
-pub use checkpoint::{load_model, load_policy, save_model, ModelMeta};
+pub use checkpoint::{load_model, load_policy, save_gru_model, save_model, ModelMeta};
 pub use model::ActorCritic;
 pub use policy::HostPolicy;
 pub use ppo::{resume, train, TrainData, TrainObserver, TrainOutcome};

@@ -9,6 +9,7 @@
 //! slippage draws live on the host (the draws are kept so a parity test can replay them through
 //! `sim`).
 
+use super::env::EnvState;
 use crate::features::portfolio::{PortfolioFeatures, PortfolioSpec};
 use crate::rng::Rng;
 use crate::sim::portfolio::{PortfolioRules, Regime, Tape, N_REGIMES};
@@ -48,6 +49,8 @@ pub struct PortfolioEnv {
     slippage_rng: Rng,
     /// The last step's draws, `[env * S + symbol]`.
     slippage: Vec<f64>,
+    /// Episodes ended so far.
+    episodes: u64,
 }
 
 impl PortfolioEnv {
@@ -125,6 +128,7 @@ impl PortfolioEnv {
             starts: Rng::derive(seed, "portfolio-env"),
             slippage_rng: Rng::derive(seed, "portfolio-slippage"),
             slippage: vec![0.0; n * s],
+            episodes: 0,
         };
         for i in 0..n {
             env.t[i] = env.random_start();
@@ -264,6 +268,7 @@ impl PortfolioEnv {
             *done = *steps >= self.ep_len || *t as usize >= self.hi;
         }
         if dones.iter().any(|d| *d) {
+            self.episodes += dones.iter().filter(|d| **d).count() as u64;
             for i in (0..self.n).filter(|&i| dones[i]) {
                 self.t[i] = self.random_start();
                 self.steps[i] = 0;
@@ -297,5 +302,84 @@ impl PortfolioEnv {
 
     pub fn cash(&self) -> Result<Vec<f32>> {
         Ok(self.cash.to_vec1::<f32>()?)
+    }
+
+    /// Episodes ended so far.
+    pub fn episodes(&self) -> u64 {
+        self.episodes
+    }
+
+    /// The state between steps (cheap: tensors are shared, not copied).
+    pub fn state(&self) -> EnvState {
+        EnvState {
+            t: self.t.clone(),
+            steps: self.steps.clone(),
+            rng: self.starts.clone(),
+            aux_rng: Some(self.slippage_rng.clone()),
+            episodes: self.episodes,
+            tensors: [
+                ("qty", &self.qty),
+                ("cash", &self.cash),
+                ("equity", &self.equity),
+                ("peak", &self.peak),
+            ]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect(),
+        }
+    }
+
+    /// Continues from a saved state of an env built the same way (same panel, universe, envs).
+    pub fn restore(&mut self, s: EnvState) -> Result<()> {
+        if s.t.len() != self.n || s.steps.len() != self.n {
+            bail!(
+                "the saved portfolio env state holds {} envs, this env {}",
+                s.t.len(),
+                self.n
+            );
+        }
+        let Some(aux) = s.aux_rng else {
+            bail!("the saved env state has no slippage stream: it is not a portfolio env's");
+        };
+        let (mut qty, mut cash, mut equity, mut peak) = (None, None, None, None);
+        for (name, t) in s.tensors {
+            let (slot, want): (&mut Option<Tensor>, &[usize]) = match name.as_str() {
+                "qty" => (&mut qty, &[self.n, self.s]),
+                "cash" => (&mut cash, &[self.n]),
+                "equity" => (&mut equity, &[self.n]),
+                "peak" => (&mut peak, &[self.n]),
+                other => bail!(
+                    "the saved env state holds {other:?}, which the portfolio env does not use"
+                ),
+            };
+            if t.dims() != want {
+                bail!(
+                    "saved env tensor {name} has shape {:?}, expected {want:?}",
+                    t.dims()
+                );
+            }
+            *slot = Some(t.to_device(&self.device)?);
+        }
+        let (Some(qty), Some(cash), Some(equity), Some(peak)) = (qty, cash, equity, peak) else {
+            bail!(
+                "the saved portfolio env state lacks an account tensor (qty, cash, equity, peak)"
+            );
+        };
+        if s.t
+            .iter()
+            .any(|&t| (t as usize) < self.lo || t as usize >= self.hi)
+        {
+            bail!("the saved env clocks fall outside this env's bars");
+        }
+        self.qty = qty;
+        self.cash = cash;
+        self.equity = equity;
+        self.peak = peak;
+        self.t = s.t;
+        self.steps = s.steps;
+        self.starts = s.rng;
+        self.slippage_rng = aux;
+        self.episodes = s.episodes;
+        Ok(())
     }
 }

@@ -8,10 +8,13 @@
 //! Validation is delegated to the caller (the job wires in `eval`), which keeps the engine free
 //! of evaluation policy.
 
+use super::train_set::TrainSet;
 use super::trainer::Trainer;
 use crate::config::Config;
+use crate::features::portfolio::{PortfolioFeatures, PortfolioSpec};
 use crate::features::{FeatureMatrix, FeatureSpec};
 use crate::market::{Bar, Symbol, Timeframe};
+use crate::sim::portfolio::{PortfolioRules, Tape};
 use crate::sim::reward::RewardPart;
 use anyhow::Result;
 use candle_core::Device;
@@ -51,6 +54,10 @@ pub struct UpdateMetrics {
     /// Per reward component, its mean weighted value and share (empty for the P&L reward).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reward_parts: Vec<RewardPart>,
+    /// Share of each action among the rollout's steps, in action-index order (8 for a
+    /// single-symbol run, the 12 regimes for a portfolio run; empty in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub action_shares: Vec<f64>,
 }
 
 /// Why a model file was written.
@@ -145,6 +152,23 @@ pub struct TrainData {
     pub validation: Range<usize>,
 }
 
+/// A universe to train one portfolio policy on: the aligned panel's step features, the tape the
+/// `sim` portfolio rules trade on, the split over panel rows, and provenance for the model files.
+pub struct PortfolioTrainData {
+    /// What the model files call the portfolio (`symbol` in their metadata).
+    pub name: String,
+    pub source: String,
+    /// The panel's hash (`Panel::sha256`).
+    pub sha256: String,
+    pub spec: PortfolioSpec,
+    pub features: PortfolioFeatures,
+    pub tape: Tape,
+    pub rules: PortfolioRules,
+    /// Panel row ranges, as [`TrainData`]'s: the rows after `validation` are out of sample.
+    pub train: Range<usize>,
+    pub validation: Range<usize>,
+}
+
 /// The job's side of training: progress, validation, checkpoints and cancellation.
 pub trait TrainObserver {
     fn on_update(&mut self, m: &UpdateMetrics);
@@ -198,7 +222,33 @@ pub fn train(
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
-    Trainer::new(cfg, data, device, out_dir)?.run(observer)
+    Trainer::new(cfg, TrainSet::Series(data), device, out_dir)?.run(observer)
+}
+
+/// Trains one portfolio policy over a universe (12 regime actions) from scratch into `out_dir`:
+/// the same PPO, optimizers, critic epochs, checkpoints and early stop as [`train`].
+pub fn train_portfolio(
+    cfg: &Config,
+    data: &PortfolioTrainData,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    Trainer::new(cfg, TrainSet::Portfolio(data), device, out_dir)?.run(observer)
+}
+
+/// [`resume`] for a portfolio run.
+pub fn resume_portfolio(
+    cfg: &Config,
+    data: &PortfolioTrainData,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+    state: &Path,
+) -> Result<TrainOutcome> {
+    let mut t = Trainer::new(cfg, TrainSet::Portfolio(data), device, out_dir)?;
+    t.restore_from(state)?;
+    t.run(observer)
 }
 
 /// Continues the run whose training state is `state` (a file under `out_dir/state/`): the same
@@ -213,7 +263,7 @@ pub fn resume(
     observer: &mut dyn TrainObserver,
     state: &Path,
 ) -> Result<TrainOutcome> {
-    let mut t = Trainer::new(cfg, data, device, out_dir)?;
+    let mut t = Trainer::new(cfg, TrainSet::Series(data), device, out_dir)?;
     t.restore_from(state)?;
     t.run(observer)
 }

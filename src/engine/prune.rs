@@ -32,7 +32,10 @@ pub struct KeepRule {
 
 impl KeepRule {
     pub fn keeps(&self, update: usize) -> bool {
-        let period = self.validation_interval.max(1) * self.keep_every.max(1);
+        let period = self
+            .validation_interval
+            .max(1)
+            .saturating_mul(self.keep_every.max(1));
         update == self.newest || Some(update) == self.best || update.is_multiple_of(period)
     }
 }

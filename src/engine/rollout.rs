@@ -4,8 +4,8 @@
 //! and restarts once per rollout, for GAE.
 
 use super::backward::{forward, split_heads};
-use super::env::VecEnv;
 use super::flat::FlatParams;
+use super::train_env::TrainEnv;
 use crate::rng::Rng;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
@@ -32,7 +32,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(env: &VecEnv, steps: usize, device: &Device) -> Result<Self> {
+    pub fn new(env: &dyn TrainEnv, steps: usize, device: &Device) -> Result<Self> {
         Ok(Collector {
             steps,
             obs: env.observe()?,
@@ -42,7 +42,7 @@ impl Collector {
 
     pub fn collect(
         &mut self,
-        env: &mut VecEnv,
+        env: &mut dyn TrainEnv,
         params: &FlatParams,
         rng: &mut Rng,
     ) -> Result<Rollout> {
@@ -68,7 +68,7 @@ impl Collector {
                     .affine(-1.0 / (a as f64).ln().max(1e-12), 0.0)?;
                 env.step_with(&actions, Some(&h))?
             } else {
-                env.step(&actions)?
+                env.step_with(&actions, None)?
             };
             self.buf.slice_set(&self.obs, 0, s * n)?;
             act.push(actions);

@@ -12,6 +12,7 @@ use super::adam::{ActorCriticAdam, FlatAdam};
 use super::env::EnvState;
 use super::flat::FlatParams;
 use crate::config::Config;
+use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
 use crate::paths::write_atomic;
 use crate::rng::Rng;
@@ -55,6 +56,9 @@ pub struct NetLayout {
     pub obs_dim: usize,
     pub hidden_dims: Vec<usize>,
     pub n_actions: usize,
+    /// A portfolio network's observation layout (then `feature_spec` is unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioSpec>,
 }
 
 impl NetLayout {
@@ -65,6 +69,7 @@ impl NetLayout {
             obs_dim: spec.obs_dim(),
             hidden_dims: hidden_dims.to_vec(),
             n_actions,
+            portfolio: None,
         }
     }
 
@@ -74,13 +79,20 @@ impl NetLayout {
             self.encoder,
             self.hidden_dims,
             self.n_actions,
-            self.feature_spec.describe()
+            match &self.portfolio {
+                Some(p) => p.describe(),
+                None => self.feature_spec.describe(),
+            }
         )
     }
 
     /// Refuses to continue `saved` into `self`, naming both layouts.
     pub fn ensure_continues(&self, saved: &NetLayout) -> Result<()> {
-        let spec_same = self.feature_spec.ensure_same(&saved.feature_spec).is_ok();
+        let spec_same = match (&self.portfolio, &saved.portfolio) {
+            (None, None) => self.feature_spec.ensure_same(&saved.feature_spec).is_ok(),
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
         if spec_same
             && self.encoder == saved.encoder
             && self.obs_dim == saved.obs_dim
@@ -153,6 +165,9 @@ pub struct StateMeta {
     pub env_clock: Vec<u32>,
     pub env_steps: Vec<usize>,
     pub env_rng: Rng,
+    /// The env's second random stream (the portfolio env's slippage draws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_aux_rng: Option<Rng>,
     pub env_episodes: u64,
     pub symbol: String,
     pub data_sha256: String,
@@ -185,6 +200,7 @@ pub fn save_state(path: &Path, s: &Snapshot, ctx: &StateContext) -> Result<()> {
         env_clock: s.env.t.clone(),
         env_steps: s.env.steps.clone(),
         env_rng: s.env.rng.clone(),
+        env_aux_rng: s.env.aux_rng.clone(),
         env_episodes: s.env.episodes,
         symbol: ctx.symbol.into(),
         data_sha256: ctx.data_sha256.into(),
@@ -327,6 +343,7 @@ pub fn load_state(
             t: meta.env_clock.clone(),
             steps: meta.env_steps.clone(),
             rng: meta.env_rng.clone(),
+            aux_rng: meta.env_aux_rng.clone(),
             episodes: meta.env_episodes,
             tensors: env_tensors,
         },

@@ -7,13 +7,12 @@
 use super::adam::ActorCriticAdam;
 use super::amp::Amp;
 use super::backward::{ppo_grad_mm, Coefs, N_STATS};
-use super::checkpoint::{save_model, ModelMeta, FORMAT};
+use super::checkpoint::{save_model, ModelMeta};
 use super::critic::{self, CriticFit};
 use super::early_stop::{EarlyStop, Verdict};
-use super::env::VecEnv;
 use super::flat::FlatParams;
 use super::ppo::{
-    explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainData, TrainNote,
+    explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainNote,
     TrainObserver, TrainOutcome, UpdateMetrics,
 };
 use super::prune::{checkpoint_path, prune, KeepRule};
@@ -22,10 +21,11 @@ use super::samples::Samples;
 use super::state::{
     load_state, save_state, state_path, NetLayout, Progress, Snapshot, StateContext,
 };
+use super::train_env::TrainEnv;
+use super::train_set::TrainSet;
 use super::{schedule, ActorCritic, HostPolicy};
-use crate::config::{Config, RewardKind};
+use crate::config::{Config, Encoder};
 use crate::rng::Rng;
-use crate::sim::{Rules, SeedParams, ACTION_MEANINGS, N_ACTIONS};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -33,12 +33,12 @@ use std::time::Instant;
 
 pub struct Trainer<'a> {
     cfg: &'a Config,
-    data: &'a TrainData,
+    set: TrainSet<'a>,
     device: Device,
     out_dir: PathBuf,
     layout: NetLayout,
     updates: usize,
-    env: VecEnv,
+    env: Box<dyn TrainEnv>,
     model: ActorCritic,
     params: FlatParams,
     opt: ActorCriticAdam,
@@ -58,42 +58,23 @@ pub struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     pub fn new(
         cfg: &'a Config,
-        data: &'a TrainData,
+        set: TrainSet<'a>,
         device: &Device,
         out_dir: &Path,
     ) -> Result<Self> {
         let p = &cfg.ppo;
-        let (spec, fm) = (&data.spec, &data.fm);
-        if data.train.is_empty() || data.validation.is_empty() {
+        if p.encoder == Encoder::Gru {
             bail!(
-                "{} bars are too few to split into training and validation ranges",
-                data.bars.len()
+                "ppo.encoder = \"gru\": training the GRU encoder is not implemented yet (GRU model files load and evaluate); train with encoder = \"mlp\""
             );
         }
-        let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
-        let rules = Rules::training(&cfg.env, data.symbol.class);
-        let mut env = VecEnv::new(
-            spec,
-            fm,
-            &closes,
-            data.train.clone(),
-            rules,
-            cfg.env.episode_len,
-            cfg.env.reward_scale,
-            p.n_envs,
-            p.seed,
-            device,
-        )?;
-        if cfg.env.reward == RewardKind::Seed {
-            let bt = &cfg.backtest;
-            env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
-        }
-        let n_actions = N_ACTIONS;
-        let model = ActorCritic::new(spec.obs_dim(), &p.hidden_dims, n_actions, p.seed, device)?;
+        let env = set.env(cfg, device)?;
+        let n_actions = set.n_actions();
+        let model = ActorCritic::new(set.obs_dim(), &p.hidden_dims, n_actions, p.seed, device)?;
         let params = FlatParams::from_model(&model)?;
         let opt = ActorCriticAdam::new(&params)?;
         let rng = Rng::derive(p.seed, "ppo");
-        let collector = Collector::new(&env, p.n_steps, device)?;
+        let collector = Collector::new(env.as_ref(), p.n_steps, device)?;
         let progress = Progress::start();
         let last_good = Snapshot {
             progress: progress.clone(),
@@ -105,10 +86,10 @@ impl<'a> Trainer<'a> {
         };
         Ok(Trainer {
             cfg,
-            data,
+            set,
             device: device.clone(),
             out_dir: out_dir.to_path_buf(),
-            layout: NetLayout::mlp(spec, &p.hidden_dims, n_actions),
+            layout: set.layout(cfg),
             updates: p.updates(),
             env,
             model,
@@ -136,14 +117,14 @@ impl<'a> Trainer<'a> {
                 self.updates
             );
         }
-        if meta.data_sha256 != self.data.sha256 || meta.symbol != self.data.symbol.name {
+        if meta.data_sha256 != self.set.sha256() || meta.symbol != self.set.name() {
             bail!(
                 "{}: the run trained on {} bars with hash {}, the bars now are {} with hash {}: the data changed since (refetched, revised or re-imported); train a new run",
                 path.display(),
                 meta.symbol,
                 short(&meta.data_sha256),
-                self.data.symbol.name,
-                short(&self.data.sha256)
+                self.set.name(),
+                short(self.set.sha256())
             );
         }
         if meta.progress.update >= self.updates {
@@ -176,7 +157,7 @@ impl<'a> Trainer<'a> {
         self.opt = s.opt.clone();
         self.rng = s.rng.clone();
         self.env.restore(s.env.clone())?;
-        self.collector = Collector::new(&self.env, self.cfg.ppo.n_steps, &self.device)?;
+        self.collector = Collector::new(self.env.as_ref(), self.cfg.ppo.n_steps, &self.device)?;
         let mut progress = s.progress.clone();
         if !whole {
             progress.retries_used = self.progress.retries_used;
@@ -190,34 +171,11 @@ impl<'a> Trainer<'a> {
     }
 
     fn meta(&self, update: usize) -> ModelMeta {
-        let (data, p) = (self.data, &self.cfg.ppo);
-        let spec = &data.spec;
-        let train = &data.train;
         ModelMeta {
-            format: FORMAT.to_string(),
-            quantdeck_version: env!("CARGO_PKG_VERSION").to_string(),
-            symbol: data.symbol.name.clone(),
-            class: data.symbol.class,
-            timeframe: data.timeframe,
-            source: data.source.clone(),
-            feature_spec: spec.clone(),
-            action_meanings: ACTION_MEANINGS.iter().map(|s| s.to_string()).collect(),
-            obs_dim: spec.obs_dim(),
-            hidden_dims: p.hidden_dims.clone(),
-            n_actions: self.layout.n_actions,
             param_count: self.model.param_count(),
-            train_first: data.bars[train.start].ts,
-            train_last: data.bars[train.end.saturating_sub(1)].ts,
-            val_first: Some(data.bars[data.validation.start].ts),
-            val_last: Some(data.bars[data.validation.end - 1].ts),
-            data_first: data.bars[0].ts,
-            data_last: data.bars[data.bars.len() - 1].ts,
-            data_sha256: data.sha256.clone(),
             update,
             timesteps: self.progress.timesteps,
-            created: chrono::Utc::now(),
-            config: self.cfg.clone(),
-            portfolio: None,
+            ..self.set.meta(self.cfg)
         }
     }
 
@@ -230,8 +188,8 @@ impl<'a> Trainer<'a> {
         let ctx = StateContext {
             layout: &self.layout,
             updates: self.updates,
-            symbol: &self.data.symbol.name,
-            data_sha256: &self.data.sha256,
+            symbol: self.set.name(),
+            data_sha256: self.set.sha256(),
             config: self.cfg,
         };
         save_state(
@@ -386,7 +344,8 @@ impl<'a> Trainer<'a> {
 
         let ro = self
             .collector
-            .collect(&mut self.env, &self.params, &mut self.rng)?;
+            .collect(self.env.as_mut(), &self.params, &mut self.rng)?;
+        let action_shares = shares(&ro.actions.to_vec1::<u32>()?, self.set.n_actions());
         let (adv, ret) = gae(
             &ro.rewards,
             &ro.values,
@@ -484,8 +443,21 @@ impl<'a> Trainer<'a> {
             critic_loss: stats.get(N_STATS).map(|s| s / critic_n.max(1) as f64),
             episodes: self.env.episodes(),
             reward_parts,
+            action_shares,
         })
     }
+}
+
+/// Each action's share of `actions` (indices below `n`).
+fn shares(actions: &[u32], n: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; n];
+    for &a in actions {
+        if let Some(c) = counts.get_mut(a as usize) {
+            *c += 1;
+        }
+    }
+    let total = actions.len().max(1) as f64;
+    counts.into_iter().map(|c| c as f64 / total).collect()
 }
 
 fn short(hash: &str) -> &str {

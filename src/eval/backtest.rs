@@ -73,6 +73,8 @@ impl BacktestResult {
             trades: self.trades.len(),
             days,
             insufficient: self.trades.len() < evidence.min_trades || days < evidence.min_days,
+            win_rate: Some(metrics::win_rate(&self.trades)),
+            portfolio: None,
         }
     }
 }

@@ -65,6 +65,11 @@ pub struct GateResult {
     pub use_checkpoint: Option<usize>,
     /// The metrics the class was decided on (the chosen checkpoint's).
     pub metrics: ValidationMetrics,
+    /// The composite model score of the graded checkpoint (its validation and the training
+    /// update that produced it; see `eval::composite`). Filled in by the gate job; absent in
+    /// older results and where the run recorded no update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite: Option<super::CompositeScore>,
 }
 
 fn meets(m: &ValidationMetrics, t: &GateThresholds) -> bool {
@@ -85,6 +90,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             flags: vec![GateFlag::NoValidation],
             use_checkpoint: None,
             metrics: ValidationMetrics::default(),
+            composite: None,
         };
     };
     let scored: Vec<&ValidationMetrics> = history.iter().filter(|m| !m.insufficient).collect();
@@ -98,6 +104,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             flags: vec![GateFlag::InsufficientTrades],
             use_checkpoint: None,
             metrics: final_point.clone(),
+            composite: None,
         };
     };
     let last = final_point;
@@ -145,6 +152,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         flags,
         use_checkpoint,
         metrics: chosen.clone(),
+        composite: None,
     }
 }
 

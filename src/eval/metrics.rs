@@ -48,6 +48,13 @@ pub struct ValidationMetrics {
     /// Too few trades or days to score (see the module docs).
     #[serde(default)]
     pub insufficient: bool,
+    /// Share of winning round trips (single symbol) or of up days (portfolio); absent in
+    /// records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub win_rate: Option<f64>,
+    /// A portfolio model's validation: model and equal-weight figures and the regime histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<Box<super::portfolio::PortfolioBlock>>,
 }
 
 /// Trading days per year, for annualising daily figures.

@@ -12,8 +12,21 @@
 //! - **win rate**: share of days with a positive return.
 //!
 //! The model's choices are counted per regime (an action histogram over the 12).
+//!
+//! As a validation ([`PortfolioEvaluation::validation_metrics`]), the single-symbol metrics are
+//! read from the model's **daily returns**, each day standing for a trade:
+//! - **profit factor** = sum of the up days' returns / −sum of the down days' ([`metrics::PF_CAP`]
+//!   without a down day, 0 without an up day);
+//! - **win rate** = share of up days;
+//! - **consistency** = share of equal slices of the equity curve that end higher (as for one
+//!   symbol);
+//! - **trades** = rebalancing decisions (every step whose regime is not HOLD); **hold %** = the
+//!   HOLD steps' share;
+//! - **days** = the sessions evaluated; fitness as for one symbol. The small-sample rule is the
+//!   same: fewer than `min_trades` rebalances or `min_days` days is insufficient (never scored),
+//!   so a policy that never leaves cash cannot become a best checkpoint.
 
-use super::metrics;
+use super::metrics::{self, Evidence, ValidationMetrics};
 use crate::features::portfolio::{self, PortfolioFeatures, PortfolioSpec};
 use crate::rng::Rng;
 use crate::sim::portfolio::{PortfolioAccount, PortfolioRules, Regime, Tape, N_REGIMES};
@@ -33,6 +46,47 @@ pub struct PortfolioStats {
     pub win_rate: f64,
     /// Equity relative to the start: the start, then one point per bar.
     pub equity: Vec<f64>,
+}
+
+/// One strategy's headline figures (no equity curve), as a validation record keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioFigures {
+    pub total_return: f64,
+    pub sharpe: f64,
+    pub max_drawdown: f64,
+    pub turnover: f64,
+    pub costs: f64,
+    pub win_rate: f64,
+}
+
+impl From<&PortfolioStats> for PortfolioFigures {
+    fn from(s: &PortfolioStats) -> Self {
+        PortfolioFigures {
+            total_return: s.total_return,
+            sharpe: s.sharpe,
+            max_drawdown: s.max_drawdown,
+            turnover: s.turnover,
+            costs: s.costs,
+            win_rate: s.win_rate,
+        }
+    }
+}
+
+/// How often a regime was chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegimeShare {
+    pub regime: String,
+    pub steps: usize,
+    pub share: f64,
+}
+
+/// A portfolio validation's own block: the model beside equal weight, and its regimes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioBlock {
+    pub model: PortfolioFigures,
+    pub equal_weight: PortfolioFigures,
+    /// In action-index order, all 12.
+    pub regimes: Vec<RegimeShare>,
 }
 
 /// A policy beside equal-weight buy-and-hold.
@@ -58,6 +112,48 @@ impl PortfolioEvaluation {
             .iter()
             .map(|r| (r.name(), self.actions[r.index()] as f64 / total))
             .collect()
+    }
+
+    /// The evaluation as a validation record (definitions in the module docs).
+    pub fn validation_metrics(
+        &self,
+        class: crate::market::AssetClass,
+        chunks: usize,
+        evidence: Evidence,
+    ) -> ValidationMetrics {
+        let m = &self.model;
+        let daily = metrics::daily_returns(&m.equity, &self.ts, class);
+        let steps = self.actions.iter().sum::<usize>();
+        let holds = self.actions[Regime::Hold.index()];
+        let trades = steps - holds;
+        let days = daily.len();
+        let regimes = Regime::ALL
+            .iter()
+            .map(|r| RegimeShare {
+                regime: r.name().to_string(),
+                steps: self.actions[r.index()],
+                share: self.actions[r.index()] as f64 / steps.max(1) as f64,
+            })
+            .collect();
+        ValidationMetrics {
+            update: 0,
+            profit_factor: metrics::profit_factor(&daily),
+            sharpe: m.sharpe,
+            max_drawdown: m.max_drawdown,
+            fitness: metrics::fitness(m.sharpe, m.max_drawdown),
+            consistency: metrics::consistency(&m.equity, chunks),
+            total_return: m.total_return,
+            hold_pct: holds as f64 / steps.max(1) as f64,
+            trades,
+            days,
+            insufficient: trades < evidence.min_trades || days < evidence.min_days,
+            win_rate: Some(m.win_rate),
+            portfolio: Some(Box::new(PortfolioBlock {
+                model: m.into(),
+                equal_weight: (&self.equal_weight).into(),
+                regimes,
+            })),
+        }
     }
 
     /// Model return minus equal-weight return.

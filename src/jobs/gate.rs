@@ -1,10 +1,16 @@
-//! The gate job: APPROVED / REVIEW / DROP from a training run's validation history. A run that
-//! was interrupted is gated on the validations it managed to record, and says so.
+//! The gate job: APPROVED / REVIEW / DROP from a training run's validation history, with the
+//! composite model score of the graded checkpoint beside the class, and — for a portfolio run —
+//! the graded validation's model-vs-equal-weight figures. A run that was interrupted is gated
+//! on the validations it managed to record, and says so.
 
 use super::ctx::Ctx;
 use super::train::read_validations;
-use super::{list_runs, Event, JobStatus, JobSummary, RunDir};
-use crate::eval;
+use super::{list_runs, Event, EventRecord, JobStatus, JobSummary, RunDir};
+use crate::engine::ppo::UpdateMetrics;
+use crate::eval::{self, composite_score, CompositeInputs, CompositeScore, ScoreScales};
+use crate::eval::{portfolio::PortfolioBlock, ValidationMetrics};
+use crate::sim::portfolio::N_REGIMES;
+use crate::sim::N_ACTIONS;
 use anyhow::Result;
 
 pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
@@ -21,7 +27,25 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
             history.last().map_or(0, |v| v.update)
         ));
     }
-    let res = eval::assess(&ctx.cfg.gating, &history);
+    let mut res = eval::assess(&ctx.cfg.gating, &history);
+    if !history.is_empty() {
+        let updates = read_updates(&dir);
+        res.composite = composite_of(&res.metrics, &updates);
+        if res.composite.is_none() {
+            ctx.sink.warn(format!(
+                "training run {train_run} recorded no update metrics: no composite score"
+            ));
+        }
+    }
+    if let Some(b) = &res.metrics.portfolio {
+        ctx.sink.info(equal_weight_line(res.metrics.update, b));
+    }
+    if let Some(c) = &res.composite {
+        ctx.sink.info(format!(
+            "composite score {:+.1} (profitability {:+.2}, reward {:+.2}, explained variance {:+.2}, exploration {:.2}, instability {:.2})",
+            c.total, c.profitability, c.reward, c.value, c.exploration, c.instability
+        ));
+    }
     ctx.sink.emit(Event::Gate(res.clone()));
     ctx.save_json("gate.json", &res)?;
     ctx.set_summary(JobSummary::Gate {
@@ -43,5 +67,106 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
         None if interrupted => "; the run was interrupted: its best checkpoint will be used".into(),
         None => String::new(),
     };
-    Ok(format!("{}: {flags}{checkpoint}", res.class.as_str()))
+    let composite = res
+        .composite
+        .map(|c| format!(" (composite {:+.1})", c.total))
+        .unwrap_or_default();
+    Ok(format!(
+        "{}{composite}: {flags}{checkpoint}",
+        res.class.as_str()
+    ))
+}
+
+/// `graded validation (update 8), model vs equal weight: return +1.20 % vs +3.40 %, …`.
+pub fn equal_weight_line(update: usize, b: &PortfolioBlock) -> String {
+    let (m, e) = (&b.model, &b.equal_weight);
+    format!(
+        "graded validation (update {update}), model vs equal weight: return {:+.2} % vs {:+.2} %, Sharpe {:+.2} vs {:+.2}, max DD {:.1} % vs {:.1} %, turnover {:.2} vs {:.2}",
+        m.total_return * 100.0,
+        e.total_return * 100.0,
+        m.sharpe,
+        e.sharpe,
+        m.max_drawdown * 100.0,
+        e.max_drawdown * 100.0,
+        m.turnover,
+        e.turnover
+    )
+}
+
+/// The run's update metrics as they stand: updates superseded by a restart (resume or
+/// drawdown retry) are dropped. Unreadable lines are skipped (a torn last line).
+fn read_updates(dir: &RunDir) -> Vec<UpdateMetrics> {
+    let text = std::fs::read_to_string(dir.events_path()).unwrap_or_default();
+    let mut out: Vec<UpdateMetrics> = Vec::new();
+    for rec in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<EventRecord>(l).ok())
+    {
+        match rec.event {
+            Event::Update(m) => out.push(m),
+            Event::Restart { from_update, .. } => out.retain(|m| m.update <= from_update),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The composite score of the graded checkpoint: its validation's return and win rate, and the
+/// training diagnostics of the update that produced it (the last recorded update when that one
+/// is missing). A validation without a recorded win rate (older runs) counts as 50 %.
+fn composite_of(v: &ValidationMetrics, updates: &[UpdateMetrics]) -> Option<CompositeScore> {
+    let u = updates
+        .iter()
+        .rev()
+        .find(|u| u.update == v.update)
+        .or(updates.last())?;
+    let n_actions = match (u.action_shares.len(), &v.portfolio) {
+        (n, _) if n >= 2 => n,
+        (_, Some(_)) => N_REGIMES,
+        (_, None) => N_ACTIONS,
+    };
+    let x = CompositeInputs {
+        mean_return: v.total_return,
+        win_rate: v.win_rate.unwrap_or(0.5),
+        mean_reward: u.mean_reward,
+        explained_variance: u.explained_variance,
+        entropy: u.entropy,
+        n_actions,
+        approx_kl: u.approx_kl,
+        clip_fraction: u.clip_fraction,
+    };
+    Some(composite_score(&x, &ScoreScales::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_composite_reads_the_graded_update() {
+        let v = ValidationMetrics {
+            update: 2,
+            total_return: 0.05,
+            win_rate: Some(1.0),
+            ..Default::default()
+        };
+        let upd = |update, ev| UpdateMetrics {
+            update,
+            mean_reward: 0.05,
+            explained_variance: ev,
+            entropy: 12f64.ln() / 2.0,
+            approx_kl: 0.02,
+            clip_fraction: 0.1,
+            action_shares: vec![1.0 / 12.0; 12],
+            ..Default::default()
+        };
+        // Update 2's explained variance (0.5) counts, not the later one's: the known value of
+        // `eval::composite`'s test.
+        let c = composite_of(&v, &[upd(1, -1.0), upd(2, 0.5), upd(3, 0.9)]).unwrap();
+        assert!((c.total - 53.195_649_357_345_9).abs() < 1e-9, "{}", c.total);
+        // Without the graded update, the last one stands in; without any, no score.
+        let c = composite_of(&v, &[upd(3, 0.9)]).unwrap();
+        assert!((c.value - 0.9).abs() < 1e-12);
+        assert!(composite_of(&v, &[]).is_none());
+    }
 }

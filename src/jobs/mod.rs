@@ -17,6 +17,7 @@ pub mod sink;
 pub mod tail;
 mod train;
 mod walk_portfolio;
+mod train_portfolio;
 mod walkforward;
 
 pub use cancel::CancelToken;
@@ -27,5 +28,6 @@ pub use rundir::{list_runs, ActiveRun, Manifest, RunDir, RunSummary};
 pub use runner::{run as run_job, spawn, JobHandle, JobRequest, Observer};
 pub use sink::EventSink;
 pub use tail::EventTail;
-pub use train::read_validations;
+pub use train::{read_validations, VALIDATIONS};
+pub use train_portfolio::PORTFOLIO_LABEL;
 pub use walkforward::EvalPeriod;

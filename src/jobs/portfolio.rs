@@ -2,7 +2,7 @@
 //! the synthetic market), its step features, the tape the `sim` rules trade on, and the rules —
 //! for the configured universe (training) or a model's recorded one (evaluation, paper).
 
-// Used by the portfolio train, walk-forward and paper jobs as they land.
+// Parts are used by the portfolio walk-forward and paper jobs as they land.
 #![allow(dead_code)]
 
 use super::ctx::Ctx;

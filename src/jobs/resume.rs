@@ -119,7 +119,20 @@ pub fn locate(paths: &Paths, run: Option<&str>, checkpoint: Option<&Path>) -> Re
 /// Refuses a configuration whose network differs from the checkpoint's, naming both layouts.
 pub fn check_layout(point: &ResumePoint, expect: &Config, events: &EventTable) -> Result<()> {
     let spec = FeatureSpec::current(expect.features.window, events);
-    NetLayout::mlp(&spec, &expect.ppo.hidden_dims, N_ACTIONS)
+    let layout = if point.meta.layout.portfolio.is_some() {
+        let ps = crate::features::portfolio::PortfolioSpec::from_config(expect)?;
+        let mut l = NetLayout::mlp(
+            &spec,
+            &expect.ppo.hidden_dims,
+            crate::sim::portfolio::N_REGIMES,
+        );
+        l.obs_dim = ps.obs_dim();
+        l.portfolio = Some(ps);
+        l
+    } else {
+        NetLayout::mlp(&spec, &expect.ppo.hidden_dims, N_ACTIONS)
+    };
+    layout
         .ensure_continues(&point.meta.layout)
         .with_context(|| format!("cannot resume run {}", point.run_id))
 }

@@ -28,6 +28,8 @@ pub enum JobRequest {
     Train {
         symbol: String,
     },
+    /// Train one portfolio policy over the configured universe (`portfolio.*`).
+    TrainPortfolio,
     /// Continue a training run in its directory from a training state: the newest of `run` (an
     /// id, a unique prefix or `latest`), or `checkpoint` (a state or model file of the run). The
     /// run's own configuration continues; `device` may change. With `expect`, a configuration
@@ -61,7 +63,9 @@ impl JobRequest {
     pub fn kind(&self) -> JobKind {
         match self {
             JobRequest::Fetch { .. } | JobRequest::FetchPortfolio => JobKind::Fetch,
-            JobRequest::Train { .. } | JobRequest::ResumeTrain { .. } => JobKind::Train,
+            JobRequest::Train { .. }
+            | JobRequest::TrainPortfolio
+            | JobRequest::ResumeTrain { .. } => JobKind::Train,
             JobRequest::Gate { .. } => JobKind::Gate,
             JobRequest::WalkForward { .. } => JobKind::WalkForward,
             JobRequest::Paper { .. } => JobKind::Paper,
@@ -108,6 +112,7 @@ pub fn run(
         JobRequest::FetchPortfolio => ("portfolio".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
         JobRequest::Train { symbol } => (symbol.clone(), None),
+        JobRequest::TrainPortfolio => (super::PORTFOLIO_LABEL.to_string(), None),
         JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
             let id = resolve_train_run(paths, train_run)?;
             let m = RunDir::open(paths, &id)?.read_manifest()?;
@@ -187,7 +192,11 @@ pub fn run(
         JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
         JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(&ctx),
         JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
+        JobRequest::TrainPortfolio => super::train_portfolio::train(&ctx),
         JobRequest::ResumeTrain { .. } => match &resume_point {
+            Some(point) if point.meta.layout.portfolio.is_some() => {
+                super::train_portfolio::resume(&ctx, point)
+            }
             Some(point) => super::train::resume(&ctx, point),
             None => Err(anyhow::anyhow!("resume point not located")),
         },

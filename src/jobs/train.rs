@@ -13,7 +13,6 @@ use crate::engine::ppo::{RestartReason, TrainNote, ValidationReport};
 use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
-use crate::market::AssetClass;
 use crate::paths::write_atomic;
 use crate::sim::Rules;
 use anyhow::{Context, Result};
@@ -23,14 +22,14 @@ use std::path::{Path, PathBuf};
 /// The validation history of a run, one JSON object per line, appended as it happens.
 pub const VALIDATIONS: &str = "validations.jsonl";
 
-struct JobObserver<'a, 'b> {
+/// How a run scores the current policy on its validation bars (`update` is filled in after).
+pub(super) type Judge<'a> = Box<dyn FnMut(&HostPolicy) -> Result<ValidationMetrics> + 'a>;
+
+/// The training job's observer, for single-symbol and portfolio runs alike: they differ only in
+/// how a validation is judged.
+pub(super) struct JobObserver<'a, 'b> {
     ctx: &'a Ctx<'b>,
-    spec: FeatureSpec,
-    fm: features::FeatureMatrix,
-    closes: Vec<f64>,
-    val: std::ops::Range<usize>,
-    rules: Rules,
-    class: AssetClass,
+    judge: Judge<'a>,
     history: Vec<ValidationMetrics>,
     log: std::fs::File,
     log_path: PathBuf,
@@ -44,7 +43,31 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
-impl JobObserver<'_, '_> {
+impl<'a, 'b> JobObserver<'a, 'b> {
+    /// Opens the run's `validations.jsonl` (keeping its history on a resume).
+    pub(super) fn open(ctx: &'a Ctx<'b>, judge: Judge<'a>, resumed: bool) -> Result<Self> {
+        let log_path = ctx.dir().artifact(VALIDATIONS);
+        let history = if resumed {
+            read_validations(ctx.dir()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let log = open_log(&log_path)?;
+        add_artifact(ctx, VALIDATIONS)?;
+        Ok(JobObserver {
+            ctx,
+            judge,
+            history,
+            log,
+            log_path,
+        })
+    }
+
+    /// The validations recorded so far, oldest first.
+    pub(super) fn take_history(&mut self) -> Vec<ValidationMetrics> {
+        std::mem::take(&mut self.history)
+    }
+
     /// Drops the validations after `update` from the history and from `validations.jsonl`
     /// (rewritten atomically; the dropped ones stay in `events.jsonl`).
     fn forget_after(&mut self, update: usize) -> Result<()> {
@@ -70,20 +93,7 @@ impl TrainObserver for JobObserver<'_, '_> {
     }
 
     fn validate_report(&mut self, update: usize, policy: &HostPolicy) -> Result<ValidationReport> {
-        let bt = Backtester {
-            spec: &self.spec,
-            fm: &self.fm,
-            closes: &self.closes,
-            class: self.class,
-            rules: self.rules,
-            risk: None,
-        };
-        let gating = &self.ctx.cfg.gating;
-        let mut m = bt.run(policy, self.val.clone()).metrics(
-            self.class,
-            gating.consistency_chunks,
-            gating.evidence(),
-        );
+        let mut m = (self.judge)(policy)?;
         m.update = update;
         // Durable before anything else: a kill after this line still leaves it gateable.
         let mut line = serde_json::to_vec(&m)?;
@@ -201,22 +211,7 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         })?;
     }
     let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
-    let (sized, sizing) = sized_config(cfg, &device, spec.obs_dim())?;
-    if device.is_cuda() {
-        ctx.sink.info(sizing.describe());
-    } else if !matches!(cfg.ppo.gpu_sizing, GpuSizing::Auto | GpuSizing::Off) {
-        ctx.sink.warn(format!(
-            "gpu_sizing = \"{}\" applies on a CUDA device only: this CPU run keeps the config's sizes",
-            cfg.ppo.gpu_sizing.as_str()
-        ));
-    }
-    if !device.is_cuda() && cfg.ppo.precision != crate::config::Precision::F32 {
-        ctx.sink.warn(format!(
-            "precision = \"{}\" on a CPU: the matmuls convert to and from {} (no native fast path here), so this trains slower than f32; it is meant for CUDA",
-            cfg.ppo.precision.as_str(),
-            cfg.ppo.precision.as_str()
-        ));
-    }
+    let sized = sized_for(ctx, &device, spec.obs_dim(), crate::sim::N_ACTIONS)?;
     let cfg = &sized;
     let p = &cfg.ppo;
     ctx.sink.info(format!(
@@ -253,26 +248,23 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         train: train_range,
         validation: val.clone(),
     };
-    let log_path = ctx.dir().artifact(VALIDATIONS);
-    let history = match resumed {
-        Some(_) => read_validations(ctx.dir()).unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let log = open_log(&log_path)?;
-    add_artifact(ctx, VALIDATIONS)?;
     let out_dir = ctx.dir().path.clone();
-    let mut obs = JobObserver {
-        spec,
-        fm,
-        closes,
-        val,
-        rules: Rules::training(&cfg.env, sym.class),
-        class: sym.class,
-        history,
-        log,
-        log_path,
-        ctx,
-    };
+    let (rules, class) = (Rules::training(&cfg.env, sym.class), sym.class);
+    let gating = cfg.gating.clone();
+    let judge: Judge = Box::new(move |policy: &HostPolicy| {
+        let bt = Backtester {
+            spec: &spec,
+            fm: &fm,
+            closes: &closes,
+            class,
+            rules,
+            risk: None,
+        };
+        Ok(bt
+            .run(policy, val.clone())
+            .metrics(class, gating.consistency_chunks, gating.evidence()))
+    });
+    let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
     let outcome = match resumed {
         None => ppo::train(cfg, &data, &device, &out_dir, &mut obs)?,
         Some(point) => {
@@ -285,7 +277,7 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
         }
     };
-    let history = std::mem::take(&mut obs.history);
+    let history = obs.take_history();
     add_artifact(ctx, "model.safetensors")?;
     if outcome.best_path.is_some() {
         add_artifact(ctx, "best.safetensors")?;
@@ -332,7 +324,7 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
 }
 
 /// Lists an artifact in the manifest once.
-fn add_artifact(ctx: &Ctx, name: &str) -> Result<()> {
+pub(super) fn add_artifact(ctx: &Ctx, name: &str) -> Result<()> {
     ctx.run.update(|m| {
         if !m.artifacts.iter().any(|a| a == name) {
             m.artifacts.push(name.to_string());
@@ -340,11 +332,39 @@ fn add_artifact(ctx: &Ctx, name: &str) -> Result<()> {
     })
 }
 
+/// [`sized_config`], saying what it chose (or that a GPU sizing does not apply on a CPU).
+pub(super) fn sized_for(
+    ctx: &Ctx,
+    device: &candle_core::Device,
+    obs_dim: usize,
+    n_actions: usize,
+) -> Result<crate::config::Config> {
+    let cfg = ctx.cfg;
+    let (sized, sizing) = sized_config(cfg, device, obs_dim, n_actions)?;
+    if device.is_cuda() {
+        ctx.sink.info(sizing.describe());
+    } else if !matches!(cfg.ppo.gpu_sizing, GpuSizing::Auto | GpuSizing::Off) {
+        ctx.sink.warn(format!(
+            "gpu_sizing = \"{}\" applies on a CUDA device only: this CPU run keeps the config's sizes",
+            cfg.ppo.gpu_sizing.as_str()
+        ));
+    }
+    if !device.is_cuda() && cfg.ppo.precision != crate::config::Precision::F32 {
+        ctx.sink.warn(format!(
+            "precision = \"{}\" on a CPU: the matmuls convert to and from {} (no native fast path here), so this trains slower than f32; it is meant for CUDA",
+            cfg.ppo.precision.as_str(),
+            cfg.ppo.precision.as_str()
+        ));
+    }
+    Ok(sized)
+}
+
 /// The config with the GPU's sizes in place (the config's own on a CPU; see `engine::sizing`).
 fn sized_config(
     cfg: &crate::config::Config,
     device: &candle_core::Device,
     obs_dim: usize,
+    n_actions: usize,
 ) -> Result<(crate::config::Config, engine::sizing::Sizing)> {
     let on_cuda = device.is_cuda();
     let gpu = if on_cuda {
@@ -358,7 +378,7 @@ fn sized_config(
     } else {
         None
     };
-    let sizing = engine::sizing::plan(&cfg.ppo, on_cuda, gpu, obs_dim, crate::sim::N_ACTIONS)?;
+    let sizing = engine::sizing::plan(&cfg.ppo, on_cuda, gpu, obs_dim, n_actions)?;
     let mut out = cfg.clone();
     sizing.apply(&mut out.ppo);
     crate::config::validate(&out)?;

@@ -296,6 +296,7 @@ fn run_job(
         JobRequest::Fetch { .. }
         | JobRequest::FetchPortfolio
         | JobRequest::Train { .. }
+        | JobRequest::TrainPortfolio
         | JobRequest::ResumeTrain { .. } => None,
     };
     let run_id = Arc::new(OnceLock::new());

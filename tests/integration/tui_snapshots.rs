@@ -503,6 +503,7 @@ fn resumed_seed_run() -> App {
             critic_loss: Some(0.3 / x),
             episodes: (u * 32) as u64,
             reward_parts,
+            action_shares: Vec::new(),
         }
     };
     let validation = |u: usize| ValidationMetrics {

@@ -137,3 +137,57 @@ fn an_action_outside_the_regimes_is_an_error() {
     let e = evaluate(f.market(), 0..10, 5, |_| 0).unwrap_err();
     assert!(format!("{e:#}").contains("no bar to trade"), "{e:#}");
 }
+
+#[test]
+fn validation_metrics_read_daily_returns_and_count_rebalances() {
+    use chrono::TimeZone;
+    let day = |d| Utc.with_ymd_and_hms(2024, 3, d, 21, 0, 0).unwrap();
+    let stats = |equity: Vec<f64>| PortfolioStats {
+        total_return: equity[equity.len() - 1] - 1.0,
+        sharpe: 1.5,
+        max_drawdown: 0.01,
+        turnover: 2.0,
+        costs: 0.001,
+        win_rate: 2.0 / 3.0,
+        equity,
+    };
+    let mut actions = [0usize; N_REGIMES];
+    actions[Regime::Hold.index()] = 1;
+    actions[Regime::Momentum.index()] = 2;
+    let ev = PortfolioEvaluation {
+        bars: 10..13,
+        ts: vec![day(4), day(5), day(6), day(7)],
+        model: stats(vec![1.0, 1.02, 1.01, 1.03]),
+        equal_weight: stats(vec![1.0, 1.0, 1.0, 1.0]),
+        actions,
+        mean_reward: 0.0,
+    };
+    let evidence = Evidence {
+        min_trades: 2,
+        min_days: 3,
+    };
+    let m = ev.validation_metrics(crate::market::AssetClass::Equity, 3, evidence);
+    // Up days +2 % and +1.98 %, one down day −0.98 %: PF = (0.02 + 0.0198) / 0.0098.
+    let (up, down) = (0.02 + (1.03 / 1.01 - 1.0), 1.0 - 1.01 / 1.02);
+    assert!(
+        (m.profit_factor - up / down).abs() < 1e-9,
+        "{}",
+        m.profit_factor
+    );
+    assert_eq!((m.trades, m.days), (2, 3));
+    assert!((m.hold_pct - 1.0 / 3.0).abs() < 1e-12);
+    assert!((m.consistency - 2.0 / 3.0).abs() < 1e-12);
+    assert!(!m.insufficient);
+    let block = m.portfolio.as_ref().unwrap();
+    assert_eq!(block.regimes.len(), N_REGIMES);
+    assert_eq!(block.regimes[Regime::Momentum.index()].steps, 2);
+    assert_eq!(block.equal_weight.total_return, 0.0);
+    // One rebalance fewer than the evidence asks for: reported, never scored.
+    actions[Regime::Momentum.index()] = 1;
+    actions[Regime::Hold.index()] = 2;
+    let thin = PortfolioEvaluation { actions, ..ev };
+    assert!(
+        thin.validation_metrics(crate::market::AssetClass::Equity, 3, evidence)
+            .insufficient
+    );
+}

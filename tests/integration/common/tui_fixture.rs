@@ -141,6 +141,8 @@ fn validation(u: usize) -> ValidationMetrics {
         trades: 40 + 3 * u,
         days: 18,
         insufficient: false,
+        win_rate: None,
+        portfolio: None,
     }
 }
 
@@ -264,6 +266,8 @@ fn thin_validation(u: usize, trades: usize, days: usize) -> ValidationMetrics {
         trades,
         days,
         insufficient: true,
+        win_rate: None,
+        portfolio: None,
     }
 }
 
@@ -394,6 +398,7 @@ fn add_gates(app: &mut App) {
                 flags,
                 use_checkpoint,
                 metrics,
+                composite: None,
             }),
         );
         f.send(

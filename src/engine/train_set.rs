@@ -1,0 +1,197 @@
+//! What a run trains on — one series ([`TrainData`]) or a universe ([`PortfolioTrainData`]) —
+//! as the trainer sees it: the env it builds, the action space, and the provenance its model
+//! files record.
+
+use super::checkpoint::{ModelMeta, FORMAT};
+use super::env::VecEnv;
+use super::portfolio_env::PortfolioEnv;
+use super::ppo::{PortfolioTrainData, TrainData};
+use super::state::NetLayout;
+use super::train_env::TrainEnv;
+use crate::config::{Config, RewardKind};
+use crate::features::{events::EventTable, FeatureSpec};
+use crate::sim::portfolio::{Regime, N_REGIMES};
+use crate::sim::{Rules, SeedParams, ACTION_MEANINGS, N_ACTIONS};
+use anyhow::{bail, Result};
+use candle_core::Device;
+use chrono::{DateTime, Utc};
+
+#[derive(Clone, Copy)]
+pub(super) enum TrainSet<'a> {
+    Series(&'a TrainData),
+    Portfolio(&'a PortfolioTrainData),
+}
+
+impl TrainSet<'_> {
+    /// The symbol, or the portfolio's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TrainSet::Series(d) => &d.symbol.name,
+            TrainSet::Portfolio(d) => &d.name,
+        }
+    }
+
+    pub fn sha256(&self) -> &str {
+        match self {
+            TrainSet::Series(d) => &d.sha256,
+            TrainSet::Portfolio(d) => &d.sha256,
+        }
+    }
+
+    pub fn n_actions(&self) -> usize {
+        match self {
+            TrainSet::Series(_) => N_ACTIONS,
+            TrainSet::Portfolio(_) => N_REGIMES,
+        }
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        match self {
+            TrainSet::Series(d) => d.spec.obs_dim(),
+            TrainSet::Portfolio(d) => d.spec.obs_dim(),
+        }
+    }
+
+    /// A portfolio model records no per-symbol feature layout; this stands in for it (unused:
+    /// `ModelMeta::portfolio` is the layout).
+    fn feature_spec(&self, cfg: &Config) -> FeatureSpec {
+        match self {
+            TrainSet::Series(d) => d.spec.clone(),
+            TrainSet::Portfolio(_) => {
+                FeatureSpec::current(cfg.features.window, &EventTable::default())
+            }
+        }
+    }
+
+    pub fn layout(&self, cfg: &Config) -> NetLayout {
+        let mut l = NetLayout::mlp(
+            &self.feature_spec(cfg),
+            &cfg.ppo.hidden_dims,
+            self.n_actions(),
+        );
+        if let TrainSet::Portfolio(d) = self {
+            l.obs_dim = d.spec.obs_dim();
+            l.portfolio = Some(d.spec.clone());
+        }
+        l
+    }
+
+    /// The env over the training range, `cfg.ppo.n_envs` wide.
+    pub fn env(&self, cfg: &Config, device: &Device) -> Result<Box<dyn TrainEnv>> {
+        let p = &cfg.ppo;
+        match self {
+            TrainSet::Series(data) => {
+                if data.train.is_empty() || data.validation.is_empty() {
+                    bail!(
+                        "{} bars are too few to split into training and validation ranges",
+                        data.bars.len()
+                    );
+                }
+                let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
+                let rules = Rules::training(&cfg.env, data.symbol.class);
+                let mut env = VecEnv::new(
+                    &data.spec,
+                    &data.fm,
+                    &closes,
+                    data.train.clone(),
+                    rules,
+                    cfg.env.episode_len,
+                    cfg.env.reward_scale,
+                    p.n_envs,
+                    p.seed,
+                    device,
+                )?;
+                if cfg.env.reward == RewardKind::Seed {
+                    let bt = &cfg.backtest;
+                    env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
+                }
+                Ok(Box::new(env))
+            }
+            TrainSet::Portfolio(data) => {
+                if data.train.is_empty() || data.validation.is_empty() {
+                    bail!(
+                        "{} portfolio bars are too few to split into training and validation ranges",
+                        data.tape.n_bars
+                    );
+                }
+                let env = PortfolioEnv::new(
+                    &data.spec,
+                    &data.features,
+                    &data.tape,
+                    data.rules,
+                    data.train.clone(),
+                    cfg.portfolio.episode_len,
+                    p.n_envs,
+                    p.seed,
+                    device,
+                )?;
+                Ok(Box::new(env))
+            }
+        }
+    }
+
+    fn ts(&self, i: usize) -> DateTime<Utc> {
+        match self {
+            TrainSet::Series(d) => d.bars[i].ts,
+            TrainSet::Portfolio(d) => d.tape.ts[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            TrainSet::Series(d) => d.bars.len(),
+            TrainSet::Portfolio(d) => d.tape.n_bars,
+        }
+    }
+
+    /// A model file's metadata, everything but the training position and network size.
+    pub fn meta(&self, cfg: &Config) -> ModelMeta {
+        let (train, val, class, timeframe, source, portfolio, meanings) = match self {
+            TrainSet::Series(d) => (
+                &d.train,
+                &d.validation,
+                d.symbol.class,
+                d.timeframe,
+                d.source.clone(),
+                None,
+                ACTION_MEANINGS.iter().map(|s| s.to_string()).collect(),
+            ),
+            TrainSet::Portfolio(d) => (
+                &d.train,
+                &d.validation,
+                d.tape.class,
+                d.spec.timeframe,
+                d.source.clone(),
+                Some(d.spec.clone()),
+                Regime::ALL.iter().map(|r| r.name().to_string()).collect(),
+            ),
+        };
+        ModelMeta {
+            format: FORMAT.to_string(),
+            quantdeck_version: env!("CARGO_PKG_VERSION").to_string(),
+            symbol: self.name().to_string(),
+            class,
+            timeframe,
+            source,
+            feature_spec: self.feature_spec(cfg),
+            action_meanings: meanings,
+            obs_dim: self.obs_dim(),
+            hidden_dims: cfg.ppo.hidden_dims.clone(),
+            n_actions: self.n_actions(),
+            param_count: 0,
+            train_first: self.ts(train.start),
+            train_last: self.ts(train.end.saturating_sub(1)),
+            val_first: Some(self.ts(val.start)),
+            val_last: Some(self.ts(val.end - 1)),
+            data_first: self.ts(0),
+            data_last: self.ts(self.len() - 1),
+            data_sha256: self.sha256().to_string(),
+            update: 0,
+            timesteps: 0,
+            created: Utc::now(),
+            config: cfg.clone(),
+            portfolio,
+            gru: None,
+        }
+    }
+}

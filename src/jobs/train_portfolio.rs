@@ -1,0 +1,142 @@
+//! The portfolio training job (`train --portfolio`): one policy over the configured universe,
+//! trained by the same PPO as a single symbol on the portfolio env, validated every few updates
+//! against equal-weight buy-and-hold on the validation rows, the rows after them left out of
+//! sample. A resumed portfolio run continues from its training state like any other.
+
+use super::ctx::Ctx;
+use super::portfolio::PortfolioWorld;
+use super::resume::ResumePoint;
+use super::rundir::DataRef;
+use super::train::{add_artifact, sized_for, JobObserver, Judge};
+use super::{Event, JobSummary, LogLevel};
+use crate::engine::ppo::{self, PortfolioTrainData, RestartReason};
+use crate::engine::{self, HostPolicy};
+use crate::eval::portfolio::evaluate;
+use crate::sim::portfolio::N_REGIMES;
+use anyhow::Result;
+
+/// What a portfolio run is called in its label and its model files' `symbol`.
+pub const PORTFOLIO_LABEL: &str = "portfolio";
+
+pub(super) fn train(ctx: &Ctx) -> Result<String> {
+    run(ctx, None)
+}
+
+pub(super) fn resume(ctx: &Ctx, point: &ResumePoint) -> Result<String> {
+    run(ctx, Some(point))
+}
+
+fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
+    let device = engine::device::select(&ctx.cfg.ppo.device)?;
+    let world = PortfolioWorld::configured(ctx)?;
+    let (n, first, last) = (
+        world.n_bars(),
+        world.panel.ts.first().copied(),
+        world.panel.ts.last().copied(),
+    );
+    if resumed.is_none() {
+        ctx.run.update(|m| {
+            m.data.push(DataRef {
+                symbol: format!("{PORTFOLIO_LABEL} [{}]", world.spec.symbols.join(",")),
+                timeframe: world.spec.timeframe.to_string(),
+                source: world.source.clone(),
+                bars: n,
+                first,
+                last,
+                sha256: world.sha256.clone(),
+            })
+        })?;
+    }
+    let cfg = &sized_for(ctx, &device, world.spec.obs_dim(), N_REGIMES)?;
+    let p = &cfg.ppo;
+    let (train_rows, val_rows) = ppo::split(n, cfg.data.train_split, cfg.data.validation_split);
+    ctx.sink.info(format!(
+        "training a portfolio policy over {} symbols ({}, {n} bars: {} train, {} validation, {} out of sample) on {} — {} updates of {} steps, layout {}",
+        world.spec.n_symbols(),
+        world.source,
+        train_rows.len(),
+        val_rows.len(),
+        n - val_rows.end,
+        engine::device::describe(&device),
+        p.updates(),
+        p.steps_per_update(),
+        world.spec.describe()
+    ));
+    ctx.sink.log(
+        LogLevel::Debug,
+        format!(
+            "optimizers: actor lr {:e}, critic lr {:e}; {} PPO epochs + {} critic-only epochs; 12 regime actions; episodes of {} steps",
+            p.actor_lr, p.critic_lr, p.epochs, p.critic_epochs, cfg.portfolio.episode_len
+        ),
+    );
+    let data = PortfolioTrainData {
+        name: PORTFOLIO_LABEL.to_string(),
+        source: world.source.clone(),
+        sha256: world.sha256.clone(),
+        spec: world.spec.clone(),
+        features: world.features.clone(),
+        tape: world.tape.clone(),
+        rules: world.rules,
+        train: train_rows,
+        validation: val_rows.clone(),
+    };
+    let market = world.market();
+    let class = world.tape.class;
+    let (gating, seed) = (cfg.gating.clone(), p.seed);
+    let judge: Judge = Box::new(move |policy: &HostPolicy| {
+        let ev = evaluate(market, val_rows.clone(), seed, |obs| policy.act(obs).0)?;
+        Ok(ev.validation_metrics(class, gating.consistency_chunks, gating.evidence()))
+    });
+    let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
+    let out_dir = ctx.dir().path.clone();
+    let outcome = match resumed {
+        None => ppo::train_portfolio(cfg, &data, &device, &out_dir, &mut obs)?,
+        Some(point) => {
+            ctx.sink.emit(Event::Restart {
+                from_update: point.update(),
+                reason: RestartReason::Resume {
+                    checkpoint: point.state.display().to_string(),
+                },
+            });
+            ppo::resume_portfolio(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
+        }
+    };
+    let history = obs.take_history();
+    add_artifact(ctx, "model.safetensors")?;
+    if outcome.best_path.is_some() {
+        add_artifact(ctx, "best.safetensors")?;
+    }
+    let last = history.last().cloned();
+    ctx.set_summary(JobSummary::Train {
+        symbol: PORTFOLIO_LABEL.to_string(),
+        updates: outcome.updates_done,
+        timesteps: outcome.timesteps,
+        sps: outcome.sps,
+        elapsed_s: outcome.elapsed_s,
+        best_update: outcome.best_update,
+        last_validation: last.clone(),
+        cancelled: outcome.cancelled,
+    })?;
+    let vs = last
+        .as_ref()
+        .and_then(|v| v.portfolio.as_ref())
+        .map(|b| {
+            format!(
+                "; last validation {:+.2} % vs equal weight {:+.2} %",
+                b.model.total_return * 100.0,
+                b.equal_weight.total_return * 100.0
+            )
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "{} updates, {} steps at {:.0} steps/s; portfolio model saved{}{vs}",
+        outcome.updates_done,
+        outcome.timesteps,
+        outcome.sps,
+        if outcome.cancelled {
+            " before stopping"
+        } else {
+            ""
+        }
+    ))
+}

@@ -1,0 +1,258 @@
+//! Portfolio models through PPO and the gate (issue 10): real run directories and store files on
+//! the synthetic universe, tiny sizes.
+
+use crate::common::{self, qd, text};
+use quantdeck::config::Config;
+use quantdeck::data::{load_panel, Store};
+use quantdeck::engine::load_policy;
+use quantdeck::eval::portfolio::evaluate;
+use quantdeck::eval::ValidationMetrics;
+use quantdeck::features::portfolio::{self as pfeat, PortfolioSpec};
+use quantdeck::jobs::{self, CancelToken, Event, EventRecord, JobRequest, RunDir};
+use quantdeck::paths::Paths;
+use quantdeck::sim::portfolio::{PortfolioRules, Regime, Tape, N_REGIMES};
+use std::path::Path;
+
+/// The tiny config over a 4-symbol synthetic universe: 3½ years of days, 8-step windows.
+fn tiny_portfolio() -> Config {
+    let mut cfg = common::tiny_config();
+    cfg.portfolio.synthetic_symbols = (1..=4).map(|i| format!("SYNP{i:02}")).collect();
+    cfg.portfolio.start = "2021-01-04".into();
+    cfg.portfolio.end = "2024-06-28".into();
+    cfg.portfolio.window = 8;
+    cfg.portfolio.episode_len = 64;
+    quantdeck::config::validate(&cfg).unwrap();
+    cfg
+}
+
+fn train_portfolio(paths: &Paths, cfg: &Config) -> String {
+    jobs::run_job(
+        paths,
+        cfg,
+        &JobRequest::TrainPortfolio,
+        &CancelToken::new(),
+        None,
+    )
+    .expect("portfolio training run")
+}
+
+fn events(dir: &RunDir) -> Vec<Event> {
+    std::fs::read_to_string(dir.events_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<EventRecord>(l).unwrap().event)
+        .collect()
+}
+
+fn validations(path: &Path) -> Vec<ValidationMetrics> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_portfolio_run_saves_a_portfolio_model_validated_against_equal_weight() {
+    let (_home, paths) = common::temp_home();
+    let cfg = tiny_portfolio();
+    let id = train_portfolio(&paths, &cfg);
+    let dir = RunDir::open(&paths, &id).unwrap();
+    let manifest = dir.read_manifest().unwrap();
+    assert_eq!(manifest.label, "portfolio");
+
+    // The model loads with the portfolio layout, 12 actions named after the regimes, and the
+    // panel's dates and hash.
+    let (policy, meta) = load_policy(&dir.artifact("model.safetensors")).unwrap();
+    let spec = PortfolioSpec::from_config(&cfg).unwrap();
+    assert_eq!(meta.portfolio.as_ref(), Some(&spec));
+    assert_eq!(meta.n_actions, N_REGIMES);
+    let names: Vec<&str> = Regime::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(meta.action_meanings, names);
+    assert_eq!(policy.obs_dim(), spec.obs_dim());
+    let panel = load_panel(&cfg, &Store::new(&paths.data)).unwrap().panel;
+    assert_eq!(meta.data_sha256, panel.sha256());
+    assert_eq!(meta.data_first, panel.ts[0]);
+    let n = panel.n_bars();
+    let (train, val) =
+        quantdeck::engine::ppo::split(n, cfg.data.train_split, cfg.data.validation_split);
+    assert_eq!(meta.train_first, panel.ts[train.start]);
+    assert_eq!(meta.val_last, Some(panel.ts[val.end - 1]));
+    assert!(val.end < n, "rows are left out of sample");
+    assert_eq!(manifest.data[0].sha256, panel.sha256());
+
+    // Every validation carries the equal-weight block and the 12-regime histogram; the last one
+    // is what evaluating the final model on the validation rows gives.
+    let vs = validations(&dir.artifact(jobs::VALIDATIONS));
+    assert_eq!(vs.iter().map(|v| v.update).collect::<Vec<_>>(), vec![2, 4]);
+    let last = vs.last().unwrap();
+    let block = last.portfolio.as_ref().expect("portfolio block");
+    assert_eq!(block.regimes.len(), N_REGIMES);
+    let features = pfeat::compute(&spec, &panel).unwrap();
+    let tape = Tape::new(&panel, &features.factors);
+    let market = quantdeck::eval::PortfolioMarket {
+        spec: &spec,
+        features: &features,
+        tape: &tape,
+        rules: PortfolioRules::from_config(&cfg.portfolio),
+    };
+    let ev = evaluate(market, val.clone(), cfg.ppo.seed, |o| policy.act(o).0).unwrap();
+    assert_eq!(block.model.total_return, ev.model.total_return);
+    assert_eq!(
+        block.equal_weight.total_return,
+        ev.equal_weight.total_return
+    );
+    assert_eq!(block.equal_weight.sharpe, ev.equal_weight.sharpe);
+    assert!(block.equal_weight.turnover > 0.99 && block.equal_weight.turnover < 1.01);
+    assert_eq!(last.total_return, ev.model.total_return);
+    let steps: Vec<usize> = block.regimes.iter().map(|r| r.steps).collect();
+    assert_eq!(steps, ev.actions.to_vec());
+    assert_eq!(steps.iter().sum::<usize>(), ev.bars.len());
+    assert_eq!(last.trades, ev.bars.len() - steps[Regime::Hold.index()]);
+
+    // Each update event carries the rollout's share of each of the 12 actions.
+    let updates: Vec<_> = events(&dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Update(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates.len(), 4);
+    for m in &updates {
+        assert_eq!(m.action_shares.len(), N_REGIMES);
+        assert!((m.action_shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn single_symbol_updates_carry_eight_action_shares() {
+    let (_home, paths) = common::temp_home();
+    let id = common::train(&paths, &common::tiny_config(), "SYNA");
+    let dir = RunDir::open(&paths, &id).unwrap();
+    let shares: Vec<Vec<f64>> = events(&dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Update(m) => Some(m.action_shares),
+            _ => None,
+        })
+        .collect();
+    assert!(!shares.is_empty());
+    for s in shares {
+        assert_eq!(s.len(), quantdeck::sim::N_ACTIONS);
+        assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn gate_prints_a_portfolio_runs_equal_weight_figures_and_composite_score() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg_path = home.path().join("tiny.toml");
+    std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
+    let cfg = cfg_path.display().to_string();
+    let o = qd(
+        home.path(),
+        &[
+            "--config",
+            &cfg,
+            "train",
+            "--portfolio",
+            "--iterations",
+            "2",
+        ],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("vs equal weight"), "{out}");
+    let o = qd(home.path(), &["--config", &cfg, "gate"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("graded validation (update 2), model vs equal weight: return"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Sharpe") && out.contains("max DD") && out.contains("turnover"),
+        "{out}"
+    );
+    assert!(out.contains("composite score"), "{out}");
+    // The gate's JSON carries the score beside the class.
+    let paths = Paths::under(home.path());
+    let gate_run = jobs::list_runs(&paths)
+        .into_iter()
+        .find(|r| r.manifest.kind == jobs::JobKind::Gate)
+        .unwrap();
+    let dir = RunDir::open(&paths, &gate_run.manifest.id).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.artifact("gate.json")).unwrap()).unwrap();
+    let total = json["composite"]["total"]
+        .as_f64()
+        .expect("composite.total");
+    assert!((-100.0..=100.0).contains(&total));
+    assert!(out.contains(&format!("(composite {total:+.1})")), "{out}");
+    assert!(json["metrics"]["portfolio"]["equal_weight"]["total_return"].is_f64());
+}
+
+#[test]
+fn a_portfolio_run_resumed_from_a_checkpoint_continues_exactly() {
+    let (_home, paths) = common::temp_home();
+    let cfg = tiny_portfolio();
+    let id = train_portfolio(&paths, &cfg);
+    let dir = RunDir::open(&paths, &id).unwrap();
+    let before = validations(&dir.artifact(jobs::VALIDATIONS));
+    let state = dir.path.join("state").join("update_00002.safetensors");
+    let req = JobRequest::ResumeTrain {
+        run: None,
+        checkpoint: Some(state),
+        device: None,
+        expect: Some(Box::new(cfg.clone())),
+    };
+    let again = jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap();
+    assert_eq!(again, id);
+    let after = validations(&dir.artifact(jobs::VALIDATIONS));
+    assert_eq!(
+        after, before,
+        "the resumed run repeats updates 3–4 bit for bit"
+    );
+
+    // A configuration with another universe is refused, naming both layouts.
+    let mut other = cfg.clone();
+    other.portfolio.synthetic_symbols.pop();
+    let req = JobRequest::ResumeTrain {
+        run: None,
+        checkpoint: Some(dir.path.join("state").join("update_00002.safetensors")),
+        device: None,
+        expect: Some(Box::new(other)),
+    };
+    let e = format!(
+        "{:#}",
+        jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap_err()
+    );
+    assert!(e.contains("4 symbols") && e.contains("3 symbols"), "{e}");
+}
+
+#[test]
+fn training_the_gru_encoder_is_refused_clearly() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg_path = home.path().join("tiny.toml");
+    std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
+    let cfg = cfg_path.display().to_string();
+    let o = qd(
+        home.path(),
+        &[
+            "--config",
+            &cfg,
+            "train",
+            "--portfolio",
+            "--encoder",
+            "gru",
+            "-q",
+        ],
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("ppo.encoder = \"gru\": training the GRU encoder is not implemented yet"),
+        "{out}"
+    );
+}
