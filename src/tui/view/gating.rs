@@ -54,6 +54,7 @@ fn row(run: &RunView) -> Row<'static> {
         Cell::from(when),
         Cell::from(gated(run)),
         Cell::from(class),
+        Cell::from(g.composite.map_or("–".to_string(), |c| format!("{:.0}", c.total))),
         score(m.fitness),
         score(m.profit_factor),
         score(m.consistency),
@@ -109,11 +110,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let selected = app.sel.gate.min(rows.len() - 1);
     let [table_area, detail_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(area);
+        Layout::vertical([Constraint::Min(3), Constraint::Length(8)]).areas(area);
     let header = Row::new([
         "Gated at",
         "Training run",
         "Class",
+        "Score",
         "Fitness",
         "PF",
         "Consist.",
@@ -137,6 +139,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(11),
         Constraint::Length(train_w.clamp(12, 40) as u16),
         Constraint::Length(9),
+        Constraint::Length(5),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(8),
@@ -198,6 +201,32 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ]);
         }
         lines.push(Line::from(l));
+        if let Some(p) = &m.portfolio {
+            let (a, b) = (&p.model, &p.equal_weight);
+            lines.push(Line::from(vec![
+                Span::styled("vs equal weight ", dim()),
+                Span::raw(format!(
+                    "return {} vs {}  Sharpe {} vs {}  max DD {} vs {}  turnover {:.2}× vs {:.2}×",
+                    pct(a.total_return),
+                    pct(b.total_return),
+                    num(a.sharpe),
+                    num(b.sharpe),
+                    pct_abs(a.max_drawdown),
+                    pct_abs(b.max_drawdown),
+                    a.turnover,
+                    b.turnover
+                )),
+            ]));
+        }
+        if let Some(c) = &g.composite {
+            lines.push(Line::from(vec![
+                Span::styled("score ", dim()),
+                Span::raw(format!(
+                    "{:.0} = 40·profit {:+.2} + 20·reward {:+.2} + 20·EV {:+.2} + 10·exploration {:.2} − 10·instability {:.2}",
+                    c.total, c.profitability, c.reward, c.value, c.exploration, c.instability
+                )),
+            ]));
+        }
         lines.push(Line::from(vec![
             Span::styled("flags ", dim()),
             Span::raw(flags_text(&g.flags, ", ", "none")),
