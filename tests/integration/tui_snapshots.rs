@@ -637,3 +637,53 @@ fn training_pane_charts_reward_component_shares() {
     assert!(!app.show_reward_parts);
     assert!(screen(&app).contains("explained var"));
 }
+
+#[test]
+fn training_pane_shows_the_actions_a_portfolio_policy_takes() {
+    let mut app = on(Pane::Training);
+    let id = app
+        .selected_run(JobKind::Train)
+        .map(|r| r.id.clone())
+        .expect("the fixture selects a training run");
+    let run = app.runs.get_mut(&id).expect("the selected run");
+    // A policy drifting from holding towards momentum and equal weight.
+    for m in run.updates.iter_mut() {
+        let x = m.update as f64 / 30.0;
+        let mut w = vec![0.02; 12];
+        w[0] = 0.5 * (1.0 - x);
+        w[4] = 0.2 + 0.1 * x;
+        w[5] = 0.1 + 0.3 * x;
+        let sum: f64 = w.iter().sum();
+        m.action_shares = w.iter().map(|v| v / sum).collect();
+    }
+    let s = screen(&app);
+    let latest = run_latest_shares(&app, &id);
+    assert!(s.contains(" Actions @"), "{s}");
+    for name in ["HOLD", "EQUAL_WEIGHT", "SAFE_MOMENTUM", "RISK_ON"] {
+        assert!(s.contains(name), "{name} missing:\n{s}");
+    }
+    // The largest share has the longest bar.
+    let bar = |name: &str| {
+        s.lines()
+            .find_map(|l| {
+                l.split_once(&format!("{name:<13} "))
+                    .map(|(_, r)| r.chars().filter(|c| *c == '█').count())
+            })
+            .unwrap_or(0)
+    };
+    let (imax, _) = latest
+        .iter()
+        .enumerate()
+        .fold((0, f64::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+    let names = quantdeck::sim::portfolio::REGIME_NAMES;
+    assert!(names.iter().all(|n| bar(names[imax]) >= bar(n)), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+fn run_latest_shares(app: &App, id: &str) -> Vec<f64> {
+    app.runs[id]
+        .updates
+        .last()
+        .map(|m| m.action_shares.clone())
+        .unwrap_or_default()
+}

@@ -79,6 +79,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     header(frame, head, app, run);
     if app.show_reward_parts {
         reward_charts(frame, charts, run);
+    } else if let Some(latest) = run
+        .updates
+        .iter()
+        .rev()
+        .find(|m| !m.action_shares.is_empty())
+    {
+        // The policy's choices beside the curves: what it does, not only how well.
+        let w = if charts.width >= 110 { 34 } else { 0 };
+        let [c, a] = Layout::horizontal([Constraint::Min(0), Constraint::Length(w)]).areas(charts);
+        metric_charts(frame, c, run);
+        if w > 0 {
+            action_bars(frame, a, latest);
+        }
     } else {
         metric_charts(frame, charts, run);
     }
@@ -97,6 +110,42 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             )));
         frame.render_widget(p, outcome_area);
     }
+}
+
+/// The names of a run's actions: the 12 portfolio regimes or the 8 position actions.
+fn action_names(n: usize) -> Vec<String> {
+    match n {
+        crate::sim::portfolio::N_REGIMES => crate::sim::portfolio::REGIME_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        crate::sim::N_ACTIONS => crate::sim::ACTION_MEANINGS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        _ => (0..n).map(|i| format!("action {i}")).collect(),
+    }
+}
+
+/// The share of each action in the latest update's rollout, as bars.
+fn action_bars(frame: &mut Frame, area: Rect, m: &UpdateMetrics) {
+    let names = action_names(m.action_shares.len());
+    let bar_w = area.width.saturating_sub(2 + 14 + 7) as f64;
+    let lines: Vec<Line> = names
+        .iter()
+        .zip(&m.action_shares)
+        .map(|(name, &share)| {
+            let n = (share.clamp(0.0, 1.0) * bar_w).round() as usize;
+            Line::from(vec![
+                Span::raw(format!("{name:<13.13} ")),
+                Span::styled("█".repeat(n), Style::new().fg(Color::Cyan)),
+                Span::raw(" ".repeat((bar_w as usize).saturating_sub(n))),
+                Span::styled(format!("{:>6}", pct_abs(share)), dim()),
+            ])
+        })
+        .collect();
+    let title = format!(" Actions @{} ", m.update);
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
 }
 
 /// Rows of the validation and checkpoint boxes.

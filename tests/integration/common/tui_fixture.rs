@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use quantdeck::broker::BrokerKind;
 use quantdeck::data::SeriesInfo;
 use quantdeck::eval::{
-    Baseline, BaselineResult, Decision, DecisionReport, GateClass, GateFlag, GateResult,
+    Baseline, BaselineResult, CompositeScore, Decision, DecisionReport, GateClass, GateFlag,
+    GateResult,
 };
 use quantdeck::jobs::events::{FoldResult, UpdateMetrics, ValidationMetrics};
 use quantdeck::jobs::{CheckpointReason, LogLevel};
@@ -383,6 +384,16 @@ fn add_gates(app: &mut App) {
         (GATE, 200, TRAIN, GateClass::Approved, vec![], Some(10), graded(0.42, 1.65, 0.05)),
     ];
     for (id, minute, parent, class, flags, use_checkpoint, metrics) in gates {
+        // Gates from before the composite score have none (the thin one here).
+        let k = metrics.fitness;
+        let composite = (id != GATE_THIN).then(|| CompositeScore {
+            total: 100.0 * (0.4 * k + 0.2 * 0.3 + 0.2 * 0.6 + 0.1 * 0.8 - 0.1 * 0.2),
+            profitability: k,
+            reward: 0.3,
+            value: 0.6,
+            exploration: 0.8,
+            instability: 0.2,
+        });
         let mut f = feed(app, id);
         f.send(
             minute,
@@ -398,7 +409,7 @@ fn add_gates(app: &mut App) {
                 flags,
                 use_checkpoint,
                 metrics,
-                composite: None,
+                composite,
             }),
         );
         f.send(
