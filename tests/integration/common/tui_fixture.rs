@@ -386,7 +386,7 @@ fn add_gates(app: &mut App) {
     for (id, minute, parent, class, flags, use_checkpoint, metrics) in gates {
         // Gates from before the composite score have none (the thin one here).
         let k = metrics.fitness;
-        let composite = (id != GATE_THIN).then(|| CompositeScore {
+        let composite = (id != GATE_THIN).then_some(CompositeScore {
             total: 100.0 * (0.4 * k + 0.2 * 0.3 + 0.2 * 0.6 + 0.1 * 0.8 - 0.1 * 0.2),
             profitability: k,
             reward: 0.3,
