@@ -649,7 +649,7 @@ fn training_pane_shows_the_actions_a_portfolio_policy_takes() {
     // A policy drifting from holding towards momentum and equal weight.
     for m in run.updates.iter_mut() {
         let x = m.update as f64 / 30.0;
-        let mut w = vec![0.02; 12];
+        let mut w = [0.02; 12];
         w[0] = 0.5 * (1.0 - x);
         w[4] = 0.2 + 0.1 * x;
         w[5] = 0.1 + 0.3 * x;
