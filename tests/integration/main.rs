@@ -18,6 +18,7 @@ mod paper_daemon;
 mod parity;
 mod pipeline;
 mod portfolio;
+mod portfolio_e2e;
 mod portfolio_train;
 mod store_concurrency;
 mod train_cli;

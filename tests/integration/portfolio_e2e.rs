@@ -1,0 +1,105 @@
+//! A portfolio model through every stage, as a user runs it: the real binary on a fresh home,
+//! fetch → train → gate → walk-forward → paper on the synthetic universe (issue 10).
+
+use crate::common::{self, qd, text};
+use quantdeck::config::Config;
+use quantdeck::engine::load_policy;
+use quantdeck::eval::{Baseline, FoldResult};
+use quantdeck::jobs::{list_runs, JobKind};
+use quantdeck::paths::Paths;
+use std::path::Path;
+
+/// A 4-symbol synthetic universe over 3½ years of days, 8-day windows, tiny PPO.
+fn tiny_portfolio() -> Config {
+    let mut cfg = common::tiny_config();
+    cfg.portfolio.synthetic_symbols = (1..=4).map(|i| format!("SYNP{i:02}")).collect();
+    cfg.portfolio.start = "2021-01-04".into();
+    cfg.portfolio.end = "2024-06-28".into();
+    cfg.portfolio.window = 8;
+    cfg.portfolio.episode_len = 64;
+    quantdeck::config::validate(&cfg).unwrap();
+    cfg
+}
+
+fn run_dir(home: &Path, kind: JobKind) -> std::path::PathBuf {
+    let runs = list_runs(&Paths::under(home));
+    let r = runs
+        .iter()
+        .rev()
+        .find(|r| r.manifest.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} run"));
+    r.path.clone()
+}
+
+#[test]
+fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg_path = home.path().join("tiny.toml");
+    std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
+    let cfg = cfg_path.display().to_string();
+    let ok = |args: &[&str]| {
+        let o = qd(home.path(), args);
+        let out = text(&o);
+        assert!(o.status.success(), "quantdeck {args:?}:\n{out}");
+        out
+    };
+
+    // Fetch: the universe's daily bars, generated with their common factor.
+    let out = ok(&["--config", &cfg, "fetch", "--portfolio"]);
+    assert!(out.contains("4 symbol(s) stored"), "{out}");
+    let store = quantdeck::data::Store::new(&Paths::under(home.path()).data);
+    for i in 1..=4 {
+        let sym = quantdeck::market::Symbol::parse(&format!("SYNP{i:02}"));
+        let bars = store.read(&sym, quantdeck::market::Timeframe::Day).unwrap();
+        assert!(bars.len() > 800, "{sym}: {} daily bars", bars.len());
+    }
+
+    // Train: a portfolio model with the universe's layout.
+    ok(&["--config", &cfg, "train", "--portfolio", "--iterations", "4"]);
+    let train_dir = run_dir(home.path(), JobKind::Train);
+    let (_, meta) = load_policy(&train_dir.join("model.safetensors")).unwrap();
+    let spec = meta.portfolio.clone().expect("a portfolio model");
+    assert_eq!(spec.symbols, ["SYNP01", "SYNP02", "SYNP03", "SYNP04"]);
+
+    // Gate: a class, the composite score, and equal weight beside the model.
+    let out = ok(&["--config", &cfg, "gate"]);
+    assert!(
+        ["APPROVED", "REVIEW", "DROP"].iter().any(|c| out.contains(c)),
+        "{out}"
+    );
+    assert!(out.contains("composite") && out.contains("equal weight"), "{out}");
+
+    // Walk-forward: folds strictly after the validation end, each beside equal weight.
+    let out = ok(&["--config", &cfg, "walk-forward", "--folds", "3"]);
+    assert!(out.contains("vs equal weight"), "{out}");
+    let wf = run_dir(home.path(), JobKind::WalkForward);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wf.join("walkforward.json")).unwrap())
+            .unwrap();
+    let folds: Vec<FoldResult> = serde_json::from_value(v["folds"].clone()).unwrap();
+    assert_eq!(folds.len(), 3);
+    let seen = meta.seen_until();
+    for f in &folds {
+        assert!(f.start > seen, "fold {} starts {} ≤ {seen}", f.fold, f.start);
+        let ew = f
+            .baselines
+            .iter()
+            .find(|b| b.baseline == Baseline::EqualWeight)
+            .expect("equal weight in every fold");
+        assert_eq!(ew.equity.len(), f.equity.len(), "same bars as the model");
+        let p = f.portfolio.as_ref().expect("portfolio figures");
+        assert_eq!(p.regimes.len(), 12);
+        assert!((p.regimes.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        // Equal weight buys once: its turnover is the initial purchase, about 1.
+        assert!(p.equal_weight_turnover > 0.9 && p.equal_weight_turnover < 1.01, "{p:?}");
+    }
+    // The folds tile the bars after the validation end without overlap.
+    assert!(folds.windows(2).all(|w| w[0].end < w[1].start));
+
+    // A period inside what the model saw is refused, naming both ranges.
+    let inside = meta.train_last.format("%Y-%m-%d").to_string();
+    let o = qd(home.path(), &["--config", &cfg, "walk-forward", "--from", &inside]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("overlaps the bars the model saw"), "{out}");
+}
