@@ -165,15 +165,13 @@ impl PortfolioSlot {
         Panel::align(&self.symbols, self.spec.timeframe, &series, None)
     }
 
-    /// The observation and the regime's targets for bar time `at`, with `tail` the account block
-    /// (actual weights, cash share, P&L, drawdown; see `PortfolioAccount::tail`). `None` while
-    /// the history is shorter than the lookback plus the window.
-    pub fn decide(
+    /// The observation for a decision on bar time `at` (rows up to `at`, then `tail`), with the
+    /// panel and features it comes from; `None` while the history is too short.
+    fn observe(
         &self,
         at: DateTime<Utc>,
         tail: &[f32],
-        threshold: f32,
-    ) -> Result<Option<PortfolioDecision>> {
+    ) -> Result<Option<(Vec<f32>, Panel, portfolio::PortfolioFeatures)>> {
         let panel = match self.panel_until(at) {
             Ok(p) => p,
             Err(_) if self.times.len() < self.history_needed() => return Ok(None),
@@ -186,6 +184,22 @@ impl PortfolioSlot {
         let features = portfolio::compute(&self.spec, &panel).context("portfolio features")?;
         let mut obs = Vec::with_capacity(self.spec.obs_dim());
         portfolio::observation(&self.spec, &features, n, tail, &mut obs);
+        Ok(Some((obs, panel, features)))
+    }
+
+    /// The observation and the regime's targets for bar time `at`, with `tail` the account block
+    /// (actual weights, cash share, P&L, drawdown; see `PortfolioAccount::tail`). `None` while
+    /// the history is shorter than the lookback plus the window.
+    pub fn decide(
+        &self,
+        at: DateTime<Utc>,
+        tail: &[f32],
+        threshold: f32,
+    ) -> Result<Option<PortfolioDecision>> {
+        let Some((obs, panel, features)) = self.observe(at, tail)? else {
+            return Ok(None);
+        };
+        let n = panel.n_bars();
         let (action, confidence) = self.policy.act(&obs);
         let chosen = Regime::from_index(action).with_context(|| {
             format!("the policy chose action {action}: not one of the 12 regimes")
@@ -291,6 +305,48 @@ mod tests {
         assert_eq!(s.pending(), Some(t2));
         // A time decided before a restart is history only.
         assert!(s.on_bar(1, bar(t2, 20.0), Some(t2)).is_empty());
+    }
+
+    /// The trailing history gives the observation the full stored series gives (what training
+    /// and evaluation see), gaps included.
+    #[test]
+    fn the_trailing_history_observes_what_the_full_panel_does() {
+        let mut s = slot(3);
+        let t0 = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+        let mut rng = crate::rng::Rng::new(5);
+        let mut px = [10.0, 20.0, 30.0];
+        let mut series: Vec<Vec<Bar>> = vec![Vec::new(); 3];
+        for k in 0..60 {
+            let ts = t0 + Duration::minutes(15 * k);
+            for i in 0..3 {
+                px[i] *= 1.0 + 0.01 * rng.normal();
+                // Member 2 misses every 7th bar; nothing is filled.
+                if i == 2 && k % 7 == 3 {
+                    continue;
+                }
+                series[i].push(bar(ts, px[i]));
+                s.push(i, bar(ts, px[i]));
+            }
+        }
+        let full = Panel::align(&s.symbols, s.spec.timeframe, &series, None).unwrap();
+        let ff = portfolio::compute(&s.spec, &full).unwrap();
+        let tail = vec![0.1, 0.2, 0.3, 0.4, 0.0, 0.0];
+        let mut want = Vec::new();
+        portfolio::observation(&s.spec, &ff, full.n_bars(), &tail, &mut want);
+        let at = *full.ts.last().unwrap();
+        let (got, panel, _) = s.observe(at, &tail).unwrap().unwrap();
+        assert!(panel.n_bars() < full.n_bars());
+        assert_eq!(got, want);
+        // An earlier bar time (still inside the horizon) too.
+        let k = full.n_bars() - 2;
+        let mut want = Vec::new();
+        let trimmed: Vec<Vec<Bar>> = series
+            .iter()
+            .map(|b| b.iter().filter(|x| x.ts <= full.ts[k]).copied().collect())
+            .collect();
+        let fp = Panel::align(&s.symbols, s.spec.timeframe, &trimmed, None).unwrap();
+        portfolio::observation(&s.spec, &portfolio::compute(&s.spec, &fp).unwrap(), k + 1, &tail, &mut want);
+        assert_eq!(s.observe(full.ts[k], &tail).unwrap().unwrap().0, want);
     }
 
     #[test]
