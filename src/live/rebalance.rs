@@ -178,7 +178,18 @@ impl<B: Broker> Daemon<'_, B> {
                 return self.save_state();
             }
         };
-        self.record(&d, &qty, &marks, equity);
+        // Targets as shares of equity: masked members keep what they hold, the weights divide
+        // the rest, halved past the drawdown rule's threshold.
+        let frozen: f64 = (0..qty.len())
+            .filter(|&i| d.prices[i].is_none())
+            .map(|i| (qty[i] * marks[i]).abs())
+            .sum();
+        let scale = if equity > 0.0 {
+            (equity - frozen).max(0.0) / equity * size_mult
+        } else {
+            0.0
+        };
+        self.record(&d, &qty, &marks, equity, scale);
         // Decided is durable before anything is sent: a restart never decides this bar again.
         self.save_state()?;
         if d.targets.is_some() {
@@ -187,9 +198,16 @@ impl<B: Broker> Daemon<'_, B> {
         self.save_state()
     }
 
-    /// The decision into the durable state: the regime, and per member its target weight (HOLD:
-    /// the weight it held).
-    fn record(&mut self, d: &PortfolioDecision, qty: &[f64], marks: &[f64], equity: f64) {
+    /// The decision into the durable state: the regime, and per member its target share of
+    /// equity (the regime's weight × `scale`; a masked member, or any under HOLD: what it held).
+    fn record(
+        &mut self,
+        d: &PortfolioDecision,
+        qty: &[f64],
+        marks: &[f64],
+        equity: f64,
+        scale: f64,
+    ) {
         let Some(p) = &self.portfolio else {
             return;
         };
@@ -204,10 +222,15 @@ impl<B: Broker> Daemon<'_, B> {
             .iter()
             .enumerate()
             .map(|(i, n)| {
+                let held = if equity > 0.0 {
+                    qty[i] * marks[i] / equity
+                } else {
+                    0.0
+                };
                 let w = match &d.targets {
-                    Some(w) => w.symbols.get(i).copied().unwrap_or(0.0),
-                    None if equity > 0.0 => qty[i] * marks[i] / equity,
-                    None => 0.0,
+                    Some(_) if d.prices[i].is_none() => held,
+                    Some(w) => w.symbols.get(i).copied().unwrap_or(0.0) * scale,
+                    None => held,
                 };
                 (n.clone(), w)
             })

@@ -137,7 +137,8 @@ pub struct PaperSnapshot {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WeightRow {
     pub symbol: String,
-    /// Share of equity the last decision aimed for (before the gates).
+    /// Share of equity the last decision aimed for, before the gates: the regime's weight of
+    /// what the tradable members can take (a masked member, or HOLD: what it held).
     pub target: f64,
     /// Share of equity the session holds now (its own fills at the last price).
     pub actual: f64,

@@ -479,6 +479,13 @@ fn an_alpaca_portfolio_session_sends_one_order_per_member_and_a_restart_sends_no
     let t2 = d.push_bar_time();
     d.wait("the next bar time decided", |d| d.decided(t2).is_some());
     let pv2 = d.decided(t2).unwrap();
+    // The restarted daemon rebuilt the members' history (the store's bars, then the minutes since
+    // over REST): its decision has every member eligible again, not an all-cash fallback.
+    assert_eq!(
+        pv2.rows.iter().filter(|r| r.target > 0.0).count(),
+        2,
+        "{pv2:?}"
+    );
     // Let any order of the decision arrive.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let posts = d.fake.posts();

@@ -2,7 +2,7 @@
 //! policy's confidence), then one row per member — target weight against actual weight, the
 //! difference, the position and the gates' word — and cash.
 
-use super::widgets::{block, dim, header_style, money, num, pct_abs, signed_color};
+use super::widgets::{block, dim, header_style, money, num, signed_color};
 use crate::live::view::PortfolioView;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -16,6 +16,15 @@ const CLOSE_ENOUGH: f64 = 0.01;
 /// Rows the table takes: the members, cash, the header and the borders.
 pub fn height(pv: &PortfolioView) -> u16 {
     pv.rows.len() as u16 + 4
+}
+
+/// A share of equity (signed: cash below zero is a debit).
+fn weight(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.1}%", x * 100.0)
+    } else {
+        "–".into()
+    }
 }
 
 fn diff(x: f64) -> String {
@@ -48,8 +57,8 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
             };
             Row::new(vec![
                 Cell::from(r.symbol.clone()),
-                Cell::from(pct_abs(r.target)),
-                Cell::from(pct_abs(r.actual)),
+                Cell::from(weight(r.target)),
+                Cell::from(weight(r.actual)),
                 Cell::from(Span::styled(diff(d), d_style)),
                 Cell::from(num(r.qty)),
                 Cell::from(money(r.price)),
@@ -61,8 +70,8 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
     rows.push(
         Row::new(vec![
             Cell::from("CASH"),
-            Cell::from(pct_abs(target_cash)),
-            Cell::from(pct_abs(pv.cash)),
+            Cell::from(weight(target_cash)),
+            Cell::from(weight(pv.cash)),
             Cell::from(diff(pv.cash - target_cash)),
             Cell::from(""),
             Cell::from(""),

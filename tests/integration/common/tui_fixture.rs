@@ -685,14 +685,16 @@ pub fn portfolio_paper_app() -> App {
         chosen: Some("MOMENTUM".into()),
         confidence: 0.61,
         rows: vec![
-            row("SYNP01", 0.5, 0.4962, 241.3, 205.64, "ok"),
-            row("SYNP02", 0.5, 0.4971, 580.0, 85.71, "ok"),
+            row("SYNP01", 0.4408, 0.4372, 221.03, 205.64, "ok"),
+            row("SYNP02", 0.4408, 0.4391, 532.61, 85.71, "ok"),
             row("SYNP03", 0.0, 0.0, 0.0, 41.07, "ok"),
-            row("SYNP04", 0.0, 0.1184, 300.0, 39.46, "masked: no bar at this time"),
+            row("SYNP04", 0.1184, 0.1184, 311.92, 39.46, "masked: no bar at this time"),
         ],
-        cash: -0.1117,
+        cash: 0.0053,
     });
     let mut f = feed(&mut app, PAPER);
+    // After every event the session already reported (a replayed sequence number is dropped).
+    f.seq = 1_000_000;
     f.send(250, Event::Paper(Box::new(snap)));
     app
 }
