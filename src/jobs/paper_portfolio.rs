@@ -174,7 +174,8 @@ async fn run_sim(
     let mut state = open_state(ctx, &broker).await?;
     let seen = meta.seen_until();
     // Unseen bar times, from the first one with a full history behind it.
-    let mut times: Vec<DateTime<Utc>> = series.iter().flat_map(|b| b.iter().map(|x| x.ts)).collect();
+    let mut times: Vec<DateTime<Utc>> =
+        series.iter().flat_map(|b| b.iter().map(|x| x.ts)).collect();
     times.sort();
     times.dedup();
     let ready_from = times.get(slot.history_needed().saturating_sub(1)).copied();

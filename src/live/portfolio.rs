@@ -243,8 +243,7 @@ pub fn target_quantities(
         .enumerate()
         .map(|(i, p)| match p {
             Some(p) if *p > 0.0 => {
-                targets.symbols.get(i).copied().unwrap_or(0.0) * deployable.max(0.0) * size_mult
-                    / p
+                targets.symbols.get(i).copied().unwrap_or(0.0) * deployable.max(0.0) * size_mult / p
             }
             _ => current.get(i).copied().unwrap_or(0.0),
         })
@@ -345,7 +344,13 @@ mod tests {
             .map(|b| b.iter().filter(|x| x.ts <= full.ts[k]).copied().collect())
             .collect();
         let fp = Panel::align(&s.symbols, s.spec.timeframe, &trimmed, None).unwrap();
-        portfolio::observation(&s.spec, &portfolio::compute(&s.spec, &fp).unwrap(), k + 1, &tail, &mut want);
+        portfolio::observation(
+            &s.spec,
+            &portfolio::compute(&s.spec, &fp).unwrap(),
+            k + 1,
+            &tail,
+            &mut want,
+        );
         assert_eq!(s.observe(full.ts[k], &tail).unwrap().unwrap().0, want);
     }
 
@@ -359,7 +364,8 @@ mod tests {
             for i in 0..3 {
                 // Member 1 misses the newest bar.
                 if !(i == 1 && k == 11) {
-                    let px = 10.0 * (i + 1) as f64 * (1.0 + 0.01 * ((k * (i as i64 + 2)) % 5) as f64);
+                    let px =
+                        10.0 * (i + 1) as f64 * (1.0 + 0.01 * ((k * (i as i64 + 2)) % 5) as f64);
                     s.push(i, bar(last, px));
                 }
             }

@@ -67,7 +67,10 @@ impl<B: Broker> Daemon<'_, B> {
 
     /// Decides the bar time still being collected: at the end of a replay, or when a live feed
     /// stalled past `stale_after` behind the wall clock (a member with no bar is masked).
-    pub(super) async fn decide_pending(&mut self, stale_after: Option<DateTime<Utc>>) -> Result<()> {
+    pub(super) async fn decide_pending(
+        &mut self,
+        stale_after: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let Some(p) = self.portfolio.as_mut() else {
             return Ok(());
         };
@@ -105,10 +108,7 @@ impl<B: Broker> Daemon<'_, B> {
         let equity = self.equity();
         let held: f64 = qty.iter().zip(marks).map(|(q, p)| q * p).sum();
         let acct = PortfolioAccount {
-            cash: self
-                .account
-                .as_ref()
-                .map_or(equity - held, |a| f(a.cash)),
+            cash: self.account.as_ref().map_or(equity - held, |a| f(a.cash)),
             qty: qty.to_vec(),
             equity,
             peak: self.state.peak_equity.max(equity),
@@ -156,13 +156,10 @@ impl<B: Broker> Daemon<'_, B> {
             .portfolio
             .as_ref()
             .map(|p| p.decide(at, &tail, threshold));
-        let ps = self
-            .state
-            .portfolio
-            .get_or_insert_with(|| PortfolioState {
-                run,
-                ..Default::default()
-            });
+        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
+            run,
+            ..Default::default()
+        });
         ps.last_bar = Some(at);
         let d = match decided {
             Some(Ok(Some(d))) => d,

@@ -175,7 +175,12 @@ fn paper_dir(home: &Path) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("paper-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("paper-")
+        })
 }
 
 fn events(home: &Path) -> Vec<EventRecord> {
@@ -200,7 +205,9 @@ fn snapshots(home: &Path) -> Vec<PaperSnapshot> {
 }
 
 fn portfolio(s: &PaperSnapshot) -> &PortfolioView {
-    s.portfolio.as_ref().expect("a portfolio session's snapshot")
+    s.portfolio
+        .as_ref()
+        .expect("a portfolio session's snapshot")
 }
 
 #[test]
@@ -229,7 +236,11 @@ fn a_simulated_portfolio_session_trades_the_universe_to_the_regimes_targets() {
     let snaps = snapshots(home.path());
     let last = snaps.last().expect("snapshots");
     let pv = portfolio(last);
-    assert!(last.rows.is_empty(), "no single-symbol rows: {:?}", last.rows);
+    assert!(
+        last.rows.is_empty(),
+        "no single-symbol rows: {:?}",
+        last.rows
+    );
     assert_eq!(pv.last_bar, Some(series[0][119].ts));
     // Decisions only on unseen bars, and both regimes came up as the market turned.
     let regimes: std::collections::BTreeSet<String> = snaps
@@ -264,9 +275,15 @@ fn a_simulated_portfolio_session_trades_the_universe_to_the_regimes_targets() {
     let journal = quantdeck::live::journal::Journal::read(&dir.join("journal.jsonl")).unwrap();
     let mut intents: BTreeMap<String, usize> = BTreeMap::new();
     for e in &journal {
-        if let quantdeck::live::journal::Entry::Intent { id, symbol, bar, .. } = e {
+        if let quantdeck::live::journal::Entry::Intent {
+            id, symbol, bar, ..
+        } = e
+        {
             assert!(*bar > seen, "{id} decided on a bar the model saw");
-            assert!(id.contains(&format!("-{}-", symbol.replace('/', ""))), "{id}");
+            assert!(
+                id.contains(&format!("-{}-", symbol.replace('/', ""))),
+                "{id}"
+            );
             *intents.entry(id.clone()).or_default() += 1;
         }
     }
@@ -475,7 +492,9 @@ fn an_alpaca_portfolio_session_sends_one_order_per_member_and_a_restart_sends_no
     drop(daemon);
     let _daemon = d.spawn();
     d.wait("the restarted daemon reconciled", |d| d.reconciled() >= 2);
-    d.wait("its trade stream is up", |d| d.fake.counters().trade_active >= 1);
+    d.wait("its trade stream is up", |d| {
+        d.fake.counters().trade_active >= 1
+    });
     let t2 = d.push_bar_time();
     d.wait("the next bar time decided", |d| d.decided(t2).is_some());
     let pv2 = d.decided(t2).unwrap();

@@ -44,7 +44,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let rows_h = match &s.portfolio {
-        Some(pv) => super::paper_portfolio::height(pv).min(area.height / 2).max(4),
+        Some(pv) => super::paper_portfolio::height(pv)
+            .min(area.height / 2)
+            .max(4),
         None => (s.rows.len() as u16 + 3).min(area.height / 3).max(4),
     };
     let [head, symbols, bottom] = Layout::vertical([

@@ -90,7 +90,10 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
     ];
     let regime = pv.regime.clone().unwrap_or_else(|| "–".into());
     let mut title = vec![
-        Span::raw(format!(" Portfolio {} · {} · regime ", pv.run, pv.timeframe)),
+        Span::raw(format!(
+            " Portfolio {} · {} · regime ",
+            pv.run, pv.timeframe
+        )),
         Span::styled(
             regime.clone(),
             Style::new().add_modifier(Modifier::BOLD).fg(Color::Cyan),

@@ -669,14 +669,15 @@ pub fn portfolio_paper_app() -> App {
     let at = snap.at + Duration::minutes(15);
     snap.at = at;
     snap.rows.clear();
-    let row = |symbol: &str, target: f64, actual: f64, qty: f64, price: f64, gate: &str| WeightRow {
-        symbol: symbol.into(),
-        target,
-        actual,
-        qty,
-        price,
-        gate: gate.into(),
-    };
+    let row =
+        |symbol: &str, target: f64, actual: f64, qty: f64, price: f64, gate: &str| WeightRow {
+            symbol: symbol.into(),
+            target,
+            actual,
+            qty,
+            price,
+            gate: gate.into(),
+        };
     snap.portfolio = Some(PortfolioView {
         run: TRAIN.into(),
         timeframe: "1Day".into(),
@@ -688,7 +689,14 @@ pub fn portfolio_paper_app() -> App {
             row("SYNP01", 0.4408, 0.4372, 221.03, 205.64, "ok"),
             row("SYNP02", 0.4408, 0.4391, 532.61, 85.71, "ok"),
             row("SYNP03", 0.0, 0.0, 0.0, 41.07, "ok"),
-            row("SYNP04", 0.1184, 0.1184, 311.92, 39.46, "masked: no bar at this time"),
+            row(
+                "SYNP04",
+                0.1184,
+                0.1184,
+                311.92,
+                39.46,
+                "masked: no bar at this time",
+            ),
         ],
         cash: 0.0053,
     });
