@@ -489,21 +489,37 @@ fn an_alpaca_portfolio_session_sends_one_order_per_member_and_a_restart_sends_no
 
     // kill -9, then a new daemon on the same run directory: the decided bar is not decided
     // again, and the next bar time goes on with the same session's ids.
+    let before = d.reconciled();
     drop(daemon);
     let _daemon = d.spawn();
-    d.wait("the restarted daemon reconciled", |d| d.reconciled() >= 2);
+    d.wait("the restarted daemon reconciled", |d| {
+        d.reconciled() > before
+    });
     d.wait("its trade stream is up", |d| {
         d.fake.counters().trade_active >= 1
     });
     let t2 = d.push_bar_time();
     d.wait("the next bar time decided", |d| d.decided(t2).is_some());
     let pv2 = d.decided(t2).unwrap();
-    // The restarted daemon rebuilt the members' history (the store's bars, then the minutes since
-    // over REST): its decision has every member eligible again, not an all-cash fallback.
+    let sessions: Vec<String> = std::fs::read_dir(d.home.path().join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("paper-"))
+        .collect();
     assert_eq!(
-        pv2.rows.iter().filter(|r| r.target > 0.0).count(),
-        2,
-        "{pv2:?}"
+        sessions.len(),
+        1,
+        "the restart continues the session: {sessions:?}\n{}",
+        d.out()
+    );
+    // The restarted daemon rebuilt the members' history (the store's bars, then the minutes since
+    // over REST): the market's breadth is known again, so the policy picks a regime (an empty
+    // history row would leave every logit equal: HOLD).
+    assert!(
+        matches!(pv2.chosen.as_deref(), Some("MOMENTUM" | "LOW_VOL")),
+        "{pv2:?}\n{}",
+        d.out()
     );
     // Let any order of the decision arrive.
     std::thread::sleep(std::time::Duration::from_millis(500));
