@@ -76,7 +76,7 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) slots: Vec<ModelSlot>,
     /// A portfolio session's model (then `slots` is empty).
     pub(super) portfolio: Option<PortfolioSlot>,
-    builders: HashMap<String, BarBuilder>,
+    pub(super) builders: HashMap<String, BarBuilder>,
     pub(super) assets: HashMap<String, Asset>,
     pub(super) account: Option<Account>,
     /// When the account was last read, and the fill count then.
@@ -186,29 +186,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
             orders_sent: 0,
             fills: 0,
         }
-    }
-
-    /// Makes this a portfolio session: the model's members get bar builders of its timeframe.
-    pub fn with_portfolio(mut self, p: PortfolioSlot) -> Self {
-        for s in &p.symbols {
-            let mut b = BarBuilder::new(s.class, p.timeframe());
-            if let Some(last) = p.last_time() {
-                b.resume_after(last);
-            }
-            self.builders.insert(normalize_symbol(&s.name), b);
-        }
-        self.portfolio = Some(p);
-        self
-    }
-
-    /// The name a member or model's symbol goes by, from its normalized key.
-    fn traded_name(&self, key: &str) -> Option<String> {
-        self.slots
-            .iter()
-            .map(|s| &s.symbol)
-            .chain(self.portfolio.iter().flat_map(|p| p.symbols.iter()))
-            .find(|s| normalize_symbol(&s.name) == key)
-            .map(|s| s.name.clone())
     }
 
     /// The trading day and the peak at `equity`: starts a new day (for the daily loss limit),

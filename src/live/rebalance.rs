@@ -6,9 +6,11 @@
 //! deterministic id of (session, member, bar, intent) — sells before buys, so the cash is there.
 //! The decided bar is durable before any order goes out, so a restart never decides it again.
 
+use super::bars::BarBuilder;
 use super::daemon::Daemon;
 use super::gates::{gate, GateNote, Situation, Want};
 use super::orders::plan;
+use super::portfolio::PortfolioSlot;
 use super::portfolio::{target_quantities, PortfolioDecision};
 use super::state::PortfolioState;
 use super::view::{PortfolioView, WeightRow};
@@ -21,6 +23,29 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 impl<B: Broker> Daemon<'_, B> {
+    /// Makes this a portfolio session: the model's members get bar builders of its timeframe.
+    pub fn with_portfolio(mut self, p: PortfolioSlot) -> Self {
+        for s in &p.symbols {
+            let mut b = BarBuilder::new(s.class, p.timeframe());
+            if let Some(last) = p.last_time() {
+                b.resume_after(last);
+            }
+            self.builders.insert(normalize_symbol(&s.name), b);
+        }
+        self.portfolio = Some(p);
+        self
+    }
+
+    /// The name a member or model's symbol goes by, from its normalized key.
+    pub(super) fn traded_name(&self, key: &str) -> Option<String> {
+        self.slots
+            .iter()
+            .map(|s| &s.symbol)
+            .chain(self.portfolio.iter().flat_map(|p| p.symbols.iter()))
+            .find(|s| normalize_symbol(&s.name) == key)
+            .map(|s| s.name.clone())
+    }
+
     /// One closed bar of a portfolio member.
     pub(super) async fn on_member_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
         let decided = self.state.portfolio.as_ref().and_then(|p| p.last_bar);
