@@ -7,7 +7,7 @@
 //! members and switches regimes as the market turns.
 
 use crate::common::fake_alpaca::{FakeAlpaca, KEY_ID, SECRET};
-use crate::common::{qd, text};
+use crate::common::{qd, qd_env, text};
 use candle_core::{Device, Tensor};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use quantdeck::config::Config;
@@ -329,7 +329,7 @@ struct AlpacaDesk {
 }
 
 impl AlpacaDesk {
-    fn new() -> AlpacaDesk {
+    fn new(gated: bool) -> AlpacaDesk {
         let home = tempfile::tempdir().unwrap();
         let paths = Paths::under(home.path());
         paths.ensure().unwrap();
@@ -346,7 +346,9 @@ impl AlpacaDesk {
             store.write(&Symbol::crypto(s), TF, bars, "import").unwrap();
         }
         let train = portfolio_run(&paths, from, end);
-        approve(&paths, &train);
+        if gated {
+            approve(&paths, &train);
+        }
         let cfg = write_config(home.path(), "alpaca");
         let fake = FakeAlpaca::trading();
         fake.set_cash("100000");
@@ -458,7 +460,7 @@ impl AlpacaDesk {
 
 #[test]
 fn an_alpaca_portfolio_session_sends_one_order_per_member_and_a_restart_sends_none_twice() {
-    let mut d = AlpacaDesk::new();
+    let mut d = AlpacaDesk::new(true);
     let daemon = d.spawn();
     d.wait("the daemon reconciled and streams trade updates", |d| {
         d.reconciled() >= 1 && d.fake.counters().trade_active >= 1
@@ -571,4 +573,21 @@ fn an_alpaca_portfolio_session_sends_one_order_per_member_and_a_restart_sends_no
         assert!(at_t2 >= 1, "{pv2:?} {posts:?}");
     }
     assert!(at_t2 <= MEMBERS.len());
+}
+
+/// The gate checks of single-symbol models apply: an ungated portfolio model never reaches
+/// Alpaca, and nothing is sent.
+#[test]
+fn an_ungated_portfolio_model_is_refused_on_alpaca() {
+    let d = AlpacaDesk::new(false);
+    let env = d.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = qd_env(
+        d.home.path(),
+        &["--config", &d.cfg, "paper", &d.train],
+        &env,
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("has not been gated"), "{}", text(&o));
+    assert!(d.fake.posts().is_empty());
 }
