@@ -90,6 +90,10 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
                 )
             });
     }
+    // A full id is never ambiguous, even when a run started the same second got `<id>-2`.
+    if runs.iter().any(|r| r.manifest.id == s) {
+        return Ok(s.to_string());
+    }
     let hits: Vec<_> = runs
         .iter()
         .filter(|r| r.manifest.id.starts_with(s))

@@ -9,6 +9,7 @@ pub mod events;
 mod fetch;
 mod gate;
 mod paper;
+mod paper_portfolio;
 mod portfolio;
 pub mod resume;
 pub mod rundir;

@@ -252,28 +252,7 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
                 run
             );
         }
-        // Which gate verdict the model has: Alpaca trading wants a gated, non-DROP model.
-        let verdict = all.iter().rev().find_map(|r| match &r.manifest.summary {
-            JobSummary::Gate {
-                train_run, result, ..
-            } if train_run == run => Some(result.class),
-            _ => None,
-        });
-        match verdict {
-            Some(GateClass::Approved) => {}
-            Some(GateClass::Review) => ctx.sink.warn(format!(
-                "{symbol} ({run}) is gated REVIEW, not APPROVED: trading it anyway"
-            )),
-            Some(GateClass::Drop) if live_broker => bail!(
-                "{run} ({symbol}) was gated DROP: it does not trade on Alpaca (retrain, or gate again)"
-            ),
-            None if live_broker => bail!(
-                "{run} ({symbol}) has not been gated: run `quantdeck gate {run}` (and walk-forward) before trading it on Alpaca"
-            ),
-            _ => ctx.sink.warn(format!(
-                "{symbol} ({run}) is not gated APPROVED: fine for a simulated session"
-            )),
-        }
+        check_verdict(ctx, &all, run, &symbol.to_string(), live_broker)?;
         let store = Store::new(&ctx.paths.data);
         let bars = match store.read(&symbol, meta.timeframe) {
             Ok(b) => b,
@@ -305,6 +284,39 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
     Ok(out)
 }
 
+/// Which gate verdict a training run's model has: Alpaca trading wants a gated, non-DROP model;
+/// a simulated session trades anything, with a warning.
+pub(super) fn check_verdict(
+    ctx: &Ctx,
+    all: &[super::RunSummary],
+    run: &str,
+    what: &str,
+    live_broker: bool,
+) -> Result<()> {
+    let verdict = all.iter().rev().find_map(|r| match &r.manifest.summary {
+        JobSummary::Gate {
+            train_run, result, ..
+        } if train_run == run => Some(result.class),
+        _ => None,
+    });
+    match verdict {
+        Some(GateClass::Approved) => {}
+        Some(GateClass::Review) => ctx.sink.warn(format!(
+            "{what} ({run}) is gated REVIEW, not APPROVED: trading it anyway"
+        )),
+        Some(GateClass::Drop) if live_broker => bail!(
+            "{run} ({what}) was gated DROP: it does not trade on Alpaca (retrain, or gate again)"
+        ),
+        None if live_broker => bail!(
+            "{run} ({what}) has not been gated: run `quantdeck gate {run}` (and walk-forward) before trading it on Alpaca"
+        ),
+        _ => ctx.sink.warn(format!(
+            "{what} ({run}) is not gated APPROVED: fine for a simulated session"
+        )),
+    }
+    Ok(())
+}
+
 /// Walk-forward's expected return per day for a run's model: mean fold return over mean fold days.
 fn expected_daily(ctx: &Ctx, run: &str) -> Option<f64> {
     let wf = list_runs(ctx.paths).into_iter().rev().find(|r| {
@@ -328,7 +340,7 @@ fn expected_daily(ctx: &Ctx, run: &str) -> Option<f64> {
     (days > 0.0).then(|| ret / days)
 }
 
-fn settings(cfg: &Config, commission: f64) -> Settings {
+pub(super) fn settings(cfg: &Config, commission: f64) -> Settings {
     let l = &cfg.live;
     Settings {
         confidence_threshold: l.confidence_threshold as f32,
@@ -391,6 +403,9 @@ pub(super) fn paper(
             ctx.run.id()
         ));
     }
+    if let Some(pf) = super::paper_portfolio::portfolio_model(ctx, &claimed.train_runs)? {
+        return super::paper_portfolio::paper_portfolio(ctx, claimed, pf, kind, bars);
+    }
     let models = load_models(ctx, &claimed.train_runs, kind != BrokerKind::Sim)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -437,6 +452,11 @@ pub(super) fn paper(
             ))?
         }
     };
+    finish(ctx, ended, summary)
+}
+
+/// Records the session's summary and says how it ended.
+pub(super) fn finish(ctx: &Ctx, ended: Ended, summary: JobSummary) -> Result<String> {
     ctx.set_summary(summary.clone())?;
     let JobSummary::Paper {
         equity,
@@ -459,7 +479,7 @@ pub(super) fn paper(
     ))
 }
 
-fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) -> JobSummary {
+pub(super) fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) -> JobSummary {
     let snap = d.snapshot();
     ctx.sink.info(format!("session {} ends", ctx.run.id()));
     JobSummary::Paper {
@@ -473,7 +493,7 @@ fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) -> JobSumma
     }
 }
 
-async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<DaemonState> {
+pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<DaemonState> {
     let dir = &ctx.dir().path;
     match DaemonState::load(dir)? {
         Some(s) => Ok(s),
@@ -613,11 +633,44 @@ async fn run_alpaca(
         since = since.min(from);
         slots.push(s);
     }
+    let symbols: Vec<Symbol> = models.iter().map(|m| m.symbol.clone()).collect();
+    let feed = alpaca_feed(ctx, &creds, symbols, since)?;
+    let trades = spawn_trade_updates(settings_t, creds);
+    ctx.sink.info(format!(
+        "paper trading {} model(s) on {} (Alpaca paper fills: no slippage or fees modelled, random partial fills about 10 % of the time)",
+        slots.len(),
+        client.kind().label()
+    ));
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        ctx.sink,
+        ctx.cancel,
+        client,
+        settings(cfg, 0.0),
+        state,
+        journal,
+        slots,
+        true,
+    );
+    d.expected_daily = expected;
+    let ended = d.run(feed, Some(trades)).await?;
+    let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
+    Ok((ended, summary(ctx, &d, &runs)))
+}
+
+/// Alpaca's bars for `symbols`: the stream (stocks and crypto apart) or REST polling, with the
+/// minutes since `since` fetched over REST first.
+pub(super) fn alpaca_feed(
+    ctx: &Ctx<'_>,
+    creds: &crate::data::alpaca::Credentials,
+    symbols: Vec<Symbol>,
+    since: chrono::DateTime<Utc>,
+) -> Result<AlpacaFeed> {
+    let cfg = ctx.cfg;
     let data = Arc::new(DataClient::new(
         ClientSettings::from_config(&cfg.data),
         creds.clone(),
     )?);
-    let symbols: Vec<Symbol> = models.iter().map(|m| m.symbol.clone()).collect();
     let mut streams = Vec::new();
     let mut poll_reason = None;
     if cfg.live.bars == BarSource::Stream {
@@ -650,35 +703,14 @@ async fn run_alpaca(
     } else {
         poll_reason = Some("live.bars = \"poll\"".to_string());
     }
-    let feed = AlpacaFeed::new(
+    Ok(AlpacaFeed::new(
         streams,
         data,
         symbols,
         since,
         std::time::Duration::from_secs(cfg.live.poll_interval_s),
         poll_reason,
-    );
-    let trades = spawn_trade_updates(settings_t, creds);
-    ctx.sink.info(format!(
-        "paper trading {} model(s) on {} (Alpaca paper fills: no slippage or fees modelled, random partial fills about 10 % of the time)",
-        slots.len(),
-        client.kind().label()
-    ));
-    let mut d = Daemon::new(
-        ctx.dir().path.clone(),
-        ctx.sink,
-        ctx.cancel,
-        client,
-        settings(cfg, 0.0),
-        state,
-        journal,
-        slots,
-        true,
-    );
-    d.expected_daily = expected;
-    let ended = d.run(feed, Some(trades)).await?;
-    let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
-    Ok((ended, summary(ctx, &d, &runs)))
+    ))
 }
 
 /// Flatten-all on a session whose daemon is not running: this process takes the session's lock

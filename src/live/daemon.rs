@@ -11,6 +11,7 @@ use super::gates::{gate, CapitalRules, GateNote, Situation, Want};
 use super::journal::Journal;
 use super::ledger::Ledger;
 use super::orders::{plan, Session};
+use super::portfolio::PortfolioSlot;
 use super::slot::ModelSlot;
 use super::state::{DaemonState, ModelState};
 use super::view::{
@@ -73,7 +74,9 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) journal: Journal,
     pub(super) ledger: Ledger,
     pub(super) slots: Vec<ModelSlot>,
-    builders: HashMap<String, BarBuilder>,
+    /// A portfolio session's model (then `slots` is empty).
+    pub(super) portfolio: Option<PortfolioSlot>,
+    pub(super) builders: HashMap<String, BarBuilder>,
     pub(super) assets: HashMap<String, Asset>,
     pub(super) account: Option<Account>,
     /// When the account was last read, and the fill count then.
@@ -151,6 +154,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             journal,
             ledger,
             slots,
+            portfolio: None,
             builders,
             assets: HashMap::new(),
             account: None,
@@ -181,6 +185,33 @@ impl<'a, B: Broker> Daemon<'a, B> {
             ended: None,
             orders_sent: 0,
             fills: 0,
+        }
+    }
+
+    /// The trading day and the peak at `equity`: starts a new day (for the daily loss limit),
+    /// latches the limit when it is hit, moves the peak, and returns the drawdown from it.
+    pub(super) fn mark_day(&mut self, day: chrono::NaiveDate, equity: f64) -> f64 {
+        match self.state.day {
+            Some((d, _)) if d == day => {}
+            _ => {
+                self.state.day = Some((day, equity));
+                self.daily_loss_hit = false;
+            }
+        }
+        if let Some((_, start)) = self.state.day {
+            if equity < start * (1.0 - self.settings.daily_loss_limit) && !self.daily_loss_hit {
+                self.daily_loss_hit = true;
+                self.sink.warn(format!(
+                    "daily loss limit: equity {equity:.2} is {:.1} % below the day's start {start:.2}; no new entries today",
+                    (1.0 - equity / start) * 100.0
+                ));
+            }
+        }
+        self.state.peak_equity = self.state.peak_equity.max(equity);
+        if self.state.peak_equity > 0.0 {
+            (1.0 - equity / self.state.peak_equity).max(0.0)
+        } else {
+            0.0
         }
     }
 
@@ -264,7 +295,11 @@ impl<'a, B: Broker> Daemon<'a, B> {
 
     async fn on_feed(&mut self, ev: FeedEvent) -> Result<()> {
         match ev {
-            FeedEvent::End => self.ended = Some(Ended::ReplayDone),
+            FeedEvent::End => {
+                // The replay's last bar time, complete or not, is decided before it ends.
+                self.decide_pending(None).await?;
+                self.ended = Some(Ended::ReplayDone);
+            }
             FeedEvent::Link(l) => {
                 if l == Link::Up && self.health.data_stream != Link::Connecting {
                     self.health.reconnects += 1;
@@ -419,6 +454,8 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 self.broker
                     .observe_price(&slot.symbol.name, slot.symbol.class, bar.close, bar.ts);
             }
+        } else {
+            self.note_member_history(symbol, bar);
         }
     }
 
@@ -429,7 +466,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             .iter()
             .position(|s| normalize_symbol(&s.symbol.name) == normalize_symbol(symbol))
         else {
-            return Ok(());
+            return self.on_member_bar(symbol, bar).await;
         };
         let (sym, class) = (
             self.slots[i].symbol.name.clone(),
@@ -465,29 +502,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
         }
         let equity = self.equity();
         // The trading day, for the daily loss limit.
-        let day = Calendar::for_class(class).local_date(bar.ts);
-        match self.state.day {
-            Some((d, _)) if d == day => {}
-            _ => {
-                self.state.day = Some((day, equity));
-                self.daily_loss_hit = false;
-            }
-        }
-        if let Some((_, start)) = self.state.day {
-            if equity < start * (1.0 - self.settings.daily_loss_limit) && !self.daily_loss_hit {
-                self.daily_loss_hit = true;
-                self.sink.warn(format!(
-                    "daily loss limit: equity {equity:.2} is {:.1} % below the day's start {start:.2}; no new entries today",
-                    (1.0 - equity / start) * 100.0
-                ));
-            }
-        }
-        self.state.peak_equity = self.state.peak_equity.max(equity);
-        let dd = if self.state.peak_equity > 0.0 {
-            (1.0 - equity / self.state.peak_equity).max(0.0)
-        } else {
-            0.0
-        };
+        let dd = self.mark_day(Calendar::for_class(class).local_date(bar.ts), equity);
         let was_halted = self.state.halted;
         let slot = &mut self.slots[i];
         slot.book.mark(bar.close);
@@ -649,7 +664,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
     }
 
     /// Regular, extended or closed for an equity order now (crypto: always regular).
-    fn session_for(&self, class: AssetClass) -> Session {
+    pub(super) fn session_for(&self, class: AssetClass) -> Session {
         if class == AssetClass::Crypto {
             return Session::Regular;
         }
@@ -763,15 +778,12 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 .filter_map(|(k, b)| b.close_if_due(now - grace).map(|bar| (k.clone(), bar)))
                 .collect();
             for (k, bar) in due {
-                let name = self
-                    .slots
-                    .iter()
-                    .find(|s| normalize_symbol(&s.symbol.name) == k)
-                    .map(|s| s.symbol.name.clone());
-                if let Some(sym) = name {
+                if let Some(sym) = self.traded_name(&k) {
                     self.on_model_bar(&sym, bar).await?;
                 }
             }
+            // A member that never reports a bar time is masked once the feed is well past it.
+            self.decide_pending(Some(now - grace * 3)).await?;
         }
         Ok(())
     }
@@ -783,6 +795,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             .slots
             .iter()
             .map(|s| s.timeframe)
+            .chain(self.portfolio.as_ref().map(|p| p.timeframe()))
             .min_by_key(|t| t.minutes())
         else {
             return;
@@ -794,7 +807,9 @@ impl<'a, B: Broker> Daemon<'a, B> {
             || self
                 .slots
                 .iter()
-                .any(|s| s.symbol.class == AssetClass::Crypto);
+                .map(|s| &s.symbol)
+                .chain(self.portfolio.iter().flat_map(|p| p.symbols.iter()))
+                .any(|s| s.class == AssetClass::Crypto);
         let silent = self
             .health
             .last_bar_seen
@@ -953,6 +968,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 stale_feed: self.stale_feed.clone(),
                 daily_loss_hit: self.daily_loss_hit,
             },
+            portfolio: self.portfolio_view(),
         }
     }
 

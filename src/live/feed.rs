@@ -103,6 +103,10 @@ pub struct AlpacaFeed {
     polling: Option<String>,
     next_poll: Instant,
     pending: VecDeque<FeedEvent>,
+    /// A (re)connect's gap fill is owed. Kept until the fill completes: the daemon's `select!`
+    /// drops `next()` mid-await whenever another branch wins, and the `Connected` message that
+    /// asked for the fill is gone by then.
+    gap_due: bool,
 }
 
 impl AlpacaFeed {
@@ -128,6 +132,7 @@ impl AlpacaFeed {
             poll_every,
             next_poll: Instant::now(),
             pending: VecDeque::new(),
+            gap_due: false,
         }
     }
 
@@ -176,6 +181,16 @@ impl AlpacaFeed {
             if let Some(e) = self.pending.pop_front() {
                 return e;
             }
+            if self.gap_due {
+                // Cancel-safe: nothing is taken from the fill until its request has completed.
+                if let Err(e) = self.fill_gap().await {
+                    self.pending
+                        .push_back(FeedEvent::Link(Link::Down(format!("gap fill failed: {e}"))));
+                }
+                self.gap_due = false;
+                self.pending.push_back(FeedEvent::Link(Link::Up));
+                continue;
+            }
             if let Some(reason) = self.polling.clone() {
                 tokio::time::sleep_until(self.next_poll).await;
                 self.next_poll = Instant::now() + self.poll_every;
@@ -210,12 +225,7 @@ impl AlpacaFeed {
                 }
                 Some(MarketMsg::Connected) => {
                     // The stream does not replay what was missed: fill the gap over REST first.
-                    if let Err(e) = self.fill_gap().await {
-                        self.pending.push_back(FeedEvent::Link(Link::Down(format!(
-                            "gap fill failed: {e}"
-                        ))));
-                    }
-                    self.pending.push_back(FeedEvent::Link(Link::Up));
+                    self.gap_due = true;
                 }
                 Some(MarketMsg::Disconnected { reason }) => {
                     return FeedEvent::Link(Link::Down(reason));

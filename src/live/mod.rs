@@ -19,11 +19,14 @@ pub mod ids;
 pub mod journal;
 pub mod ledger;
 pub mod orders;
+pub mod portfolio;
+mod rebalance;
 pub mod slot;
 pub mod state;
 pub mod view;
 
 pub use daemon::{Daemon, Ended, Settings};
+pub use portfolio::PortfolioSlot;
 pub use slot::ModelSlot;
 
 /// The order journal's file name in a paper run's directory.

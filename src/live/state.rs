@@ -70,6 +70,27 @@ pub struct DaemonState {
     /// Replay only: the last bar time the replay covers (fixed when the session starts; a
     /// restart continues after each model's `last_bar`).
     pub replay_until: Option<DateTime<Utc>>,
+    /// A portfolio session's model: its last decision (absent in single-symbol sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioState>,
+}
+
+/// A portfolio model's durable state: the bar time last decided (a restart never decides it
+/// again), what it chose, and the per-member gate notes and cooldowns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioState {
+    pub run: String,
+    pub last_bar: Option<DateTime<Utc>>,
+    /// The regime the policy chose at the last decision, its probability, and the regime acted
+    /// on (HOLD below the confidence threshold).
+    pub chosen: Option<String>,
+    pub confidence: f32,
+    pub regime: Option<String>,
+    /// Target weight per member at the last decision (HOLD: the weights it held then).
+    pub targets: BTreeMap<String, f64>,
+    /// The gates' last word per member.
+    pub gates: BTreeMap<String, String>,
+    pub cooldown_until: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl DaemonState {
@@ -87,6 +108,7 @@ impl DaemonState {
             models: BTreeMap::new(),
             adopted: Vec::new(),
             replay_until: None,
+            portfolio: None,
         }
     }
 

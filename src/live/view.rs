@@ -128,6 +128,39 @@ pub struct PaperSnapshot {
     pub external_positions: Vec<ExternalPosition>,
     pub health: Health,
     pub modes: Modes,
+    /// A portfolio session's model: the regime and target against actual weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioView>,
+}
+
+/// One member of a portfolio model's universe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeightRow {
+    pub symbol: String,
+    /// Share of equity the last decision aimed for, before the gates: the regime's weight of
+    /// what the tradable members can take (a masked member, or HOLD: what it held).
+    pub target: f64,
+    /// Share of equity the session holds now (its own fills at the last price).
+    pub actual: f64,
+    pub qty: f64,
+    pub price: f64,
+    /// The gates' word at the last decision.
+    pub gate: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioView {
+    pub run: String,
+    pub timeframe: String,
+    pub last_bar: Option<DateTime<Utc>>,
+    /// The regime acted on at the last decision (HOLD below the confidence threshold), the
+    /// policy's own choice, and its probability.
+    pub regime: Option<String>,
+    pub chosen: Option<String>,
+    pub confidence: f32,
+    pub rows: Vec<WeightRow>,
+    /// Cash's share of equity now.
+    pub cash: f64,
 }
 
 /// A command to the daemon, from the TUI or `quantdeck paper <command> RUN`.

@@ -15,6 +15,7 @@ mod features_roundtrip;
 mod features_talib;
 mod learning;
 mod paper_daemon;
+mod paper_portfolio;
 mod parity;
 mod pipeline;
 mod portfolio;

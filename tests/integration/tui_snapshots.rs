@@ -90,6 +90,16 @@ fn paper_pane() {
     insta::assert_snapshot!(screen(&on(Pane::Paper)));
 }
 
+/// A portfolio session: the regime, and per member target against actual weight.
+#[test]
+fn paper_pane_portfolio() {
+    let mut app = portfolio_paper_app();
+    app.pane = Pane::Paper;
+    let shown = screen(&app);
+    assert!(shown.contains("regime MOMENTUM"), "{shown}");
+    insta::assert_snapshot!(shown);
+}
+
 #[test]
 fn logs_pane() {
     insta::assert_snapshot!(screen(&on(Pane::Logs)));

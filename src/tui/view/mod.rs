@@ -5,6 +5,7 @@ mod data;
 mod gating;
 mod logs;
 mod paper;
+mod paper_portfolio;
 mod training;
 mod walk;
 pub mod widgets;

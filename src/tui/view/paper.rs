@@ -1,7 +1,8 @@
 //! Pane 5: one paper session as its daemon reports it — account, connection health and the
 //! session's modes (kill, pause and halt in red), one row per symbol (model, last bar, action and
 //! confidence, gate, position, P&L beside the walk-forward expectation), the equity curve, open
-//! orders and the fills stream.
+//! orders and the fills stream. A portfolio session shows its regime and the members' target
+//! against actual weights in place of the per-symbol rows (`paper_portfolio`).
 
 use super::training::run_title;
 use super::widgets::{
@@ -42,7 +43,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(p, area);
         return;
     };
-    let rows_h = (s.rows.len() as u16 + 3).min(area.height / 3).max(4);
+    let rows_h = match &s.portfolio {
+        Some(pv) => super::paper_portfolio::height(pv)
+            .min(area.height / 2)
+            .max(4),
+        None => (s.rows.len() as u16 + 3).min(area.height / 3).max(4),
+    };
     let [head, symbols, bottom] = Layout::vertical([
         Constraint::Length(6),
         Constraint::Length(rows_h),
@@ -50,7 +56,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(area);
     header(frame, head, app, run, s);
-    symbol_rows(frame, symbols, s);
+    match &s.portfolio {
+        Some(pv) => super::paper_portfolio::render(frame, symbols, pv),
+        None => symbol_rows(frame, symbols, s),
+    }
     let [chart, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
     let pnl = s.account.equity - s.account.initial;

@@ -659,6 +659,7 @@ fn add_paper(app: &mut App) {
                 paused: b >= 100,
                 ..Modes::default()
             },
+            portfolio: None,
         };
         f.send(241, Event::Paper(Box::new(snapshot)));
     }
@@ -669,6 +670,57 @@ fn add_paper(app: &mut App) {
             message: "order rejected: insufficient buying power".into(),
         },
     );
+}
+
+/// The full state, with the paper session's newest report from a portfolio model: the regime
+/// chosen, and each member's target against actual weight (one member masked at the last bar).
+pub fn portfolio_paper_app() -> App {
+    use quantdeck::live::view::{PortfolioView, WeightRow};
+    let mut app = full_app();
+    let mut snap = app
+        .runs
+        .get(PAPER)
+        .and_then(|r| r.paper.snapshot.clone())
+        .expect("the fixture's paper session has a snapshot");
+    let at = snap.at + Duration::minutes(15);
+    snap.at = at;
+    snap.rows.clear();
+    let row =
+        |symbol: &str, target: f64, actual: f64, qty: f64, price: f64, gate: &str| WeightRow {
+            symbol: symbol.into(),
+            target,
+            actual,
+            qty,
+            price,
+            gate: gate.into(),
+        };
+    snap.portfolio = Some(PortfolioView {
+        run: TRAIN.into(),
+        timeframe: "1Day".into(),
+        last_bar: Some(at),
+        regime: Some("MOMENTUM".into()),
+        chosen: Some("MOMENTUM".into()),
+        confidence: 0.61,
+        rows: vec![
+            row("SYNP01", 0.4408, 0.4372, 221.03, 205.64, "ok"),
+            row("SYNP02", 0.4408, 0.4391, 532.61, 85.71, "ok"),
+            row("SYNP03", 0.0, 0.0, 0.0, 41.07, "ok"),
+            row(
+                "SYNP04",
+                0.1184,
+                0.1184,
+                311.92,
+                39.46,
+                "masked: no bar at this time",
+            ),
+        ],
+        cash: 0.0053,
+    });
+    let mut f = feed(&mut app, PAPER);
+    // After every event the session already reported (a replayed sequence number is dropped).
+    f.seq = 1_000_000;
+    f.send(250, Event::Paper(Box::new(snap)));
+    app
 }
 
 /// The full state: every pane has something to show.

@@ -1,0 +1,291 @@
+//! The paper job for a portfolio model: one model over its recorded universe, alone in its
+//! session. The simulated broker replays the members' stored bars after the model's validation
+//! end; Alpaca paper gets the members' bars from the same feed single-symbol sessions use.
+
+use super::ctx::Ctx;
+use super::paper::{
+    alpaca_feed, check_verdict, finish, open_state, settings, summary, Claimed, NO_TRADING_KEYS,
+};
+use super::{list_runs, resolve_model};
+use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
+use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
+use crate::data::alpaca::load_credentials;
+use crate::data::Store;
+use crate::engine::{checkpoint, ModelMeta};
+use crate::live::feed::ReplayFeed;
+use crate::live::journal::Journal;
+use crate::live::{Daemon, PortfolioSlot};
+use crate::market::{Bar, Symbol};
+use anyhow::{anyhow, bail, Result};
+use chrono::{DateTime, Duration, Utc};
+
+/// A portfolio model to trade, loaded and checked.
+pub(super) struct LoadedPortfolio {
+    run: String,
+    meta: ModelMeta,
+    slot: PortfolioSlot,
+    /// Each member's stored bars, in the model's column order.
+    bars: Vec<Vec<Bar>>,
+}
+
+/// The session's portfolio model, when its run is one. A portfolio model trades alone: mixing
+/// it with other models in one session is refused.
+pub(super) fn portfolio_model(ctx: &Ctx, runs: &[String]) -> Result<Option<LoadedPortfolio>> {
+    let mut found = None;
+    for run in runs {
+        let choice = resolve_model(ctx.paths, run)?;
+        let meta = checkpoint::read_meta(&choice.path)?;
+        if meta.portfolio.is_some() {
+            found = Some((run.clone(), choice));
+        }
+    }
+    let Some((run, choice)) = found else {
+        return Ok(None);
+    };
+    if runs.len() > 1 {
+        let others: Vec<&str> = runs
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != run)
+            .collect();
+        bail!(
+            "{run} is a portfolio model: it trades its whole universe alone, so it cannot share a session with {}; start a separate session for each",
+            others.join(", ")
+        );
+    }
+    let (policy, meta) = checkpoint::load_policy(&choice.path)?;
+    let Some(spec) = meta.portfolio.clone() else {
+        bail!("{} lost its portfolio layout", choice.path.display());
+    };
+    let symbols: Vec<Symbol> = spec
+        .symbols
+        .iter()
+        .map(|name| Symbol {
+            name: name.clone(),
+            class: meta.class,
+        })
+        .collect();
+    let store = Store::new(&ctx.paths.data);
+    let mut bars = Vec::with_capacity(symbols.len());
+    for s in &symbols {
+        bars.push(store.read(s, spec.timeframe).map_err(|e| {
+            anyhow!(
+                "portfolio member {s}: no stored {} bars ({e:#}); fetch the universe first",
+                spec.timeframe
+            )
+        })?);
+    }
+    ctx.sink.info(format!(
+        "portfolio model {run}: {} — {}, {} (it saw {})",
+        choice.why,
+        spec.describe(),
+        symbols
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        meta.seen_range()
+    ));
+    let slot = PortfolioSlot::new(&run, spec, symbols, policy);
+    Ok(Some(LoadedPortfolio {
+        run,
+        meta,
+        slot,
+        bars,
+    }))
+}
+
+pub(super) fn paper_portfolio(
+    ctx: &Ctx,
+    claimed: &Claimed,
+    pf: LoadedPortfolio,
+    kind: BrokerKind,
+    bars: Option<usize>,
+) -> Result<String> {
+    let cfg = ctx.cfg;
+    let live_broker = kind != BrokerKind::Sim;
+    check_verdict(
+        ctx,
+        &list_runs(ctx.paths),
+        &pf.run,
+        &format!("portfolio {}", pf.meta.symbol),
+        live_broker,
+    )?;
+    debug_assert_eq!(claimed.train_runs, vec![pf.run.clone()]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = ctx.dir().path.clone();
+    let journal = Journal::open(&dir.join(crate::live::JOURNAL))?;
+    let (ended, summary) = match kind {
+        BrokerKind::Sim => {
+            let costs = SimCosts {
+                slippage: cfg.backtest.slippage,
+                commission: cfg.backtest.commission,
+            };
+            let broker = SimBroker::open(
+                cfg.backtest.initial_cash,
+                costs,
+                false,
+                Some(dir.join(crate::live::SIM_BROKER)),
+            )?;
+            rt.block_on(run_sim(ctx, broker, pf, journal, bars))?
+        }
+        _ => {
+            let (creds, warnings) = load_credentials()?;
+            for w in warnings {
+                ctx.sink.warn(w);
+            }
+            let creds = creds.ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
+            let settings = TradingSettings::from_env(cfg.live.allow_live);
+            let client = TradingClient::new(settings.clone(), creds.clone())?;
+            rt.block_on(run_alpaca(ctx, client, settings, creds, pf, journal))?
+        }
+    };
+    finish(ctx, ended, summary)
+}
+
+/// Warms the model's history with every member's bars before `until` (exclusive), as many as a
+/// decision reads.
+fn warm(slot: &mut PortfolioSlot, bars: &[Vec<Bar>], until: DateTime<Utc>) {
+    let keep = slot.history_needed() + 4;
+    for (i, series) in bars.iter().enumerate() {
+        let end = series.partition_point(|b| b.ts < until);
+        for b in &series[end.saturating_sub(keep)..end] {
+            slot.push(i, *b);
+        }
+    }
+}
+
+async fn run_sim(
+    ctx: &Ctx<'_>,
+    broker: SimBroker,
+    pf: LoadedPortfolio,
+    journal: Journal,
+    bars: Option<usize>,
+) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
+    let LoadedPortfolio {
+        run,
+        meta,
+        mut slot,
+        bars: series,
+    } = pf;
+    let mut state = open_state(ctx, &broker).await?;
+    let seen = meta.seen_until();
+    // Unseen bar times, from the first one with a full history behind it.
+    let mut times: Vec<DateTime<Utc>> =
+        series.iter().flat_map(|b| b.iter().map(|x| x.ts)).collect();
+    times.sort();
+    times.dedup();
+    let ready_from = times.get(slot.history_needed().saturating_sub(1)).copied();
+    times.retain(|t| *t > seen && ready_from.is_some_and(|r| *t >= r));
+    let Some(&start) = times.first() else {
+        bail!(
+            "no unseen bars of the portfolio's members to replay: the model saw everything up to {}; fetch newer bars first",
+            seen.format("%Y-%m-%d %H:%M")
+        );
+    };
+    if state.replay_until.is_none() {
+        let n = bars.unwrap_or(ctx.cfg.live.replay_bars);
+        state.replay_until = times.get(n.min(times.len()).saturating_sub(1)).copied();
+        state.save(&ctx.dir().path)?;
+    }
+    let until = state.replay_until;
+    // A restarted session continues after the last bar time it decided.
+    let resume = state
+        .portfolio
+        .as_ref()
+        .and_then(|p| p.last_bar)
+        .map_or(start, |d| {
+            times
+                .iter()
+                .copied()
+                .find(|t| *t > d)
+                .unwrap_or(d + Duration::seconds(1))
+        });
+    warm(&mut slot, &series, resume);
+    let per_symbol: Vec<(String, Vec<Bar>)> = slot
+        .symbols
+        .iter()
+        .zip(&series)
+        .map(|(s, b)| {
+            (
+                s.name.clone(),
+                b.iter()
+                    .filter(|x| x.ts >= resume && until.is_none_or(|u| x.ts <= u))
+                    .copied()
+                    .collect(),
+            )
+        })
+        .collect();
+    let total: usize = per_symbol.iter().map(|(_, b)| b.len()).sum();
+    ctx.sink.info(format!(
+        "paper trading portfolio model {run} ({} members) on the simulated broker: {total} unseen bar(s) to replay from {} at {} bar time(s)/s",
+        slot.symbols.len(),
+        resume.format("%Y-%m-%d %H:%M"),
+        ctx.cfg.live.bars_per_second
+    ));
+    let feed = ReplayFeed::new(per_symbol, None, ctx.cfg.live.bars_per_second);
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        ctx.sink,
+        ctx.cancel,
+        broker,
+        settings(ctx.cfg, ctx.cfg.backtest.commission),
+        state,
+        journal,
+        Vec::new(),
+        false,
+    )
+    .with_portfolio(slot);
+    let ended = d.run(feed, None).await?;
+    Ok((ended, summary(ctx, &d, &[run])))
+}
+
+async fn run_alpaca(
+    ctx: &Ctx<'_>,
+    client: TradingClient,
+    settings_t: TradingSettings,
+    creds: crate::data::alpaca::Credentials,
+    pf: LoadedPortfolio,
+    journal: Journal,
+) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
+    let LoadedPortfolio {
+        run,
+        mut slot,
+        bars: series,
+        ..
+    } = pf;
+    let state = open_state(ctx, &client).await?;
+    let now = Utc::now();
+    warm(&mut slot, &series, now);
+    let tf = slot.timeframe().duration();
+    let need = slot.history_needed() as i32;
+    // Minutes after the newest stored bar (or enough for the history) are fetched over REST.
+    let since = match slot.last_time() {
+        Some(t) if now - t < tf * need => t + tf - Duration::minutes(1),
+        _ => now - tf * need * 4,
+    };
+    let feed = alpaca_feed(ctx, &creds, slot.symbols.clone(), since)?;
+    let trades = spawn_trade_updates(settings_t, creds);
+    ctx.sink.info(format!(
+        "paper trading portfolio model {run} ({} members) on {} (Alpaca paper fills: no slippage or fees modelled, random partial fills about 10 % of the time)",
+        slot.symbols.len(),
+        client.kind().label()
+    ));
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        ctx.sink,
+        ctx.cancel,
+        client,
+        settings(ctx.cfg, 0.0),
+        state,
+        journal,
+        Vec::new(),
+        true,
+    )
+    .with_portfolio(slot);
+    let ended = d.run(feed, Some(trades)).await?;
+    Ok((ended, summary(ctx, &d, &[run])))
+}

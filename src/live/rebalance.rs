@@ -1,0 +1,446 @@
+//! A portfolio model's bar times through the daemon: once a bar time is complete, the account's
+//! actual weights (its own fills, from the broker's orders, at the last prices, over the
+//! broker's equity) go into the observation, the policy picks a regime, and its target weights
+//! become per-member target quantities. Those pass the same capital gates as single-symbol
+//! models, the broker's rules (`plan`) and the journaled `execute`, one order per member with the
+//! deterministic id of (session, member, bar, intent) — sells before buys, so the cash is there.
+//! The decided bar is durable before any order goes out, so a restart never decides it again.
+
+use super::bars::BarBuilder;
+use super::daemon::Daemon;
+use super::gates::{gate, GateNote, Situation, Want};
+use super::orders::plan;
+use super::portfolio::PortfolioSlot;
+use super::portfolio::{target_quantities, PortfolioDecision};
+use super::state::PortfolioState;
+use super::view::{PortfolioView, WeightRow};
+use crate::broker::simulated::f;
+use crate::broker::types::normalize_symbol;
+use crate::broker::Broker;
+use crate::market::{Bar, Calendar};
+use crate::sim::portfolio::{PortfolioAccount, Regime};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+impl<B: Broker> Daemon<'_, B> {
+    /// Makes this a portfolio session: the model's members get bar builders of its timeframe.
+    pub fn with_portfolio(mut self, p: PortfolioSlot) -> Self {
+        for s in &p.symbols {
+            let mut b = BarBuilder::new(s.class, p.timeframe());
+            if let Some(last) = p.last_time() {
+                b.resume_after(last);
+            }
+            self.builders.insert(normalize_symbol(&s.name), b);
+        }
+        self.portfolio = Some(p);
+        self
+    }
+
+    /// The name a member or model's symbol goes by, from its normalized key.
+    pub(super) fn traded_name(&self, key: &str) -> Option<String> {
+        self.slots
+            .iter()
+            .map(|s| &s.symbol)
+            .chain(self.portfolio.iter().flat_map(|p| p.symbols.iter()))
+            .find(|s| normalize_symbol(&s.name) == key)
+            .map(|s| s.name.clone())
+    }
+
+    /// One closed bar of a portfolio member.
+    pub(super) async fn on_member_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
+        let decided = self.state.portfolio.as_ref().and_then(|p| p.last_bar);
+        let Some(p) = self.portfolio.as_mut() else {
+            return Ok(());
+        };
+        let Some(i) = p.member(symbol) else {
+            return Ok(());
+        };
+        let sym = p.symbols[i].clone();
+        let ready = p.on_bar(i, bar, decided);
+        // A time the feed moved past is decided at its own prices, before this newer bar's.
+        for t in ready.iter().filter(|t| **t < bar.ts) {
+            self.rebalance(*t).await?;
+        }
+        let key = normalize_symbol(&sym.name);
+        if self.prices.get(&key).is_none_or(|(_, t)| *t < bar.ts) {
+            self.prices.insert(key, (bar.close, bar.ts));
+            self.broker
+                .observe_price(&sym.name, sym.class, bar.close, bar.ts);
+        }
+        for t in ready.iter().filter(|t| **t >= bar.ts) {
+            self.rebalance(*t).await?;
+        }
+        Ok(())
+    }
+
+    /// A member bar from before the daemon started (catch-up): history and price only.
+    pub(super) fn note_member_history(&mut self, symbol: &str, bar: Bar) {
+        let Some(p) = self.portfolio.as_mut() else {
+            return;
+        };
+        let Some(i) = p.member(symbol) else {
+            return;
+        };
+        let sym = p.symbols[i].clone();
+        if p.push(i, bar) {
+            self.prices
+                .insert(normalize_symbol(&sym.name), (bar.close, bar.ts));
+            self.broker
+                .observe_price(&sym.name, sym.class, bar.close, bar.ts);
+        }
+    }
+
+    /// Decides the bar time still being collected: at the end of a replay, or when a live feed
+    /// stalled past `stale_after` behind the wall clock (a member with no bar is masked).
+    pub(super) async fn decide_pending(
+        &mut self,
+        stale_after: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let Some(p) = self.portfolio.as_mut() else {
+            return Ok(());
+        };
+        let due = p
+            .pending()
+            .is_some_and(|t| stale_after.is_none_or(|cut| t + p.timeframe().duration() < cut));
+        if !due {
+            return Ok(());
+        }
+        if let Some(t) = p.take_pending() {
+            self.rebalance(t).await?;
+        }
+        Ok(())
+    }
+
+    /// Each member's own position (its fills at the broker) and last price.
+    fn holdings(&self) -> (Vec<f64>, Vec<f64>) {
+        let Some(p) = &self.portfolio else {
+            return (Vec::new(), Vec::new());
+        };
+        p.symbols
+            .iter()
+            .map(|s| {
+                (
+                    self.ledger.position(&s.name),
+                    self.price(&s.name).unwrap_or(0.0),
+                )
+            })
+            .unzip()
+    }
+
+    /// The account as the observation's tail sees it: cash, the session's holdings, the broker's
+    /// equity, the session's peak and start.
+    fn account_tail(&self, qty: &[f64], marks: &[f64]) -> Vec<f32> {
+        let equity = self.equity();
+        let held: f64 = qty.iter().zip(marks).map(|(q, p)| q * p).sum();
+        let acct = PortfolioAccount {
+            cash: self.account.as_ref().map_or(equity - held, |a| f(a.cash)),
+            qty: qty.to_vec(),
+            equity,
+            peak: self.state.peak_equity.max(equity),
+            initial: self.state.initial_equity,
+        };
+        let mut tail = Vec::new();
+        acct.tail(marks, &mut tail);
+        tail
+    }
+
+    /// One complete bar time of the portfolio model: decide, gate, and send.
+    async fn rebalance(&mut self, at: DateTime<Utc>) -> Result<()> {
+        let Some(p) = &self.portfolio else {
+            return Ok(());
+        };
+        if self
+            .state
+            .portfolio
+            .as_ref()
+            .and_then(|s| s.last_bar)
+            .is_some_and(|t| at <= t)
+        {
+            return Ok(());
+        }
+        let (run, class) = (p.run.clone(), p.symbols[0].class);
+        if self.needs_resync {
+            self.reconcile().await?;
+        }
+        self.refresh_account().await;
+        let equity = self.equity();
+        let dd = self.mark_day(Calendar::for_class(class).local_date(at), equity);
+        let risk = self.settings.risk;
+        if dd >= risk.drawdown_halt && !self.state.halted {
+            self.state.halted = true;
+            self.sink.error(format!(
+                "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
+                dd * 100.0
+            ));
+        }
+        let size_mult = if dd >= risk.drawdown_halve { 0.5 } else { 1.0 };
+        let (qty, marks) = self.holdings();
+        let tail = self.account_tail(&qty, &marks);
+        let threshold = self.settings.confidence_threshold;
+        let decided = self
+            .portfolio
+            .as_ref()
+            .map(|p| p.decide(at, &tail, threshold));
+        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
+            run,
+            ..Default::default()
+        });
+        ps.last_bar = Some(at);
+        let d = match decided {
+            Some(Ok(Some(d))) => d,
+            Some(Ok(None)) | None => {
+                ps.regime = Some("WARMUP".into());
+                return self.save_state();
+            }
+            Some(Err(e)) => {
+                self.sink.warn(format!(
+                    "portfolio {}: no decision: {e:#}",
+                    at.format("%Y-%m-%d %H:%M")
+                ));
+                return self.save_state();
+            }
+        };
+        // Targets as shares of equity: masked members keep what they hold, the weights divide
+        // the rest, halved past the drawdown rule's threshold.
+        let frozen: f64 = (0..qty.len())
+            .filter(|&i| d.prices[i].is_none())
+            .map(|i| (qty[i] * marks[i]).abs())
+            .sum();
+        let scale = if equity > 0.0 {
+            (equity - frozen).max(0.0) / equity * size_mult
+        } else {
+            0.0
+        };
+        self.record(&d, &qty, &marks, equity, scale);
+        // Decided is durable before anything is sent: a restart never decides this bar again.
+        self.save_state()?;
+        if d.targets.is_some() {
+            self.trade(&d, &qty, equity, size_mult).await?;
+        }
+        self.save_state()
+    }
+
+    /// The decision into the durable state: the regime, and per member its target share of
+    /// equity (the regime's weight × `scale`; a masked member, or any under HOLD: what it held).
+    fn record(
+        &mut self,
+        d: &PortfolioDecision,
+        qty: &[f64],
+        marks: &[f64],
+        equity: f64,
+        scale: f64,
+    ) {
+        let Some(p) = &self.portfolio else {
+            return;
+        };
+        let names: Vec<String> = p.symbols.iter().map(|s| s.name.clone()).collect();
+        let Some(ps) = self.state.portfolio.as_mut() else {
+            return;
+        };
+        ps.chosen = Some(d.chosen.name().to_string());
+        ps.regime = Some(d.regime.name().to_string());
+        ps.confidence = d.confidence;
+        ps.targets = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let held = if equity > 0.0 {
+                    qty[i] * marks[i] / equity
+                } else {
+                    0.0
+                };
+                let w = match &d.targets {
+                    Some(_) if d.prices[i].is_none() => held,
+                    Some(w) => w.symbols.get(i).copied().unwrap_or(0.0) * scale,
+                    None => held,
+                };
+                (n.clone(), w)
+            })
+            .collect();
+        if d.regime == Regime::Hold {
+            let why = if d.chosen == Regime::Hold {
+                "hold".to_string()
+            } else {
+                format!(
+                    "held: {} at confidence {:.2} < {:.2}",
+                    d.chosen.name(),
+                    d.confidence,
+                    self.settings.confidence_threshold
+                )
+            };
+            ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
+        }
+    }
+
+    /// The decision's orders: gates over the whole batch, then sells, then buys.
+    async fn trade(
+        &mut self,
+        d: &PortfolioDecision,
+        current: &[f64],
+        equity: f64,
+        size_mult: f64,
+    ) -> Result<()> {
+        let (Some(p), Some(targets)) = (&self.portfolio, &d.targets) else {
+            return Ok(());
+        };
+        let symbols = p.symbols.clone();
+        // Masked members' holdings stay; the weights divide the rest.
+        let frozen: f64 = (0..symbols.len())
+            .filter(|&i| d.prices[i].is_none())
+            .map(|i| (current[i] * self.price(&symbols[i].name).unwrap_or(0.0)).abs())
+            .sum();
+        let want_qty = target_quantities(targets, &d.prices, current, equity - frozen, size_mult);
+        let cooldowns = self
+            .state
+            .portfolio
+            .as_ref()
+            .map(|s| s.cooldown_until.clone())
+            .unwrap_or_default();
+        let mut notes: Vec<(String, String)> = Vec::new();
+        let mut members = Vec::new();
+        let mut wants = Vec::new();
+        for (i, s) in symbols.iter().enumerate() {
+            let Some(price) = d.prices[i] else {
+                notes.push((s.name.clone(), "masked: no bar at this time".into()));
+                continue;
+            };
+            // An order of an earlier bar still working: its fills would be counted twice.
+            let key = normalize_symbol(&s.name);
+            if self
+                .ledger
+                .open()
+                .any(|o| normalize_symbol(&o.symbol) == key)
+            {
+                notes.push((
+                    s.name.clone(),
+                    "blocked: an earlier order is still open".into(),
+                ));
+                continue;
+            }
+            members.push(i);
+            wants.push(Want {
+                symbol: s.name.clone(),
+                price,
+                current: current[i],
+                target: want_qty[i],
+                cooling: cooldowns.get(&s.name).is_some_and(|t| d.bar < *t),
+            });
+        }
+        let block = self
+            .state
+            .entries_blocked()
+            .map(String::from)
+            .or_else(|| self.stale_feed.clone())
+            .or_else(|| self.daily_loss_hit.then(|| "daily loss limit".to_string()));
+        let open_buys = self.ledger.open_buy_notional(|s| self.price(s));
+        let situation = Situation {
+            equity,
+            buying_power: self.account.as_ref().map_or(equity, |a| f(a.buying_power)) - open_buys,
+            other_exposure: frozen,
+            block,
+        };
+        let flips = self.broker.rules().flip_in_one_order;
+        let sized = gate(&wants, &situation, &self.settings.capital, flips);
+        // Sells first: their proceeds pay for the buys.
+        let mut order: Vec<usize> = (0..wants.len()).collect();
+        order.sort_by_key(|&k| sized[k].0 >= wants[k].current);
+        let mut sent_any = false;
+        for k in order {
+            let (w, (target, note)) = (&wants[k], &sized[k]);
+            let i = members[k];
+            let sym = symbols[i].clone();
+            notes.push((sym.name.clone(), note.text()));
+            if matches!(note, GateNote::Blocked(_)) && *target == w.current {
+                continue;
+            }
+            let asset = self.asset(&sym.name).await;
+            let session = self.session_for(sym.class);
+            let planned = match asset {
+                Some(a) => plan(
+                    sym.class,
+                    &a,
+                    w.current,
+                    *target,
+                    w.price,
+                    session,
+                    self.settings.extended_hours,
+                    self.broker.rules().fractional_shorts,
+                ),
+                None => Err("the broker does not know this asset".into()),
+            };
+            match planned {
+                Ok(None) => {}
+                Ok(Some(pl)) => {
+                    if self.execute(&sym.name, d.bar, pl).await? {
+                        sent_any = true;
+                        let until = d.bar + self.settings.cooldown;
+                        if let Some(ps) = self.state.portfolio.as_mut() {
+                            ps.cooldown_until.insert(sym.name.clone(), until);
+                        }
+                    }
+                }
+                Err(why) => {
+                    self.sink.warn(format!(
+                        "{sym} {}: no order: {why}",
+                        d.bar.format("%Y-%m-%d %H:%M")
+                    ));
+                    if let Some(n) = notes.last_mut() {
+                        n.1 = format!("blocked: {why}");
+                    }
+                }
+            }
+        }
+        if let Some(ps) = self.state.portfolio.as_mut() {
+            ps.gates = notes.into_iter().collect();
+        }
+        if sent_any {
+            // The account after the trades, for the pane's actual weights.
+            self.refresh_account().await;
+        }
+        Ok(())
+    }
+
+    /// The portfolio part of the snapshot.
+    pub(super) fn portfolio_view(&self) -> Option<PortfolioView> {
+        let p = self.portfolio.as_ref()?;
+        let ps = self.state.portfolio.as_ref();
+        let equity = self.equity();
+        let share = |v: f64| if equity > 0.0 { v / equity } else { 0.0 };
+        let rows: Vec<WeightRow> = p
+            .symbols
+            .iter()
+            .map(|s| {
+                let qty = self.ledger.position(&s.name);
+                let price = self.price(&s.name).unwrap_or(0.0);
+                WeightRow {
+                    symbol: s.name.clone(),
+                    target: ps
+                        .and_then(|x| x.targets.get(&s.name).copied())
+                        .unwrap_or(0.0),
+                    actual: share(qty * price),
+                    qty,
+                    price,
+                    gate: ps
+                        .and_then(|x| x.gates.get(&s.name).cloned())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let cash = self
+            .account
+            .as_ref()
+            .map_or(1.0 - rows.iter().map(|r| r.actual).sum::<f64>(), |a| {
+                share(f(a.cash))
+            });
+        Some(PortfolioView {
+            run: p.run.clone(),
+            timeframe: p.timeframe().to_string(),
+            last_bar: ps.and_then(|x| x.last_bar),
+            regime: ps.and_then(|x| x.regime.clone()),
+            chosen: ps.and_then(|x| x.chosen.clone()),
+            confidence: ps.map_or(0.0, |x| x.confidence),
+            rows,
+            cash,
+        })
+    }
+}
