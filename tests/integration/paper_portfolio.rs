@@ -111,6 +111,7 @@ fn portfolio_run(paths: &Paths, first: DateTime<Utc>, seen: DateTime<Utc>) -> St
         timesteps: 1,
         created: Utc::now(),
         config: cfg.clone(),
+        gru: None,
         portfolio: Some(spec),
     };
     let (dir, mut m) = RunDir::create(
@@ -147,6 +148,7 @@ fn approve(paths: &Paths, train: &str) {
             flags: Vec::new(),
             use_checkpoint: None,
             metrics: ValidationMetrics::default(),
+            composite: None,
         },
         interrupted: false,
     };

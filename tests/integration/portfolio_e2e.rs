@@ -5,7 +5,8 @@ use crate::common::{self, qd, text};
 use quantdeck::config::Config;
 use quantdeck::engine::load_policy;
 use quantdeck::eval::{Baseline, FoldResult};
-use quantdeck::jobs::{list_runs, JobKind};
+use quantdeck::jobs::{list_runs, Event, EventRecord, JobKind};
+use quantdeck::live::view::PaperSnapshot;
 use quantdeck::paths::Paths;
 use std::path::Path;
 
@@ -17,6 +18,17 @@ fn tiny_portfolio() -> Config {
     cfg.portfolio.end = "2024-06-28".into();
     cfg.portfolio.window = 8;
     cfg.portfolio.episode_len = 64;
+    // Paper: the regime's weights as they are (the default gates cap a position at 20 % of
+    // equity), every decision acted on, no latch from a random market, replay at full speed.
+    cfg.live.confidence_threshold = 0.0;
+    cfg.live.cooldown_s = 0;
+    cfg.live.cash_buffer = 0.0;
+    cfg.live.max_position = 1.0;
+    cfg.live.max_exposure = 1.0;
+    cfg.live.daily_loss_limit = 1.0;
+    cfg.live.bars_per_second = 0.0;
+    cfg.backtest.drawdown_halve = 0.99;
+    cfg.backtest.drawdown_halt = 0.99;
     quantdeck::config::validate(&cfg).unwrap();
     cfg
 }
@@ -55,7 +67,14 @@ fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
     }
 
     // Train: a portfolio model with the universe's layout.
-    ok(&["--config", &cfg, "train", "--portfolio", "--iterations", "4"]);
+    ok(&[
+        "--config",
+        &cfg,
+        "train",
+        "--portfolio",
+        "--iterations",
+        "4",
+    ]);
     let train_dir = run_dir(home.path(), JobKind::Train);
     let (_, meta) = load_policy(&train_dir.join("model.safetensors")).unwrap();
     let spec = meta.portfolio.clone().expect("a portfolio model");
@@ -64,10 +83,15 @@ fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
     // Gate: a class, the composite score, and equal weight beside the model.
     let out = ok(&["--config", &cfg, "gate"]);
     assert!(
-        ["APPROVED", "REVIEW", "DROP"].iter().any(|c| out.contains(c)),
+        ["APPROVED", "REVIEW", "DROP"]
+            .iter()
+            .any(|c| out.contains(c)),
         "{out}"
     );
-    assert!(out.contains("composite") && out.contains("equal weight"), "{out}");
+    assert!(
+        out.contains("composite") && out.contains("equal weight"),
+        "{out}"
+    );
 
     // Walk-forward: folds strictly after the validation end, each beside equal weight.
     let out = ok(&["--config", &cfg, "walk-forward", "--folds", "3"]);
@@ -80,7 +104,12 @@ fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
     assert_eq!(folds.len(), 3);
     let seen = meta.seen_until();
     for f in &folds {
-        assert!(f.start > seen, "fold {} starts {} ≤ {seen}", f.fold, f.start);
+        assert!(
+            f.start > seen,
+            "fold {} starts {} ≤ {seen}",
+            f.fold,
+            f.start
+        );
         let ew = f
             .baselines
             .iter()
@@ -91,15 +120,60 @@ fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
         assert_eq!(p.regimes.len(), 12);
         assert!((p.regimes.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         // Equal weight buys once: its turnover is the initial purchase, about 1.
-        assert!(p.equal_weight_turnover > 0.9 && p.equal_weight_turnover < 1.01, "{p:?}");
+        assert!(
+            p.equal_weight_turnover > 0.9 && p.equal_weight_turnover < 1.01,
+            "{p:?}"
+        );
     }
     // The folds tile the bars after the validation end without overlap.
     assert!(folds.windows(2).all(|w| w[0].end < w[1].start));
 
     // A period inside what the model saw is refused, naming both ranges.
     let inside = meta.train_last.format("%Y-%m-%d").to_string();
-    let o = qd(home.path(), &["--config", &cfg, "walk-forward", "--from", &inside]);
+    let o = qd(
+        home.path(),
+        &["--config", &cfg, "walk-forward", "--from", &inside],
+    );
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("overlaps the bars the model saw"), "{out}");
+
+    // Paper, on the simulated broker: the unseen days replayed, one decision per day over the
+    // whole universe, the regime and each member's target against actual weight in the snapshot.
+    let out = ok(&["--config", &cfg, "paper", "--broker", "sim"]);
+    assert!(out.contains("replay finished"), "{out}");
+    let paper = run_dir(home.path(), JobKind::Paper);
+    let snaps: Vec<PaperSnapshot> = std::fs::read_to_string(paper.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(
+            |l| match serde_json::from_str::<EventRecord>(l).ok()?.event {
+                Event::Paper(s) => Some(*s),
+                _ => None,
+            },
+        )
+        .collect();
+    let views: Vec<_> = snaps.iter().filter_map(|s| s.portfolio.as_ref()).collect();
+    let last = views.last().expect("portfolio snapshots");
+    assert_eq!(
+        last.rows
+            .iter()
+            .map(|r| r.symbol.as_str())
+            .collect::<Vec<_>>(),
+        ["SYNP01", "SYNP02", "SYNP03", "SYNP04"]
+    );
+    assert!(last.regime.is_some(), "a regime was chosen");
+    let decided: Vec<_> = views.iter().filter_map(|v| v.last_bar).collect();
+    assert!(
+        decided.iter().all(|&t| t > seen),
+        "decisions only on unseen days"
+    );
+    assert_eq!(
+        decided.last(),
+        folds.last().map(|f| &f.end),
+        "the replay reached the last day"
+    );
+    // Actual weights and cash make up the portfolio.
+    let total: f64 = last.rows.iter().map(|r| r.actual).sum::<f64>() + last.cash;
+    assert!((total - 1.0).abs() < 0.02, "weights + cash = {total}");
 }
