@@ -669,6 +669,11 @@ pub struct LiveConfig {
     /// Minimum softmax probability of the chosen action; below it the model holds (seed: 0.40).
     #[serde(deserialize_with = "range::fraction")]
     pub confidence_threshold: f64,
+    /// The same for a portfolio model's regime (default 0: act on every choice, as walk-forward
+    /// evaluates it). A 12-way softmax seldom puts 40 % on one regime, so the seed's 0.40 — set
+    /// for the 8 sizing actions — would hold almost always.
+    #[serde(deserialize_with = "range::fraction")]
+    pub portfolio_confidence_threshold: f64,
     /// Share of equity never allocated (seed: 30 %): at most 70 % is ever in positions.
     #[serde(deserialize_with = "range::below_one")]
     pub cash_buffer: f64,
@@ -701,6 +706,7 @@ impl Default for LiveConfig {
             bars_per_second: 20.0,
             replay_bars: 500,
             confidence_threshold: 0.40,
+            portfolio_confidence_threshold: 0.0,
             cash_buffer: 0.30,
             max_position: 0.20,
             max_exposure: 0.80,

@@ -344,6 +344,7 @@ pub(super) fn settings(cfg: &Config, commission: f64) -> Settings {
     let l = &cfg.live;
     Settings {
         confidence_threshold: l.confidence_threshold as f32,
+        portfolio_confidence_threshold: l.portfolio_confidence_threshold as f32,
         position_size: cfg.backtest.position_size,
         capital: CapitalRules {
             cash_buffer: l.cash_buffer,

@@ -35,6 +35,8 @@ use std::path::PathBuf;
 pub struct Settings {
     /// Below this softmax probability the model's action becomes HOLD.
     pub confidence_threshold: f32,
+    /// The same for a portfolio model's regime.
+    pub portfolio_confidence_threshold: f32,
     /// Share of equity a full-size position (level 1) takes.
     pub position_size: f64,
     pub capital: CapitalRules,

@@ -176,7 +176,7 @@ impl<B: Broker> Daemon<'_, B> {
         let size_mult = if dd >= risk.drawdown_halve { 0.5 } else { 1.0 };
         let (qty, marks) = self.holdings();
         let tail = self.account_tail(&qty, &marks);
-        let threshold = self.settings.confidence_threshold;
+        let threshold = self.settings.portfolio_confidence_threshold;
         let decided = self
             .portfolio
             .as_ref()
@@ -265,7 +265,7 @@ impl<B: Broker> Daemon<'_, B> {
                     "held: {} at confidence {:.2} < {:.2}",
                     d.chosen.name(),
                     d.confidence,
-                    self.settings.confidence_threshold
+                    self.settings.portfolio_confidence_threshold
                 )
             };
             ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
@@ -351,6 +351,11 @@ impl<B: Broker> Daemon<'_, B> {
             let sym = symbols[i].clone();
             notes.push((sym.name.clone(), note.text()));
             if matches!(note, GateNote::Blocked(_)) && *target == w.current {
+                continue;
+            }
+            // A change worth less than a dollar is rounding left over from the last rebalance
+            // (targets are recomputed from prices each bar), not a trade.
+            if ((*target - w.current) * w.price).abs() < 1.0 {
                 continue;
             }
             let asset = self.asset(&sym.name).await;

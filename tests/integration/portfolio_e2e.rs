@@ -19,8 +19,9 @@ fn tiny_portfolio() -> Config {
     cfg.portfolio.window = 8;
     cfg.portfolio.episode_len = 64;
     // Paper: the regime's weights as they are (the default gates cap a position at 20 % of
-    // equity), every decision acted on, no latch from a random market, replay at full speed.
-    cfg.live.confidence_threshold = 0.0;
+    // equity), no latch from a random market, replay at full speed. The confidence threshold
+    // stays the default: a portfolio model's (0) lets its choices through where the seed's 0.40
+    // for the 8 sizing actions would hold a young 12-way policy every day.
     cfg.live.cooldown_s = 0;
     cfg.live.cash_buffer = 0.0;
     cfg.live.max_position = 1.0;
@@ -142,6 +143,13 @@ fn fetch_train_gate_walk_forward_and_paper_a_portfolio_model() {
     // whole universe, the regime and each member's target against actual weight in the snapshot.
     let out = ok(&["--config", &cfg, "paper", "--broker", "sim"]);
     assert!(out.contains("replay finished"), "{out}");
+    let sent: usize = out
+        .split(" order(s) sent")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 4, "the regimes' targets were traded: {out}");
     let paper = run_dir(home.path(), JobKind::Paper);
     let snaps: Vec<PaperSnapshot> = std::fs::read_to_string(paper.join("events.jsonl"))
         .unwrap()

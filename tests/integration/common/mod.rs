@@ -126,6 +126,7 @@ pub fn assert_paper_matches_backtest(
     }
     let settings = quantdeck::live::Settings {
         confidence_threshold: 0.0,
+        portfolio_confidence_threshold: 0.0,
         position_size: rules.full_position,
         capital: CapitalRules {
             cash_buffer: 0.0,
