@@ -10,7 +10,7 @@
 
 use super::adam::{ActorCriticAdam, FlatAdam};
 use super::env::EnvState;
-use super::flat::FlatParams;
+use super::gru::GruSpec;
 use crate::config::Config;
 use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
@@ -59,6 +59,9 @@ pub struct NetLayout {
     /// A portfolio network's observation layout (then `feature_spec` is unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioSpec>,
+    /// A GRU network's shape (`encoder` is then `gru`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gru: Option<GruSpec>,
 }
 
 impl NetLayout {
@@ -70,14 +73,18 @@ impl NetLayout {
             hidden_dims: hidden_dims.to_vec(),
             n_actions,
             portfolio: None,
+            gru: None,
         }
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "{} {:?}, {} actions, obs {}",
+            "{} {}, {} actions, obs {}",
             self.encoder,
-            self.hidden_dims,
+            match &self.gru {
+                Some(g) => g.describe(),
+                None => format!("{:?}", self.hidden_dims),
+            },
             self.n_actions,
             match &self.portfolio {
                 Some(p) => p.describe(),
@@ -95,6 +102,7 @@ impl NetLayout {
         };
         if spec_same
             && self.encoder == saved.encoder
+            && self.gru == saved.gru
             && self.obs_dim == saved.obs_dim
             && self.hidden_dims == saved.hidden_dims
             && self.n_actions == saved.n_actions
@@ -276,7 +284,7 @@ fn meta_from_header(path: &Path, head: &HashMap<String, serde_json::Value>) -> R
 /// sizes are checked against the file's).
 pub fn load_state(
     path: &Path,
-    template: &FlatParams,
+    template: (&Tensor, &Tensor),
     device: &Device,
 ) -> Result<(StateMeta, Snapshot)> {
     let meta = read_state_meta(path)?;
@@ -300,8 +308,8 @@ pub fn load_state(
         }
         Ok(t)
     };
-    let actor = take("actor.params", &template.actor)?;
-    let critic = take("critic.params", &template.critic)?;
+    let actor = take("actor.params", template.0)?;
+    let critic = take("critic.params", template.1)?;
     let steps = |name: &str| -> Result<i32> {
         meta.adam_steps
             .iter()
@@ -318,13 +326,13 @@ pub fn load_state(
     };
     let opt = ActorCriticAdam {
         actor: adam(
-            take("actor.adam.m", &template.actor)?,
-            take("actor.adam.v", &template.actor)?,
+            take("actor.adam.m", template.0)?,
+            take("actor.adam.v", template.0)?,
             steps("actor")?,
         )?,
         critic: adam(
-            take("critic.adam.m", &template.critic)?,
-            take("critic.adam.v", &template.critic)?,
+            take("critic.adam.m", template.1)?,
+            take("critic.adam.v", template.1)?,
             steps("critic")?,
         )?,
     };

@@ -16,8 +16,8 @@ pub mod runner;
 pub mod sink;
 pub mod tail;
 mod train;
-mod walk_portfolio;
 mod train_portfolio;
+mod walk_portfolio;
 mod walkforward;
 
 pub use cancel::CancelToken;

@@ -54,7 +54,10 @@ fn row(run: &RunView) -> Row<'static> {
         Cell::from(when),
         Cell::from(gated(run)),
         Cell::from(class),
-        Cell::from(g.composite.map_or("–".to_string(), |c| format!("{:.0}", c.total))),
+        Cell::from(
+            g.composite
+                .map_or("–".to_string(), |c| format!("{:.0}", c.total)),
+        ),
         score(m.fitness),
         score(m.profit_factor),
         score(m.consistency),
