@@ -36,6 +36,23 @@ pub struct GruSpec {
 }
 
 impl GruSpec {
+    /// The GRU `ppo.encoder = "gru"` trains over an observation of this shape.
+    pub fn from_config(
+        p: &crate::config::PpoConfig,
+        (seq_len, step_dim, tail_dim): (usize, usize, usize),
+        n_actions: usize,
+    ) -> Self {
+        GruSpec {
+            seq_len,
+            step_dim,
+            tail_dim,
+            hidden: p.gru_hidden,
+            layers: p.gru_layers,
+            head_hidden: p.gru_head_hidden,
+            n_actions,
+        }
+    }
+
     pub fn obs_dim(&self) -> usize {
         self.seq_len * self.step_dim + self.tail_dim
     }

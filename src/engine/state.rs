@@ -11,7 +11,7 @@
 use super::adam::{ActorCriticAdam, FlatAdam};
 use super::env::EnvState;
 use super::gru::GruSpec;
-use crate::config::Config;
+use crate::config::{Config, Encoder, PpoConfig};
 use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
 use crate::paths::write_atomic;
@@ -75,6 +75,17 @@ impl NetLayout {
             portfolio: None,
             gru: None,
         }
+    }
+
+    /// The layout with `ppo.encoder`'s network: a GRU (with `shape` = the observation's
+    /// sequence length, step width and tail width) replaces the MLP's hidden sizes.
+    pub fn for_encoder(mut self, p: &PpoConfig, shape: (usize, usize, usize)) -> Self {
+        if p.encoder == Encoder::Gru {
+            self.encoder = "gru".into();
+            self.hidden_dims = Vec::new();
+            self.gru = Some(GruSpec::from_config(p, shape, self.n_actions));
+        }
+        self
     }
 
     pub fn describe(&self) -> String {

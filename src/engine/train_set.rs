@@ -9,7 +9,7 @@ use super::portfolio_env::PortfolioEnv;
 use super::ppo::{PortfolioTrainData, TrainData};
 use super::state::NetLayout;
 use super::train_env::TrainEnv;
-use crate::config::{Config, Encoder, RewardKind};
+use crate::config::{Config, RewardKind};
 use crate::features::{events::EventTable, FeatureSpec};
 use crate::sim::portfolio::{Regime, N_REGIMES};
 use crate::sim::{Rules, SeedParams, ACTION_MEANINGS, N_ACTIONS};
@@ -64,24 +64,19 @@ impl TrainSet<'_> {
         }
     }
 
-    /// The GRU a `ppo.encoder = "gru"` run trains: a portfolio observation's steps are the
-    /// window's bars (every symbol's and the market's features), a single series' are its
+    /// The observation as a GRU reads it — (steps, values per step, tail): a portfolio's steps
+    /// are the window's bars (every symbol's and the market's features), a single series' its
     /// window's feature rows (oldest first, as `VecEnv::observe` lays them out); the account
     /// block is the tail either way.
-    pub fn gru_spec(&self, cfg: &Config) -> GruSpec {
-        let (seq_len, step_dim, tail_dim) = match self {
+    pub fn sequence_shape(&self) -> (usize, usize, usize) {
+        match self {
             TrainSet::Series(d) => (d.spec.window, d.spec.n_features(), d.spec.account.len()),
             TrainSet::Portfolio(d) => (d.spec.seq_len(), d.spec.step_dim(), d.spec.tail_dim()),
-        };
-        GruSpec {
-            seq_len,
-            step_dim,
-            tail_dim,
-            hidden: cfg.ppo.gru_hidden,
-            layers: cfg.ppo.gru_layers,
-            head_hidden: cfg.ppo.gru_head_hidden,
-            n_actions: self.n_actions(),
         }
+    }
+
+    pub fn gru_spec(&self, cfg: &Config) -> GruSpec {
+        GruSpec::from_config(&cfg.ppo, self.sequence_shape(), self.n_actions())
     }
 
     pub fn layout(&self, cfg: &Config) -> NetLayout {
@@ -94,12 +89,7 @@ impl TrainSet<'_> {
             l.obs_dim = d.spec.obs_dim();
             l.portfolio = Some(d.spec.clone());
         }
-        if cfg.ppo.encoder == Encoder::Gru {
-            l.encoder = "gru".into();
-            l.hidden_dims = Vec::new();
-            l.gru = Some(self.gru_spec(cfg));
-        }
-        l
+        l.for_encoder(&cfg.ppo, self.sequence_shape())
     }
 
     /// The env over the training range, `cfg.ppo.n_envs` wide.
