@@ -4,14 +4,14 @@
 
 use super::adam::ActorCriticAdam;
 use super::amp::Amp;
-use super::backward::{forward, ppo_grad_mm, split_heads, Batch, Coefs};
+use super::backward::{ppo_grad_mm, Batch, Coefs};
 use super::checkpoint::{save_gru_model, save_model, ModelMeta};
 use super::critic::{self, CriticFit};
 use super::flat::FlatParams;
 use super::gru::GruSpec;
 use super::gru_train::{self, GruParams};
 use super::host_gru::HostGru;
-use super::rollout::{Collector, Rollout};
+use super::rollout::{mlp_policy, Collector, Rollout};
 use super::train_env::TrainEnv;
 use super::{ActorCritic, HostPolicy};
 use crate::rng::Rng;
@@ -113,8 +113,7 @@ impl Net {
     ) -> Result<Rollout> {
         match self {
             Net::Mlp { params, .. } => {
-                let layers = params.layers()?;
-                let act = |obs: &Tensor| split_heads(&forward(&layers, obs)?.heads);
+                let act = mlp_policy(params)?;
                 collector.collect(env, params.n_actions(), &act, rng)
             }
             Net::Gru { params, .. } => {

@@ -3,6 +3,8 @@
 //! observations written into one buffer allocated once per run. The host sees rewards, values
 //! and restarts once per rollout, for GAE.
 
+use super::backward::{forward, split_heads};
+use super::flat::FlatParams;
 use super::train_env::TrainEnv;
 use crate::rng::Rng;
 use anyhow::Result;
@@ -89,6 +91,12 @@ impl Collector {
             last_value: last.to_vec1()?,
         })
     }
+}
+
+/// The MLP's `policy` for [`Collector::collect`] (its layers assembled once per rollout).
+pub fn mlp_policy(params: &FlatParams) -> Result<impl Fn(&Tensor) -> Result<(Tensor, Tensor)>> {
+    let layers = params.layers()?;
+    Ok(move |obs: &Tensor| split_heads(&forward(&layers, obs)?.heads))
 }
 
 /// Standard Gumbel noise −ln(−ln u), u uniform in (0, 1).

@@ -50,7 +50,7 @@ pub fn update_of(path: &Path) -> Option<usize> {
 /// continues only into the same layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetLayout {
-    /// The network kind: `mlp` (the hand-written actor-critic).
+    /// The network kind: `mlp` (the hand-written actor-critic) or `gru`.
     pub encoder: String,
     pub feature_spec: FeatureSpec,
     pub obs_dim: usize,

@@ -361,4 +361,20 @@ fn a_single_symbol_gru_run_reads_the_feature_window_as_its_sequence() {
     );
     assert_eq!(policy.obs_dim(), meta.feature_spec.obs_dim());
     assert!(matches!(policy, HostPolicy::Gru(_)));
+
+    // Walk-forward loads the single-symbol GRU model too.
+    let wf = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::WalkForward {
+            train_run: id,
+            period: Default::default(),
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(paths.runs.join(&wf).join("walkforward.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(!v["folds"].as_array().unwrap().is_empty(), "{text}");
 }
