@@ -9,6 +9,7 @@
 //!   cargo bench --bench training -- --portfolio          # the portfolio env (12 symbols, obs 2415)
 //!   cargo bench --bench training -- --portfolio --oos 30 quick_test  # + 30 updates, then out of sample
 //!   cargo bench --bench training -- --portfolio --encoder gru --gru-hidden 64 quick_test  # the GRU
+//!   cargo bench --bench training -- --portfolio --encoder gru --envs 16 quick_test  # fewer envs
 //!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
@@ -182,6 +183,7 @@ fn main() {
                         "--oos",
                         "--encoder",
                         "--gru-hidden",
+                        "--envs",
                     ]
                     .contains(&args[i - 1].as_str()))
         })
@@ -200,6 +202,10 @@ fn main() {
             }
             if let Some(h) = opt("--gru-hidden").and_then(|s| s.parse().ok()) {
                 cfg.ppo.gru_hidden = h;
+            }
+            // Fewer envs: a shape a slow network can be timed at.
+            if let Some(n) = opt("--envs").and_then(|s| s.parse().ok()) {
+                cfg.ppo.n_envs = n;
             }
             let data = portfolio::data(&cfg);
             let p = &cfg.ppo;
