@@ -8,6 +8,8 @@
 //!   cargo bench --bench training -- --phases             # where an update's time goes
 //!   cargo bench --bench training -- --portfolio          # the portfolio env (12 symbols, obs 2415)
 //!   cargo bench --bench training -- --portfolio --oos 30 quick_test  # + 30 updates, then out of sample
+//!   cargo bench --bench training -- --portfolio --encoder gru --gru-hidden 64 quick_test  # the GRU
+//!   cargo bench --bench training -- --portfolio --encoder gru --envs 16 quick_test  # fewer envs
 //!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
@@ -173,8 +175,17 @@ fn main() {
         .find(|(i, a)| {
             !a.starts_with('-')
                 && (*i == 0
-                    || !["--torch", "--reps", "--updates", "--threads", "--oos"]
-                        .contains(&args[i - 1].as_str()))
+                    || ![
+                        "--torch",
+                        "--reps",
+                        "--updates",
+                        "--threads",
+                        "--oos",
+                        "--encoder",
+                        "--gru-hidden",
+                        "--envs",
+                    ]
+                    .contains(&args[i - 1].as_str()))
         })
         .map(|(_, a)| a.clone())
         .unwrap_or_default();
@@ -185,18 +196,34 @@ fn main() {
             if !mode.contains(&filter) {
                 continue;
             }
-            let cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+            let mut cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+            if opt("--encoder").as_deref() == Some("gru") {
+                cfg.ppo.encoder = config::Encoder::Gru;
+            }
+            if let Some(h) = opt("--gru-hidden").and_then(|s| s.parse().ok()) {
+                cfg.ppo.gru_hidden = h;
+            }
+            // Fewer envs: a shape a slow network can be timed at.
+            if let Some(n) = opt("--envs").and_then(|s| s.parse().ok()) {
+                cfg.ppo.n_envs = n;
+            }
             let data = portfolio::data(&cfg);
             let p = &cfg.ppo;
+            let net = match p.encoder {
+                config::Encoder::Mlp => format!("hidden {:?}", p.hidden_dims),
+                config::Encoder::Gru => format!(
+                    "gru hidden {} × {} layers, heads {}, dropout {}",
+                    p.gru_hidden, p.gru_layers, p.gru_head_hidden, p.gru_dropout
+                ),
+            };
             let load_before = loadavg();
             let mut all = Vec::new();
             for _ in 0..reps {
                 all.push(median(portfolio::sps(&cfg, &data, updates)));
             }
             println!(
-                "portfolio {mode}: obs {}, hidden {:?}, {}x{} steps, {} epochs, minibatch {}; {threads} matmul threads\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
+                "portfolio {mode}: obs {}, {net}, {}x{} steps, {} epochs, minibatch {}; {threads} matmul threads\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
                 data.spec.obs_dim(),
-                p.hidden_dims,
                 p.n_envs,
                 p.n_steps,
                 p.epochs,

@@ -14,7 +14,7 @@ use quantdeck::engine::critic::{self, CriticFit};
 use quantdeck::engine::env::VecEnv;
 use quantdeck::engine::flat::FlatParams;
 use quantdeck::engine::ppo::{gae, TrainData};
-use quantdeck::engine::rollout::Collector;
+use quantdeck::engine::rollout::{self, Collector};
 use quantdeck::engine::ActorCritic;
 use quantdeck::rng::Rng;
 use quantdeck::sim::{Rules, N_ACTIONS};
@@ -75,8 +75,9 @@ pub fn run(cfg: &Config, data: &TrainData) {
             3,
         ),
     );
+    let policy = rollout::mlp_policy(&params).expect("policy");
     let ro = collector
-        .collect(&mut env, &params, &mut rng)
+        .collect(&mut env, N_ACTIONS, &policy, &mut rng)
         .expect("rollout");
     row(
         "whole rollout (forward, sampling, env, copies)",
@@ -84,7 +85,7 @@ pub fn run(cfg: &Config, data: &TrainData) {
             || {
                 drop(
                     collector
-                        .collect(&mut env, &params, &mut rng)
+                        .collect(&mut env, N_ACTIONS, &policy, &mut rng)
                         .expect("rollout"),
                 )
             },

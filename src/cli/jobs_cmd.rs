@@ -92,7 +92,7 @@ pub struct TrainArgs {
     /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub critic_epochs: Option<u16>,
-    /// The network: mlp or gru (overrides ppo.encoder; training takes mlp for now).
+    /// The network: mlp or gru (overrides ppo.encoder).
     #[arg(long, value_parser = ["mlp", "gru"])]
     pub encoder: Option<String>,
     /// The training reward: pnl or seed (overrides env.reward).

@@ -307,7 +307,7 @@ pub struct PpoConfig {
     #[serde(deserialize_with = "range::layers")]
     pub hidden_dims: Vec<usize>,
     /// The network: the MLP actor-critic of `hidden_dims`, or the seed's GRU encoder (the
-    /// `gru_*` sizes; model files of both load, training takes `mlp` for now).
+    /// `gru_*` sizes), for portfolio and single-symbol runs alike.
     pub encoder: Encoder,
     /// GRU encoder width and hidden size (seed: 256).
     #[serde(deserialize_with = "range::width")]

@@ -118,9 +118,29 @@ impl ActorCriticAdam {
         lr_critic: f64,
         max_norm: f64,
     ) -> Result<()> {
+        self.step_groups(
+            &mut p.actor,
+            &mut p.critic,
+            g,
+            lr_actor,
+            lr_critic,
+            max_norm,
+        )
+    }
+
+    /// [`ActorCriticAdam::step`] on any network's two groups (the MLP's or the GRU's).
+    pub fn step_groups(
+        &mut self,
+        actor: &mut Tensor,
+        critic: &mut Tensor,
+        g: &Grads,
+        lr_actor: f64,
+        lr_critic: f64,
+        max_norm: f64,
+    ) -> Result<()> {
         let s = clip_factor(&(norm_sq(&g.actor)? + norm_sq(&g.critic)?)?, max_norm)?;
-        self.actor.step(&mut p.actor, &g.actor, &s, lr_actor)?;
-        self.critic.step(&mut p.critic, &g.critic, &s, lr_critic)
+        self.actor.step(actor, &g.actor, &s, lr_actor)?;
+        self.critic.step(critic, &g.critic, &s, lr_critic)
     }
 
     /// A critic-only step: the value head's gradient clipped by its own norm.
@@ -131,8 +151,27 @@ impl ActorCriticAdam {
         lr: f64,
         max_norm: f64,
     ) -> Result<()> {
+        self.step_critic_group(&mut p.critic, g_critic, lr, max_norm)
+    }
+
+    /// [`ActorCriticAdam::step_critic`] on any network's critic group.
+    pub fn step_critic_group(
+        &mut self,
+        critic: &mut Tensor,
+        g_critic: &Tensor,
+        lr: f64,
+        max_norm: f64,
+    ) -> Result<()> {
         let s = clip_factor(&norm_sq(g_critic)?, max_norm)?;
-        self.critic.step(&mut p.critic, g_critic, &s, lr)
+        self.critic.step(critic, g_critic, &s, lr)
+    }
+
+    /// Fresh optimizers for two parameter groups.
+    pub fn for_groups(actor: &Tensor, critic: &Tensor) -> Result<Self> {
+        Ok(ActorCriticAdam {
+            actor: FlatAdam::new(actor)?,
+            critic: FlatAdam::new(critic)?,
+        })
     }
 }
 

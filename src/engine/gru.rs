@@ -36,6 +36,23 @@ pub struct GruSpec {
 }
 
 impl GruSpec {
+    /// The GRU `ppo.encoder = "gru"` trains over an observation of this shape.
+    pub fn from_config(
+        p: &crate::config::PpoConfig,
+        (seq_len, step_dim, tail_dim): (usize, usize, usize),
+        n_actions: usize,
+    ) -> Self {
+        GruSpec {
+            seq_len,
+            step_dim,
+            tail_dim,
+            hidden: p.gru_hidden,
+            layers: p.gru_layers,
+            head_hidden: p.gru_head_hidden,
+            n_actions,
+        }
+    }
+
     pub fn obs_dim(&self) -> usize {
         self.seq_len * self.step_dim + self.tail_dim
     }
@@ -215,8 +232,52 @@ impl GruNet {
         obs: &Tensor,
         dropout: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
-        let s = &self.spec;
         let v = self.views(theta)?;
+        let feat = self.features_of(&v, obs, dropout)?;
+        let logits = head(&v, "actor", &feat)?;
+        let value = head(&v, "critic", &feat)?.squeeze(D::Minus1)?;
+        Ok((logits, value))
+    }
+
+    /// The heads' input `[B, hidden + tail_dim]`: the GRU's last hidden state, then the tail.
+    pub fn features(
+        &self,
+        theta: &Tensor,
+        obs: &Tensor,
+        dropout: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        self.features_of(&self.views(theta)?, obs, dropout)
+    }
+
+    /// Values in the critic group (the value head: the last tensors of the flat buffer).
+    pub fn critic_len(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("critic."))
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Values `[B]` from the heads' input and the critic group alone (critic-only epochs).
+    pub fn value_head(&self, critic: &Tensor, feat: &Tensor) -> Result<Tensor> {
+        let base = self.spec.param_count() - self.critic_len();
+        let mut t = HashMap::new();
+        for (name, shape, off) in self
+            .entries
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("critic."))
+        {
+            let n: usize = shape.iter().product();
+            t.insert(
+                name.clone(),
+                critic.narrow(0, off - base, n)?.reshape(shape.as_slice())?,
+            );
+        }
+        Ok(head(&Views { t }, "critic", feat)?.squeeze(D::Minus1)?)
+    }
+
+    fn features_of(&self, v: &Views, obs: &Tensor, dropout: Option<&Tensor>) -> Result<Tensor> {
+        let s = &self.spec;
         let (b, obs_dim) = obs.dims2()?;
         if obs_dim != s.obs_dim() {
             bail!(
@@ -276,27 +337,11 @@ impl GruNet {
             }
             last = hid;
         }
-        let feat = if s.tail_dim > 0 {
+        Ok(if s.tail_dim > 0 {
             Tensor::cat(&[&last, &obs.narrow(1, t_len * s.step_dim, s.tail_dim)?], 1)?
         } else {
             last
-        };
-        let head = |name: &str| -> Result<Tensor> {
-            let x = linear(
-                &feat,
-                v.get(&format!("{name}.0.weight"))?,
-                v.get(&format!("{name}.0.bias"))?,
-            )?
-            .relu()?;
-            linear(
-                &x,
-                v.get(&format!("{name}.1.weight"))?,
-                v.get(&format!("{name}.1.bias"))?,
-            )
-        };
-        let logits = head("actor")?;
-        let value = head("critic")?.squeeze(D::Minus1)?;
-        Ok((logits, value))
+        })
     }
 
     /// A dropout mask for a minibatch of `b` observations: each value 0 with probability `p`,
@@ -326,6 +371,21 @@ impl GruNet {
             })
             .collect())
     }
+}
+
+/// A head `hidden + tail → head_hidden → out` with a ReLU between.
+fn head(v: &Views, name: &str, feat: &Tensor) -> Result<Tensor> {
+    let x = linear(
+        feat,
+        v.get(&format!("{name}.0.weight"))?,
+        v.get(&format!("{name}.0.bias"))?,
+    )?
+    .relu()?;
+    linear(
+        &x,
+        v.get(&format!("{name}.1.weight"))?,
+        v.get(&format!("{name}.1.bias"))?,
+    )
 }
 
 fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {

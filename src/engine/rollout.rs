@@ -40,14 +40,16 @@ impl Collector {
         })
     }
 
+    /// `policy`: the network's logits `[B, A]` and values `[B]` for observations (`n_actions`
+    /// wide), MLP or GRU.
     pub fn collect(
         &mut self,
         env: &mut dyn TrainEnv,
-        params: &FlatParams,
+        n_actions: usize,
+        policy: &dyn Fn(&Tensor) -> Result<(Tensor, Tensor)>,
         rng: &mut Rng,
     ) -> Result<Rollout> {
-        let (n, s_len, a) = (env.n(), self.steps, params.n_actions());
-        let layers = params.layers()?;
+        let (n, s_len, a) = (env.n(), self.steps, n_actions);
         let noise = Tensor::from_vec(gumbel(rng, s_len * n * a), (s_len, n, a), self.buf.device())?;
         let (mut act, mut logp, mut val, mut rew) = (
             Vec::with_capacity(s_len),
@@ -57,7 +59,7 @@ impl Collector {
         );
         let mut dones = Vec::with_capacity(s_len * n);
         for s in 0..s_len {
-            let (logits, value) = split_heads(&forward(&layers, &self.obs)?.heads)?;
+            let (logits, value) = policy(&self.obs)?;
             let actions = (&logits + noise.get(s)?)?.argmax(D::Minus1)?;
             let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
             let lp = lsm.gather(&actions.unsqueeze(1)?, 1)?.squeeze(1)?;
@@ -78,7 +80,7 @@ impl Collector {
             dones.extend(d);
             self.obs = env.observe()?;
         }
-        let (_, last) = split_heads(&forward(&layers, &self.obs)?.heads)?;
+        let (_, last) = policy(&self.obs)?;
         Ok(Rollout {
             obs: self.buf.clone(),
             actions: Tensor::cat(&act, 0)?,
@@ -89,6 +91,12 @@ impl Collector {
             last_value: last.to_vec1()?,
         })
     }
+}
+
+/// The MLP's `policy` for [`Collector::collect`] (its layers assembled once per rollout).
+pub fn mlp_policy(params: &FlatParams) -> Result<impl Fn(&Tensor) -> Result<(Tensor, Tensor)>> {
+    let layers = params.layers()?;
+    Ok(move |obs: &Tensor| split_heads(&forward(&layers, obs)?.heads))
 }
 
 /// Standard Gumbel noise −ln(−ln u), u uniform in (0, 1).

@@ -10,8 +10,8 @@
 
 use super::adam::{ActorCriticAdam, FlatAdam};
 use super::env::EnvState;
-use super::flat::FlatParams;
-use crate::config::Config;
+use super::gru::GruSpec;
+use crate::config::{Config, Encoder, PpoConfig};
 use crate::features::portfolio::PortfolioSpec;
 use crate::features::FeatureSpec;
 use crate::paths::write_atomic;
@@ -50,7 +50,7 @@ pub fn update_of(path: &Path) -> Option<usize> {
 /// continues only into the same layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetLayout {
-    /// The network kind: `mlp` (the hand-written actor-critic).
+    /// The network kind: `mlp` (the hand-written actor-critic) or `gru`.
     pub encoder: String,
     pub feature_spec: FeatureSpec,
     pub obs_dim: usize,
@@ -59,6 +59,9 @@ pub struct NetLayout {
     /// A portfolio network's observation layout (then `feature_spec` is unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioSpec>,
+    /// A GRU network's shape (`encoder` is then `gru`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gru: Option<GruSpec>,
 }
 
 impl NetLayout {
@@ -70,14 +73,29 @@ impl NetLayout {
             hidden_dims: hidden_dims.to_vec(),
             n_actions,
             portfolio: None,
+            gru: None,
         }
+    }
+
+    /// The layout with `ppo.encoder`'s network: a GRU (with `shape` = the observation's
+    /// sequence length, step width and tail width) replaces the MLP's hidden sizes.
+    pub fn for_encoder(mut self, p: &PpoConfig, shape: (usize, usize, usize)) -> Self {
+        if p.encoder == Encoder::Gru {
+            self.encoder = "gru".into();
+            self.hidden_dims = Vec::new();
+            self.gru = Some(GruSpec::from_config(p, shape, self.n_actions));
+        }
+        self
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "{} {:?}, {} actions, obs {}",
+            "{} {}, {} actions, obs {}",
             self.encoder,
-            self.hidden_dims,
+            match &self.gru {
+                Some(g) => g.describe(),
+                None => format!("{:?}", self.hidden_dims),
+            },
             self.n_actions,
             match &self.portfolio {
                 Some(p) => p.describe(),
@@ -95,6 +113,7 @@ impl NetLayout {
         };
         if spec_same
             && self.encoder == saved.encoder
+            && self.gru == saved.gru
             && self.obs_dim == saved.obs_dim
             && self.hidden_dims == saved.hidden_dims
             && self.n_actions == saved.n_actions
@@ -276,7 +295,7 @@ fn meta_from_header(path: &Path, head: &HashMap<String, serde_json::Value>) -> R
 /// sizes are checked against the file's).
 pub fn load_state(
     path: &Path,
-    template: &FlatParams,
+    template: (&Tensor, &Tensor),
     device: &Device,
 ) -> Result<(StateMeta, Snapshot)> {
     let meta = read_state_meta(path)?;
@@ -300,8 +319,8 @@ pub fn load_state(
         }
         Ok(t)
     };
-    let actor = take("actor.params", &template.actor)?;
-    let critic = take("critic.params", &template.critic)?;
+    let actor = take("actor.params", template.0)?;
+    let critic = take("critic.params", template.1)?;
     let steps = |name: &str| -> Result<i32> {
         meta.adam_steps
             .iter()
@@ -318,13 +337,13 @@ pub fn load_state(
     };
     let opt = ActorCriticAdam {
         actor: adam(
-            take("actor.adam.m", &template.actor)?,
-            take("actor.adam.v", &template.actor)?,
+            take("actor.adam.m", template.0)?,
+            take("actor.adam.v", template.0)?,
             steps("actor")?,
         )?,
         critic: adam(
-            take("critic.adam.m", &template.critic)?,
-            take("critic.adam.v", &template.critic)?,
+            take("critic.adam.m", template.1)?,
+            take("critic.adam.v", template.1)?,
             steps("critic")?,
         )?,
     };

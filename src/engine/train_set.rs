@@ -4,6 +4,7 @@
 
 use super::checkpoint::{ModelMeta, FORMAT};
 use super::env::VecEnv;
+use super::gru::GruSpec;
 use super::portfolio_env::PortfolioEnv;
 use super::ppo::{PortfolioTrainData, TrainData};
 use super::state::NetLayout;
@@ -63,6 +64,21 @@ impl TrainSet<'_> {
         }
     }
 
+    /// The observation as a GRU reads it — (steps, values per step, tail): a portfolio's steps
+    /// are the window's bars (every symbol's and the market's features), a single series' its
+    /// window's feature rows (oldest first, as `VecEnv::observe` lays them out); the account
+    /// block is the tail either way.
+    pub fn sequence_shape(&self) -> (usize, usize, usize) {
+        match self {
+            TrainSet::Series(d) => (d.spec.window, d.spec.n_features(), d.spec.account.len()),
+            TrainSet::Portfolio(d) => (d.spec.seq_len(), d.spec.step_dim(), d.spec.tail_dim()),
+        }
+    }
+
+    pub fn gru_spec(&self, cfg: &Config) -> GruSpec {
+        GruSpec::from_config(&cfg.ppo, self.sequence_shape(), self.n_actions())
+    }
+
     pub fn layout(&self, cfg: &Config) -> NetLayout {
         let mut l = NetLayout::mlp(
             &self.feature_spec(cfg),
@@ -73,7 +89,7 @@ impl TrainSet<'_> {
             l.obs_dim = d.spec.obs_dim();
             l.portfolio = Some(d.spec.clone());
         }
-        l
+        l.for_encoder(&cfg.ppo, self.sequence_shape())
     }
 
     /// The env over the training range, `cfg.ppo.n_envs` wide.

@@ -6,11 +6,11 @@
 
 use super::adam::ActorCriticAdam;
 use super::amp::Amp;
-use super::backward::{ppo_grad_mm, Coefs, N_STATS};
-use super::checkpoint::{save_model, ModelMeta};
-use super::critic::{self, CriticFit};
+use super::backward::{Coefs, N_STATS};
+use super::checkpoint::ModelMeta;
+use super::critic::CriticFit;
 use super::early_stop::{EarlyStop, Verdict};
-use super::flat::FlatParams;
+use super::net::{Net, StepCtx};
 use super::ppo::{
     explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainNote,
     TrainObserver, TrainOutcome, UpdateMetrics,
@@ -18,12 +18,12 @@ use super::ppo::{
 use super::prune::{checkpoint_path, prune, KeepRule};
 use super::rollout::Collector;
 use super::samples::Samples;
+use super::schedule;
 use super::state::{
     load_state, save_state, state_path, NetLayout, Progress, Snapshot, StateContext,
 };
 use super::train_env::TrainEnv;
 use super::train_set::TrainSet;
-use super::{schedule, ActorCritic, HostPolicy};
 use crate::config::{Config, Encoder};
 use crate::rng::Rng;
 use anyhow::{bail, Result};
@@ -39,8 +39,7 @@ pub struct Trainer<'a> {
     layout: NetLayout,
     updates: usize,
     env: Box<dyn TrainEnv>,
-    model: ActorCritic,
-    params: FlatParams,
+    net: Net,
     opt: ActorCriticAdam,
     rng: Rng,
     collector: Collector,
@@ -63,23 +62,26 @@ impl<'a> Trainer<'a> {
         out_dir: &Path,
     ) -> Result<Self> {
         let p = &cfg.ppo;
-        if p.encoder == Encoder::Gru {
-            bail!(
-                "ppo.encoder = \"gru\": training the GRU encoder is not implemented yet (GRU model files load and evaluate); train with encoder = \"mlp\""
-            );
-        }
         let env = set.env(cfg, device)?;
-        let n_actions = set.n_actions();
-        let model = ActorCritic::new(set.obs_dim(), &p.hidden_dims, n_actions, p.seed, device)?;
-        let params = FlatParams::from_model(&model)?;
-        let opt = ActorCriticAdam::new(&params)?;
+        let net = match p.encoder {
+            Encoder::Mlp => Net::mlp(
+                set.obs_dim(),
+                &p.hidden_dims,
+                set.n_actions(),
+                p.seed,
+                device,
+            )?,
+            Encoder::Gru => Net::gru(set.gru_spec(cfg), p.gru_dropout, p.seed, device)?,
+        };
+        let opt = net.optimizer()?;
         let rng = Rng::derive(p.seed, "ppo");
         let collector = Collector::new(env.as_ref(), p.n_steps, device)?;
         let progress = Progress::start();
+        let (actor, critic) = net.groups();
         let last_good = Snapshot {
             progress: progress.clone(),
-            actor: params.actor.clone(),
-            critic: params.critic.clone(),
+            actor: actor.clone(),
+            critic: critic.clone(),
             opt: opt.clone(),
             rng: rng.clone(),
             env: env.state(),
@@ -92,8 +94,7 @@ impl<'a> Trainer<'a> {
             layout: set.layout(cfg),
             updates: p.updates(),
             env,
-            model,
-            params,
+            net,
             opt,
             rng,
             collector,
@@ -107,7 +108,7 @@ impl<'a> Trainer<'a> {
 
     /// Loads a training state saved by a run of the same configuration, data and layout.
     pub fn restore_from(&mut self, path: &Path) -> Result<()> {
-        let (meta, snap) = load_state(path, &self.params, &self.device)?;
+        let (meta, snap) = load_state(path, self.net.groups(), &self.device)?;
         self.layout.ensure_continues(&meta.layout)?;
         if meta.updates != self.updates {
             bail!(
@@ -139,10 +140,11 @@ impl<'a> Trainer<'a> {
     }
 
     fn snapshot(&self) -> Snapshot {
+        let (actor, critic) = self.net.groups();
         Snapshot {
             progress: self.progress.clone(),
-            actor: self.params.actor.clone(),
-            critic: self.params.critic.clone(),
+            actor: actor.clone(),
+            critic: critic.clone(),
             opt: self.opt.clone(),
             rng: self.rng.clone(),
             env: self.env.state(),
@@ -152,8 +154,7 @@ impl<'a> Trainer<'a> {
     /// Continues from `s`; `whole` also takes its retry count, scales and elapsed time (a
     /// resume), else those stay (an early-stop retry keeps its new factors and the clock runs on).
     fn restore(&mut self, s: Snapshot, whole: bool) -> Result<()> {
-        self.params.actor = s.actor.clone();
-        self.params.critic = s.critic.clone();
+        self.net.set_groups(s.actor.clone(), s.critic.clone());
         self.opt = s.opt.clone();
         self.rng = s.rng.clone();
         self.env.restore(s.env.clone())?;
@@ -172,7 +173,6 @@ impl<'a> Trainer<'a> {
 
     fn meta(&self, update: usize) -> ModelMeta {
         ModelMeta {
-            param_count: self.model.param_count(),
             update,
             timesteps: self.progress.timesteps,
             ..self.set.meta(self.cfg)
@@ -180,8 +180,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn save_model_file(&self, path: &Path) -> Result<()> {
-        self.params.write_to(&self.model)?;
-        save_model(path, &self.model, &self.meta(self.progress.update))
+        self.net.save(path, self.meta(self.progress.update))
     }
 
     fn save_state_file(&self) -> Result<()> {
@@ -221,8 +220,7 @@ impl<'a> Trainer<'a> {
             if !update.is_multiple_of(p.validation_interval) && update != self.updates {
                 continue;
             }
-            self.params.write_to(&self.model)?;
-            let report = observer.validate_report(update, &HostPolicy::from_model(&self.model)?)?;
+            let report = observer.validate_report(update, &self.net.host_policy()?)?;
             if let Some(es) = &early {
                 match es.judge(report.max_drawdown, &self.progress) {
                     Verdict::Fine => {}
@@ -343,8 +341,8 @@ impl<'a> Trainer<'a> {
             .set_progress(at as f64 / self.updates.max(1) as f64)?;
 
         let ro = self
-            .collector
-            .collect(self.env.as_mut(), &self.params, &mut self.rng)?;
+            .net
+            .collect(&mut self.collector, self.env.as_mut(), &mut self.rng)?;
         let action_shares = shares(&ro.actions.to_vec1::<u32>()?, self.set.n_actions());
         let (adv, ret) = gae(
             &ro.rewards,
@@ -356,7 +354,7 @@ impl<'a> Trainer<'a> {
             p.gae_lambda as f32,
         );
         let ev = explained_variance(&ro.values, &ret);
-        let samples = Samples::new(&ro, adv, ret, self.params.n_actions())?;
+        let samples = Samples::new(&ro, adv, ret, self.net.n_actions())?;
         let coefs = Coefs {
             clip: p.clip,
             vf_coef: p.vf_coef,
@@ -373,18 +371,15 @@ impl<'a> Trainer<'a> {
                 }
                 let ix = Tensor::from_slice(mb, mb.len(), &self.device)?;
                 let gathered = samples.gather(&ix)?;
-                let (grad, st) = ppo_grad_mm(
-                    &self.params.layers()?,
-                    &gathered.batch(),
+                let ctx = StepCtx {
                     coefs,
-                    self.amp.mm,
-                    self.amp.scale(),
-                )?;
-                // An f16 gradient that overflowed is skipped (and the loss scale lowered).
-                if let Some(grad) = self.amp.unscale(grad)? {
-                    self.opt
-                        .step(&mut self.params, &grad, lr, critic_lr, p.max_grad_norm)?;
-                }
+                    lr,
+                    critic_lr,
+                    max_grad_norm: p.max_grad_norm,
+                    amp: &mut self.amp,
+                    rng: &mut self.rng,
+                };
+                let st = self.net.ppo_step(&mut self.opt, &gathered.batch(), ctx)?;
                 stats_acc = (stats_acc + st)?;
                 n_mb += 1;
             }
@@ -396,8 +391,7 @@ impl<'a> Trainer<'a> {
             vf_coef: p.vf_coef,
             max_grad_norm: p.max_grad_norm,
         };
-        let critic_fit = critic::fit(
-            &mut self.params,
+        let critic_fit = self.net.critic_fit(
             &mut self.opt,
             samples.obs(),
             &samples.returns()?,

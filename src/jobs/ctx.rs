@@ -174,7 +174,8 @@ pub fn resolve_model(paths: &Paths, train_run: &str) -> Result<ModelChoice> {
 /// A trained model ready to evaluate: weights, metadata, the stored bars of its symbol and the
 /// feature layout to compute from them.
 pub(super) struct Evaluated {
-    pub model: crate::engine::ActorCritic,
+    /// MLP or GRU.
+    pub policy: crate::engine::HostPolicy,
     pub meta: crate::engine::ModelMeta,
     pub choice: ModelChoice,
     pub symbol: Symbol,
@@ -188,8 +189,7 @@ impl Ctx<'_> {
     pub(super) fn load_evaluated(&self, train_run: &str) -> Result<Evaluated> {
         use crate::features::FeatureSpec;
         let choice = resolve_model(self.paths, train_run)?;
-        let (model, meta) =
-            crate::engine::checkpoint::load_model(&choice.path, &candle_core::Device::Cpu)?;
+        let (policy, meta) = crate::engine::load_policy(&choice.path)?;
         let spec = FeatureSpec::current(meta.feature_spec.window, &self.events);
         meta.check_layout(&spec)
             .map_err(|e| anyhow!("cannot use {}: {e:#}", choice.path.display()))?;
@@ -223,7 +223,7 @@ impl Ctx<'_> {
             meta.seen_range()
         ));
         Ok(Evaluated {
-            model,
+            policy,
             meta,
             choice,
             symbol,

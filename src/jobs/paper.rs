@@ -234,7 +234,7 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
     let all = list_runs(ctx.paths);
     for run in runs {
         let choice = resolve_model(ctx.paths, run)?;
-        let (model, meta) = checkpoint::load_model(&choice.path, &candle_core::Device::Cpu)?;
+        let (policy, meta) = checkpoint::load_policy(&choice.path)?;
         let spec = FeatureSpec::current(meta.feature_spec.window, &ctx.events);
         meta.check_layout(&spec)
             .map_err(|e| anyhow!("cannot trade {}: {e:#}", choice.path.display()))?;
@@ -274,7 +274,7 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
         ));
         out.push(Loaded {
             run: run.clone(),
-            policy: HostPolicy::from_model(&model)?,
+            policy,
             symbol,
             spec,
             meta,

@@ -127,10 +127,12 @@ pub fn check_layout(point: &ResumePoint, expect: &Config, events: &EventTable) -
             crate::sim::portfolio::N_REGIMES,
         );
         l.obs_dim = ps.obs_dim();
+        let shape = (ps.seq_len(), ps.step_dim(), ps.tail_dim());
         l.portfolio = Some(ps);
-        l
+        l.for_encoder(&expect.ppo, shape)
     } else {
-        NetLayout::mlp(&spec, &expect.ppo.hidden_dims, N_ACTIONS)
+        let shape = (spec.window, spec.n_features(), spec.account.len());
+        NetLayout::mlp(&spec, &expect.ppo.hidden_dims, N_ACTIONS).for_encoder(&expect.ppo, shape)
     };
     layout
         .ensure_continues(&point.meta.layout)

@@ -7,7 +7,6 @@ use super::ctx::{Ctx, Evaluated};
 use super::{Event, JobSummary};
 use crate::config::DataSource;
 use crate::data::Store;
-use crate::engine::HostPolicy;
 use crate::eval::{walkforward, Backtester, MomentumRule};
 use crate::features;
 use crate::sim::{RiskRules, Rules};
@@ -141,7 +140,7 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> R
     let fm = features::compute(&ev.spec, &sym, &ev.bars, &ctx.events);
     let closes: Vec<f64> = ev.bars.iter().map(|b| b.close).collect();
     let ts: Vec<_> = ev.bars.iter().map(|b| b.ts).collect();
-    let policy = HostPolicy::from_model(&ev.model)?;
+    let policy = &ev.policy;
     let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
     let bt = Backtester {
         spec: &ev.spec,
@@ -170,7 +169,7 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> R
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let f = walkforward::run_fold(&bt, &policy, i + 1, r.clone(), &ts, momentum);
+        let f = walkforward::run_fold(&bt, policy, i + 1, r.clone(), &ts, momentum);
         ctx.sink.emit(Event::Fold(f.clone()));
         ctx.sink.emit(Event::Progress {
             done: i as u64 + 1,

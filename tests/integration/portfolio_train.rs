@@ -2,9 +2,11 @@
 //! the synthetic universe, tiny sizes.
 
 use crate::common::{self, qd, text};
-use quantdeck::config::Config;
+use candle_core::Device;
+use quantdeck::config::{Config, Encoder};
 use quantdeck::data::{load_panel, Store};
-use quantdeck::engine::load_policy;
+use quantdeck::engine::gru::{GruNet, GruSpec};
+use quantdeck::engine::{load_policy, HostPolicy};
 use quantdeck::eval::portfolio::evaluate;
 use quantdeck::eval::ValidationMetrics;
 use quantdeck::features::portfolio::{self as pfeat, PortfolioSpec};
@@ -231,28 +233,148 @@ fn a_portfolio_run_resumed_from_a_checkpoint_continues_exactly() {
     assert!(e.contains("4 symbols") && e.contains("3 symbols"), "{e}");
 }
 
+fn tiny_gru(mut cfg: Config) -> Config {
+    cfg.ppo.encoder = Encoder::Gru;
+    cfg.ppo.gru_hidden = 16;
+    cfg.ppo.gru_layers = 2;
+    cfg.ppo.gru_head_hidden = 8;
+    quantdeck::config::validate(&cfg).unwrap();
+    cfg
+}
+
+/// The parameters a GRU model file holds, as one flat buffer in the network's order.
+fn gru_theta(path: &Path, spec: &GruSpec) -> Vec<f32> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    GruNet::new(spec.clone())
+        .theta_from(&tensors, &Device::Cpu)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 #[test]
-fn training_the_gru_encoder_is_refused_clearly() {
-    let home = tempfile::tempdir().unwrap();
-    let cfg_path = home.path().join("tiny.toml");
-    std::fs::write(&cfg_path, toml::to_string(&tiny_portfolio()).unwrap()).unwrap();
-    let cfg = cfg_path.display().to_string();
-    let o = qd(
-        home.path(),
-        &[
-            "--config",
-            &cfg,
-            "train",
-            "--portfolio",
-            "--encoder",
-            "gru",
-            "-q",
-        ],
+fn a_gru_portfolio_run_trains_resumes_exactly_and_walks_forward() {
+    let (_home, paths) = common::temp_home();
+    let cfg = tiny_gru(tiny_portfolio());
+    let id = train_portfolio(&paths, &cfg);
+    let dir = RunDir::open(&paths, &id).unwrap();
+    let pspec = PortfolioSpec::from_config(&cfg).unwrap();
+    let want = GruSpec {
+        seq_len: pspec.seq_len(),
+        step_dim: pspec.step_dim(),
+        tail_dim: pspec.tail_dim(),
+        hidden: 16,
+        layers: 2,
+        head_hidden: 8,
+        n_actions: N_REGIMES,
+    };
+
+    // The final model and every periodic checkpoint are GRU files the evaluators load.
+    let model = dir.artifact("model.safetensors");
+    let (policy, meta) = load_policy(&model).unwrap();
+    assert_eq!(meta.gru.as_ref(), Some(&want));
+    assert_eq!(meta.encoder(), "gru");
+    assert_eq!(meta.param_count, want.param_count());
+    assert!(matches!(policy, HostPolicy::Gru(_)));
+    assert_eq!(policy.obs_dim(), pspec.obs_dim());
+    let checkpoints: Vec<_> = std::fs::read_dir(dir.path.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
+    for c in &checkpoints {
+        assert_eq!(load_policy(c).unwrap().1.gru.as_ref(), Some(&want));
+    }
+
+    // Training moved both groups: the encoder/GRU/policy head and the value head.
+    let net = GruNet::new(want.clone());
+    let init: Vec<f32> = net
+        .init_theta(cfg.ppo.seed, &Device::Cpu)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let trained = gru_theta(&model, &want);
+    let cut = init.len() - net.critic_len();
+    assert_ne!(trained[..cut], init[..cut], "the actor group did not move");
+    assert_ne!(trained[cut..], init[cut..], "the value head did not move");
+    let vs = validations(&dir.artifact(jobs::VALIDATIONS));
+    assert_eq!(vs.iter().map(|v| v.update).collect::<Vec<_>>(), vec![2, 4]);
+
+    // Resumed from update 2, the run repeats updates 3–4 bit for bit (dropout masks included).
+    let req = JobRequest::ResumeTrain {
+        run: None,
+        checkpoint: Some(dir.path.join("state").join("update_00002.safetensors")),
+        device: None,
+        expect: Some(Box::new(cfg.clone())),
+    };
+    jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap();
+    assert_eq!(validations(&dir.artifact(jobs::VALIDATIONS)), vs);
+    assert_eq!(gru_theta(&model, &want), trained);
+
+    // An MLP configuration cannot continue the GRU's state: both layouts are named.
+    let req = JobRequest::ResumeTrain {
+        run: None,
+        checkpoint: Some(dir.path.join("state").join("update_00002.safetensors")),
+        device: None,
+        expect: Some(Box::new(tiny_portfolio())),
+    };
+    let e = format!(
+        "{:#}",
+        jobs::run_job(&paths, &cfg, &req, &CancelToken::new(), None).unwrap_err()
     );
-    let out = text(&o);
-    assert!(!o.status.success(), "{out}");
-    assert!(
-        out.contains("ppo.encoder = \"gru\": training the GRU encoder is not implemented yet"),
-        "{out}"
+    assert!(e.contains("gru: 8×") && e.contains("mlp [32, 16]"), "{e}");
+
+    // Walk-forward evaluates the GRU model out of sample.
+    let wf = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::WalkForward {
+            train_run: id.clone(),
+            period: Default::default(),
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(paths.runs.join(&wf).join("walkforward.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let folds = v["folds"].as_array().unwrap();
+    assert!(!folds.is_empty());
+    assert!(folds.iter().all(|f| f["portfolio"].is_object()), "{text}");
+}
+
+#[test]
+fn a_single_symbol_gru_run_reads_the_feature_window_as_its_sequence() {
+    let (_home, paths) = common::temp_home();
+    let cfg = tiny_gru(common::tiny_config());
+    let id = common::train(&paths, &cfg, "SYNA");
+    let dir = RunDir::open(&paths, &id).unwrap();
+    let (policy, meta) = load_policy(&dir.artifact("model.safetensors")).unwrap();
+    let g = meta.gru.expect("a GRU model");
+    assert_eq!(
+        (g.seq_len, g.step_dim, g.tail_dim),
+        (
+            cfg.features.window,
+            meta.feature_spec.n_features(),
+            meta.feature_spec.account.len()
+        )
     );
+    assert_eq!(policy.obs_dim(), meta.feature_spec.obs_dim());
+    assert!(matches!(policy, HostPolicy::Gru(_)));
+
+    // Walk-forward loads the single-symbol GRU model too.
+    let wf = jobs::run_job(
+        &paths,
+        &cfg,
+        &JobRequest::WalkForward {
+            train_run: id,
+            period: Default::default(),
+        },
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(paths.runs.join(&wf).join("walkforward.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(!v["folds"].as_array().unwrap().is_empty(), "{text}");
 }
