@@ -108,7 +108,10 @@ pub(super) fn paper_portfolio(
         ctx,
         &list_runs(ctx.paths),
         &pf.run,
-        &format!("portfolio {}", pf.meta.symbol),
+        &format!(
+            "the portfolio model over {} symbols",
+            pf.meta.portfolio.as_ref().map_or(0, |p| p.n_symbols())
+        ),
         live_broker,
     )?;
     debug_assert_eq!(claimed.train_runs, vec![pf.run.clone()]);
