@@ -420,16 +420,7 @@ pub(super) fn paper(
         .collect();
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
-            let costs = SimCosts {
-                slippage: cfg.backtest.slippage,
-                commission: cfg.backtest.commission,
-            };
-            let broker = SimBroker::open(
-                cfg.backtest.initial_cash,
-                costs,
-                cfg.env.allow_short_equity,
-                Some(dir.join(crate::live::SIM_BROKER)),
-            )?;
+            let (broker, costs) = sim_broker(cfg, &dir, cfg.env.allow_short_equity)?;
             rt.block_on(run_sim(
                 ctx,
                 broker,
@@ -441,19 +432,51 @@ pub(super) fn paper(
             ))?
         }
         _ => {
-            let (creds, warnings) = load_credentials()?;
-            for w in warnings {
-                ctx.sink.warn(w);
-            }
-            let creds = creds.ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
-            let settings = TradingSettings::from_env(cfg.live.allow_live);
-            let client = TradingClient::new(settings.clone(), creds.clone())?;
+            let (client, settings, creds) = alpaca_client(ctx)?;
             rt.block_on(run_alpaca(
                 ctx, client, settings, creds, models, journal, expected,
             ))?
         }
     };
     finish(ctx, ended, summary)
+}
+
+/// The simulated broker of a session in `dir` (its book persists there), with the backtest's
+/// cash and costs.
+pub(super) fn sim_broker(
+    cfg: &Config,
+    dir: &std::path::Path,
+    allow_short: bool,
+) -> Result<(SimBroker, SimCosts)> {
+    let costs = SimCosts {
+        slippage: cfg.backtest.slippage,
+        commission: cfg.backtest.commission,
+    };
+    let broker = SimBroker::open(
+        cfg.backtest.initial_cash,
+        costs,
+        allow_short,
+        Some(dir.join(crate::live::SIM_BROKER)),
+    )?;
+    Ok((broker, costs))
+}
+
+/// Alpaca's trading client from the environment's paper (or live) keys.
+pub(super) fn alpaca_client(
+    ctx: &Ctx,
+) -> Result<(
+    TradingClient,
+    TradingSettings,
+    crate::data::alpaca::Credentials,
+)> {
+    let (creds, warnings) = load_credentials()?;
+    for w in warnings {
+        ctx.sink.warn(w);
+    }
+    let creds = creds.ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
+    let settings = TradingSettings::from_env(ctx.cfg.live.allow_live);
+    let client = TradingClient::new(settings.clone(), creds.clone())?;
+    Ok((client, settings, creds))
 }
 
 /// Records the session's summary and says how it ended.

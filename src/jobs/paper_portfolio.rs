@@ -4,12 +4,12 @@
 
 use super::ctx::Ctx;
 use super::paper::{
-    alpaca_feed, check_verdict, finish, open_state, settings, summary, Claimed, NO_TRADING_KEYS,
+    alpaca_client, alpaca_feed, check_verdict, finish, open_state, settings, sim_broker, summary,
+    Claimed,
 };
 use super::{list_runs, resolve_model};
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
-use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
-use crate::data::alpaca::load_credentials;
+use crate::broker::{Broker, BrokerKind, SimBroker};
 use crate::data::Store;
 use crate::engine::{checkpoint, ModelMeta};
 use crate::live::feed::ReplayFeed;
@@ -123,26 +123,11 @@ pub(super) fn paper_portfolio(
     let journal = Journal::open(&dir.join(crate::live::JOURNAL))?;
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
-            let costs = SimCosts {
-                slippage: cfg.backtest.slippage,
-                commission: cfg.backtest.commission,
-            };
-            let broker = SimBroker::open(
-                cfg.backtest.initial_cash,
-                costs,
-                false,
-                Some(dir.join(crate::live::SIM_BROKER)),
-            )?;
+            let (broker, _) = sim_broker(cfg, &dir, false)?;
             rt.block_on(run_sim(ctx, broker, pf, journal, bars))?
         }
         _ => {
-            let (creds, warnings) = load_credentials()?;
-            for w in warnings {
-                ctx.sink.warn(w);
-            }
-            let creds = creds.ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
-            let settings = TradingSettings::from_env(cfg.live.allow_live);
-            let client = TradingClient::new(settings.clone(), creds.clone())?;
+            let (client, settings, creds) = alpaca_client(ctx)?;
             rt.block_on(run_alpaca(ctx, client, settings, creds, pf, journal))?
         }
     };

@@ -4,8 +4,7 @@
 
 use super::ctx::{Ctx, ModelChoice};
 use super::portfolio::PortfolioWorld;
-use super::walkforward::EvalPeriod;
-use super::{Event, JobSummary};
+use super::walkforward::{run_folds, EvalPeriod};
 use crate::engine::{HostPolicy, ModelMeta};
 use crate::eval::{portfolio_walk, walkforward};
 use anyhow::{bail, Result};
@@ -83,37 +82,14 @@ pub(super) fn walk_forward(
         rows.len(),
         day(meta.seen_until())
     ));
-    let ranges = walkforward::folds(rows, ctx.cfg.walk_forward.folds);
-    let mut results = Vec::new();
-    for (i, r) in ranges.iter().enumerate() {
-        if ctx.cancel.is_cancelled() {
-            break;
-        }
-        let f = portfolio_walk::run_portfolio_fold(
-            world.market(),
-            policy,
-            i + 1,
-            r.clone(),
-            1000 + i as u64,
-        )?;
-        ctx.sink.emit(Event::Fold(f.clone()));
-        ctx.sink.emit(Event::Progress {
-            done: i as u64 + 1,
-            total: ranges.len() as u64,
-            message: format!("fold {}", i + 1),
-        });
-        results.push(f);
-    }
-    let report = walkforward::report(&results, ctx.cfg.walk_forward.max_sharpe_std);
-    ctx.sink.emit(Event::Decision(report.clone()));
+    let market = world.market();
+    let (results, report) = run_folds(ctx, train_run, rows, |i, r| {
+        portfolio_walk::run_portfolio_fold(market, policy, i, r, 999 + i as u64)
+    })?;
     ctx.save_json(
         "walkforward.json",
         &json!({ "folds": results, "report": report, "model": choice.path, "portfolio": true }),
     )?;
-    ctx.set_summary(JobSummary::WalkForward {
-        train_run: train_run.to_string(),
-        report: report.clone(),
-    })?;
     let mean = |f: &dyn Fn(&walkforward::FoldResult) -> f64| {
         results.iter().map(f).sum::<f64>() / results.len().max(1) as f64
     };

@@ -163,13 +163,38 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> R
         momentum.fast,
         momentum.slow
     ));
-    let ranges = walkforward::folds(test, ctx.cfg.walk_forward.folds);
+    let (results, report) = run_folds(ctx, train_run, test, |i, r| {
+        Ok(walkforward::run_fold(&bt, policy, i, r, &ts, momentum))
+    })?;
+    ctx.save_json(
+        "walkforward.json",
+        &json!({ "folds": results, "report": report, "momentum": momentum, "model": ev.choice.path }),
+    )?;
+    Ok(format!(
+        "{}: {}/{} folds positive, Sharpe std {:.2}; {}",
+        report.decision.as_str(),
+        report.positive_folds,
+        report.folds,
+        report.sharpe_std,
+        report.baselines_line()
+    ))
+}
+
+/// Splits `rows` into the configured folds and runs `fold(number, range)` on each until
+/// cancelled, with an event per fold; then the decision, as an event and the run's summary.
+pub(super) fn run_folds(
+    ctx: &Ctx,
+    train_run: &str,
+    rows: Range<usize>,
+    mut fold: impl FnMut(usize, Range<usize>) -> Result<walkforward::FoldResult>,
+) -> Result<(Vec<walkforward::FoldResult>, walkforward::DecisionReport)> {
+    let ranges = walkforward::folds(rows, ctx.cfg.walk_forward.folds);
     let mut results = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let f = walkforward::run_fold(&bt, policy, i + 1, r.clone(), &ts, momentum);
+        let f = fold(i + 1, r.clone())?;
         ctx.sink.emit(Event::Fold(f.clone()));
         ctx.sink.emit(Event::Progress {
             done: i as u64 + 1,
@@ -180,20 +205,9 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> R
     }
     let report = walkforward::report(&results, ctx.cfg.walk_forward.max_sharpe_std);
     ctx.sink.emit(Event::Decision(report.clone()));
-    ctx.save_json(
-        "walkforward.json",
-        &json!({ "folds": results, "report": report, "momentum": momentum, "model": ev.choice.path }),
-    )?;
     ctx.set_summary(JobSummary::WalkForward {
         train_run: train_run.to_string(),
         report: report.clone(),
     })?;
-    Ok(format!(
-        "{}: {}/{} folds positive, Sharpe std {:.2}; {}",
-        report.decision.as_str(),
-        report.positive_folds,
-        report.folds,
-        report.sharpe_std,
-        report.baselines_line()
-    ))
+    Ok((results, report))
 }

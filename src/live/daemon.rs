@@ -552,19 +552,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
         }
         let target = p.level * self.settings.position_size * p.size_mult * equity / bar.close;
         let cooling = ms.cooldown_until.is_some_and(|t| bar.ts < t);
-        let block = self
-            .state
-            .entries_blocked()
-            .map(String::from)
-            .or_else(|| self.stale_feed.clone())
-            .or_else(|| self.daily_loss_hit.then(|| "daily loss limit".to_string()));
-        let open_buys = self.ledger.open_buy_notional(|s| self.price(s));
-        let situation = Situation {
-            equity,
-            buying_power: self.account.as_ref().map_or(equity, |a| f(a.buying_power)) - open_buys,
-            other_exposure: self.other_exposure(&sym),
-            block,
-        };
+        let situation = self.situation(equity, self.other_exposure(&sym));
         let want = Want {
             symbol: sym.clone(),
             price: bar.close,
@@ -642,6 +630,24 @@ impl<'a, B: Broker> Daemon<'a, B> {
             self.rebuild_book(&sym);
         }
         self.save_state()
+    }
+
+    /// What the capital gates weigh an order against: equity, buying power net of open buys,
+    /// the exposure outside the order's symbol(s), and why entries are blocked, if they are.
+    pub(super) fn situation(&self, equity: f64, other_exposure: f64) -> Situation {
+        let block = self
+            .state
+            .entries_blocked()
+            .map(String::from)
+            .or_else(|| self.stale_feed.clone())
+            .or_else(|| self.daily_loss_hit.then(|| "daily loss limit".to_string()));
+        let open_buys = self.ledger.open_buy_notional(|s| self.price(s));
+        Situation {
+            equity,
+            buying_power: self.account.as_ref().map_or(equity, |a| f(a.buying_power)) - open_buys,
+            other_exposure,
+            block,
+        }
     }
 
     /// Gross exposure of everything but `symbol`: the other models' positions and open orders.

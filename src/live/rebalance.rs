@@ -8,7 +8,7 @@
 
 use super::bars::BarBuilder;
 use super::daemon::Daemon;
-use super::gates::{gate, GateNote, Situation, Want};
+use super::gates::{gate, GateNote, Want};
 use super::orders::plan;
 use super::portfolio::PortfolioSlot;
 use super::portfolio::{target_quantities, PortfolioDecision};
@@ -326,19 +326,7 @@ impl<B: Broker> Daemon<'_, B> {
                 cooling: cooldowns.get(&s.name).is_some_and(|t| d.bar < *t),
             });
         }
-        let block = self
-            .state
-            .entries_blocked()
-            .map(String::from)
-            .or_else(|| self.stale_feed.clone())
-            .or_else(|| self.daily_loss_hit.then(|| "daily loss limit".to_string()));
-        let open_buys = self.ledger.open_buy_notional(|s| self.price(s));
-        let situation = Situation {
-            equity,
-            buying_power: self.account.as_ref().map_or(equity, |a| f(a.buying_power)) - open_buys,
-            other_exposure: frozen,
-            block,
-        };
+        let situation = self.situation(equity, frozen);
         let flips = self.broker.rules().flip_in_one_order;
         let sized = gate(&wants, &situation, &self.settings.capital, flips);
         // Sells first: their proceeds pay for the buys.
