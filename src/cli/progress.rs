@@ -2,7 +2,7 @@
 //! `--quiet` keeps warnings, errors and the outcome; `--verbose` adds debug lines and a full line
 //! per update (reward components and the critic-only epochs' loss included).
 
-use crate::jobs::events::{DecisionReport, GateResult, RestartReason};
+use crate::jobs::events::{GateResult, RestartReason};
 use crate::jobs::{Event, EventRecord, LogLevel, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -197,8 +197,8 @@ pub fn describe(e: &Event) -> Option<String> {
             s.retries,
             s.model_update
         ),
-        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite }) => format!(
-            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}",
+        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite, baselines }) => format!(
+            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}{}",
             class.as_str(),
             composite.map(|c| format!("  composite {:+.1}", c.total)).unwrap_or_default(),
             flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
@@ -206,10 +206,17 @@ pub fn describe(e: &Event) -> Option<String> {
             metrics.profit_factor,
             metrics.consistency * 100.0,
             metrics.max_drawdown * 100.0,
-            use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default()
+            use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default(),
+            baselines.as_ref().map(|b| format!("\n    {}", b.line())).unwrap_or_default()
+        ),
+        Event::WalkSetup(w) => format!(
+            "rules (as paper trades it): {}{}{}",
+            w.rules.describe(),
+            w.momentum.map(|m| format!("; momentum EMA {}/{}", m.fast, m.slow)).unwrap_or_default(),
+            w.gate.as_ref().map(|g| format!("; the model was {}", g.line())).unwrap_or_default()
         ),
         Event::Fold(f) => format!(
-            "fold {} {} → {}: return {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}  | asset {:+.2} %{}",
+            "fold {} {} → {}: return {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}{}{}  | asset {:+.2} %{}",
             f.fold,
             f.start.format("%Y-%m-%d"),
             f.end.format("%Y-%m-%d"),
@@ -219,16 +226,18 @@ pub fn describe(e: &Event) -> Option<String> {
             f.win_rate * 100.0,
             f.profit_factor,
             f.trades,
+            if f.held > 0 { format!("  held {} by the threshold", f.held) } else { String::new() },
+            f.raw
+                .map(|r| format!("  (raw policy {:+.2} %, Sharpe {:+.2}, {} trades)", r.total_return * 100.0, r.sharpe, r.trades))
+                .unwrap_or_default(),
             f.buy_hold_return * 100.0,
             f.baselines
                 .iter()
                 .map(|b| format!("  {} {:+.2} % (Sharpe {:+.2})", b.baseline.name(), b.total_return * 100.0, b.sharpe))
                 .collect::<String>()
         ),
-        Event::Decision(DecisionReport { decision, positive_folds, folds, sharpe_std, .. }) => {
-            format!("decision: {} ({positive_folds}/{folds} folds positive, Sharpe std {sharpe_std:.2})", decision.as_str())
-        }
-        Event::Paper(_) => return None,
+        Event::Decision(d) => format!("decision: {}", d.line()),
+        Event::Paper(_) | Event::Decided(_) => return None,
         Event::Fill(f) => format!("fill {} {} {:.4} @ {:.4} ({})", f.side, f.symbol, f.qty, f.price, f.client_order_id),
         Event::Order(o) => format!(
             "order {} {} {:.4} (filled {:.4}{}) {}{} ({})",

@@ -7,7 +7,9 @@
 //! - **momentum**: long (short where allowed) while a fast EMA of the close is above (below) a slow
 //!   one, with the spans chosen on the model's *training* bars only.
 //!
-//! Rules have no stop-loss or take-profit: those belong to the model's risk gates.
+//! Baselines are plain rules: no confidence threshold, no stop-loss or take-profit, no drawdown
+//! rules or capital gates — those belong to the model. Whatever backtester they are given, they
+//! trade on its [`Backtester::plain`] terms: the same account, sizing, slippage and commission.
 
 use super::{metrics, BacktestResult, Backtester};
 use crate::rng::Rng;
@@ -54,6 +56,12 @@ impl Baseline {
     }
 }
 
+/// The one comparison every verdict uses (walk-forward's decision line, the gate): a model
+/// beats a baseline when both its return and its Sharpe are higher.
+pub fn beats(model_return: f64, model_sharpe: f64, base_return: f64, base_sharpe: f64) -> bool {
+    model_return > base_return && model_sharpe > base_sharpe
+}
+
 /// A baseline's result over one fold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineResult {
@@ -95,6 +103,7 @@ impl MomentumRule {
     /// The spans with the best Sharpe (after costs) on `train` — the model's training bars —
     /// and nothing else.
     pub fn fit(bt: &Backtester, train: Range<usize>) -> MomentumRule {
+        let bt = &bt.plain();
         let mut best = (f64::NEG_INFINITY, MomentumRule { fast: 8, slow: 32 });
         for fast in Self::FAST {
             for r in Self::RATIO {
@@ -114,6 +123,7 @@ impl MomentumRule {
 
     /// Backtests the rule over `range`. The EMAs see only closes up to each bar.
     pub fn run(&self, bt: &Backtester, range: Range<usize>) -> BacktestResult {
+        let bt = &bt.plain();
         let end = range.end.min(bt.closes.len());
         let fast = ema(&bt.closes[..end], self.fast);
         let slow = ema(&bt.closes[..end], self.slow);
@@ -147,6 +157,7 @@ pub fn run_all(
     momentum: MomentumRule,
     seed: u64,
 ) -> Vec<BaselineResult> {
+    let bt = &bt.plain();
     let mut rng = Rng::new(seed);
     Baseline::SINGLE
         .iter()
@@ -155,7 +166,7 @@ pub fn run_all(
                 // Equal weight over one symbol is holding it (not in SINGLE; for completeness).
                 Baseline::BuyHold | Baseline::EqualWeight => bt.run_levels(range.clone(), |_| 1.0),
                 Baseline::Flat => bt.run_levels(range.clone(), |_| 0.0),
-                Baseline::Random => bt.run_with(range.clone(), |_| rng.below(N_ACTIONS)),
+                Baseline::Random => bt.run_with(range.clone(), |_| (rng.below(N_ACTIONS), 1.0)),
                 Baseline::Momentum => momentum.run(bt, range.clone()),
             };
             summarise(b, &res, bt)

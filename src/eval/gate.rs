@@ -2,6 +2,8 @@
 //! consistency and max drawdown, with flags for what fell short and whether an earlier (best)
 //! checkpoint should be used instead of the final one.
 
+use super::baselines::{Baseline, MomentumRule};
+use super::metrics::RawFigures;
 use super::ValidationMetrics;
 use crate::config::{GateThresholds, GatingConfig};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,9 @@ pub enum GateFlag {
     NoValidation,
     /// No validation had enough trades and days to be scored.
     InsufficientTrades,
+    /// On the validation bars, the graded checkpoint does not beat momentum and buy-and-hold
+    /// (a portfolio: equal weight): never APPROVED.
+    BelowBaseline,
 }
 
 impl GateFlag {
@@ -53,6 +58,7 @@ impl GateFlag {
             GateFlag::HighDrawdown => "HIGH_DRAWDOWN",
             GateFlag::NoValidation => "NO_VALIDATION",
             GateFlag::InsufficientTrades => "INSUFFICIENT_TRADES",
+            GateFlag::BelowBaseline => "BELOW_BASELINE",
         }
     }
 }
@@ -70,6 +76,89 @@ pub struct GateResult {
     /// older results and where the run recorded no update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composite: Option<super::CompositeScore>,
+    /// The graded checkpoint beside the baselines on its validation bars (filled in by the gate
+    /// job; absent in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<BaselineCheck>,
+}
+
+/// The graded checkpoint against the simple rules on the same validation bars: the model as
+/// paper trades it; the baselines plain, at the same sizing and costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineCheck {
+    pub model: RawFigures,
+    /// The raw policy (no confidence threshold), where the rules have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawFigures>,
+    pub baselines: Vec<(Baseline, RawFigures)>,
+    /// The momentum spans, fitted on the training bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<MomentumRule>,
+    pub beats: Vec<Baseline>,
+    pub trails: Vec<Baseline>,
+    /// Where the model's figures come from: a re-run of the graded file, or its validation record.
+    pub source: String,
+}
+
+impl BaselineCheck {
+    /// Compares `model` with each baseline by the one rule ([`super::baselines::beats`]).
+    pub fn new(
+        model: RawFigures,
+        raw: Option<RawFigures>,
+        baselines: Vec<(Baseline, RawFigures)>,
+        momentum: Option<MomentumRule>,
+        source: String,
+    ) -> Self {
+        let (beats, trails): (Vec<_>, Vec<_>) = baselines.iter().partition(|(_, b)| {
+            super::baselines::beats(model.total_return, model.sharpe, b.total_return, b.sharpe)
+        });
+        BaselineCheck {
+            model,
+            raw,
+            momentum,
+            beats: beats.into_iter().map(|(b, _)| b).collect(),
+            trails: trails.into_iter().map(|(b, _)| b).collect(),
+            baselines,
+            source,
+        }
+    }
+
+    /// `model +1.20 % (Sharpe 1.10) vs momentum +2.00 % (1.50), buy-and-hold …: trails momentum`.
+    pub fn line(&self) -> String {
+        let f =
+            |x: &RawFigures| format!("{:+.2} % (Sharpe {:+.2})", x.total_return * 100.0, x.sharpe);
+        let rest: Vec<String> = self
+            .baselines
+            .iter()
+            .map(|(b, x)| format!("{} {}", b.name(), f(x)))
+            .collect();
+        let names = |v: &[Baseline]| v.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ");
+        let verdict = if self.trails.is_empty() {
+            "beats them".to_string()
+        } else {
+            format!("trails {}", names(&self.trails))
+        };
+        format!(
+            "validation bars, model as traded {} vs {}: {verdict}",
+            f(&self.model),
+            rest.join(", ")
+        )
+    }
+}
+
+impl GateResult {
+    /// Records the baseline check: a model that trails any of the baselines gets
+    /// `BELOW_BASELINE` and is never APPROVED (REVIEW at best).
+    pub fn with_baselines(mut self, check: BaselineCheck) -> Self {
+        if !check.trails.is_empty() {
+            self.flags.push(GateFlag::BelowBaseline);
+            if self.class == GateClass::Approved {
+                self.class = GateClass::Review;
+            }
+        }
+        self.baselines = Some(check);
+        self
+    }
 }
 
 fn meets(m: &ValidationMetrics, t: &GateThresholds) -> bool {
@@ -91,6 +180,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             use_checkpoint: None,
             metrics: ValidationMetrics::default(),
             composite: None,
+            baselines: None,
         };
     };
     let scored: Vec<&ValidationMetrics> = history.iter().filter(|m| !m.insufficient).collect();
@@ -105,6 +195,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             use_checkpoint: None,
             metrics: final_point.clone(),
             composite: None,
+            baselines: None,
         };
     };
     let last = final_point;
@@ -153,6 +244,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         use_checkpoint,
         metrics: chosen.clone(),
         composite: None,
+        baselines: None,
     }
 }
 
@@ -239,5 +331,54 @@ mod tests {
         let r = assess(&cfg, &[thin(5, 9.0), m(10, 0.20, 1.2, 0.6, 0.1)]);
         assert_eq!(r.use_checkpoint, None);
         assert_eq!(r.class, GateClass::Review);
+    }
+
+    #[test]
+    fn a_model_below_a_baseline_is_never_approved() {
+        let cfg = GatingConfig::default();
+        let approved = assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.05)]);
+        assert_eq!(approved.class, GateClass::Approved);
+        let fig = |r: f64, s: f64| RawFigures {
+            total_return: r,
+            sharpe: s,
+            ..Default::default()
+        };
+        // Higher return but a lower Sharpe than momentum: it does not beat it.
+        let check = BaselineCheck::new(
+            fig(0.03, 1.2),
+            None,
+            vec![
+                (Baseline::Momentum, fig(0.02, 1.5)),
+                (Baseline::BuyHold, fig(0.01, 0.4)),
+            ],
+            None,
+            "test".into(),
+        );
+        assert_eq!(check.trails, vec![Baseline::Momentum]);
+        assert_eq!(check.beats, vec![Baseline::BuyHold]);
+        let r = approved.clone().with_baselines(check);
+        assert_eq!(r.class, GateClass::Review);
+        assert!(r.flags.contains(&GateFlag::BelowBaseline));
+        // Beating both keeps the class.
+        let check = BaselineCheck::new(
+            fig(0.03, 1.6),
+            None,
+            vec![(Baseline::Momentum, fig(0.02, 1.5))],
+            None,
+            "test".into(),
+        );
+        let r = approved.with_baselines(check);
+        assert_eq!(r.class, GateClass::Approved);
+        assert!(!r.flags.contains(&GateFlag::BelowBaseline));
+        // A DROP stays a DROP.
+        let dropped =
+            assess(&cfg, &[m(5, 0.40, 1.5, 0.75, 0.25)]).with_baselines(BaselineCheck::new(
+                fig(-0.1, -1.0),
+                None,
+                vec![(Baseline::BuyHold, fig(0.1, 1.0))],
+                None,
+                "t".into(),
+            ));
+        assert_eq!(dropped.class, GateClass::Drop);
     }
 }

@@ -13,7 +13,7 @@ use crate::engine::HostPolicy;
 use crate::features::{self, events::EventTable, FeatureMatrix, FeatureSpec};
 use crate::market::{AssetClass, Symbol};
 use crate::rng::Rng;
-use crate::sim::{RiskRules, Rules, N_ACTIONS};
+use crate::sim::{Rules, TradingRules, N_ACTIONS};
 use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -88,14 +88,14 @@ impl SyntheticMarket {
         })
     }
 
-    pub fn backtester(&self, rules: Rules, risk: Option<RiskRules>) -> Backtester<'_> {
+    pub fn backtester(&self, rules: Rules, trading: Option<TradingRules>) -> Backtester<'_> {
         Backtester {
             spec: &self.spec,
             fm: &self.fm,
             closes: &self.closes,
             class: self.symbol.class,
             rules,
-            risk,
+            trading,
         }
     }
 }
@@ -107,21 +107,23 @@ pub enum Costs {
     /// The training env's rules (`[env]`: $1,000, 10.5 % positions, env slippage, no
     /// commission), no risk gates: what the policy was trained to trade under.
     Training,
-    /// The backtest and walk-forward rules (`[backtest]`: commission, slippage, stop-loss,
-    /// take-profit and drawdown gates): what a user's evaluation shows.
+    /// The rules paper trading applies, as every evaluation does (`[backtest]` account, sizing
+    /// and costs; `[live]` confidence threshold and gates; stop-loss, take-profit, drawdown
+    /// rules): "as traded". Reference rules (oracle, baselines) trade plain at these costs.
     Backtest,
 }
 
 impl Costs {
     pub const ALL: [Costs; 2] = [Costs::Training, Costs::Backtest];
 
-    pub fn rules(self, cfg: &Config, class: AssetClass) -> (Rules, Option<RiskRules>) {
+    pub fn rules(self, cfg: &Config, class: AssetClass) -> (Rules, Option<TradingRules>) {
         match self {
             Costs::Training => (Rules::training(&cfg.env, class), None),
-            Costs::Backtest => (
-                Rules::backtest(&cfg.backtest, &cfg.env, class),
-                Some(RiskRules::from(&cfg.backtest)),
-            ),
+            Costs::Backtest => {
+                let tr = TradingRules::from_config(cfg);
+                let short = class == AssetClass::Equity && cfg.env.allow_short_equity;
+                (tr.account(short), Some(tr))
+            }
         }
     }
 }
@@ -179,7 +181,8 @@ pub fn reference_rows(
         ),
         Row::of(
             "random",
-            &bt.run_with(range.clone(), |_| rng.below(N_ACTIONS)),
+            &bt.plain()
+                .run_with(range.clone(), |_| (rng.below(N_ACTIONS), 1.0)),
             class,
         ),
         Row::of("flat", &bt.run_levels(range, |_| 0.0), class),

@@ -55,6 +55,21 @@ pub struct ValidationMetrics {
     /// A portfolio model's validation: model and equal-weight figures and the regime histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<Box<super::portfolio::PortfolioBlock>>,
+    /// The raw policy — every choice acted on, no confidence threshold — beside the figures
+    /// above, which are as paper trading trades it. Absent where the rules have no threshold
+    /// (the two are then the same) and in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawFigures>,
+}
+
+/// Headline figures of the raw policy (see [`ValidationMetrics::raw`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RawFigures {
+    pub total_return: f64,
+    pub sharpe: f64,
+    pub max_drawdown: f64,
+    /// Round trips (single symbol) or rebalancing decisions (portfolio).
+    pub trades: usize,
 }
 
 /// Trading days per year, for annualising daily figures.

@@ -12,11 +12,11 @@ pub mod portfolio;
 pub mod portfolio_walk;
 pub mod walkforward;
 
-pub use backtest::{BacktestResult, Backtester};
+pub use backtest::{BacktestFill, BacktestResult, Backtester};
 pub use baselines::{Baseline, BaselineResult, MomentumRule};
 pub use composite::{composite_score, CompositeInputs, CompositeScore, ScoreScales};
 pub use gate::{assess, GateClass, GateFlag, GateResult};
 pub use metrics::Evidence;
-pub use metrics::ValidationMetrics;
+pub use metrics::{RawFigures, ValidationMetrics};
 pub use portfolio::{PortfolioEvaluation, PortfolioMarket, PortfolioStats};
 pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

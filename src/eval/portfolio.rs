@@ -153,6 +153,7 @@ impl PortfolioEvaluation {
                 equal_weight: (&self.equal_weight).into(),
                 regimes,
             })),
+            raw: None,
         }
     }
 

@@ -80,5 +80,8 @@ pub fn run_portfolio_fold(
             equal_weight_max_drawdown: ev.equal_weight.max_drawdown,
             regimes: ev.actions.iter().map(|&n| n as f64 / decisions).collect(),
         }),
+        held: 0,
+        raw: None,
+        orders: Vec::new(),
     })
 }

@@ -1,9 +1,17 @@
 //! Walk-forward: the out-of-sample bars split into consecutive folds, each backtested from a
 //! fresh account beside the baselines, and the seed's deployment decision from the fold results.
+//!
+//! A fold is graded as paper trading will trade it (`sim::decide`: threshold, risk rules,
+//! gates), with the raw policy's figures beside it; its fills are kept, so a simulated replay of
+//! the fold can be held against them. Folds tile the period: fold `k` decides on its bars and is
+//! marked at the first bar of fold `k + 1`, so no bar's return falls between two folds.
 
 use super::baselines::{self, Baseline, BaselineResult, MomentumRule};
+use super::gate::{GateClass, GateFlag};
+use super::metrics::RawFigures;
 use super::{metrics, Backtester};
 use crate::engine::HostPolicy;
+use crate::sim::TradingRules;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -21,7 +29,9 @@ pub struct FoldResult {
     pub win_rate: f64,
     pub profit_factor: f64,
     pub trades: usize,
-    /// The asset's own return over the fold (close to close, fully invested, no costs).
+    /// The asset's own move over the fold (close to close, fully invested, no costs); a
+    /// portfolio's fold holds equal weight's return here. The buy-and-hold *baseline* (at the
+    /// position size, with costs) is in `baselines`.
     pub buy_hold_return: f64,
     /// Equity relative to the fold's start (1.0 = flat), one point per bar.
     pub equity: Vec<f64>,
@@ -31,6 +41,61 @@ pub struct FoldResult {
     /// A portfolio model's fold: turnover, costs, equal weight's, the regimes chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<super::portfolio_walk::PortfolioFold>,
+    /// Decisions the confidence threshold turned into HOLD.
+    #[serde(default)]
+    pub held: usize,
+    /// The raw policy (every choice acted on) on the same fold, where the rules have a threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawFigures>,
+    /// The model's fills in the fold, in order: what a replay of the fold trades.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<FoldOrder>,
+}
+
+/// One fill of a fold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FoldOrder {
+    /// The bar at whose close it filled.
+    pub ts: DateTime<Utc>,
+    /// A portfolio member (empty for a single-symbol model).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub symbol: String,
+    /// Signed units.
+    pub qty: f64,
+    /// Paid per unit, slippage included.
+    pub price: f64,
+}
+
+/// What a walk-forward run evaluated with, for the record and the pane's header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalkSetup {
+    /// The rules the model was traded by (paper trading applies the same).
+    pub rules: TradingRules,
+    /// The momentum baseline's spans, fitted on the training bars (single-symbol models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<MomentumRule>,
+    /// The latest gate verdict of the model's training run, if it was gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateVerdict>,
+}
+
+/// A gate's verdict as walk-forward reports it beside its own decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateVerdict {
+    pub class: GateClass,
+    pub flags: Vec<GateFlag>,
+}
+
+impl GateVerdict {
+    /// `gated DROP (INSUFFICIENT_TRADES)`.
+    pub fn line(&self) -> String {
+        let flags: Vec<&str> = self.flags.iter().map(|f| f.as_str()).collect();
+        if flags.is_empty() {
+            format!("gated {}", self.class.as_str())
+        } else {
+            format!("gated {} ({})", self.class.as_str(), flags.join(", "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +131,9 @@ pub struct DecisionReport {
     /// Baselines it does not beat.
     #[serde(default)]
     pub trails: Vec<Baseline>,
+    /// The model's gate verdict, when it has one: a DROP model says so beside any decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateVerdict>,
 }
 
 impl DecisionReport {
@@ -85,6 +153,27 @@ impl DecisionReport {
     }
 }
 
+impl DecisionReport {
+    /// The line a user reads: `PAPER: 4/5 folds positive, Sharpe std 0.80; beats …; gated …`.
+    pub fn line(&self) -> String {
+        let gate = match &self.gate {
+            Some(g) if g.class == GateClass::Drop => {
+                format!("; but the model was {}: do not trade it", g.line())
+            }
+            Some(g) => format!("; {}", g.line()),
+            None => "; not gated".to_string(),
+        };
+        format!(
+            "{}: {}/{} folds positive, Sharpe std {:.2}; {}{gate}",
+            self.decision.as_str(),
+            self.positive_folds,
+            self.folds,
+            self.sharpe_std,
+            self.baselines_line()
+        )
+    }
+}
+
 /// Splits `range` into `n` consecutive folds of (nearly) equal length.
 pub fn folds(range: Range<usize>, n: usize) -> Vec<Range<usize>> {
     let len = range.end.saturating_sub(range.start);
@@ -94,6 +183,8 @@ pub fn folds(range: Range<usize>, n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// One fold of a single-symbol model: `bt` trades as paper will (`Backtester::as_traded`); the
+/// baselines trade plain at its sizing and costs.
 pub fn run_fold(
     bt: &Backtester,
     policy: &HostPolicy,
@@ -105,14 +196,16 @@ pub fn run_fold(
     let res = bt.run(policy, range.clone());
     let r = res.bars.clone();
     let first = res.equity.first().copied().unwrap_or(1.0);
-    let (a, b) = (
-        r.start.min(ts.len().saturating_sub(1)),
-        r.end.min(ts.len().saturating_sub(1)),
-    );
+    let at = |i: usize| ts.get(i.min(ts.len().saturating_sub(1))).copied();
+    let raw = bt
+        .trading
+        .is_some_and(|t| t.has_threshold())
+        .then(|| bt.raw().run(policy, range.clone()).raw_figures(bt.class));
     FoldResult {
         fold,
-        start: ts.get(a).copied().unwrap_or_default(),
-        end: ts.get(b).copied().unwrap_or_default(),
+        start: at(r.start).unwrap_or_default(),
+        // The bar the fold's last decision is marked at (the next fold's first).
+        end: at(r.end).unwrap_or_default(),
         bars: r.len(),
         total_return: res.total_return(),
         sharpe: metrics::daily_sharpe(&res.equity, &res.ts, bt.class),
@@ -128,6 +221,18 @@ pub fn run_fold(
         equity: res.equity.iter().map(|e| e / first).collect(),
         baselines: baselines::run_all(bt, range, momentum, 1000 + fold as u64),
         portfolio: None,
+        held: res.held_by_threshold,
+        raw,
+        orders: res
+            .fills
+            .iter()
+            .map(|f| FoldOrder {
+                ts: ts[f.bar],
+                symbol: String::new(),
+                qty: f.qty,
+                price: f.price,
+            })
+            .collect(),
     }
 }
 
@@ -149,7 +254,10 @@ pub fn report(folds: &[FoldResult], max_sharpe_std: f64) -> DecisionReport {
         ) else {
             continue;
         };
-        let wins = model_ret.is_some_and(|m| m > ret) && model_sharpe.is_some_and(|m| m > sh);
+        let wins = match (model_ret, model_sharpe) {
+            (Some(mr), Some(ms)) => baselines::beats(mr, ms, ret, sh),
+            _ => false,
+        };
         if wins {
             beats.push(b);
         } else {
@@ -163,6 +271,7 @@ pub fn report(folds: &[FoldResult], max_sharpe_std: f64) -> DecisionReport {
         sharpe_std,
         beats,
         trails,
+        gate: None,
     }
 }
 

@@ -54,8 +54,16 @@ impl Ctx<'_> {
 
     /// Reads a symbol's bars, generating the synthetic market first if the store has none.
     pub(super) fn load_bars(&self, sym: &Symbol) -> Result<(Vec<Bar>, String)> {
+        self.load_bars_tf(sym, self.cfg.data.timeframe)
+    }
+
+    /// [`Ctx::load_bars`] of another timeframe (a model's own, whatever the config says now).
+    pub(super) fn load_bars_tf(
+        &self,
+        sym: &Symbol,
+        tf: crate::market::Timeframe,
+    ) -> Result<(Vec<Bar>, String)> {
         let store = Store::new(&self.paths.data);
-        let tf = self.cfg.data.timeframe;
         let got = crate::data::load_bars(self.cfg, &store, sym, tf)?;
         if got.generated {
             self.sink.info(format!(
@@ -187,8 +195,12 @@ impl Ctx<'_> {
     /// Loads the model of a training run and its symbol's bars, refusing a layout mismatch and
     /// warning when the stored bars the model trained on have changed since.
     pub(super) fn load_evaluated(&self, train_run: &str) -> Result<Evaluated> {
+        self.load_evaluated_choice(resolve_model(self.paths, train_run)?)
+    }
+
+    /// [`Ctx::load_evaluated`] of a given model file.
+    pub(super) fn load_evaluated_choice(&self, choice: ModelChoice) -> Result<Evaluated> {
         use crate::features::FeatureSpec;
-        let choice = resolve_model(self.paths, train_run)?;
         let (policy, meta) = crate::engine::load_policy(&choice.path)?;
         let spec = FeatureSpec::current(meta.feature_spec.window, &self.events);
         meta.check_layout(&spec)
@@ -200,7 +212,7 @@ impl Ctx<'_> {
             name: meta.symbol.clone(),
             class: meta.class,
         };
-        let (bars, _) = self.load_bars(&symbol)?;
+        let (bars, _) = self.load_bars_tf(&symbol, meta.timeframe)?;
         // The bars the model trained on must be the ones still stored.
         let lo = bars.partition_point(|b| b.ts < meta.data_first);
         let hi = bars.partition_point(|b| b.ts <= meta.data_last);

@@ -40,6 +40,20 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
     if let Some(b) = &res.metrics.portfolio {
         ctx.sink.info(equal_weight_line(res.metrics.update, b));
     }
+    if !history.is_empty() {
+        match super::gate_check::baseline_check(ctx, train_run, &res.metrics)? {
+            Ok(check) => {
+                ctx.sink.info(check.line());
+                if !check.trails.is_empty() && res.class == eval::GateClass::Approved {
+                    ctx.sink.warn(
+                        "BELOW_BASELINE: the graded checkpoint does not beat the simple rules on its validation bars, so it is REVIEW, not APPROVED",
+                    );
+                }
+                res = res.with_baselines(check);
+            }
+            Err(why) => ctx.sink.warn(why),
+        }
+    }
     if let Some(c) = &res.composite {
         ctx.sink.info(format!(
             "composite score {:+.1} (profitability {:+.2}, reward {:+.2}, explained variance {:+.2}, exploration {:.2}, instability {:.2})",
@@ -75,6 +89,29 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
         "{}{composite}: {flags}{checkpoint}",
         res.class.as_str()
     ))
+}
+
+/// The newest completed gate verdict of a training run, if it was gated.
+pub(super) fn latest_verdict(
+    paths: &crate::paths::Paths,
+    train_run: &str,
+) -> Option<crate::eval::walkforward::GateVerdict> {
+    list_runs(paths)
+        .into_iter()
+        .rev()
+        .find_map(|r| match r.manifest.summary {
+            JobSummary::Gate {
+                train_run: t,
+                result,
+                ..
+            } if t == train_run && r.manifest.status == JobStatus::Completed => {
+                Some(crate::eval::walkforward::GateVerdict {
+                    class: result.class,
+                    flags: result.flags,
+                })
+            }
+            _ => None,
+        })
 }
 
 /// `graded validation (update 8), model vs equal weight: return +1.20 % vs +3.40 %, …`.

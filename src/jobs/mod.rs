@@ -8,6 +8,7 @@ mod ctx;
 pub mod events;
 mod fetch;
 mod gate;
+mod gate_check;
 mod paper;
 mod paper_portfolio;
 mod portfolio;

@@ -17,14 +17,13 @@ use crate::engine::{checkpoint, HostPolicy, ModelMeta};
 use crate::eval::GateClass;
 use crate::features::FeatureSpec;
 use crate::live::feed::{AlpacaFeed, ReplayFeed};
-use crate::live::gates::CapitalRules;
 use crate::live::ids::session_tag;
 use crate::live::journal::Journal;
 use crate::live::state::DaemonState;
 use crate::live::{Daemon, Ended, ModelSlot, Settings};
 use crate::market::{AssetClass, Bar, Symbol};
 use crate::paths::{write_atomic, Paths};
-use crate::sim::{Account, RiskRules, Rules};
+use crate::sim::{Account, Rules, TradingRules};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -341,23 +340,11 @@ fn expected_daily(ctx: &Ctx, run: &str) -> Option<f64> {
 }
 
 pub(super) fn settings(cfg: &Config, commission: f64) -> Settings {
-    let l = &cfg.live;
     Settings {
-        confidence_threshold: l.confidence_threshold as f32,
-        portfolio_confidence_threshold: l.portfolio_confidence_threshold as f32,
-        position_size: cfg.backtest.position_size,
-        capital: CapitalRules {
-            cash_buffer: l.cash_buffer,
-            max_position: l.max_position,
-            max_exposure: l.max_exposure,
-            min_order_value: 1.0,
-        },
-        risk: RiskRules::from(&cfg.backtest),
-        daily_loss_limit: l.daily_loss_limit,
-        cooldown: Duration::seconds(l.cooldown_s as i64),
+        rules: TradingRules::from_config(cfg),
         commission,
-        order_timeout: std::time::Duration::from_secs(l.order_timeout_s),
-        extended_hours: l.extended_hours,
+        order_timeout: std::time::Duration::from_secs(cfg.live.order_timeout_s),
+        extended_hours: cfg.live.extended_hours,
         late_bar_grace: Duration::seconds(10),
     }
 }

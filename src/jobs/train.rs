@@ -14,7 +14,8 @@ use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
 use crate::paths::write_atomic;
-use crate::sim::Rules;
+use crate::sim::decide::shorts_allowed;
+use crate::sim::TradingRules;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -249,20 +250,19 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         validation: val.clone(),
     };
     let out_dir = ctx.dir().path.clone();
-    let (rules, class) = (Rules::training(&cfg.env, sym.class), sym.class);
+    // Validation judges checkpoints as paper trading will trade them: the same decision rules,
+    // account, sizing and costs as the gate, walk-forward and paper (`sim::decide`).
+    let trading = TradingRules::from_config(cfg);
+    let (class, short) = (sym.class, shorts_allowed(cfg, sym.class));
     let gating = cfg.gating.clone();
     let judge: Judge = Box::new(move |policy: &HostPolicy| {
-        let bt = Backtester {
-            spec: &spec,
-            fm: &fm,
-            closes: &closes,
-            class,
-            rules,
-            risk: None,
-        };
-        Ok(bt
-            .run(policy, val.clone())
-            .metrics(class, gating.consistency_chunks, gating.evidence()))
+        let bt = Backtester::as_traded(&spec, &fm, &closes, class, &trading, short);
+        Ok(bt.validate(
+            policy,
+            val.clone(),
+            gating.consistency_chunks,
+            gating.evidence(),
+        ))
     });
     let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
     let outcome = match resumed {

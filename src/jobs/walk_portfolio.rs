@@ -6,7 +6,9 @@ use super::ctx::{Ctx, ModelChoice};
 use super::portfolio::PortfolioWorld;
 use super::walkforward::{run_folds, EvalPeriod};
 use crate::engine::{HostPolicy, ModelMeta};
+use crate::eval::walkforward::WalkSetup;
 use crate::eval::{portfolio_walk, walkforward};
+use crate::sim::TradingRules;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
@@ -83,12 +85,17 @@ pub(super) fn walk_forward(
         day(meta.seen_until())
     ));
     let market = world.market();
-    let (results, report) = run_folds(ctx, train_run, rows, |i, r| {
+    let setup = WalkSetup {
+        rules: TradingRules::from_config(ctx.cfg),
+        momentum: None,
+        gate: super::gate::latest_verdict(ctx.paths, train_run),
+    };
+    let (results, report) = run_folds(ctx, train_run, rows, &setup, |i, r| {
         portfolio_walk::run_portfolio_fold(market, policy, i, r, 999 + i as u64)
     })?;
     ctx.save_json(
         "walkforward.json",
-        &json!({ "folds": results, "report": report, "model": choice.path, "portfolio": true }),
+        &json!({ "folds": results, "report": report, "rules": setup.rules, "gate": setup.gate, "model": choice.path, "portfolio": true }),
     )?;
     let mean = |f: &dyn Fn(&walkforward::FoldResult) -> f64| {
         results.iter().map(f).sum::<f64>() / results.len().max(1) as f64

@@ -7,9 +7,11 @@ use super::ctx::{Ctx, Evaluated};
 use super::{Event, JobSummary};
 use crate::config::DataSource;
 use crate::data::Store;
-use crate::eval::{walkforward, Backtester, MomentumRule};
+use crate::eval::walkforward::WalkSetup;
+use crate::eval::{walkforward, Backtester, GateClass, MomentumRule};
 use crate::features;
-use crate::sim::{RiskRules, Rules};
+use crate::sim::decide::shorts_allowed;
+use crate::sim::TradingRules;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::json;
@@ -141,43 +143,44 @@ pub(super) fn walk_forward(ctx: &Ctx, train_run: &str, period: &EvalPeriod) -> R
     let closes: Vec<f64> = ev.bars.iter().map(|b| b.close).collect();
     let ts: Vec<_> = ev.bars.iter().map(|b| b.ts).collect();
     let policy = &ev.policy;
-    let rules = Rules::backtest(&ctx.cfg.backtest, &ctx.cfg.env, sym.class);
-    let bt = Backtester {
-        spec: &ev.spec,
-        fm: &fm,
-        closes: &closes,
-        class: sym.class,
-        rules,
-        risk: Some(RiskRules::from(&ctx.cfg.backtest)),
-    };
+    // The rules paper trading applies; the baselines trade plain at the same sizing and costs.
+    let rules = TradingRules::from_config(ctx.cfg);
+    let short = shorts_allowed(ctx.cfg, sym.class);
+    let bt = Backtester::as_traded(&ev.spec, &fm, &closes, sym.class, &rules, short);
     // The momentum baseline's spans come from the training bars only.
     let train = ev.bars.partition_point(|b| b.ts < ev.meta.train_first)
         ..ev.bars.partition_point(|b| b.ts <= ev.meta.train_last);
     let momentum = MomentumRule::fit(&bt, train);
     ctx.sink.info(format!(
-        "evaluating {sym} on {} → {} ({} bars, all after {}); momentum baseline EMA {}/{} fitted on the training bars",
+        "evaluating {sym} on {} → {} ({} bars, all after {}) as paper trades it: {}; baselines plain at the same size and costs, momentum EMA {}/{} fitted on the training bars",
         day(ts[test.start]),
         day(ts[test.end - 1]),
         test.len(),
         day(ev.meta.seen_until()),
+        rules.describe(),
         momentum.fast,
         momentum.slow
     ));
-    let (results, report) = run_folds(ctx, train_run, test, |i, r| {
+    let setup = WalkSetup {
+        rules,
+        momentum: Some(momentum),
+        gate: super::gate::latest_verdict(ctx.paths, train_run),
+    };
+    let (results, report) = run_folds(ctx, train_run, test, &setup, |i, r| {
         Ok(walkforward::run_fold(&bt, policy, i, r, &ts, momentum))
     })?;
     ctx.save_json(
         "walkforward.json",
-        &json!({ "folds": results, "report": report, "momentum": momentum, "model": ev.choice.path }),
+        &json!({
+            "folds": results,
+            "report": report,
+            "rules": setup.rules,
+            "momentum": momentum,
+            "gate": setup.gate,
+            "model": ev.choice.path,
+        }),
     )?;
-    Ok(format!(
-        "{}: {}/{} folds positive, Sharpe std {:.2}; {}",
-        report.decision.as_str(),
-        report.positive_folds,
-        report.folds,
-        report.sharpe_std,
-        report.baselines_line()
-    ))
+    Ok(report.line())
 }
 
 /// Splits `rows` into the configured folds and runs `fold(number, range)` on each until
@@ -186,8 +189,16 @@ pub(super) fn run_folds(
     ctx: &Ctx,
     train_run: &str,
     rows: Range<usize>,
+    setup: &WalkSetup,
     mut fold: impl FnMut(usize, Range<usize>) -> Result<walkforward::FoldResult>,
 ) -> Result<(Vec<walkforward::FoldResult>, walkforward::DecisionReport)> {
+    if let Some(g) = setup.gate.as_ref().filter(|g| g.class == GateClass::Drop) {
+        ctx.sink.warn(format!(
+            "{train_run} was {}: walk-forward runs, but the model does not trade on Alpaca",
+            g.line()
+        ));
+    }
+    ctx.sink.emit(Event::WalkSetup(setup.clone()));
     let ranges = walkforward::folds(rows, ctx.cfg.walk_forward.folds);
     let mut results = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
@@ -203,7 +214,8 @@ pub(super) fn run_folds(
         });
         results.push(f);
     }
-    let report = walkforward::report(&results, ctx.cfg.walk_forward.max_sharpe_std);
+    let mut report = walkforward::report(&results, ctx.cfg.walk_forward.max_sharpe_std);
+    report.gate = setup.gate.clone();
     ctx.sink.emit(Event::Decision(report.clone()));
     ctx.set_summary(JobSummary::WalkForward {
         train_run: train_run.to_string(),

@@ -7,13 +7,13 @@
 
 use super::bars::BarBuilder;
 use super::feed::FeedEvent;
-use super::gates::{gate, CapitalRules, GateNote, Situation, Want};
+use super::gates::Situation;
 use super::journal::Journal;
 use super::ledger::Ledger;
-use super::orders::{plan, Session};
+use super::orders::Session;
 use super::portfolio::PortfolioSlot;
 use super::slot::ModelSlot;
-use super::state::{DaemonState, ModelState};
+use super::state::DaemonState;
 use super::view::{
     AccountView, Command, ExternalPosition, FillView, Health, Link, Modes, OrderView,
     PaperSnapshot, PositionView, SymbolRow,
@@ -24,28 +24,18 @@ use crate::broker::types::{normalize_symbol, Account, Asset, Clock, Order, Posit
 use crate::broker::Broker;
 use crate::jobs::{CancelToken, Event, EventSink};
 use crate::market::{AssetClass, Bar, Calendar};
-use crate::sim::RiskRules;
+use crate::sim::TradingRules;
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-/// The daemon's rules, from `[live]` and `[backtest]`.
+/// The daemon's settings: the trading rules every evaluation applies too, and its own.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Below this softmax probability the model's action becomes HOLD.
-    pub confidence_threshold: f32,
-    /// The same for a portfolio model's regime.
-    pub portfolio_confidence_threshold: f32,
-    /// Share of equity a full-size position (level 1) takes.
-    pub position_size: f64,
-    pub capital: CapitalRules,
-    /// Stop-loss, take-profit, and the drawdown rules (judged on the whole portfolio).
-    pub risk: RiskRules,
-    /// Entries stop for the day once equity is this share below the day's start.
-    pub daily_loss_limit: f64,
-    /// No new entry in a symbol within this bar time after its last trade.
-    pub cooldown: Duration,
+    /// Threshold, sizing, risk rules, capital gates, daily loss limit, cooldown (`sim::decide`);
+    /// the drawdown rules are judged on the whole session's equity.
+    pub rules: TradingRules,
     /// The broker's fixed cost per filled order (the simulated broker's; 0 for Alpaca).
     pub commission: f64,
     /// An order with no terminal update after this long is looked up over REST.
@@ -82,9 +72,9 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) assets: HashMap<String, Asset>,
     pub(super) account: Option<Account>,
     /// When the account was last read, and the fill count then.
-    account_read: Option<(std::time::Instant, usize)>,
+    pub(super) account_read: Option<(std::time::Instant, usize)>,
     /// The bar time the account was read for.
-    account_bar: Option<DateTime<Utc>>,
+    pub(super) account_bar: Option<DateTime<Utc>>,
     pub(super) positions: Vec<Position>,
     /// Positions this session did not make, as of the last reading with nothing of ours in flight.
     pub(super) external: Vec<(String, f64)>,
@@ -103,7 +93,6 @@ pub struct Daemon<'a, B: Broker> {
     /// When each open order of ours was last heard of.
     pub(super) heard: HashMap<String, std::time::Instant>,
     pub(super) stale_feed: Option<String>,
-    pub(super) daily_loss_hit: bool,
     ended: Option<Ended>,
     pub orders_sent: usize,
     pub fills: usize,
@@ -183,38 +172,27 @@ impl<'a, B: Broker> Daemon<'a, B> {
             unresolved: BTreeMap::new(),
             heard: HashMap::new(),
             stale_feed: None,
-            daily_loss_hit: false,
             ended: None,
             orders_sent: 0,
             fills: 0,
         }
     }
 
-    /// The trading day and the peak at `equity`: starts a new day (for the daily loss limit),
-    /// latches the limit when it is hit, moves the peak, and returns the drawdown from it.
+    /// Marks the session's equity at a decision (`sim::decide::Latches`): a new trading day,
+    /// the daily loss limit (latched, with a warning), the peak; returns the drawdown from it.
     pub(super) fn mark_day(&mut self, day: chrono::NaiveDate, equity: f64) -> f64 {
-        match self.state.day {
-            Some((d, _)) if d == day => {}
-            _ => {
-                self.state.day = Some((day, equity));
-                self.daily_loss_hit = false;
-            }
+        let m = self
+            .state
+            .latches
+            .mark(day, equity, self.settings.rules.daily_loss_limit);
+        if m.daily_loss_now {
+            let start = self.state.latches.day.map_or(equity, |d| d.1);
+            self.sink.warn(format!(
+                "daily loss limit: equity {equity:.2} is {:.1} % below the day's start {start:.2}; no new entries today",
+                (1.0 - equity / start) * 100.0
+            ));
         }
-        if let Some((_, start)) = self.state.day {
-            if equity < start * (1.0 - self.settings.daily_loss_limit) && !self.daily_loss_hit {
-                self.daily_loss_hit = true;
-                self.sink.warn(format!(
-                    "daily loss limit: equity {equity:.2} is {:.1} % below the day's start {start:.2}; no new entries today",
-                    (1.0 - equity / start) * 100.0
-                ));
-            }
-        }
-        self.state.peak_equity = self.state.peak_equity.max(equity);
-        if self.state.peak_equity > 0.0 {
-            (1.0 - equity / self.state.peak_equity).max(0.0)
-        } else {
-            0.0
-        }
+        m.drawdown
     }
 
     pub fn state(&self) -> &DaemonState {
@@ -461,177 +439,6 @@ impl<'a, B: Broker> Daemon<'a, B> {
         }
     }
 
-    /// One closed bar of a model's timeframe.
-    async fn on_model_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
-        let Some(i) = self
-            .slots
-            .iter()
-            .position(|s| normalize_symbol(&s.symbol.name) == normalize_symbol(symbol))
-        else {
-            return self.on_member_bar(symbol, bar).await;
-        };
-        let (sym, class) = (
-            self.slots[i].symbol.name.clone(),
-            self.slots[i].symbol.class,
-        );
-        if !self.slots[i].push(bar) {
-            return Ok(());
-        }
-        self.prices
-            .insert(normalize_symbol(&sym), (bar.close, bar.ts));
-        self.broker.observe_price(&sym, class, bar.close, bar.ts);
-        let decided = self
-            .state
-            .models
-            .get(&sym)
-            .and_then(|m| m.last_bar)
-            .is_some_and(|t| bar.ts <= t);
-        if decided {
-            // Already decided before a restart: the broker has whatever it sent.
-            return Ok(());
-        }
-        if self.needs_resync {
-            self.reconcile().await?;
-        }
-        // One account read per bar time: the models whose bars close together share it (Alpaca
-        // allows 200 requests a minute), unless a fill moved it since.
-        let fresh = self.account_read.is_some_and(|(t, fills)| {
-            fills == self.fills && t.elapsed() < std::time::Duration::from_secs(1)
-        }) && self.account_bar == Some(bar.ts);
-        if !fresh {
-            self.refresh_account().await;
-            self.account_bar = Some(bar.ts);
-        }
-        let equity = self.equity();
-        // The trading day, for the daily loss limit.
-        let dd = self.mark_day(Calendar::for_class(class).local_date(bar.ts), equity);
-        let was_halted = self.state.halted;
-        let slot = &mut self.slots[i];
-        slot.book.mark(bar.close);
-        let threshold = self.settings.confidence_threshold;
-        let risk = self.settings.risk;
-        let proposal = slot.decide(threshold, &risk, dd, &mut self.state.halted);
-        if self.state.halted && !was_halted {
-            self.sink.error(format!(
-                "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
-                dd * 100.0
-            ));
-        }
-        let ms = self
-            .state
-            .models
-            .entry(sym.clone())
-            .or_insert_with(|| ModelState {
-                run: slot.run.clone(),
-                peak: slot.book.peak,
-                ..Default::default()
-            });
-        ms.last_bar = Some(bar.ts);
-        ms.peak = slot.book.peak;
-        let Some(p) = proposal else {
-            ms.last_action = Some("WARMUP".into());
-            return self.save_state();
-        };
-        ms.last_action = Some(crate::sim::Action::name(p.acted).to_string());
-        ms.confidence = p.confidence;
-        if p.acted != p.action {
-            ms.gate = format!(
-                "held: {} at confidence {:.2} < {:.2}",
-                crate::sim::Action::name(p.action),
-                p.confidence,
-                self.settings.confidence_threshold
-            );
-        }
-        let current = slot.book.qty;
-        let level_now = slot.book.level;
-        if !p.changes(level_now) {
-            if p.acted == p.action {
-                ms.gate = p.risk.map_or("ok".into(), |r| r.to_string());
-            }
-            return self.save_state();
-        }
-        let target = p.level * self.settings.position_size * p.size_mult * equity / bar.close;
-        let cooling = ms.cooldown_until.is_some_and(|t| bar.ts < t);
-        let situation = self.situation(equity, self.other_exposure(&sym));
-        let want = Want {
-            symbol: sym.clone(),
-            price: bar.close,
-            current,
-            target,
-            cooling,
-        };
-        let flips = self.broker.rules().flip_in_one_order;
-        let (sized, note) = gate(&[want], &situation, &self.settings.capital, flips)
-            .pop()
-            .unwrap_or((current, GateNote::Blocked("no decision".into())));
-        let note_text = match (p.risk, &note) {
-            (Some(r), GateNote::Ok) => r.to_string(),
-            (Some(r), n) => format!("{r}; {}", n.text()),
-            (None, n) => n.text(),
-        };
-        if let Some(m) = self.state.models.get_mut(&sym) {
-            m.gate = note_text.clone();
-        }
-        if matches!(note, GateNote::Blocked(_)) && sized == current {
-            return self.save_state();
-        }
-        let asset = self.asset(&sym).await;
-        let session = self.session_for(class);
-        let planned = match asset {
-            Some(a) => plan(
-                class,
-                &a,
-                current,
-                sized,
-                bar.close,
-                session,
-                self.settings.extended_hours,
-                self.broker.rules().fractional_shorts,
-            ),
-            None => Err("the broker does not know this asset".into()),
-        };
-        let new_level = p.level;
-        let sent = match planned {
-            Ok(None) => true,
-            Ok(Some(pl)) => {
-                // Decided is durable before anything is sent: a restart never decides this bar
-                // again (its order, if any, is settled against the journal and the broker).
-                if let Some(m) = self.state.models.get_mut(&sym) {
-                    m.level = new_level;
-                }
-                self.save_state()?;
-                let ok = self.execute(&sym, bar.ts, pl).await?;
-                if !ok {
-                    if let Some(m) = self.state.models.get_mut(&sym) {
-                        m.level = level_now;
-                    }
-                }
-                ok
-            }
-            Err(why) => {
-                self.sink.warn(format!(
-                    "{sym} {}: no order: {why}",
-                    bar.ts.format("%Y-%m-%d %H:%M")
-                ));
-                if let Some(m) = self.state.models.get_mut(&sym) {
-                    m.gate = format!("blocked: {why}");
-                }
-                false
-            }
-        };
-        if sent {
-            let cool = self.settings.cooldown;
-            if let Some(m) = self.state.models.get_mut(&sym) {
-                m.level = new_level;
-                if sized != current {
-                    m.cooldown_until = Some(bar.ts + cool);
-                }
-            }
-            self.rebuild_book(&sym);
-        }
-        self.save_state()
-    }
-
     /// What the capital gates weigh an order against: equity, buying power net of open buys,
     /// the exposure outside the order's symbol(s), and why entries are blocked, if they are.
     pub(super) fn situation(&self, equity: f64, other_exposure: f64) -> Situation {
@@ -640,7 +447,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             .entries_blocked()
             .map(String::from)
             .or_else(|| self.stale_feed.clone())
-            .or_else(|| self.daily_loss_hit.then(|| "daily loss limit".to_string()));
+            .or_else(|| self.state.latches.entry_block().map(String::from));
         let open_buys = self.ledger.open_buy_notional(|s| self.price(s));
         Situation {
             equity,
@@ -651,7 +458,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
     }
 
     /// Gross exposure of everything but `symbol`: the other models' positions and open orders.
-    fn other_exposure(&self, symbol: &str) -> f64 {
+    pub(super) fn other_exposure(&self, symbol: &str) -> f64 {
         let key = normalize_symbol(symbol);
         let held: f64 = self
             .slots
@@ -868,9 +675,9 @@ impl<'a, B: Broker> Daemon<'a, B> {
                         .to_string()
                 }
                 Command::Clear => {
-                    let was = (self.state.flatten.is_some(), self.state.halted);
+                    let was = (self.state.flatten.is_some(), self.state.latches.halted);
                     self.state.flatten = None;
-                    self.state.halted = false;
+                    self.state.latches.halted = false;
                     format!(
                         "cleared{}{}",
                         if was.0 { " the flatten latch" } else { "" },
@@ -900,7 +707,11 @@ impl<'a, B: Broker> Daemon<'a, B> {
     pub fn snapshot(&self) -> PaperSnapshot {
         let equity = self.equity();
         let a = self.account.as_ref();
-        let day_start = self.state.day.map_or(self.state.initial_equity, |d| d.1);
+        let day_start = self
+            .state
+            .latches
+            .day
+            .map_or(self.state.initial_equity, |d| d.1);
         let started_days =
             ((Utc::now() - self.state.started).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
         let rows = self
@@ -972,9 +783,9 @@ impl<'a, B: Broker> Daemon<'a, B> {
                         fl.rows.join("; ")
                     ),
                 }),
-                halted: self.state.halted,
+                halted: self.state.latches.halted,
                 stale_feed: self.stale_feed.clone(),
-                daily_loss_hit: self.daily_loss_hit,
+                daily_loss_hit: self.state.latches.daily_loss_hit,
             },
             portfolio: self.portfolio_view(),
         }

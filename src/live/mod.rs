@@ -14,16 +14,19 @@ pub mod commands;
 pub mod daemon;
 mod exec;
 pub mod feed;
-pub mod gates;
 pub mod ids;
 pub mod journal;
 pub mod ledger;
 pub mod orders;
 pub mod portfolio;
 mod rebalance;
+mod single;
 pub mod slot;
 pub mod state;
 pub mod view;
+
+/// The capital gates live with the other trading rules in `sim` (evaluation applies them too).
+pub use crate::sim::gates;
 
 pub use daemon::{Daemon, Ended, Settings};
 pub use portfolio::PortfolioSlot;

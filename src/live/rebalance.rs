@@ -136,7 +136,7 @@ impl<B: Broker> Daemon<'_, B> {
             cash: self.account.as_ref().map_or(equity - held, |a| f(a.cash)),
             qty: qty.to_vec(),
             equity,
-            peak: self.state.peak_equity.max(equity),
+            peak: self.state.latches.peak_equity.max(equity),
             initial: self.state.initial_equity,
         };
         let mut tail = Vec::new();
@@ -165,9 +165,9 @@ impl<B: Broker> Daemon<'_, B> {
         self.refresh_account().await;
         let equity = self.equity();
         let dd = self.mark_day(Calendar::for_class(class).local_date(at), equity);
-        let risk = self.settings.risk;
-        if dd >= risk.drawdown_halt && !self.state.halted {
-            self.state.halted = true;
+        let risk = self.settings.rules.risk;
+        if dd >= risk.drawdown_halt && !self.state.latches.halted {
+            self.state.latches.halted = true;
             self.sink.error(format!(
                 "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
                 dd * 100.0
@@ -176,7 +176,7 @@ impl<B: Broker> Daemon<'_, B> {
         let size_mult = if dd >= risk.drawdown_halve { 0.5 } else { 1.0 };
         let (qty, marks) = self.holdings();
         let tail = self.account_tail(&qty, &marks);
-        let threshold = self.settings.portfolio_confidence_threshold;
+        let threshold = self.settings.rules.portfolio_confidence_threshold;
         let decided = self
             .portfolio
             .as_ref()
@@ -265,7 +265,7 @@ impl<B: Broker> Daemon<'_, B> {
                     "held: {} at confidence {:.2} < {:.2}",
                     d.chosen.name(),
                     d.confidence,
-                    self.settings.portfolio_confidence_threshold
+                    self.settings.rules.portfolio_confidence_threshold
                 )
             };
             ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
@@ -328,7 +328,7 @@ impl<B: Broker> Daemon<'_, B> {
         }
         let situation = self.situation(equity, frozen);
         let flips = self.broker.rules().flip_in_one_order;
-        let sized = gate(&wants, &situation, &self.settings.capital, flips);
+        let sized = gate(&wants, &situation, &self.settings.rules.capital, flips);
         // Sells first: their proceeds pay for the buys.
         let mut order: Vec<usize> = (0..wants.len()).collect();
         order.sort_by_key(|&k| sized[k].0 >= wants[k].current);
@@ -366,7 +366,7 @@ impl<B: Broker> Daemon<'_, B> {
                 Ok(Some(pl)) => {
                     if self.execute(&sym.name, d.bar, pl).await? {
                         sent_any = true;
-                        let until = d.bar + self.settings.cooldown;
+                        let until = d.bar + self.settings.rules.cooldown();
                         if let Some(ps) = self.state.portfolio.as_mut() {
                             ps.cooldown_until.insert(sym.name.clone(), until);
                         }

@@ -1,13 +1,13 @@
 //! One model in the paper portfolio: its symbol, its feature history, its policy, and its own book
-//! (a `sim::Account` fed with this model's fills only). On each closed bar it proposes a position
-//! level: features (the shared pipeline, recomputed from the trailing bars it needs) → policy →
-//! confidence threshold → stop-loss/take-profit → the portfolio's drawdown rules. The backtest
-//! composes exactly the same steps, which is why replay reproduces it.
+//! (a `sim::Account` fed with this model's fills only). On each closed bar it gives the policy's
+//! choice: features (the shared pipeline, recomputed from the trailing bars it needs) → policy.
+//! The daemon passes it through `sim::decide`, as the backtest does, which is why replay
+//! reproduces it.
 
 use crate::engine::HostPolicy;
 use crate::features::{self, events::EventTable, FeatureSpec};
 use crate::market::{Bar, Symbol, Timeframe};
-use crate::sim::{drawdown_rules, exit_rules, target_level, Account, RiskRules, N_ACTIONS};
+use crate::sim::Account;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -23,29 +23,6 @@ pub struct ModelSlot {
     /// This model's trades only (an account started with the session's equity).
     pub book: Account,
     pub allow_short: bool,
-}
-
-/// What the model asks for on one bar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
-    pub bar: Bar,
-    /// The policy's most probable action and its probability.
-    pub action: usize,
-    pub confidence: f32,
-    /// The action after the confidence threshold (below it: HOLD).
-    pub acted: usize,
-    /// The level after the risk rules, and the size multiplier of the drawdown rules.
-    pub level: f64,
-    pub size_mult: f64,
-    /// Why the risk rules changed the policy's wish (stop-loss, take-profit, drawdown halt).
-    pub risk: Option<&'static str>,
-}
-
-impl Proposal {
-    /// A new level: only then does the model trade (as in the backtest).
-    pub fn changes(&self, current: f64) -> bool {
-        self.level != current
-    }
 }
 
 impl ModelSlot {
@@ -98,21 +75,14 @@ impl ModelSlot {
         true
     }
 
-    /// The model's proposal for the newest bar (pushed before), or `None` while the history is
-    /// shorter than the features' warm-up plus the window. `dd`/`halted` are the portfolio's
-    /// drawdown and sticky halt latch.
-    pub fn decide(
-        &mut self,
-        threshold: f32,
-        risk: &RiskRules,
-        dd: f64,
-        halted: &mut bool,
-    ) -> Option<Proposal> {
+    /// The policy's choice on the newest bar (pushed before) — its most probable action and
+    /// that action's probability — or `None` while the history is shorter than the features'
+    /// warm-up plus the window. What becomes of it is `sim::decide`'s to say.
+    pub fn choose(&self) -> Option<(usize, f32)> {
         if self.history.len() < self.history_needed() {
             return None;
         }
         let bars: Vec<Bar> = self.history.iter().copied().collect();
-        let bar = *bars.last()?;
         let fm = features::compute(&self.spec, &self.symbol, &bars, &self.events);
         let mut obs = Vec::with_capacity(self.spec.obs_dim());
         features::observation(
@@ -122,20 +92,6 @@ impl ModelSlot {
             &self.book.features(),
             &mut obs,
         );
-        let (action, confidence) = self.policy.act(&obs);
-        let action = action.min(N_ACTIONS - 1);
-        let acted = if confidence < threshold { 0 } else { action };
-        let want = target_level(self.book.level, acted, self.allow_short);
-        let d = exit_rules(risk, &self.book, bar.close)
-            .unwrap_or_else(|| drawdown_rules(risk, dd, halted, self.book.level, want));
-        Some(Proposal {
-            bar,
-            action,
-            confidence,
-            acted,
-            level: d.level,
-            size_mult: d.size_mult,
-            risk: d.reason,
-        })
+        Some(self.policy.act(&obs))
     }
 }

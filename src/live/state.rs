@@ -6,8 +6,9 @@
 
 use crate::broker::BrokerKind;
 use crate::paths::write_atomic;
+use crate::sim::Latches;
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,14 +56,13 @@ pub struct DaemonState {
     pub started: DateTime<Utc>,
     /// Portfolio equity when the session started: each model's book starts with it.
     pub initial_equity: f64,
-    pub peak_equity: f64,
-    /// The trading day and the equity it started with (for the daily loss limit).
-    pub day: Option<(NaiveDate, f64)>,
+    /// The peak, the trading day and its start, the sticky drawdown halt and the daily loss
+    /// latch: the rules' state (`sim::decide`), kept as flat fields of this file.
+    #[serde(flatten)]
+    pub latches: Latches,
     /// Entries paused by the user (exits still run).
     pub paused: bool,
     pub flatten: Option<Flatten>,
-    /// Sticky drawdown halt: set past `drawdown_halt`, cleared only by the user.
-    pub halted: bool,
     pub models: BTreeMap<String, ModelState>,
     /// Client ids of the broker's closing orders from flatten-all: they count as the models'.
     #[serde(default)]
@@ -100,11 +100,9 @@ impl DaemonState {
             broker,
             started: Utc::now(),
             initial_equity: equity,
-            peak_equity: equity,
-            day: None,
+            latches: Latches::new(equity),
             paused: false,
             flatten: None,
-            halted: false,
             models: BTreeMap::new(),
             adopted: Vec::new(),
             replay_until: None,
@@ -131,7 +129,7 @@ impl DaemonState {
     pub fn entries_blocked(&self) -> Option<&'static str> {
         if self.flatten.is_some() {
             Some("flatten latched")
-        } else if self.halted {
+        } else if self.latches.halted {
             Some("drawdown halt")
         } else if self.paused {
             Some("paused")

@@ -47,6 +47,29 @@ pub struct SymbolRow {
     pub expected_daily: Option<f64>,
 }
 
+/// One decided bar of a model, as the session's events record it: what a replay is held
+/// against (walk-forward's fold of the same bars trades the same).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecidedBar {
+    /// The model's symbol (a portfolio session: the portfolio's first member's name is not
+    /// used; `portfolio`).
+    pub symbol: String,
+    /// Start of the decided bar.
+    pub bar: DateTime<Utc>,
+    /// The session's equity at the bar's close, before this decision's orders.
+    pub equity: f64,
+    /// The policy's choice (an action or a regime name) and its probability.
+    pub chosen: String,
+    pub confidence: f32,
+    /// What was acted on (HOLD below the confidence threshold).
+    pub acted: String,
+    /// The gates' word.
+    pub note: String,
+    /// The positions ordered (signed units per symbol), when the decision traded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<(String, f64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum Link {

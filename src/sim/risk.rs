@@ -2,10 +2,11 @@
 //! halved sizes past one drawdown, a sticky halt on new entries past another. CLOSE and exits are
 //! processed before the gates and are always allowed.
 
-use super::{target_level, Account};
+use super::Account;
 use crate::config::BacktestConfig;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RiskRules {
     pub stop_loss: f64,
     pub take_profit: f64,
@@ -30,42 +31,6 @@ pub struct RiskDecision {
     pub level: f64,
     pub size_mult: f64,
     pub reason: Option<&'static str>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RiskGate {
-    pub halted: bool,
-}
-
-impl RiskGate {
-    pub fn decide(
-        &mut self,
-        rules: &RiskRules,
-        acct: &Account,
-        action: usize,
-        allow_short: bool,
-        price: f64,
-    ) -> RiskDecision {
-        self.decide_level(
-            rules,
-            acct,
-            target_level(acct.level, action, allow_short),
-            price,
-        )
-    }
-
-    /// The gates applied to the position level the policy (or a rule) asks for.
-    pub fn decide_level(
-        &mut self,
-        rules: &RiskRules,
-        acct: &Account,
-        want: f64,
-        price: f64,
-    ) -> RiskDecision {
-        exit_rules(rules, acct, price).unwrap_or_else(|| {
-            drawdown_rules(rules, acct.drawdown(), &mut self.halted, acct.level, want)
-        })
-    }
 }
 
 /// Stop-loss and take-profit on the open position: they close it whatever the policy wants.

@@ -58,27 +58,31 @@ fn short_profits_when_price_falls() {
 #[test]
 fn risk_gates_stop_take_halve_and_halt() {
     let bt = BacktestConfig::default();
-    let rr = RiskRules::from(&bt);
+    let tr = TradingRules {
+        confidence_threshold: 0.0,
+        ..TradingRules::from_config(&crate::config::Config::default())
+    };
     let r = Rules::backtest(&bt, &EnvConfig::default(), AssetClass::Equity);
     let mut a = Account::new(&r);
-    let mut g = RiskGate::default();
+    let mut halted = false;
+    let decide = |acct: &Account, action, price, halted: &mut bool| {
+        let dd = acct.drawdown();
+        decide::propose(&tr, acct, action, 1.0, price, dd, halted, true)
+    };
     a.rebalance(&r, 1.0, 100.0, 1.0);
-    assert_eq!(g.decide(&rr, &a, 0, true, 97.9).reason, Some("stop-loss"));
-    assert_eq!(
-        g.decide(&rr, &a, 0, true, 104.1).reason,
-        Some("take-profit")
-    );
-    assert_eq!(g.decide(&rr, &a, 0, true, 100.5).reason, None);
+    assert_eq!(decide(&a, 0, 97.9, &mut halted).risk, Some("stop-loss"));
+    assert_eq!(decide(&a, 0, 104.1, &mut halted).risk, Some("take-profit"));
+    assert_eq!(decide(&a, 0, 100.5, &mut halted).risk, None);
     // Past 10 % drawdown sizes halve; past 15 % new entries stop for good.
     let mut b = Account::new(&r);
     b.peak = b.equity / 0.88;
-    assert_eq!(g.decide(&rr, &b, 1, true, 100.0).size_mult, 0.5);
+    assert_eq!(decide(&b, 1, 100.0, &mut halted).size_mult, 0.5);
     b.peak = b.equity / 0.80;
-    let d = g.decide(&rr, &b, 1, true, 100.0);
-    assert_eq!((d.level, d.reason), (0.0, Some("drawdown halt")));
+    let d = decide(&b, 1, 100.0, &mut halted);
+    assert_eq!((d.level, d.risk), (0.0, Some("drawdown halt")));
     b.peak = b.equity;
     assert!(
-        g.decide(&rr, &b, 1, true, 100.0).reason.is_some(),
+        decide(&b, 1, 100.0, &mut halted).risk.is_some(),
         "halt is sticky"
     );
 }

@@ -159,6 +159,8 @@ pub struct RunView {
     pub restart: Option<(usize, RestartReason)>,
     pub early_stop: Option<EarlyStopInfo>,
     pub gate: Option<GateResult>,
+    /// What a walk-forward run trades by (its rules, baselines' settings, the gate verdict).
+    pub walk_setup: Option<crate::eval::walkforward::WalkSetup>,
     /// Sorted by fold number.
     pub folds: Vec<FoldResult>,
     pub decision: Option<DecisionReport>,
@@ -193,6 +195,7 @@ impl RunView {
             restart: None,
             early_stop: None,
             gate: None,
+            walk_setup: None,
             folds: Vec::new(),
             decision: None,
             paper: PaperView::default(),

@@ -11,7 +11,7 @@ use quantdeck::engine::{checkpoint, env::VecEnv, HostPolicy};
 use quantdeck::eval::Backtester;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::Symbol;
-use quantdeck::sim::{Account, RiskRules, Rules};
+use quantdeck::sim::{Account, Rules, TradingRules};
 
 #[test]
 fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
@@ -76,28 +76,19 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
     }
 
     // Backtest and paper trader: same decisions and equity over the test range.
-    let bt_rules = Rules::backtest(&cfg.backtest, &cfg.env, sym.class);
-    let risk = RiskRules::from(&cfg.backtest);
+    let trading = TradingRules::from_config(&cfg);
     let start = fm.first_observable(spec.window).max(bars.len() - 200);
     let end = bars.len() - 1;
-    let res = Backtester {
-        spec: &spec,
-        fm: &fm,
-        closes: &closes,
-        class: sym.class,
-        rules: bt_rules,
-        risk: Some(risk),
-    }
-    .run(&policy, start..end + 1);
+    let res = Backtester::as_traded(&spec, &fm, &closes, sym.class, &trading, true)
+        .run(&policy, start..end);
     let orders = common::assert_paper_matches_backtest(
         &sym,
         &meta.feature_spec,
         &model,
-        bt_rules,
-        risk,
+        trading,
         &bars,
         start,
-        &res.equity,
+        &res,
     );
     assert!(orders.iter().all(|o| o.client_order_id.starts_with("qd-")));
 }

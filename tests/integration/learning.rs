@@ -53,16 +53,16 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
         closes: &closes,
         class: sym.class,
         rules: Rules::training(&cfg.env, sym.class),
-        risk: None,
+        trading: None,
     };
     let bpy = cfg.data.timeframe.bars_per_year(sym.class);
 
     let trained = bt.run(&HostPolicy::from_model(&model).unwrap(), test.clone());
     let trained_sharpe = metrics::sharpe(&trained.returns, bpy);
-    let flat = bt.run_with(test.clone(), |_| 0);
+    let flat = bt.run_with(test.clone(), |_| (0, 1.0));
     assert_eq!(flat.total_return(), 0.0);
     let mut rng = Rng::new(99);
-    let random = bt.run_with(test.clone(), |_| rng.below(8));
+    let random = bt.run_with(test.clone(), |_| (rng.below(8), 1.0));
     let random_sharpe = metrics::sharpe(&random.returns, bpy);
     eprintln!("out-of-sample Sharpe: trained {trained_sharpe:.2} (return {:.3}, hold {:.2}), random {random_sharpe:.2}", trained.total_return(), trained.hold_pct());
     assert!(

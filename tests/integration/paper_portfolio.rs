@@ -149,6 +149,7 @@ fn approve(paths: &Paths, train: &str) {
             use_checkpoint: None,
             metrics: ValidationMetrics::default(),
             composite: None,
+            baselines: None,
         },
         interrupted: false,
     };

@@ -6,14 +6,14 @@ use quantdeck::features::events::EventTable;
 
 use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
-use quantdeck::config::{BacktestConfig, EnvConfig, SyntheticConfig};
+use quantdeck::config::{Config, EnvConfig, SyntheticConfig};
 use quantdeck::data::synthetic;
 use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
 use quantdeck::eval::Backtester;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::{Bar, Symbol, Timeframe};
 use quantdeck::rng::Rng;
-use quantdeck::sim::{Account, RiskRules, Rules};
+use quantdeck::sim::{Account, Rules, TradingRules};
 
 fn bars(sym: &Symbol) -> Vec<Bar> {
     let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
@@ -101,6 +101,9 @@ fn tensor_env_matches_sim_under_random_actions() {
     }
 }
 
+/// The backtest every evaluation runs and the paper daemon on the simulated broker trade the
+/// same bars identically under the full rule set — a confidence threshold that holds about half
+/// of the choices, tight stops, a cooldown, a daily loss limit — fill for fill.
 #[test]
 fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     let sym = Symbol::equity("SYNA");
@@ -111,45 +114,42 @@ fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     // A random network with a larger policy head trades often enough to exercise the rules.
     let model = ActorCritic::new(spec.obs_dim(), &[16], 8, 5, &Device::Cpu).unwrap();
     let policy = HostPolicy::from_model(&model).unwrap();
-    let bt_cfg = BacktestConfig {
-        stop_loss: 0.01,
-        take_profit: 0.01,
-        ..Default::default()
-    };
-    let rules = Rules::backtest(&bt_cfg, &EnvConfig::default(), sym.class);
-    let risk = RiskRules::from(&bt_cfg);
     let start = fm.first_observable(spec.window) + 50;
     let end = start + 400;
-    let bt = Backtester {
-        spec: &spec,
-        fm: &fm,
-        closes: &closes,
-        class: sym.class,
-        rules,
-        risk: Some(risk),
-    };
-    let res = bt.run(&policy, start..end + 1);
+    // The threshold at the median confidence over the range: about half the bars are held.
+    let mut conf: Vec<f32> = (start..end)
+        .map(|t| {
+            let mut obs = Vec::new();
+            features::observation(&spec, &fm, t, &[0.0, 0.0, 0.0], &mut obs);
+            policy.act(&obs).1
+        })
+        .collect();
+    conf.sort_by(f32::total_cmp);
+    let mut cfg = Config::default();
+    cfg.backtest.stop_loss = 0.01;
+    cfg.backtest.take_profit = 0.01;
+    cfg.live.confidence_threshold = conf[conf.len() / 2] as f64;
+    cfg.live.cooldown_s = 1800;
+    cfg.live.daily_loss_limit = 0.01;
+    let trading = TradingRules::from_config(&cfg);
+    let bt = Backtester::as_traded(&spec, &fm, &closes, sym.class, &trading, true);
+    let res = bt.run(&policy, start..end);
     assert!(
-        res.trades.len() > 3,
-        "the policy should trade: {:?}",
-        res.action_counts
+        res.fills.len() > 3 && res.held_by_threshold > 20 && res.risk_events > 0,
+        "the rules should all act: {} fills, {} held, {} risk events",
+        res.fills.len(),
+        res.held_by_threshold,
+        res.risk_events
     );
-
-    let orders = common::assert_paper_matches_backtest(
-        &sym,
-        &spec,
-        &model,
-        rules,
-        risk,
-        &b,
-        start,
-        &res.equity,
-    );
+    let orders =
+        common::assert_paper_matches_backtest(&sym, &spec, &model, trading, &b, start, &res);
     assert!(!orders.is_empty());
     let mut ids: Vec<_> = orders.iter().map(|o| o.client_order_id.clone()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), orders.len(), "client order ids are unique");
+    // The raw policy (no threshold) trades differently: the threshold is not a no-op here.
+    assert_ne!(bt.raw().run(&policy, start..end).fills, res.fills);
 }
 
 /// The seed reward's eight components: the tensor env against `sim::reward`, step by step, with

@@ -228,8 +228,11 @@ fn wait_for_validations(run: &Path, n: usize) {
 #[test]
 fn an_interrupted_run_stays_usable() {
     let home = tempfile::tempdir().unwrap();
-    // Scored validations (min_trades 1) so a best checkpoint exists.
-    let cfg = tiny(home.path(), "[gating]\nmin_trades = 1\nmin_days = 2\n");
+    // Scored validations (min_trades 1, every choice acted on) so a best checkpoint exists.
+    let cfg = tiny(
+        home.path(),
+        "[gating]\nmin_trades = 1\nmin_days = 2\n[live]\nconfidence_threshold = 0.0\n",
+    );
     assert!(qd(home.path(), &["--config", &cfg, "fetch"])
         .status
         .success());

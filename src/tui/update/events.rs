@@ -164,6 +164,10 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             infer_kind(run, JobKind::Gate);
             run.gate = Some(g.clone());
         }
+        Event::WalkSetup(w) => {
+            infer_kind(run, JobKind::WalkForward);
+            run.walk_setup = Some(w.clone());
+        }
         Event::Fold(f) => {
             infer_kind(run, JobKind::WalkForward);
             upsert_by(&mut run.folds, f.clone(), |f| f.fold);
@@ -182,6 +186,8 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
             }
             p.snapshot = Some((**s).clone());
         }
+        // Per-bar decisions are for replays and audits; the snapshot carries the model's state.
+        Event::Decided(_) => infer_kind(run, JobKind::Paper),
         Event::Order(o) => {
             infer_kind(run, JobKind::Paper);
             run.paper.orders.push_back(o.clone());

@@ -29,6 +29,9 @@ pub fn tiny_config() -> Config {
     // Every periodic checkpoint stays (tests of pruning set their own rule).
     cfg.ppo.keep_every = 1;
     cfg.live.bars_per_second = 0.0;
+    // Validations trade as paper would: an untrained policy seldom reaches the 0.40 confidence
+    // threshold, and these tests are about training's mechanics, so every choice is acted on.
+    cfg.live.confidence_threshold = 0.0;
     config::validate(&cfg).expect("tiny config is valid");
     cfg
 }
@@ -79,38 +82,37 @@ pub fn train(paths: &Paths, cfg: &Config, symbol: &str) -> String {
         .expect("training run")
 }
 
-/// Replays `bars[start..]` through the paper daemon's decision and execution path on the
-/// simulated broker (confidence threshold 0, capital gates wide open) and checks that the model's
-/// equity, marked at each bar before it acts, equals the backtest's equity curve, and that the
-/// broker's account equals the model's book. Returns the broker's orders.
-#[allow(clippy::too_many_arguments)]
+/// Drives the paper daemon on the simulated broker through `bars[start..]` under `trading` and
+/// holds it against the backtest `res` of the same bars and rules: the equity before each
+/// decision, bar for bar, and every fill (bar, signed quantity, price). The backtest's last
+/// point is a mark only (the bar after its last decision), so the daemon is not asked to decide
+/// it. Returns the broker's orders.
 pub fn assert_paper_matches_backtest(
     sym: &quantdeck::market::Symbol,
     spec: &quantdeck::features::FeatureSpec,
     model: &quantdeck::engine::ActorCritic,
-    rules: quantdeck::sim::Rules,
-    risk: quantdeck::sim::RiskRules,
+    trading: quantdeck::sim::TradingRules,
     bars: &[quantdeck::market::Bar],
     start: usize,
-    backtest_equity: &[f64],
+    res: &quantdeck::eval::BacktestResult,
 ) -> Vec<quantdeck::broker::types::Order> {
     use quantdeck::broker::{Broker, SimBroker, SimCosts};
-    use quantdeck::live::{gates::CapitalRules, journal::Journal, state::DaemonState};
+    use quantdeck::live::{journal::Journal, state::DaemonState};
     let dir = tempfile::tempdir().expect("tmp");
     let policy = quantdeck::engine::HostPolicy::from_model(model).expect("policy");
+    let allow_short = sym.class == quantdeck::market::AssetClass::Equity;
     let broker = SimBroker::open(
-        rules.initial_cash,
+        trading.initial_cash,
         SimCosts {
-            slippage: rules.slippage,
-            commission: rules.commission,
+            slippage: trading.slippage,
+            commission: trading.commission,
         },
-        rules.allow_short,
+        allow_short,
         None,
     )
     .expect("broker");
-    let state = DaemonState::new("t", broker.kind(), rules.initial_cash);
-    let mut book = quantdeck::sim::Account::new(&rules);
-    book.level = 0.0;
+    let state = DaemonState::new("t", broker.kind(), trading.initial_cash);
+    let book = quantdeck::sim::Account::new(&trading.account(allow_short));
     let mut slot = quantdeck::live::ModelSlot::new(
         sym.clone(),
         quantdeck::market::Timeframe::Minute(15),
@@ -119,25 +121,14 @@ pub fn assert_paper_matches_backtest(
         std::sync::Arc::new(quantdeck::features::events::EventTable::embedded()),
         policy,
         book,
-        rules.allow_short,
+        allow_short,
     );
     for b in &bars[start + 1 - slot.history_needed()..start] {
         slot.push(*b);
     }
     let settings = quantdeck::live::Settings {
-        confidence_threshold: 0.0,
-        portfolio_confidence_threshold: 0.0,
-        position_size: rules.full_position,
-        capital: CapitalRules {
-            cash_buffer: 0.0,
-            max_position: 1.0,
-            max_exposure: 1.0,
-            min_order_value: 0.0,
-        },
-        risk,
-        daily_loss_limit: 1.0,
-        cooldown: chrono::Duration::zero(),
-        commission: rules.commission,
+        rules: trading,
+        commission: trading.commission,
         order_timeout: std::time::Duration::from_secs(30),
         extended_hours: false,
         late_bar_grace: chrono::Duration::seconds(10),
@@ -160,8 +151,9 @@ pub fn assert_paper_matches_backtest(
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
-        for (k, expect) in backtest_equity.iter().enumerate() {
+    let orders = rt.block_on(async {
+        let last = res.equity.len() - 1;
+        for (k, expect) in res.equity.iter().enumerate() {
             let bar = bars[start + k];
             let before = d
                 .book(&sym.name)
@@ -171,6 +163,9 @@ pub fn assert_paper_matches_backtest(
                 (before - expect).abs() < 1e-6 * expect,
                 "bar {k}: paper {before} vs backtest {expect}"
             );
+            if k == last {
+                break;
+            }
             d.process_bar(&sym.name, bar).await.expect("paper step");
             let broker_equity = quantdeck::broker::simulated::f(
                 d.broker().account().await.expect("account").equity,
@@ -185,7 +180,45 @@ pub fn assert_paper_matches_backtest(
             .orders_since(chrono::DateTime::<chrono::Utc>::MIN_UTC)
             .await
             .expect("orders")
-    })
+    });
+    let filled: Vec<(chrono::DateTime<chrono::Utc>, f64, f64)> = orders
+        .iter()
+        .filter(|o| o.filled_qty > rust_decimal::Decimal::ZERO)
+        .map(|o| {
+            let q = quantdeck::broker::simulated::f(o.filled_qty);
+            let sign = if o.side == quantdeck::broker::types::Side::Buy {
+                1.0
+            } else {
+                -1.0
+            };
+            let px = o
+                .filled_avg_price
+                .map(quantdeck::broker::simulated::f)
+                .unwrap_or(0.0);
+            (o.filled_at.expect("filled at"), sign * q, px)
+        })
+        .collect();
+    assert_eq!(
+        filled.len(),
+        res.fills.len(),
+        "the daemon filled {} orders, the backtest {}",
+        filled.len(),
+        res.fills.len()
+    );
+    for (f, (at, qty, px)) in res.fills.iter().zip(&filled) {
+        assert_eq!(bars[f.bar].ts, *at, "fill bar");
+        assert!(
+            (f.qty - qty).abs() <= 1e-6 * f.qty.abs().max(1.0),
+            "qty {} vs {qty}",
+            f.qty
+        );
+        assert!(
+            (f.price - px).abs() <= 1e-9 * f.price,
+            "price {} vs {px}",
+            f.price
+        );
+    }
+    orders
 }
 
 /// Runs the real binary with `--home HOME` and the given arguments.

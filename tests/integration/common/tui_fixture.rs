@@ -144,6 +144,7 @@ fn validation(u: usize) -> ValidationMetrics {
         insufficient: false,
         win_rate: None,
         portfolio: None,
+        raw: None,
     }
 }
 
@@ -269,6 +270,7 @@ fn thin_validation(u: usize, trades: usize, days: usize) -> ValidationMetrics {
         insufficient: true,
         win_rate: None,
         portfolio: None,
+        raw: None,
     }
 }
 
@@ -410,6 +412,7 @@ fn add_gates(app: &mut App) {
                 use_checkpoint,
                 metrics,
                 composite,
+                baselines: None,
             }),
         );
         f.send(
@@ -456,6 +459,9 @@ fn fold(i: usize) -> FoldResult {
         baselines: baselines(i, equity.len()),
         equity,
         portfolio: None,
+        held: 0,
+        raw: None,
+        orders: Vec::new(),
     }
 }
 
@@ -513,6 +519,7 @@ fn add_walk(app: &mut App) {
             sharpe_std: 1.31,
             beats: vec![Baseline::BuyHold, Baseline::Flat, Baseline::Random],
             trails: vec![Baseline::Momentum],
+            gate: None,
         }),
     );
     f.send(

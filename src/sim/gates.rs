@@ -4,10 +4,13 @@
 //! after a trade, and the session-wide blocks (pause, flatten, drawdown halt, daily loss limit,
 //! a stale feed). They **resize before they block**: an entry that does not fit is made smaller;
 //! only what cannot fit at all is dropped. Exits (reducing a position) always pass.
+//!
+//! They live in `sim` because evaluation applies them too: a backtest of one model runs the same
+//! gates against its own account (`sim::decide`), so a verdict describes what paper will trade.
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CapitalRules {
     /// Share of equity never allocated (seed: 30 %).
     pub cash_buffer: f64,
@@ -24,6 +27,12 @@ impl CapitalRules {
     pub fn gross_cap(&self, equity: f64) -> f64 {
         (1.0 - self.cash_buffer).min(self.max_exposure) * equity
     }
+}
+
+/// Buying power of the simulated broker (and of a backtest, which trades like it): Reg-T-like,
+/// twice the equity less the gross value already deployed, never negative.
+pub fn sim_buying_power(equity: f64, gross: f64) -> f64 {
+    (2.0 * equity - gross).max(0.0)
 }
 
 /// The gates' word on one symbol, shown in the Paper pane.

@@ -1,0 +1,113 @@
+//! The gate's baseline check: the graded checkpoint, as paper trading trades it, beside
+//! momentum (spans fitted on the training bars) and buy-and-hold — plain rules at the same
+//! sizing and costs — on the validation bars the checkpoint was chosen on. A portfolio run is
+//! held against equal weight, which its validation record already carries (same costs, same
+//! slippage draws).
+
+use super::ctx::{Ctx, ModelChoice};
+use super::RunDir;
+use crate::engine::checkpoint::read_meta;
+use crate::engine::prune::checkpoint_path;
+use crate::eval::gate::BaselineCheck;
+use crate::eval::portfolio::PortfolioFigures;
+use crate::eval::{Backtester, Baseline, MomentumRule, RawFigures, ValidationMetrics};
+use crate::features;
+use crate::sim::decide::shorts_allowed;
+use crate::sim::TradingRules;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// The check for the graded validation `v` of `train_run`, or `None` (with the reason) when
+/// there is nothing to compare: no validation, or the graded checkpoint's file is gone.
+pub(super) fn baseline_check(
+    ctx: &Ctx,
+    train_run: &str,
+    v: &ValidationMetrics,
+) -> Result<Result<BaselineCheck, String>> {
+    if let Some(b) = &v.portfolio {
+        let fig = |f: &PortfolioFigures| RawFigures {
+            total_return: f.total_return,
+            sharpe: f.sharpe,
+            max_drawdown: f.max_drawdown,
+            trades: 0,
+        };
+        return Ok(Ok(BaselineCheck::new(
+            fig(&b.model),
+            v.raw,
+            vec![(Baseline::EqualWeight, fig(&b.equal_weight))],
+            None,
+            format!("the validation record of update {}", v.update),
+        )));
+    }
+    let dir = RunDir::open(ctx.paths, train_run)?;
+    let Some(path) = graded_file(&dir, v.update) else {
+        return Ok(Err(format!(
+            "no model file of update {} is left in {} (pruned): no baseline comparison",
+            v.update,
+            dir.path.display()
+        )));
+    };
+    let choice = ModelChoice {
+        why: format!("the graded checkpoint (update {})", v.update),
+        path,
+        interrupted: false,
+    };
+    let ev = ctx.load_evaluated_choice(choice)?;
+    let (Some(first), Some(last)) = (ev.meta.val_first, ev.meta.val_last) else {
+        return Ok(Err("the model records no validation range".into()));
+    };
+    let at = |t| ev.bars.partition_point(|b| b.ts < t);
+    let after = |t| ev.bars.partition_point(|b| b.ts <= t);
+    let (val, train) = (
+        at(first)..after(last),
+        at(ev.meta.train_first)..after(ev.meta.train_last),
+    );
+    let fm = features::compute(&ev.spec, &ev.symbol, &ev.bars, &ctx.events);
+    let closes: Vec<f64> = ev.bars.iter().map(|b| b.close).collect();
+    let rules = TradingRules::from_config(ctx.cfg);
+    let short = shorts_allowed(ctx.cfg, ev.symbol.class);
+    let bt = Backtester::as_traded(&ev.spec, &fm, &closes, ev.symbol.class, &rules, short);
+    let g = &ctx.cfg.gating;
+    let m = bt.validate(&ev.policy, val.clone(), g.consistency_chunks, g.evidence());
+    let momentum = MomentumRule::fit(&bt, train);
+    let class = ev.symbol.class;
+    let baselines = vec![
+        (
+            Baseline::Momentum,
+            momentum.run(&bt, val.clone()).raw_figures(class),
+        ),
+        (
+            Baseline::BuyHold,
+            bt.plain().run_levels(val, |_| 1.0).raw_figures(class),
+        ),
+    ];
+    let model = RawFigures {
+        total_return: m.total_return,
+        sharpe: m.sharpe,
+        max_drawdown: m.max_drawdown,
+        trades: m.trades,
+    };
+    Ok(Ok(BaselineCheck::new(
+        model,
+        m.raw,
+        baselines,
+        Some(momentum),
+        format!(
+            "{} re-run on the validation bars as paper trades it",
+            ev.choice.path.display()
+        ),
+    )))
+}
+
+/// The model file of a run's update: its periodic checkpoint, else `best.safetensors` or
+/// `model.safetensors` when they hold that update.
+fn graded_file(dir: &RunDir, update: usize) -> Option<PathBuf> {
+    let periodic = checkpoint_path(&dir.path, update);
+    if periodic.exists() {
+        return Some(periodic);
+    }
+    ["best.safetensors", "model.safetensors"]
+        .into_iter()
+        .map(|n| dir.artifact(n))
+        .find(|p| read_meta(p).is_ok_and(|m| m.update == update))
+}
