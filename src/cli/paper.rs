@@ -5,6 +5,7 @@
 
 use super::jobs_cmd::{execute_with, parse_speed_arg, Common};
 use crate::config::{BrokerChoice, Config};
+use crate::jobs::replay::ReplaySpec;
 use crate::jobs::{list_runs, EventTail, JobKind, JobRequest, RunSummary};
 use crate::jobs::{Event, EventRecord};
 use crate::live::view::{Command, PaperSnapshot};
@@ -28,6 +29,20 @@ pub struct PaperArgs {
     /// Bar times to replay on the simulated broker (default: live.replay_bars).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub bars: Option<u64>,
+    /// Replay fold N of the model's newest walk-forward (simulated broker): the fold's bars,
+    /// decided by the same rules, so the session trades what the fold reported.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with_all = ["bars", "from"])]
+    pub fold: Option<u64>,
+    /// With --fold: the walk-forward run (id or prefix) instead of the newest.
+    #[arg(long, requires = "fold")]
+    pub walk_forward: Option<String>,
+    /// Replay from this bar time (simulated broker): a date (YYYY-MM-DD, UTC midnight) or an
+    /// RFC 3339 time. Needs --to.
+    #[arg(long, value_parser = parse_instant, requires = "to", conflicts_with = "bars")]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Replay until this bar time; the last bar at or before it only marks the book.
+    #[arg(long, value_parser = parse_instant, requires = "from")]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// Replay speed in bars per second; 0 = as fast as possible (overrides live.bars_per_second).
     #[arg(long, value_parser = parse_speed_arg)]
     pub speed: Option<f64>,
@@ -86,6 +101,14 @@ pub fn run(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
             JobRequest::Paper {
                 train_runs: a.runs,
                 bars: a.bars.map(|b| b as usize),
+                replay: match (a.fold, a.from, a.to) {
+                    (Some(fold), _, _) => Some(ReplaySpec::Fold {
+                        walk_forward: a.walk_forward,
+                        fold: fold as usize,
+                    }),
+                    (None, Some(from), Some(to)) => Some(ReplaySpec::Window { from, to }),
+                    _ => None,
+                },
                 new_session: a.new_session,
                 confirm_live: a.confirm_live,
             },
@@ -102,6 +125,19 @@ pub fn run(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
         PaperAction::Status(t) => return status(paths, &t),
     };
     command(paths, cfg, cmd, &t)
+}
+
+/// A bar time on the command line: `2024-11-05` (UTC midnight), `2024-11-05T14:30:00Z` or
+/// any RFC 3339 time.
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
 /// The paper session a user names: an id, a unique prefix, or `latest`.

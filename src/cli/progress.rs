@@ -226,7 +226,11 @@ pub fn describe(e: &Event) -> Option<String> {
             f.win_rate * 100.0,
             f.profit_factor,
             f.trades,
-            if f.held > 0 { format!("  held {} by the threshold", f.held) } else { String::new() },
+            match (f.held, f.confidence) {
+                (0, _) => String::new(),
+                (n, Some([_, med, p90])) => format!("  held {n} by the threshold (confidence median {med:.2}, p90 {p90:.2})"),
+                (n, None) => format!("  held {n} by the threshold"),
+            },
             f.raw
                 .map(|r| format!("  (raw policy {:+.2} %, Sharpe {:+.2}, {} trades)", r.total_return * 100.0, r.sharpe, r.trades))
                 .unwrap_or_default(),

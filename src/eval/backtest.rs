@@ -45,6 +45,8 @@ pub struct BacktestResult {
     pub held_by_threshold: usize,
     /// Every fill, in order.
     pub fills: Vec<BacktestFill>,
+    /// The policy's confidence (its choice's probability) at each decision of a model's run.
+    pub confidences: Vec<f32>,
     /// First and one-past-last bar index actually stepped.
     pub bars: Range<usize>,
 }
@@ -99,6 +101,17 @@ impl BacktestResult {
             portfolio: None,
             raw: None,
         }
+    }
+
+    /// The 10th, 50th and 90th percentiles of the policy's confidence, when it was recorded.
+    pub fn confidence_quantiles(&self) -> Option<[f32; 3]> {
+        let mut c = self.confidences.clone();
+        if c.is_empty() {
+            return None;
+        }
+        c.sort_by(f32::total_cmp);
+        let q = |p: f64| c[((c.len() - 1) as f64 * p).round() as usize];
+        Some([q(0.1), q(0.5), q(0.9)])
     }
 
     /// The headline figures, as kept beside another evaluation.
@@ -300,6 +313,7 @@ impl<'a> Backtester<'a> {
                 self.rules.allow_short,
             );
             res.action_counts[p.acted] += 1;
+            res.confidences.push(confidence);
             res.held_by_threshold += usize::from(p.held());
             res.risk_events += usize::from(p.risk.is_some());
             let c = Circumstances {

@@ -81,6 +81,7 @@ pub fn run_portfolio_fold(
             regimes: ev.actions.iter().map(|&n| n as f64 / decisions).collect(),
         }),
         held: 0,
+        confidence: None,
         raw: None,
         orders: Vec::new(),
     })

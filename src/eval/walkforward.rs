@@ -44,6 +44,10 @@ pub struct FoldResult {
     /// Decisions the confidence threshold turned into HOLD.
     #[serde(default)]
     pub held: usize,
+    /// The policy's confidence over the fold's decisions: 10th, 50th and 90th percentiles
+    /// (why a threshold holds it, or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<[f32; 3]>,
     /// The raw policy (every choice acted on) on the same fold, where the rules have a threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<RawFigures>,
@@ -222,6 +226,7 @@ pub fn run_fold(
         baselines: baselines::run_all(bt, range, momentum, 1000 + fold as u64),
         portfolio: None,
         held: res.held_by_threshold,
+        confidence: res.confidence_quantiles(),
         raw,
         orders: res
             .fills

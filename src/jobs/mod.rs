@@ -12,6 +12,7 @@ mod gate_check;
 mod paper;
 mod paper_portfolio;
 mod portfolio;
+pub mod replay;
 pub mod resume;
 pub mod rundir;
 pub mod runner;

@@ -5,6 +5,7 @@
 //! allows one trade-updates connection per account) keeps a second daemon out.
 
 use super::ctx::Ctx;
+use super::replay::{ReplaySpec, Window};
 use super::rundir::{hostname, Manifest};
 use super::{list_runs, resolve_model, resolve_train_run, JobKind, JobStatus, JobSummary, RunDir};
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
@@ -316,29 +317,6 @@ pub(super) fn check_verdict(
     Ok(())
 }
 
-/// Walk-forward's expected return per day for a run's model: mean fold return over mean fold days.
-fn expected_daily(ctx: &Ctx, run: &str) -> Option<f64> {
-    let wf = list_runs(ctx.paths).into_iter().rev().find(|r| {
-        r.manifest.kind == JobKind::WalkForward
-            && r.manifest.parent.as_deref() == Some(run)
-            && r.manifest.status == JobStatus::Completed
-    })?;
-    let text = std::fs::read_to_string(wf.path.join("walkforward.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let folds: Vec<crate::eval::FoldResult> = serde_json::from_value(v["folds"].clone()).ok()?;
-    let n = folds.len() as f64;
-    if n == 0.0 {
-        return None;
-    }
-    let ret = folds.iter().map(|f| f.total_return).sum::<f64>() / n;
-    let days = folds
-        .iter()
-        .map(|f| (f.end - f.start).num_seconds() as f64 / 86_400.0)
-        .sum::<f64>()
-        / n;
-    (days > 0.0).then(|| ret / days)
-}
-
 pub(super) fn settings(cfg: &Config, commission: f64) -> Settings {
     Settings {
         rules: TradingRules::from_config(cfg),
@@ -376,6 +354,7 @@ pub(super) fn paper(
     ctx: &Ctx,
     claimed: &Claimed,
     bars: Option<usize>,
+    replay: Option<&ReplaySpec>,
     confirm_live: bool,
 ) -> Result<String> {
     let cfg = ctx.cfg;
@@ -391,8 +370,15 @@ pub(super) fn paper(
             ctx.run.id()
         ));
     }
+    let window = match replay {
+        Some(_) if kind != BrokerKind::Sim => {
+            bail!("--fold, --from and --to replay stored bars: they need the simulated broker (--broker sim)")
+        }
+        Some(spec) => Some(super::replay::resolve(ctx, &claimed.train_runs, spec)?),
+        None => None,
+    };
     if let Some(pf) = super::paper_portfolio::portfolio_model(ctx, &claimed.train_runs)? {
-        return super::paper_portfolio::paper_portfolio(ctx, claimed, pf, kind, bars);
+        return super::paper_portfolio::paper_portfolio(ctx, claimed, pf, kind, bars, window);
     }
     let models = load_models(ctx, &claimed.train_runs, kind != BrokerKind::Sim)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -401,20 +387,24 @@ pub(super) fn paper(
         .build()?;
     let dir = ctx.dir().path.clone();
     let journal = Journal::open(&dir.join(crate::live::JOURNAL))?;
+    let rules = TradingRules::from_config(cfg);
     let expected: HashMap<String, f64> = models
         .iter()
-        .filter_map(|m| expected_daily(ctx, &m.run).map(|e| (m.symbol.name.clone(), e)))
+        .filter_map(|m| {
+            super::replay::expected_daily(ctx, &m.run, &rules).map(|e| (m.symbol.name.clone(), e))
+        })
         .collect();
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
             let (broker, costs) = sim_broker(cfg, &dir, cfg.env.allow_short_equity)?;
+            let replay = Replay { bars, window };
             rt.block_on(run_sim(
                 ctx,
                 broker,
                 models,
                 journal,
                 expected,
-                bars,
+                replay,
                 costs.commission,
             ))?
         }
@@ -521,13 +511,65 @@ pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<D
     }
 }
 
+/// What a simulated session replays: `bars` bar times of the unseen bars, or a window.
+pub(super) struct Replay {
+    pub bars: Option<usize>,
+    pub window: Option<Window>,
+}
+
+impl Replay {
+    /// The first bar index of `bars` to decide: after what the model saw (`seen`), at the
+    /// window's start when there is one.
+    pub(super) fn first(
+        &self,
+        bars: &[Bar],
+        seen: chrono::DateTime<Utc>,
+        what: &str,
+    ) -> Result<usize> {
+        match &self.window {
+            None => Ok(bars.partition_point(|b| b.ts <= seen)),
+            Some(w) if w.from <= seen => bail!(
+                "the replay window starts {} but {what} saw everything up to {}: replay only bars after that",
+                w.from.format("%Y-%m-%d %H:%M"),
+                seen.format("%Y-%m-%d %H:%M")
+            ),
+            Some(w) => Ok(bars.partition_point(|b| b.ts < w.from)),
+        }
+    }
+
+    /// The last bar time to replay, among the distinct bar times `times` (sorted).
+    pub(super) fn until(
+        &self,
+        times: &[chrono::DateTime<Utc>],
+        default_bars: usize,
+    ) -> Option<chrono::DateTime<Utc>> {
+        match &self.window {
+            Some(w) => times.iter().rev().find(|t| **t <= w.to).copied(),
+            None => {
+                let n = self.bars.unwrap_or(default_bars);
+                times.get(n.min(times.len()).saturating_sub(1)).copied()
+            }
+        }
+    }
+
+    /// The replay feed: a window ends on a bar that only marks the books.
+    pub(super) fn feed(&self, per_symbol: Vec<(String, Vec<Bar>)>, speed: f64) -> ReplayFeed {
+        let feed = ReplayFeed::new(per_symbol, None, speed);
+        if self.window.is_some() {
+            feed.marking_the_last()
+        } else {
+            feed
+        }
+    }
+}
+
 async fn run_sim(
     ctx: &Ctx<'_>,
     broker: SimBroker,
     models: Vec<Loaded>,
     journal: Journal,
     expected: HashMap<String, f64>,
-    bars: Option<usize>,
+    replay: Replay,
     commission: f64,
 ) -> Result<(Ended, JobSummary)> {
     let mut state = open_state(ctx, &broker).await?;
@@ -535,8 +577,11 @@ async fn run_sim(
     let mut per_symbol = Vec::new();
     let mut slots = Vec::new();
     for l in &models {
-        let seen = l.meta.seen_until();
-        let first = l.bars.partition_point(|b| b.ts <= seen);
+        let first = replay.first(
+            &l.bars,
+            l.meta.seen_until(),
+            &format!("{} ({})", l.symbol, l.run),
+        )?;
         let mut s = slot(
             l,
             ctx,
@@ -549,7 +594,7 @@ async fn run_sim(
             bail!(
                 "no unseen {} bars to replay: the model saw everything up to {}; fetch newer bars first",
                 l.symbol,
-                seen.format("%Y-%m-%d %H:%M")
+                l.meta.seen_until().format("%Y-%m-%d %H:%M")
             );
         }
         // A restarted session continues after the last bar each model decided.
@@ -562,14 +607,13 @@ async fn run_sim(
         slots.push(s);
     }
     if state.replay_until.is_none() {
-        let n = bars.unwrap_or(ctx.cfg.live.replay_bars);
         let mut times: Vec<_> = per_symbol
             .iter()
             .flat_map(|(_, b)| b.iter().map(|x| x.ts))
             .collect();
         times.sort();
         times.dedup();
-        state.replay_until = times.get(n.min(times.len()).saturating_sub(1)).copied();
+        state.replay_until = replay.until(&times, ctx.cfg.live.replay_bars);
         state.save(&ctx.dir().path)?;
     }
     let until = state.replay_until;
@@ -589,7 +633,7 @@ async fn run_sim(
             .map(|c| format!(", continuing after {}", c.format("%Y-%m-%d %H:%M")))
             .unwrap_or_default()
     ));
-    let feed = ReplayFeed::new(per_symbol, None, ctx.cfg.live.bars_per_second);
+    let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
         ctx.sink,

@@ -12,7 +12,6 @@ use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings}
 use crate::broker::{Broker, BrokerKind, SimBroker};
 use crate::data::Store;
 use crate::engine::{checkpoint, ModelMeta};
-use crate::live::feed::ReplayFeed;
 use crate::live::journal::Journal;
 use crate::live::{Daemon, PortfolioSlot};
 use crate::market::{Bar, Symbol};
@@ -101,6 +100,7 @@ pub(super) fn paper_portfolio(
     pf: LoadedPortfolio,
     kind: BrokerKind,
     bars: Option<usize>,
+    window: Option<super::replay::Window>,
 ) -> Result<String> {
     let cfg = ctx.cfg;
     let live_broker = kind != BrokerKind::Sim;
@@ -124,7 +124,8 @@ pub(super) fn paper_portfolio(
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
             let (broker, _) = sim_broker(cfg, &dir, false)?;
-            rt.block_on(run_sim(ctx, broker, pf, journal, bars))?
+            let replay = super::paper::Replay { bars, window };
+            rt.block_on(run_sim(ctx, broker, pf, journal, replay))?
         }
         _ => {
             let (client, settings, creds) = alpaca_client(ctx)?;
@@ -151,7 +152,7 @@ async fn run_sim(
     broker: SimBroker,
     pf: LoadedPortfolio,
     journal: Journal,
-    bars: Option<usize>,
+    replay: super::paper::Replay,
 ) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
     let LoadedPortfolio {
         run,
@@ -167,7 +168,17 @@ async fn run_sim(
     times.sort();
     times.dedup();
     let ready_from = times.get(slot.history_needed().saturating_sub(1)).copied();
-    times.retain(|t| *t > seen && ready_from.is_some_and(|r| *t >= r));
+    let from = replay.window.as_ref().map(|w| w.from);
+    if from.is_some_and(|f| f <= seen) {
+        bail!(
+            "the replay window starts {} but the portfolio model saw everything up to {}: replay only bars after that",
+            from.unwrap_or(seen).format("%Y-%m-%d %H:%M"),
+            seen.format("%Y-%m-%d %H:%M")
+        );
+    }
+    times.retain(|t| {
+        *t > seen && ready_from.is_some_and(|r| *t >= r) && from.is_none_or(|f| *t >= f)
+    });
     let Some(&start) = times.first() else {
         bail!(
             "no unseen bars of the portfolio's members to replay: the model saw everything up to {}; fetch newer bars first",
@@ -175,8 +186,7 @@ async fn run_sim(
         );
     };
     if state.replay_until.is_none() {
-        let n = bars.unwrap_or(ctx.cfg.live.replay_bars);
-        state.replay_until = times.get(n.min(times.len()).saturating_sub(1)).copied();
+        state.replay_until = replay.until(&times, ctx.cfg.live.replay_bars);
         state.save(&ctx.dir().path)?;
     }
     let until = state.replay_until;
@@ -214,7 +224,7 @@ async fn run_sim(
         resume.format("%Y-%m-%d %H:%M"),
         ctx.cfg.live.bars_per_second
     ));
-    let feed = ReplayFeed::new(per_symbol, None, ctx.cfg.live.bars_per_second);
+    let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
         ctx.sink,

@@ -53,6 +53,8 @@ pub enum JobRequest {
     Paper {
         train_runs: Vec<String>,
         bars: Option<usize>,
+        /// A window or a walk-forward fold to replay (simulated broker only; a new session).
+        replay: Option<super::replay::ReplaySpec>,
         new_session: bool,
         /// The user confirmed trading on Alpaca's live host (also needs `live.allow_live`).
         confirm_live: bool,
@@ -127,9 +129,12 @@ pub fn run(
         JobRequest::Paper {
             train_runs,
             new_session,
+            replay,
             ..
         } => {
-            let c = super::paper::claim(paths, cfg, train_runs, *new_session)?;
+            // A replayed window is a session of its own.
+            let fresh = *new_session || replay.is_some();
+            let c = super::paper::claim(paths, cfg, train_runs, fresh)?;
             let dm = (c.dir.clone(), c.manifest.clone());
             claimed = Some(c);
             dm
@@ -205,9 +210,12 @@ pub fn run(
             super::walkforward::walk_forward(&ctx, &parent, period)
         }
         JobRequest::Paper {
-            bars, confirm_live, ..
+            bars,
+            replay,
+            confirm_live,
+            ..
         } => match &claimed {
-            Some(c) => super::paper::paper(&ctx, c, *bars, *confirm_live),
+            Some(c) => super::paper::paper(&ctx, c, *bars, replay.as_ref(), *confirm_live),
             None => Err(anyhow::anyhow!("paper session not claimed")),
         },
     };

@@ -295,6 +295,27 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 self.on_model_bar(&symbol, bar).await?;
                 self.emit_snapshot();
             }
+            FeedEvent::Mark { symbol, bar } => {
+                self.health.last_bar_seen = Some(Utc::now());
+                self.health.last_bar = Some(bar.ts);
+                // A portfolio time the feed moved past is decided at its own prices first.
+                if self
+                    .portfolio
+                    .as_ref()
+                    .and_then(|p| p.pending())
+                    .is_some_and(|t| t < bar.ts)
+                {
+                    self.decide_pending(None).await?;
+                }
+                self.note_history(&symbol, bar);
+                for slot in self.slots.iter_mut() {
+                    if let Some(px) = self.prices.get(&normalize_symbol(&slot.symbol.name)) {
+                        slot.book.mark(px.0);
+                    }
+                }
+                self.refresh_account().await;
+                self.emit_snapshot();
+            }
             FeedEvent::Minute {
                 symbol,
                 bar,
@@ -712,8 +733,12 @@ impl<'a, B: Broker> Daemon<'a, B> {
             .latches
             .day
             .map_or(self.state.initial_equity, |d| d.1);
-        let started_days =
-            ((Utc::now() - self.state.started).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
+        // Bar time since the first decision (a replay runs faster than the clock), else wall time.
+        let span = match (self.state.first_bar, self.health.last_bar) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => Utc::now() - self.state.started,
+        };
+        let started_days = (span.num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
         let rows = self
             .slots
             .iter()

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 pub enum FeedEvent {
     /// A closed bar of the model's own timeframe (replay).
     Bar { symbol: String, bar: Bar },
+    /// The replay's closing bar: it marks the book and is not decided (as a backtest's last
+    /// point marks the last decision).
+    Mark { symbol: String, bar: Bar },
     /// A 1-minute bar (live), or a revision of one. `catch_up`: it comes from a REST gap fill
     /// and is not the newest of it — bars it closes fill the history but are not traded (the
     /// daemon never acts on a bar that closed while it was away).
@@ -37,6 +40,8 @@ pub struct ReplayFeed {
     queue: VecDeque<(String, Bar)>,
     pace: Option<Duration>,
     next_due: Instant,
+    /// Bars at this time (the last) only mark the books.
+    mark_at: Option<DateTime<Utc>>,
 }
 
 impl ReplayFeed {
@@ -66,7 +71,14 @@ impl ReplayFeed {
             queue: all.into(),
             pace: (bars_per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / bars_per_second)),
             next_due: Instant::now(),
+            mark_at: None,
         }
+    }
+
+    /// The last bar time is served as [`FeedEvent::Mark`]: marked, not decided.
+    pub fn marking_the_last(mut self) -> Self {
+        self.mark_at = self.queue.back().map(|(_, b)| b.ts);
+        self
     }
 
     pub fn remaining(&self) -> usize {
@@ -86,6 +98,7 @@ impl ReplayFeed {
             }
         }
         match self.queue.pop_front() {
+            Some((symbol, bar)) if self.mark_at == Some(bar.ts) => FeedEvent::Mark { symbol, bar },
             Some((symbol, bar)) => FeedEvent::Bar { symbol, bar },
             None => FeedEvent::End,
         }

@@ -186,6 +186,7 @@ impl<B: Broker> Daemon<'_, B> {
             ..Default::default()
         });
         ps.last_bar = Some(at);
+        self.state.first_bar.get_or_insert(at);
         let d = match decided {
             Some(Ok(Some(d))) => d,
             Some(Ok(None)) | None => {

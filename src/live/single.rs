@@ -48,6 +48,7 @@ impl<B: Broker> Daemon<'_, B> {
         let Some(st) = self.decide_single(i, &sym, &bar, equity, dd) else {
             return self.save_state();
         };
+        self.state.first_bar.get_or_insert(bar.ts);
         self.sink.emit(Event::Decided(DecidedBar {
             symbol: sym.clone(),
             bar: bar.ts,

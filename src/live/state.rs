@@ -67,6 +67,9 @@ pub struct DaemonState {
     /// Client ids of the broker's closing orders from flatten-all: they count as the models'.
     #[serde(default)]
     pub adopted: Vec<String>,
+    /// The first bar time the session decided (its expectation per day is over bar time).
+    #[serde(default)]
+    pub first_bar: Option<DateTime<Utc>>,
     /// Replay only: the last bar time the replay covers (fixed when the session starts; a
     /// restart continues after each model's `last_bar`).
     pub replay_until: Option<DateTime<Utc>>,
@@ -105,6 +108,7 @@ impl DaemonState {
             flatten: None,
             models: BTreeMap::new(),
             adopted: Vec::new(),
+            first_bar: None,
             replay_until: None,
             portfolio: None,
         }

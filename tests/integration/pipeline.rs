@@ -175,6 +175,7 @@ fn fetch_train_gate_walk_forward_paper() {
     let paper = run(JobRequest::Paper {
         train_runs: vec![train.clone()],
         bars: Some(25),
+        replay: None,
         new_session: false,
         confirm_live: false,
     });

@@ -266,6 +266,7 @@ fn g_w_p_use_the_newest_completed_training_run() {
         vec![Command::Start(JobRequest::Paper {
             train_runs: vec![TRAIN.into()],
             bars: None,
+            replay: None,
             new_session: false,
             confirm_live: false,
         })]

@@ -283,6 +283,7 @@ fn evaluate(app: &mut App, kind: JobKind) -> Vec<Command> {
         _ => JobRequest::Paper {
             train_runs: vec![train_run],
             bars: None,
+            replay: None,
             new_session: false,
             confirm_live: false,
         },

@@ -460,6 +460,7 @@ fn fold(i: usize) -> FoldResult {
         equity,
         portfolio: None,
         held: 0,
+        confidence: None,
         raw: None,
         orders: Vec::new(),
     }
