@@ -157,10 +157,12 @@ pub struct SyntheticConfig {
     /// reversals, so a trader pays costs less often for the same edge).
     #[serde(deserialize_with = "range::halflife")]
     pub drift_halflife: f64,
-    /// Typical annualised volatility; the calm and stressed regimes scale it by 0.75 and 1.6.
+    /// The realised annualised volatility of daily close-to-close log returns (× √252; crypto
+    /// × √365), whatever the timeframe; regimes run at 0.75 : 1 : 1.6 around it.
     #[serde(deserialize_with = "range::volatility")]
     pub annual_vol: f64,
-    /// Standard deviation of the overnight gap, as a fraction of price.
+    /// Standard deviation of the overnight gap, as a fraction of price: part of `annual_vol`,
+    /// capped at half of a session's variance.
     #[serde(deserialize_with = "range::gap")]
     pub gap_vol: f64,
     #[serde(deserialize_with = "range::price")]
