@@ -117,19 +117,8 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_flatten = None;
             app.message = "flatten aborted".into();
         }
-        Action::ChooseMove => {
-            let up = matches!(key.code, KeyCode::Up | KeyCode::Char('k'));
-            app.train.step(if up { -1 } else { 1 });
-        }
-        Action::ChooseStart => {
-            if let Some((symbol, mode)) = app.train.take_choice() {
-                app.message = format!("starting {mode} training on {symbol}…");
-                return vec![Command::Train { symbol, mode }];
-            }
-        }
-        Action::ChooseCancel => {
-            app.train.open = None;
-            app.message = "training not started".into();
+        Action::ChooseMove | Action::ChooseStart | Action::ChooseCancel => {
+            return choose(app, action, key)
         }
         Action::ClearLatches | Action::StopDaemon => {
             let Some((run, _)) = paper_target(app) else {
@@ -259,6 +248,28 @@ fn choose_training(app: &mut App) {
     } else {
         "no training mode to offer (see the log)".into()
     };
+}
+
+/// The keys of the training-mode chooser.
+fn choose(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
+    match action {
+        Action::ChooseMove => {
+            let up = matches!(key.code, KeyCode::Up | KeyCode::Char('k'));
+            app.train.step(if up { -1 } else { 1 });
+        }
+        Action::ChooseStart => {
+            if let Some((symbol, mode)) = app.train.take_choice() {
+                app.message = format!("starting {mode} training on {symbol}…");
+                return vec![Command::Train { symbol, mode }];
+            }
+        }
+        Action::ChooseCancel => {
+            app.train.open = None;
+            app.message = "training not started".into();
+        }
+        _ => {}
+    }
+    Vec::new()
 }
 
 /// The training run `g` / `w` / `p` act on: the one the Training pane shows (picked, else the
