@@ -74,7 +74,8 @@ pub fn main() -> Result<i32> {
     let explicit_config = cli.mode.is_some() || cli.config.is_some();
     match cli.command {
         None => {
-            crate::tui::run(&paths, &cfg)?;
+            let modes = crate::tui::Modes::from_flags(&cfg, explicit_config, cli.config.as_deref());
+            crate::tui::run(&paths, &cfg, modes)?;
             Ok(0)
         }
         Some(Command::Fetch(a)) => jobs_cmd::fetch(&paths, &mut cfg, a),

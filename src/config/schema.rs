@@ -103,7 +103,8 @@ pub struct DataConfig {
     /// Alpaca stock feed: `iex` (free) or `sip` (paid subscription).
     #[serde(deserialize_with = "range::feed")]
     pub feed: String,
-    /// Alpaca price adjustment: raw, split, dividend, spin-off or all.
+    /// Alpaca price adjustment: raw, split, dividend, spin-off or all. `split` by default, so a
+    /// stock split is not a crash to training or to the live warm-up.
     #[serde(deserialize_with = "range::adjustment")]
     pub adjustment: String,
     /// Market-data calls per minute (200 on the free plan, 10,000 on the paid one).
@@ -135,7 +136,7 @@ impl Default for DataConfig {
             train_split: 0.70,
             validation_split: 0.15,
             feed: "iex".into(),
-            adjustment: "raw".into(),
+            adjustment: "split".into(),
             rate_limit_per_minute: 200,
             max_retries: 6,
             retry_base_ms: 500,

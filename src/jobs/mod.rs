@@ -5,6 +5,7 @@
 
 pub mod cancel;
 mod ctx;
+pub mod estimate;
 pub mod events;
 mod fetch;
 mod gate;

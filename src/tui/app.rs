@@ -8,6 +8,7 @@ use crate::jobs::events::{
 };
 use crate::jobs::{JobKind, JobStatus, RunSummary};
 use crate::market::Timeframe;
+use crate::tui::chooser::TrainModes;
 use crate::tui::keymap::Mode;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -284,6 +285,8 @@ pub struct App {
     pub features: Option<FeatureView>,
     /// The Training pane charts the reward components' shares instead of the metrics (`R`).
     pub show_reward_parts: bool,
+    /// The training modes `t` offers, the runs' speeds, and the chooser when open.
+    pub train: TrainModes,
 }
 
 /// One stored series: what the Data pane selects and the feature view is computed for.
@@ -366,12 +369,15 @@ impl App {
         self.runs_of(JobKind::Gate)
     }
 
-    /// Which keys apply now: the quit question, else the help overlay, else the main screen.
+    /// Which keys apply now: a question, else the mode chooser, else the help overlay, else the
+    /// main screen.
     pub fn mode(&self) -> Mode {
         if self.confirm_quit {
             Mode::Confirm
         } else if self.confirm_flatten.is_some() {
             Mode::ConfirmFlatten
+        } else if self.train.open.is_some() {
+            Mode::ChooseTrain
         } else if self.show_help {
             Mode::Help
         } else {

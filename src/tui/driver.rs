@@ -38,6 +38,8 @@ struct Job {
 pub struct Driver<'a> {
     paths: &'a Paths,
     cfg: &'a Config,
+    /// The configurations the training-mode chooser offers, by name.
+    modes: Vec<(String, Config)>,
     pub app: super::App,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
@@ -53,13 +55,22 @@ impl<'a> Driver<'a> {
     pub fn new(
         paths: &'a Paths,
         cfg: &'a Config,
+        modes: super::Modes,
         (tx, rx): (Sender<Msg>, Receiver<Msg>),
         watcher: Sender<Request>,
     ) -> Self {
+        let mut app = super::App::new();
+        app.train = super::chooser::train_modes(
+            &modes.list,
+            modes.preselect,
+            modes.user_file,
+            jobs::rundir::hostname(),
+        );
         Driver {
             paths,
             cfg,
-            app: super::App::new(),
+            modes: modes.list,
+            app,
             tx,
             rx,
             watcher,
@@ -164,7 +175,17 @@ impl<'a> Driver<'a> {
 
     fn exec(&mut self, cmd: Command) {
         match cmd {
-            Command::Start(req) => self.start(req),
+            Command::Start(req) => self.start(req, self.cfg.clone()),
+            Command::Train { symbol, mode } => {
+                let cfg = self.modes.iter().find(|(n, _)| *n == mode);
+                match cfg.map(|(_, c)| c.clone()) {
+                    Some(cfg) => {
+                        self.log(LogLevel::Info, format!("training {symbol} in mode {mode}"));
+                        self.start(JobRequest::Train { symbol }, cfg);
+                    }
+                    None => self.app.message = format!("no training mode named {mode}"),
+                }
+            }
             Command::Cancel(id) => {
                 let job = self
                     .jobs
@@ -210,10 +231,11 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn start(&mut self, req: JobRequest) {
+    /// Starts a job with `cfg` (the TUI's configuration, or the training mode chosen).
+    fn start(&mut self, req: JobRequest, cfg: Config) {
         // A paper daemon runs as a process of its own: closing this screen never stops trading.
         if let JobRequest::Paper { train_runs, .. } = &req {
-            let config = match toml::to_string(self.cfg) {
+            let config = match toml::to_string(&cfg) {
                 Ok(c) => c,
                 Err(e) => {
                     self.log(
@@ -239,12 +261,7 @@ impl<'a> Driver<'a> {
             format!("starting {} job: {req:?}", kind.as_str()),
         );
         let cancel = CancelToken::new();
-        let (paths, cfg, token, tx) = (
-            self.paths.clone(),
-            self.cfg.clone(),
-            cancel.clone(),
-            self.tx.clone(),
-        );
+        let (paths, token, tx) = (self.paths.clone(), cancel.clone(), self.tx.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("job-{}", kind.as_str()))
             .spawn(move || run_job(&paths, &cfg, req, job, &token, &tx));

@@ -12,10 +12,18 @@ pub enum Mode {
     Confirm,
     /// Asked whether to flatten a paper session (the kill switch).
     ConfirmFlatten,
+    /// Choosing the training mode for `t`.
+    ChooseTrain,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Main, Mode::Help, Mode::Confirm, Mode::ConfirmFlatten];
+    pub const ALL: [Mode; 5] = [
+        Mode::Main,
+        Mode::Help,
+        Mode::Confirm,
+        Mode::ConfirmFlatten,
+        Mode::ChooseTrain,
+    ];
 
     /// The help overlay's heading for this mode's keys.
     pub fn heading(self) -> &'static str {
@@ -24,11 +32,13 @@ impl Mode {
             Mode::Help => "in this help",
             Mode::Confirm => "when asked whether to quit",
             Mode::ConfirmFlatten => "when asked whether to flatten a paper session",
+            Mode::ChooseTrain => "when choosing a training mode",
         }
     }
 }
 
-/// What a key does. `GoToPane` takes the pane from the digit pressed.
+/// What a key does. `GoToPane` takes the pane from the digit pressed; `Page`, `Ends` and
+/// `ChooseMove` take the direction from the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     GoToPane,
@@ -36,10 +46,10 @@ pub enum Action {
     PrevPane,
     Up,
     Down,
-    PageUp,
-    PageDown,
-    First,
-    Last,
+    /// PgUp or PgDn, from the key.
+    Page,
+    /// Home or End, from the key.
+    Ends,
     PrevRun,
     NextRun,
     Fetch,
@@ -62,6 +72,10 @@ pub enum Action {
     StopDaemon,
     ConfirmFlatten,
     AbortFlatten,
+    /// Up or down, from the key pressed.
+    ChooseMove,
+    ChooseStart,
+    ChooseCancel,
 }
 
 /// A key with the modifiers that matter (Control and Alt; Shift is in the character itself).
@@ -169,7 +183,7 @@ const fn bind(
 }
 
 use Action as A;
-use Mode::{Confirm, ConfirmFlatten, Help, Main};
+use Mode::{ChooseTrain, Confirm, ConfirmFlatten, Help, Main};
 
 pub const KEYMAP: &[Binding] = &[
     bind(
@@ -201,32 +215,19 @@ pub const KEYMAP: &[Binding] = &[
         "select the next row or run (scroll on in Logs)",
         Some("select"),
     ),
+    // Pairs share a line so that the help still fits a 42-row screen.
     bind(
         Main,
-        &[key(KeyCode::PageUp)],
-        A::PageUp,
-        "move up a page",
+        &[key(KeyCode::PageUp), key(KeyCode::PageDown)],
+        A::Page,
+        "move up / down a page",
         None,
     ),
     bind(
         Main,
-        &[key(KeyCode::PageDown)],
-        A::PageDown,
-        "move down a page",
-        None,
-    ),
-    bind(
-        Main,
-        &[key(KeyCode::Home)],
-        A::First,
-        "first row or run (oldest log line)",
-        None,
-    ),
-    bind(
-        Main,
-        &[key(KeyCode::End)],
-        A::Last,
-        "last row or run (newest log line)",
+        &[key(KeyCode::Home), key(KeyCode::End)],
+        A::Ends,
+        "first / last row or run (oldest / newest log line)",
         None,
     ),
     bind(
@@ -254,7 +255,7 @@ pub const KEYMAP: &[Binding] = &[
         Main,
         &[ch('t')],
         A::Train,
-        "train the symbol selected in Data",
+        "train the symbol selected in Data: choose the mode, with its estimated time here",
         Some("train"),
     ),
     bind(
@@ -378,6 +379,27 @@ pub const KEYMAP: &[Binding] = &[
         "do nothing",
         Some("keep"),
     ),
+    bind(
+        ChooseTrain,
+        &[key(KeyCode::Up), key(KeyCode::Down), ch('k'), ch('j')],
+        A::ChooseMove,
+        "previous / next mode",
+        Some("choose"),
+    ),
+    bind(
+        ChooseTrain,
+        &[key(KeyCode::Enter)],
+        A::ChooseStart,
+        "train the symbol in the selected mode",
+        Some("train"),
+    ),
+    bind(
+        ChooseTrain,
+        &[key(KeyCode::Esc), ch('q'), ctrl('c')],
+        A::ChooseCancel,
+        "close without training",
+        Some("cancel"),
+    ),
 ];
 
 /// The action of a key press in `mode`: the first binding of that mode holding the key.
@@ -419,8 +441,11 @@ pub fn keys_label(b: &Binding) -> String {
         .join(", ")
 }
 
-/// The key shown in the hint line: the digit range, else the first key.
+/// The key shown in the hint line: the digit range, `↑↓` for both arrows, else the first key.
 pub fn primary_label(b: &Binding) -> String {
+    if b.keys.contains(&key(KeyCode::Up)) && b.keys.contains(&key(KeyCode::Down)) {
+        return "↑↓".into();
+    }
     digit_range(b.keys).unwrap_or_else(|| b.keys.first().map_or(String::new(), |k| k.name()))
 }
 

@@ -9,6 +9,7 @@
 //! here, and the signal listener. Only the event loop in `driver` touches the terminal.
 
 pub mod app;
+pub mod chooser;
 mod driver;
 mod input;
 pub mod keymap;
@@ -25,13 +26,34 @@ pub use view::view;
 
 use crate::config::Config;
 use crate::paths::Paths;
+use std::path::Path;
 use std::sync::mpsc::channel;
+
+/// The training modes `t` offers (see [`chooser::mode_configs`]).
+pub struct Modes {
+    pub list: Vec<(String, Config)>,
+    pub preselect: usize,
+    /// A `--config` file applies over every mode.
+    pub user_file: bool,
+}
+
+impl Modes {
+    /// From the command line: `explicit` when `--mode` or `--config` was given.
+    pub fn from_flags(startup: &Config, explicit: bool, user_file: Option<&Path>) -> Modes {
+        let (list, preselect) = chooser::mode_configs(startup, explicit, user_file);
+        Modes {
+            list,
+            preselect,
+            user_file: user_file.is_some(),
+        }
+    }
+}
 
 /// Runs the TUI until the user quits or a signal (SIGINT, SIGTERM, SIGHUP) stops it. Jobs
 /// started here are cancelled and given a bounded time to save. The terminal is restored on
 /// every way out: normal exit, signal, error, and panic. Returns normally (exit status 0) after
 /// a signal too.
-pub fn run(paths: &Paths, cfg: &Config) -> anyhow::Result<()> {
+pub fn run(paths: &Paths, cfg: &Config, modes: Modes) -> anyhow::Result<()> {
     let (tx, rx) = channel();
     // Handlers first, so no signal in between can kill us with the terminal in raw mode.
     let signals = crate::signals::listen()?;
@@ -59,7 +81,8 @@ pub fn run(paths: &Paths, cfg: &Config) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    let result = driver::Driver::new(paths, cfg, (tx, rx), watcher).run(&mut session.terminal);
+    let result =
+        driver::Driver::new(paths, cfg, modes, (tx, rx), watcher).run(&mut session.terminal);
     input.stop();
     session.leave();
     result

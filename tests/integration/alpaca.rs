@@ -442,3 +442,48 @@ fn the_portfolio_universe_is_fetched_at_its_timeframe_and_period() {
         .read(&Symbol::parse("AAA"), Timeframe::Minute(15))
         .is_err());
 }
+
+/// With no adjustment configured, both the fetch and the live REST path (the warm-up gap fill
+/// and polling, `minute_bars_after`) ask Alpaca for split-adjusted stock bars.
+#[test]
+fn stock_bars_are_split_adjusted_by_default_in_fetch_and_live_gap_fill() {
+    let data = dataset(&["AAA"], 5);
+    let fake = FakeAlpaca::start(data.clone(), 10_000);
+    let (_t, paths) = common::temp_home();
+    let cfg = config(5);
+    assert_eq!(
+        quantdeck::config::load(None, None).unwrap().data.adjustment,
+        "split",
+        "the built-in default"
+    );
+    with_env(&fake, || fetch(&paths, &cfg, &["AAA"])).unwrap();
+    let fetched = fake.bar_requests().len();
+    assert!(fetched > 0);
+
+    fake.push_bar("AAA", data["AAA"][1]);
+    // The daemon builds its REST client exactly so (`jobs::paper::alpaca_feed`).
+    let mut settings = ClientSettings::from_config(&cfg.data);
+    settings.data_url = fake.url();
+    let client = DataClient::new(settings, Credentials::new(KEY_ID, SECRET)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt
+        .block_on(client.minute_bars_after(
+            &[Symbol::equity("AAA")],
+            data["AAA"][0].ts,
+            data["AAA"][9].ts,
+        ))
+        .unwrap();
+    assert_eq!(got["AAA"], vec![data["AAA"][1]]);
+
+    let reqs = fake.bar_requests();
+    assert!(reqs.len() > fetched, "the gap fill asked too");
+    for r in &reqs {
+        assert_eq!(
+            r.query.get("adjustment").map(String::as_str),
+            Some("split"),
+            "{} {:?}",
+            r.path,
+            r.query
+        );
+    }
+}

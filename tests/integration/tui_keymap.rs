@@ -13,6 +13,11 @@ fn in_mode(mut app: App, mode: Mode) -> App {
         Mode::Help => app.show_help = true,
         Mode::Confirm => app.confirm_quit = true,
         Mode::ConfirmFlatten => app.confirm_flatten = Some(PAPER.into()),
+        Mode::ChooseTrain => {
+            // Away from both ends, so that both directions move.
+            app.train.preselect = 1;
+            assert!(app.train.open_for("SYNA"));
+        }
     }
     assert_eq!(app.mode(), mode);
     app
@@ -98,7 +103,11 @@ fn keys_outside_the_keymap_do_nothing() {
     ];
     for mode in Mode::ALL {
         for before in start_states(mode) {
-            for ev in unbound {
+            // Enter picks the mode in the chooser; nowhere else.
+            let unbound = unbound
+                .iter()
+                .filter(|ev| !(mode == Mode::ChooseTrain && ev.code == KeyCode::Enter));
+            for &ev in unbound {
                 assert_eq!(keymap::resolve(mode, &ev), None, "{ev:?} in {mode:?}");
                 let mut after = before.clone();
                 assert!(handle_key(&mut after, ev).is_empty(), "{ev:?} in {mode:?}");
@@ -162,6 +171,11 @@ fn key_labels_read_as_a_user_types_them() {
         .map(keymap::keys_label)
         .collect();
     assert_eq!(confirm, ["y, Ctrl+C", "n, Esc"]);
+    let choose: Vec<String> = keymap::hints(Mode::ChooseTrain)
+        .into_iter()
+        .map(|(k, w)| format!("{k} {w}"))
+        .collect();
+    assert_eq!(choose.join(" "), "↑↓ choose Enter train Esc cancel");
     let hints: Vec<String> = keymap::hints(Mode::Main)
         .into_iter()
         .map(|(k, w)| format!("{k} {w}"))

@@ -4,10 +4,14 @@ use crate::common::tui_fixture as fixture;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use fixture::*;
+use quantdeck::config;
+use quantdeck::jobs::estimate::{Basis, Estimate};
 use quantdeck::jobs::events::UpdateMetrics;
 use quantdeck::jobs::{Event, EventRecord, JobKind, JobRequest, JobStatus, LogLevel};
 use quantdeck::tui::app::LOG_CAPACITY;
-use quantdeck::tui::{apply_event, handle_key, App, Command, Pane};
+use quantdeck::tui::chooser;
+use quantdeck::tui::keymap::Mode;
+use quantdeck::tui::{apply_event, handle_key, App, Command, Msg, Pane};
 
 fn key(app: &mut App, code: KeyCode) -> Vec<Command> {
     handle_key(app, KeyEvent::new(code, KeyModifiers::NONE))
@@ -137,23 +141,136 @@ fn quit_with_running_jobs_asks_first() {
     assert!(app.quitting && !app.confirm_quit);
 }
 
+/// The chooser's selected mode name, when open.
+fn chosen(app: &App) -> Option<&str> {
+    let c = app.train.open.as_ref()?;
+    c.rows.get(c.selected).map(|r| r.mode.name.as_str())
+}
+
 #[test]
-fn t_trains_the_selected_symbol() {
+fn t_asks_which_mode_and_enter_trains_the_selected_symbol_in_it() {
     let mut app = full_app();
+    assert!(ch(&mut app, 't').is_empty(), "nothing starts on t alone");
+    assert_eq!(app.mode(), Mode::ChooseTrain);
     assert_eq!(
-        ch(&mut app, 't'),
-        vec![Command::Start(JobRequest::Train {
-            symbol: "AAPL".into()
-        })]
+        chosen(&app),
+        Some("quick_test"),
+        "no flags: the short mode first"
     );
+    let open = app.train.open.clone().expect("the chooser is open");
+    assert_eq!(open.symbol, "AAPL");
+    let names: Vec<&str> = open.rows.iter().map(|r| r.mode.name.as_str()).collect();
+    assert_eq!(names, ["quick_test", "standard", "production", "extended"]);
+    // Keys of the main screen do not act underneath it.
+    assert!(ch(&mut app, 'f').is_empty() && ch(&mut app, '3').is_empty());
+    assert_eq!(app.pane, Pane::Data);
     key(&mut app, KeyCode::Down);
     ch(&mut app, 'j');
-    assert_eq!(app.sel.data, 2);
+    assert_eq!(chosen(&app), Some("production"));
+    key(&mut app, KeyCode::Up);
+    assert_eq!(chosen(&app), Some("standard"));
     assert_eq!(
-        ch(&mut app, 't'),
-        vec![Command::Start(JobRequest::Train {
-            symbol: "SYNB".into()
-        })]
+        key(&mut app, KeyCode::Enter),
+        vec![Command::Train {
+            symbol: "AAPL".into(),
+            mode: "standard".into()
+        }]
+    );
+    assert_eq!(app.mode(), Mode::Main, "the chooser closed");
+    assert!(app.message.contains("standard"), "{}", app.message);
+
+    // Another symbol; the selection stops at the ends.
+    key(&mut app, KeyCode::Down);
+    ch(&mut app, 'j');
+    ch(&mut app, 't');
+    for _ in 0..6 {
+        ch(&mut app, 'k');
+    }
+    assert_eq!(chosen(&app), Some("quick_test"));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Command::Train {
+            symbol: "SYNB".into(),
+            mode: "quick_test".into()
+        }]
+    );
+}
+
+#[test]
+fn the_chooser_cancels_with_esc_q_or_ctrl_c_and_starts_nothing() {
+    for cancel in [KeyCode::Esc, KeyCode::Char('q')] {
+        let mut app = full_app();
+        ch(&mut app, 't');
+        assert!(key(&mut app, cancel).is_empty());
+        assert!(app.train.open.is_none() && !app.quitting, "{cancel:?}");
+    }
+    let mut app = full_app();
+    ch(&mut app, 't');
+    assert!(
+        ctrl_c(&mut app).is_empty(),
+        "Ctrl+C closes the chooser first"
+    );
+    assert_eq!(app.mode(), Mode::Main);
+    assert!(!app.quitting);
+}
+
+#[test]
+fn the_chooser_shows_each_mode_with_its_estimate_from_runs_here() {
+    let mut app = full_app();
+    ch(&mut app, 't');
+    let open = app.train.open.clone().expect("the chooser is open");
+    let quick = &open.rows[0];
+    assert_eq!(quick.mode.timesteps, 245_760);
+    // Measured by the quick_test run on this machine, not the faster one elsewhere.
+    assert_eq!(
+        quick.estimate.basis,
+        Basis::Measured {
+            run: QUICK_RUN.into()
+        }
+    );
+    assert_eq!(quick.estimate.sps, 8_135.0);
+    let standard = &open.rows[1];
+    assert!(
+        matches!(&standard.estimate.basis, Basis::Scaled { run, .. } if run == QUICK_RUN),
+        "{:?}",
+        standard.estimate
+    );
+    let hours = standard.estimate.seconds(standard.mode.timesteps) / 3600.0;
+    assert!((8.0..14.0).contains(&hours), "standard: {hours} h");
+}
+
+#[test]
+fn a_run_finishing_later_is_measured_the_next_time_the_chooser_opens() {
+    let mut app = full_app();
+    let standard = config::load(Some("standard"), None).expect("standard loads");
+    let run = speed_run("train-20240601-120000-syna", HOST, &standard, 1_406.0);
+    quantdeck::tui::update(&mut app, Msg::Runs(vec![run]));
+    ch(&mut app, 't');
+    let open = app.train.open.clone().expect("the chooser is open");
+    assert_eq!(
+        open.rows[1].estimate,
+        Estimate {
+            sps: 1_406.0,
+            basis: Basis::Measured {
+                run: "train-20240601-120000-syna".into()
+            }
+        }
+    );
+}
+
+#[test]
+fn an_explicit_mode_is_preselected_so_t_enter_trains_it() {
+    let mut app = full_app();
+    let startup = config::load(Some("production"), None).expect("production loads");
+    let (list, pre) = chooser::mode_configs(&startup, true, None);
+    app.train = chooser::train_modes(&list, pre, false, HOST.into());
+    ch(&mut app, 't');
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Command::Train {
+            symbol: "AAPL".into(),
+            mode: "production".into()
+        }]
     );
 }
 

@@ -38,6 +38,15 @@ fn a_signal_answers_open_overlays() {
     let fx = update(&mut app, Msg::Signal(StopSignal::Terminate));
     assert!(fx.commands.contains(&Command::Quit));
     assert!(!app.confirm_quit && !app.show_help && app.quitting);
+
+    let mut app = full_app();
+    ch(&mut app, 't');
+    assert!(app.train.open.is_some());
+    update(&mut app, Msg::Signal(StopSignal::Terminate));
+    assert!(
+        app.train.open.is_none() && app.quitting,
+        "the chooser closes"
+    );
 }
 
 #[test]

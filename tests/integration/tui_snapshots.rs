@@ -152,6 +152,39 @@ fn the_kill_switch_asks_first() {
     assert!(app.confirm_flatten.is_none() && app.message.contains("Paper pane"));
 }
 
+/// `t`: the modes with their sizes and estimated time here — quick_test measured by a run on
+/// this machine, the others scaled from it and labelled rough.
+#[test]
+fn train_mode_chooser() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = on(Pane::Data);
+    quantdeck::tui::handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('t'), KeyModifiers::NONE),
+    );
+    let s = screen(&app);
+    assert!(s.contains(&format!("measured from run {QUICK_RUN}")), "{s}");
+    assert!(s.contains("rough estimate"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+/// No training run here yet, and a custom configuration: its own row, preselected, and every
+/// figure labelled rough.
+#[test]
+fn train_mode_chooser_without_runs() {
+    use quantdeck::tui::chooser;
+    let mut app = on(Pane::Data);
+    let mut startup = quantdeck::config::load(None, None).expect("defaults load");
+    startup.ppo.total_timesteps = 2_000_000;
+    startup.ppo.hidden_dims = vec![64, 64];
+    let (list, pre) = chooser::mode_configs(&startup, true, None);
+    app.train = chooser::train_modes(&list, pre, true, HOST.into());
+    assert!(app.train.open_for("SYNX/USD"));
+    let s = screen(&app);
+    assert!(!s.contains("measured"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
 #[test]
 fn quit_confirm() {
     let mut app = on(Pane::Paper);
@@ -446,6 +479,10 @@ fn help_and_hints_come_from_the_keymap() {
         app.show_help = mode == Mode::Help;
         app.confirm_quit = mode == Mode::Confirm;
         app.confirm_flatten = (mode == Mode::ConfirmFlatten).then(|| PAPER.to_string());
+        if mode == Mode::ChooseTrain {
+            app.train.open_for("SYNA");
+        }
+        assert_eq!(app.mode(), mode);
         let s = screen(&app);
         let hint = s.lines().last().unwrap_or_default();
         let want: Vec<String> = keymap::hints(mode)

@@ -1,7 +1,7 @@
-//! Drives the real binary in tmux as a user would: fetch, train from the TUI, watch a headless
-//! training run started in another process appear live, gate, quit; and stop it with SIGTERM and
-//! SIGHUP, after which the shell it ran in must be usable again. tmux is required: without it
-//! these tests fail (`.ci/run` installs it).
+//! Drives the real binary in tmux as a user would: fetch, train from the TUI (choosing the
+//! quick_test mode), watch a headless training run started in another process appear live, gate,
+//! quit; and stop it with SIGTERM and SIGHUP, after which the shell it ran in must be usable again.
+//! tmux is required: without it these tests fail (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -208,6 +208,18 @@ fn run_dirs(home: &Path, kind: &str) -> Vec<PathBuf> {
     v
 }
 
+/// `t` asks which mode: move up to quick_test (the first row) and start it.
+fn train_quick_test(t: &Tmux) {
+    t.keys("t");
+    t.wait_for("which mode?", 10);
+    for _ in 0..4 {
+        t.keys("Up");
+    }
+    t.wait_for("▶ quick_test", 10);
+    t.keys("Enter");
+    t.wait_until("the chooser closed", 10, |s| !s.contains("which mode?"));
+}
+
 #[test]
 fn workstation_in_tmux() {
     let t = Tmux::new("workstation");
@@ -231,7 +243,7 @@ fn workstation_in_tmux() {
     t.keys("v");
 
     // Train the selected symbol and watch it finish in the Training pane.
-    t.keys("t");
+    train_quick_test(&t);
     t.keys("2");
     t.wait_for("[completed]", 60);
 
@@ -290,7 +302,7 @@ fn sigterm_lets_a_training_started_here_save_its_model() {
     let tui = Tui::start(&t, 2_000 * 8 * 32);
     t.keys("f");
     t.wait_for("SYNX/USD", 30);
-    t.keys("t");
+    train_quick_test(&t);
     t.keys("2");
     // Some updates done (the gauge reads "update N/2000").
     t.wait_until("update 2 or later", 60, |s| {

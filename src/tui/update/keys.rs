@@ -41,10 +41,10 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
         Action::PrevPane => app.pane = app.pane.prev(),
         Action::Up => move_selection(app, -1),
         Action::Down => move_selection(app, 1),
-        Action::PageUp => move_selection(app, -(PAGE as isize)),
-        Action::PageDown => move_selection(app, PAGE as isize),
-        Action::First => move_selection(app, isize::MIN / 2),
-        Action::Last => move_selection(app, isize::MAX / 2),
+        Action::Page if key.code == KeyCode::PageUp => move_selection(app, -(PAGE as isize)),
+        Action::Page => move_selection(app, PAGE as isize),
+        Action::Ends if key.code == KeyCode::Home => move_selection(app, isize::MIN / 2),
+        Action::Ends => move_selection(app, isize::MAX / 2),
         Action::PrevRun => cycle_run(app, -1),
         Action::NextRun => cycle_run(app, 1),
         Action::Fetch => {
@@ -53,7 +53,7 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
                 symbols: Vec::new(),
             })];
         }
-        Action::Train => return train_selected(app),
+        Action::Train => choose_training(app),
         Action::Gate => return evaluate(app, JobKind::Gate),
         Action::WalkForward => return evaluate(app, JobKind::WalkForward),
         Action::Paper => return evaluate(app, JobKind::Paper),
@@ -117,6 +117,9 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_flatten = None;
             app.message = "flatten aborted".into();
         }
+        Action::ChooseMove | Action::ChooseStart | Action::ChooseCancel => {
+            return choose(app, action, key)
+        }
         Action::ClearLatches | Action::StopDaemon => {
             let Some((run, _)) = paper_target(app) else {
                 return Vec::new();
@@ -153,6 +156,7 @@ fn paper_target(app: &mut App) -> Option<(String, bool)> {
 
 fn request_quit(app: &mut App) -> Vec<Command> {
     app.show_help = false;
+    app.train.open = None;
     if app.running_ours().is_empty() {
         app.quitting = true;
         vec![Command::Quit]
@@ -167,6 +171,7 @@ fn request_quit(app: &mut App) -> Vec<Command> {
 pub(super) fn quit_cancelling(app: &mut App, message: String) -> Vec<Command> {
     app.confirm_quit = false;
     app.show_help = false;
+    app.train.open = None;
     app.quitting = true;
     app.message = message;
     let mut cmds: Vec<Command> = app
@@ -232,18 +237,39 @@ fn select_run(app: &mut App, kind: JobKind, pick: impl Fn(usize, usize) -> usize
     }
 }
 
-fn train_selected(app: &mut App) -> Vec<Command> {
-    match app.selected_series() {
-        Some(s) => {
-            let symbol = s.symbol.clone();
-            app.message = format!("starting training on {symbol}…");
-            vec![Command::Start(JobRequest::Train { symbol })]
+/// `t`: asks which mode to train the selected series in (the chooser starts it).
+fn choose_training(app: &mut App) {
+    let Some(symbol) = app.selected_series().map(|s| s.symbol.clone()) else {
+        app.message = "no data to train on: press f to fetch".into();
+        return;
+    };
+    app.message = if app.train.open_for(&symbol) {
+        format!("train {symbol}: which mode?")
+    } else {
+        "no training mode to offer (see the log)".into()
+    };
+}
+
+/// The keys of the training-mode chooser.
+fn choose(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
+    match action {
+        Action::ChooseMove => {
+            let up = matches!(key.code, KeyCode::Up | KeyCode::Char('k'));
+            app.train.step(if up { -1 } else { 1 });
         }
-        None => {
-            app.message = "no data to train on: press f to fetch".into();
-            Vec::new()
+        Action::ChooseStart => {
+            if let Some((symbol, mode)) = app.train.take_choice() {
+                app.message = format!("starting {mode} training on {symbol}…");
+                return vec![Command::Train { symbol, mode }];
+            }
         }
+        Action::ChooseCancel => {
+            app.train.open = None;
+            app.message = "training not started".into();
+        }
+        _ => {}
     }
+    Vec::new()
 }
 
 /// The training run `g` / `w` / `p` act on: the one the Training pane shows (picked, else the

@@ -16,6 +16,11 @@ use crate::signals::StopSignal;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Start(JobRequest),
+    /// Train `symbol` with the configuration of the chooser's `mode` (a name from `TrainModes`).
+    Train {
+        symbol: String,
+        mode: String,
+    },
     Cancel(String),
     /// Re-read the run directories and the bar store now.
     RefreshData,
@@ -93,6 +98,7 @@ pub fn update(app: &mut App, msg: Msg) -> Effects {
             }
         }
         Msg::Runs(runs) => {
+            app.train.note_runs(&runs);
             let mut redraw = false;
             for s in &runs {
                 redraw |= app.note_run(s);

@@ -1,6 +1,7 @@
 //! Rendering: `view(frame, app)` draws the whole screen from the state and nothing else, so
 //! every pane can be snapshot-tested with a `TestBackend`.
 
+mod chooser;
 mod data;
 mod gating;
 mod logs;
@@ -48,6 +49,9 @@ pub fn view(frame: &mut Frame, app: &App) {
     }
     if let Some(run) = &app.confirm_flatten {
         flatten_overlay(frame, area, run);
+    }
+    if let Some(c) = &app.train.open {
+        chooser::render(frame, area, c);
     }
 }
 
@@ -146,9 +150,13 @@ fn help_overlay(frame: &mut Frame, area: Rect) {
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
+    // A blank line between the groups where the screen has room for them.
+    let groups = Mode::ALL.len();
+    let spaced_rows = keymap::KEYMAP.len() + groups + (groups - 1) + 2;
+    let spaced = spaced_rows <= usize::from(area.height);
     let mut lines: Vec<Line> = Vec::new();
     for mode in Mode::ALL {
-        if !lines.is_empty() {
+        if spaced && !lines.is_empty() {
             lines.push(Line::raw(""));
         }
         lines.push(Line::styled(mode.heading(), dim()));

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use quantdeck::broker::BrokerKind;
+use quantdeck::config::{self, Config};
 use quantdeck::data::SeriesInfo;
 use quantdeck::eval::{
     Baseline, BaselineResult, CompositeScore, Decision, DecisionReport, GateClass, GateFlag,
@@ -17,6 +18,7 @@ use quantdeck::live::view::{
     PositionView as LivePosition, SymbolRow,
 };
 use quantdeck::market::{AssetClass, Timeframe};
+use quantdeck::tui::chooser;
 use quantdeck::tui::{apply_event, App, Msg};
 
 pub const FETCH: &str = "fetch-20240601-080000-universe";
@@ -741,7 +743,50 @@ pub fn full_app() -> App {
     add_gates(&mut app);
     add_walk(&mut app);
     add_paper(&mut app);
+    add_train_modes(&mut app);
     app.store_stale = false;
     app.message = "ready".into();
     app
+}
+
+/// This machine's name in the fixture.
+pub const HOST: &str = "devbox";
+/// A finished quick_test run on this machine: the chooser's measurement.
+pub const QUICK_RUN: &str = "train-20240530-120000-syna";
+
+/// A finished training run of `cfg` on `host` at `sps` env-steps/s, as its manifest says.
+pub fn speed_run(id: &str, host: &str, cfg: &Config, sps: f64) -> RunSummary {
+    let steps = cfg.ppo.total_timesteps;
+    let mut m = manifest(id, JobKind::Train, "SYNA", at(-1200));
+    m.status = JobStatus::Completed;
+    m.host = host.into();
+    m.config = serde_json::to_value(cfg).expect("a config serializes");
+    m.summary = JobSummary::Train {
+        symbol: "SYNA".into(),
+        updates: 30,
+        timesteps: steps,
+        sps,
+        elapsed_s: steps as f64 / sps,
+        best_update: Some(25),
+        last_validation: None,
+        cancelled: false,
+    };
+    RunSummary {
+        manifest: m,
+        path: format!("runs/{id}").into(),
+        stale: false,
+    }
+}
+
+/// The four built-in modes, as a TUI started without flags offers them, and one quick_test run
+/// here (and a faster one on another machine, which must not count).
+fn add_train_modes(app: &mut App) {
+    let startup = config::load(None, None).expect("the built-in defaults load");
+    let (list, pre) = chooser::mode_configs(&startup, false, None);
+    app.train = chooser::train_modes(&list, pre, false, HOST.into());
+    let quick = config::load(Some("quick_test"), None).expect("quick_test loads");
+    app.train.note_runs(&[
+        speed_run(QUICK_RUN, HOST, &quick, 8_135.0),
+        speed_run("train-20240530-130000-syna", "gpu-box-2", &quick, 95_000.0),
+    ]);
 }
