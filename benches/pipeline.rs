@@ -12,7 +12,7 @@ use quantdeck::features::{self, FeatureSpec};
 use quantdeck::jobs::{self, CancelToken, JobRequest};
 use quantdeck::market::{Symbol, Timeframe};
 use quantdeck::paths::Paths;
-use quantdeck::sim::{RiskRules, Rules};
+use quantdeck::sim::{Rules, TradingRules};
 use std::time::Instant;
 
 #[path = "common/timing.rs"]
@@ -149,14 +149,8 @@ fn main() {
         let model = ActorCritic::new(spec.obs_dim(), &cfg.ppo.hidden_dims, 8, 1, &Device::Cpu)
             .expect("model");
         let policy = HostPolicy::from_model(&model).expect("policy");
-        let bt = Backtester {
-            spec: &spec,
-            fm: &fm,
-            closes: &closes,
-            class: sym.class,
-            rules: Rules::backtest(&cfg.backtest, &cfg.env, sym.class),
-            risk: Some(RiskRules::from(&cfg.backtest)),
-        };
+        let rules = TradingRules::from_config(&cfg);
+        let bt = Backtester::as_traded(&spec, &fm, &closes, sym.class, &rules, true);
         let ts: Vec<_> = bars.iter().map(|b| b.ts).collect();
         let test = bars.len() * 85 / 100..bars.len();
         let momentum = quantdeck::eval::MomentumRule::fit(&bt, 0..bars.len() * 70 / 100);

@@ -79,7 +79,7 @@ pub struct GateResult {
     /// The graded checkpoint beside the baselines on its validation bars (filled in by the gate
     /// job; absent in older results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baselines: Option<BaselineCheck>,
+    pub baselines: Option<Box<BaselineCheck>>,
 }
 
 /// The graded checkpoint against the simple rules on the same validation bars: the model as
@@ -156,7 +156,7 @@ impl GateResult {
                 self.class = GateClass::Review;
             }
         }
-        self.baselines = Some(check);
+        self.baselines = Some(Box::new(check));
         self
     }
 }

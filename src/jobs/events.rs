@@ -125,13 +125,13 @@ pub enum Event {
     Gate(GateResult),
     /// First event of a walk-forward run: the rules it trades by, the baselines' settings, the
     /// model's gate verdict.
-    WalkSetup(crate::eval::walkforward::WalkSetup),
+    WalkSetup(Box<crate::eval::walkforward::WalkSetup>),
     Fold(FoldResult),
     Decision(DecisionReport),
     /// The paper session as it stands (after each bar, and every few seconds).
     Paper(Box<PaperSnapshot>),
     /// A paper model decided a bar (every bar it decides, trading or not).
-    Decided(crate::live::view::DecidedBar),
+    Decided(Box<crate::live::view::DecidedBar>),
     /// One execution at the broker (from the trade-updates stream).
     Fill(FillView),
     /// An order of the session changed (filled, cancelled, rejected …).

@@ -198,7 +198,7 @@ pub(super) fn run_folds(
             g.line()
         ));
     }
-    ctx.sink.emit(Event::WalkSetup(setup.clone()));
+    ctx.sink.emit(Event::WalkSetup(Box::new(setup.clone())));
     let ranges = walkforward::folds(rows, ctx.cfg.walk_forward.folds);
     let mut results = Vec::new();
     for (i, r) in ranges.iter().enumerate() {

@@ -49,7 +49,7 @@ impl<B: Broker> Daemon<'_, B> {
             return self.save_state();
         };
         self.state.first_bar.get_or_insert(bar.ts);
-        self.sink.emit(Event::Decided(DecidedBar {
+        self.sink.emit(Event::Decided(Box::new(DecidedBar {
             symbol: sym.clone(),
             bar: bar.ts,
             equity,
@@ -61,7 +61,7 @@ impl<B: Broker> Daemon<'_, B> {
                 .order
                 .map(|(q, _)| vec![(sym.clone(), q)])
                 .unwrap_or_default(),
-        }));
+        })));
         match st.order {
             Some((sized, level)) => self.send_single(i, &sym, &bar, sized, level).await,
             None => self.save_state(),

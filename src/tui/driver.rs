@@ -325,7 +325,7 @@ fn run_job(
                 job,
                 kind,
                 parent: parent.clone(),
-                rec: rec.clone(),
+                rec: Box::new(rec.clone()),
             });
         }
     };

@@ -25,7 +25,7 @@ pub enum Msg {
         kind: JobKind,
         /// The training run it evaluates.
         parent: Option<String>,
-        rec: EventRecord,
+        rec: Box<EventRecord>,
     },
     /// A job started here returned; `error` when it failed (or its thread panicked).
     JobEnded {

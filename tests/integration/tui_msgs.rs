@@ -82,7 +82,7 @@ fn events_of_our_jobs_mark_the_run_ours_with_its_parent() {
             job: JobId(0),
             kind: JobKind::Gate,
             parent: Some(TRAIN.into()),
-            rec,
+            rec: Box::new(rec),
         },
     );
     assert!(fx.redraw);

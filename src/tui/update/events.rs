@@ -166,7 +166,7 @@ pub fn apply_event(app: &mut App, rec: &EventRecord) {
         }
         Event::WalkSetup(w) => {
             infer_kind(run, JobKind::WalkForward);
-            run.walk_setup = Some(w.clone());
+            run.walk_setup = Some((**w).clone());
         }
         Event::Fold(f) => {
             infer_kind(run, JobKind::WalkForward);
