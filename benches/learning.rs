@@ -265,6 +265,7 @@ fn train_and_score(
         cfg,
         &JobRequest::Train {
             symbol: market.symbol.name.clone(),
+            group: None,
         },
         &cancel,
         Some(observer),
@@ -414,6 +415,7 @@ fn probe_sps(paths: &Paths, cfg: &Config) -> f64 {
         &probe,
         &JobRequest::Train {
             symbol: cfg.universe.symbols()[0].name.clone(),
+            group: None,
         },
         &CancelToken::new(),
         None,

@@ -217,6 +217,7 @@ fn main() {
             &cfg,
             &JobRequest::Train {
                 symbol: "SYNA".into(),
+                group: None,
             },
             &CancelToken::new(),
             None,

@@ -89,6 +89,13 @@ pub struct TrainArgs {
     /// Override ppo.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train N seeds of this configuration (ppo.seed, +1, …) as one group, one after another;
+    /// `gate` grades the group on its median and its worst seed.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100), conflicts_with = "portfolio")]
+    pub seeds: Option<u64>,
+    /// Bar timeframe to train on (overrides data.timeframe): e.g. 15Min, 1Hour, 1Day.
+    #[arg(long, value_parser = parse_timeframe)]
+    pub timeframe: Option<crate::market::Timeframe>,
     /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub critic_epochs: Option<u16>,
@@ -141,6 +148,11 @@ pub struct TrainArgs {
     pub gpu_sizing: Option<GpuSizing>,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_timeframe(s: &str) -> Result<crate::market::Timeframe, String> {
+    s.parse::<crate::market::Timeframe>()
+        .map_err(|e| format!("{e:#}"))
 }
 
 fn parse_gpu_sizing(s: &str) -> Result<GpuSizing, String> {
@@ -297,7 +309,10 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     let req = match a.symbol {
         _ if a.portfolio => JobRequest::TrainPortfolio,
-        Some(symbol) => JobRequest::Train { symbol },
+        Some(symbol) => JobRequest::Train {
+            symbol,
+            group: None,
+        },
         None => anyhow::bail!("name the symbol to train (or --portfolio, or --resume RUN)"),
     };
     if let Some(d) = a.device {
@@ -328,6 +343,9 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
+    }
+    if let Some(tf) = a.timeframe {
+        cfg.data.timeframe = tf;
     }
     if let Some(e) = a.encoder {
         cfg.ppo.encoder = if e == "gru" {
@@ -373,7 +391,60 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         cfg.ppo.gpu_sizing = GpuSizing::LowVram;
     }
     crate::config::validate(cfg)?;
-    execute(paths, cfg, req, &a.common)
+    match (a.seeds, req) {
+        (Some(n), JobRequest::Train { symbol, .. }) if n > 1 => {
+            train_seeds(paths, cfg, &symbol, n as usize, &a.common)
+        }
+        (_, req) => execute(paths, cfg, req, &a.common),
+    }
+}
+
+/// `train SYMBOL --seeds N`: N runs of one configuration, seeds ppo.seed … ppo.seed + N − 1,
+/// one after another, recorded as one group. Stops at the first seed that fails or is cancelled.
+fn train_seeds(
+    paths: &Paths,
+    cfg: &Config,
+    symbol: &str,
+    n: usize,
+    common: &Common,
+) -> Result<i32> {
+    let base = cfg.ppo.seed;
+    let id = format!(
+        "seeds-{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        symbol
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    for index in 0..n {
+        let mut c = cfg.clone();
+        c.ppo.seed = base + index as u64;
+        if !common.quiet && !common.json {
+            eprintln!(
+                "seed {}/{n} (ppo.seed = {}) of group {id}",
+                index + 1,
+                c.ppo.seed
+            );
+        }
+        let group = crate::jobs::rundir::SeedGroup {
+            id: id.clone(),
+            index,
+            size: n,
+            seed: c.ppo.seed,
+        };
+        let req = JobRequest::Train {
+            symbol: symbol.to_string(),
+            group: Some(group),
+        };
+        let code = execute(paths, &c, req, common)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    if !common.quiet && !common.json {
+        println!("group {id}: {n} seeds trained; grade them together with `quantdeck gate`");
+    }
+    Ok(0)
 }
 
 pub fn gate(paths: &Paths, cfg: &Config, a: RunArgs) -> Result<i32> {

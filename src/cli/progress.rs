@@ -197,8 +197,8 @@ pub fn describe(e: &Event) -> Option<String> {
             s.retries,
             s.model_update
         ),
-        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite, baselines }) => format!(
-            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}{}",
+        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite, baselines, group }) => format!(
+            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}{}{}",
             class.as_str(),
             composite.map(|c| format!("  composite {:+.1}", c.total)).unwrap_or_default(),
             flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
@@ -207,7 +207,8 @@ pub fn describe(e: &Event) -> Option<String> {
             metrics.consistency * 100.0,
             metrics.max_drawdown * 100.0,
             use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default(),
-            baselines.as_ref().map(|b| format!("\n    {}", b.line())).unwrap_or_default()
+            baselines.as_ref().map(|b| format!("\n    {}", b.line())).unwrap_or_default(),
+            group.as_ref().map(|g| format!("\n    group {}: {}; the median seed is {}", g.id, g.line(), g.median)).unwrap_or_default()
         ),
         Event::WalkSetup(w) => format!(
             "rules (as paper trades it): {}{}{}",

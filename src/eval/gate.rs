@@ -45,6 +45,8 @@ pub enum GateFlag {
     /// On the validation bars, the graded checkpoint does not beat momentum and buy-and-hold
     /// (a portfolio: equal weight): never APPROVED.
     BelowBaseline,
+    /// A seed group's worst seed was dropped: the group is never APPROVED.
+    WorstSeedDrop,
 }
 
 impl GateFlag {
@@ -59,6 +61,7 @@ impl GateFlag {
             GateFlag::NoValidation => "NO_VALIDATION",
             GateFlag::InsufficientTrades => "INSUFFICIENT_TRADES",
             GateFlag::BelowBaseline => "BELOW_BASELINE",
+            GateFlag::WorstSeedDrop => "WORST_SEED_DROP",
         }
     }
 }
@@ -80,6 +83,104 @@ pub struct GateResult {
     /// job; absent in older results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baselines: Option<Box<BaselineCheck>>,
+    /// A seed group's grading: every seed's result, the median the class comes from, the worst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Box<GroupGrade>>,
+}
+
+/// One seed of a group, as the gate graded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedGrade {
+    pub run: String,
+    pub seed: u64,
+    pub result: GateResult,
+}
+
+/// A seed group's grading (`train --seeds N`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupGrade {
+    pub id: String,
+    /// In seed order.
+    pub seeds: Vec<SeedGrade>,
+    /// The run of the median seed (the group's class and model) and of the worst.
+    pub median: String,
+    pub worst: String,
+}
+
+impl GroupGrade {
+    /// The graded fitness of each seed, lowest first.
+    pub fn fitness_spread(&self) -> Vec<f64> {
+        let mut f: Vec<f64> = self
+            .seeds
+            .iter()
+            .map(|s| s.result.metrics.fitness)
+            .collect();
+        f.sort_by(f64::total_cmp);
+        f
+    }
+
+    /// `3 seeds: 1 APPROVED, 1 REVIEW, 1 DROP; fitness worst −0.12, median 0.21, best 0.40`.
+    pub fn line(&self) -> String {
+        let count = |c: GateClass| self.seeds.iter().filter(|s| s.result.class == c).count();
+        let f = self.fitness_spread();
+        format!(
+            "{} seeds: {} APPROVED, {} REVIEW, {} DROP; fitness worst {:+.3}, median {:+.3}, best {:+.3}",
+            self.seeds.len(),
+            count(GateClass::Approved),
+            count(GateClass::Review),
+            count(GateClass::Drop),
+            f.first().copied().unwrap_or(0.0),
+            f.get((f.len().max(1) - 1) / 2).copied().unwrap_or(0.0),
+            f.last().copied().unwrap_or(0.0)
+        )
+    }
+
+    /// A seed's own verdict as the group allows it: never above the group's class.
+    pub fn verdict_of(&self, run: &str, group_class: GateClass) -> Option<GateResult> {
+        let s = self.seeds.iter().find(|s| s.run == run)?;
+        let mut r = s.result.clone();
+        if rank(r.class) > rank(group_class) {
+            r.class = group_class;
+        }
+        Some(r)
+    }
+}
+
+fn rank(c: GateClass) -> u8 {
+    match c {
+        GateClass::Drop => 0,
+        GateClass::Review => 1,
+        GateClass::Approved => 2,
+    }
+}
+
+/// Grades a seed group on its median and its worst seed: seeds rank by class, then by graded
+/// fitness; the group takes the (lower) median seed's result, and is never APPROVED when its
+/// worst seed was dropped. One lucky seed cannot carry the group.
+pub fn grade_group(id: &str, seeds: Vec<SeedGrade>) -> Option<GateResult> {
+    let mut order: Vec<&SeedGrade> = seeds.iter().collect();
+    order.sort_by(|a, b| {
+        rank(a.result.class).cmp(&rank(b.result.class)).then(
+            a.result
+                .metrics
+                .fitness
+                .total_cmp(&b.result.metrics.fitness),
+        )
+    });
+    let worst = order.first()?;
+    let median = order[(order.len() - 1) / 2];
+    let mut res = median.result.clone();
+    if worst.result.class == GateClass::Drop && res.class == GateClass::Approved {
+        res.class = GateClass::Review;
+        res.flags.push(GateFlag::WorstSeedDrop);
+    }
+    res.group = Some(Box::new(GroupGrade {
+        id: id.to_string(),
+        median: median.run.clone(),
+        worst: worst.run.clone(),
+        seeds: seeds.clone(),
+    }));
+    Some(res)
 }
 
 /// The graded checkpoint against the simple rules on the same validation bars: the model as
@@ -181,6 +282,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             metrics: ValidationMetrics::default(),
             composite: None,
             baselines: None,
+            group: None,
         };
     };
     let scored: Vec<&ValidationMetrics> = history.iter().filter(|m| !m.insufficient).collect();
@@ -196,6 +298,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
             metrics: final_point.clone(),
             composite: None,
             baselines: None,
+            group: None,
         };
     };
     let last = final_point;
@@ -245,6 +348,7 @@ pub fn assess(cfg: &GatingConfig, history: &[ValidationMetrics]) -> GateResult {
         metrics: chosen.clone(),
         composite: None,
         baselines: None,
+        group: None,
     }
 }
 
@@ -331,6 +435,50 @@ mod tests {
         let r = assess(&cfg, &[thin(5, 9.0), m(10, 0.20, 1.2, 0.6, 0.1)]);
         assert_eq!(r.use_checkpoint, None);
         assert_eq!(r.class, GateClass::Review);
+    }
+
+    #[test]
+    fn a_seed_group_is_graded_on_its_median_and_its_worst() {
+        let cfg = GatingConfig::default();
+        let seed = |run: &str, seed, fit, dd| SeedGrade {
+            run: run.into(),
+            seed,
+            result: assess(&cfg, &[m(5, fit, 1.5, 0.75, dd)]),
+        };
+        // One lucky seed among two poor ones: the median (REVIEW) decides, not the best.
+        let g = grade_group(
+            "g",
+            vec![
+                seed("a", 1, 0.9, 0.05),
+                seed("b", 2, 0.15, 0.05),
+                seed("c", 3, 0.2, 0.05),
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.class, GateClass::Review);
+        let grade = g.group.as_ref().unwrap();
+        assert_eq!((grade.median.as_str(), grade.worst.as_str()), ("c", "b"));
+        assert!(grade
+            .line()
+            .starts_with("3 seeds: 1 APPROVED, 2 REVIEW, 0 DROP"));
+        // The lucky seed traded alone is capped at the group's class.
+        assert_eq!(
+            grade.verdict_of("a", g.class).unwrap().class,
+            GateClass::Review
+        );
+        // Two APPROVED and a DROP: the median is APPROVED, the worst caps it at REVIEW.
+        let g = grade_group(
+            "g",
+            vec![
+                seed("a", 1, 0.5, 0.05),
+                seed("b", 2, 0.4, 0.05),
+                seed("c", 3, 0.4, 0.5),
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.class, GateClass::Review);
+        assert!(g.flags.contains(&GateFlag::WorstSeedDrop));
+        assert!(grade_group("g", Vec::new()).is_none());
     }
 
     #[test]

@@ -134,16 +134,8 @@ pub fn resolve_model(paths: &Paths, train_run: &str) -> Result<ModelChoice> {
     let runs = list_runs(paths);
     let me = runs.iter().find(|r| r.manifest.id == train_run);
     let interrupted = me.is_some_and(|r| r.stale || r.manifest.status == JobStatus::Cancelled);
-    let gate_says_best = runs.iter().rev().find_map(|r| match &r.manifest.summary {
-        JobSummary::Gate {
-            train_run: t,
-            result,
-            ..
-        } if t == train_run && r.manifest.status == JobStatus::Completed => {
-            Some(result.use_checkpoint.is_some())
-        }
-        _ => None,
-    });
+    let gate_says_best =
+        super::gate::verdict_of(paths, train_run).map(|r| r.use_checkpoint.is_some());
     let best = dir.artifact("best.safetensors");
     let last = dir.artifact("model.safetensors");
     let choice = if gate_says_best == Some(true) && best.exists() {

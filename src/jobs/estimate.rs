@@ -451,6 +451,7 @@ mod tests {
             artifacts: Vec::new(),
             summary,
             message: String::new(),
+            group: None,
         };
         let s = SpeedSample::from_manifest(&manifest(summary("SYNA", 8_135.0))).unwrap();
         assert_eq!(

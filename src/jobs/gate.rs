@@ -7,63 +7,26 @@ use super::ctx::Ctx;
 use super::train::read_validations;
 use super::{list_runs, Event, EventRecord, JobStatus, JobSummary, RunDir};
 use crate::engine::ppo::UpdateMetrics;
+use crate::eval::gate::SeedGrade;
 use crate::eval::{self, composite_score, CompositeInputs, CompositeScore, ScoreScales};
-use crate::eval::{portfolio::PortfolioBlock, ValidationMetrics};
+use crate::eval::{portfolio::PortfolioBlock, GateResult, ValidationMetrics};
 use crate::sim::portfolio::N_REGIMES;
 use crate::sim::N_ACTIONS;
 use anyhow::Result;
 
 pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
-    let dir = RunDir::open(ctx.paths, train_run)?;
-    let history = read_validations(&dir)?;
-    let me = list_runs(ctx.paths)
-        .into_iter()
-        .find(|r| r.manifest.id == train_run);
-    let interrupted = me.is_some_and(|r| r.stale || r.manifest.status == JobStatus::Cancelled);
-    if interrupted {
-        ctx.sink.warn(format!(
-            "training run {train_run} was interrupted after {} validation(s) (last at update {}): gating what it recorded",
-            history.len(),
-            history.last().map_or(0, |v| v.update)
-        ));
-    }
-    let mut res = eval::assess(&ctx.cfg.gating, &history);
-    if !history.is_empty() {
-        let updates = read_updates(&dir);
-        res.composite = composite_of(&res.metrics, &updates);
-        if res.composite.is_none() {
-            ctx.sink.warn(format!(
-                "training run {train_run} recorded no update metrics: no composite score"
-            ));
+    let manifest = RunDir::open(ctx.paths, train_run)?.read_manifest()?;
+    let (res, graded_run, interrupted) = match &manifest.group {
+        Some(g) => grade_group(ctx, &g.id)?,
+        None => {
+            let (res, interrupted) = grade_run(ctx, train_run, "")?;
+            (res, train_run.to_string(), interrupted)
         }
-    }
-    if let Some(b) = &res.metrics.portfolio {
-        ctx.sink.info(equal_weight_line(res.metrics.update, b));
-    }
-    if !history.is_empty() {
-        match super::gate_check::baseline_check(ctx, train_run, &res.metrics)? {
-            Ok(check) => {
-                ctx.sink.info(check.line());
-                if !check.trails.is_empty() && res.class == eval::GateClass::Approved {
-                    ctx.sink.warn(
-                        "BELOW_BASELINE: the graded checkpoint does not beat the simple rules on its validation bars, so it is REVIEW, not APPROVED",
-                    );
-                }
-                res = res.with_baselines(check);
-            }
-            Err(why) => ctx.sink.warn(why),
-        }
-    }
-    if let Some(c) = &res.composite {
-        ctx.sink.info(format!(
-            "composite score {:+.1} (profitability {:+.2}, reward {:+.2}, explained variance {:+.2}, exploration {:.2}, instability {:.2})",
-            c.total, c.profitability, c.reward, c.value, c.exploration, c.instability
-        ));
-    }
+    };
     ctx.sink.emit(Event::Gate(res.clone()));
     ctx.save_json("gate.json", &res)?;
     ctx.set_summary(JobSummary::Gate {
-        train_run: train_run.to_string(),
+        train_run: graded_run.clone(),
         result: res.clone(),
         interrupted,
     })?;
@@ -85,10 +48,143 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
         .composite
         .map(|c| format!(" (composite {:+.1})", c.total))
         .unwrap_or_default();
+    let group = res
+        .group
+        .as_ref()
+        .map(|g| {
+            format!(
+                "; group of {}: graded on the median seed {graded_run} (walk-forward and paper it)",
+                g.line()
+            )
+        })
+        .unwrap_or_default();
     Ok(format!(
-        "{}{composite}: {flags}{checkpoint}",
+        "{}{composite}: {flags}{checkpoint}{group}",
         res.class.as_str()
     ))
+}
+
+/// One training run's verdict: its validation history against the thresholds, the composite
+/// score and the baseline check. `who` prefixes its lines (a seed of a group).
+fn grade_run(ctx: &Ctx, train_run: &str, who: &str) -> Result<(GateResult, bool)> {
+    let dir = RunDir::open(ctx.paths, train_run)?;
+    let history = read_validations(&dir)?;
+    let me = list_runs(ctx.paths)
+        .into_iter()
+        .find(|r| r.manifest.id == train_run);
+    let interrupted = me.is_some_and(|r| r.stale || r.manifest.status == JobStatus::Cancelled);
+    if interrupted {
+        ctx.sink.warn(format!(
+            "{who}training run {train_run} was interrupted after {} validation(s) (last at update {}): gating what it recorded",
+            history.len(),
+            history.last().map_or(0, |v| v.update)
+        ));
+    }
+    let mut res = eval::assess(&ctx.cfg.gating, &history);
+    if history.is_empty() {
+        return Ok((res, interrupted));
+    }
+    res.composite = composite_of(&res.metrics, &read_updates(&dir));
+    if res.composite.is_none() {
+        ctx.sink.warn(format!(
+            "{who}training run {train_run} recorded no update metrics: no composite score"
+        ));
+    }
+    if let Some(b) = &res.metrics.portfolio {
+        ctx.sink
+            .info(format!("{who}{}", equal_weight_line(res.metrics.update, b)));
+    }
+    match super::gate_check::baseline_check(ctx, train_run, &res.metrics)? {
+        Ok(check) => {
+            ctx.sink.info(format!("{who}{}", check.line()));
+            if !check.trails.is_empty() && res.class == eval::GateClass::Approved {
+                ctx.sink.warn(format!(
+                    "{who}BELOW_BASELINE: the graded checkpoint does not beat the simple rules on its validation bars, so it is REVIEW, not APPROVED"
+                ));
+            }
+            res = res.with_baselines(check);
+        }
+        Err(why) => ctx.sink.warn(format!("{who}{why}")),
+    }
+    if let Some(c) = &res.composite {
+        ctx.sink.info(format!(
+            "{who}composite score {:+.1} (profitability {:+.2}, reward {:+.2}, explained variance {:+.2}, exploration {:.2}, instability {:.2})",
+            c.total, c.profitability, c.reward, c.value, c.exploration, c.instability
+        ));
+    }
+    Ok((res, interrupted))
+}
+
+/// Every seed of group `id`, graded one by one, then the group on its median and its worst
+/// (`eval::gate::grade_group`). Returns the group's result, the median seed's run, and whether
+/// any seed was interrupted.
+fn grade_group(ctx: &Ctx, id: &str) -> Result<(GateResult, String, bool)> {
+    let mut members: Vec<_> = list_runs(ctx.paths)
+        .into_iter()
+        .filter(|r| r.manifest.group.as_ref().is_some_and(|g| g.id == id))
+        .collect();
+    members.sort_by_key(|r| r.manifest.group.as_ref().map_or(0, |g| g.index));
+    let size = members
+        .first()
+        .and_then(|r| r.manifest.group.as_ref())
+        .map_or(0, |g| g.size);
+    if members.len() < size {
+        ctx.sink.warn(format!(
+            "group {id}: {} of its {size} seeds exist (a seed failed or is still to come): grading those",
+            members.len()
+        ));
+    }
+    let mut seeds = Vec::new();
+    let mut any_interrupted = false;
+    for r in &members {
+        let seed = r.manifest.group.as_ref().map_or(0, |g| g.seed);
+        let (res, interrupted) = grade_run(ctx, &r.manifest.id, &format!("seed {seed}: "))?;
+        ctx.sink.info(format!(
+            "seed {seed} ({}): {} fitness {:+.3}",
+            r.manifest.id,
+            res.class.as_str(),
+            res.metrics.fitness
+        ));
+        any_interrupted |= interrupted;
+        seeds.push(SeedGrade {
+            run: r.manifest.id.clone(),
+            seed,
+            result: res,
+        });
+    }
+    let res = eval::gate::grade_group(id, seeds)
+        .ok_or_else(|| anyhow::anyhow!("group {id} has no training run"))?;
+    let median = res
+        .group
+        .as_ref()
+        .map(|g| g.median.clone())
+        .unwrap_or_default();
+    if let Some(g) = &res.group {
+        ctx.sink.info(format!("group {id}: {}", g.line()));
+    }
+    Ok((res, median, any_interrupted))
+}
+
+/// The newest completed gate verdict on `train_run`: its own, or — for a seed of a group — its
+/// result as the group allows it (never above the group's class).
+pub(super) fn verdict_of(paths: &crate::paths::Paths, train_run: &str) -> Option<GateResult> {
+    list_runs(paths).into_iter().rev().find_map(|r| {
+        if r.manifest.status != JobStatus::Completed {
+            return None;
+        }
+        let JobSummary::Gate {
+            train_run: t,
+            result,
+            ..
+        } = r.manifest.summary
+        else {
+            return None;
+        };
+        match &result.group {
+            Some(g) => g.verdict_of(train_run, result.class),
+            None => (t == train_run).then_some(result),
+        }
+    })
 }
 
 /// The newest completed gate verdict of a training run, if it was gated.
@@ -96,22 +192,10 @@ pub(super) fn latest_verdict(
     paths: &crate::paths::Paths,
     train_run: &str,
 ) -> Option<crate::eval::walkforward::GateVerdict> {
-    list_runs(paths)
-        .into_iter()
-        .rev()
-        .find_map(|r| match r.manifest.summary {
-            JobSummary::Gate {
-                train_run: t,
-                result,
-                ..
-            } if t == train_run && r.manifest.status == JobStatus::Completed => {
-                Some(crate::eval::walkforward::GateVerdict {
-                    class: result.class,
-                    flags: result.flags,
-                })
-            }
-            _ => None,
-        })
+    verdict_of(paths, train_run).map(|r| crate::eval::walkforward::GateVerdict {
+        class: r.class,
+        flags: r.flags,
+    })
 }
 
 /// `graded validation (update 8), model vs equal weight: return +1.20 % vs +3.40 %, …`.

@@ -231,7 +231,6 @@ struct Loaded {
 
 fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Loaded>> {
     let mut out: Vec<Loaded> = Vec::new();
-    let all = list_runs(ctx.paths);
     for run in runs {
         let choice = resolve_model(ctx.paths, run)?;
         let (policy, meta) = checkpoint::load_policy(&choice.path)?;
@@ -252,7 +251,7 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
                 run
             );
         }
-        check_verdict(ctx, &all, run, &symbol.to_string(), live_broker)?;
+        check_verdict(ctx, run, &symbol.to_string(), live_broker)?;
         let store = Store::new(&ctx.paths.data);
         let bars = match store.read(&symbol, meta.timeframe) {
             Ok(b) => b,
@@ -286,19 +285,8 @@ fn load_models(ctx: &Ctx, runs: &[String], live_broker: bool) -> Result<Vec<Load
 
 /// Which gate verdict a training run's model has: Alpaca trading wants a gated, non-DROP model;
 /// a simulated session trades anything, with a warning.
-pub(super) fn check_verdict(
-    ctx: &Ctx,
-    all: &[super::RunSummary],
-    run: &str,
-    what: &str,
-    live_broker: bool,
-) -> Result<()> {
-    let verdict = all.iter().rev().find_map(|r| match &r.manifest.summary {
-        JobSummary::Gate {
-            train_run, result, ..
-        } if train_run == run => Some(result.class),
-        _ => None,
-    });
+pub(super) fn check_verdict(ctx: &Ctx, run: &str, what: &str, live_broker: bool) -> Result<()> {
+    let verdict = super::gate::verdict_of(ctx.paths, run).map(|r| r.class);
     match verdict {
         Some(GateClass::Approved) => {}
         Some(GateClass::Review) => ctx.sink.warn(format!(

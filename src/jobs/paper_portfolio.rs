@@ -7,7 +7,7 @@ use super::paper::{
     alpaca_client, alpaca_feed, check_verdict, finish, open_state, settings, sim_broker, summary,
     Claimed,
 };
-use super::{list_runs, resolve_model};
+use super::resolve_model;
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
 use crate::broker::{Broker, BrokerKind, SimBroker};
 use crate::data::Store;
@@ -106,7 +106,6 @@ pub(super) fn paper_portfolio(
     let live_broker = kind != BrokerKind::Sim;
     check_verdict(
         ctx,
-        &list_runs(ctx.paths),
         &pf.run,
         &format!(
             "the portfolio model over {} symbols",

@@ -53,6 +53,20 @@ pub struct Manifest {
     #[serde(default, deserialize_with = "JobSummary::lenient")]
     pub summary: JobSummary,
     pub message: String,
+    /// A training run that is one seed of a group (`train --seeds N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<SeedGroup>,
+}
+
+/// One configuration trained with several seeds: graded together, on the median and the worst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedGroup {
+    /// Shared by every run of the group.
+    pub id: String,
+    /// This run's place in the group (0-based) and the group's size.
+    pub index: usize,
+    pub size: usize,
+    pub seed: u64,
 }
 
 impl Manifest {
@@ -137,6 +151,7 @@ impl RunDir {
             artifacts: Vec::new(),
             summary: JobSummary::None,
             message: String::new(),
+            group: None,
         };
         let dir = RunDir { id, path };
         dir.write_manifest(&manifest)?;
@@ -340,6 +355,7 @@ mod tests {
             artifacts: Vec::new(),
             summary: JobSummary::None,
             message: String::new(),
+            group: None,
         }
     }
 

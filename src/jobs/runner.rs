@@ -20,13 +20,13 @@ use std::thread::JoinHandle;
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobRequest {
     /// Fetch (or regenerate) bars for these symbols; empty = the whole universe.
-    Fetch {
-        symbols: Vec<String>,
-    },
+    Fetch { symbols: Vec<String> },
     /// Fetch (or regenerate) the configured portfolio universe at `portfolio.timeframe`.
     FetchPortfolio,
     Train {
         symbol: String,
+        /// One seed of a group trained with `--seeds N` (graded together by the gate).
+        group: Option<super::rundir::SeedGroup>,
     },
     /// Train one portfolio policy over the configured universe (`portfolio.*`).
     TrainPortfolio,
@@ -41,9 +41,7 @@ pub enum JobRequest {
         expect: Option<Box<Config>>,
     },
     /// Gate a finished (or interrupted) training run.
-    Gate {
-        train_run: String,
-    },
+    Gate { train_run: String },
     WalkForward {
         train_run: String,
         period: EvalPeriod,
@@ -113,7 +111,7 @@ pub fn run(
         JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
         JobRequest::FetchPortfolio => ("portfolio".to_string(), None),
         JobRequest::Fetch { symbols } => (symbols.join("-"), None),
-        JobRequest::Train { symbol } => (symbol.clone(), None),
+        JobRequest::Train { symbol, .. } => (symbol.clone(), None),
         JobRequest::TrainPortfolio => (super::PORTFOLIO_LABEL.to_string(), None),
         JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
             let id = resolve_train_run(paths, train_run)?;
@@ -196,7 +194,12 @@ pub fn run(
     let result = match req {
         JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
         JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(&ctx),
-        JobRequest::Train { symbol } => super::train::train(&ctx, symbol),
+        JobRequest::Train { symbol, group } => {
+            if let Some(g) = group {
+                run.update(|m| m.group = Some(g.clone()))?;
+            }
+            super::train::train(&ctx, symbol)
+        }
         JobRequest::TrainPortfolio => super::train_portfolio::train(&ctx),
         JobRequest::ResumeTrain { .. } => match &resume_point {
             Some(point) if point.meta.layout.portfolio.is_some() => {

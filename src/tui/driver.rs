@@ -181,7 +181,13 @@ impl<'a> Driver<'a> {
                 match cfg.map(|(_, c)| c.clone()) {
                     Some(cfg) => {
                         self.log(LogLevel::Info, format!("training {symbol} in mode {mode}"));
-                        self.start(JobRequest::Train { symbol }, cfg);
+                        self.start(
+                            JobRequest::Train {
+                                symbol,
+                                group: None,
+                            },
+                            cfg,
+                        );
                     }
                     None => self.app.message = format!("no training mode named {mode}"),
                 }

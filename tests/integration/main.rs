@@ -22,6 +22,7 @@ mod portfolio;
 mod portfolio_e2e;
 mod portfolio_train;
 mod replay;
+mod seeds;
 mod store_concurrency;
 mod train_cli;
 mod train_resume;

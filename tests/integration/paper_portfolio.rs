@@ -150,6 +150,7 @@ fn approve(paths: &Paths, train: &str) {
             metrics: ValidationMetrics::default(),
             composite: None,
             baselines: None,
+            group: None,
         },
         interrupted: false,
     };

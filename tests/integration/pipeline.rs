@@ -60,6 +60,7 @@ fn fetch_train_gate_walk_forward_paper() {
     // Train.
     let train = run(JobRequest::Train {
         symbol: "syna".into(),
+        group: None,
     });
     let dir = RunDir::open(&paths, &train).unwrap();
     let m = dir.read_manifest().unwrap();
@@ -264,6 +265,7 @@ fn cancelled_training_saves_a_model_first() {
         &cfg,
         &JobRequest::Train {
             symbol: "SYNA".into(),
+            group: None,
         },
         &cancel,
         Some(observer),

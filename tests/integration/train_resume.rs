@@ -173,6 +173,7 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
         &cfg,
         JobRequest::Train {
             symbol: "SYNA".into(),
+            group: None,
         },
         None,
     )
@@ -186,6 +187,7 @@ fn a_resumed_job_continues_in_its_run_directory_as_one_run() {
         &cfg,
         JobRequest::Train {
             symbol: "SYNA".into(),
+            group: None,
         },
         Some(3),
     )

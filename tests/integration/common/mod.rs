@@ -77,6 +77,7 @@ pub fn train_data(cfg: &Config, symbol: quantdeck::market::Symbol) -> quantdeck:
 pub fn train(paths: &Paths, cfg: &Config, symbol: &str) -> String {
     let req = quantdeck::jobs::JobRequest::Train {
         symbol: symbol.into(),
+        group: None,
     };
     quantdeck::jobs::run_job(paths, cfg, &req, &quantdeck::jobs::CancelToken::new(), None)
         .expect("training run")

@@ -295,6 +295,7 @@ pub fn manifest(id: &str, kind: JobKind, label: &str, created: DateTime<Utc>) ->
         artifacts: Vec::new(),
         summary: JobSummary::None,
         message: String::new(),
+        group: None,
     }
 }
 
@@ -415,6 +416,7 @@ fn add_gates(app: &mut App) {
                 metrics,
                 composite,
                 baselines: None,
+                group: None,
             }),
         );
         f.send(
