@@ -86,11 +86,18 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
         .filter(|r| r.manifest.kind == JobKind::Train)
         .collect();
     if s == "latest" || s.is_empty() {
+        // The newest run; of a gated seed group, the median seed the gate graded it on.
         return runs
             .iter()
             .rev()
             .find(|r| r.manifest.status != JobStatus::Running || r.stale)
-            .map(|r| r.manifest.id.clone())
+            .map(|r| {
+                r.manifest
+                    .group
+                    .as_ref()
+                    .and_then(|g| super::gate::group_median(paths, &g.id))
+                    .unwrap_or_else(|| r.manifest.id.clone())
+            })
             .ok_or_else(|| {
                 anyhow!(
                     "no finished training run under {}: run `quantdeck train SYMBOL` first",

@@ -187,6 +187,19 @@ pub(super) fn verdict_of(paths: &crate::paths::Paths, train_run: &str) -> Option
     })
 }
 
+/// The median seed's run of a gated seed group (the newest completed gate of the group).
+pub(super) fn group_median(paths: &crate::paths::Paths, group: &str) -> Option<String> {
+    list_runs(paths)
+        .into_iter()
+        .rev()
+        .find_map(|r| match r.manifest.summary {
+            JobSummary::Gate { result, .. } if r.manifest.status == JobStatus::Completed => {
+                result.group.filter(|g| g.id == group).map(|g| g.median)
+            }
+            _ => None,
+        })
+}
+
 /// The newest completed gate verdict of a training run, if it was gated.
 pub(super) fn latest_verdict(
     paths: &crate::paths::Paths,

@@ -146,9 +146,42 @@ fn fetch_train_gate_walk_forward_paper() {
     assert!(result.composite.is_some());
     let graded = quantdeck::eval::GateResult {
         composite: None,
+        baselines: None,
+        flags: result
+            .flags
+            .iter()
+            .copied()
+            .filter(|f| *f != quantdeck::eval::GateFlag::BelowBaseline)
+            .collect(),
         ..result.clone()
     };
-    assert_eq!(graded, quantdeck::eval::assess(&cfg.gating, &history));
+    let assessed = quantdeck::eval::assess(&cfg.gating, &history);
+    assert_eq!(
+        graded,
+        quantdeck::eval::GateResult {
+            // BELOW_BASELINE caps an APPROVED run at REVIEW; nothing else moves.
+            class: if result.class == quantdeck::eval::GateClass::Review
+                && assessed.class == quantdeck::eval::GateClass::Approved
+            {
+                result.class
+            } else {
+                assessed.class
+            },
+            ..assessed
+        }
+    );
+    // The baseline check re-ran the graded checkpoint as traded on its validation bars: the
+    // same figures the validation recorded while training (one set of rules).
+    let check = result.baselines.as_ref().expect("a baseline check");
+    assert!((check.model.total_return - result.metrics.total_return).abs() < 1e-12);
+    assert!((check.model.sharpe - result.metrics.sharpe).abs() < 1e-9);
+    assert_eq!(
+        result
+            .flags
+            .contains(&quantdeck::eval::GateFlag::BelowBaseline),
+        !check.trails.is_empty()
+    );
+    assert_eq!(check.baselines.len(), 2, "momentum and buy-and-hold");
 
     // Walk-forward: 5 consecutive folds covering the out-of-sample bars.
     let wf = run(JobRequest::WalkForward {
