@@ -13,8 +13,10 @@
 //!   start, so the configured period's bars are unchanged);
 //! - `--config FILE`: a config file layered over quick_test (to try other settings);
 //! - `--out FILE` (default `$QUANTDECK_HOME/bench/learning.json`, or `target/learning.json`);
+//! - `--seeds K`: train K seeds (`ppo.seed` 1…K) of each run and report each contender's median
+//!   (and the policies' range) over them; one lucky seed is not skill;
 //! - `calibrate [--seeds K]`: no training; the oracle and momentum rule over a grid of
-//!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K seeds.
+//!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K market seeds.
 //!
 //! Training runs live in a fresh directory under the target folder, so a store of other bars can
 //! never be trained on by mistake.
@@ -42,7 +44,7 @@ struct Args {
     eval_end: NaiveDate,
     out: Option<PathBuf>,
     calibrate: bool,
-    seeds: u64,
+    seeds: Option<u64>,
     config: Option<PathBuf>,
 }
 
@@ -56,7 +58,7 @@ fn parse_args() -> Args {
         eval_end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
         out: None,
         calibrate: false,
-        seeds: 4,
+        seeds: None,
         config: None,
     };
     let mut it = std::env::args().skip(1);
@@ -73,7 +75,7 @@ fn parse_args() -> Args {
                     .expect("--eval-end YYYY-MM-DD")
             }
             "--out" => a.out = Some(value("--out").into()),
-            "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
+            "--seeds" => a.seeds = Some(value("--seeds").parse().expect("--seeds K")),
             "--config" => a.config = Some(value("--config").into()),
             "calibrate" => a.calibrate = true,
             // cargo bench passes `--bench`; other harness flags mean nothing here.
@@ -105,7 +107,7 @@ fn main() {
     let mut cfg = config::load(Some("quick_test"), args.config.as_deref()).expect("config");
     cfg.ppo.device = "cpu".into();
     if args.calibrate {
-        calibrate(&cfg, args.seeds, args.eval_end);
+        calibrate(&cfg, args.seeds.unwrap_or(4), args.eval_end);
         return;
     }
     let sym = cfg.universe.resolve(&args.symbol).expect("symbol");
@@ -150,12 +152,15 @@ fn main() {
         .expect("work dir");
     let paths = Paths::under(work.path());
     paths.ensure().expect("dirs");
+    let seeds = args.seeds.unwrap_or(1).max(1);
     let mut runs = Vec::new();
+    let mut medians = Vec::new();
     let mut sps_hint = None;
     if args.quick {
-        let r = train_and_score(&paths, &cfg, "quick_test", None, &market, &reference);
-        sps_hint = Some(r.sps);
-        runs.push(r);
+        let group = train_seeds(&paths, &cfg, "quick_test", None, seeds, &market, &reference);
+        sps_hint = group.first().map(|r| r.sps);
+        medians.extend(report_medians("quick_test", &group));
+        runs.extend(group);
     }
     if args.long {
         let mut long = cfg.clone();
@@ -174,9 +179,9 @@ fn main() {
             Some(_) => format!("{} steps", long.ppo.total_timesteps),
             None => format!("{:.0}-minute budget", args.budget_s / 60.0),
         };
-        runs.push(train_and_score(
-            &paths, &long, &label, limit, &market, &reference,
-        ));
+        let group = train_seeds(&paths, &long, &label, limit, seeds, &market, &reference);
+        medians.extend(report_medians(&label, &group));
+        runs.extend(group);
     }
 
     let out = args
@@ -193,6 +198,8 @@ fn main() {
         "out_of_sample": { "period": period, "bars": test.len() },
         "load_average": load_average(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "seeds": seeds,
+        "medians": medians,
         "runs": runs.iter().map(|r| json!({
             "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
             "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
@@ -204,6 +211,65 @@ fn main() {
     }
     std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).expect("write");
     println!("\nwritten: {}", out.display());
+}
+
+/// `seeds` runs of one setting, ppo.seed 1…seeds, each trained and scored.
+fn train_seeds(
+    paths: &Paths,
+    cfg: &Config,
+    label: &str,
+    limit: Option<Duration>,
+    seeds: u64,
+    market: &SyntheticMarket,
+    reference: &[(Costs, Vec<learning::Row>)],
+) -> Vec<RunScore> {
+    (1..=seeds)
+        .map(|seed| {
+            let mut c = cfg.clone();
+            c.ppo.seed = seed;
+            let label = if seeds > 1 {
+                format!("{label}, seed {seed}")
+            } else {
+                label.to_string()
+            };
+            train_and_score(paths, &c, &label, limit, market, reference)
+        })
+        .collect()
+}
+
+/// Prints (and returns) each costs board's median over the seeds of one setting, with the
+/// policies' worst and best Sharpe beside.
+fn report_medians(label: &str, group: &[RunScore]) -> Vec<serde_json::Value> {
+    if group.len() < 2 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for k in 0..group[0].boards.len() {
+        let boards: Vec<Scoreboard> = group.iter().map(|r| r.boards[k].clone()).collect();
+        let Some(median) = Scoreboard::median_of(&boards) else {
+            continue;
+        };
+        println!(
+            "\n{label}, median of {} seeds, {} costs:\n{}",
+            group.len(),
+            costs_label(median.costs),
+            median.table()
+        );
+        for name in ["policy (final)", "policy (best val.)"] {
+            let sh: Vec<f64> = boards
+                .iter()
+                .filter_map(|b| b.get(name).map(|r| r.sharpe))
+                .collect();
+            let (lo, hi) = sh
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(*x), b.max(*x))
+                });
+            println!("{name}: Sharpe over the seeds {lo:.2} … {hi:.2}");
+        }
+        out.push(json!({ "label": label, "median": median }));
+    }
+    out
 }
 
 struct RunScore {
@@ -402,7 +468,7 @@ fn train_and_score(
 fn costs_label(c: Costs) -> &'static str {
     match c {
         Costs::Training => "training-env ([env] slippage, no risk gates)",
-        Costs::Backtest => "backtest ([backtest] slippage + commission, risk gates)",
+        Costs::Backtest => "as traded ([backtest] account and costs, [live] threshold and gates)",
     }
 }
 

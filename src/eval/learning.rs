@@ -223,6 +223,39 @@ impl Scoreboard {
         Some(self.get(name)?.sharpe > self.get(MOMENTUM)?.sharpe)
     }
 
+    /// The median board of several runs of one setting (seeds): per contender, the median of
+    /// each figure over the boards that have it (the reference rows are the same in each).
+    pub fn median_of(boards: &[Scoreboard]) -> Option<Scoreboard> {
+        let first = boards.first()?;
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
+        let rows = first
+            .rows
+            .iter()
+            .map(|r| {
+                let all: Vec<&Row> = boards.iter().filter_map(|b| b.get(&r.name)).collect();
+                Row {
+                    name: r.name.clone(),
+                    sharpe: med(all.iter().map(|x| x.sharpe).collect()),
+                    total_return: med(all.iter().map(|x| x.total_return).collect()),
+                    max_drawdown: med(all.iter().map(|x| x.max_drawdown).collect()),
+                    trades: med(all.iter().map(|x| x.trades as f64).collect()).round() as usize,
+                }
+            })
+            .collect();
+        Some(Scoreboard {
+            costs: first.costs,
+            rows,
+        })
+    }
+
     /// A plain-text table: one line per contender, Sharpe as % of the oracle's last.
     pub fn table(&self) -> String {
         let mut out = format!(

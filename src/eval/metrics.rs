@@ -133,7 +133,8 @@ pub fn max_drawdown(equity: &[f64]) -> f64 {
 
 /// Gross profit / gross loss over trade P&Ls; 0 without trades, [`PF_CAP`] without losses.
 pub fn profit_factor(trades: &[f64]) -> f64 {
-    let win: f64 = trades.iter().filter(|p| **p > 0.0).sum();
+    // `0.0 +`: an empty float sum is −0.0, which would print a profit factor of "-0.00".
+    let win: f64 = 0.0 + trades.iter().filter(|p| **p > 0.0).sum::<f64>();
     let loss: f64 = -trades.iter().filter(|p| **p < 0.0).sum::<f64>();
     if loss <= 0.0 {
         if win > 0.0 {
@@ -204,6 +205,8 @@ mod tests {
         assert_eq!(profit_factor(&[10.0, -5.0, 5.0]), 3.0);
         assert_eq!(profit_factor(&[1.0]), PF_CAP);
         assert_eq!(profit_factor(&[]), 0.0);
+        // Only losses: zero, not a negative zero that prints as "-0.00".
+        assert!(profit_factor(&[-1.0]).is_sign_positive());
         assert_eq!(win_rate(&[1.0, -1.0, 2.0, 0.0]), 0.5);
         assert_eq!(sharpe(&[0.01; 10], 252.0), 0.0);
         let s = sharpe(&[0.01, -0.01, 0.02, 0.0], 4.0);
