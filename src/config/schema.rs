@@ -672,9 +672,9 @@ pub struct LiveConfig {
     /// Minimum softmax probability of the chosen action; below it the model holds (seed: 0.40).
     #[serde(deserialize_with = "range::fraction")]
     pub confidence_threshold: f64,
-    /// The same for a portfolio model's regime (default 0: act on every choice, as walk-forward
-    /// evaluates it). A 12-way softmax seldom puts 40 % on one regime, so the seed's 0.40 — set
-    /// for the 8 sizing actions — would hold almost always.
+    /// The same for a portfolio model's regime (default 0: act on every choice); validation and
+    /// walk-forward grade the model under it too. A 12-way softmax seldom puts 40 % on one
+    /// regime, so the seed's 0.40 — set for the 8 sizing actions — would hold almost always.
     #[serde(deserialize_with = "range::fraction")]
     pub portfolio_confidence_threshold: f64,
     /// Share of equity never allocated (seed: 30 %): at most 70 % is ever in positions.

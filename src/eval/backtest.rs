@@ -105,13 +105,7 @@ impl BacktestResult {
 
     /// The 10th, 50th and 90th percentiles of the policy's confidence, when it was recorded.
     pub fn confidence_quantiles(&self) -> Option<[f32; 3]> {
-        let mut c = self.confidences.clone();
-        if c.is_empty() {
-            return None;
-        }
-        c.sort_by(f32::total_cmp);
-        let q = |p: f64| c[((c.len() - 1) as f64 * p).round() as usize];
-        Some([q(0.1), q(0.5), q(0.9)])
+        metrics::confidence_quantiles(&self.confidences)
     }
 
     /// The headline figures, as kept beside another evaluation.

@@ -190,6 +190,17 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// The 10th, 50th and 90th percentiles of a policy's confidences (`None` when none was recorded).
+pub fn confidence_quantiles(confidences: &[f32]) -> Option<[f32; 3]> {
+    let mut c = confidences.to_vec();
+    if c.is_empty() {
+        return None;
+    }
+    c.sort_by(f32::total_cmp);
+    let q = |p: f64| c[((c.len() - 1) as f64 * p).round() as usize];
+    Some([q(0.1), q(0.5), q(0.9)])
+}
+
 /// Annualised Sharpe of an equity curve from its daily returns.
 pub fn daily_sharpe(equity: &[f64], ts: &[DateTime<Utc>], class: AssetClass) -> f64 {
     sharpe(&daily_returns(equity, ts, class), days_per_year(class))

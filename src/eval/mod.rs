@@ -9,6 +9,7 @@ pub mod learning;
 pub mod metrics;
 pub mod oracle;
 pub mod portfolio;
+pub mod portfolio_traded;
 pub mod portfolio_walk;
 pub mod walkforward;
 
@@ -19,4 +20,5 @@ pub use gate::{assess, GateClass, GateFlag, GateResult};
 pub use metrics::Evidence;
 pub use metrics::{RawFigures, ValidationMetrics};
 pub use portfolio::{PortfolioEvaluation, PortfolioMarket, PortfolioStats};
+pub use portfolio_traded::{PortfolioFill, PortfolioTrader, TradedRun};
 pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

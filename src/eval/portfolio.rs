@@ -1,27 +1,32 @@
-//! Evaluating a portfolio policy: run it over a bar range through the `sim` portfolio rules and
-//! report it beside **equal-weight buy-and-hold** on the same bars, with the same costs and the
-//! same slippage draws (equal weight bought at the first bar, then held).
+//! A portfolio policy under the **training env's frictions**: run over a bar range through the
+//! `sim` portfolio tape ("observe T−1, execute at T's open", random slippage draws, spread,
+//! square-root impact; no threshold, drawdown rules or capital gates) beside **equal-weight
+//! buy-and-hold** with the same costs and slippage draws. This is what the policy was trained
+//! on — the learning bench reads it. Verdicts (validation, gate, walk-forward) grade the model as
+//! paper trading trades it instead: [`super::portfolio_traded`]. The figures and the validation
+//! record below are shared by both.
 //!
-//! Figures, for both:
+//! Figures, for the model and equal weight:
 //! - **total return**: final equity / initial − 1;
 //! - **Sharpe**: from daily returns, annualised as [`super::metrics`] does (√252 for equities);
 //! - **max drawdown**: largest peak-to-trough fall of the equity curve;
 //! - **turnover**: Σ over steps of the value traded / the portfolio value (buys and sells both
 //!   count; moving everything from cash into stocks is 1);
-//! - **costs**: slippage + spread + impact paid, as a share of the initial equity;
+//! - **costs**: what trading paid (here slippage + spread + impact; as traded, slippage +
+//!   commissions), as a share of the initial equity;
 //! - **win rate**: share of days with a positive return.
 //!
 //! The model's choices are counted per regime (an action histogram over the 12).
 //!
-//! As a validation ([`PortfolioEvaluation::validation_metrics`]), the single-symbol metrics are
-//! read from the model's **daily returns**, each day standing for a trade:
+//! As a validation ([`validation_record`]), the single-symbol metrics are read from the model's
+//! **daily returns**, each day standing for a trade:
 //! - **profit factor** = sum of the up days' returns / −sum of the down days' ([`metrics::PF_CAP`]
 //!   without a down day, 0 without an up day);
 //! - **win rate** = share of up days;
 //! - **consistency** = share of equal slices of the equity curve that end higher (as for one
 //!   symbol);
-//! - **trades** = rebalancing decisions (every step whose regime is not HOLD); **hold %** = the
-//!   HOLD steps' share;
+//! - **trades** = rebalancing decisions (here every step whose regime is not HOLD; as traded,
+//!   every decision that sent an order); **hold %** = the HOLD steps' share;
 //! - **days** = the sessions evaluated; fitness as for one symbol. The small-sample rule is the
 //!   same: fewer than `min_trades` rebalances or `min_days` days is insufficient (never scored),
 //!   so a policy that never leaves cash cannot become a best checkpoint.
@@ -121,45 +126,69 @@ impl PortfolioEvaluation {
         chunks: usize,
         evidence: Evidence,
     ) -> ValidationMetrics {
-        let m = &self.model;
-        let daily = metrics::daily_returns(&m.equity, &self.ts, class);
         let steps = self.actions.iter().sum::<usize>();
-        let holds = self.actions[Regime::Hold.index()];
-        let trades = steps - holds;
-        let days = daily.len();
-        let regimes = Regime::ALL
-            .iter()
-            .map(|r| RegimeShare {
-                regime: r.name().to_string(),
-                steps: self.actions[r.index()],
-                share: self.actions[r.index()] as f64 / steps.max(1) as f64,
-            })
-            .collect();
-        ValidationMetrics {
-            update: 0,
-            profit_factor: metrics::profit_factor(&daily),
-            sharpe: m.sharpe,
-            max_drawdown: m.max_drawdown,
-            fitness: metrics::fitness(m.sharpe, m.max_drawdown),
-            consistency: metrics::consistency(&m.equity, chunks),
-            total_return: m.total_return,
-            hold_pct: holds as f64 / steps.max(1) as f64,
+        let trades = steps - self.actions[Regime::Hold.index()];
+        validation_record(
+            [&self.model, &self.equal_weight],
+            &self.ts,
+            &self.actions,
             trades,
-            days,
-            insufficient: trades < evidence.min_trades || days < evidence.min_days,
-            win_rate: Some(m.win_rate),
-            portfolio: Some(Box::new(PortfolioBlock {
-                model: m.into(),
-                equal_weight: (&self.equal_weight).into(),
-                regimes,
-            })),
-            raw: None,
-        }
+            class,
+            chunks,
+            evidence,
+        )
     }
 
     /// Model return minus equal-weight return.
     pub fn excess_return(&self) -> f64 {
         self.model.total_return - self.equal_weight.total_return
+    }
+}
+
+/// A portfolio validation record from the model's and equal weight's figures (`stats`), the
+/// regimes acted on and the count of `trades` (definitions in the module docs); `ts` times the
+/// equity points.
+pub(super) fn validation_record(
+    stats: [&PortfolioStats; 2],
+    ts: &[DateTime<Utc>],
+    actions: &[usize; N_REGIMES],
+    trades: usize,
+    class: crate::market::AssetClass,
+    chunks: usize,
+    evidence: Evidence,
+) -> ValidationMetrics {
+    let [m, ew] = stats;
+    let daily = metrics::daily_returns(&m.equity, ts, class);
+    let steps = actions.iter().sum::<usize>();
+    let holds = actions[Regime::Hold.index()];
+    let days = daily.len();
+    let regimes = Regime::ALL
+        .iter()
+        .map(|r| RegimeShare {
+            regime: r.name().to_string(),
+            steps: actions[r.index()],
+            share: actions[r.index()] as f64 / steps.max(1) as f64,
+        })
+        .collect();
+    ValidationMetrics {
+        update: 0,
+        profit_factor: metrics::profit_factor(&daily),
+        sharpe: m.sharpe,
+        max_drawdown: m.max_drawdown,
+        fitness: metrics::fitness(m.sharpe, m.max_drawdown),
+        consistency: metrics::consistency(&m.equity, chunks),
+        total_return: m.total_return,
+        hold_pct: holds as f64 / steps.max(1) as f64,
+        trades,
+        days,
+        insufficient: trades < evidence.min_trades || days < evidence.min_days,
+        win_rate: Some(m.win_rate),
+        portfolio: Some(Box::new(PortfolioBlock {
+            model: m.into(),
+            equal_weight: ew.into(),
+            regimes,
+        })),
+        raw: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The gate's baseline check: the graded checkpoint, as paper trading trades it, beside
 //! momentum (spans fitted on the training bars) and buy-and-hold — plain rules at the same
 //! sizing and costs — on the validation bars the checkpoint was chosen on. A portfolio run is
-//! held against equal weight, which its validation record already carries (same costs, same
-//! slippage draws).
+//! held against equal weight, which its validation record already carries: the model as paper
+//! trades it, equal weight plain at the same costs (`eval::portfolio_traded`).
 
 use super::ctx::{Ctx, ModelChoice};
 use super::RunDir;

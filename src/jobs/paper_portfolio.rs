@@ -15,8 +15,10 @@ use crate::engine::{checkpoint, ModelMeta};
 use crate::live::journal::Journal;
 use crate::live::{Daemon, PortfolioSlot};
 use crate::market::{Bar, Symbol};
+use crate::sim::TradingRules;
 use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
 
 /// A portfolio model to trade, loaded and checked.
 pub(super) struct LoadedPortfolio {
@@ -120,15 +122,21 @@ pub(super) fn paper_portfolio(
         .build()?;
     let dir = ctx.dir().path.clone();
     let journal = Journal::open(&dir.join(crate::live::JOURNAL))?;
+    // Walk-forward's expectation per day, when it graded the model under this session's rules.
+    let expected = super::replay::expected_daily(ctx, &pf.run, &TradingRules::from_config(cfg))
+        .map(|e| HashMap::from([(pf.run.clone(), e)]))
+        .unwrap_or_default();
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
             let (broker, _) = sim_broker(cfg, &dir, false)?;
             let replay = super::paper::Replay { bars, window };
-            rt.block_on(run_sim(ctx, broker, pf, journal, replay))?
+            rt.block_on(run_sim(ctx, broker, pf, journal, replay, expected))?
         }
         _ => {
             let (client, settings, creds) = alpaca_client(ctx)?;
-            rt.block_on(run_alpaca(ctx, client, settings, creds, pf, journal))?
+            rt.block_on(run_alpaca(
+                ctx, client, settings, creds, pf, journal, expected,
+            ))?
         }
     };
     finish(ctx, ended, summary)
@@ -152,6 +160,7 @@ async fn run_sim(
     pf: LoadedPortfolio,
     journal: Journal,
     replay: super::paper::Replay,
+    expected: HashMap<String, f64>,
 ) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
     let LoadedPortfolio {
         run,
@@ -236,6 +245,7 @@ async fn run_sim(
         false,
     )
     .with_portfolio(slot);
+    d.expected_daily = expected;
     let ended = d.run(feed, None).await?;
     Ok((ended, summary(ctx, &d, &[run])))
 }
@@ -247,6 +257,7 @@ async fn run_alpaca(
     creds: crate::data::alpaca::Credentials,
     pf: LoadedPortfolio,
     journal: Journal,
+    expected: HashMap<String, f64>,
 ) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
     let LoadedPortfolio {
         run,
@@ -283,6 +294,7 @@ async fn run_alpaca(
         true,
     )
     .with_portfolio(slot);
+    d.expected_daily = expected;
     let ended = d.run(feed, Some(trades)).await?;
     Ok((ended, summary(ctx, &d, &[run])))
 }

@@ -1,6 +1,7 @@
 //! A portfolio universe as the jobs use it: the aligned panel from the store (generated first on
-//! the synthetic market), its step features, the tape the `sim` rules trade on, and the rules —
-//! for the configured universe (training) or a model's recorded one (evaluation, paper).
+//! the synthetic market), its step features, the tape the training env's rules trade on, and the
+//! as-traded evaluation over it — for the configured universe (training) or a model's recorded
+//! one (evaluation, paper).
 
 // Parts are used by the portfolio walk-forward and paper jobs as they land.
 #![allow(dead_code)]
@@ -10,9 +11,10 @@ use crate::config::Config;
 use crate::data::panel::{load_panel, Panel};
 use crate::data::Store;
 use crate::engine::ModelMeta;
-use crate::eval::portfolio::PortfolioMarket;
+use crate::eval::PortfolioTrader;
 use crate::features::portfolio::{self, PortfolioFeatures, PortfolioSpec};
 use crate::sim::portfolio::{PortfolioRules, Tape};
+use crate::sim::TradingRules;
 use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Utc};
 use std::ops::Range;
@@ -113,12 +115,13 @@ impl PortfolioWorld {
         })
     }
 
-    pub fn market(&self) -> PortfolioMarket<'_> {
-        PortfolioMarket {
+    /// The universe as paper trading trades it under `rules` (validation, gate, walk-forward).
+    pub fn trader(&self, rules: TradingRules) -> PortfolioTrader<'_> {
+        PortfolioTrader {
             spec: &self.spec,
+            panel: &self.panel,
             features: &self.features,
-            tape: &self.tape,
-            rules: self.rules,
+            rules,
         }
     }
 

@@ -1,7 +1,8 @@
 //! What a simulated paper session replays, and what it is held against. A replay can cover an
 //! explicit window or a walk-forward fold; either way its decisions, fills and equity are the
-//! fold's (walk-forward and paper trade through the same `sim::decide`), and the session's
-//! expectation per day comes from a walk-forward graded under the same rules.
+//! fold's (walk-forward and paper trade through the same `sim::decide`, or for a portfolio model
+//! `sim::portfolio::decide`), and the session's expectation per day comes from a walk-forward
+//! graded under the same rules.
 
 use super::ctx::Ctx;
 use super::{list_runs, JobKind, JobStatus, RunSummary};

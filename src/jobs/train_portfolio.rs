@@ -1,7 +1,7 @@
 //! The portfolio training job (`train --portfolio`): one policy over the configured universe,
 //! trained by the same PPO as a single symbol on the portfolio env, validated every few updates
-//! against equal-weight buy-and-hold on the validation rows, the rows after them left out of
-//! sample. A resumed portfolio run continues from its training state like any other.
+//! as paper trading trades it (`eval::portfolio_traded`) against equal-weight buy-and-hold on the
+//! validation rows, the rows after them left out of sample. A resumed portfolio run continues from its training state like any other.
 
 use super::ctx::Ctx;
 use super::portfolio::PortfolioWorld;
@@ -11,8 +11,8 @@ use super::train::{add_artifact, sized_for, JobObserver, Judge};
 use super::{Event, JobSummary, LogLevel};
 use crate::engine::ppo::{self, PortfolioTrainData, RestartReason};
 use crate::engine::{self, HostPolicy};
-use crate::eval::portfolio::evaluate;
 use crate::sim::portfolio::N_REGIMES;
+use crate::sim::TradingRules;
 use anyhow::Result;
 
 /// What a portfolio run is called in its label and its model files' `symbol`.
@@ -80,12 +80,17 @@ fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
         train: train_rows,
         validation: val_rows.clone(),
     };
-    let market = world.market();
-    let class = world.tape.class;
-    let (gating, seed) = (cfg.gating.clone(), p.seed);
+    // Validation grades the policy as paper trading trades it, beside equal weight (plain, same
+    // costs); the env's frictions are training's reward only.
+    let trader = world.trader(TradingRules::from_config(ctx.cfg));
+    let gating = cfg.gating.clone();
     let judge: Judge = Box::new(move |policy: &HostPolicy| {
-        let ev = evaluate(market, val_rows.clone(), seed, |obs| policy.act(obs).0)?;
-        Ok(ev.validation_metrics(class, gating.consistency_chunks, gating.evidence()))
+        trader.validate(
+            policy,
+            val_rows.clone(),
+            gating.consistency_chunks,
+            gating.evidence(),
+        )
     });
     let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
     let out_dir = ctx.dir().path.clone();

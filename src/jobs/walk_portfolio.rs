@@ -1,6 +1,6 @@
 //! Walk-forward for a portfolio model: its recorded universe over the configured period, folds of
-//! the panel rows strictly after everything the model saw, each beside equal weight, all cash and
-//! a random regime; the seed's decision from the folds.
+//! the panel rows strictly after everything the model saw, each graded as paper trades it beside
+//! equal weight, all cash and a random regime (plain, same costs); the seed's decision.
 
 use super::ctx::{Ctx, ModelChoice};
 use super::portfolio::PortfolioWorld;
@@ -84,14 +84,19 @@ pub(super) fn walk_forward(
         rows.len(),
         day(meta.seen_until())
     ));
-    let market = world.market();
+    let rules = TradingRules::from_config(ctx.cfg);
+    ctx.sink.info(format!(
+        "graded as paper trades it: {}; baselines plain at the same costs",
+        rules.describe_portfolio()
+    ));
+    let trader = world.trader(rules);
     let setup = WalkSetup {
-        rules: TradingRules::from_config(ctx.cfg),
+        rules,
         momentum: None,
         gate: super::gate::latest_verdict(ctx.paths, train_run),
     };
     let (results, report) = run_folds(ctx, train_run, rows, &setup, |i, r| {
-        portfolio_walk::run_portfolio_fold(market, policy, i, r, 999 + i as u64)
+        portfolio_walk::run_portfolio_fold(&trader, policy, i, r, 999 + i as u64)
     })?;
     ctx.save_json(
         "walkforward.json",

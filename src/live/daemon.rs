@@ -84,7 +84,7 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) health: Health,
     clock: Option<Clock>,
     last_clock: Option<std::time::Instant>,
-    /// Walk-forward's expected daily return per symbol, when known.
+    /// Walk-forward's expected daily return per symbol (a portfolio session: per run), when known.
     pub expected_daily: HashMap<String, f64>,
     /// A (re)connect of the trade stream: resync over REST before any new order.
     pub(super) needs_resync: bool,
@@ -812,7 +812,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
                 stale_feed: self.stale_feed.clone(),
                 daily_loss_hit: self.state.latches.daily_loss_hit,
             },
-            portfolio: self.portfolio_view(),
+            portfolio: self.portfolio_view(started_days),
         }
     }
 

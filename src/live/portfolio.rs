@@ -1,18 +1,19 @@
 //! A portfolio model in the paper daemon: one policy over a universe that picks one of the 12
 //! factor regimes per bar. It keeps a trailing history of every member's bars, knows when a bar
-//! time is complete (every member's bar is in, or the feed moved past it), and decides it the
-//! way `eval::portfolio::evaluate` does: the aligned panel (missing bars masked, never filled),
-//! the shared portfolio features, the observation ending at the decided bar with the account's
-//! actual weights as its tail, then the regime's target weights over the members eligible now.
+//! time is complete (every member's bar is in, or the feed moved past it), and decides it: the
+//! aligned panel (missing bars masked, never filled), the shared portfolio features, the
+//! observation ending at the decided bar with the account's actual weights as its tail, then
+//! `sim::portfolio::decide` (threshold, the regime's targets over the members eligible now).
 //!
-//! Timing: a bar closes at T; the decision uses rows up to T and its orders go out now, at the
-//! first price after T — the evaluation's "observe T−1, execute at T" one bar later.
+//! Timing: a bar closes at T; the decision uses rows up to T and its orders fill at T's closes —
+//! as `eval::portfolio_traded` steps the panel (the training env instead observes T−1 and
+//! executes at T's open).
 
 use crate::data::Panel;
 use crate::engine::HostPolicy;
 use crate::features::portfolio::{self, PortfolioSpec};
 use crate::market::{Bar, Symbol, Timeframe};
-use crate::sim::portfolio::{target_weights, Regime, Weights};
+pub use crate::sim::portfolio::decide::{target_quantities, PortfolioDecision};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
@@ -30,21 +31,6 @@ pub struct PortfolioSlot {
     times: VecDeque<DateTime<Utc>>,
     /// The bar time being collected and not yet decided.
     pending: Option<DateTime<Utc>>,
-}
-
-/// The policy's choice on one bar time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PortfolioDecision {
-    pub bar: DateTime<Utc>,
-    /// The policy's most probable regime and its probability.
-    pub chosen: Regime,
-    pub confidence: f32,
-    /// The regime after the confidence threshold (below it: HOLD).
-    pub regime: Regime,
-    /// The regime's target weights over the members eligible now (`None` for HOLD).
-    pub targets: Option<Weights>,
-    /// Each member's close at the decided bar, `None` where it has no bar (masked: not traded).
-    pub prices: Vec<Option<f64>>,
 }
 
 impl PortfolioSlot {
@@ -199,55 +185,20 @@ impl PortfolioSlot {
         let Some((obs, panel, features)) = self.observe(at, tail)? else {
             return Ok(None);
         };
-        let n = panel.n_bars();
         let (action, confidence) = self.policy.act(&obs);
-        let chosen = Regime::from_index(action).with_context(|| {
-            format!("the policy chose action {action}: not one of the 12 regimes")
-        })?;
-        let regime = if confidence < threshold {
-            Regime::Hold
-        } else {
-            chosen
-        };
+        let last = panel.n_bars() - 1;
         let m = panel.n_symbols();
-        let last = n - 1;
-        let scores = &features.factors.scores[last * m..n * m];
         let prices: Vec<Option<f64>> = (0..m).map(|i| panel.close(last, i)).collect();
-        // Eligible now: a bar at the decided time (the order's price) and a full lookback.
-        let eligible: Vec<bool> = (0..m)
-            .map(|i| prices[i].is_some() && scores[i].is_some())
-            .collect();
-        Ok(Some(PortfolioDecision {
-            bar: at,
-            chosen,
+        PortfolioDecision::new(
+            at,
+            action,
             confidence,
-            regime,
-            targets: target_weights(regime, scores, &eligible),
+            threshold,
+            features.factors.row(last),
             prices,
-        }))
+        )
+        .map(Some)
     }
-}
-
-/// Shares of each member to hold for `targets`: the weights divide the value the tradable members
-/// can take (`deployable`: equity less the holdings of masked members, which stay), times
-/// `size_mult` (the drawdown rule's halving). Masked members keep `current`.
-pub fn target_quantities(
-    targets: &Weights,
-    prices: &[Option<f64>],
-    current: &[f64],
-    deployable: f64,
-    size_mult: f64,
-) -> Vec<f64> {
-    prices
-        .iter()
-        .enumerate()
-        .map(|(i, p)| match p {
-            Some(p) if *p > 0.0 => {
-                targets.symbols.get(i).copied().unwrap_or(0.0) * deployable.max(0.0) * size_mult / p
-            }
-            _ => current.get(i).copied().unwrap_or(0.0),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -255,6 +206,7 @@ mod tests {
     use super::*;
     use crate::engine::ActorCritic;
     use crate::market::AssetClass;
+    use crate::sim::portfolio::{Regime, Weights};
     use chrono::{Duration, TimeZone};
 
     fn slot(n: usize) -> PortfolioSlot {

@@ -1,26 +1,33 @@
 //! A portfolio model's bar times through the daemon: once a bar time is complete, the account's
 //! actual weights (its own fills, from the broker's orders, at the last prices, over the
-//! broker's equity) go into the observation, the policy picks a regime, and its target weights
-//! become per-member target quantities. Those pass the same capital gates as single-symbol
-//! models, the broker's rules (`plan`) and the journaled `execute`, one order per member with the
-//! deterministic id of (session, member, bar, intent) — sells before buys, so the cash is there.
-//! The decided bar is durable before any order goes out, so a restart never decides it again.
+//! broker's equity) go into the observation, the policy picks a regime, and
+//! `sim::portfolio::decide` — the path the as-traded evaluation takes — turns it into per-member
+//! orders (threshold, drawdown rules, target quantities, the capital gates, sells before buys).
+//! Those pass the broker's rules (`plan`) and the journaled `execute`, one order per member with
+//! the deterministic id of (session, member, bar, intent). Each decided bar time is reported as
+//! `Event::Decided` (symbol `portfolio`), durable before any order goes out, so a restart never
+//! decides it again.
 
 use super::bars::BarBuilder;
 use super::daemon::Daemon;
-use super::gates::{gate, GateNote, Want};
-use super::orders::plan;
+use super::orders::plan as plan_order;
 use super::portfolio::PortfolioSlot;
-use super::portfolio::{target_quantities, PortfolioDecision};
 use super::state::PortfolioState;
-use super::view::{PortfolioView, WeightRow};
+use super::view::{DecidedBar, PortfolioView, WeightRow};
 use crate::broker::simulated::f;
 use crate::broker::types::normalize_symbol;
 use crate::broker::Broker;
+use crate::jobs::Event;
 use crate::market::{Bar, Calendar};
-use crate::sim::portfolio::{PortfolioAccount, Regime};
+use crate::sim::portfolio::decide::{
+    drawdown_latch, frozen_value, rebalance, Gates, Plan, PortfolioDecision,
+};
+use crate::sim::portfolio::PortfolioAccount;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+
+/// The `symbol` a portfolio session's decisions are reported under.
+pub const PORTFOLIO_SYMBOL: &str = "portfolio";
 
 impl<B: Broker> Daemon<'_, B> {
     /// Makes this a portfolio session: the model's members get bar builders of its timeframe.
@@ -144,7 +151,8 @@ impl<B: Broker> Daemon<'_, B> {
         tail
     }
 
-    /// One complete bar time of the portfolio model: decide, gate, and send.
+    /// One complete bar time of the portfolio model: decide (`sim::portfolio::decide`, the path
+    /// the as-traded evaluation takes), gate, report, and send.
     async fn rebalance(&mut self, at: DateTime<Utc>) -> Result<()> {
         let Some(p) = &self.portfolio else {
             return Ok(());
@@ -166,14 +174,13 @@ impl<B: Broker> Daemon<'_, B> {
         let equity = self.equity();
         let dd = self.mark_day(Calendar::for_class(class).local_date(at), equity);
         let risk = self.settings.rules.risk;
-        if dd >= risk.drawdown_halt && !self.state.latches.halted {
-            self.state.latches.halted = true;
+        let (size_mult, halted_now) = drawdown_latch(&risk, dd, &mut self.state.latches.halted);
+        if halted_now {
             self.sink.error(format!(
                 "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
                 dd * 100.0
             ));
         }
-        let size_mult = if dd >= risk.drawdown_halve { 0.5 } else { 1.0 };
         let (qty, marks) = self.holdings();
         let tail = self.account_tail(&qty, &marks);
         let threshold = self.settings.rules.portfolio_confidence_threshold;
@@ -201,22 +208,19 @@ impl<B: Broker> Daemon<'_, B> {
                 return self.save_state();
             }
         };
-        // Targets as shares of equity: masked members keep what they hold, the weights divide
-        // the rest, halved past the drawdown rule's threshold.
-        let frozen: f64 = (0..qty.len())
-            .filter(|&i| d.prices[i].is_none())
-            .map(|i| (qty[i] * marks[i]).abs())
-            .sum();
+        let frozen = frozen_value(&d.prices, &qty, &marks);
         let scale = if equity > 0.0 {
             (equity - frozen).max(0.0) / equity * size_mult
         } else {
             0.0
         };
         self.record(&d, &qty, &marks, equity, scale);
+        let plan = self.plan_orders(&d, &qty, equity, frozen, size_mult);
+        self.emit_decided(&d, equity, &plan);
         // Decided is durable before anything is sent: a restart never decides this bar again.
         self.save_state()?;
         if d.targets.is_some() {
-            self.trade(&d, &qty, equity, size_mult).await?;
+            self.send(&d, plan).await?;
         }
         self.save_state()
     }
@@ -231,6 +235,7 @@ impl<B: Broker> Daemon<'_, B> {
         equity: f64,
         scale: f64,
     ) {
+        let threshold = self.settings.rules.portfolio_confidence_threshold;
         let Some(p) = &self.portfolio else {
             return;
         };
@@ -258,104 +263,117 @@ impl<B: Broker> Daemon<'_, B> {
                 (n.clone(), w)
             })
             .collect();
-        if d.regime == Regime::Hold {
-            let why = if d.chosen == Regime::Hold {
-                "hold".to_string()
-            } else {
-                format!(
-                    "held: {} at confidence {:.2} < {:.2}",
-                    d.chosen.name(),
-                    d.confidence,
-                    self.settings.rules.portfolio_confidence_threshold
-                )
-            };
+        if d.targets.is_none() {
+            let why = d.hold_note(threshold);
             ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
         }
     }
 
-    /// The decision's orders: gates over the whole batch, then sells, then buys.
-    async fn trade(
-        &mut self,
+    /// The decision's orders (`sim::portfolio::decide::rebalance`): the session's situation,
+    /// the members' cooldowns and open orders, the gates over the whole batch, sells first.
+    fn plan_orders(
+        &self,
         d: &PortfolioDecision,
         current: &[f64],
         equity: f64,
+        frozen: f64,
         size_mult: f64,
-    ) -> Result<()> {
-        let (Some(p), Some(targets)) = (&self.portfolio, &d.targets) else {
+    ) -> Plan {
+        let Some(p) = &self.portfolio else {
+            return Plan::default();
+        };
+        let cooldowns = self.state.portfolio.as_ref().map(|s| &s.cooldown_until);
+        let cooling: Vec<bool> = p
+            .symbols
+            .iter()
+            .map(|s| {
+                cooldowns
+                    .and_then(|c| c.get(&s.name))
+                    .is_some_and(|t| d.bar < *t)
+            })
+            .collect();
+        let busy: Vec<bool> = p
+            .symbols
+            .iter()
+            .map(|s| {
+                let key = normalize_symbol(&s.name);
+                self.ledger
+                    .open()
+                    .any(|o| normalize_symbol(&o.symbol) == key)
+            })
+            .collect();
+        let situation = self.situation(equity, frozen);
+        let gates = Gates {
+            rules: &self.settings.rules.capital,
+            situation: &situation,
+            cooling: &cooling,
+            flip_in_one_order: self.broker.rules().flip_in_one_order,
+        };
+        rebalance(d, current, equity - frozen, size_mult, &busy, Some(gates))
+    }
+
+    /// `Event::Decided` for the bar time: the session's equity before the decision, the regime
+    /// chosen and acted on, the gates' word, and each member's ordered position.
+    fn emit_decided(&self, d: &PortfolioDecision, equity: f64, plan: &Plan) {
+        let Some(p) = &self.portfolio else {
+            return;
+        };
+        let name = |i: usize| p.symbols.get(i).map_or(String::new(), |s| s.name.clone());
+        let note = if d.targets.is_none() {
+            d.hold_note(self.settings.rules.portfolio_confidence_threshold)
+        } else {
+            let odd: Vec<String> = plan
+                .notes
+                .iter()
+                .filter(|(_, n)| n != "ok")
+                .map(|(i, n)| format!("{}: {n}", name(*i)))
+                .collect();
+            if odd.is_empty() {
+                "ok".into()
+            } else {
+                odd.join("; ")
+            }
+        };
+        self.sink.emit(Event::Decided(Box::new(DecidedBar {
+            symbol: PORTFOLIO_SYMBOL.into(),
+            bar: d.bar,
+            equity,
+            chosen: d.chosen.name().to_string(),
+            confidence: d.confidence,
+            acted: d.regime.name().to_string(),
+            note,
+            targets: plan
+                .orders
+                .iter()
+                .map(|o| (name(o.member), o.target))
+                .collect(),
+        })));
+    }
+
+    /// Sends the plan's orders through the broker's rules and the journal, in its order; a
+    /// member that traded starts its cooldown.
+    async fn send(&mut self, d: &PortfolioDecision, plan: Plan) -> Result<()> {
+        let Some(p) = &self.portfolio else {
             return Ok(());
         };
         let symbols = p.symbols.clone();
-        // Masked members' holdings stay; the weights divide the rest.
-        let frozen: f64 = (0..symbols.len())
-            .filter(|&i| d.prices[i].is_none())
-            .map(|i| (current[i] * self.price(&symbols[i].name).unwrap_or(0.0)).abs())
-            .sum();
-        let want_qty = target_quantities(targets, &d.prices, current, equity - frozen, size_mult);
-        let cooldowns = self
-            .state
-            .portfolio
-            .as_ref()
-            .map(|s| s.cooldown_until.clone())
-            .unwrap_or_default();
-        let mut notes: Vec<(String, String)> = Vec::new();
-        let mut members = Vec::new();
-        let mut wants = Vec::new();
-        for (i, s) in symbols.iter().enumerate() {
-            let Some(price) = d.prices[i] else {
-                notes.push((s.name.clone(), "masked: no bar at this time".into()));
-                continue;
-            };
-            // An order of an earlier bar still working: its fills would be counted twice.
-            let key = normalize_symbol(&s.name);
-            if self
-                .ledger
-                .open()
-                .any(|o| normalize_symbol(&o.symbol) == key)
-            {
-                notes.push((
-                    s.name.clone(),
-                    "blocked: an earlier order is still open".into(),
-                ));
-                continue;
-            }
-            members.push(i);
-            wants.push(Want {
-                symbol: s.name.clone(),
-                price,
-                current: current[i],
-                target: want_qty[i],
-                cooling: cooldowns.get(&s.name).is_some_and(|t| d.bar < *t),
-            });
-        }
-        let situation = self.situation(equity, frozen);
-        let flips = self.broker.rules().flip_in_one_order;
-        let sized = gate(&wants, &situation, &self.settings.rules.capital, flips);
-        // Sells first: their proceeds pay for the buys.
-        let mut order: Vec<usize> = (0..wants.len()).collect();
-        order.sort_by_key(|&k| sized[k].0 >= wants[k].current);
+        let mut notes: Vec<(String, String)> = plan
+            .notes
+            .iter()
+            .map(|(i, n)| (symbols[*i].name.clone(), n.clone()))
+            .collect();
         let mut sent_any = false;
-        for k in order {
-            let (w, (target, note)) = (&wants[k], &sized[k]);
-            let i = members[k];
-            let sym = symbols[i].clone();
-            notes.push((sym.name.clone(), note.text()));
-            if matches!(note, GateNote::Blocked(_)) && *target == w.current {
-                continue;
-            }
-            // A change worth less than a dollar is rounding left over from the last rebalance
-            // (targets are recomputed from prices each bar), not a trade.
-            if ((*target - w.current) * w.price).abs() < 1.0 {
-                continue;
-            }
+        for o in &plan.orders {
+            let sym = symbols[o.member].clone();
             let asset = self.asset(&sym.name).await;
             let session = self.session_for(sym.class);
             let planned = match asset {
-                Some(a) => plan(
+                Some(a) => plan_order(
                     sym.class,
                     &a,
-                    w.current,
-                    *target,
-                    w.price,
+                    o.current,
+                    o.target,
+                    o.price,
                     session,
                     self.settings.extended_hours,
                     self.broker.rules().fractional_shorts,
@@ -378,7 +396,7 @@ impl<B: Broker> Daemon<'_, B> {
                         "{sym} {}: no order: {why}",
                         d.bar.format("%Y-%m-%d %H:%M")
                     ));
-                    if let Some(n) = notes.last_mut() {
+                    if let Some(n) = notes.iter_mut().find(|n| n.0 == sym.name) {
                         n.1 = format!("blocked: {why}");
                     }
                 }
@@ -394,8 +412,8 @@ impl<B: Broker> Daemon<'_, B> {
         Ok(())
     }
 
-    /// The portfolio part of the snapshot.
-    pub(super) fn portfolio_view(&self) -> Option<PortfolioView> {
+    /// The portfolio part of the snapshot; `days` the session has traded (bar time).
+    pub(super) fn portfolio_view(&self, days: f64) -> Option<PortfolioView> {
         let p = self.portfolio.as_ref()?;
         let ps = self.state.portfolio.as_ref();
         let equity = self.equity();
@@ -435,6 +453,9 @@ impl<B: Broker> Daemon<'_, B> {
             confidence: ps.map_or(0.0, |x| x.confidence),
             rows,
             cash,
+            live_daily: (self.state.initial_equity > 0.0)
+                .then(|| (equity / self.state.initial_equity - 1.0) / days),
+            expected_daily: self.expected_daily.get(&p.run).copied(),
         })
     }
 }

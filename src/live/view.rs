@@ -51,8 +51,7 @@ pub struct SymbolRow {
 /// against (walk-forward's fold of the same bars trades the same).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecidedBar {
-    /// The model's symbol (a portfolio session: the portfolio's first member's name is not
-    /// used; `portfolio`).
+    /// The model's symbol (a portfolio session: `portfolio`).
     pub symbol: String,
     /// Start of the decided bar.
     pub bar: DateTime<Utc>,
@@ -65,7 +64,8 @@ pub struct DecidedBar {
     pub acted: String,
     /// The gates' word.
     pub note: String,
-    /// The positions ordered (signed units per symbol), when the decision traded.
+    /// The positions ordered (signed units per symbol — per member for a portfolio), when the
+    /// decision traded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<(String, f64)>,
 }
@@ -184,6 +184,13 @@ pub struct PortfolioView {
     pub rows: Vec<WeightRow>,
     /// Cash's share of equity now.
     pub cash: f64,
+    /// The session's return per day since its first decision, beside what walk-forward expected
+    /// per day (its folds chained, graded under the session's rules), when such a walk-forward
+    /// of the model exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_daily: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_daily: Option<f64>,
 }
 
 /// A command to the daemon, from the TUI or `quantdeck paper <command> RUN`.

@@ -81,6 +81,11 @@ impl TradingRules {
         self.confidence_threshold > 0.0
     }
 
+    /// The same for a portfolio model.
+    pub fn has_portfolio_threshold(&self) -> bool {
+        self.portfolio_confidence_threshold > 0.0
+    }
+
     pub fn cooldown(&self) -> Duration {
         Duration::seconds(self.cooldown_s)
     }
@@ -107,6 +112,24 @@ impl TradingRules {
             self.confidence_threshold,
             trim(r.stop_loss * 100.0),
             trim(r.take_profit * 100.0),
+            trim(r.drawdown_halve * 100.0),
+            trim(r.drawdown_halt * 100.0),
+            trim(self.capital.max_position * 100.0),
+            trim((1.0 - self.capital.cash_buffer).min(self.capital.max_exposure) * 100.0),
+            trim(self.daily_loss_limit * 100.0),
+            self.cooldown_s
+        )
+    }
+
+    /// The rules a portfolio model trades by (no stops or position size: the regime's weights
+    /// size it): `slippage 0.05 % + $1/order · regime confidence ≥ 0.00 · halve at 10 % DD, …`.
+    pub fn describe_portfolio(&self) -> String {
+        let r = &self.risk;
+        format!(
+            "slippage {} % + ${}/order · regime confidence ≥ {:.2} · halve at {} % DD, halt at {} % · cap {} %/position, {} % allocated · daily loss {} % · cooldown {} s",
+            trim(self.slippage * 100.0),
+            trim(self.commission),
+            self.portfolio_confidence_threshold,
             trim(r.drawdown_halve * 100.0),
             trim(r.drawdown_halt * 100.0),
             trim(self.capital.max_position * 100.0),

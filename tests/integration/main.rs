@@ -20,6 +20,8 @@ mod parity;
 mod pipeline;
 mod portfolio;
 mod portfolio_e2e;
+mod portfolio_parity;
+mod portfolio_replay;
 mod portfolio_train;
 mod replay;
 mod seeds;

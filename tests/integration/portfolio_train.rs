@@ -7,12 +7,12 @@ use quantdeck::config::{Config, Encoder};
 use quantdeck::data::{load_panel, Store};
 use quantdeck::engine::gru::{GruNet, GruSpec};
 use quantdeck::engine::{load_policy, HostPolicy};
-use quantdeck::eval::portfolio::evaluate;
-use quantdeck::eval::ValidationMetrics;
+use quantdeck::eval::{PortfolioTrader, ValidationMetrics};
 use quantdeck::features::portfolio::{self as pfeat, PortfolioSpec};
 use quantdeck::jobs::{self, CancelToken, Event, EventRecord, JobRequest, RunDir};
 use quantdeck::paths::Paths;
-use quantdeck::sim::portfolio::{PortfolioRules, Regime, Tape, N_REGIMES};
+use quantdeck::sim::portfolio::{Regime, N_REGIMES};
+use quantdeck::sim::TradingRules;
 use std::path::Path;
 
 /// The tiny config over a 4-symbol synthetic universe: 3½ years of days, 8-step windows.
@@ -84,33 +84,35 @@ fn a_portfolio_run_saves_a_portfolio_model_validated_against_equal_weight() {
     assert_eq!(manifest.data[0].sha256, panel.sha256());
 
     // Every validation carries the equal-weight block and the 12-regime histogram; the last one
-    // is what evaluating the final model on the validation rows gives.
+    // is what trading the final model on the validation rows as paper does gives (equal weight
+    // plain beside it).
     let vs = validations(&dir.artifact(jobs::VALIDATIONS));
     assert_eq!(vs.iter().map(|v| v.update).collect::<Vec<_>>(), vec![2, 4]);
     let last = vs.last().unwrap();
     let block = last.portfolio.as_ref().expect("portfolio block");
     assert_eq!(block.regimes.len(), N_REGIMES);
     let features = pfeat::compute(&spec, &panel).unwrap();
-    let tape = Tape::new(&panel, &features.factors);
-    let market = quantdeck::eval::PortfolioMarket {
+    let trader = PortfolioTrader {
         spec: &spec,
+        panel: &panel,
         features: &features,
-        tape: &tape,
-        rules: PortfolioRules::from_config(&cfg.portfolio),
+        rules: TradingRules::from_config(&cfg),
     };
-    let ev = evaluate(market, val.clone(), cfg.ppo.seed, |o| policy.act(o).0).unwrap();
-    assert_eq!(block.model.total_return, ev.model.total_return);
-    assert_eq!(
-        block.equal_weight.total_return,
-        ev.equal_weight.total_return
-    );
-    assert_eq!(block.equal_weight.sharpe, ev.equal_weight.sharpe);
+    let run = trader.run(val.clone(), |o| policy.act(o)).unwrap();
+    let ew = trader.equal_weight(val.clone()).unwrap();
+    assert_eq!(block.model.total_return, run.total_return());
+    assert_eq!(block.equal_weight.total_return, ew.total_return());
+    assert_eq!(block.equal_weight.sharpe, ew.stats(panel.class).sharpe);
     assert!(block.equal_weight.turnover > 0.99 && block.equal_weight.turnover < 1.01);
-    assert_eq!(last.total_return, ev.model.total_return);
+    assert_eq!(last.total_return, run.total_return());
     let steps: Vec<usize> = block.regimes.iter().map(|r| r.steps).collect();
-    assert_eq!(steps, ev.actions.to_vec());
-    assert_eq!(steps.iter().sum::<usize>(), ev.bars.len());
-    assert_eq!(last.trades, ev.bars.len() - steps[Regime::Hold.index()]);
+    assert_eq!(steps, run.acted.to_vec());
+    assert_eq!(steps.iter().sum::<usize>(), run.rows.len());
+    assert_eq!(last.trades, run.rebalances);
+    assert_eq!(
+        last.raw, None,
+        "no threshold: the raw policy is the same run"
+    );
 
     // Each update event carries the rollout's share of each of the 12 actions.
     let updates: Vec<_> = events(&dir)

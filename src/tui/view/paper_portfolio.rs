@@ -1,8 +1,9 @@
 //! The Paper pane's view of a portfolio model: the regime chosen at the last decision (and the
 //! policy's confidence), then one row per member — target weight against actual weight, the
-//! difference, the position and the gates' word — and cash.
+//! difference, the position and the gates' word — and cash; beside the title, the session's
+//! return per day against walk-forward's expectation when there is one.
 
-use super::widgets::{block, dim, header_style, money, num, signed_color};
+use super::widgets::{block, dim, header_style, money, num, pct, signed_color};
 use crate::live::view::PortfolioView;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -111,6 +112,13 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
             format!("· decided {} ", t.format("%m-%d %H:%M")),
             dim(),
         ));
+    }
+    if let Some(e) = pv.expected_daily {
+        let live = pv.live_daily.map_or("–".into(), pct);
+        title.push(Span::raw(format!(
+            "· {live}/day vs walk-forward {}/day ",
+            pct(e)
+        )));
     }
     frame.render_widget(
         Table::new(rows, widths)

@@ -727,6 +727,8 @@ pub fn portfolio_paper_app() -> App {
             ),
         ],
         cash: 0.0053,
+        live_daily: None,
+        expected_daily: None,
     });
     let mut f = feed(&mut app, PAPER);
     // After every event the session already reported (a replayed sequence number is dropped).
