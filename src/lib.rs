@@ -12,6 +12,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod jobs;
+pub mod jsonl;
 pub mod live;
 pub mod logging;
 pub mod market;

@@ -1,6 +1,6 @@
 use super::{Event, EventRecord, LogLevel};
 use chrono::Utc;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,18 +30,20 @@ impl EventSink {
                     .find_map(|l| serde_json::from_str::<EventRecord>(l).ok())
             })
             .map_or(0, |r| r.seq + 1);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        Ok(EventSink {
+        // A torn last line (a kill mid-append) is cut off first, never appended to.
+        let (file, repaired) = crate::jsonl::open_append(path)?;
+        let sink = EventSink {
             run_id: run_id.to_string(),
             file: Some(Mutex::new(file)),
             seq: AtomicU64::new(next),
             observers: Vec::new(),
             io_error: Mutex::new(None),
-        })
+        };
+        if let Some(r) = repaired {
+            tracing::warn!("{}", r.message());
+            sink.warn(r.message());
+        }
+        Ok(sink)
     }
 
     /// A sink that only notifies observers (jobs run inside tests or benchmarks).

@@ -36,12 +36,14 @@ pub(super) struct JobObserver<'a, 'b> {
     log_path: PathBuf,
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))
+/// Opens `validations.jsonl` for appending: a torn last line (a kill mid-write) is cut off and
+/// kept aside first, and said, so the next validation starts a line of its own.
+fn open_log(ctx: &Ctx, path: &Path) -> Result<std::fs::File> {
+    let (f, repaired) = crate::jsonl::open_append(path)?;
+    if let Some(r) = repaired {
+        ctx.sink.warn(r.message());
+    }
+    Ok(f)
 }
 
 impl<'a, 'b> JobObserver<'a, 'b> {
@@ -53,7 +55,7 @@ impl<'a, 'b> JobObserver<'a, 'b> {
         } else {
             Vec::new()
         };
-        let log = open_log(&log_path)?;
+        let log = open_log(ctx, &log_path)?;
         add_artifact(ctx, VALIDATIONS)?;
         Ok(JobObserver {
             ctx,
@@ -79,7 +81,7 @@ impl<'a, 'b> JobObserver<'a, 'b> {
             text.push(b'\n');
         }
         write_atomic(&self.log_path, &text)?;
-        self.log = open_log(&self.log_path)?;
+        self.log = open_log(self.ctx, &self.log_path)?;
         Ok(())
     }
 }

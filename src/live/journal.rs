@@ -69,19 +69,29 @@ impl Entry {
 pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
+    repaired: Option<crate::jsonl::Repaired>,
 }
 
 impl Journal {
+    /// Opens the journal for appending. A torn last line — an entry cut by a kill mid-write,
+    /// never followed by a send — is cut off and kept aside first (`repaired` says so), so the
+    /// next entry never lands glued onto it and the journal stays readable.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let (file, repaired) = crate::jsonl::open_append(path)
             .with_context(|| format!("cannot open the order journal {}", path.display()))?;
+        if let Some(r) = &repaired {
+            tracing::warn!("{}", r.message());
+        }
         Ok(Journal {
             path: path.to_path_buf(),
             file,
+            repaired,
         })
+    }
+
+    /// The torn tail cut off when the journal was opened, if there was one.
+    pub fn repaired(&self) -> Option<&crate::jsonl::Repaired> {
+        self.repaired.as_ref()
     }
 
     /// Appends one entry and waits until it is on disk.
