@@ -339,7 +339,7 @@ impl<'a> Backtester<'a> {
                         qty: dq,
                         price: fill.price,
                     });
-                    cooldown_until = Some(ts + tr.cooldown());
+                    cooldown_until = Some(tr.cooldown_until(ts));
                 }
                 acct.level = level;
                 acct.mark_only(price);

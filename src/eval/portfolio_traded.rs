@@ -429,7 +429,7 @@ impl<'t, 'a> Session<'t, 'a> {
                 qty: dq,
                 price: paid,
             });
-            self.cooldown_until[member] = Some(d.bar + rules.cooldown());
+            self.cooldown_until[member] = Some(rules.cooldown_until(d.bar));
         }
         if !plan.orders.is_empty() {
             self.run.rebalances += 1;

@@ -385,7 +385,7 @@ impl<B: Broker> Daemon<'_, B> {
                 Ok(Some(pl)) => {
                     if self.execute(&sym.name, d.bar, pl).await? {
                         sent_any = true;
-                        let until = d.bar + self.settings.rules.cooldown();
+                        let until = self.settings.rules.cooldown_until(d.bar);
                         if let Some(ps) = self.state.portfolio.as_mut() {
                             ps.cooldown_until.insert(sym.name.clone(), until);
                         }

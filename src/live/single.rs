@@ -194,11 +194,11 @@ impl<B: Broker> Daemon<'_, B> {
             }
         };
         if sent {
-            let cool = self.settings.rules.cooldown();
+            let until = self.settings.rules.cooldown_until(bar.ts);
             self.set_level(sym, level);
             if let Some(m) = self.state.models.get_mut(sym) {
                 if sized != current {
-                    m.cooldown_until = Some(bar.ts + cool);
+                    m.cooldown_until = Some(until);
                 }
             }
             self.rebuild_book(sym);

@@ -18,7 +18,7 @@ use super::N_ACTIONS;
 use super::{drawdown_rules, exit_rules, target_level, Account, Action, RiskRules, Rules};
 use crate::config::Config;
 use crate::market::AssetClass;
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Every rule that turns a policy's choice into orders, as paper trading applies it: from
@@ -87,7 +87,13 @@ impl TradingRules {
     }
 
     pub fn cooldown(&self) -> Duration {
-        Duration::seconds(self.cooldown_s)
+        Duration::try_seconds(self.cooldown_s).unwrap_or(Duration::MAX)
+    }
+
+    /// When a cooldown started by a trade at `at` ends (saturating: a huge cooldown is "never").
+    pub fn cooldown_until(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_add_signed(self.cooldown())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// The account a model (or a baseline) trades under these rules: sizing and costs.

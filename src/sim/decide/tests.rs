@@ -172,3 +172,17 @@ fn the_rules_describe_themselves() {
         "{d}"
     );
 }
+
+#[test]
+fn a_huge_cooldown_saturates_instead_of_overflowing() {
+    let r = TradingRules {
+        cooldown_s: i64::MAX,
+        ..rules()
+    };
+    let at = chrono::Utc::now();
+    assert_eq!(
+        r.cooldown_until(at),
+        chrono::DateTime::<chrono::Utc>::MAX_UTC
+    );
+    assert!(rules().cooldown_until(at) > at);
+}
