@@ -34,4 +34,5 @@ mod tui_keys;
 mod tui_msgs;
 mod tui_snapshots;
 mod tui_tmux;
+mod tui_verdict_panes;
 mod verdicts;

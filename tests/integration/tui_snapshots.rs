@@ -2,68 +2,12 @@
 //! with reviewed snapshots; and every pane at degenerate sizes, which must not panic.
 
 use crate::common::tui_fixture::*;
+use crate::common::tui_screen::*;
 use quantdeck::features::events::EventTable;
 use quantdeck::jobs::{Event, JobKind};
 use quantdeck::market::Timeframe;
-use quantdeck::tui::{view, App, Pane};
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
+use quantdeck::tui::{App, Pane};
 use ratatui::style::Color;
-use ratatui::Terminal;
-
-fn render(app: &App, width: u16, height: u16) -> Buffer {
-    let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
-        Ok(t) => t,
-        Err(e) => match e {},
-    };
-    if let Err(e) = terminal.draw(|f| view(f, app)) {
-        match e {}
-    }
-    terminal.backend().buffer().clone()
-}
-
-/// The screen as text, one line per row, trailing blanks trimmed.
-fn text(buf: &Buffer) -> String {
-    let area = buf.area;
-    let mut out = String::new();
-    for y in area.top()..area.bottom() {
-        let mut line = String::new();
-        for x in area.left()..area.right() {
-            line.push_str(buf[(x, y)].symbol());
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn screen(app: &App) -> String {
-    text(&render(app, 140, 42))
-}
-
-fn on(pane: Pane) -> App {
-    let mut app = full_app();
-    app.pane = pane;
-    app
-}
-
-/// Finds `needle` on screen and returns the style of its first cell.
-fn color_of(buf: &Buffer, needle: &str) -> Option<(Color, Color)> {
-    let area = buf.area;
-    for y in area.top()..area.bottom() {
-        let row: Vec<&str> = (area.left()..area.right())
-            .map(|x| buf[(x, y)].symbol())
-            .collect();
-        let line = row.concat();
-        if let Some(byte) = line.find(needle) {
-            // Cells hold one character each here, so the char index is the column.
-            let col = line[..byte].chars().count() as u16;
-            let cell = &buf[(area.left() + col, y)];
-            return Some((cell.fg, cell.bg));
-        }
-    }
-    None
-}
 
 #[test]
 fn data_pane() {
@@ -331,31 +275,9 @@ fn data_pane_with_the_feature_view() {
     insta::assert_snapshot!(screen(&app));
 }
 
-/// The text of the box whose top border starts with `top`, its lines joined by spaces.
-fn boxed(screen: &str, top: &str) -> String {
-    screen
-        .lines()
-        .skip_while(|l| !l.starts_with(top))
-        .skip(1)
-        .take_while(|l| !l.starts_with('└'))
-        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn training_run(id: &str) -> App {
     let mut app = on(Pane::Training);
     app.sel.train = Some(id.into());
-    app
-}
-
-fn gate_row(id: &str) -> App {
-    let mut app = on(Pane::Gating);
-    app.sel.gate = app
-        .gate_rows()
-        .iter()
-        .position(|r| r.id == id)
-        .unwrap_or(usize::MAX);
     app
 }
 

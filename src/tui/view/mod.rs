@@ -4,11 +4,13 @@
 mod chooser;
 mod data;
 mod gating;
+mod gating_detail;
 mod logs;
 mod paper;
 mod paper_portfolio;
 mod training;
 mod walk;
+mod walk_table;
 pub mod widgets;
 
 use super::app::{App, Pane};

@@ -1,20 +1,20 @@
-//! Pane 4: one walk-forward run — per-fold returns against buy-and-hold, fold metrics beside
-//! every baseline's, the equity over all folds with the baselines' behind it, and the deployment
-//! decision with the baselines the model beats.
+//! Pane 4: one walk-forward run — the rules it traded by and the gate verdict beside the
+//! decision, per-fold returns of the model against the buy-and-hold baseline, the equity over all
+//! folds with the baselines' behind it, and the fold table (`walk_table`).
 
 use super::training::run_title;
-use super::widgets::{
-    block, decision_color, dim, empty, header_style, line_chart, num, pct, pct_abs, signed_color,
-    Series,
-};
-use crate::eval::Baseline;
+use super::walk_table::{self, present};
+use super::widgets::{block, class_color, decision_color, dim, empty, line_chart, num, Series};
+use crate::eval::walkforward::{GateVerdict, WalkSetup};
+use crate::eval::{Baseline, GateClass};
 use crate::jobs::events::FoldResult;
 use crate::jobs::JobKind;
+use crate::sim::TradingRules;
 use crate::tui::app::{App, RunView};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Bar, BarChart, BarGroup, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph};
 use ratatui::Frame;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -27,9 +27,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let table_h = (run.folds.len() as u16 + 3).max(4);
+    let table_h = (run.folds.len() as u16 + 4).max(5);
     let [head, charts, table] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(5),
         Constraint::Min(0),
         Constraint::Length(table_h),
     ])
@@ -39,22 +39,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
     fold_bars(frame, bars_area, run);
     curves(frame, curves_area, run);
-    fold_table(frame, table, run);
+    walk_table::render(frame, table, run);
 }
 
+/// The decision and the gate verdict; the baselines it beats; the rules it traded by.
 fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
-    let mut spans = vec![Span::styled("decision ", dim())];
-    let mut second = Vec::new();
+    let mut first = vec![Span::styled("decision ", dim())];
+    let mut second = vec![Span::styled("baselines ", dim())];
     match &run.decision {
         Some(d) => {
-            spans.push(Span::styled(
+            first.push(Span::styled(
                 format!(" {} ", d.decision.as_str()),
                 Style::new()
                     .fg(Color::Black)
                     .bg(decision_color(d.decision))
                     .add_modifier(Modifier::BOLD),
             ));
-            spans.push(Span::raw(format!(
+            first.push(Span::raw(format!(
                 "  {}/{} folds positive  Sharpe σ {}",
                 d.positive_folds,
                 d.folds,
@@ -67,45 +68,189 @@ fn decision(frame: &mut Frame, area: Rect, app: &App, run: &RunView) {
             } else {
                 Color::Yellow
             };
-            second.push(Span::styled("baselines ", dim()));
             second.push(Span::styled(d.baselines_line(), Style::new().fg(color)));
         }
-        None => spans.push(Span::styled(
-            match &run.progress {
-                Some(p) => format!("pending — fold {}/{}", p.done, p.total),
-                None => "pending".to_string(),
-            },
-            dim(),
-        )),
+        None => {
+            first.push(Span::styled(
+                match &run.progress {
+                    Some(p) => format!("pending — fold {}/{}", p.done, p.total),
+                    None => "pending".to_string(),
+                },
+                dim(),
+            ));
+            second.push(Span::styled("pending", dim()));
+        }
     }
+    first.push(Span::raw("  "));
+    first.push(gate_span(run));
     if let Some(parent) = &run.parent {
-        spans.push(Span::styled(format!("  of {parent}"), dim()));
+        second.push(Span::styled(format!("  of {parent}"), dim()));
     }
-    let p = Paragraph::new(vec![Line::from(spans), Line::from(second)]).block(block(run_title(
-        app,
-        run,
-        JobKind::WalkForward,
-    )));
-    frame.render_widget(p, area);
+    let width = area.width.saturating_sub(2) as usize;
+    let lines = vec![
+        Line::from(first),
+        Line::from(second),
+        rules_line(run, width),
+    ];
+    let title = run_title(app, run, JobKind::WalkForward);
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
+}
+
+/// The model's gate verdict: red and explicit for a DROP, "not gated" when it never was.
+fn gate_span(run: &RunView) -> Span<'static> {
+    let verdict: Option<&GateVerdict> = run
+        .decision
+        .as_ref()
+        .and_then(|d| d.gate.as_ref())
+        .or_else(|| run.walk_setup.as_ref().and_then(|s| s.gate.as_ref()));
+    match verdict {
+        Some(g) if g.class == GateClass::Drop => Span::styled(
+            format!("{}: do not trade it", g.line()),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        Some(g) => Span::styled(g.line(), Style::new().fg(class_color(g.class))),
+        None if run.walk_setup.is_some() => {
+            Span::styled("not gated", Style::new().fg(Color::Yellow))
+        }
+        // Runs from before walk-forward recorded the verdict.
+        None => Span::styled("gate verdict not recorded", dim()),
+    }
+}
+
+/// A number without trailing zeros: 10, 0.05, 2.5.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The rules that matter most at a glance: sizing, costs, threshold, stop and take.
+fn short_rules(r: &TradingRules) -> String {
+    let threshold = if r.has_threshold() {
+        format!("confidence ≥ {:.2}", r.confidence_threshold)
+    } else {
+        "no confidence threshold".to_string()
+    };
+    format!(
+        "size {} % · costs {} % + ${}/order · {threshold} · stop {} % / take {} %",
+        trim(r.position_size * 100.0),
+        trim(r.slippage * 100.0),
+        trim(r.commission),
+        trim(r.risk.stop_loss * 100.0),
+        trim(r.risk.take_profit * 100.0)
+    )
+}
+
+/// What the model was traded by: every rule where the line has room, else the short form.
+fn rules_text(setup: &WalkSetup, portfolio: bool, room: usize) -> String {
+    if portfolio {
+        let t = setup.rules.portfolio_confidence_threshold;
+        let threshold = if t > 0.0 {
+            format!("regime confidence ≥ {t:.2}")
+        } else {
+            "every regime choice acted on (no confidence threshold)".to_string()
+        };
+        return format!(
+            "portfolio: {threshold}; baselines equal weight, all cash, random regime at the same costs"
+        );
+    }
+    let momentum = setup
+        .momentum
+        .map(|m| format!(" · momentum EMA {}/{}", m.fast, m.slow))
+        .unwrap_or_default();
+    let full = format!("{}{momentum}", setup.rules.describe());
+    if full.chars().count() <= room {
+        full
+    } else {
+        format!("{}{momentum}", short_rules(&setup.rules))
+    }
+}
+
+fn rules_line(run: &RunView, width: usize) -> Line<'static> {
+    const LABEL: &str = "rules     ";
+    let text = match &run.walk_setup {
+        Some(s) => {
+            let portfolio = s.momentum.is_none() || run.folds.iter().any(|f| f.portfolio.is_some());
+            Span::raw(rules_text(s, portfolio, width.saturating_sub(LABEL.len())))
+        }
+        None => Span::styled(
+            "not recorded (a run from before walk-forward recorded them)",
+            dim(),
+        ),
+    };
+    Line::from(vec![Span::styled(LABEL, dim()), text])
+}
+
+/// What the model's bars are set against: the buy-and-hold baseline (equal weight for a
+/// portfolio), at the model's size and costs; or, for runs from before baselines, the asset's
+/// own move.
+#[derive(Clone, Copy)]
+enum Reference {
+    Baseline(Baseline),
+    AssetMove,
+}
+
+impl Reference {
+    fn of(run: &RunView) -> Reference {
+        let b = if run.folds.iter().any(|f| f.portfolio.is_some()) {
+            Baseline::EqualWeight
+        } else {
+            Baseline::BuyHold
+        };
+        if run
+            .folds
+            .iter()
+            .all(|f| f.baselines.iter().any(|r| r.baseline == b))
+        {
+            Reference::Baseline(b)
+        } else {
+            Reference::AssetMove
+        }
+    }
+
+    fn value(self, f: &FoldResult) -> f64 {
+        match self {
+            Reference::Baseline(b) => f
+                .baselines
+                .iter()
+                .find(|r| r.baseline == b)
+                .map_or(f64::NAN, |r| r.total_return),
+            Reference::AssetMove => f.buy_hold_return,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Reference::Baseline(b) => format!("{} baseline", b.name()),
+            Reference::AssetMove => "asset move (full size, no costs)".into(),
+        }
+    }
 }
 
 /// Bar heights are |return| in basis points (bars cannot go below zero); the sign is in the
-/// colour and the printed value.
+/// colour and the printed value (% of equity).
 fn fold_bars(frame: &mut Frame, area: Rect, run: &RunView) {
-    let title = Line::from(vec![
-        Span::raw(" Return per fold: "),
-        Span::styled("strategy", Style::new().fg(Color::Cyan)),
+    let reference = Reference::of(run);
+    let title = match reference {
+        Reference::Baseline(_) => " Return per fold, % of equity, same size and costs ",
+        Reference::AssetMove => " Return per fold, % ",
+    };
+    let outer = block(title);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let [legend, chart_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let mut legend_line = Line::from(vec![
+        Span::styled("model as traded", Style::new().fg(Color::Cyan)),
         Span::raw(" vs "),
-        Span::styled("buy & hold", Style::new().fg(Color::Gray)),
-        Span::styled(" (red = loss) ", dim()),
+        Span::styled(reference.label(), Style::new().fg(Color::Gray)),
     ]);
+    let loss = Span::styled(" · red = loss", dim());
+    if legend_line.width() + loss.width() <= usize::from(legend.width) {
+        legend_line.push_span(loss);
+    }
+    frame.render_widget(Paragraph::new(legend_line), legend);
     if run.folds.is_empty() {
-        frame.render_widget(
-            Paragraph::new("no folds yet")
-                .style(dim())
-                .block(block(title)),
-            area,
-        );
+        frame.render_widget(Paragraph::new("no folds yet").style(dim()), chart_area);
         return;
     }
     let bar = |x: f64, color: Color| {
@@ -120,30 +265,20 @@ fn fold_bars(frame: &mut Frame, area: Rect, run: &RunView) {
             .style(Style::new().fg(color))
             .value_style(Style::new().fg(Color::Black).bg(color))
     };
-    let groups: Vec<BarGroup> = run
-        .folds
-        .iter()
-        .map(|f| {
+    // Fit the bars to the width: two bars and a gap per fold.
+    let per_group = chart_area.width as usize / run.folds.len().max(1);
+    let bar_w = (per_group.saturating_sub(2) / 2).clamp(1, 7) as u16;
+    let mut chart = BarChart::default().bar_width(bar_w).bar_gap(0).group_gap(2);
+    for f in &run.folds {
+        chart = chart.data(
             BarGroup::new([
                 bar(f.total_return, Color::Cyan),
-                bar(f.buy_hold_return, Color::Gray),
+                bar(reference.value(f), Color::Gray),
             ])
-            .label(Line::from(format!("F{}", f.fold)))
-        })
-        .collect();
-    // Fit the bars to the width: two bars and a gap per fold.
-    let inner_w = area.width.saturating_sub(2) as usize;
-    let per_group = inner_w / run.folds.len().max(1);
-    let bar_w = (per_group.saturating_sub(2) / 2).clamp(1, 7) as u16;
-    let mut chart = BarChart::default()
-        .block(block(title))
-        .bar_width(bar_w)
-        .bar_gap(0)
-        .group_gap(2);
-    for g in groups {
-        chart = chart.data(g);
+            .label(Line::from(format!("F{}", f.fold))),
+        );
     }
-    frame.render_widget(chart, area);
+    frame.render_widget(chart, chart_area);
 }
 
 /// Baselines drawn behind the model, dimmed.
@@ -155,18 +290,6 @@ fn baseline_color(b: Baseline) -> Color {
         Baseline::Momentum => Color::Green,
         Baseline::EqualWeight => Color::Yellow,
     }
-}
-
-/// The baselines the run's folds carry, in display order (a portfolio run's differ).
-fn present(run: &RunView) -> Vec<Baseline> {
-    Baseline::ALL
-        .into_iter()
-        .filter(|b| {
-            run.folds
-                .iter()
-                .any(|f| f.baselines.iter().any(|r| r.baseline == *b))
-        })
-        .collect()
 }
 
 /// Curves of the folds placed end to end, each fold compounding from where the last ended
@@ -224,85 +347,4 @@ fn curves(frame: &mut Frame, area: Rect, run: &RunView) {
         title.push(Span::styled(format!("{} ", s.name), s.style()));
     }
     line_chart(frame, area, Line::from(title), &series);
-}
-
-fn column_name(b: Baseline) -> &'static str {
-    match b {
-        Baseline::EqualWeight => "Equal wt",
-        Baseline::BuyHold => "Buy&hold",
-        Baseline::Flat => "Flat",
-        Baseline::Random => "Random",
-        Baseline::Momentum => "Momentum",
-    }
-}
-
-/// A baseline's return and Sharpe in one fold, "–" when the fold has none.
-fn baseline_cell(f: &FoldResult, b: Baseline) -> Cell<'static> {
-    match f.baselines.iter().find(|r| r.baseline == b) {
-        Some(r) => Cell::from(Line::from(vec![
-            Span::styled(
-                format!("{:>7}", pct(r.total_return)),
-                Style::new().fg(signed_color(r.total_return)),
-            ),
-            Span::styled(format!(" {:>5}", num(r.sharpe)), dim()),
-        ])),
-        None => Cell::from(Span::styled("–", dim())),
-    }
-}
-
-fn fold_table(frame: &mut Frame, area: Rect, run: &RunView) {
-    let shown = present(run);
-    let portfolio = run.folds.iter().any(|f| f.portfolio.is_some());
-    let mut header: Vec<&str> = vec![
-        "Fold",
-        "Period",
-        "Bars",
-        "Return",
-        "Sharpe",
-        "Max DD",
-        "Win",
-        "PF",
-        if portfolio { "Turnover" } else { "Trades" },
-    ];
-    header.extend(shown.iter().map(|b| column_name(*b)));
-    let header = Row::new(header).style(header_style());
-    let rows = run.folds.iter().map(|f| {
-        let colored = |x: f64| Cell::from(Span::styled(pct(x), Style::new().fg(signed_color(x))));
-        let mut cells = vec![
-            Cell::from(format!("F{}", f.fold)),
-            Cell::from(format!(
-                "{} → {}",
-                f.start.format("%Y-%m-%d"),
-                f.end.format("%Y-%m-%d")
-            )),
-            Cell::from(f.bars.to_string()),
-            colored(f.total_return),
-            Cell::from(num(f.sharpe)),
-            Cell::from(pct_abs(f.max_drawdown)),
-            Cell::from(pct_abs(f.win_rate)),
-            Cell::from(num(f.profit_factor)),
-            Cell::from(match &f.portfolio {
-                Some(p) => format!("{:.2}×", p.turnover),
-                None => f.trades.to_string(),
-            }),
-        ];
-        cells.extend(shown.iter().map(|b| baseline_cell(f, *b)));
-        Row::new(cells)
-    });
-    let mut widths = vec![
-        Constraint::Length(4),
-        Constraint::Length(23),
-        Constraint::Length(5),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(if portfolio { 8 } else { 6 }),
-    ];
-    widths.extend(shown.iter().map(|_| Constraint::Length(13)));
-    let table = Table::new(rows, widths).header(header).block(block(
-        " Folds — model, then each baseline's return and Sharpe ",
-    ));
-    frame.render_widget(table, area);
 }

@@ -5,6 +5,7 @@
 pub mod alternating;
 pub mod fake_alpaca;
 pub mod tui_fixture;
+pub mod tui_screen;
 
 use quantdeck::config::{self, Config};
 use quantdeck::paths::Paths;

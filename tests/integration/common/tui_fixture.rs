@@ -2,13 +2,18 @@
 //! the TUI tests through `#[path]`. Compiled on its own it has no tests.
 #![allow(dead_code)]
 
+// A child module, so that the benches that include this file by path get it too.
+#[path = "tui_verdicts.rs"]
+mod verdicts;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use quantdeck::broker::BrokerKind;
 use quantdeck::config::{self, Config};
 use quantdeck::data::SeriesInfo;
+use quantdeck::eval::walkforward::WalkSetup;
 use quantdeck::eval::{
     Baseline, BaselineResult, CompositeScore, Decision, DecisionReport, GateClass, GateFlag,
-    GateResult,
+    GateResult, MomentumRule, RawFigures,
 };
 use quantdeck::jobs::events::{FoldResult, UpdateMetrics, ValidationMetrics};
 use quantdeck::jobs::{CheckpointReason, LogLevel};
@@ -20,6 +25,7 @@ use quantdeck::live::view::{
 use quantdeck::market::{AssetClass, Timeframe};
 use quantdeck::tui::chooser;
 use quantdeck::tui::{apply_event, App, Msg};
+pub use verdicts::*;
 
 pub const FETCH: &str = "fetch-20240601-080000-universe";
 /// Failed before its first validation.
@@ -359,7 +365,7 @@ fn add_failed_and_interrupted(app: &mut App) {
 }
 
 /// What a gate graded: the final model's validation at update 20.
-fn graded(fitness: f64, profit_factor: f64, max_drawdown: f64) -> ValidationMetrics {
+pub fn graded(fitness: f64, profit_factor: f64, max_drawdown: f64) -> ValidationMetrics {
     ValidationMetrics {
         update: 20,
         fitness,
@@ -407,18 +413,21 @@ fn add_gates(app: &mut App) {
                 label: parent.into(),
             },
         );
-        f.send(
-            minute + 1,
-            Event::Gate(GateResult {
-                class,
-                flags,
-                use_checkpoint,
-                metrics,
-                composite,
-                baselines: None,
-                group: None,
-            }),
-        );
+        let mut result = GateResult {
+            class,
+            flags,
+            use_checkpoint,
+            metrics,
+            composite,
+            baselines: None,
+            group: None,
+        };
+        // Gates from before the baseline check have none.
+        if let Some(check) = baseline_check(id, &result.metrics) {
+            result = result.with_baselines(check);
+        }
+        let class = result.class;
+        f.send(minute + 1, Event::Gate(result));
         f.send(
             minute + 1,
             Event::Finished {
@@ -428,6 +437,7 @@ fn add_gates(app: &mut App) {
         );
         f.app.run_mut(id).parent = Some(parent.into());
     }
+    add_group_gate(app);
 }
 
 fn fold(i: usize) -> FoldResult {
@@ -463,9 +473,15 @@ fn fold(i: usize) -> FoldResult {
         baselines: baselines(i, equity.len()),
         equity,
         portfolio: None,
-        held: 0,
-        confidence: None,
-        raw: None,
+        // The threshold holds more as the folds go on; the raw policy acts on every choice.
+        held: [0, 12, 25, 40, 52][i % 5],
+        confidence: Some([0.34, 0.46, 0.61]),
+        raw: Some(RawFigures {
+            total_return: ret - 0.004 + 0.002 * x,
+            sharpe: 0.9 + 0.2 * x - if ret < 0.0 { 1.5 } else { 0.0 },
+            max_drawdown: 0.03 + 0.004 * x,
+            trades: 48 + 6 * i,
+        }),
         orders: Vec::new(),
     }
 }
@@ -504,6 +520,14 @@ fn add_walk(app: &mut App) {
             label: TRAIN.into(),
         },
     );
+    f.send(
+        210,
+        Event::WalkSetup(Box::new(WalkSetup {
+            rules: walk_rules(),
+            momentum: Some(MomentumRule { fast: 8, slow: 32 }),
+            gate: Some(approved()),
+        })),
+    );
     for i in 0..5 {
         f.send(211 + i as i64, Event::Fold(fold(i)));
         f.send(
@@ -524,7 +548,7 @@ fn add_walk(app: &mut App) {
             sharpe_std: 1.31,
             beats: vec![Baseline::BuyHold, Baseline::Flat, Baseline::Random],
             trails: vec![Baseline::Momentum],
-            gate: None,
+            gate: Some(approved()),
         }),
     );
     f.send(
