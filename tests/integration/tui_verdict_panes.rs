@@ -256,12 +256,13 @@ fn walk_forward_of_a_portfolio_plots_equal_weight() {
         "Equal wt",
         "Turnover",
         "1.50×",
-        "rules     portfolio: every regime choice acted on",
+        "rules     portfolio as traded: regime confidence ≥ 0.00",
     ] {
         assert!(s.contains(needle), "{needle:?} missing:\n{s}");
     }
+    // A portfolio's own rules, not the single-symbol threshold or a momentum baseline.
     assert!(
-        !s.contains("Momentum") && !s.contains("confidence ≥"),
+        !s.contains("Momentum") && !s.contains("· confidence ≥ 0.40"),
         "{s}"
     );
 }

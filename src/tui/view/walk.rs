@@ -143,14 +143,19 @@ fn short_rules(r: &TradingRules) -> String {
 /// What the model was traded by: every rule where the line has room, else the short form.
 fn rules_text(setup: &WalkSetup, portfolio: bool, room: usize) -> String {
     if portfolio {
-        let t = setup.rules.portfolio_confidence_threshold;
-        let threshold = if t > 0.0 {
-            format!("regime confidence ≥ {t:.2}")
-        } else {
-            "every regime choice acted on (no confidence threshold)".to_string()
-        };
+        // The portfolio's own rule set (threshold, drawdown rules, capital gates, costs).
+        let full = format!(
+            "portfolio as traded: {}; baselines equal weight, all cash, random regime at the same costs",
+            setup.rules.describe_portfolio()
+        );
+        if full.chars().count() <= room {
+            return full;
+        }
         return format!(
-            "portfolio: {threshold}; baselines equal weight, all cash, random regime at the same costs"
+            "portfolio as traded: regime confidence ≥ {:.2}, capital gates, costs {} % + ${}/order",
+            setup.rules.portfolio_confidence_threshold,
+            trim(setup.rules.slippage * 100.0),
+            trim(setup.rules.commission)
         );
     }
     let momentum = setup
