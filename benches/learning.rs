@@ -260,12 +260,19 @@ fn report_medians(label: &str, group: &[RunScore]) -> Vec<serde_json::Value> {
                 .iter()
                 .filter_map(|b| b.get(name).map(|r| r.sharpe))
                 .collect();
+            if sh.is_empty() {
+                // No validation was scored: no run saved a best checkpoint.
+                continue;
+            }
             let (lo, hi) = sh
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
                     (a.min(*x), b.max(*x))
                 });
-            println!("{name}: Sharpe over the seeds {lo:.2} … {hi:.2}");
+            println!(
+                "{name}: Sharpe over the {} seed(s) that have it {lo:.2} … {hi:.2}",
+                sh.len()
+            );
         }
         out.push(json!({ "label": label, "median": median }));
     }
