@@ -7,7 +7,7 @@
 //! The model is made directly (a few PPO updates leave a near-uniform policy that holds every
 //! day): a random network with its policy head scaled up, decisive enough to switch regimes.
 
-use crate::common::{self, qd, text};
+use crate::common;
 use candle_core::{Device, Tensor};
 use chrono::Utc;
 use quantdeck::config::Config;
@@ -18,11 +18,11 @@ use quantdeck::eval::FoldResult;
 use quantdeck::features::events::EventTable;
 use quantdeck::features::portfolio::PortfolioSpec;
 use quantdeck::features::FeatureSpec;
-use quantdeck::jobs::{Event, EventRecord, JobKind, JobStatus, RunDir};
+use quantdeck::jobs::{Event, JobKind, JobStatus, RunDir};
 use quantdeck::paths::Paths;
 use quantdeck::sim::portfolio::{N_REGIMES, REGIME_NAMES};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A 4-symbol synthetic universe over 3½ years of days, tiny PPO; the trading rules are the
 /// defaults (20 % per position, 70 % allocated, drawdown rules, daily loss limit, cooldown).
@@ -88,25 +88,6 @@ fn portfolio_run(home: &Path, cfg: &Config) -> String {
     dir.id
 }
 
-fn runs(home: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    v.sort();
-    v
-}
-
-fn events(run: &Path) -> Vec<EventRecord> {
-    std::fs::read_to_string(run.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Quantities and equities to 1e-6 relative: the daemon's orders carry Decimal quantities
 /// rounded down to 9 decimals (`live::orders::plan`); the walk-forward's are exact.
 fn close(a: f64, b: f64) -> bool {
@@ -123,7 +104,11 @@ fn assert_replay_is_the_fold<'f>(
     let fold = folds.iter().max_by_key(|f| f.orders.len()).unwrap();
     let out = ok(&["paper", "--broker", "sim", "--fold", &fold.fold.to_string()]);
     assert!(out.contains("replaying fold"), "{out}");
-    let ev = events(&runs(h, "paper-").pop().expect("a paper session"));
+    let ev = common::run_events(
+        &common::runs_named(h, "paper-")
+            .pop()
+            .expect("a paper session"),
+    );
     let last = ev
         .iter()
         .rev()
@@ -190,16 +175,12 @@ fn a_replay_of_a_portfolio_fold_trades_what_walk_forward_reported() {
     let write = |c: &Config| std::fs::write(&cfg_path, toml::to_string(c).unwrap()).unwrap();
     write(&config(0.0));
     let cfg = cfg_path.display().to_string();
-    let ok = |args: &[&str]| {
-        let mut all = vec!["--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        let o = qd(h, &all);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        text(&o)
-    };
+    let ok = |args: &[&str]| common::qd_ok(h, &cfg, args);
     let walk = || {
         ok(&["walk-forward", "--folds", "3"]);
-        let wf = runs(h, "walk-forward-").pop().expect("a walk-forward run");
+        let wf = common::runs_named(h, "walk-forward-")
+            .pop()
+            .expect("a walk-forward run");
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(wf.join("walkforward.json")).unwrap())
                 .unwrap();

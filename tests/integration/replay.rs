@@ -2,34 +2,14 @@
 //! walk-forward fold trades exactly what the fold reported — the same decisions, fills and
 //! equity, bar for bar — and the session's expectation per day is walk-forward's.
 
-use crate::common::{qd, text};
+use crate::common;
 use quantdeck::eval::FoldResult;
-use quantdeck::jobs::{Event, EventRecord};
-use std::path::{Path, PathBuf};
+use quantdeck::jobs::Event;
 
 /// Small enough to train in seconds.
 const CONFIG: &str = "[universe]\nequities = [\"SYNA\"]\ncrypto = []\n[data]\nend = \"2024-03-28\"\n\
 [features]\nwindow = 8\n[ppo]\ndevice = \"cpu\"\nn_envs = 8\nn_steps = 32\nminibatch = 64\nepochs = 1\n\
 validation_interval = 1\nhidden_dims = [16]\n[live]\ncooldown_s = 1800\n";
-
-fn runs(home: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    v.sort();
-    v
-}
-
-fn events(run: &Path) -> Vec<EventRecord> {
-    std::fs::read_to_string(run.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
@@ -42,16 +22,12 @@ fn a_replay_of_a_fold_trades_what_walk_forward_reported() {
     let cfg = h.join("small.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let cfg = cfg.display().to_string();
-    let ok = |args: &[&str]| {
-        let mut all = vec!["--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        let o = qd(h, &all);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        text(&o)
-    };
+    let ok = |args: &[&str]| common::qd_ok(h, &cfg, args);
     let walk = |args: &[&str]| {
         ok(args);
-        let wf = runs(h, "walk-forward-").pop().expect("a walk-forward run");
+        let wf = common::runs_named(h, "walk-forward-")
+            .pop()
+            .expect("a walk-forward run");
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(wf.join("walkforward.json")).unwrap())
                 .unwrap();
@@ -101,8 +77,10 @@ fn a_replay_of_a_fold_trades_what_walk_forward_reported() {
         &fold.fold.to_string(),
     ]);
     assert!(out.contains("replaying fold"), "{out}");
-    let session = runs(h, "paper-").pop().expect("a paper session");
-    let ev = events(&session);
+    let session = common::runs_named(h, "paper-")
+        .pop()
+        .expect("a paper session");
+    let ev = common::run_events(&session);
 
     // Every decision of the fold, at the fold's equity, and nothing after its last bar.
     let decided: Vec<_> = ev

@@ -2,25 +2,14 @@
 //! group, and `gate` grades the group on its median and its worst seed, so that one lucky seed
 //! cannot read as skill. Also `train --timeframe`.
 
-use crate::common::{qd, text};
+use crate::common::{self, qd, text};
 use quantdeck::eval::{GateClass, GateResult};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const CONFIG: &str = "[universe]\nequities = [\"SYNA\"]\ncrypto = []\n[data]\nend = \"2024-03-28\"\n\
 [features]\nwindow = 8\n[ppo]\ndevice = \"cpu\"\nn_envs = 8\nn_steps = 32\nminibatch = 64\nepochs = 1\n\
 validation_interval = 1\nhidden_dims = [16]\n[gating]\nmin_trades = 1\nmin_days = 2\n\
 [live]\nconfidence_threshold = 0.0\n";
-
-fn runs(home: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    v.sort();
-    v
-}
 
 fn manifest(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
@@ -33,13 +22,7 @@ fn three_seeds_are_one_group_graded_on_the_median_and_the_worst() {
     let cfg = h.join("small.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let cfg = cfg.display().to_string();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        let o = qd(h, &all);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        text(&o)
-    };
+    let run = |args: &[&str]| common::qd_ok(h, &cfg, args);
     run(&["fetch"]);
     let out = run(&[
         "train",
@@ -52,7 +35,7 @@ fn three_seeds_are_one_group_graded_on_the_median_and_the_worst() {
         "11",
     ]);
     assert!(out.contains("3 seeds trained"), "{out}");
-    let trained = runs(h, "train-");
+    let trained = common::runs_named(h, "train-");
     assert_eq!(trained.len(), 3);
     let groups: Vec<_> = trained
         .iter()
@@ -69,7 +52,7 @@ fn three_seeds_are_one_group_graded_on_the_median_and_the_worst() {
 
     let out = run(&["gate"]);
     assert!(out.contains("group of 3 seeds"), "{out}");
-    let gate = runs(h, "gate-").pop().unwrap();
+    let gate = common::runs_named(h, "gate-").pop().unwrap();
     let res: GateResult =
         serde_json::from_str(&std::fs::read_to_string(gate.join("gate.json")).unwrap()).unwrap();
     let g = res.group.as_ref().expect("a group grade");
@@ -123,7 +106,7 @@ fn train_takes_its_timeframe_from_the_command_line() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let run = runs(h, "train-").pop().unwrap();
+    let run = common::runs_named(h, "train-").pop().unwrap();
     let m = manifest(&run);
     assert_eq!(m["config"]["data"]["timeframe"], "1Hour");
     assert_eq!(m["data"][0]["timeframe"], "1Hour");

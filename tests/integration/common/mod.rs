@@ -256,3 +256,37 @@ pub fn qd_env(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> st
         .output()
         .expect("run quantdeck")
 }
+
+/// The run directories under `home/runs` whose names start with `prefix`, oldest first.
+pub fn runs_named(home: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(home.join("runs"))
+        .expect("runs folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every event a run recorded, in order.
+pub fn run_events(run: &std::path::Path) -> Vec<quantdeck::jobs::EventRecord> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .expect("events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event"))
+        .collect()
+}
+
+/// Runs the binary with `--config CONFIG` and `args` under `home`, asserting success; its
+/// stdout and stderr.
+pub fn qd_ok(home: &std::path::Path, config: &str, args: &[&str]) -> String {
+    let mut all = vec!["--config", config];
+    all.extend_from_slice(args);
+    let o = qd(home, &all);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
