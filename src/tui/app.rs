@@ -235,6 +235,7 @@ pub fn kind_from_id(id: &str) -> Option<JobKind> {
         JobKind::Train,
         JobKind::Gate,
         JobKind::Paper,
+        JobKind::Sweep,
     ]
     .into_iter()
     .find(|k| {

@@ -1,0 +1,247 @@
+//! The local backend: a supervisor process (`quantdeck sweep-run SWEEP`, started in a session of
+//! its own so that closing the terminal never stops it) keeps N workers busy, each task a
+//! `quantdeck sweep-task` child. A child gets SIGTERM when the supervisor dies (it saves its
+//! training state and records the stop), so `sweep resume` after a `kill -9` finds every task
+//! either completed or resumable, never one still running unsupervised.
+
+use super::dir::{DirLock, SweepDir};
+use super::record::{Launch, Submission};
+use crate::jobs::rundir::hostname;
+use crate::paths::Paths;
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Workers when none are asked for: one per core, or one per GPU when training on CUDA.
+pub fn default_workers(cuda: bool) -> usize {
+    if cuda {
+        let gpus = Command::new("nvidia-smi")
+            .args(["--query-gpu=index", "--format=csv,noheader"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0);
+        if gpus > 0 {
+            return gpus;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts the supervisor of sweep `id` detached (new session, output to `supervisor.out`).
+pub fn spawn_supervisor(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path.join("supervisor.out"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--home")
+        .arg(&paths.home)
+        .args(["sweep-run", &dir.id])
+        .env_remove("QUANTDECK_HOME")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches nothing of the parent's; it runs in the
+    // child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the sweep's supervisor")?;
+    let pid = child.id();
+    // Reap it if it ends while this process still runs (the TUI); a CLI exits first.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(pid)
+}
+
+/// Runs the sweep's tasks on this machine until every one has ended or the sweep is cancelled.
+/// Returns the exit code: 0 when every task completed.
+pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
+    // A moment's wait: another process may be checking the lock (`sweep resume`, `--wait`).
+    let Ok(_held) = DirLock::take(&dir.supervisor_lock_path(), Duration::from_secs(5)) else {
+        bail!(
+            "sweep {} already has a supervisor running (it holds {})",
+            dir.id,
+            dir.supervisor_lock_path().display()
+        );
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    listen(stop.clone())?;
+    let workers = {
+        let _l = dir.lock()?;
+        let mut plan = dir.read_plan()?;
+        let states = super::states(dir, false)?;
+        let tasks: Vec<usize> = states
+            .iter()
+            .filter(|(_, s)| s.needs_run())
+            .map(|(t, _)| t.index)
+            .collect();
+        plan.submissions.push(Submission {
+            at: Utc::now(),
+            tasks,
+            via: Launch::Local {
+                host: hostname(),
+                pid: std::process::id(),
+            },
+        });
+        dir.write_plan(&plan)?;
+        plan.workers.max(1)
+    };
+    super::own_manifest(dir)?;
+    let beat = super::ManifestBeat::start(dir.clone());
+    println!("supervisor {}: {workers} worker(s)", std::process::id());
+    let mut running: BTreeMap<usize, Child> = BTreeMap::new();
+    let mut started_here: BTreeSet<usize> = BTreeSet::new();
+    let mut last_fold: Option<Instant> = None;
+    let mut cancelled = false;
+    loop {
+        let exited = reap(&mut running);
+        if stop.load(Ordering::SeqCst) || dir.read_plan().is_ok_and(|p| p.cancelled.is_some()) {
+            cancelled = true;
+            break;
+        }
+        let due = last_fold.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
+        if due || exited {
+            last_fold = Some(Instant::now());
+            let states = super::states(dir, false)?;
+            let live_elsewhere = states
+                .iter()
+                .any(|(t, s)| s.is_live() && !running.contains_key(&t.index));
+            let todo: Vec<usize> = states
+                .iter()
+                .filter(|(t, s)| {
+                    s.needs_run()
+                        && !running.contains_key(&t.index)
+                        && !started_here.contains(&t.index)
+                })
+                .map(|(t, _)| t.index)
+                .collect();
+            for index in todo.iter().take(workers.saturating_sub(running.len())) {
+                match start_task(paths, dir, exe, *index) {
+                    Ok(child) => {
+                        println!("task {index}: started (pid {})", child.id());
+                        running.insert(*index, child);
+                    }
+                    Err(e) => println!("task {index}: cannot start: {e:#}"),
+                }
+                started_here.insert(*index);
+            }
+            if running.is_empty() && todo.is_empty() && !live_elsewhere {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if cancelled {
+        println!("cancelled: stopping {} running task(s)", running.len());
+        stop_children(&mut running);
+    }
+    beat.stop();
+    let code = super::finish_manifest(dir, cancelled)?;
+    Ok(code)
+}
+
+fn start_task(paths: &Paths, dir: &SweepDir, exe: &Path, index: usize) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(dir.task_dir(index))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.task_dir(index).join("out.log"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--home")
+        .arg(&paths.home)
+        .args(["sweep-task", &dir.id, &index.to_string()])
+        .env_remove("QUANTDECK_HOME")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; this runs in the child before exec. The
+    // child is told to stop (SIGTERM) when the supervisor dies, and does not start at all if it
+    // already has.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0
+                || libc::getppid() != parent
+            {
+                return Err(std::io::Error::other("the supervisor is gone"));
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("cannot start task {index}"))
+}
+
+/// Collects the children that ended; returns whether any did.
+fn reap(running: &mut BTreeMap<usize, Child>) -> bool {
+    let done: Vec<usize> = running
+        .iter_mut()
+        .filter_map(|(i, c)| match c.try_wait() {
+            Ok(Some(status)) => {
+                println!("task {i}: exited ({status})");
+                Some(*i)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                println!("task {i}: cannot wait: {e}");
+                Some(*i)
+            }
+        })
+        .collect();
+    for i in &done {
+        running.remove(i);
+    }
+    !done.is_empty()
+}
+
+/// SIGTERM to every child (each saves its state), then waits; a child still there after a minute
+/// is killed.
+fn stop_children(running: &mut BTreeMap<usize, Child>) {
+    for c in running.values() {
+        // SAFETY: kill with a pid we spawned and have not reaped.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let t0 = Instant::now();
+    while !running.is_empty() && t0.elapsed() < Duration::from_secs(60) {
+        reap(running);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (i, c) in running.iter_mut() {
+        println!("task {i}: did not stop within a minute; killed");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// SIGINT / SIGTERM stop the supervisor (and its tasks, which save first); SIGHUP is ignored: the
+/// sweep survives the terminal that started it.
+fn listen(stop: Arc<AtomicBool>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("supervisor-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if s != SIGHUP {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+        })?;
+    Ok(())
+}
