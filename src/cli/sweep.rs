@@ -107,8 +107,11 @@ pub fn run(paths: &Paths, cfg: &Config, config_file: Option<&Path>, a: SweepArgs
 
 fn request(cfg: &Config, config_file: Option<&Path>, a: &SweepArgs) -> Result<StartRequest> {
     let s = &cfg.sweep;
-    let flags: Vec<(String, Vec<toml::Value>)> =
-        a.set.iter().map(|x| grid::parse_set(x)).collect::<Result<_>>()?;
+    let flags: Vec<(String, Vec<toml::Value>)> = a
+        .set
+        .iter()
+        .map(|x| grid::parse_set(x))
+        .collect::<Result<_>>()?;
     let set = grid::merge_sets(&s.set, flags)?;
     let stages = if a.stages.is_empty() {
         s.stages.clone()
@@ -127,7 +130,11 @@ fn request(cfg: &Config, config_file: Option<&Path>, a: &SweepArgs) -> Result<St
     }
     // Flags pass the same checks as the file's values.
     let mut extra = toml::Table::new();
-    for (k, v) in [("partition", &a.partition), ("time", &a.time), ("gres", &a.gres)] {
+    for (k, v) in [
+        ("partition", &a.partition),
+        ("time", &a.time),
+        ("gres", &a.gres),
+    ] {
         if let Some(v) = v {
             extra.insert(k.into(), toml::Value::String(v.clone()));
         }
@@ -226,7 +233,12 @@ fn status(paths: &Paths, w: &Which) -> Result<i32> {
     let v = sweep::view(&dir, true)?;
     sweep::refresh_manifest(&dir);
     if w.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut j = serde_json::to_value(&v)?;
+        // Each mode's full configuration stays in sweep.json.
+        if let Some(p) = j.get_mut("plan").and_then(|p| p.as_object_mut()) {
+            p.remove("configs");
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(0);
     }
     println!("{}", status_text(&v));
@@ -336,9 +348,14 @@ fn wait(dir: &SweepDir) -> Result<i32> {
         if v.status != crate::jobs::JobStatus::Running || stopped {
             sweep::refresh_manifest(dir);
             if stopped && v.status == crate::jobs::JobStatus::Running {
-                println!("the sweep's supervisor is gone: `quantdeck sweep resume` runs what remains");
+                println!(
+                    "the sweep's supervisor is gone: `quantdeck sweep resume` runs what remains"
+                );
             }
-            let done = v.tasks.iter().all(|t| t.state == sweep::TaskState::Completed);
+            let done = v
+                .tasks
+                .iter()
+                .all(|t| t.state == sweep::TaskState::Completed);
             return Ok(if done { 0 } else { 1 });
         }
         std::thread::sleep(Duration::from_millis(match v.plan.backend {
@@ -351,9 +368,8 @@ fn wait(dir: &SweepDir) -> Result<i32> {
 /// No supervisor holds the sweep (it ended, or was killed) — checked twice, a moment apart, so a
 /// supervisor that is just starting is not taken for a dead one.
 fn supervisor_gone(dir: &SweepDir) -> bool {
-    let free = || {
-        sweep::dir::DirLock::try_take(&dir.supervisor_lock_path()).is_ok_and(|l| l.is_some())
-    };
+    let free =
+        || sweep::dir::DirLock::try_take(&dir.supervisor_lock_path()).is_ok_and(|l| l.is_some());
     free() && {
         std::thread::sleep(Duration::from_secs(2));
         free()

@@ -329,7 +329,17 @@ mod tests {
         assert_eq!(parse_time_limit("1-0"), Some(86_400));
         assert_eq!(parse_time_limit("1-02:30"), Some(86_400 + 9000));
         assert_eq!(parse_time_limit("1-00:00:10"), Some(86_410));
-        for bad in ["", "0", "x", "1:2:3:4", "-1", "1-", "1-2:3:4:5", "UNLIMITED", "1.5"] {
+        for bad in [
+            "",
+            "0",
+            "x",
+            "1:2:3:4",
+            "-1",
+            "1-",
+            "1-2:3:4:5",
+            "UNLIMITED",
+            "1.5",
+        ] {
             assert_eq!(parse_time_limit(bad), None, "{bad}");
         }
     }
@@ -361,7 +371,9 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
-        let s = toml::from_str::<SweepConfig>("seeds = 0").unwrap_err().to_string();
+        let s = toml::from_str::<SweepConfig>("seeds = 0")
+            .unwrap_err()
+            .to_string();
         assert!(s.contains("out of range"), "{s}");
         let s = toml::from_str::<SweepConfig>("stages = [\"gate\"]")
             .unwrap_err()

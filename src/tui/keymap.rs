@@ -61,6 +61,10 @@ pub enum Action {
     Refresh,
     ToggleFeatures,
     ToggleRewardParts,
+    /// The Training pane's sweep leaderboard, and back.
+    ToggleSweep,
+    /// Enter in the leaderboard: show the selected task's training run.
+    OpenTask,
     ShowHelp,
     Quit,
     CloseHelp,
@@ -305,6 +309,20 @@ pub const KEYMAP: &[Binding] = &[
         &[ch('R')],
         A::ToggleRewardParts,
         "Training: chart the reward components' shares (seed reward) / the metrics",
+        None,
+    ),
+    bind(
+        Main,
+        &[ch('S')],
+        A::ToggleSweep,
+        "Training: the newest sweep's leaderboard / the run (Enter opens a task's run)",
+        None,
+    ),
+    bind(
+        Main,
+        &[key(KeyCode::Enter)],
+        A::OpenTask,
+        "sweep leaderboard: show the selected task's training run",
         None,
     ),
     bind(

@@ -106,7 +106,10 @@ impl SweepDir {
             match hits.as_slice() {
                 [one] => (*one).clone(),
                 [] => bail!("no sweep matches {which:?} (see `quantdeck runs`)"),
-                many => bail!("{which:?} matches {} sweeps; give more of the id", many.len()),
+                many => bail!(
+                    "{which:?} matches {} sweeps; give more of the id",
+                    many.len()
+                ),
             }
         };
         Self::open_exact(paths, &id)

@@ -63,9 +63,9 @@ pub fn task_count(grid: &Grid) -> usize {
 /// `ppo.actor_lr=1e-4,3e-4` → the key and its values. Values are TOML (`1e-4`, `true`,
 /// `"seed"`, `[64, 32]`); a bare word is a string. Commas inside brackets or quotes do not split.
 pub fn parse_set(arg: &str) -> Result<(String, Vec<toml::Value>)> {
-    let (key, rest) = arg
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--set {arg:?}: write KEY=VALUE[,VALUE…], e.g. ppo.actor_lr=1e-4,3e-4"))?;
+    let (key, rest) = arg.split_once('=').ok_or_else(|| {
+        anyhow!("--set {arg:?}: write KEY=VALUE[,VALUE…], e.g. ppo.actor_lr=1e-4,3e-4")
+    })?;
     let key = key.trim();
     check_key(key).map_err(|e| anyhow!("--set {arg:?}: {e}"))?;
     let values: Vec<toml::Value> = split_values(rest)
@@ -129,8 +129,14 @@ pub fn split_values(s: &str) -> Vec<String> {
 fn parse_value(raw: &str) -> Result<toml::Value> {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").ok_or_else(|| anyhow!("{raw:?} is not a value")),
-        Err(_) if raw.chars().all(|c| c.is_alphanumeric() || "_-/.:".contains(c)) => {
+        Ok(mut t) => t
+            .remove("v")
+            .ok_or_else(|| anyhow!("{raw:?} is not a value")),
+        Err(_)
+            if raw
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_-/.:".contains(c)) =>
+        {
             Ok(toml::Value::String(raw.to_string()))
         }
         Err(e) => Err(anyhow!("{raw:?} is not a TOML value: {}", e.message())),
@@ -225,9 +231,11 @@ pub fn task_config(mode_config: &serde_json::Value, spec: &TaskSpec) -> Result<C
 pub fn locate_set_key(file: &std::path::Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     let quoted = [format!("\"{key}\""), format!("'{key}'")];
-    let n = text
-        .lines()
-        .position(|l| quoted.iter().any(|q| l.trim_start().starts_with(q.as_str())))?;
+    let n = text.lines().position(|l| {
+        quoted
+            .iter()
+            .any(|q| l.trim_start().starts_with(q.as_str()))
+    })?;
     Some(format!("{}, line {}", file.display(), n + 1))
 }
 
@@ -305,7 +313,14 @@ mod tests {
         assert_eq!(v, [toml::Value::from("pnl"), toml::Value::from("seed")]);
         let (_, v) = parse_set("ppo.early_stop=true").unwrap();
         assert_eq!(v, [toml::Value::Boolean(true)]);
-        for bad in ["ppo.actor_lr", "=1", "ppo..x=1", "ppo.seed=1,2", "slurm.time=5", "a.b="] {
+        for bad in [
+            "ppo.actor_lr",
+            "=1",
+            "ppo..x=1",
+            "ppo.seed=1,2",
+            "slurm.time=5",
+            "a.b=",
+        ] {
             assert!(parse_set(bad).is_err(), "{bad}");
         }
     }
@@ -313,7 +328,15 @@ mod tests {
     #[test]
     fn splitting_keeps_brackets_and_quotes_whole() {
         let mut rng = Rng::new(3);
-        let atoms = ["1", "2.5", "\"a,b\"", "[1, 2]", "{ x = 1, y = 2 }", "'q,r'", "word"];
+        let atoms = [
+            "1",
+            "2.5",
+            "\"a,b\"",
+            "[1, 2]",
+            "{ x = 1, y = 2 }",
+            "'q,r'",
+            "word",
+        ];
         for _ in 0..300 {
             let n = 1 + rng.below(5);
             let pieces: Vec<&str> = (0..n).map(|_| atoms[rng.below(atoms.len())]).collect();
@@ -344,11 +367,13 @@ mod tests {
             apply_overrides(&base, &[("ppo.actor_lrr".into(), toml::Value::Float(0.1))])
                 .unwrap_err()
         );
-        assert!(e.contains("ppo.actor_lrr") && e.contains("unknown field"), "{e}");
+        assert!(
+            e.contains("ppo.actor_lrr") && e.contains("unknown field"),
+            "{e}"
+        );
         let e = format!(
             "{:#}",
-            apply_overrides(&base, &[("ppo.gamma.x".into(), toml::Value::Float(0.1))])
-                .unwrap_err()
+            apply_overrides(&base, &[("ppo.gamma.x".into(), toml::Value::Float(0.1))]).unwrap_err()
         );
         assert!(e.contains("not a section"), "{e}");
     }

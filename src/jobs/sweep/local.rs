@@ -99,6 +99,8 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
         dir.write_plan(&plan)?;
         plan.workers.max(1)
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / workers).max(1);
     super::own_manifest(dir)?;
     let beat = super::ManifestBeat::start(dir.clone());
     println!("supervisor {}: {workers} worker(s)", std::process::id());
@@ -129,7 +131,7 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
                 .map(|(t, _)| t.index)
                 .collect();
             for index in todo.iter().take(workers.saturating_sub(running.len())) {
-                match start_task(paths, dir, exe, *index) {
+                match start_task(paths, dir, exe, *index, threads) {
                     Ok(child) => {
                         println!("task {index}: started (pid {})", child.id());
                         running.insert(*index, child);
@@ -153,7 +155,13 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
     Ok(code)
 }
 
-fn start_task(paths: &Paths, dir: &SweepDir, exe: &Path, index: usize) -> Result<Child> {
+fn start_task(
+    paths: &Paths,
+    dir: &SweepDir,
+    exe: &Path,
+    index: usize,
+    threads: usize,
+) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(dir.task_dir(index))?;
     let log = std::fs::OpenOptions::new()
@@ -168,6 +176,10 @@ fn start_task(paths: &Paths, dir: &SweepDir, exe: &Path, index: usize) -> Result
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
+    // The cores shared out between the workers (unless the user chose).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        cmd.env("RAYON_NUM_THREADS", threads.to_string());
+    }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: prctl and getppid are async-signal-safe; this runs in the child before exec. The
     // child is told to stop (SIGTERM) when the supervisor dies, and does not start at all if it

@@ -222,7 +222,11 @@ pub(crate) fn finish_manifest(dir: &SweepDir, cancelled: bool) -> Result<i32> {
     m.config = manifest_summary(&v.plan, v.tasks.len());
     run.write_manifest(&m)?;
     println!("sweep {}: {} — {}", dir.id, m.status.as_str(), v.summary);
-    Ok(if m.status == JobStatus::Completed { 0 } else { 1 })
+    Ok(if m.status == JobStatus::Completed {
+        0
+    } else {
+        1
+    })
 }
 
 /// What the sweep's `manifest.json` records as its configuration: the grid, stages, backend and

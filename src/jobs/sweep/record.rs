@@ -149,7 +149,9 @@ pub enum TaskOutcome {
         message: String,
     },
     /// Stopped by a signal (cancel, or the scheduler ending it); training saved its state.
-    Stopped { signal: StopCause },
+    Stopped {
+        signal: StopCause,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

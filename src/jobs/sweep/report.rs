@@ -81,7 +81,11 @@ pub fn build(paths: &Paths, view: &SweepView) -> Leaderboard {
         .filter_map(|(gid, g)| group_row(view, gid, g, seeds))
         .collect();
     groups.sort_by(|a, b| b.median_fitness.total_cmp(&a.median_fitness));
-    rows.sort_by(|a, b| rank(b).partial_cmp(&rank(a)).unwrap_or(std::cmp::Ordering::Equal));
+    rows.sort_by(|a, b| {
+        rank(b)
+            .partial_cmp(&rank(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     Leaderboard {
         sweep: view.id.clone(),
         summary: view.summary.clone(),
@@ -107,7 +111,9 @@ fn task_row(paths: &Paths, t: &TaskView) -> (TaskRow, Option<SeedGrade>) {
         .get(&Stage::Gate)
         .and_then(|r| gate_result(paths, r))
         .filter(|(train, _)| Some(train) == train_run.as_ref());
-    let walk = runs.get(&Stage::WalkForward).and_then(|r| walk_result(paths, r));
+    let walk = runs
+        .get(&Stage::WalkForward)
+        .and_then(|r| walk_result(paths, r));
     let mut row = TaskRow {
         index: t.spec.index,
         symbol: t.spec.symbol.clone(),
@@ -147,7 +153,12 @@ fn task_row(paths: &Paths, t: &TaskView) -> (TaskRow, Option<SeedGrade>) {
     (row, grade)
 }
 
-fn group_row(view: &SweepView, gid: usize, grades: Vec<SeedGrade>, seeds: usize) -> Option<GroupRow> {
+fn group_row(
+    view: &SweepView,
+    gid: usize,
+    grades: Vec<SeedGrade>,
+    seeds: usize,
+) -> Option<GroupRow> {
     let first = view.tasks.iter().find(|t| t.spec.group == gid)?;
     let gated = grades.len();
     let res = grade_group(&format!("{}/{gid}", view.id), grades)?;
@@ -235,7 +246,18 @@ pub fn render(b: &Leaderboard) -> String {
     let mut out = vec![format!("sweep {} — {}", b.sweep, b.summary)];
     out.push(format!(
         "{:>4} {:<10} {:>5} {:<11} {:<22} {:>9} {:<8} {:>7} {:<8} {:>7} {:>7} {:>7}  SETTINGS",
-        "TASK", "SYMBOL", "SEED", "MODE", "STATE", "PROGRESS", "GATE", "FITNESS", "WF", "SHARPE", "MOM", "B&H"
+        "TASK",
+        "SYMBOL",
+        "SEED",
+        "MODE",
+        "STATE",
+        "PROGRESS",
+        "GATE",
+        "FITNESS",
+        "WF",
+        "SHARPE",
+        "MOM",
+        "B&H"
     ));
     let f2 = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:+.2}"));
     for r in &b.tasks {

@@ -81,13 +81,17 @@ pub fn script(plan: &SweepPlan, sweep_dir: &Path, home: &Path) -> String {
     }
     out.extend(s.extra.iter().cloned());
     out.push(String::new());
-    out.push("# Written by `quantdeck sweep`: one array task per sweep task (array index = task index).".into());
+    out.push(
+        "# Written by `quantdeck sweep`: one array task per sweep task (array index = task index)."
+            .into(),
+    );
     out.push(format!(
         "export QUANTDECK_HOME={}",
         shell_quote(&home.display().to_string())
     ));
+    // The matrix products' threads: the CPUs Slurm gave the task, not the node's.
     out.push(format!(
-        "export OMP_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-{}}}\"",
+        "export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-{}}}\"",
         s.cpus_per_task
     ));
     out.extend(s.setup.iter().cloned());
@@ -135,8 +139,12 @@ pub fn submit(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    parse_job_id(&String::from_utf8_lossy(&out.stdout))
-        .ok_or_else(|| anyhow!("sbatch printed no job id: {:?}", String::from_utf8_lossy(&out.stdout)))
+    parse_job_id(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
+        anyhow!(
+            "sbatch printed no job id: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// `--parsable` prints `jobid` or `jobid;cluster`.
@@ -272,7 +280,11 @@ mod tests {
             submissions: vec![],
             cancelled: None,
         };
-        let s = script(&plan, Path::new("/shared/runs/sweep-x"), Path::new("/shared"));
+        let s = script(
+            &plan,
+            Path::new("/shared/runs/sweep-x"),
+            Path::new("/shared"),
+        );
         for want in [
             "#SBATCH --partition=gpu",
             "#SBATCH --time=10",

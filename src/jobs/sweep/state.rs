@@ -32,10 +32,15 @@ pub enum TaskState {
     },
     /// Stopped by `sweep cancel` (or before it ever started, by a cancelled sweep).
     Cancelled,
+    /// Stopped by a signal from elsewhere (its supervisor died, a hand-typed scancel, a
+    /// shutdown); its training state was saved: `sweep resume` continues it.
+    Stopped,
     /// Stopped at its time limit; `sweep resume` continues its training from its last state.
     TimedOut,
     /// Ended by the scheduler: OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, … (Slurm's word).
-    Scheduler { slurm: SlurmState },
+    Scheduler {
+        slurm: SlurmState,
+    },
     /// Started or submitted, but no process beats for it, it recorded no end, and the scheduler
     /// does not know it (or was not asked).
     Lost,
@@ -55,6 +60,7 @@ impl TaskState {
                 stage, exit_code, ..
             } => format!("failed ({}, exit {exit_code})", stage.as_str()),
             TaskState::Cancelled => "cancelled".into(),
+            TaskState::Stopped => "stopped".into(),
             TaskState::TimedOut => "timeout".into(),
             TaskState::Scheduler { slurm } => slurm.as_str().to_ascii_lowercase(),
             TaskState::Lost => "lost".into(),
@@ -205,7 +211,8 @@ pub fn fold(f: &TaskFacts) -> TaskState {
                 SchedView::Seen(s) if s.is_failure() && s != SlurmState::Cancelled => {
                     TaskState::Scheduler { slurm: s }
                 }
-                _ => TaskState::Cancelled,
+                _ if f.cancelled.is_some() => TaskState::Cancelled,
+                _ => TaskState::Stopped,
             },
         };
     }
@@ -236,7 +243,9 @@ pub fn fold(f: &TaskFacts) -> TaskState {
 
 /// Submitted (or never started) and not started since.
 fn waiting_state(f: &TaskFacts) -> TaskState {
-    if f.cancelled.is_some_and(|c| f.submitted.is_none_or(|s| c >= s)) {
+    if f.cancelled
+        .is_some_and(|c| f.submitted.is_none_or(|s| c >= s))
+    {
         return TaskState::Cancelled;
     }
     match (f.backend, f.sched) {
@@ -266,6 +275,7 @@ pub fn tally(states: &[TaskState]) -> String {
             TaskState::Completed => "completed",
             TaskState::Failed { .. } => "failed",
             TaskState::Cancelled => "cancelled",
+            TaskState::Stopped => "stopped",
             TaskState::TimedOut => "timed out",
             TaskState::Scheduler { .. } => "ended by Slurm",
             TaskState::Lost => "lost",
@@ -281,6 +291,7 @@ pub fn tally(states: &[TaskState]) -> String {
         "timed out",
         "ended by Slurm",
         "cancelled",
+        "stopped",
         "lost",
     ];
     let parts: Vec<String> = order

@@ -147,7 +147,10 @@ fn a_completed_task_stays_completed_whatever_else_is_on_disk() {
         assert!(!(state == TaskState::Completed && state.needs_run()));
         assert_eq!(state.needs_run(), !state.is_live() && !completed);
     }
-    assert!(seen > 100, "the generator made too few completed logs ({seen})");
+    assert!(
+        seen > 100,
+        "the generator made too few completed logs ({seen})"
+    );
 }
 
 #[test]
@@ -173,7 +176,9 @@ fn the_newest_attempts_end_decides_and_a_live_task_is_never_restarted() {
         if !h.completed && started_after_submit {
             match &h.outcome {
                 Some(TaskOutcome::Failed { exit_code, .. }) => {
-                    assert!(matches!(state, TaskState::Failed { exit_code: c, .. } if c == *exit_code))
+                    assert!(
+                        matches!(state, TaskState::Failed { exit_code: c, .. } if c == *exit_code)
+                    )
                 }
                 Some(TaskOutcome::Stopped {
                     signal: StopCause::TimeLimit,
@@ -212,7 +217,14 @@ fn heartbeats_tell_running_from_lost_and_squeue_tells_queued_from_lost() {
     let b = beat(290);
     let mut f = facts(&log, later);
     f.beat = Some(&b);
-    assert!(matches!(fold(&f), TaskState::Running { stage: Some(Stage::Train), attempt: 1, .. }));
+    assert!(matches!(
+        fold(&f),
+        TaskState::Running {
+            stage: Some(Stage::Train),
+            attempt: 1,
+            ..
+        }
+    ));
     // The same beat on this host from a dead process: not running.
     f.beat_alive = Some(false);
     assert_eq!(fold(&f), TaskState::Lost);
@@ -310,11 +322,26 @@ fn the_sweep_is_running_until_every_task_ended() {
         exit_code: 1,
         message: String::new(),
     };
-    assert_eq!(sweep_status(&[Completed, Queued], false), JobStatus::Running);
-    assert_eq!(sweep_status(&[Completed, Pending], false), JobStatus::Running);
-    assert_eq!(sweep_status(&[Completed, Completed], false), JobStatus::Completed);
-    assert_eq!(sweep_status(&[Completed, failed.clone()], false), JobStatus::Failed);
-    assert_eq!(sweep_status(&[Completed, Cancelled, Pending], true), JobStatus::Cancelled);
+    assert_eq!(
+        sweep_status(&[Completed, Queued], false),
+        JobStatus::Running
+    );
+    assert_eq!(
+        sweep_status(&[Completed, Pending], false),
+        JobStatus::Running
+    );
+    assert_eq!(
+        sweep_status(&[Completed, Completed], false),
+        JobStatus::Completed
+    );
+    assert_eq!(
+        sweep_status(&[Completed, failed.clone()], false),
+        JobStatus::Failed
+    );
+    assert_eq!(
+        sweep_status(&[Completed, Cancelled, Pending], true),
+        JobStatus::Cancelled
+    );
     assert_eq!(
         tally(&[Completed, Completed, failed, Lost]),
         "4 tasks: 2 completed, 1 failed, 1 lost"

@@ -269,7 +269,11 @@ fn fetch_once(
     let json = to_json(&configs)?;
     for t in tasks {
         let c = grid::task_config(&json[&t.mode], t)?;
-        let key = serde_json::to_string(&(&c.data, &c.synthetic, &c.universe))?;
+        // What the bars depend on (not how they are split between training and validation).
+        let mut data = c.data.clone();
+        data.train_split = 0.0;
+        data.validation_split = 0.0;
+        let key = serde_json::to_string(&(&data, &c.synthetic, &c.universe))?;
         let entry = groups.entry(key).or_insert_with(|| (c, Vec::new()));
         if !entry.1.contains(&t.symbol) {
             entry.1.push(t.symbol.clone());

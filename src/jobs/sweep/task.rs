@@ -6,9 +6,7 @@
 
 use super::dir::SweepDir;
 use super::grid::task_config;
-use super::record::{
-    Beat, StageOutcome, StopCause, TaskEntry, TaskOutcome, TaskRecord, TaskSpec,
-};
+use super::record::{Beat, StageOutcome, StopCause, TaskEntry, TaskOutcome, TaskRecord, TaskSpec};
 use super::state::history;
 use crate::config::{Config, Stage};
 use crate::jobs::rundir::{hostname, HEARTBEAT_EVERY};
@@ -280,7 +278,7 @@ impl TaskCtx<'_> {
 
 /// The signals that stop a task: SIGINT, SIGTERM, SIGHUP (cancel, scancel, a dying supervisor)
 /// and SIGUSR1 (Slurm's warning before the time limit). The first one cancels the running job,
-/// which saves its state; a second SIGINT/SIGTERM exits at once.
+/// which saves its state; a second SIGINT exits at once.
 struct Stop {
     token: CancelToken,
     cause: Arc<AtomicU8>,
@@ -303,7 +301,9 @@ impl Stop {
             .spawn(move || {
                 for s in signals.forever() {
                     let why = if s == SIGUSR1 { CAUSE_TIME } else { CAUSE_TERM };
-                    if t.is_cancelled() && why == CAUSE_TERM && s != SIGHUP {
+                    // A second Ctrl+C leaves at once; a scheduler's repeated TERM waits for the
+                    // state to be saved (it kills after its own grace anyway).
+                    if t.is_cancelled() && s == SIGINT {
                         std::process::exit(EXIT_STOPPED);
                     }
                     // The time-limit warning is the more precise reason; keep it.

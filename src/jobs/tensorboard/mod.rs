@@ -56,7 +56,10 @@ impl Mapper {
                     out.extend(self.restart(from, at));
                 }
                 let mut values = vec![
-                    ("rollout/ep_rew_mean", m.mean_reward * self.episode_len as f64),
+                    (
+                        "rollout/ep_rew_mean",
+                        m.mean_reward * self.episode_len as f64,
+                    ),
                     ("rollout/step_rew_mean", m.mean_reward),
                     ("train/approx_kl", m.approx_kl),
                     ("train/clip_fraction", m.clip_fraction),

@@ -78,6 +78,21 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
                 "Training: metrics (R for the reward components)".into()
             };
         }
+        Action::ToggleSweep => {
+            app.pane = Pane::Training;
+            app.message = app.sweep.toggle();
+        }
+        Action::OpenTask if app.pane == Pane::Training && app.sweep.show => {
+            match app.sweep.open() {
+                Ok(run) => {
+                    app.message =
+                        format!("training run {run} of the sweep (S: back to the leaderboard)");
+                    app.sel.train = Some(run);
+                }
+                Err(why) => app.message = why,
+            }
+        }
+        Action::OpenTask => {}
         Action::ShowHelp => app.show_help = true,
         Action::CloseHelp => app.show_help = false,
         Action::Quit => return request_quit(app),
@@ -189,6 +204,7 @@ fn move_selection(app: &mut App, delta: isize) {
         (cur as isize).saturating_add(delta).clamp(0, max) as usize
     };
     match app.pane {
+        Pane::Training if app.sweep.show => app.sweep.move_sel(delta),
         Pane::Data => app.sel.data = step(app.sel.data, app.series.len()),
         Pane::Gating => app.sel.gate = step(app.sel.gate, app.gate_rows().len()),
         Pane::Logs => {

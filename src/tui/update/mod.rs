@@ -123,6 +123,13 @@ pub fn update(app: &mut App, msg: Msg) -> Effects {
                 commands: Vec::new(),
             }
         }
+        Msg::Sweep(board) => {
+            let changed = app.sweep.set_board(*board);
+            Effects {
+                redraw: changed && app.sweep.show,
+                commands: Vec::new(),
+            }
+        }
         Msg::Signal(sig) => stop(app, sig.name(), sig == StopSignal::Hangup),
         Msg::InputClosed(e) => stop(app, &format!("terminal lost ({e})"), true),
         Msg::Panicked(m) => {
