@@ -85,6 +85,9 @@ pub struct Which {
     /// Resume: stay and show progress until every task has ended.
     #[arg(long)]
     pub wait: bool,
+    /// Resume (Slurm): a new time limit per task for what is re-submitted, e.g. 4:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
 }
 
 fn parse_stage(s: &str) -> Result<Stage, String> {
@@ -297,7 +300,7 @@ fn report_cmd(paths: &Paths, w: &Which) -> Result<i32> {
 }
 
 fn resume(paths: &Paths, w: &Which) -> Result<i32> {
-    let out = sweep::resume(paths, &w.sweep, false)?;
+    let out = sweep::resume(paths, &w.sweep, false, w.time.as_deref())?;
     let dir = SweepDir::open(paths, &w.sweep)?;
     if out.tasks.is_empty() && out.live == 0 {
         println!(
@@ -334,7 +337,8 @@ fn wait(dir: &SweepDir) -> Result<i32> {
     let mut last = String::new();
     loop {
         let mut v = sweep::view(dir, true)?;
-        let stopped = v.plan.backend == BackendKind::Local
+        let stopped = v.status == crate::jobs::JobStatus::Running
+            && v.plan.backend == BackendKind::Local
             && !v.tasks.iter().any(|t| t.state.is_live())
             && supervisor_gone(dir);
         if stopped {

@@ -69,7 +69,15 @@ fn slurm_sweep_cancels_then_resumes_only_what_remains_and_all_complete() {
         ["completed", "completed", "cancelled", "cancelled"],
         "{cancelled:#}"
     );
-    assert!(queue_empty(&job), "scancel left job {job} in the queue");
+    // The stopped task's process ends a moment after recording its stop (COMPLETING).
+    let t0 = std::time::Instant::now();
+    while !queue_empty(&job) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(300),
+            "scancel left job {job} in the queue"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_eq!(attempts(&cancelled, 3), 0, "task 3 never started");
 
     let (code, out) = h.run(&["sweep", "resume", "--wait"]);
@@ -132,4 +140,56 @@ fn slurm_a_failing_task_shows_failed_with_its_exit_code() {
     assert!(text.contains("failed (walk-forward, exit 1)"), "{text}");
     let board = h.ok(&["sweep", "report"]);
     assert!(board.contains("failed (walk-forward, exit 1)"), "{board}");
+}
+
+#[test]
+fn slurm_a_task_warned_of_its_time_limit_saves_and_resume_continues_its_training() {
+    if !slurm_here("slurm_a_task_warned_of_its_time_limit_saves_and_resume_continues_its_training")
+    {
+        return;
+    }
+    let h = Home::new();
+    h.ok(&[
+        "sweep",
+        "SYNA",
+        "--set",
+        "ppo.total_timesteps=409600",
+        "--stages",
+        "train,gate",
+        "--backend",
+        "slurm",
+    ]);
+    let before = h.wait_for("task 0 to save a training state", |s| {
+        state(s, 0) == "running" && has_state(&h.path, s, 0)
+    });
+    let job = before["tasks"][0]["slurm_job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // What `#SBATCH --signal=B:USR1@N` makes Slurm do N seconds before the limit, sent now.
+    let o = std::process::Command::new("scancel")
+        .args(["--signal=USR1", "--batch", &job])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stopped = h.wait_for("the task to stop", |s| !busy(s));
+    assert_eq!(states(&stopped), ["timed_out"], "{stopped:#}");
+    let (code, out) = h.run(&["sweep", "resume", "--time", "30", "--wait"]);
+    assert_eq!(code, 0, "{out}");
+    let after = h.status();
+    assert_eq!(states(&after), ["completed"]);
+    assert_eq!(attempts(&after, 0), 2);
+    assert_eq!(after["plan"]["slurm"]["time"], "30");
+    let run = crate::sweep::train_run(&before, 0).unwrap();
+    assert_eq!(
+        crate::sweep::train_run(&after, 0).as_deref(),
+        Some(run.as_str())
+    );
+    let events =
+        std::fs::read_to_string(h.path.join("runs").join(&run).join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("\"type\":\"restart\""),
+        "the training continued from its state"
+    );
+    assert_eq!(h.runs("train-").len(), 1);
 }

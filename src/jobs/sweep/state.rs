@@ -207,7 +207,7 @@ pub fn fold(f: &TaskFacts) -> TaskState {
             TaskOutcome::Stopped {
                 signal: StopCause::Terminated,
             } => match f.sched {
-                SchedView::Seen(s) if s == SlurmState::Timeout => TaskState::TimedOut,
+                SchedView::Seen(SlurmState::Timeout) => TaskState::TimedOut,
                 SchedView::Seen(s) if s.is_failure() && s != SlurmState::Cancelled => {
                     TaskState::Scheduler { slurm: s }
                 }

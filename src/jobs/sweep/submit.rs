@@ -343,7 +343,18 @@ pub struct ResumeOutcome {
 
 /// Re-submits what did not complete: never a completed task, never one that still runs or waits
 /// in the queue. A training run a task left unfinished continues from its last state.
-pub fn resume(paths: &Paths, which: &str, foreground: bool) -> Result<ResumeOutcome> {
+/// `time`: a new Slurm time limit for what is re-submitted (a task that timed out).
+pub fn resume(
+    paths: &Paths,
+    which: &str,
+    foreground: bool,
+    time: Option<&str>,
+) -> Result<ResumeOutcome> {
+    if let Some(t) = time {
+        if crate::config::sweep::parse_time_limit(t).is_none() {
+            bail!("--time {t:?} is not a Slurm time limit: minutes, HH:MM:SS, D-HH:MM:SS …");
+        }
+    }
     let dir = SweepDir::open(paths, which)?;
     let view = super::view(&dir, true)?;
     let tasks: Vec<usize> = view
@@ -362,6 +373,9 @@ pub fn resume(paths: &Paths, which: &str, foreground: bool) -> Result<ResumeOutc
         let _l = dir.lock()?;
         let mut plan = dir.read_plan()?;
         plan.cancelled = None;
+        if let Some(t) = time {
+            plan.slurm.time = t.to_string();
+        }
         dir.write_plan(&plan)?;
     }
     let mut out = ResumeOutcome {

@@ -348,8 +348,8 @@ mod tests {
             let mut bad = stream.clone();
             let at = rng.below(bad.len());
             bad[at] ^= 0x10;
-            let read = unframe(&bad).map(|r| r.iter().map(|x| decode(x)).count());
-            assert!(read.is_err() || read.is_ok_and(|n| n < events.len()));
+            // Every byte is under a CRC: a flipped one is caught, never read as another event.
+            assert!(unframe(&bad).is_err());
         }
     }
 }
