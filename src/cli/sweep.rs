@@ -263,7 +263,7 @@ fn status_text(v: &SweepView) -> String {
     for t in &v.tasks {
         let runs: Vec<String> = t.history.runs.values().cloned().collect();
         out.push(format!(
-            "  {:>4}  {:<24} {} seed {} {} {}{}{}",
+            "  {:>4}  {:<29} {} seed {} {} {}{}{}",
             t.spec.index,
             t.state.label(),
             t.spec.symbol,

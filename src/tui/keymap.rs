@@ -60,11 +60,9 @@ pub enum Action {
     Cancel,
     Refresh,
     ToggleFeatures,
-    ToggleRewardParts,
-    /// The Training pane's sweep leaderboard, and back.
-    ToggleSweep,
-    /// Enter in the leaderboard: show the selected task's training run.
-    OpenTask,
+    /// What the Training pane shows, from the key: `R` the reward components / the metrics, `S`
+    /// the newest sweep's leaderboard / the run, `o` the leaderboard's selected task's run.
+    TrainingView,
     ShowHelp,
     Quit,
     CloseHelp,
@@ -304,25 +302,12 @@ pub const KEYMAP: &[Binding] = &[
         "show / hide the selected series' features (what the model sees)",
         Some("features"),
     ),
+    // One line for the Training pane's views, so that the help still fits a 42-row screen.
     bind(
         Main,
-        &[ch('R')],
-        A::ToggleRewardParts,
-        "Training: chart the reward components' shares (seed reward) / the metrics",
-        None,
-    ),
-    bind(
-        Main,
-        &[ch('S')],
-        A::ToggleSweep,
-        "Training: the newest sweep's leaderboard / the run (Enter opens a task's run)",
-        None,
-    ),
-    bind(
-        Main,
-        &[key(KeyCode::Enter)],
-        A::OpenTask,
-        "sweep leaderboard: show the selected task's training run",
+        &[ch('R'), ch('S'), ch('o')],
+        A::TrainingView,
+        "Training: R reward components / metrics; S sweep leaderboard / run; o open its task's run",
         None,
     ),
     bind(

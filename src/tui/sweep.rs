@@ -1,5 +1,5 @@
 //! The sweep leaderboard as a view of the Training pane (`S`): the newest sweep's tasks, best
-//! first, and its seed groups; ↑/↓ select a task, Enter shows its training run's curves. The
+//! first, and its seed groups; ↑/↓ select a task, `o` shows its training run's curves. The
 //! watcher builds the leaderboard from disk; this is plain state and its transitions.
 
 use crate::jobs::sweep::report::{Leaderboard, TaskRow};
@@ -22,7 +22,7 @@ impl SweepPane {
             (_, false) => "Training: the selected run (S for the sweep leaderboard)".into(),
             (None, true) => "no sweep yet: start one with `quantdeck sweep` (S to go back)".into(),
             (Some(b), true) => format!(
-                "sweep {} — ↑↓ select a task, Enter shows its training run, S goes back",
+                "sweep {} — ↑↓ select a task, o shows its training run, S goes back",
                 b.sweep
             ),
         }
@@ -54,7 +54,7 @@ impl SweepPane {
         true
     }
 
-    /// Enter: the selected task's training run (the leaderboard closes to show it), or why not.
+    /// `o`: the selected task's training run (the leaderboard closes to show it), or why not.
     pub fn open(&mut self) -> Result<String, String> {
         let Some(row) = self.selected() else {
             return Err("no task selected".into());
@@ -109,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn the_selection_follows_its_task_and_enter_opens_its_run() {
+    fn the_selection_follows_its_task_and_o_opens_its_run() {
         let mut p = SweepPane::default();
         p.toggle();
         assert!(p.show);

@@ -36,6 +36,7 @@ mod tui_keymap;
 mod tui_keys;
 mod tui_msgs;
 mod tui_snapshots;
+mod tui_sweep;
 mod tui_tmux;
 mod tui_verdict_panes;
 mod verdicts;

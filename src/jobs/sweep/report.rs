@@ -245,7 +245,7 @@ fn last_update(path: &std::path::Path) -> Option<(usize, usize)> {
 pub fn render(b: &Leaderboard) -> String {
     let mut out = vec![format!("sweep {} — {}", b.sweep, b.summary)];
     out.push(format!(
-        "{:>4} {:<10} {:>5} {:<11} {:<22} {:>9} {:<8} {:>7} {:<8} {:>7} {:>7} {:>7}  SETTINGS",
+        "{:>4} {:<10} {:>5} {:<11} {:<29} {:>9} {:<8} {:>7} {:<8} {:>7} {:>7} {:>7}  SETTINGS",
         "TASK",
         "SYMBOL",
         "SEED",
@@ -262,7 +262,7 @@ pub fn render(b: &Leaderboard) -> String {
     let f2 = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:+.2}"));
     for r in &b.tasks {
         out.push(format!(
-            "{:>4} {:<10} {:>5} {:<11} {:<22} {:>9} {:<8} {:>7} {:<8} {:>7} {:>7} {:>7}  {}",
+            "{:>4} {:<10} {:>5} {:<11} {:<29} {:>9} {:<8} {:>7} {:<8} {:>7} {:>7} {:>7}  {}",
             r.index,
             r.symbol,
             r.seed,

@@ -62,7 +62,7 @@ impl TaskState {
             TaskState::Cancelled => "cancelled".into(),
             TaskState::Stopped => "stopped".into(),
             TaskState::TimedOut => "timeout".into(),
-            TaskState::Scheduler { slurm } => slurm.as_str().to_ascii_lowercase(),
+            TaskState::Scheduler { slurm } => format!("{} (Slurm)", slurm.as_str()),
             TaskState::Lost => "lost".into(),
         }
     }

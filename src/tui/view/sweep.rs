@@ -110,7 +110,7 @@ fn task_table(frame: &mut Frame, area: Rect, b: &Leaderboard, sel: usize) {
         Constraint::Length(4),
         Constraint::Length(10),
         Constraint::Length(5),
-        Constraint::Length(22),
+        Constraint::Length(29),
         Constraint::Length(9),
         Constraint::Length(8),
         Constraint::Length(7),
@@ -123,7 +123,7 @@ fn task_table(frame: &mut Frame, area: Rect, b: &Leaderboard, sel: usize) {
     let title = Line::from(vec![
         Span::raw(format!(" Sweep {} ", b.sweep)),
         Span::styled(format!("· {} ", b.summary), dim()),
-        Span::styled("· Enter: the task's run · S: back ", dim()),
+        Span::styled("· o: the task's run · S: back ", dim()),
     ]);
     let table = Table::new(b.tasks.iter().map(task_row), widths)
         .header(header)
@@ -155,6 +155,14 @@ fn group_list(frame: &mut Frame, area: Rect, groups: &[GroupRow]) {
                     g.gated,
                     g.seeds
                 )),
+                Span::styled(
+                    if g.flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", super::widgets::flags_text(&g.flags, ", ", ""))
+                    },
+                    dim(),
+                ),
             ])
         })
         .collect();
