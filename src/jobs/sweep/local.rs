@@ -19,19 +19,41 @@ use std::time::{Duration, Instant};
 
 /// Workers when none are asked for: one per core, or one per GPU when training on CUDA.
 pub fn default_workers(cuda: bool) -> usize {
-    if cuda {
-        let gpus = Command::new("nvidia-smi")
-            .args(["--query-gpu=index", "--format=csv,noheader"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
-            .unwrap_or(0);
-        if gpus > 0 {
-            return gpus;
-        }
+    match gpu_count() {
+        n if cuda && n > 0 => n,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     }
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The GPUs `nvidia-smi` lists (0 without one).
+fn gpu_count() -> usize {
+    Command::new("nvidia-smi")
+        .args(["--query-gpu=index", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0)
+}
+
+/// Whether the sweep trains on CUDA (a mode's `ppo.device`, or a device in its settings).
+fn uses_cuda(plan: &super::record::SweepPlan) -> bool {
+    let cuda = |s: &str| s.starts_with("cuda");
+    plan.configs
+        .values()
+        .any(|c| c["ppo"]["device"].as_str().is_some_and(cuda))
+        || plan
+            .grid
+            .set
+            .iter()
+            .any(|(k, vs)| k == "ppo.device" && vs.iter().any(|v| v.as_str().is_some_and(cuda)))
+}
+
+/// The lowest worker slot no running task holds.
+fn free_slot(slots: &BTreeMap<usize, usize>, workers: usize) -> usize {
+    (0..workers)
+        .find(|s| !slots.values().any(|x| x == s))
+        .unwrap_or(0)
 }
 
 /// Starts the supervisor of sweep `id` detached (new session, output to `supervisor.out`).
@@ -79,7 +101,7 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     listen(stop.clone())?;
-    let workers = {
+    let (workers, gpus) = {
         let _l = dir.lock()?;
         let mut plan = dir.read_plan()?;
         let states = super::states(dir, false)?;
@@ -97,7 +119,8 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
             },
         });
         dir.write_plan(&plan)?;
-        plan.workers.max(1)
+        let gpus = if uses_cuda(&plan) { gpu_count() } else { 0 };
+        (plan.workers.max(1), gpus)
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / workers).max(1);
@@ -105,11 +128,14 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
     let beat = super::ManifestBeat::start(dir.clone());
     println!("supervisor {}: {workers} worker(s)", std::process::id());
     let mut running: BTreeMap<usize, Child> = BTreeMap::new();
+    // Task → worker slot; on CUDA, slot k trains on GPU k mod the GPUs (CUDA_VISIBLE_DEVICES).
+    let mut slots: BTreeMap<usize, usize> = BTreeMap::new();
     let mut started_here: BTreeSet<usize> = BTreeSet::new();
     let mut last_fold: Option<Instant> = None;
     let mut cancelled = false;
     loop {
         let exited = reap(&mut running);
+        slots.retain(|t, _| running.contains_key(t));
         if stop.load(Ordering::SeqCst) || dir.read_plan().is_ok_and(|p| p.cancelled.is_some()) {
             cancelled = true;
             break;
@@ -131,10 +157,13 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
                 .map(|(t, _)| t.index)
                 .collect();
             for index in todo.iter().take(workers.saturating_sub(running.len())) {
-                match start_task(paths, dir, exe, *index, threads) {
+                let slot = free_slot(&slots, workers);
+                let gpu = (gpus > 0).then(|| slot % gpus);
+                match start_task(paths, dir, exe, *index, threads, gpu) {
                     Ok(child) => {
-                        println!("task {index}: started (pid {})", child.id());
+                        println!("task {index}: started (pid {}, worker {slot})", child.id());
                         running.insert(*index, child);
+                        slots.insert(*index, slot);
                     }
                     Err(e) => println!("task {index}: cannot start: {e:#}"),
                 }
@@ -161,6 +190,7 @@ fn start_task(
     exe: &Path,
     index: usize,
     threads: usize,
+    gpu: Option<usize>,
 ) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(dir.task_dir(index))?;
@@ -179,6 +209,9 @@ fn start_task(
     // The cores shared out between the workers (unless the user chose).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         cmd.env("RAYON_NUM_THREADS", threads.to_string());
+    }
+    if let Some(g) = gpu {
+        cmd.env("CUDA_VISIBLE_DEVICES", g.to_string());
     }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: prctl and getppid are async-signal-safe; this runs in the child before exec. The
@@ -256,4 +289,21 @@ fn listen(stop: Arc<AtomicBool>) -> Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_take_the_lowest_free_slot() {
+        let mut slots = BTreeMap::new();
+        assert_eq!(free_slot(&slots, 3), 0);
+        slots.insert(7, 0);
+        slots.insert(9, 2);
+        assert_eq!(free_slot(&slots, 3), 1);
+        slots.insert(4, 1);
+        // All taken (a worker count lowered while tasks ran): slot 0 again.
+        assert_eq!(free_slot(&slots, 3), 0);
+    }
 }
