@@ -187,6 +187,28 @@ fn a_local_sweep_runs_every_task_once_with_a_leaderboard_and_tensorboard_files()
     let groups = board["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "one seed group per symbol");
     assert!(groups.iter().all(|g| g["gated"] == 2 && g["seeds"] == 2));
+    // Each group's median and worst are its own seeds' gate figures; the worst is the lowest.
+    for g in groups {
+        let fitness = |seed: &Value| {
+            tasks
+                .iter()
+                .find(|t| t["group"] == g["group"] && t["seed"] == *seed)
+                .and_then(|t| t["fitness"].as_f64())
+                .unwrap_or_else(|| panic!("no gated seed {seed} in group {g:#}"))
+        };
+        assert_eq!(
+            g["median_fitness"].as_f64(),
+            Some(fitness(&g["median_seed"]))
+        );
+        let worst = fitness(&g["worst_seed"]);
+        assert_eq!(g["worst_fitness"].as_f64(), Some(worst));
+        let lowest = tasks
+            .iter()
+            .filter(|t| t["group"] == g["group"])
+            .filter_map(|t| t["fitness"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(worst, lowest, "{g:#}");
+    }
     let text = h.ok(&["sweep", "report"]);
     assert!(
         text.contains("seed groups") && text.contains("SYNB"),
@@ -203,8 +225,16 @@ fn a_local_sweep_runs_every_task_once_with_a_leaderboard_and_tensorboard_files()
     );
 }
 
+/// The session id of a live process (None once it has ended, zombies included).
+fn session(pid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state, ppid, pgrp, session.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    (!matches!(fields.first(), Some(&"Z") | Some(&"X"))).then(|| fields.get(3)?.parse().ok())?
+}
+
 #[test]
-fn a_local_sweep_survives_kill_9_of_its_supervisor_and_resumes_what_remains() {
+fn a_local_sweep_survives_its_terminal_and_kill_9_of_its_supervisor_and_resumes_what_remains() {
     let h = Home::new();
     // Two short tasks, then two long ones; one worker, so task 2 runs alone when killed.
     let out = h.ok(&[
@@ -224,7 +254,13 @@ fn a_local_sweep_survives_kill_9_of_its_supervisor_and_resumes_what_remains() {
     let pid = before["plan"]["submissions"][0]["via"]["pid"]
         .as_u64()
         .unwrap();
-    // SAFETY: the supervisor this test started (its pid from the sweep's own record).
+    // It runs in a session of its own and ignores SIGHUP: the sweep survives its terminal.
+    assert_ne!(session(pid), session(u64::from(std::process::id())));
+    // SAFETY (both kills): the supervisor this test started (its pid from the sweep's record).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(session(pid).is_some(), "SIGHUP ended the supervisor");
+    assert_eq!(state(&h.status(), 2), "running", "SIGHUP stopped a task");
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     // Its task learns of it (SIGTERM on the supervisor's death), saves and stops.
     let stopped = h.wait_for("the tasks to stop", |s| !busy(s));

@@ -101,87 +101,127 @@ pub fn supervise(paths: &Paths, dir: &SweepDir, exe: &Path) -> Result<i32> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     listen(stop.clone())?;
-    let (workers, gpus) = {
-        let _l = dir.lock()?;
-        let mut plan = dir.read_plan()?;
-        let states = super::states(dir, false)?;
-        let tasks: Vec<usize> = states
-            .iter()
-            .filter(|(_, s)| s.needs_run())
-            .map(|(t, _)| t.index)
-            .collect();
-        plan.submissions.push(Submission {
-            at: Utc::now(),
-            tasks,
-            via: Launch::Local {
-                host: hostname(),
-                pid: std::process::id(),
-            },
-        });
-        dir.write_plan(&plan)?;
-        let gpus = if uses_cuda(&plan) { gpu_count() } else { 0 };
-        (plan.workers.max(1), gpus)
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / workers).max(1);
+    let (workers, gpus) = record_submission(dir)?;
     super::own_manifest(dir)?;
     let beat = super::ManifestBeat::start(dir.clone());
     println!("supervisor {}: {workers} worker(s)", std::process::id());
-    let mut running: BTreeMap<usize, Child> = BTreeMap::new();
-    // Task → worker slot; on CUDA, slot k trains on GPU k mod the GPUs (CUDA_VISIBLE_DEVICES).
-    let mut slots: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut started_here: BTreeSet<usize> = BTreeSet::new();
-    let mut last_fold: Option<Instant> = None;
-    let mut cancelled = false;
-    loop {
-        let exited = reap(&mut running);
-        slots.retain(|t, _| running.contains_key(t));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut pool = Pool {
+        paths,
+        dir,
+        exe,
+        workers,
+        gpus,
+        threads: (cores / workers).max(1),
+        running: BTreeMap::new(),
+        slots: BTreeMap::new(),
+        started: BTreeSet::new(),
+    };
+    let mut last_look: Option<Instant> = None;
+    let cancelled = loop {
+        let exited = pool.reap();
         if stop.load(Ordering::SeqCst) || dir.read_plan().is_ok_and(|p| p.cancelled.is_some()) {
-            cancelled = true;
-            break;
+            break true;
         }
-        let due = last_fold.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
-        if due || exited {
-            last_fold = Some(Instant::now());
-            let states = super::states(dir, false)?;
-            let live_elsewhere = states
-                .iter()
-                .any(|(t, s)| s.is_live() && !running.contains_key(&t.index));
-            let todo: Vec<usize> = states
-                .iter()
-                .filter(|(t, s)| {
-                    s.needs_run()
-                        && !running.contains_key(&t.index)
-                        && !started_here.contains(&t.index)
-                })
-                .map(|(t, _)| t.index)
-                .collect();
-            for index in todo.iter().take(workers.saturating_sub(running.len())) {
-                let slot = free_slot(&slots, workers);
-                let gpu = (gpus > 0).then(|| slot % gpus);
-                match start_task(paths, dir, exe, *index, threads, gpu) {
-                    Ok(child) => {
-                        println!("task {index}: started (pid {}, worker {slot})", child.id());
-                        running.insert(*index, child);
-                        slots.insert(*index, slot);
-                    }
-                    Err(e) => println!("task {index}: cannot start: {e:#}"),
-                }
-                started_here.insert(*index);
-            }
-            if running.is_empty() && todo.is_empty() && !live_elsewhere {
-                break;
+        if exited || last_look.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+            last_look = Some(Instant::now());
+            if !pool.step()? {
+                break false;
             }
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
     if cancelled {
-        println!("cancelled: stopping {} running task(s)", running.len());
-        stop_children(&mut running);
+        println!("cancelled: stopping {} running task(s)", pool.running.len());
+        stop_children(&mut pool.running);
     }
     beat.stop();
-    let code = super::finish_manifest(dir, cancelled)?;
-    Ok(code)
+    super::finish_manifest(dir, cancelled)
+}
+
+/// Records this supervisor's submission (the tasks that need a run); returns the workers and
+/// the GPUs to share between them (0 when the sweep does not train on CUDA).
+fn record_submission(dir: &SweepDir) -> Result<(usize, usize)> {
+    let _l = dir.lock()?;
+    let mut plan = dir.read_plan()?;
+    let tasks: Vec<usize> = super::states(dir, false)?
+        .iter()
+        .filter(|(_, s)| s.needs_run())
+        .map(|(t, _)| t.index)
+        .collect();
+    plan.submissions.push(Submission {
+        at: Utc::now(),
+        tasks,
+        via: Launch::Local {
+            host: hostname(),
+            pid: std::process::id(),
+        },
+    });
+    dir.write_plan(&plan)?;
+    let gpus = if uses_cuda(&plan) { gpu_count() } else { 0 };
+    Ok((plan.workers.max(1), gpus))
+}
+
+/// The supervisor's workers: the task processes it runs, each in a worker slot.
+struct Pool<'a> {
+    paths: &'a Paths,
+    dir: &'a SweepDir,
+    exe: &'a Path,
+    workers: usize,
+    gpus: usize,
+    threads: usize,
+    running: BTreeMap<usize, Child>,
+    /// Task → worker slot; on CUDA, slot k trains on GPU k mod the GPUs.
+    slots: BTreeMap<usize, usize>,
+    /// Tasks this supervisor started (each at most once).
+    started: BTreeSet<usize>,
+}
+
+impl Pool<'_> {
+    fn reap(&mut self) -> bool {
+        let exited = reap(&mut self.running);
+        let running = &self.running;
+        self.slots.retain(|t, _| running.contains_key(t));
+        exited
+    }
+
+    /// One look at the tasks: starts those waiting, up to the free workers. Returns whether
+    /// anything is left: a task running here, one waiting, or one live elsewhere (a task of an
+    /// earlier supervisor still finishing, which may need a run once it has stopped).
+    fn step(&mut self) -> Result<bool> {
+        let states = super::states(self.dir, false)?;
+        let live_elsewhere = states
+            .iter()
+            .any(|(t, s)| s.is_live() && !self.running.contains_key(&t.index));
+        let todo: Vec<usize> = states
+            .iter()
+            .filter(|(t, s)| {
+                s.needs_run()
+                    && !self.running.contains_key(&t.index)
+                    && !self.started.contains(&t.index)
+            })
+            .map(|(t, _)| t.index)
+            .collect();
+        let free = self.workers.saturating_sub(self.running.len());
+        for &index in todo.iter().take(free) {
+            self.start(index);
+        }
+        Ok(!(self.running.is_empty() && todo.is_empty() && !live_elsewhere))
+    }
+
+    fn start(&mut self, index: usize) {
+        let slot = free_slot(&self.slots, self.workers);
+        let gpu = (self.gpus > 0).then(|| slot % self.gpus);
+        match start_task(self.paths, self.dir, self.exe, index, self.threads, gpu) {
+            Ok(child) => {
+                println!("task {index}: started (pid {}, worker {slot})", child.id());
+                self.running.insert(index, child);
+                self.slots.insert(index, slot);
+            }
+            Err(e) => println!("task {index}: cannot start: {e:#}"),
+        }
+        self.started.insert(index);
+    }
 }
 
 fn start_task(
