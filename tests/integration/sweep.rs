@@ -342,5 +342,24 @@ fn sweep_settings_are_checked_before_anything_runs() {
         out.contains("sweep-task") && out.contains("#SBATCH --cpus-per-task=1"),
         "{out}"
     );
+    // The grid from a [sweep] table in the file: its symbols × seeds × settings.
+    let table = h.path.join("table.toml");
+    std::fs::write(
+        &table,
+        format!("{CONFIG}[sweep]\nsymbols = [\"SYNB\"]\nseeds = 2\n[sweep.set]\n\"ppo.actor_lr\" = [1e-4, 3e-4]\n"),
+    )
+    .unwrap();
+    let table = table.display().to_string();
+    let o = qd(&h.path, &["--config", &table, "sweep", "--dry-run"]);
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("4 task(s)"), "{out}");
+    for lr in ["0.0001", "0.0003"] {
+        assert_eq!(
+            out.matches(&format!("SYNB seed 2 mode default ppo.actor_lr={lr}"))
+                .count(),
+            1,
+            "{out}"
+        );
+    }
     assert!(!h.path.join("runs").exists() || h.runs("sweep-").is_empty());
 }

@@ -297,7 +297,20 @@ mod tests {
         ] {
             assert!(s.contains(want), "missing {want:?} in\n{s}");
         }
-        assert!(!s.contains("--account"), "{s}");
+        assert!(!s.contains("--account") && !s.contains("--mem"), "{s}");
+        let mut plan = plan;
+        plan.slurm.account = "rl".into();
+        plan.slurm.mem = "4G".into();
+        plan.slurm.cpus_per_task = 8;
+        let s = script(&plan, Path::new("/s/runs/sweep-x"), Path::new("/s"));
+        for want in [
+            "#SBATCH --account=rl",
+            "#SBATCH --mem=4G",
+            "#SBATCH --cpus-per-task=8",
+            "RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-8}\"",
+        ] {
+            assert!(s.contains(want), "missing {want:?} in\n{s}");
+        }
         // A 10-minute limit: the warning comes at most half-way.
         assert_eq!(warning_seconds("10", 900), 300);
         assert_eq!(warning_seconds("", 120), 120);
