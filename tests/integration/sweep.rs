@@ -141,6 +141,31 @@ pub fn check_resumed(home: &Home, before: &Value, after: &Value) {
     assert_eq!(home.runs("fetch-").len(), 1, "the bars were fetched once");
 }
 
+/// Each seed group's median and worst are its own seeds' gate figures; the worst is the lowest.
+fn check_groups(tasks: &[Value], groups: &[Value]) {
+    for g in groups {
+        let fitness = |seed: &Value| {
+            tasks
+                .iter()
+                .find(|t| t["group"] == g["group"] && t["seed"] == *seed)
+                .and_then(|t| t["fitness"].as_f64())
+                .unwrap_or_else(|| panic!("no gated seed {seed} in group {g:#}"))
+        };
+        assert_eq!(
+            g["median_fitness"].as_f64(),
+            Some(fitness(&g["median_seed"]))
+        );
+        let worst = fitness(&g["worst_seed"]);
+        assert_eq!(g["worst_fitness"].as_f64(), Some(worst));
+        let lowest = tasks
+            .iter()
+            .filter(|t| t["group"] == g["group"])
+            .filter_map(|t| t["fitness"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(worst, lowest, "{g:#}");
+    }
+}
+
 #[test]
 fn a_local_sweep_runs_every_task_once_with_a_leaderboard_and_tensorboard_files() {
     let h = Home::new();
@@ -187,28 +212,7 @@ fn a_local_sweep_runs_every_task_once_with_a_leaderboard_and_tensorboard_files()
     let groups = board["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "one seed group per symbol");
     assert!(groups.iter().all(|g| g["gated"] == 2 && g["seeds"] == 2));
-    // Each group's median and worst are its own seeds' gate figures; the worst is the lowest.
-    for g in groups {
-        let fitness = |seed: &Value| {
-            tasks
-                .iter()
-                .find(|t| t["group"] == g["group"] && t["seed"] == *seed)
-                .and_then(|t| t["fitness"].as_f64())
-                .unwrap_or_else(|| panic!("no gated seed {seed} in group {g:#}"))
-        };
-        assert_eq!(
-            g["median_fitness"].as_f64(),
-            Some(fitness(&g["median_seed"]))
-        );
-        let worst = fitness(&g["worst_seed"]);
-        assert_eq!(g["worst_fitness"].as_f64(), Some(worst));
-        let lowest = tasks
-            .iter()
-            .filter(|t| t["group"] == g["group"])
-            .filter_map(|t| t["fitness"].as_f64())
-            .fold(f64::INFINITY, f64::min);
-        assert_eq!(worst, lowest, "{g:#}");
-    }
+    check_groups(tasks, groups);
     let text = h.ok(&["sweep", "report"]);
     assert!(
         text.contains("seed groups") && text.contains("SYNB"),
@@ -342,7 +346,13 @@ fn sweep_settings_are_checked_before_anything_runs() {
         out.contains("sweep-task") && out.contains("#SBATCH --cpus-per-task=1"),
         "{out}"
     );
-    // The grid from a [sweep] table in the file: its symbols × seeds × settings.
+    assert!(!h.path.join("runs").exists() || h.runs("sweep-").is_empty());
+}
+
+#[test]
+fn a_sweep_table_in_the_config_file_expands_to_its_grid() {
+    let h = Home::new();
+    // [sweep]: symbols × seeds; [sweep.set]: the settings to cross.
     let table = h.path.join("table.toml");
     std::fs::write(
         &table,
@@ -361,5 +371,5 @@ fn sweep_settings_are_checked_before_anything_runs() {
             "{out}"
         );
     }
-    assert!(!h.path.join("runs").exists() || h.runs("sweep-").is_empty());
+    assert!(h.runs("sweep-").is_empty(), "a dry run starts nothing");
 }

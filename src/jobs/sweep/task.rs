@@ -93,7 +93,14 @@ pub fn run(paths: &Paths, id: &str, index: usize) -> Result<i32> {
     say(TaskEntry::Finished {
         outcome: outcome.clone(),
     })?;
-    let code = match &outcome {
+    let code = exit_code(index, &outcome);
+    super::refresh_manifest(&dir);
+    Ok(code)
+}
+
+/// The task process's exit code for its outcome (what Slurm records), saying why on stderr.
+fn exit_code(index: usize, outcome: &TaskOutcome) -> i32 {
+    match outcome {
         TaskOutcome::Completed => 0,
         TaskOutcome::Failed {
             exit_code, message, ..
@@ -105,9 +112,7 @@ pub fn run(paths: &Paths, id: &str, index: usize) -> Result<i32> {
             eprintln!("task {index} stopped ({signal:?}); `quantdeck sweep resume` continues it");
             EXIT_STOPPED
         }
-    };
-    super::refresh_manifest(&dir);
-    Ok(code)
+    }
 }
 
 struct TaskCtx<'a> {
