@@ -346,4 +346,38 @@ mod tests {
         // All taken (a worker count lowered while tasks ran): slot 0 again.
         assert_eq!(free_slot(&slots, 3), 0);
     }
+
+    #[test]
+    fn gpus_are_shared_out_only_when_a_mode_or_a_setting_trains_on_cuda() {
+        let mut plan = super::super::record::SweepPlan {
+            format: 1,
+            id: "sweep-x".into(),
+            created: Utc::now(),
+            grid: super::super::record::Grid {
+                symbols: vec!["SYNA".into()],
+                seeds: vec![1],
+                modes: vec!["default".into()],
+                set: vec![],
+            },
+            stages: vec![],
+            backend: crate::config::BackendKind::Local,
+            workers: 2,
+            slurm: Default::default(),
+            configs: [(
+                "default".into(),
+                serde_json::json!({"ppo": {"device": "cpu"}}),
+            )]
+            .into(),
+            binary: "quantdeck".into(),
+            submissions: vec![],
+            cancelled: None,
+        };
+        assert!(!uses_cuda(&plan));
+        plan.grid.set = vec![("ppo.device".into(), vec!["cpu".into(), "cuda:0".into()])];
+        assert!(uses_cuda(&plan));
+        plan.grid.set.clear();
+        plan.configs
+            .insert("big".into(), serde_json::json!({"ppo": {"device": "cuda"}}));
+        assert!(uses_cuda(&plan));
+    }
 }
