@@ -1,12 +1,14 @@
 //! The command line: `quantdeck` alone opens the workstation; subcommands run each stage headless.
 
 mod data_cmd;
+mod export;
 mod features;
 mod jobs_cmd;
 mod models;
 mod paper;
 mod progress;
 mod runs;
+mod sweep;
 
 use crate::config::{self, Config};
 use crate::paths::Paths;
@@ -53,6 +55,19 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Show the feature layout, or write a symbol's (or a CSV's) features to CSV or parquet.
     Features(features::FeaturesArgs),
+    /// Many training pipelines at once: symbols × seeds × settings × modes, train → gate →
+    /// walk-forward, on local workers or as a Slurm job array; and its status, report, cancel,
+    /// resume.
+    Sweep(sweep::SweepArgs),
+    /// Write TensorBoard event files for training runs (every run writes one as it trains; this
+    /// is for older runs, or to write one again from events.jsonl).
+    Export(export::ExportArgs),
+    /// Run one task of a sweep (what the sweep's workers and Slurm array tasks run).
+    #[command(hide = true)]
+    SweepTask(sweep::TaskArgs),
+    /// Supervise a local sweep's workers (started detached by `sweep`).
+    #[command(hide = true)]
+    SweepRun(sweep::SuperviseArgs),
 }
 
 /// Parses flags, loads config and paths, then runs the subcommand (or the TUI). Returns the
@@ -88,5 +103,9 @@ pub fn main() -> Result<i32> {
         Some(Command::Models(a)) => models::run(&paths, a),
         Some(Command::Runs(a)) => runs::run(&paths, a),
         Some(Command::Features(a)) => features::run(&paths, &cfg, a),
+        Some(Command::Sweep(a)) => sweep::run(&paths, &cfg, cli.config.as_deref(), a),
+        Some(Command::Export(a)) => export::run(&paths, a),
+        Some(Command::SweepTask(a)) => sweep::task(&paths, a),
+        Some(Command::SweepRun(a)) => sweep::supervise(&paths, a),
     }
 }

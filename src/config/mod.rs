@@ -7,8 +7,10 @@ mod load;
 mod portfolio;
 mod range;
 mod schema;
+pub mod sweep;
 
 pub use duration::TrainDuration;
 pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
 pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;
+pub use sweep::{BackendKind, SlurmConfig, Stage, SweepConfig};

@@ -20,6 +20,8 @@ pub struct Config {
     pub walk_forward: WalkForwardConfig,
     pub live: LiveConfig,
     pub portfolio: super::PortfolioConfig,
+    pub sweep: super::SweepConfig,
+    pub slurm: super::SlurmConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

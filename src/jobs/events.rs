@@ -20,6 +20,8 @@ pub enum JobKind {
     Gate,
     WalkForward,
     Paper,
+    /// Many training runs as one job (`quantdeck sweep`).
+    Sweep,
 }
 
 impl JobKind {
@@ -30,6 +32,7 @@ impl JobKind {
             JobKind::Gate => "gate",
             JobKind::WalkForward => "walk-forward",
             JobKind::Paper => "paper",
+            JobKind::Sweep => "sweep",
         }
     }
 }

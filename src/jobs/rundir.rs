@@ -77,6 +77,11 @@ impl Manifest {
         if self.status != JobStatus::Running {
             return false;
         }
+        // A sweep handed to a scheduler has no process of its own: its tasks' heartbeats tell
+        // (`sweep status`).
+        if self.kind == JobKind::Sweep && self.heartbeat.is_none() {
+            return false;
+        }
         let beat_stopped = self
             .heartbeat
             .is_none_or(|b| now.signed_duration_since(b) > STALE_AFTER);

@@ -175,6 +175,15 @@ pub fn run(
     if let Some(o) = observer {
         sink = sink.observe(o);
     }
+    if kind == JobKind::Train {
+        // Every training run also writes TensorBoard's event file (`tensorboard`).
+        let portfolio = matches!(req, JobRequest::TrainPortfolio)
+            || resume_point
+                .as_ref()
+                .is_some_and(|p| p.meta.layout.portfolio.is_some());
+        let episode_len = super::tensorboard::episode_len(cfg, portfolio);
+        sink = sink.observe(super::tensorboard::observer(&run.dir.path, episode_len));
+    }
     sink.emit(Event::Started {
         kind,
         label: label.clone(),

@@ -235,6 +235,7 @@ pub fn kind_from_id(id: &str) -> Option<JobKind> {
         JobKind::Train,
         JobKind::Gate,
         JobKind::Paper,
+        JobKind::Sweep,
     ]
     .into_iter()
     .find(|k| {
@@ -287,6 +288,8 @@ pub struct App {
     pub show_reward_parts: bool,
     /// The training modes `t` offers, the runs' speeds, and the chooser when open.
     pub train: TrainModes,
+    /// The newest sweep's leaderboard, a view of the Training pane (`S`).
+    pub sweep: crate::tui::sweep::SweepPane,
 }
 
 /// One stored series: what the Data pane selects and the feature view is computed for.

@@ -60,7 +60,9 @@ pub enum Action {
     Cancel,
     Refresh,
     ToggleFeatures,
-    ToggleRewardParts,
+    /// What the Training pane shows, from the key: `R` the reward components / the metrics, `S`
+    /// the newest sweep's leaderboard / the run, `o` the leaderboard's selected task's run.
+    TrainingView,
     ShowHelp,
     Quit,
     CloseHelp,
@@ -300,11 +302,12 @@ pub const KEYMAP: &[Binding] = &[
         "show / hide the selected series' features (what the model sees)",
         Some("features"),
     ),
+    // One line for the Training pane's views, so that the help still fits a 42-row screen.
     bind(
         Main,
-        &[ch('R')],
-        A::ToggleRewardParts,
-        "Training: chart the reward components' shares (seed reward) / the metrics",
+        &[ch('R'), ch('S'), ch('o')],
+        A::TrainingView,
+        "Training: R reward components / metrics; S sweep leaderboard / run; o open its task's run",
         None,
     ),
     bind(

@@ -14,6 +14,7 @@ mod driver;
 mod input;
 pub mod keymap;
 pub mod msg;
+pub mod sweep;
 mod term;
 pub mod update;
 pub mod view;

@@ -42,6 +42,8 @@ pub enum Msg {
     Series(Vec<SeriesInfo>),
     /// The newest feature row of the series asked for.
     Features(FeatureView),
+    /// The newest sweep's leaderboard (sent when it changed).
+    Sweep(Box<crate::jobs::sweep::report::Leaderboard>),
     /// SIGINT, SIGTERM or SIGHUP.
     Signal(StopSignal),
     /// The terminal stopped answering (closed, or reading it failed).

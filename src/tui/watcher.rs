@@ -53,6 +53,7 @@ pub fn spawn(paths: &Paths, cfg: &Config, tx: Sender<Msg>) -> std::io::Result<Se
         series: None,
         features_for: None,
         features_done: None,
+        sweep_read: None,
         closed: false,
     };
     std::thread::Builder::new()
@@ -78,6 +79,8 @@ struct Watcher {
     features_for: Option<SeriesKey>,
     /// The series and newest bar the last feature view was computed for.
     features_done: Option<(SeriesKey, Option<DateTime<Utc>>)>,
+    /// The sweep whose leaderboard was sent last, its manifest then, and when.
+    sweep_read: Option<(Manifest, Instant)>,
     /// The UI is gone.
     closed: bool,
 }
@@ -198,6 +201,7 @@ impl Watcher {
         if !changed.is_empty() {
             self.send(Msg::Runs(changed));
         }
+        self.refresh_sweep();
         self.poll_tails();
         let series = Store::new(&self.paths.data).list();
         if self.series.as_ref() != Some(&series) {
@@ -224,6 +228,37 @@ impl Watcher {
         }
         if !recs.is_empty() {
             self.send(Msg::Events(recs));
+        }
+    }
+
+    /// Re-reads the newest sweep's leaderboard when it changed, or every few seconds while it
+    /// runs (its tasks' progress). The scheduler is not asked from here.
+    fn refresh_sweep(&mut self) {
+        let newest = self
+            .known
+            .values()
+            .filter(|(m, _)| m.kind == crate::jobs::JobKind::Sweep)
+            .max_by(|a, b| (a.0.created, &a.0.id).cmp(&(b.0.created, &b.0.id)))
+            .map(|(m, _)| m.clone());
+        let Some(m) = newest else { return };
+        let due = match &self.sweep_read {
+            None => true,
+            Some((old, at)) => {
+                *old != m
+                    || (m.status == crate::jobs::JobStatus::Running
+                        && at.elapsed() >= Duration::from_secs(3))
+            }
+        };
+        if !due {
+            return;
+        }
+        self.sweep_read = Some((m.clone(), Instant::now()));
+        let board = crate::jobs::sweep::SweepDir::open_exact(&self.paths, &m.id)
+            .and_then(|d| crate::jobs::sweep::view(&d, false))
+            .map(|v| crate::jobs::sweep::report::build(&self.paths, &v));
+        match board {
+            Ok(b) => self.send(Msg::Sweep(Box::new(b))),
+            Err(e) => tracing::warn!("sweep {}: leaderboard not read: {e:#}", m.id),
         }
     }
 

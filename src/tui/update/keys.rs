@@ -69,15 +69,7 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
                 app.pane = Pane::Data;
             }
         }
-        Action::ToggleRewardParts => {
-            app.show_reward_parts = !app.show_reward_parts;
-            app.pane = Pane::Training;
-            app.message = if app.show_reward_parts {
-                "Training: reward components (R for the metrics)".into()
-            } else {
-                "Training: metrics (R for the reward components)".into()
-            };
-        }
+        Action::TrainingView => training_view(app, key.code),
         Action::ShowHelp => app.show_help = true,
         Action::CloseHelp => app.show_help = false,
         Action::Quit => return request_quit(app),
@@ -189,6 +181,7 @@ fn move_selection(app: &mut App, delta: isize) {
         (cur as isize).saturating_add(delta).clamp(0, max) as usize
     };
     match app.pane {
+        Pane::Training if app.sweep.show => app.sweep.move_sel(delta),
         Pane::Data => app.sel.data = step(app.sel.data, app.series.len()),
         Pane::Gating => app.sel.gate = step(app.sel.gate, app.gate_rows().len()),
         Pane::Logs => {
@@ -315,6 +308,34 @@ fn evaluate(app: &mut App, kind: JobKind) -> Vec<Command> {
         },
     };
     vec![Command::Start(req)]
+}
+
+/// `R`: the reward components or the metrics; `S`: the newest sweep's leaderboard or the run;
+/// `o`: the leaderboard's selected task's training run.
+fn training_view(app: &mut App, code: KeyCode) {
+    app.pane = Pane::Training;
+    match code {
+        KeyCode::Char('R') => {
+            app.show_reward_parts = !app.show_reward_parts;
+            app.message = if app.show_reward_parts {
+                "Training: reward components (R for the metrics)".into()
+            } else {
+                "Training: metrics (R for the reward components)".into()
+            };
+        }
+        KeyCode::Char('S') => app.message = app.sweep.toggle(),
+        _ if !app.sweep.show => {
+            app.message = "o opens a sweep task's run: S shows the sweep leaderboard first".into()
+        }
+        _ => match app.sweep.open() {
+            Ok(run) => {
+                app.message =
+                    format!("training run {run} of the sweep (S: back to the leaderboard)");
+                app.sel.train = Some(run);
+            }
+            Err(why) => app.message = why,
+        },
+    }
 }
 
 /// The run `c` acts on in the current pane.

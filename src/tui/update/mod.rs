@@ -43,8 +43,13 @@ pub struct Effects {
 
 impl Effects {
     fn redraw() -> Self {
+        Effects::redraw_if(true)
+    }
+
+    /// No commands; a redraw when `redraw` (the message changed something on screen).
+    fn redraw_if(redraw: bool) -> Self {
         Effects {
-            redraw: true,
+            redraw,
             commands: Vec::new(),
         }
     }
@@ -92,10 +97,7 @@ pub fn update(app: &mut App, msg: Msg) -> Effects {
             for rec in &recs {
                 apply_event(app, rec);
             }
-            Effects {
-                redraw: !recs.is_empty(),
-                commands: Vec::new(),
-            }
+            Effects::redraw_if(!recs.is_empty())
         }
         Msg::Runs(runs) => {
             app.train.note_runs(&runs);
@@ -103,25 +105,20 @@ pub fn update(app: &mut App, msg: Msg) -> Effects {
             for s in &runs {
                 redraw |= app.note_run(s);
             }
-            Effects {
-                redraw,
-                commands: Vec::new(),
-            }
+            Effects::redraw_if(redraw)
         }
         Msg::Series(series) => {
             let first = !app.store_read;
             app.store_read = true;
-            Effects {
-                redraw: app.set_series(series) || first,
-                commands: Vec::new(),
-            }
+            Effects::redraw_if(app.set_series(series) || first)
         }
         Msg::Features(fv) => {
             app.features = Some(fv);
-            Effects {
-                redraw: app.show_features,
-                commands: Vec::new(),
-            }
+            Effects::redraw_if(app.show_features)
+        }
+        Msg::Sweep(board) => {
+            let changed = app.sweep.set_board(*board);
+            Effects::redraw_if(changed && app.sweep.show)
         }
         Msg::Signal(sig) => stop(app, sig.name(), sig == StopSignal::Hangup),
         Msg::InputClosed(e) => stop(app, &format!("terminal lost ({e})"), true),

@@ -8,6 +8,7 @@ mod gating_detail;
 mod logs;
 mod paper;
 mod paper_portfolio;
+mod sweep;
 mod training;
 mod walk;
 mod walk_table;
@@ -36,6 +37,7 @@ pub fn view(frame: &mut Frame, app: &App) {
     tab_bar(frame, top, app);
     match app.pane {
         Pane::Data => data::render(frame, body, app),
+        Pane::Training if app.sweep.show => sweep::render(frame, body, app),
         Pane::Training => training::render(frame, body, app),
         Pane::Gating => gating::render(frame, body, app),
         Pane::WalkForward => walk::render(frame, body, app),
