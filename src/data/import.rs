@@ -1,6 +1,7 @@
 //! Importing OHLCV from CSV or parquet — the one reader of outside bar files (`import`,
 //! `features --csv`): column names as users write them (`Date`, `timestamp`, `Open`, `o`,
-//! `Volume`, …), timestamps as RFC 3339, epoch seconds or milliseconds, or naive local times.
+//! `Volume`, …), timestamps as RFC 3339, epoch numbers (seconds to nanoseconds, the unit read from the
+//! magnitude: see `epoch`), or naive local times, all within the calendar.
 //! Every validation error names the row.
 //!
 //! **One rule for naive timestamps**, in both formats: a timestamp without an offset or zone (a
@@ -114,12 +115,11 @@ pub fn tz_for(name: Option<&str>, class: AssetClass) -> Result<Tz> {
 pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
     let s = s.trim().trim_matches('"');
     if let Ok(n) = s.parse::<i64>() {
-        return match n {
-            n if n > 100_000_000_000 => DateTime::from_timestamp_millis(n),
-            n if n > 100_000_000 => DateTime::from_timestamp(n, 0),
-            _ => None,
+        // An epoch number's unit comes from its magnitude (`epoch`); eight digits that are not
+        // one may be a YYYYMMDD date, read below.
+        if super::epoch::unit_of(n).is_some() || s.len() != 8 {
+            return super::epoch::from_epoch(n).map(|(t, _)| t);
         }
-        .ok_or_else(|| anyhow!("{s:?} is not a plausible epoch time"));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -142,7 +142,7 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
                 .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
-        .ok_or_else(|| anyhow!("{s:?} is not a timestamp I know (RFC 3339, YYYY-MM-DD HH:MM[:SS], MM/DD/YYYY HH:MM, YYYY-MM-DD, epoch s or ms)"))?;
+        .ok_or_else(|| anyhow!("{s:?} is not a timestamp I know (RFC 3339, YYYY-MM-DD HH:MM[:SS], MM/DD/YYYY HH:MM, YYYY-MM-DD, epoch s/ms/µs/ns)"))?;
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
@@ -204,6 +204,7 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
     let (headers, rows) = rows;
     let lay = layout(&headers).with_context(|| format!("{}", path.display()))?;
     let mut out: Vec<(usize, Bar)> = Vec::with_capacity(rows.len());
+    let now = chrono::Utc::now();
     for (line, rec) in rows {
         let get = |i: usize| rec.get(i).map(String::as_str).unwrap_or("");
         let parse = || -> Result<Bar> {
@@ -212,8 +213,10 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
                 None => get(lay.ts).to_string(),
             };
             let v = |k: usize| lay.cols[k].map(get).unwrap_or("");
+            let ts = parse_timestamp(&ts_text, tz)?;
+            super::epoch::check_calendar(ts, now)?;
             let bar = Bar {
-                ts: parse_timestamp(&ts_text, tz)?,
+                ts,
                 open: number(v(0), "open")?,
                 high: number(v(1), "high")?,
                 low: number(v(2), "low")?,

@@ -215,23 +215,28 @@ pub fn supersede_after(dir: &RunDir, point: &ResumePoint) -> Result<Vec<String>>
         }
     }
     let log = dir.artifact(VALIDATIONS);
-    if let Ok(text) = std::fs::read_to_string(&log) {
-        let (mut keep, mut drop) = (String::new(), String::new());
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let later = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("update").and_then(|u| u.as_u64()))
-                .is_some_and(|u| u as usize > upto);
-            let to = if later { &mut drop } else { &mut keep };
-            to.push_str(line);
-            to.push('\n');
-        }
-        if !drop.is_empty() {
-            std::fs::create_dir_all(&aside)?;
-            write_atomic(&aside.join(VALIDATIONS), drop.as_bytes())?;
-            write_atomic(&log, keep.as_bytes())?;
-            moved.push(format!("{VALIDATIONS} (lines after update {upto})"));
-        }
+    // A torn tail goes aside first (it was never committed); a damaged line stops the resume.
+    if let Some(r) = crate::jsonl::repair_tail(&log)? {
+        moved.push(r.message());
+    }
+    let history: Vec<serde_json::Value> = crate::jsonl::read_records(&log, "validation")?
+        .map(crate::jsonl::Records::into_values)
+        .unwrap_or_default();
+    let (mut keep, mut drop) = (String::new(), String::new());
+    for v in history {
+        let later = v
+            .get("update")
+            .and_then(|u| u.as_u64())
+            .is_some_and(|u| u as usize > upto);
+        let to = if later { &mut drop } else { &mut keep };
+        to.push_str(&v.to_string());
+        to.push('\n');
+    }
+    if !drop.is_empty() {
+        std::fs::create_dir_all(&aside)?;
+        write_atomic(&aside.join(VALIDATIONS), drop.as_bytes())?;
+        write_atomic(&log, keep.as_bytes())?;
+        moved.push(format!("{VALIDATIONS} (lines after update {upto})"));
     }
     Ok(moved)
 }

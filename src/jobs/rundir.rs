@@ -160,8 +160,18 @@ impl RunDir {
 
     pub fn open(paths: &Paths, id: &str) -> Result<RunDir> {
         let path = paths.runs.join(id);
+        if !id.is_empty()
+            && !id.contains('/')
+            && path.is_dir()
+            && !path.join("manifest.json").exists()
+        {
+            anyhow::bail!(
+                "run {id} is damaged: {} is missing",
+                path.join("manifest.json").display()
+            );
+        }
         if id.is_empty() || id.contains('/') || !path.join("manifest.json").is_file() {
-            let known: Vec<String> = list_runs(paths)
+            let known: Vec<String> = super::list_runs(paths)
                 .into_iter()
                 .rev()
                 .take(5)
@@ -278,39 +288,6 @@ impl RunSummary {
             self.manifest.status.as_str()
         }
     }
-}
-
-/// All runs under `runs/`, oldest first. Unreadable manifests are skipped (and logged).
-pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
-    let Ok(entries) = std::fs::read_dir(&paths.runs) else {
-        return Vec::new();
-    };
-    let now = Utc::now();
-    let mut runs: Vec<RunSummary> = entries
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| {
-            let path = e.path();
-            match read_manifest(&path.join("manifest.json")) {
-                Ok(manifest) => Some(RunSummary {
-                    stale: manifest.is_stale(now),
-                    manifest,
-                    path,
-                }),
-                Err(err) => {
-                    tracing::warn!("skipping run {}: {err:#}", path.display());
-                    None
-                }
-            }
-        })
-        .collect();
-    runs.sort_by(|a, b| {
-        a.manifest
-            .created
-            .cmp(&b.manifest.created)
-            .then(a.manifest.id.cmp(&b.manifest.id))
-    });
-    runs
 }
 
 /// This machine's name (as the kernel reports it).

@@ -103,6 +103,12 @@ pub fn run(
         if let Some(d) = device {
             c.ppo.device = d.clone();
         }
+        // Everything that can refuse the resume is checked before the run is touched: a bad
+        // flag or a damaged history must leave an interrupted run interrupted, not "failed".
+        crate::config::validate(&c)?;
+        crate::engine::device::select(&c.ppo.device)?;
+        super::validations::read_validations(&RunDir::open(paths, &point.run_id)?)
+            .map_err(|e| e.context("cannot resume over a damaged validation history"))?;
         resume_cfg = Some(c);
         resume_point = Some(point);
     }
@@ -180,6 +186,9 @@ pub fn run(
         label: label.clone(),
     });
     tracing::info!("job {} started", run.id());
+    if resume_point.is_some() {
+        remove_orphans(&run.dir, &sink);
+    }
     let heartbeat = Heartbeat::start(run.clone());
 
     let ctx = Ctx {
@@ -240,6 +249,24 @@ pub fn run(
     match result {
         Ok(_) => Ok(run.id().to_string()),
         Err(e) => Err(e.context(format!("run {} failed", run.id()))),
+    }
+}
+
+/// Removes the temp files a killed write left in a run directory (its model files, `state/`,
+/// `checkpoints/`), saying so.
+fn remove_orphans(dir: &RunDir, sink: &EventSink) {
+    for d in [
+        dir.path.clone(),
+        dir.path.join(crate::engine::state::STATE_DIR),
+        dir.path.join(crate::engine::prune::CHECKPOINT_DIR),
+    ] {
+        let (notes, problems) = crate::paths::remove_orphan_tmps(&d);
+        for n in notes {
+            sink.info(n);
+        }
+        for p in problems {
+            sink.warn(p);
+        }
     }
 }
 

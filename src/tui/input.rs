@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// How often the thread checks whether it should stop (input itself arrives at once).
 const STOP_CHECK: Duration = Duration::from_millis(50);
+/// How long [`Input::stop`] waits for the reader.
+const JOIN_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Input {
     stop: Arc<AtomicBool>,
@@ -31,17 +33,31 @@ impl Input {
     }
 
     /// Stops reading before the terminal goes back to the shell, so no keystroke meant for the
-    /// shell is swallowed.
+    /// shell is swallowed. Waits a bounded time: a reader caught inside crossterm when the
+    /// terminal vanished never returns, and must not keep the process from exiting.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + JOIN_WAIT;
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!("the terminal reader did not stop: leaving it behind");
+            }
         }
     }
 }
 
 fn read_loop(stop: &AtomicBool, tx: &Sender<Msg>) {
     while !stop.load(Ordering::SeqCst) {
+        // Never hand crossterm a hung-up terminal (see `term::hung_up`).
+        if super::term::hung_up() {
+            let _ = tx.send(Msg::InputClosed("the terminal hung up".into()));
+            return;
+        }
         let msg = match event::poll(STOP_CHECK).and_then(|ready| {
             if ready {
                 event::read().map(Some)

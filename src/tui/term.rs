@@ -24,9 +24,33 @@ pub struct Session {
     prev_hook: Hook,
 }
 
-fn restore_terminal() {
+/// Raw mode off, the normal screen back, the cursor shown (each best effort: on a terminal
+/// that is gone they fail at once, with EIO).
+pub(super) fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+/// Whether the terminal hung up: the SSH connection dropped, the tmux pane or session was
+/// killed. Asks the kernel about stdin, stdout and stderr (those that are terminals) without
+/// reading or waiting: a hung-up tty reports POLLHUP (or POLLERR / POLLNVAL once closed). This
+/// must not be left to crossterm, whose reader retries a read that keeps failing (EIO) or
+/// returning end-of-file forever, spinning a core.
+pub fn hung_up() -> bool {
+    [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
+        .into_iter()
+        // SAFETY: isatty only inspects the descriptor.
+        .filter(|fd| unsafe { libc::isatty(*fd) } == 1)
+        .any(|fd| {
+            let mut p = libc::pollfd {
+                fd,
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, a zero timeout: poll only reports the state.
+            let n = unsafe { libc::poll(&mut p, 1, 0) };
+            n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+        })
 }
 
 impl Session {
