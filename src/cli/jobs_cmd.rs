@@ -299,6 +299,12 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
 /// match.
 pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
     if a.resume.is_some() || a.checkpoint.is_some() {
+        // A bad flag is a usage error (exit 2) found before the run is touched.
+        if let Some(d) = &a.device {
+            let mut probe = cfg.clone();
+            probe.ppo.device = d.clone();
+            crate::config::validate(&probe)?;
+        }
         let req = JobRequest::ResumeTrain {
             run: a.resume,
             checkpoint: a.checkpoint,

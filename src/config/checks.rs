@@ -147,8 +147,8 @@ fn check_names(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str],
     let u = &cfg.universe;
     if u.equities.is_empty() && u.crypto.is_empty() {
         err(
-            "universe",
-            &["universe.equities", "universe.crypto"],
+            "universe.equities",
+            &["universe.crypto", "universe"],
             "list at least one symbol in equities or crypto".into(),
         );
         return;

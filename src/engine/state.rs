@@ -250,6 +250,14 @@ pub fn save_state(path: &Path, s: &Snapshot, ctx: &StateContext) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Checks a state file's content digest without loading it (a resume checks before it touches
+/// the run); the error names the file.
+pub fn verify_file(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read training state {}", path.display()))?;
+    super::digest::verify(path, &bytes).map(|_| ())
+}
+
 /// Reads only the metadata (the header) of a state file.
 pub fn read_state_meta(path: &Path) -> Result<StateMeta> {
     let mut f = std::fs::File::open(path)

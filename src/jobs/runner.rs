@@ -107,6 +107,7 @@ pub fn run(
         // flag or a damaged history must leave an interrupted run interrupted, not "failed".
         crate::config::validate(&c)?;
         crate::engine::device::select(&c.ppo.device)?;
+        crate::engine::state::verify_file(&point.state)?;
         super::validations::read_validations(&RunDir::open(paths, &point.run_id)?)
             .map_err(|e| e.context("cannot resume over a damaged validation history"))?;
         resume_cfg = Some(c);

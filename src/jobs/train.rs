@@ -46,13 +46,25 @@ fn open_log(ctx: &Ctx, path: &Path) -> Result<std::fs::File> {
 }
 
 impl<'a, 'b> JobObserver<'a, 'b> {
-    /// Opens the run's `validations.jsonl` (keeping its history on a resume).
-    pub(super) fn open(ctx: &'a Ctx<'b>, judge: Judge<'a>, resumed: bool) -> Result<Self> {
+    /// Opens the run's `validations.jsonl` (keeping its history on a resume: the `Restart`
+    /// event goes first, so the history read after it knows what the resume supersedes).
+    pub(super) fn open(
+        ctx: &'a Ctx<'b>,
+        judge: Judge<'a>,
+        resumed: Option<&ResumePoint>,
+    ) -> Result<Self> {
         let log_path = ctx.dir().artifact(VALIDATIONS);
-        let history = if resumed {
-            resumed_history(ctx)?
-        } else {
-            Vec::new()
+        let history = match resumed {
+            Some(point) => {
+                ctx.sink.emit(Event::Restart {
+                    from_update: point.update(),
+                    reason: RestartReason::Resume {
+                        checkpoint: point.state.display().to_string(),
+                    },
+                });
+                resumed_history(ctx)?
+            }
+            None => Vec::new(),
         };
         let log = open_log(ctx, &log_path)?;
         add_artifact(ctx, VALIDATIONS)?;
@@ -285,18 +297,10 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             gating.evidence(),
         ))
     });
-    let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
+    let mut obs = JobObserver::open(ctx, judge, resumed)?;
     let outcome = match resumed {
         None => ppo::train(cfg, &data, &device, &out_dir, &mut obs)?,
-        Some(point) => {
-            ctx.sink.emit(Event::Restart {
-                from_update: point.update(),
-                reason: RestartReason::Resume {
-                    checkpoint: point.state.display().to_string(),
-                },
-            });
-            ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
-        }
+        Some(point) => ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?,
     };
     let history = obs.take_history();
     add_artifact(ctx, "model.safetensors")?;

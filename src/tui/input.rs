@@ -52,13 +52,49 @@ impl Input {
 }
 
 fn read_loop(stop: &AtomicBool, tx: &Sender<Msg>) {
+    // SAFETY: isatty only inspects the descriptor.
+    let stdin_tty = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
     while !stop.load(Ordering::SeqCst) {
-        // Never hand crossterm a hung-up terminal (see `term::hung_up`).
-        if super::term::hung_up() {
+        // Wait on the terminal ourselves and hand crossterm only a terminal that is still there
+        // (and with no wait of its own): its reader spins forever on a hung-up one.
+        let hung_up = if stdin_tty {
+            wait_stdin(STOP_CHECK)
+        } else {
+            super::term::hung_up()
+        };
+        if hung_up {
             let _ = tx.send(Msg::InputClosed("the terminal hung up".into()));
             return;
         }
-        let msg = match event::poll(STOP_CHECK).and_then(|ready| {
+        let wait = if stdin_tty {
+            Duration::ZERO
+        } else {
+            STOP_CHECK
+        };
+        if !drain(wait, tx) {
+            return;
+        }
+    }
+}
+
+/// Waits up to `timeout` for input on stdin; true when the terminal hung up.
+fn wait_stdin(timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Sends every event crossterm has (waiting at most `wait` for the first); false when the loop
+/// should end (the terminal failed, or nobody listens).
+fn drain(mut wait: Duration, tx: &Sender<Msg>) -> bool {
+    loop {
+        let msg = match event::poll(wait).and_then(|ready| {
             if ready {
                 event::read().map(Some)
             } else {
@@ -67,14 +103,16 @@ fn read_loop(stop: &AtomicBool, tx: &Sender<Msg>) {
         }) {
             Ok(Some(Event::Key(k))) => Msg::Key(k),
             Ok(Some(Event::Resize(..))) => Msg::Resize,
-            Ok(_) => continue,
+            Ok(Some(_)) => continue,
+            Ok(None) => return true,
             Err(e) => {
                 let _ = tx.send(Msg::InputClosed(e.to_string()));
-                return;
+                return false;
             }
         };
         if tx.send(msg).is_err() {
-            return;
+            return false;
         }
+        wait = Duration::ZERO;
     }
 }

@@ -295,6 +295,17 @@ fn sigterm_and_sighup_give_the_terminal_back() {
     }
 }
 
+/// The terminal going away (the tmux session killed, as an SSH connection dropping does) ends
+/// the TUI. Before: it lived on orphaned, spinning a core inside the terminal reader, deaf to
+/// SIGTERM.
+#[test]
+fn a_dropped_terminal_ends_the_tui() {
+    let t = Tmux::new("dropped");
+    let tui = Tui::start(&t, 1024);
+    t.run(&["kill-session", "-t", "qd"]);
+    tui.wait_exit(&t, 10);
+}
+
 #[test]
 fn sigterm_lets_a_training_started_here_save_its_model() {
     let t = Tmux::new("sigterm-train");
