@@ -227,6 +227,10 @@ pub(super) fn execute_with(
     let signals = crate::signals::listen()?;
     std::thread::spawn(move || {
         for sig in signals {
+            if sig == crate::signals::StopSignal::Hangup {
+                // The job's last lines must not panic on a terminal that is gone.
+                crate::signals::detach_terminal(true);
+            }
             if keep_on_hangup && sig == crate::signals::StopSignal::Hangup {
                 tracing::warn!("SIGHUP ignored: the paper daemon keeps trading; stop it with `quantdeck paper stop`");
                 continue;

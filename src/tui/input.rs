@@ -12,7 +12,7 @@ use std::time::Duration;
 /// How often the thread checks whether it should stop (input itself arrives at once).
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// How long [`Input::stop`] waits for the reader.
-const JOIN_WAIT: Duration = Duration::from_millis(500);
+const JOIN_WAIT: Duration = Duration::from_millis(200);
 
 pub struct Input {
     stop: Arc<AtomicBool>,
@@ -52,42 +52,18 @@ impl Input {
 }
 
 fn read_loop(stop: &AtomicBool, tx: &Sender<Msg>) {
-    // SAFETY: isatty only inspects the descriptor.
-    let stdin_tty = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
     while !stop.load(Ordering::SeqCst) {
-        // Wait on the terminal ourselves and hand crossterm only a terminal that is still there
-        // (and with no wait of its own): its reader spins forever on a hung-up one.
-        let hung_up = if stdin_tty {
-            wait_stdin(STOP_CHECK)
-        } else {
-            super::term::hung_up()
-        };
-        if hung_up {
+        // Never hand crossterm a hung-up terminal: its reader retries a failing read forever.
+        // A hang-up while crossterm waits is caught by the TUI's terminal watch, which takes
+        // the terminal away from the reader (`signals::detach_terminal`).
+        if crate::signals::terminal_hung_up() {
             let _ = tx.send(Msg::InputClosed("the terminal hung up".into()));
             return;
         }
-        let wait = if stdin_tty {
-            Duration::ZERO
-        } else {
-            STOP_CHECK
-        };
-        if !drain(wait, tx) {
+        if !drain(STOP_CHECK, tx) {
             return;
         }
     }
-}
-
-/// Waits up to `timeout` for input on stdin; true when the terminal hung up.
-fn wait_stdin(timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: libc::STDIN_FILENO,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut p, 1, ms) };
-    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
 /// Sends every event crossterm has (waiting at most `wait` for the first); false when the loop

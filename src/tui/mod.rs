@@ -84,6 +84,8 @@ pub fn run(paths: &Paths, cfg: &Config, modes: Modes) -> anyhow::Result<()> {
     };
     let result =
         driver::Driver::new(paths, cfg, modes, (tx, rx), watcher).run(&mut session.terminal);
+    // A terminal that is gone takes no more writes (see `signals::detach_terminal`).
+    crate::signals::detach_terminal(false);
     input.stop();
     session.leave();
     result
@@ -107,6 +109,9 @@ fn forward_signals(signals: &Receiver<crate::signals::StopSignal>, tx: &Sender<M
         match signals.recv_timeout(wait) {
             Ok(sig) if first.is_some() => force_exit(&format!("{} again", sig.name())),
             Ok(sig) => {
+                if sig == crate::signals::StopSignal::Hangup {
+                    crate::signals::detach_terminal(false);
+                }
                 first = Some(Instant::now());
                 let _ = tx.send(Msg::Signal(sig));
             }
@@ -122,9 +127,10 @@ fn forward_signals(signals: &Receiver<crate::signals::StopSignal>, tx: &Sender<M
 /// Watches the terminal: when it hangs up (SSH dropped, tmux killed) the loop is told at once,
 /// and if the process is still here [`FORCE_EXIT_AFTER`] later, it is ended.
 fn watch_tty(tx: &Sender<Msg>) {
-    while !term::hung_up() {
+    while !crate::signals::terminal_hung_up() {
         std::thread::sleep(TTY_CHECK);
     }
+    crate::signals::detach_terminal(false);
     if tx
         .send(Msg::InputClosed("the terminal hung up".into()))
         .is_err()

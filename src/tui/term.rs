@@ -10,6 +10,7 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{stdout, Stdout};
+use std::mem::ManuallyDrop;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,9 @@ type Hook = Arc<Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>>;
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
 pub struct Session {
-    pub terminal: Term,
+    /// Never dropped: ratatui's `Drop` shows the cursor and `eprintln!`s a failure, which
+    /// panics when the terminal is gone; [`restore_terminal`] shows the cursor instead.
+    pub terminal: ManuallyDrop<Term>,
     active: Arc<AtomicBool>,
     prev_hook: Hook,
 }
@@ -31,35 +34,14 @@ pub(super) fn restore_terminal() {
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
 }
 
-/// Whether the terminal hung up: the SSH connection dropped, the tmux pane or session was
-/// killed. Asks the kernel about stdin, stdout and stderr (those that are terminals) without
-/// reading or waiting: a hung-up tty reports POLLHUP (or POLLERR / POLLNVAL once closed). This
-/// must not be left to crossterm, whose reader retries a read that keeps failing (EIO) or
-/// returning end-of-file forever, spinning a core.
-pub fn hung_up() -> bool {
-    [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
-        .into_iter()
-        // SAFETY: isatty only inspects the descriptor.
-        .filter(|fd| unsafe { libc::isatty(*fd) } == 1)
-        .any(|fd| {
-            let mut p = libc::pollfd {
-                fd,
-                events: 0,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, a zero timeout: poll only reports the state.
-            let n = unsafe { libc::poll(&mut p, 1, 0) };
-            n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
-        })
-}
-
 impl Session {
     /// Takes the terminal. A panic of another thread (a job) while the session is active goes to
     /// `on_thread_panic` instead of the screen, where printing it would garble the frame.
     pub fn enter(on_thread_panic: impl Fn(String) + Send + Sync + 'static) -> Result<Session> {
         // Sizing the terminal changes nothing yet, so it may fail before any cleanup is due.
-        let terminal =
-            Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?;
+        let terminal = ManuallyDrop::new(
+            Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?,
+        );
         let active = Arc::new(AtomicBool::new(false));
         let prev_hook: Hook = Arc::new(std::panic::take_hook());
         {

@@ -147,8 +147,15 @@ impl Tui {
         self.home.path()
     }
 
+    /// Running: a zombie (exited, not yet reaped — an orphan waits for the container's init)
+    /// is not.
     fn alive(&self) -> bool {
-        Path::new(&format!("/proc/{}", self.pid)).exists()
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        })
     }
 
     fn signal(&self, sig: &str) {
