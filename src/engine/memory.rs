@@ -187,14 +187,18 @@ mod tests {
             "{e}"
         );
         // n_envs × n_steps = 2^16 × 2^20 samples.
-        let mut wide = PpoConfig::default();
-        wide.n_envs = 65536;
-        wide.n_steps = 1 << 20;
+        let wide = PpoConfig {
+            n_envs: 65536,
+            n_steps: 1 << 20,
+            ..Default::default()
+        };
         let est = MemEstimate::of(&wide, &mlp(vec![64]), obs, 1e7);
         assert!(est.check("this machine", 128e9).is_err());
         // gru_hidden = 65536 (223 GB in the issue), and 8 layers of 4096.
-        let mut g = PpoConfig::default();
-        g.encoder = Encoder::Gru;
+        let mut g = PpoConfig {
+            encoder: Encoder::Gru,
+            ..Default::default()
+        };
         for (hidden, layers) in [(65536, 2), (4096, 8)] {
             g.gru_hidden = hidden;
             g.gru_layers = layers;

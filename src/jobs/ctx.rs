@@ -101,8 +101,7 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
             .find(|r| r.manifest.status != JobStatus::Running || r.stale);
         let newest_damaged = damaged
             .iter()
-            .filter(|d| newest.is_none_or(|r| d.created.is_none_or(|c| c >= r.manifest.created)))
-            .next_back();
+            .rfind(|d| newest.is_none_or(|r| d.created.is_none_or(|c| c >= r.manifest.created)));
         if let Some(d) = newest_damaged {
             bail!(
                 "the newest training run cannot be used: {}. Name a run explicitly (`quantdeck runs` lists them)",
