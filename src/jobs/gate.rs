@@ -87,13 +87,27 @@ fn grade_run(ctx: &Ctx, train_run: &str, who: &str) -> Result<(GateResult, bool)
     if history.is_empty() {
         return Ok((res, interrupted));
     }
-    match read_updates(&dir) {
-        Ok(updates) => res.composite = composite_of(&res.metrics, &updates),
+    match read_updates(ctx, &dir, who) {
+        Ok(updates) => {
+            res.composite = composite_of(&res.metrics, &updates);
+            let graded = res.metrics.update;
+            let last = updates
+                .last()
+                .filter(|_| !updates.iter().any(|u| u.update == graded));
+            if let Some(u) = last {
+                ctx.sink.warn(format!(
+                    "{who}{} holds no metrics of update {graded} (the graded one): the composite score uses update {}'s",
+                    dir.events_path().display(),
+                    u.update
+                ));
+            }
+        }
         Err(e) => ctx.sink.warn(format!("{who}{e:#}")),
     }
     if res.composite.is_none() {
         ctx.sink.warn(format!(
-            "{who}training run {train_run} recorded no update metrics: no composite score"
+            "{who}training run {train_run} recorded no update metrics ({} is missing or holds none): no composite score",
+            dir.events_path().display()
         ));
     }
     if let Some(b) = &res.metrics.portfolio {
@@ -235,8 +249,14 @@ pub fn equal_weight_line(update: usize, b: &PortfolioBlock) -> String {
 
 /// The run's update metrics as they stand: updates superseded by a restart (resume or
 /// drawdown retry) are dropped. A torn last line is skipped; damage elsewhere is an error.
-fn read_updates(dir: &RunDir) -> Result<Vec<UpdateMetrics>> {
+fn read_updates(ctx: &Ctx, dir: &RunDir, who: &str) -> Result<Vec<UpdateMetrics>> {
     let recs = crate::jsonl::read_records::<EventRecord>(&dir.events_path(), "event")?;
+    if let Some(torn) = recs.as_ref().map(|r| r.torn_bytes).filter(|t| *t > 0) {
+        ctx.sink.warn(format!(
+            "{who}{}: a torn last line ({torn} bytes, a write cut by a kill) was skipped",
+            dir.events_path().display()
+        ));
+    }
     let mut out: Vec<UpdateMetrics> = Vec::new();
     for rec in recs
         .map(crate::jsonl::Records::into_values)

@@ -95,21 +95,13 @@ pub fn run(
         expect,
     } = req
     {
-        let point = super::resume::locate(paths, run.as_deref(), checkpoint.as_deref())?;
-        if let Some(expect) = expect {
-            super::resume::check_layout(&point, expect, &events)?;
-        }
-        let mut c = point.meta.config.clone();
-        if let Some(d) = device {
-            c.ppo.device = d.clone();
-        }
-        // Everything that can refuse the resume is checked before the run is touched: a bad
-        // flag or a damaged history must leave an interrupted run interrupted, not "failed".
-        crate::config::validate(&c)?;
-        crate::engine::device::select(&c.ppo.device)?;
-        crate::engine::state::verify_file(&point.state)?;
-        super::validations::read_validations(&RunDir::open(paths, &point.run_id)?)
-            .map_err(|e| e.context("cannot resume over a damaged validation history"))?;
+        let (point, c) = super::resume::prepare(
+            paths,
+            (run.as_deref(), checkpoint.as_deref()),
+            device.as_deref(),
+            expect.as_deref(),
+            &events,
+        )?;
         resume_cfg = Some(c);
         resume_point = Some(point);
     }
@@ -130,6 +122,7 @@ pub fn run(
     let kind = req.kind();
     // A paper session may continue in its existing directory; every other job gets a new one.
     let mut claimed = None;
+    let mut resume_note = None;
     let (dir, manifest) = match req {
         JobRequest::Paper {
             train_runs,
@@ -148,20 +141,8 @@ pub fn run(
             let point = resume_point
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
-            let dir = RunDir::open(paths, &point.run_id)?;
-            let stale = super::list_runs(paths)
-                .iter()
-                .any(|r| r.manifest.id == point.run_id && r.stale);
-            let manifest = super::resume::reopen(&dir, stale)?;
-            let moved = super::resume::supersede_after(&dir, point)?;
-            if !moved.is_empty() {
-                tracing::info!(
-                    "run {}: resuming from update {}; moved aside: {}",
-                    dir.id,
-                    point.update(),
-                    moved.join(", ")
-                );
-            }
+            let (dir, manifest, note) = super::resume::open_run(paths, point)?;
+            resume_note = note;
             (dir, manifest)
         }
         _ => RunDir::create(
@@ -178,6 +159,8 @@ pub fn run(
         label
     };
     let run = Arc::new(ActiveRun::new(dir, manifest));
+    let events_lost = resume_point.is_some()
+        && std::fs::metadata(run.dir.events_path()).map_or(true, |m| m.len() == 0);
     let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
     if let Some(o) = observer {
         sink = sink.observe(o);
@@ -188,7 +171,7 @@ pub fn run(
     });
     tracing::info!("job {} started", run.id());
     if resume_point.is_some() {
-        remove_orphans(&run.dir, &sink);
+        super::resume::announce(&run.dir, &sink, resume_note, events_lost);
     }
     let heartbeat = Heartbeat::start(run.clone());
 
@@ -250,24 +233,6 @@ pub fn run(
     match result {
         Ok(_) => Ok(run.id().to_string()),
         Err(e) => Err(e.context(format!("run {} failed", run.id()))),
-    }
-}
-
-/// Removes the temp files a killed write left in a run directory (its model files, `state/`,
-/// `checkpoints/`), saying so.
-fn remove_orphans(dir: &RunDir, sink: &EventSink) {
-    for d in [
-        dir.path.clone(),
-        dir.path.join(crate::engine::state::STATE_DIR),
-        dir.path.join(crate::engine::prune::CHECKPOINT_DIR),
-    ] {
-        let (notes, problems) = crate::paths::remove_orphan_tmps(&d);
-        for n in notes {
-            sink.info(n);
-        }
-        for p in problems {
-            sink.warn(p);
-        }
     }
 }
 
