@@ -115,7 +115,21 @@ pub fn pid_alive(pid: u32) -> bool {
     }
     // SAFETY: signal 0 delivers nothing; kill only reports whether the process exists.
     let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A zombie (killed, not yet reaped: an orphan waits for init, which in a container may
+    // never come) has ended: its run is over and its temp files are orphans.
+    exists && !is_zombie(pid)
+}
+
+#[cfg(unix)]
+fn is_zombie(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let state = s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        matches!(state, Some("Z" | "X"))
+    })
 }
 
 #[cfg(not(unix))]
@@ -126,6 +140,28 @@ pub fn pid_alive(_pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_process_not_yet_reaped_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not waited for: it stays a zombie once it exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pid_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie counted as alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "still a zombie"
+        );
+        child.wait().unwrap();
+        assert!(pid_alive(std::process::id()));
+    }
 
     #[test]
     fn reads_the_pid_of_temp_names_only() {

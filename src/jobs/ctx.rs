@@ -116,11 +116,17 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
                     .and_then(|g| super::gate::group_median(paths, &g.id))
                     .unwrap_or_else(|| r.manifest.id.clone())
             })
-            .ok_or_else(|| {
-                anyhow!(
+            .ok_or_else(|| match runs.last() {
+                Some(r) => anyhow!(
+                    "no finished training run under {}: {} is still running (pid {}); wait for it to end",
+                    paths.runs.display(),
+                    r.manifest.id,
+                    r.manifest.pid
+                ),
+                None => anyhow!(
                     "no finished training run under {}: run `quantdeck train SYMBOL` first",
                     paths.runs.display()
-                )
+                ),
             });
     }
     // A full id is never ambiguous, even when a run started the same second got `<id>-2`.

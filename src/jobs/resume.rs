@@ -143,10 +143,20 @@ pub fn prepare(
     Ok((point, c))
 }
 
-/// Sets the run back to running and moves aside what came after the resume point; the note
-/// says what moved.
-pub fn open_run(paths: &Paths, point: &ResumePoint) -> Result<(RunDir, Manifest, Option<String>)> {
+/// A run taken back for a resume: held by this process until the lock drops.
+pub struct Reopened {
+    pub dir: RunDir,
+    pub manifest: Manifest,
+    /// What moved aside, to be said once the run's events are open.
+    pub note: Option<String>,
+    pub lock: crate::data::store::SeriesLock,
+}
+
+/// Takes the run (its lock first: of two resumes started together one is refused), sets it
+/// back to running and moves aside what came after the resume point.
+pub fn open_run(paths: &Paths, point: &ResumePoint) -> Result<Reopened> {
     let dir = RunDir::open(paths, &point.run_id)?;
+    let lock = dir.lock()?;
     let stale = super::list_runs(paths)
         .iter()
         .any(|r| r.manifest.id == point.run_id && r.stale);
@@ -159,7 +169,12 @@ pub fn open_run(paths: &Paths, point: &ResumePoint) -> Result<(RunDir, Manifest,
             moved.join(", ")
         )
     });
-    Ok((dir, manifest, note))
+    Ok(Reopened {
+        dir,
+        manifest,
+        note,
+        lock,
+    })
 }
 
 /// Says what the resume did to the run directory: temp files of killed writes removed (the

@@ -193,6 +193,20 @@ impl RunDir {
         })
     }
 
+    /// Holds the run for this process: the OS's lock on `<run>/.run.lock`, which the kernel
+    /// drops when the process ends (a kill -9 too). Two processes that both found a run
+    /// interrupted cannot both resume it; a resume cannot start under a training still writing.
+    pub fn lock(&self) -> Result<crate::data::store::SeriesLock> {
+        let path = self.path.join(".run.lock");
+        crate::data::store::SeriesLock::try_acquire(&path)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "run {} is in use by another quantdeck process (it holds {}): wait for it to end",
+                self.id,
+                path.display()
+            )
+        })
+    }
+
     pub fn manifest_path(&self) -> PathBuf {
         self.path.join("manifest.json")
     }
@@ -303,11 +317,7 @@ pub fn hostname() -> String {
 }
 
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
+    crate::paths::pid_alive(pid)
 }
 
 #[cfg(test)]

@@ -123,6 +123,8 @@ pub fn run(
     // A paper session may continue in its existing directory; every other job gets a new one.
     let mut claimed = None;
     let mut resume_note = None;
+    // Held until the job ends: a training run is written by one process at a time.
+    let mut run_lock = None;
     let (dir, manifest) = match req {
         JobRequest::Paper {
             train_runs,
@@ -141,17 +143,24 @@ pub fn run(
             let point = resume_point
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
-            let (dir, manifest, note) = super::resume::open_run(paths, point)?;
-            resume_note = note;
+            let r = super::resume::open_run(paths, point)?;
+            resume_note = r.note;
+            run_lock = Some(r.lock);
+            (r.dir, r.manifest)
+        }
+        _ => {
+            let (dir, manifest) = RunDir::create(
+                paths,
+                kind,
+                &label,
+                serde_json::to_value(cfg)?,
+                parent.clone(),
+            )?;
+            if kind == JobKind::Train {
+                run_lock = Some(dir.lock()?);
+            }
             (dir, manifest)
         }
-        _ => RunDir::create(
-            paths,
-            kind,
-            &label,
-            serde_json::to_value(cfg)?,
-            parent.clone(),
-        )?,
     };
     let label = if label.is_empty() {
         manifest.label.clone()
@@ -229,6 +238,8 @@ pub fn run(
         message: message.clone(),
     });
     run.finish(status, &message)?;
+    // Released only once the manifest says how the run ended.
+    drop(run_lock);
     tracing::info!("job {} {}: {message}", run.id(), status.as_str());
     match result {
         Ok(_) => Ok(run.id().to_string()),

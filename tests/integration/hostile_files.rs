@@ -170,13 +170,25 @@ fn a_torn_journal_line_is_cut_before_the_next_append_and_two_restarts_read_it() 
 }
 
 #[test]
-fn a_torn_validation_is_cut_and_recovered_then_gate_works() {
+fn torn_validations_and_events_are_cut_said_and_recovered_then_gate_works() {
     let h = Home::new("");
     let run = interrupted_training(&h, 3);
     let log = run.join("validations.jsonl");
+    let events = run.join("events.jsonl");
     tear_last_line(&log);
-    // The resume cuts the torn tail aside and appends whole lines after it.
-    h.ok(&["train", "--resume"]);
+    tear_last_line(&events);
+    // The resume cuts each torn tail aside, says so, and appends whole lines after it.
+    let out = h.ok(&["train", "--resume"]);
+    for name in ["validations.jsonl", "events.jsonl"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{name}: a torn last line"))),
+            "{name} not named: {out}"
+        );
+    }
+    for line in std::fs::read_to_string(&events).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
     let text = std::fs::read_to_string(&log).unwrap();
     let updates: Vec<u64> = text
         .lines()
@@ -348,4 +360,51 @@ fn a_resume_removes_dead_writers_temp_files_and_a_bad_flag_changes_nothing() {
         out.contains("removed") && out.contains(".update_00008.safetensors"),
         "{out}"
     );
+}
+
+/// Two processes never write one run: a resume finds the run held (as a second resume started
+/// the same instant, or a training still writing, finds it) and is refused without touching it.
+/// Before: both resumes of an interrupted run read it as interrupted and both trained into it.
+#[test]
+fn a_run_held_by_another_process_is_not_resumed() {
+    let h = Home::new("");
+    let run = interrupted_training(&h, 2);
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run.join(".run.lock"))
+        .unwrap();
+    held.try_lock().unwrap();
+    let o = h.run(&["train", "--resume"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("in use by another quantdeck process"),
+        "{}",
+        text(&o)
+    );
+    assert!(h.ok(&["runs"]).contains("interrupted"));
+    let aside = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("superseded-"));
+    assert!(!aside, "a refused resume moved nothing aside");
+    // The holder gone (as a killed process's lock goes), the resume runs.
+    drop(held);
+    let child = h.spawn(&["train", "--resume"]);
+    let pid = child.id();
+    wait_until("the resume holds the run", || {
+        std::fs::read_to_string(run.join("manifest.json"))
+            .ok()
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+            .is_some_and(|m| m["pid"] == pid)
+    });
+    // A training that is writing holds it too: a second resume is refused.
+    let o = h.run(&[
+        "train",
+        "--resume",
+        &run.file_name().unwrap().to_string_lossy(),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    kill9(child);
 }
