@@ -353,13 +353,15 @@ fn a_resume_removes_dead_writers_temp_files_and_a_bad_flag_changes_nothing() {
     assert!(text(&o).contains("device"), "{}", text(&o));
     assert!(h.ok(&["runs"]).contains("interrupted"));
     assert!(tmp.exists());
-    // Before: temp files of killed writes stayed for good.
+    // Before: temp files of killed writes stayed for good; a lost events file went unsaid.
+    std::fs::remove_file(run.join("events.jsonl")).unwrap();
     let out = h.ok(&["train", "--resume", "-v"]);
     assert!(!tmp.exists());
     assert!(
         out.contains("removed") && out.contains(".update_00008.safetensors"),
         "{out}"
     );
+    assert!(out.contains("events.jsonl was missing or empty"), "{out}");
 }
 
 /// Two processes never write one run: a resume finds the run held (as a second resume started
