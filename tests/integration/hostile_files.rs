@@ -408,5 +408,13 @@ fn a_run_held_by_another_process_is_not_resumed() {
         &run.file_name().unwrap().to_string_lossy(),
     ]);
     assert!(!o.status.success(), "{}", text(&o));
+    // `latest` names the run that is still running (before: "no finished training run …
+    // run `quantdeck train SYMBOL` first", as if there were none).
+    let o = h.run(&["gate"]);
+    assert!(
+        text(&o).contains(&format!("is still running (pid {pid})")),
+        "{}",
+        text(&o)
+    );
     kill9(child);
 }
