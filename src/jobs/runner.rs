@@ -179,6 +179,10 @@ pub fn run(
         label: label.clone(),
     });
     tracing::info!("job {} started", run.id());
+    // A damaged user event table changes the features: said where the user looks.
+    for w in &events.warnings {
+        sink.warn(format!("event table: {w}"));
+    }
     if resume_point.is_some() {
         super::resume::announce(&run.dir, &sink, resume_note, events_lost);
     }

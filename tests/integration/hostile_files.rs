@@ -418,3 +418,21 @@ fn a_run_held_by_another_process_is_not_resumed() {
     );
     kill9(child);
 }
+
+/// A damaged user event table (`<home>/events.csv`) changes the features: every job says so on
+/// the console. Before: the bad line went to the log only, and a file that is not text was
+/// ignored without a word.
+#[test]
+fn a_damaged_event_table_is_named_by_every_job() {
+    let h = Home::new("");
+    let table = h.path().join("events.csv");
+    std::fs::write(&table, "date,kind\n2024-01-10,FOMC\n2024-13-45,FOMC\n").unwrap();
+    let out = h.ok(&["train", "SYNA", "--timesteps", "512"]);
+    assert!(
+        out.contains("events.csv:3") && out.contains("not used"),
+        "{out}"
+    );
+    std::fs::write(&table, b"\xff\xfe2024-01-10,FOMC\n").unwrap();
+    let out = h.ok(&["fetch"]);
+    assert!(out.contains("events.csv: cannot be read"), "{out}");
+}
