@@ -81,25 +81,43 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// Reads a config file, refusing one too large to be a config.
+/// Reads a config file, refusing one too large to be a config. The cap holds while reading
+/// too: a device or pipe (`/dev/zero`, `<(…)`) has no size to check first.
 pub fn read_capped(path: &std::path::Path) -> Result<String> {
     use anyhow::Context;
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?
-        .len();
+    use std::io::Read;
+    let cannot = || format!("cannot read config file {}", path.display());
+    let len = std::fs::metadata(path).with_context(cannot)?.len();
     if len > MAX_FILE_BYTES {
         bail!(
             "config file {} is {len} bytes: a configuration is at most {MAX_FILE_BYTES} bytes (is it the right file?)",
             path.display()
         );
     }
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "config file {} holds more than {MAX_FILE_BYTES} bytes: a configuration is at most that (is it the right file?)",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("config file {} is not UTF-8 text ({e})", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_refused_at_the_cap() {
+        let e = read_capped(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("holds more than"), "{e}");
+    }
 
     #[test]
     fn an_array_where_a_table_belongs_is_refused_with_its_line() {
