@@ -251,15 +251,71 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
 
 type Rows = (Vec<String>, Vec<(usize, Vec<String>)>);
 
+/// The longest line a bars file may have: an OHLCV row is well under a kilobyte, so a longer one
+/// means the file is not a bars file (`/dev/zero` or a binary file would otherwise fill memory).
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads through, refusing a line longer than [`MAX_LINE_BYTES`] and more than `cap` bytes in all
+/// (a pipe or device has no size to check before reading).
+struct Capped<R> {
+    inner: R,
+    line: usize,
+    total: u64,
+    cap: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.line = match buf[..n].iter().rposition(|b| *b == b'\n') {
+            Some(i) => n - i - 1,
+            None => self.line + n,
+        };
+        self.total += n as u64;
+        let refuse = |m: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidData, m));
+        if self.line > MAX_LINE_BYTES {
+            return refuse(format!(
+                "a line longer than {MAX_LINE_BYTES} bytes: this is not a bars file"
+            ));
+        }
+        if self.total > self.cap {
+            return refuse(too_large(self.cap));
+        }
+        Ok(n)
+    }
+}
+
+/// The most bytes of CSV imported at once: its rows are held as text, several times the file's
+/// size (about 15 times, with the vectors' growth), so a 32nd of the memory available.
+fn csv_cap() -> u64 {
+    super::budget::mem_available().unwrap_or(4 << 30) / 32
+}
+
+fn too_large(cap: u64) -> String {
+    format!(
+        "more than {cap} bytes: too large to import at once with the memory available (split the file)"
+    )
+}
+
 fn read_csv_rows(path: &Path) -> Result<Rows> {
+    let cap = csv_cap();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if file.metadata().is_ok_and(|m| m.len() > cap) {
+        bail!("{}: {}", path.display(), too_large(cap));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .from_reader(Capped {
+            inner: file,
+            line: 0,
+            total: 0,
+            cap,
+        });
     let headers: Vec<String> = rdr
         .headers()
-        .with_context(|| format!("{}: no header row", path.display()))?
+        .map_err(|e| anyhow!("{}: no header row ({e})", path.display()))?
         .iter()
         .map(String::from)
         .collect();
@@ -333,6 +389,30 @@ fn read_parquet_rows(path: &Path) -> Result<Rows> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn capped<R: std::io::Read>(inner: R, cap: u64) -> std::io::Result<usize> {
+        use std::io::Read;
+        let mut sink = Vec::new();
+        Capped {
+            inner,
+            line: 0,
+            total: 0,
+            cap,
+        }
+        .read_to_end(&mut sink)
+    }
+
+    #[test]
+    fn endless_input_is_refused_not_held() {
+        use std::io::Read;
+        // A line without end (/dev/zero, a binary file).
+        let e = capped(std::io::repeat(0), u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("not a bars file"), "{e}");
+        // Endless short lines (a pipe): the total cap.
+        let e = capped(std::io::repeat(b'\n').take(1 << 20), 1000).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 bytes"), "{e}");
+        assert_eq!(capped(&b"a,b\n1,2\n"[..], 1000).unwrap(), 8);
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);
