@@ -104,6 +104,73 @@ pub fn append_line(f: &mut File, line: &[u8]) -> std::io::Result<()> {
     f.write_all(&buf)
 }
 
+/// The records of an append-only file: each complete line parsed, a torn tail skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Records<T> {
+    /// `(line number, record)`, 1-based, oldest first.
+    pub items: Vec<(usize, T)>,
+    /// Bytes after the last newline: a write cut by a kill, never committed.
+    pub torn_bytes: usize,
+}
+
+impl<T> Records<T> {
+    pub fn into_values(self) -> Vec<T> {
+        self.items.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+/// Reads every record of `path`, or `None` when there is no such file. Only the bytes after the
+/// last newline can be a torn write, and they are skipped (a whole line always ends with its
+/// newline, written in the same call). Anything else that does not parse — a garbled line, bytes
+/// that are not UTF-8, a complete last line — is damage: an error naming the file, the line and
+/// what is wrong, never a silently shorter history. Blank lines are skipped.
+pub fn read_records<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<Records<T>>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let (whole, torn_bytes) = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(i) => (&bytes[..i], bytes.len() - i - 1),
+        None => (&bytes[..0], bytes.len()),
+    };
+    let mut items = Vec::new();
+    if bytes.len() > torn_bytes {
+        for (i, line) in whole.split(|b| *b == b'\n').enumerate() {
+            let n = i + 1;
+            let text = std::str::from_utf8(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}:{n}: damaged {what} line: not UTF-8 text ({e}); only a torn last line can be skipped, so this file needs a look",
+                    path.display()
+                )
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let v = serde_json::from_str(text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}:{n}: damaged {what} line ({}): {e}; only a torn last line can be skipped, so this file needs a look",
+                    path.display(),
+                    clip(text, 60)
+                )
+            })?;
+            items.push((n, v));
+        }
+    }
+    Ok(Some(Records { items, torn_bytes }))
+}
+
+/// `text` cut to `max` characters, saying how long it was.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
+    }
+}
+
 /// The complete lines of a file's text, and whether a torn tail followed them.
 pub fn complete_lines(text: &str) -> (Vec<&str>, bool) {
     match text.rfind('\n') {
@@ -144,6 +211,33 @@ mod tests {
         let r = repair_tail(&p).unwrap().unwrap();
         assert_eq!(r.torn_bytes, 10_000);
         assert_eq!(std::fs::read(&p).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn readers_skip_a_torn_tail_and_name_damage_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.jsonl");
+        let read = |p: &Path| read_records::<serde_json::Value>(p, "validation");
+        assert_eq!(read(&dir.path().join("none")).unwrap(), None);
+        std::fs::write(&p, "{\"a\":1}\n\n{\"a\":2}\n{\"a\":").unwrap();
+        let r = read(&p).unwrap().unwrap();
+        assert_eq!((r.items.len(), r.items[1].0, r.torn_bytes), (2, 3, 5));
+        // A garbled complete line is damage, the last one included.
+        for text in ["{\"a\":1}\n{\"a\n{\"a\":2}\n", "{\"a\":1}\n{\"a\":2\n"] {
+            std::fs::write(&p, text).unwrap();
+            let e = read(&p).unwrap_err().to_string();
+            assert!(e.contains("v.jsonl:2: damaged validation line"), "{e}");
+        }
+        std::fs::write(&p, b"{\"a\":1}\n\xff\xfe\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("v.jsonl:2") && e.contains("UTF-8"), "{e}");
+        // One torn line alone: nothing was committed.
+        std::fs::write(&p, "{\"a\"").unwrap();
+        let r = read(&p).unwrap().unwrap();
+        assert_eq!((r.items.len(), r.torn_bytes), (0, 4));
+        // A huge garbled line is not echoed whole.
+        std::fs::write(&p, format!("{}\n", "x".repeat(100_000))).unwrap();
+        assert!(read(&p).unwrap_err().to_string().len() < 500);
     }
 
     #[test]

@@ -11,7 +11,9 @@ fn main() {
     match quantdeck::cli::main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not eprintln!, which panics when stderr is a terminal that went away.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             std::process::exit(2);
         }
     }

@@ -172,6 +172,7 @@ pub fn run(cfg: &Config, data: &TrainData) {
         lr: 3e-4,
         vf_coef: p.vf_coef,
         max_grad_norm: p.max_grad_norm,
+        stop: &|| false,
     };
     row(
         &format!("critic-only epochs ({})", p.critic_epochs),

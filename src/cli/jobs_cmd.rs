@@ -227,6 +227,10 @@ pub(super) fn execute_with(
     let signals = crate::signals::listen()?;
     std::thread::spawn(move || {
         for sig in signals {
+            if sig == crate::signals::StopSignal::Hangup {
+                // The job's last lines must not panic on a terminal that is gone.
+                crate::signals::detach_terminal(true);
+            }
             if keep_on_hangup && sig == crate::signals::StopSignal::Hangup {
                 tracing::warn!("SIGHUP ignored: the paper daemon keeps trading; stop it with `quantdeck paper stop`");
                 continue;
@@ -299,6 +303,12 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
 /// match.
 pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
     if a.resume.is_some() || a.checkpoint.is_some() {
+        // A bad flag is a usage error (exit 2) found before the run is touched.
+        if let Some(d) = &a.device {
+            let mut probe = cfg.clone();
+            probe.ppo.device = d.clone();
+            crate::config::validate(&probe)?;
+        }
         let req = JobRequest::ResumeTrain {
             run: a.resume,
             checkpoint: a.checkpoint,

@@ -1,8 +1,8 @@
 //! `quantdeck models`: the models and checkpoints of every training run (and of `models/`), read
 //! from their safetensors metadata.
 
-use crate::engine::checkpoint::{read_meta, ModelMeta};
-use crate::jobs::{list_runs, JobKind};
+use crate::engine::checkpoint::{read_meta, read_meta_verified, ModelMeta};
+use crate::jobs::{scan_runs, JobKind};
 use crate::paths::Paths;
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -28,19 +28,31 @@ pub enum ModelsAction {
     },
 }
 
-fn all_models(paths: &Paths) -> Vec<PathBuf> {
+/// Every model file, and a line for each training run whose manifest is damaged (its models
+/// are listed all the same).
+fn all_models(paths: &Paths) -> (Vec<PathBuf>, Vec<String>) {
     let mut out = Vec::new();
-    for r in list_runs(paths)
+    let scan = scan_runs(paths);
+    let damaged: Vec<String> = scan
+        .damaged
+        .iter()
+        .filter(|d| d.kind.is_none_or(|k| k == JobKind::Train) && !d.models.is_empty())
+        .map(|d| d.describe())
+        .collect();
+    let dirs = scan
+        .runs
         .into_iter()
         .filter(|r| r.manifest.kind == JobKind::Train)
-    {
+        .map(|r| r.path)
+        .chain(scan.damaged.into_iter().map(|d| d.path));
+    for dir in dirs {
         for name in ["model.safetensors", "best.safetensors"] {
-            let p = r.path.join(name);
+            let p = dir.join(name);
             if p.exists() {
                 out.push(p);
             }
         }
-        if let Ok(rd) = std::fs::read_dir(r.path.join("checkpoints")) {
+        if let Ok(rd) = std::fs::read_dir(dir.join("checkpoints")) {
             let mut cps: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
             cps.sort();
             out.extend(cps);
@@ -53,7 +65,7 @@ fn all_models(paths: &Paths) -> Vec<PathBuf> {
                 .filter(|p| p.extension().is_some_and(|e| e == "safetensors")),
         );
     }
-    out
+    (out, damaged)
 }
 
 fn short(p: &Path, paths: &Paths) -> String {
@@ -66,20 +78,29 @@ fn short(p: &Path, paths: &Paths) -> String {
 pub fn run(paths: &Paths, a: ModelsArgs) -> Result<i32> {
     match a.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
-            let rows: Vec<(PathBuf, Result<ModelMeta>)> = all_models(paths)
+            let (files, damaged) = all_models(paths);
+            let rows: Vec<(PathBuf, Result<ModelMeta>)> = files
                 .into_iter()
-                .map(|p| (p.clone(), read_meta(&p)))
+                .map(|p| (p.clone(), read_meta_verified(&p)))
                 .collect();
             if a.json {
-                let v: Vec<_> = rows
+                let mut v: Vec<_> = rows
                     .iter()
                     .map(|(p, m)| match m {
                         Ok(m) => serde_json::json!({ "path": p, "meta": m }),
                         Err(e) => serde_json::json!({ "path": p, "error": format!("{e:#}") }),
                     })
                     .collect();
+                v.extend(
+                    damaged
+                        .iter()
+                        .map(|d| serde_json::json!({ "damaged_run": d })),
+                );
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(0);
+            }
+            for d in &damaged {
+                println!("warning: {d}");
             }
             if rows.is_empty() {
                 println!("no models yet: train one with `quantdeck train SYNA --mode quick_test`");
@@ -100,7 +121,7 @@ pub fn run(paths: &Paths, a: ModelsArgs) -> Result<i32> {
                         m.data_first.format("%Y-%m-%d"),
                         m.data_last.format("%Y-%m-%d")
                     ),
-                    Err(e) => println!("{}\n    unreadable: {e:#}", short(&p, paths)),
+                    Err(e) => println!("{}\n    damaged: {e:#}", short(&p, paths)),
                 }
             }
             Ok(0)

@@ -1,4 +1,4 @@
-use crate::jobs::list_runs;
+use crate::jobs::scan_runs;
 use crate::paths::Paths;
 use anyhow::Result;
 use clap::Args;
@@ -11,9 +11,10 @@ pub struct RunsArgs {
 }
 
 pub fn run(paths: &Paths, a: RunsArgs) -> Result<i32> {
-    let runs = list_runs(paths);
+    let scan = scan_runs(paths);
+    let (runs, damaged) = (scan.runs, scan.damaged);
     if a.json {
-        let ms: Vec<_> = runs
+        let mut ms: Vec<_> = runs
             .iter()
             .map(|r| {
                 let mut v = serde_json::to_value(&r.manifest).unwrap_or_default();
@@ -21,10 +22,19 @@ pub fn run(paths: &Paths, a: RunsArgs) -> Result<i32> {
                 v
             })
             .collect();
+        ms.extend(damaged.iter().map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "kind": d.kind.map(|k| k.as_str()),
+                "state": "damaged",
+                "problem": d.problem,
+                "models": d.models,
+            })
+        }));
         println!("{}", serde_json::to_string_pretty(&ms)?);
         return Ok(0);
     }
-    if runs.is_empty() {
+    if runs.is_empty() && damaged.is_empty() {
         println!("no runs under {} yet: try `quantdeck fetch` then `quantdeck train SYNA --mode quick_test`", paths.runs.display());
         return Ok(0);
     }
@@ -41,6 +51,18 @@ pub fn run(paths: &Paths, a: RunsArgs) -> Result<i32> {
             r.state(),
             m.created.format("%Y-%m-%d %H:%M:%S"),
             m.message.lines().next().unwrap_or("")
+        );
+    }
+    for d in &damaged {
+        println!(
+            "{:<44} {:<12} {:<11} {:<19} {}",
+            d.id,
+            d.kind.map_or("?", |k| k.as_str()),
+            "damaged",
+            d.created
+                .map(|c| c.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            d.describe()
         );
     }
     Ok(0)

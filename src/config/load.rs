@@ -1,5 +1,6 @@
-use super::Config;
-use anyhow::{anyhow, bail, Context, Result};
+use super::checks::{check, FieldError};
+use super::{shape, Config};
+use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
 /// Training modes, each an overlay file in `configs/` (embedded so the binary works anywhere).
@@ -30,8 +31,7 @@ impl ConfigSource {
     fn text(&self) -> Result<String> {
         match self {
             ConfigSource::Embedded(_, text) => Ok((*text).to_string()),
-            ConfigSource::File(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read config file {}", p.display())),
+            ConfigSource::File(p) => shape::read_capped(p),
         }
     }
 }
@@ -47,69 +47,131 @@ pub fn load(mode: Option<&str>, user_file: Option<&Path>) -> Result<Config> {
     Ok(cfg)
 }
 
-/// [`load`], and the notes about legacy settings it read (for the user to see).
+/// [`load`], and the notes about legacy settings it read (for the user to see). Every error
+/// names the user's file, line and field where the user set it; no value is echoed whole.
 pub fn load_with_notes(
     mode: Option<&str>,
     user_file: Option<&Path>,
 ) -> Result<(Config, Vec<String>)> {
+    load_layers(mode, user_file).map_err(|e| anyhow!("{}", shape::clip_lines(&format!("{e:#}"))))
+}
+
+/// The mode a `--config` file names (`mode = "production"`): honoured as if given with
+/// `--mode`, so the run records the mode it trained with. An unknown name, a path, or a name
+/// other than `--mode`'s is an error naming the file and line. `mode = ""` names none.
+fn mode_in_file(file: &ConfigSource, text: &str, flag: Option<&str>) -> Result<Option<String>> {
+    let Ok(v) = toml::from_str::<toml::Value>(text) else {
+        return Ok(None); // the schema pass reports the syntax error with its line
+    };
+    let Some(m) = v
+        .get("mode")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+    else {
+        return Ok(None);
+    };
+    let at = format!(
+        "{}{}",
+        file.label(),
+        shape::locate(text, "mode").map_or(String::new(), |l| format!(", line {l}"))
+    );
+    let names: Vec<_> = MODES.iter().map(|(n, _)| *n).collect();
+    let m = crate::jsonl::clip(m, 40);
+    if !names.contains(&m.as_str()) {
+        bail!(
+            "invalid config in {at}: mode = {m:?} is not a training mode: use one of {} (a mode file is given with --mode PATH)",
+            names.join(", ")
+        );
+    }
+    if let Some(f) = flag.filter(|f| *f != m) {
+        bail!("invalid config in {at}: mode = {m:?}, but --mode {f} was given: choose one");
+    }
+    Ok(Some(m))
+}
+
+fn load_layers(mode: Option<&str>, user_file: Option<&Path>) -> Result<(Config, Vec<String>)> {
+    let user = user_file.map(|p| ConfigSource::File(p.to_path_buf()));
+    let user_text = user.as_ref().map(ConfigSource::text).transpose()?;
+    let file_mode = match (&user, &user_text) {
+        (Some(u), Some(t)) => mode_in_file(u, t, mode)?,
+        _ => None,
+    };
+    let mode = mode.map(str::to_string).or(file_mode);
     let mut layers = vec![ConfigSource::Embedded("default", DEFAULT_TOML)];
-    if let Some(m) = mode {
+    if let Some(m) = mode.as_deref() {
         match MODES.iter().find(|(name, _)| *name == m) {
             Some((name, text)) => layers.push(ConfigSource::Embedded(name, text)),
             None if Path::new(m).exists() => layers.push(ConfigSource::File(m.into())),
             None => {
                 let names: Vec<_> = MODES.iter().map(|(n, _)| *n).collect();
                 bail!(
-                    "unknown mode {m:?}: choose one of {} or give a path to a TOML file",
+                    "unknown mode {:?}: choose one of {} or give a path to a TOML file",
+                    crate::jsonl::clip(m, 40),
                     names.join(", ")
                 );
             }
         }
     }
-    if let Some(p) = user_file {
-        layers.push(ConfigSource::File(p.to_path_buf()));
-    }
-
+    let schema = toml::Value::try_from(Config::default())?;
     let mut merged = toml::Value::Table(Default::default());
     let mut texts = Vec::new();
     let mut notes = Vec::new();
-    for layer in &layers {
-        let text = layer.text()?;
-        // Alone against the schema first: toml's error then shows line, column and the field —
-        // for syntax errors, unknown keys and out-of-range values alike (see `range`).
-        toml::from_str::<Config>(&text)
-            .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
-        let mut value: toml::Value = toml::from_str(&text)
-            .map_err(|e| anyhow!("invalid config in {}:\n{e}", layer.label()))?;
-        if let Some(note) = split_legacy_lr(&mut value, &layer.label(), &text)? {
+    let user_layer = user.map(|u| (u, user_text.unwrap_or_default()));
+    let all = layers
+        .into_iter()
+        .map(|l| {
+            let t = l.text()?;
+            Ok((l, t))
+        })
+        .chain(user_layer.map(Ok))
+        .collect::<Result<Vec<_>>>()?;
+    for (layer, text) in all {
+        let label = layer.label();
+        // The shape first (tables as tables), then alone against the schema: toml's error shows
+        // line, column and field — for syntax errors, unknown keys and out-of-range values alike.
+        let mut value: toml::Value =
+            toml::from_str(&text).map_err(|e| anyhow!("invalid config in {label}:\n{e}"))?;
+        shape::check_tables(&value, &schema, &label, &text)?;
+        toml::from_str::<Config>(&text).map_err(|e| anyhow!("invalid config in {label}:\n{e}"))?;
+        if let Some(note) = split_legacy_lr(&mut value, &label, &text)? {
             notes.push(note);
         }
         merge_values(&mut merged, value);
-        texts.push((layer.label(), text));
+        texts.push((label, text));
     }
     let mut cfg: Config = merged
         .try_into()
         .map_err(|e| anyhow!("invalid combined configuration: {e}"))?;
-    if let Some(m) = mode {
-        cfg.mode = m.to_string();
-    }
+    cfg.mode = mode.unwrap_or_default();
     let errs = check(&cfg);
     if !errs.is_empty() {
-        // Name the file and line of the layer that set the field last.
-        let lines: Vec<String> = errs
-            .iter()
-            .map(|e| {
-                match texts.iter().rev().find_map(|(label, text)| {
-                    locate(text, e.field).map(|line| format!("{label}, line {line}"))
-                }) {
-                    Some(at) => format!("{at}: {}: {}", e.field, e.message),
-                    None => format!("{}: {}", e.field, e.message),
-                }
-            })
-            .collect();
+        let lines: Vec<String> = errs.iter().map(|e| placed(e, &texts)).collect();
         bail!("invalid configuration:\n  - {}", lines.join("\n  - "));
     }
     Ok((cfg, notes))
+}
+
+/// `file, line N: field: message`, at the newest layer that set the field or a field it
+/// relates to — the user's file before a built-in default (the other field named if it was that
+/// one the user set).
+fn placed(e: &FieldError, texts: &[(String, String)]) -> String {
+    let fields: Vec<&str> = std::iter::once(e.field)
+        .chain(e.related.iter().copied())
+        .collect();
+    let hit = texts.iter().rev().find_map(|(label, text)| {
+        fields
+            .iter()
+            .find_map(|f| shape::locate(text, f).map(|line| (label, line, *f)))
+    });
+    match hit {
+        Some((label, line, f)) if f == e.field => {
+            format!("{label}, line {line}: {}: {}", e.field, e.message)
+        }
+        Some((label, line, f)) => {
+            format!("{label}, line {line} ({f}): {}: {}", e.field, e.message)
+        }
+        None => format!("{}: {}", e.field, e.message),
+    }
 }
 
 /// A layer's `ppo.lr` — the single learning rate before the actor/critic split — becomes
@@ -122,7 +184,7 @@ fn split_legacy_lr(value: &mut toml::Value, label: &str, text: &str) -> Result<O
     let Some(lr) = ppo.get("lr").and_then(|v| v.as_float()) else {
         return Ok(None);
     };
-    let line = locate(text, "ppo.lr").map_or(String::new(), |l| format!(", line {l}"));
+    let line = shape::locate(text, "ppo.lr").map_or(String::new(), |l| format!(", line {l}"));
     if ppo.contains_key("actor_lr") || ppo.contains_key("critic_lr") {
         bail!(
             "invalid config in {label}{line}: ppo.lr is the single learning rate of older configs and this file also sets ppo.actor_lr / ppo.critic_lr: keep only the new names"
@@ -135,34 +197,6 @@ fn split_legacy_lr(value: &mut toml::Value, label: &str, text: &str) -> Result<O
     Ok(Some(format!(
         "{label}{line}: ppo.lr = {lr} read as ppo.actor_lr = {lr}, ppo.critic_lr = {critic} (the single rate was split into an actor and a critic rate; set those to silence this note)"
     )))
-}
-
-/// A value that is wrong in relation to others (ranges of single values are checked while
-/// parsing, in `range`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-/// The 1-based line where `field` (dotted path, e.g. `data.train_split`) is set in `text`.
-fn locate(text: &str, field: &str) -> Option<usize> {
-    let root = toml::de::DeTable::parse(text).ok()?;
-    let mut table = root.get_ref();
-    let mut span = None;
-    let keys: Vec<&str> = field.split('.').collect();
-    for (i, key) in keys.iter().enumerate() {
-        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key)?;
-        span = Some(k.span());
-        if i + 1 < keys.len() {
-            match v.get_ref() {
-                toml::de::DeValue::Table(t) => table = t,
-                _ => return None,
-            }
-        }
-    }
-    let at = span?.start;
-    Some(text[..at.min(text.len())].matches('\n').count() + 1)
 }
 
 /// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
@@ -199,97 +233,6 @@ pub fn validate(cfg: &Config) -> Result<()> {
         .map(|e| format!("{}: {}", e.field, e.message))
         .collect();
     bail!("invalid configuration:\n  - {}", lines.join("\n  - "))
-}
-
-/// Relations between fields.
-pub fn check(cfg: &Config) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let mut err = |field: &'static str, message: String| errs.push(FieldError { field, message });
-    let d = &cfg.data;
-    if d.train_split + d.validation_split >= 1.0 {
-        err(
-            "data.validation_split",
-            format!(
-                "train_split ({}) + validation_split ({}) must be below 1: some bars must stay out of sample",
-                d.train_split, d.validation_split
-            ),
-        );
-    }
-    if d.end < d.start {
-        err(
-            "data.end",
-            format!("{} is before data.start ({})", d.end, d.start),
-        );
-    }
-    let syn = &cfg.synthetic;
-    let reachable = crate::data::synthetic::max_edge(syn.drift_halflife);
-    if syn.edge > reachable {
-        err(
-            "synthetic.edge",
-            format!(
-                "{} cannot be reached with drift_halflife = {} bars: at most {reachable:.3} (lengthen the half-life or lower the edge)",
-                syn.edge, syn.drift_halflife
-            ),
-        );
-    }
-    let p = &cfg.ppo;
-    if p.lr.is_some() {
-        err(
-            "ppo.lr",
-            "the single learning rate was split: set ppo.actor_lr and ppo.critic_lr".into(),
-        );
-    }
-    if p.minibatch > p.n_envs * p.n_steps {
-        err(
-            "ppo.minibatch",
-            format!(
-                "{} is larger than one rollout (n_envs × n_steps = {})",
-                p.minibatch,
-                p.n_envs * p.n_steps
-            ),
-        );
-    }
-    let b = &cfg.backtest;
-    if b.drawdown_halve > b.drawdown_halt {
-        err(
-            "backtest.drawdown_halve",
-            format!(
-                "{} must not exceed backtest.drawdown_halt ({}): sizes halve before entries stop",
-                b.drawdown_halve, b.drawdown_halt
-            ),
-        );
-    }
-    let (a, r) = (&cfg.gating.approved, &cfg.gating.review);
-    if r.fitness > a.fitness
-        || r.profit_factor > a.profit_factor
-        || r.consistency > a.consistency
-        || r.max_drawdown < a.max_drawdown
-    {
-        err(
-            "gating.review",
-            "REVIEW thresholds must be no stricter than APPROVED ones (lower fitness, PF and consistency; higher max_drawdown)".into(),
-        );
-    }
-    let pf = &cfg.portfolio;
-    if let Err(e) = super::check_universe(&pf.symbols) {
-        err("portfolio.symbols", format!("{e:#}"));
-    }
-    if let Err(e) = super::check_universe(&pf.synthetic_symbols) {
-        err("portfolio.synthetic_symbols", format!("{e:#}"));
-    }
-    if pf.end < pf.start {
-        err(
-            "portfolio.end",
-            format!("{} is before portfolio.start ({})", pf.end, pf.start),
-        );
-    }
-    if cfg.universe.symbols().is_empty() {
-        err(
-            "universe",
-            "list at least one symbol in equities or crypto".into(),
-        );
-    }
-    errs
 }
 
 #[cfg(test)]

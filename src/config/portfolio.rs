@@ -39,12 +39,12 @@ pub struct PortfolioConfig {
     #[serde(deserialize_with = "range::window")]
     pub window: usize,
     /// Steps per episode before a random restart (seed: 256).
-    #[serde(deserialize_with = "range::at_least_two")]
+    #[serde(deserialize_with = "range::episode_len")]
     pub episode_len: usize,
     #[serde(deserialize_with = "range::money")]
     pub initial_cash: f64,
     /// Reward = log portfolio return per step × this scale (100: about percent).
-    #[serde(deserialize_with = "range::positive")]
+    #[serde(deserialize_with = "range::reward_scale")]
     pub reward_scale: f64,
     /// Slippage is drawn per trade, uniformly in [0, slippage_max] of the traded value.
     #[serde(deserialize_with = "range::cost")]

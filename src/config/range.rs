@@ -15,7 +15,8 @@ where
     if ok(&v) {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("{v} is out of range: {what}")))
+        let shown = crate::jsonl::clip(&v.to_string(), 40);
+        Err(D::Error::custom(format!("{shown} is out of range: {what}")))
     }
 }
 
@@ -29,16 +30,13 @@ macro_rules! bounded {
 }
 
 bounded! {
-    positive: f64 = |v: &f64| v.is_finite() && *v > 0.0, "a positive finite number";
-    non_negative: f64 = |v: &f64| v.is_finite() && *v >= 0.0, "a finite number ≥ 0";
-    finite: f64 = |v: &f64| v.is_finite(), "a finite number";
     fraction: f64 = |v: &f64| (0.0..=1.0).contains(v), "between 0 and 1";
     open_fraction: f64 = |v: &f64| *v > 0.0 && *v < 1.0, "strictly between 0 and 1";
     share: f64 = |v: &f64| *v > 0.0 && *v <= 1.0, "in (0, 1]";
     below_one: f64 = |v: &f64| (0.0..1.0).contains(v), "in [0, 1)";
     cost: f64 = |v: &f64| (0.0..=0.1).contains(v), "a cost between 0 and 0.1 (10 %)";
     discount: f64 = |v: &f64| *v > 0.0 && *v <= 1.0, "in (0, 1]";
-    money: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1e12, "a positive amount up to 1e12";
+    money: f64 = |v: &f64| v.is_finite() && *v >= 1.0 && *v <= 1e12, "an amount between 1 and 1e12";
     price: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1e7, "a positive price up to 1e7";
     volatility: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 5.0, "in (0, 5] (annualised, 0.25 = 25 %)";
     gap: f64 = |v: &f64| (0.0..=0.2).contains(v), "between 0 and 0.2 (20 % per night)";
@@ -46,13 +44,10 @@ bounded! {
     halflife: f64 = |v: &f64| (1.0..=10_000.0).contains(v), "between 1 and 10000 bars";
     take_profit: f64 = |v: &f64| *v > 0.0 && *v <= 10.0, "in (0, 10]";
     factor: f64 = |v: &f64| v.is_finite() && *v >= 1.0 && *v <= 100.0, "a factor between 1 and 100";
-    at_least_one: usize = |v: &usize| *v >= 1, "at least 1";
-    at_least_two: usize = |v: &usize| *v >= 2, "at least 2";
     window: usize = |v: &usize| (2..=1000).contains(v), "between 2 and 1000 bars";
     lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
-    timesteps: u64 = |v: &u64| *v >= 1, "at least 1";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";
     page_limit: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 bars (Alpaca's maximum)";
     retries: u32 = |v: &u32| *v <= 20, "at most 20";
@@ -60,14 +55,36 @@ bounded! {
     seconds: u64 = |v: &u64| (1..=600).contains(v), "between 1 and 600 seconds";
     width: usize = |v: &usize| (1..=65_536).contains(v), "between 1 and 65536";
     gru_layers: usize = |v: &usize| (1..=8).contains(v), "between 1 and 8 layers";
+    n_envs: usize = |v: &usize| (1..=65_536).contains(v), "between 1 and 65536 environments";
+    n_steps: usize = |v: &usize| (1..=1_048_576).contains(v), "between 1 and 1048576 steps";
+    minibatch: usize = |v: &usize| (2..=16_777_216).contains(v), "between 2 and 16777216 samples";
+    epochs: usize = |v: &usize| (1..=1000).contains(v), "between 1 and 1000 epochs";
+    critic_epochs: usize = |v: &usize| *v <= 1000, "between 0 and 1000 epochs (0 turns them off)";
+    every: usize = |v: &usize| (1..=1_000_000).contains(v), "between 1 and 1000000";
+    few: usize = |v: &usize| *v <= 100, "between 0 and 100";
+    episode_len: usize = |v: &usize| (2..=1_000_000).contains(v), "between 2 and 1000000 steps";
+    replay_bars: usize = |v: &usize| (1..=10_000_000).contains(v), "between 1 and 10000000 bars";
+    chunks: usize = |v: &usize| (1..=1000).contains(v), "between 1 and 1000";
+    min_trades: usize = |v: &usize| (1..=1_000_000).contains(v), "between 1 and 1000000 trades";
+    min_days: usize = |v: &usize| (2..=100_000).contains(v), "between 2 and 100000 days";
+    total_steps: u64 = |v: &u64| (1..=10_000_000_000_000).contains(v), "between 1 and 1e13 env-steps";
+    reward_scale: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1e6, "in (0, 1e6]";
+    loss_coef: f64 = |v: &f64| v.is_finite() && (0.0..=1000.0).contains(v), "between 0 and 1000";
+    entropy_coef: f64 = |v: &f64| v.is_finite() && (0.0..=10.0).contains(v), "between 0 and 10";
+    grad_norm: f64 = |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1e6, "in (0, 1e6]";
+    commission: f64 = |v: &f64| v.is_finite() && (0.0..=10_000.0).contains(v), "between 0 and 10000 (dollars per order)";
+    per_second: f64 = |v: &f64| v.is_finite() && (0.0..=1e6).contains(v), "between 0 and 1e6 (0 = as fast as possible)";
+    threshold: f64 = |v: &f64| v.is_finite() && v.abs() <= 1e6, "a finite number between -1e6 and 1e6";
+    ratio: f64 = |v: &f64| v.is_finite() && (0.0..=1e6).contains(v), "between 0 and 1e6";
 }
 
-/// Layer widths: at least one, each between 1 and 65536.
+/// Layer widths: one to 16 layers, each between 1 and 65536.
 pub fn layers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
     let v = Vec::<usize>::deserialize(d)?;
-    if v.is_empty() || v.iter().any(|w| !(1..=65_536).contains(w)) {
+    if v.is_empty() || v.len() > 16 || v.iter().any(|w| !(1..=65_536).contains(w)) {
         return Err(D::Error::custom(format!(
-            "{v:?} is out of range: list at least one layer width, each between 1 and 65536"
+            "{} is out of range: list 1 to 16 layer widths, each between 1 and 65536",
+            crate::jsonl::clip(&format!("{v:?}"), 60)
         )));
     }
     Ok(v)
@@ -78,12 +95,28 @@ pub fn legacy_lr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Erro
     discount(d).map(Some)
 }
 
-/// A calendar day written `YYYY-MM-DD`.
+/// The days a date setting may name: market data exists in neither the 1800s nor the 2200s.
+pub const FIRST_DAY: (i32, u32, u32) = (1900, 1, 1);
+pub const LAST_DAY: (i32, u32, u32) = (2100, 12, 31);
+
+/// A calendar day written `YYYY-MM-DD` (`2024-2-1` too), kept in the canonical form
+/// `2024-02-01` so that every later use reads one spelling; between 1900 and 2100.
 pub fn date<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
-    chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-        .map_err(|_| D::Error::custom(format!("{s:?} is not a YYYY-MM-DD date")))?;
-    Ok(s)
+    let shown = crate::jsonl::clip(&s, 40);
+    let day = chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|_| D::Error::custom(format!("{shown:?} is not a YYYY-MM-DD date")))?;
+    let (first, last) = (FIRST_DAY, LAST_DAY);
+    let in_range = chrono::NaiveDate::from_ymd_opt(first.0, first.1, first.2)
+        .zip(chrono::NaiveDate::from_ymd_opt(last.0, last.1, last.2))
+        .is_some_and(|(a, b)| (a..=b).contains(&day));
+    if !in_range {
+        return Err(D::Error::custom(format!(
+            "{shown:?} is out of range: a day between {}-01-01 and {}-12-31",
+            first.0, last.0
+        )));
+    }
+    Ok(day.format("%Y-%m-%d").to_string())
 }
 
 /// One of a fixed set of words.
@@ -93,7 +126,8 @@ fn one_of<'de, D: Deserializer<'de>>(d: D, allowed: &[&str]) -> Result<String, D
         Ok(s)
     } else {
         Err(D::Error::custom(format!(
-            "{s:?} is not allowed: use one of {}",
+            "{:?} is not allowed: use one of {}",
+            crate::jsonl::clip(&s, 40),
             allowed.join(", ")
         )))
     }
@@ -121,7 +155,8 @@ pub fn device<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Ok(s)
     } else {
         Err(D::Error::custom(format!(
-            "{s:?} is not a device: use auto, cpu, cuda or cuda:N"
+            "{:?} is not a device: use auto, cpu, cuda or cuda:N",
+            crate::jsonl::clip(&s, 40)
         )))
     }
 }

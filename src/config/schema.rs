@@ -224,10 +224,10 @@ pub struct EnvConfig {
     pub slippage_crypto: f64,
     pub allow_short_equity: bool,
     /// Steps per episode before a random restart.
-    #[serde(deserialize_with = "range::at_least_two")]
+    #[serde(deserialize_with = "range::episode_len")]
     pub episode_len: usize,
     /// Reward = P&L as a fraction of equity × this scale (`reward = "pnl"` only).
-    #[serde(deserialize_with = "range::positive")]
+    #[serde(deserialize_with = "range::reward_scale")]
     pub reward_scale: f64,
     /// `pnl` (the step's P&L) or `seed` (the seed's v4.1 curriculum of eight components).
     pub reward: RewardKind,
@@ -296,18 +296,18 @@ pub struct PpoConfig {
     /// `auto` (CUDA when built with it and a GPU answers), `cpu`, `cuda` or `cuda:N`.
     #[serde(deserialize_with = "range::device")]
     pub device: String,
-    #[serde(deserialize_with = "range::timesteps")]
+    #[serde(deserialize_with = "range::total_steps")]
     pub total_timesteps: u64,
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::n_envs")]
     pub n_envs: usize,
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::n_steps")]
     pub n_steps: usize,
-    #[serde(deserialize_with = "range::at_least_two")]
+    #[serde(deserialize_with = "range::minibatch")]
     pub minibatch: usize,
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::epochs")]
     pub epochs: usize,
     /// Validate on held-out bars every this many updates.
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::every")]
     pub validation_interval: usize,
     #[serde(deserialize_with = "range::layers")]
     pub hidden_dims: Vec<usize>,
@@ -333,6 +333,7 @@ pub struct PpoConfig {
     #[serde(deserialize_with = "range::discount")]
     pub critic_lr: f64,
     /// Value-only epochs after the PPO epochs (seed: 4; 0 turns them off).
+    #[serde(deserialize_with = "range::critic_epochs")]
     pub critic_epochs: usize,
     #[serde(deserialize_with = "range::discount")]
     pub gamma: f64,
@@ -340,18 +341,18 @@ pub struct PpoConfig {
     pub gae_lambda: f64,
     #[serde(deserialize_with = "range::share")]
     pub clip: f64,
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::loss_coef")]
     pub vf_coef: f64,
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::entropy_coef")]
     pub ent_coef_start: f64,
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::entropy_coef")]
     pub ent_coef_end: f64,
-    #[serde(deserialize_with = "range::positive")]
+    #[serde(deserialize_with = "range::grad_norm")]
     pub max_grad_norm: f64,
     pub seed: u64,
     /// Periodic checkpoints kept: every this many validations (1 keeps all). The best, the
     /// newest and the final ones are always kept.
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::every")]
     pub keep_every: usize,
     /// Drawdown early stop (seed: off by default): a validation whose max drawdown reaches
     /// `early_stop_drawdown` restarts from the last good validation with lr × `early_stop_lr_factor`
@@ -359,6 +360,7 @@ pub struct PpoConfig {
     pub early_stop: bool,
     #[serde(deserialize_with = "range::share")]
     pub early_stop_drawdown: f64,
+    #[serde(deserialize_with = "range::few")]
     pub early_stop_retries: usize,
     #[serde(deserialize_with = "range::share")]
     pub early_stop_lr_factor: f64,
@@ -505,9 +507,9 @@ impl PpoConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GateThresholds {
-    #[serde(deserialize_with = "range::finite")]
+    #[serde(deserialize_with = "range::threshold")]
     pub fitness: f64,
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::ratio")]
     pub profit_factor: f64,
     #[serde(deserialize_with = "range::fraction")]
     pub consistency: f64,
@@ -535,16 +537,16 @@ pub struct GatingConfig {
     #[serde(deserialize_with = "range::fraction")]
     pub decline_tolerance: f64,
     /// UNSTABLE_TRAINING fires when late validations swing by more than this share of the peak.
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::ratio")]
     pub instability: f64,
     /// Chunks of the validation range whose returns define consistency.
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::chunks")]
     pub consistency_chunks: usize,
     /// An evaluation with fewer round-trip trades than this is insufficient: reported, never scored.
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::min_trades")]
     pub min_trades: usize,
     /// …or spanning fewer days (sessions) than this.
-    #[serde(deserialize_with = "range::at_least_two")]
+    #[serde(deserialize_with = "range::min_days")]
     pub min_days: usize,
 }
 
@@ -584,7 +586,7 @@ pub struct BacktestConfig {
     /// Position size as a share of equity at full size.
     #[serde(deserialize_with = "range::share")]
     pub position_size: f64,
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::commission")]
     pub commission: f64,
     #[serde(deserialize_with = "range::cost")]
     pub slippage: f64,
@@ -620,7 +622,7 @@ pub struct WalkForwardConfig {
     #[serde(deserialize_with = "range::folds")]
     pub folds: usize,
     /// Sharpe standard deviation across folds below which a mostly positive model goes LIVE.
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::ratio")]
     pub max_sharpe_std: f64,
 }
 
@@ -666,10 +668,10 @@ pub struct LiveConfig {
     #[serde(deserialize_with = "range::seconds")]
     pub poll_interval_s: u64,
     /// Replay speed of the simulated feed, in bars per second (0 = as fast as possible).
-    #[serde(deserialize_with = "range::non_negative")]
+    #[serde(deserialize_with = "range::per_second")]
     pub bars_per_second: f64,
     /// Bars to replay when `--bars` is not given.
-    #[serde(deserialize_with = "range::at_least_one")]
+    #[serde(deserialize_with = "range::replay_bars")]
     pub replay_bars: usize,
     /// Minimum softmax probability of the chosen action; below it the model holds (seed: 0.40).
     #[serde(deserialize_with = "range::fraction")]

@@ -1,6 +1,7 @@
 //! Importing OHLCV from CSV or parquet — the one reader of outside bar files (`import`,
 //! `features --csv`): column names as users write them (`Date`, `timestamp`, `Open`, `o`,
-//! `Volume`, …), timestamps as RFC 3339, epoch seconds or milliseconds, or naive local times.
+//! `Volume`, …), timestamps as RFC 3339, epoch numbers (seconds to nanoseconds, the unit read from the
+//! magnitude: see `epoch`), or naive local times, all within the calendar.
 //! Every validation error names the row.
 //!
 //! **One rule for naive timestamps**, in both formats: a timestamp without an offset or zone (a
@@ -114,12 +115,11 @@ pub fn tz_for(name: Option<&str>, class: AssetClass) -> Result<Tz> {
 pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
     let s = s.trim().trim_matches('"');
     if let Ok(n) = s.parse::<i64>() {
-        return match n {
-            n if n > 100_000_000_000 => DateTime::from_timestamp_millis(n),
-            n if n > 100_000_000 => DateTime::from_timestamp(n, 0),
-            _ => None,
+        // An epoch number's unit comes from its magnitude (`epoch`); eight digits that are not
+        // one may be a YYYYMMDD date, read below.
+        if super::epoch::unit_of(n).is_some() || s.len() != 8 {
+            return super::epoch::from_epoch(n).map(|(t, _)| t);
         }
-        .ok_or_else(|| anyhow!("{s:?} is not a plausible epoch time"));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -142,7 +142,7 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<DateTime<Utc>> {
                 .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
-        .ok_or_else(|| anyhow!("{s:?} is not a timestamp I know (RFC 3339, YYYY-MM-DD HH:MM[:SS], MM/DD/YYYY HH:MM, YYYY-MM-DD, epoch s or ms)"))?;
+        .ok_or_else(|| anyhow!("{s:?} is not a timestamp I know (RFC 3339, YYYY-MM-DD HH:MM[:SS], MM/DD/YYYY HH:MM, YYYY-MM-DD, epoch s/ms/µs/ns)"))?;
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
@@ -204,6 +204,7 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
     let (headers, rows) = rows;
     let lay = layout(&headers).with_context(|| format!("{}", path.display()))?;
     let mut out: Vec<(usize, Bar)> = Vec::with_capacity(rows.len());
+    let now = chrono::Utc::now();
     for (line, rec) in rows {
         let get = |i: usize| rec.get(i).map(String::as_str).unwrap_or("");
         let parse = || -> Result<Bar> {
@@ -212,8 +213,10 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
                 None => get(lay.ts).to_string(),
             };
             let v = |k: usize| lay.cols[k].map(get).unwrap_or("");
+            let ts = parse_timestamp(&ts_text, tz)?;
+            super::epoch::check_calendar(ts, now)?;
             let bar = Bar {
-                ts: parse_timestamp(&ts_text, tz)?,
+                ts,
                 open: number(v(0), "open")?,
                 high: number(v(1), "high")?,
                 low: number(v(2), "low")?,
@@ -248,15 +251,71 @@ pub fn read_file(path: &Path, tz: Tz) -> Result<Vec<Bar>> {
 
 type Rows = (Vec<String>, Vec<(usize, Vec<String>)>);
 
+/// The longest line a bars file may have: an OHLCV row is well under a kilobyte, so a longer one
+/// means the file is not a bars file (`/dev/zero` or a binary file would otherwise fill memory).
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads through, refusing a line longer than [`MAX_LINE_BYTES`] and more than `cap` bytes in all
+/// (a pipe or device has no size to check before reading).
+struct Capped<R> {
+    inner: R,
+    line: usize,
+    total: u64,
+    cap: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.line = match buf[..n].iter().rposition(|b| *b == b'\n') {
+            Some(i) => n - i - 1,
+            None => self.line + n,
+        };
+        self.total += n as u64;
+        let refuse = |m: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidData, m));
+        if self.line > MAX_LINE_BYTES {
+            return refuse(format!(
+                "a line longer than {MAX_LINE_BYTES} bytes: this is not a bars file"
+            ));
+        }
+        if self.total > self.cap {
+            return refuse(too_large(self.cap));
+        }
+        Ok(n)
+    }
+}
+
+/// The most bytes of CSV imported at once: its rows are held as text, several times the file's
+/// size (about 15 times, with the vectors' growth), so a 32nd of the memory available.
+fn csv_cap() -> u64 {
+    super::budget::mem_available().unwrap_or(4 << 30) / 32
+}
+
+fn too_large(cap: u64) -> String {
+    format!(
+        "more than {cap} bytes: too large to import at once with the memory available (split the file)"
+    )
+}
+
 fn read_csv_rows(path: &Path) -> Result<Rows> {
+    let cap = csv_cap();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if file.metadata().is_ok_and(|m| m.len() > cap) {
+        bail!("{}: {}", path.display(), too_large(cap));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .from_reader(Capped {
+            inner: file,
+            line: 0,
+            total: 0,
+            cap,
+        });
     let headers: Vec<String> = rdr
         .headers()
-        .with_context(|| format!("{}: no header row", path.display()))?
+        .map_err(|e| anyhow!("{}: no header row ({e})", path.display()))?
         .iter()
         .map(String::from)
         .collect();
@@ -330,6 +389,30 @@ fn read_parquet_rows(path: &Path) -> Result<Rows> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn capped<R: std::io::Read>(inner: R, cap: u64) -> std::io::Result<usize> {
+        use std::io::Read;
+        let mut sink = Vec::new();
+        Capped {
+            inner,
+            line: 0,
+            total: 0,
+            cap,
+        }
+        .read_to_end(&mut sink)
+    }
+
+    #[test]
+    fn endless_input_is_refused_not_held() {
+        use std::io::Read;
+        // A line without end (/dev/zero, a binary file).
+        let e = capped(std::io::repeat(0), u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("not a bars file"), "{e}");
+        // Endless short lines (a pipe): the total cap.
+        let e = capped(std::io::repeat(b'\n').take(1 << 20), 1000).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 bytes"), "{e}");
+        assert_eq!(capped(&b"a,b\n1,2\n"[..], 1000).unwrap(), 8);
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);

@@ -97,6 +97,12 @@ pub fn load_bars(cfg: &Config, store: &Store, sym: &Symbol, tf: Timeframe) -> Re
         .info(sym, tf)
         .map(|i| i.source)
         .unwrap_or_else(|| "unknown".into());
+    // A series' source is part of what it is: Alpaca is asked for, other bars never answer.
+    if cfg.data.source == DataSource::Alpaca && source != "alpaca" {
+        anyhow::bail!(
+            "data.source = \"alpaca\", but the stored {tf} bars of {sym} come from {source}: fetch them from Alpaca (`quantdeck fetch {sym} --source alpaca`, which moves the {source} bars aside), or set data.source = \"store\" to use what is stored"
+        );
+    }
     Ok(LoadedBars {
         bars,
         source,

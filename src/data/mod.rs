@@ -4,6 +4,7 @@
 pub mod alpaca;
 pub mod budget;
 pub mod coverage;
+pub mod epoch;
 pub mod import;
 pub mod load;
 pub mod panel;

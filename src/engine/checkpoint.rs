@@ -127,9 +127,8 @@ pub fn save_model(path: &Path, model: &ActorCritic, meta: &ModelMeta) -> Result<
     let mut md = HashMap::new();
     md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
     let tensors = model.named_tensors();
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
-        .map_err(|e| anyhow!("cannot serialise model: {e}"))?;
-    write_atomic(path, &bytes)
+    let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    write_atomic(path, &super::digest::serialize(&views, md)?)
 }
 
 /// Writes a GRU model: the network's named tensors (PyTorch names and layout) and `meta`, whose
@@ -146,15 +145,24 @@ pub fn save_gru_model(path: &Path, net: &GruNet, theta: &Tensor, meta: &ModelMet
     let mut md = HashMap::new();
     md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
     let tensors = net.named_tensors(theta)?;
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
-        .map_err(|e| anyhow!("cannot serialise model: {e}"))?;
-    write_atomic(path, &bytes)
+    let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    write_atomic(path, &super::digest::serialize(&views, md)?)
 }
 
-/// Reads only the metadata of a model file.
+/// Reads only the metadata of a model file (its digest unchecked: for names and ranges; every
+/// loader of weights checks it).
 pub fn read_meta(path: &Path) -> Result<ModelMeta> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    meta_from_bytes(path, &bytes)
+}
+
+/// [`read_meta`] of a file whose content digest matches (for listings that must not present a
+/// damaged file as a model).
+pub fn read_meta_verified(path: &Path) -> Result<ModelMeta> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    super::digest::verify(path, &bytes)?;
     meta_from_bytes(path, &bytes)
 }
 
@@ -188,6 +196,7 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
 fn read_checked(path: &Path, device: &Device) -> Result<(ModelMeta, HashMap<String, Tensor>)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    super::digest::verify(path, &bytes)?;
     let meta = meta_from_bytes(path, &bytes)?;
     if meta.obs_dim != meta.layout_obs_dim() {
         bail!(

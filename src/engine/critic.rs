@@ -12,13 +12,16 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 /// How the critic-only epochs run.
-#[derive(Debug, Clone, Copy)]
-pub struct CriticFit {
+#[derive(Clone, Copy)]
+pub struct CriticFit<'a> {
     pub epochs: usize,
     pub minibatch: usize,
     pub lr: f64,
     pub vf_coef: f64,
     pub max_grad_norm: f64,
+    /// Asked between minibatches: true stops the epochs (a cancelled run must not wait for
+    /// thousands of them).
+    pub stop: &'a dyn Fn() -> bool,
 }
 
 /// The trunk's output (the heads' input) for every row of `obs`, `[B, hidden]`.
@@ -61,6 +64,9 @@ pub fn fit(
     for _ in 0..c.epochs {
         rng.shuffle(&mut order);
         for mb in order.chunks(c.minibatch) {
+            if (c.stop)() {
+                return Ok(Some((loss_sum, n_mb)));
+            }
             if mb.len() < 2 {
                 continue;
             }
@@ -139,6 +145,7 @@ mod tests {
             lr: 3e-2,
             vf_coef: 0.5,
             max_grad_norm: 0.5,
+            stop: &|| false,
         };
         let (loss, n) = fit(
             &mut params,

@@ -133,6 +133,9 @@ pub fn critic_fit(
     for _ in 0..c.epochs {
         rng.shuffle(&mut order);
         for mb in order.chunks(c.minibatch) {
+            if (c.stop)() {
+                return Ok(Some((loss_sum, n_mb)));
+            }
             if mb.len() < 2 {
                 continue;
             }
@@ -310,6 +313,7 @@ mod tests {
             lr: 3e-2,
             vf_coef: 0.5,
             max_grad_norm: 0.5,
+            stop: &|| false,
         };
         let (_, n) = critic_fit(&mut p, &mut opt, &obs, &returns, &mut Rng::new(1), fit)
             .unwrap()

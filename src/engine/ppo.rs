@@ -126,6 +126,8 @@ pub enum TrainNote {
     EarlyStop(EarlyStopInfo),
     /// Periodic checkpoints removed by the keep rule (`prune`).
     Pruned(Vec<PathBuf>),
+    /// Something the user should know before the run starts (a large share of memory).
+    Warning(String),
 }
 
 /// A validation's outcome as training uses it.

@@ -241,12 +241,21 @@ pub fn save_state(path: &Path, s: &Snapshot, ctx: &StateContext) -> Result<()> {
     );
     let mut md = HashMap::new();
     md.insert(META_KEY.to_string(), serde_json::to_string(&meta)?);
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(md))
-        .map_err(|e| anyhow!("cannot serialise the training state: {e}"))?;
+    let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let bytes = super::digest::serialize(&views, md)
+        .map_err(|e| anyhow!("cannot serialise the training state: {e:#}"))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_atomic(path, &bytes)
+}
+
+/// Checks a state file's content digest without loading it (a resume checks before it touches
+/// the run); the error names the file.
+pub fn verify_file(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read training state {}", path.display()))?;
+    super::digest::verify(path, &bytes).map(|_| ())
 }
 
 /// Reads only the metadata (the header) of a state file.
@@ -301,6 +310,7 @@ pub fn load_state(
     let meta = read_state_meta(path)?;
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read training state {}", path.display()))?;
+    super::digest::verify(path, &bytes)?;
     let mut tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("cannot load the training state in {}", path.display()))?;
     let mut take = |name: &str, like: &Tensor| -> Result<Tensor> {

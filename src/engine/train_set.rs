@@ -75,6 +75,17 @@ impl TrainSet<'_> {
         }
     }
 
+    /// Bytes of the training data in memory (features, closes, bars), for the memory estimate.
+    pub fn data_bytes(&self) -> f64 {
+        match self {
+            TrainSet::Series(d) => d.fm.values.len() as f64 * 4.0 + d.bars.len() as f64 * 64.0,
+            TrainSet::Portfolio(d) => {
+                let (_, step_dim, _) = self.sequence_shape();
+                d.tape.n_bars as f64 * (step_dim as f64 * 4.0 + 64.0)
+            }
+        }
+    }
+
     pub fn gru_spec(&self, cfg: &Config) -> GruSpec {
         GruSpec::from_config(&cfg.ppo, self.sequence_shape(), self.n_actions())
     }

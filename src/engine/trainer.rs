@@ -10,6 +10,7 @@ use super::backward::{Coefs, N_STATS};
 use super::checkpoint::ModelMeta;
 use super::critic::CriticFit;
 use super::early_stop::{EarlyStop, Verdict};
+use super::memory::{MemEstimate, NetShape};
 use super::net::{Net, StepCtx};
 use super::ppo::{
     explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainNote,
@@ -52,6 +53,8 @@ pub struct Trainer<'a> {
     /// The update's matmul precision and f16 loss scaling (restarts at its initial scale on
     /// resume: the scaler settles within a few steps).
     amp: Amp,
+    /// Said to the observer when the run starts (a large share of memory).
+    memory_note: Option<String>,
 }
 
 impl<'a> Trainer<'a> {
@@ -62,6 +65,7 @@ impl<'a> Trainer<'a> {
         out_dir: &Path,
     ) -> Result<Self> {
         let p = &cfg.ppo;
+        let memory_note = check_memory(cfg, &set, device)?;
         let env = set.env(cfg, device)?;
         let net = match p.encoder {
             Encoder::Mlp => Net::mlp(
@@ -103,6 +107,7 @@ impl<'a> Trainer<'a> {
             resumed_from: None,
             steps_run: 0,
             amp: Amp::new(p.precision),
+            memory_note,
         })
     }
 
@@ -208,6 +213,9 @@ impl<'a> Trainer<'a> {
         std::fs::create_dir_all(self.out_dir.join("checkpoints"))?;
         let mut cancelled = false;
         let mut stopped: Option<EarlyStopInfo> = None;
+        if let Some(w) = self.memory_note.take() {
+            observer.on_note(&TrainNote::Warning(w));
+        }
 
         while self.progress.update < self.updates {
             if observer.should_stop() {
@@ -215,7 +223,15 @@ impl<'a> Trainer<'a> {
                 break;
             }
             let update = self.progress.update + 1;
-            let m = self.update(update, started, elapsed_base)?;
+            // A cancel mid-update abandons it: the run goes back to where the update started
+            // (tensors are immutable, so the snapshot costs no copy), and a resume redoes it.
+            let before = self.snapshot();
+            let Some(m) = self.update(update, started, elapsed_base, &|| observer.should_stop())?
+            else {
+                self.restore(before, true)?;
+                cancelled = true;
+                break;
+            };
             observer.on_update(&m);
             if !update.is_multiple_of(p.validation_interval) && update != self.updates {
                 continue;
@@ -320,13 +336,15 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// One PPO update: rollout, GAE, the PPO epochs, the critic-only epochs, metrics.
+    /// One PPO update: rollout, GAE, the PPO epochs, the critic-only epochs, metrics. `None`
+    /// when `stop` said so between two minibatches (the update is then incomplete).
     fn update(
         &mut self,
         update: usize,
         started: Instant,
         elapsed_base: f64,
-    ) -> Result<UpdateMetrics> {
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<UpdateMetrics>> {
         let cfg = self.cfg;
         let p = &cfg.ppo;
         let t0 = Instant::now();
@@ -366,6 +384,9 @@ impl<'a> Trainer<'a> {
         for _ in 0..p.epochs {
             self.rng.shuffle(&mut order);
             for mb in order.chunks(p.minibatch) {
+                if stop() {
+                    return Ok(None);
+                }
                 if mb.len() < 2 {
                     continue;
                 }
@@ -390,6 +411,7 @@ impl<'a> Trainer<'a> {
             lr: critic_lr,
             vf_coef: p.vf_coef,
             max_grad_norm: p.max_grad_norm,
+            stop,
         };
         let critic_fit = self.net.critic_fit(
             &mut self.opt,
@@ -398,6 +420,9 @@ impl<'a> Trainer<'a> {
             &mut self.rng,
             fit,
         )?;
+        if stop() {
+            return Ok(None);
+        }
         let critic_n = critic_fit.as_ref().map_or(0, |(_, k)| *k);
         if let Some((loss, _)) = critic_fit {
             stats_acc = Tensor::cat(&[&stats_acc, &loss], 0)?;
@@ -410,14 +435,22 @@ impl<'a> Trainer<'a> {
             .collect();
         let reward_parts = self.env.take_reward_parts()?;
         if stats.iter().any(|s| !s.is_finite()) {
-            bail!("training diverged at update {update} (non-finite loss): lower ppo.actor_lr / ppo.critic_lr or check the data");
+            bail!(
+                "training diverged at update {update} (a non-finite loss): the settings that scale it are ppo.actor_lr = {}, ppo.critic_lr = {}, env.reward_scale = {}, ppo.vf_coef = {}, ppo.ent_coef_start = {}, ppo.max_grad_norm = {}; lower the one out of line, or check the bars (`quantdeck data check`)",
+                p.actor_lr,
+                p.critic_lr,
+                cfg.env.reward_scale,
+                p.vf_coef,
+                p.ent_coef_start,
+                p.max_grad_norm
+            );
         }
         self.progress.update = update;
         self.progress.timesteps += batch as u64;
         self.steps_run += batch as u64;
         self.progress.elapsed_s = elapsed_base + started.elapsed().as_secs_f64();
         let k = n_mb.max(1) as f64;
-        Ok(UpdateMetrics {
+        Ok(Some(UpdateMetrics {
             update,
             updates: self.updates,
             timesteps: self.progress.timesteps,
@@ -438,8 +471,31 @@ impl<'a> Trainer<'a> {
             episodes: self.env.episodes(),
             reward_parts,
             action_shares,
-        })
+        }))
     }
+}
+
+/// Estimates the run's memory before anything is allocated and refuses one that cannot fit in
+/// this machine's available memory (and, on CUDA, the GPU's); a warning when it takes a large
+/// share (see `memory`).
+fn check_memory(cfg: &Config, set: &TrainSet, device: &Device) -> Result<Option<String>> {
+    let p = &cfg.ppo;
+    let net = NetShape::of(p, set.obs_dim(), set.n_actions(), || set.gru_spec(cfg));
+    let est = MemEstimate::of(p, &net, set.obs_dim(), set.data_bytes());
+    let host = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
+    let mut note = est.check("this machine (MemAvailable)", host)?;
+    if device.is_cuda() {
+        let index = p
+            .device
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if let Some(gpu) = super::sizing::probe(index) {
+            let vram = gpu.vram_mib as f64 * (1u64 << 20) as f64;
+            note = note.or(est.check(&format!("the GPU ({})", gpu.name), vram)?);
+        }
+    }
+    Ok(note)
 }
 
 /// Each action's share of `actions` (indices below `n`).

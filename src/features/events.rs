@@ -64,8 +64,9 @@ impl EventTable {
                     rows += 1;
                 }
                 _ => self.warnings.push(format!(
-                    "{origin}:{}: expected `YYYY-MM-DD,KIND` with KIND one of FOMC, NFP, CPI, GDP, RETAIL; got {line:?}",
-                    i + 1
+                    "{origin}:{}: expected `YYYY-MM-DD,KIND` with KIND one of FOMC, NFP, CPI, GDP, RETAIL; got {:?} (the line is not used)",
+                    i + 1,
+                    crate::jsonl::clip(line, 80)
                 )),
             }
         }
@@ -81,8 +82,14 @@ impl EventTable {
     /// The built-in table plus the user's file, if present.
     pub fn with_user_file(path: &Path) -> Self {
         let mut t = Self::embedded();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            t.add_csv(&text, &path.display().to_string());
+        match std::fs::read_to_string(path) {
+            Ok(text) => t.add_csv(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Bytes that are not text, or no permission: the user's days are missing, say so.
+            Err(e) => t.warnings.push(format!(
+                "{}: cannot be read ({e}): none of its event days are used",
+                path.display()
+            )),
         }
         t
     }

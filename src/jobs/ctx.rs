@@ -79,18 +79,36 @@ impl Ctx<'_> {
 }
 
 /// `latest` (newest training run that finished or was interrupted), an exact run id, or a unique
-/// prefix of one.
+/// prefix of one. A training run whose manifest is damaged is never skipped: when it is the
+/// newest, or the one named, the answer is an error that names the damage.
 pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
-    let runs: Vec<_> = list_runs(paths)
+    let scan = super::scan_runs(paths);
+    let runs: Vec<_> = scan
+        .runs
         .into_iter()
         .filter(|r| r.manifest.kind == JobKind::Train)
         .collect();
+    let damaged: Vec<_> = scan
+        .damaged
+        .into_iter()
+        .filter(|d| d.kind == Some(JobKind::Train))
+        .collect();
     if s == "latest" || s.is_empty() {
         // The newest run; of a gated seed group, the median seed the gate graded it on.
-        return runs
+        let newest = runs
             .iter()
             .rev()
-            .find(|r| r.manifest.status != JobStatus::Running || r.stale)
+            .find(|r| r.manifest.status != JobStatus::Running || r.stale);
+        let newest_damaged = damaged
+            .iter()
+            .rfind(|d| newest.is_none_or(|r| d.created.is_none_or(|c| c >= r.manifest.created)));
+        if let Some(d) = newest_damaged {
+            bail!(
+                "the newest training run cannot be used: {}. Name a run explicitly (`quantdeck runs` lists them)",
+                d.describe()
+            );
+        }
+        return newest
             .map(|r| {
                 r.manifest
                     .group
@@ -98,23 +116,36 @@ pub fn resolve_train_run(paths: &Paths, s: &str) -> Result<String> {
                     .and_then(|g| super::gate::group_median(paths, &g.id))
                     .unwrap_or_else(|| r.manifest.id.clone())
             })
-            .ok_or_else(|| {
-                anyhow!(
+            .ok_or_else(|| match runs.last() {
+                Some(r) => anyhow!(
+                    "no finished training run under {}: {} is still running (pid {}); wait for it to end",
+                    paths.runs.display(),
+                    r.manifest.id,
+                    r.manifest.pid
+                ),
+                None => anyhow!(
                     "no finished training run under {}: run `quantdeck train SYMBOL` first",
                     paths.runs.display()
-                )
+                ),
             });
     }
     // A full id is never ambiguous, even when a run started the same second got `<id>-2`.
     if runs.iter().any(|r| r.manifest.id == s) {
         return Ok(s.to_string());
     }
-    let hits: Vec<_> = runs
+    let hits: Vec<&str> = runs
         .iter()
-        .filter(|r| r.manifest.id.starts_with(s))
+        .map(|r| r.manifest.id.as_str())
+        .chain(damaged.iter().map(|d| d.id.as_str()))
+        .filter(|id| id.starts_with(s))
         .collect();
+    if let [one] = hits.as_slice() {
+        if let Some(d) = damaged.iter().find(|d| d.id == *one) {
+            bail!("{}", d.describe());
+        }
+    }
     match hits.as_slice() {
-        [one] => Ok(one.manifest.id.clone()),
+        [one] => Ok(one.to_string()),
         [] => bail!("no training run matches {s:?} (see `quantdeck runs`)"),
         many => bail!(
             "{s:?} matches {} training runs; give more of the id",

@@ -176,10 +176,22 @@ fn fetch_synthetic(ctx: &Ctx, wanted: &[String]) -> Result<String> {
         if ctx.cancel.is_cancelled() {
             break;
         }
+        let aside = |sym: &Symbol| {
+            let note = store.set_aside_other_source(
+                sym,
+                ctx.cfg.data.timeframe,
+                crate::data::synthetic::SOURCE,
+            )?;
+            if let Some(n) = note {
+                ctx.sink.warn(n);
+            }
+            Ok::<_, anyhow::Error>(())
+        };
         match ctx
             .cfg
             .universe
             .find(name)
+            .and_then(|sym| aside(&sym).map(|_| sym))
             .and_then(|sym| generate_synthetic(ctx.cfg, &store, &sym))
         {
             Ok(info) => {
@@ -241,6 +253,10 @@ fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
     let mut full: BTreeMap<AssetClass, Vec<Symbol>> = BTreeMap::new();
     let mut tasks = Vec::new();
     for sym in &symbols {
+        // Only Alpaca's own bars count as fetched: another source's go aside first.
+        if let Some(note) = store.set_aside_other_source(sym, tf, "alpaca")? {
+            ctx.sink.warn(note);
+        }
         let have = match store.read_or_quarantine(sym, tf) {
             Ok(b) => b,
             Err(e) => {
@@ -420,7 +436,7 @@ fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
             continue;
         }
         match store.info(sym, tf) {
-            Some(info) if info.bars > 0 => {
+            Some(info) if info.bars > 0 && info.source == "alpaca" => {
                 ok.push(info.symbol.clone());
                 record(ctx, &info)?;
             }

@@ -4,7 +4,6 @@
 //! on the validations it managed to record, and says so.
 
 use super::ctx::Ctx;
-use super::train::read_validations;
 use super::{list_runs, Event, EventRecord, JobStatus, JobSummary, RunDir};
 use crate::engine::ppo::UpdateMetrics;
 use crate::eval::gate::SeedGrade;
@@ -68,7 +67,11 @@ pub(super) fn gate(ctx: &Ctx, train_run: &str) -> Result<String> {
 /// score and the baseline check. `who` prefixes its lines (a seed of a group).
 fn grade_run(ctx: &Ctx, train_run: &str, who: &str) -> Result<(GateResult, bool)> {
     let dir = RunDir::open(ctx.paths, train_run)?;
-    let history = read_validations(&dir)?;
+    let recorded = super::validations::validation_history(&dir)?;
+    for n in &recorded.notes {
+        ctx.sink.warn(format!("{who}{n}"));
+    }
+    let history = recorded.validations;
     let me = list_runs(ctx.paths)
         .into_iter()
         .find(|r| r.manifest.id == train_run);
@@ -84,10 +87,27 @@ fn grade_run(ctx: &Ctx, train_run: &str, who: &str) -> Result<(GateResult, bool)
     if history.is_empty() {
         return Ok((res, interrupted));
     }
-    res.composite = composite_of(&res.metrics, &read_updates(&dir));
+    match read_updates(ctx, &dir, who) {
+        Ok(updates) => {
+            res.composite = composite_of(&res.metrics, &updates);
+            let graded = res.metrics.update;
+            let last = updates
+                .last()
+                .filter(|_| !updates.iter().any(|u| u.update == graded));
+            if let Some(u) = last {
+                ctx.sink.warn(format!(
+                    "{who}{} holds no metrics of update {graded} (the graded one): the composite score uses update {}'s",
+                    dir.events_path().display(),
+                    u.update
+                ));
+            }
+        }
+        Err(e) => ctx.sink.warn(format!("{who}{e:#}")),
+    }
     if res.composite.is_none() {
         ctx.sink.warn(format!(
-            "{who}training run {train_run} recorded no update metrics: no composite score"
+            "{who}training run {train_run} recorded no update metrics ({} is missing or holds none): no composite score",
+            dir.events_path().display()
         ));
     }
     if let Some(b) = &res.metrics.portfolio {
@@ -228,13 +248,19 @@ pub fn equal_weight_line(update: usize, b: &PortfolioBlock) -> String {
 }
 
 /// The run's update metrics as they stand: updates superseded by a restart (resume or
-/// drawdown retry) are dropped. Unreadable lines are skipped (a torn last line).
-fn read_updates(dir: &RunDir) -> Vec<UpdateMetrics> {
-    let text = std::fs::read_to_string(dir.events_path()).unwrap_or_default();
+/// drawdown retry) are dropped. A torn last line is skipped; damage elsewhere is an error.
+fn read_updates(ctx: &Ctx, dir: &RunDir, who: &str) -> Result<Vec<UpdateMetrics>> {
+    let recs = crate::jsonl::read_records::<EventRecord>(&dir.events_path(), "event")?;
+    if let Some(torn) = recs.as_ref().map(|r| r.torn_bytes).filter(|t| *t > 0) {
+        ctx.sink.warn(format!(
+            "{who}{}: a torn last line ({torn} bytes, a write cut by a kill) was skipped",
+            dir.events_path().display()
+        ));
+    }
     let mut out: Vec<UpdateMetrics> = Vec::new();
-    for rec in text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<EventRecord>(l).ok())
+    for rec in recs
+        .map(crate::jsonl::Records::into_values)
+        .unwrap_or_default()
     {
         match rec.event {
             Event::Update(m) => out.push(m),
@@ -242,7 +268,7 @@ fn read_updates(dir: &RunDir) -> Vec<UpdateMetrics> {
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// The composite score of the graded checkpoint: its validation's return and win rate, and the

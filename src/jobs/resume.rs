@@ -116,6 +116,95 @@ pub fn locate(paths: &Paths, run: Option<&str>, checkpoint: Option<&Path>) -> Re
     })
 }
 
+/// Locates the resume point and checks everything that can refuse the resume — the layout the
+/// user's configuration expects, the flags, the device, the state file's digest, the validation
+/// history — before the run is touched: a refused resume leaves an interrupted run interrupted,
+/// not "failed". Returns the point and the configuration the run continues with (its own).
+pub fn prepare(
+    paths: &Paths,
+    (run, checkpoint): (Option<&str>, Option<&Path>),
+    device: Option<&str>,
+    expect: Option<&Config>,
+    events: &EventTable,
+) -> Result<(ResumePoint, Config)> {
+    let point = locate(paths, run, checkpoint)?;
+    if let Some(expect) = expect {
+        check_layout(&point, expect, events)?;
+    }
+    let mut c = point.meta.config.clone();
+    if let Some(d) = device {
+        c.ppo.device = d.to_string();
+    }
+    crate::config::validate(&c)?;
+    crate::engine::device::select(&c.ppo.device)?;
+    crate::engine::state::verify_file(&point.state)?;
+    super::validations::read_validations(&RunDir::open(paths, &point.run_id)?)
+        .map_err(|e| e.context("cannot resume over a damaged validation history"))?;
+    Ok((point, c))
+}
+
+/// A run taken back for a resume: held by this process until the lock drops.
+pub struct Reopened {
+    pub dir: RunDir,
+    pub manifest: Manifest,
+    /// What moved aside, to be said once the run's events are open.
+    pub note: Option<String>,
+    pub lock: crate::data::store::SeriesLock,
+}
+
+/// Takes the run (its lock first: of two resumes started together one is refused), sets it
+/// back to running and moves aside what came after the resume point.
+pub fn open_run(paths: &Paths, point: &ResumePoint) -> Result<Reopened> {
+    let dir = RunDir::open(paths, &point.run_id)?;
+    let lock = dir.lock()?;
+    let stale = super::list_runs(paths)
+        .iter()
+        .any(|r| r.manifest.id == point.run_id && r.stale);
+    let manifest = reopen(&dir, stale)?;
+    let moved = supersede_after(&dir, point)?;
+    let note = (!moved.is_empty()).then(|| {
+        format!(
+            "resuming from update {}; moved aside: {}",
+            point.update(),
+            moved.join(", ")
+        )
+    });
+    Ok(Reopened {
+        dir,
+        manifest,
+        note,
+        lock,
+    })
+}
+
+/// Says what the resume did to the run directory: temp files of killed writes removed (the
+/// run's folder, `state/`, `checkpoints/`), what moved aside, and a progress file that is gone.
+pub fn announce(dir: &RunDir, sink: &super::EventSink, note: Option<String>, events_lost: bool) {
+    for d in [
+        dir.path.clone(),
+        dir.path.join(STATE_DIR),
+        dir.path.join(CHECKPOINT_DIR),
+    ] {
+        let (notes, problems) = crate::paths::remove_orphan_tmps(&d);
+        for n in notes {
+            sink.info(n);
+        }
+        for p in problems {
+            sink.warn(p);
+        }
+    }
+    if let Some(n) = note {
+        tracing::info!("run {}: {n}", dir.id);
+        sink.info(n);
+    }
+    if events_lost {
+        sink.warn(format!(
+            "{} was missing or empty: the run's progress before this resume is lost (its models, state and validations are intact)",
+            dir.events_path().display()
+        ));
+    }
+}
+
 /// Refuses a configuration whose network differs from the checkpoint's, naming both layouts.
 pub fn check_layout(point: &ResumePoint, expect: &Config, events: &EventTable) -> Result<()> {
     let spec = FeatureSpec::current(expect.features.window, events);
@@ -215,23 +304,28 @@ pub fn supersede_after(dir: &RunDir, point: &ResumePoint) -> Result<Vec<String>>
         }
     }
     let log = dir.artifact(VALIDATIONS);
-    if let Ok(text) = std::fs::read_to_string(&log) {
-        let (mut keep, mut drop) = (String::new(), String::new());
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let later = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("update").and_then(|u| u.as_u64()))
-                .is_some_and(|u| u as usize > upto);
-            let to = if later { &mut drop } else { &mut keep };
-            to.push_str(line);
-            to.push('\n');
-        }
-        if !drop.is_empty() {
-            std::fs::create_dir_all(&aside)?;
-            write_atomic(&aside.join(VALIDATIONS), drop.as_bytes())?;
-            write_atomic(&log, keep.as_bytes())?;
-            moved.push(format!("{VALIDATIONS} (lines after update {upto})"));
-        }
+    // A torn tail goes aside first (it was never committed); a damaged line stops the resume.
+    if let Some(r) = crate::jsonl::repair_tail(&log)? {
+        moved.push(r.message());
+    }
+    let history: Vec<serde_json::Value> = crate::jsonl::read_records(&log, "validation")?
+        .map(crate::jsonl::Records::into_values)
+        .unwrap_or_default();
+    let (mut keep, mut drop) = (String::new(), String::new());
+    for v in history {
+        let later = v
+            .get("update")
+            .and_then(|u| u.as_u64())
+            .is_some_and(|u| u as usize > upto);
+        let to = if later { &mut drop } else { &mut keep };
+        to.push_str(&v.to_string());
+        to.push('\n');
+    }
+    if !drop.is_empty() {
+        std::fs::create_dir_all(&aside)?;
+        write_atomic(&aside.join(VALIDATIONS), drop.as_bytes())?;
+        write_atomic(&log, keep.as_bytes())?;
+        moved.push(format!("{VALIDATIONS} (lines after update {upto})"));
     }
     Ok(moved)
 }

@@ -165,8 +165,18 @@ impl RunDir {
 
     pub fn open(paths: &Paths, id: &str) -> Result<RunDir> {
         let path = paths.runs.join(id);
+        if !id.is_empty()
+            && !id.contains('/')
+            && path.is_dir()
+            && !path.join("manifest.json").exists()
+        {
+            anyhow::bail!(
+                "run {id} is damaged: {} is missing",
+                path.join("manifest.json").display()
+            );
+        }
         if id.is_empty() || id.contains('/') || !path.join("manifest.json").is_file() {
-            let known: Vec<String> = list_runs(paths)
+            let known: Vec<String> = super::list_runs(paths)
                 .into_iter()
                 .rev()
                 .take(5)
@@ -185,6 +195,20 @@ impl RunDir {
         Ok(RunDir {
             id: id.to_string(),
             path,
+        })
+    }
+
+    /// Holds the run for this process: the OS's lock on `<run>/.run.lock`, which the kernel
+    /// drops when the process ends (a kill -9 too). Two processes that both found a run
+    /// interrupted cannot both resume it; a resume cannot start under a training still writing.
+    pub fn lock(&self) -> Result<crate::data::store::SeriesLock> {
+        let path = self.path.join(".run.lock");
+        crate::data::store::SeriesLock::try_acquire(&path)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "run {} is in use by another quantdeck process (it holds {}): wait for it to end",
+                self.id,
+                path.display()
+            )
         })
     }
 
@@ -285,39 +309,6 @@ impl RunSummary {
     }
 }
 
-/// All runs under `runs/`, oldest first. Unreadable manifests are skipped (and logged).
-pub fn list_runs(paths: &Paths) -> Vec<RunSummary> {
-    let Ok(entries) = std::fs::read_dir(&paths.runs) else {
-        return Vec::new();
-    };
-    let now = Utc::now();
-    let mut runs: Vec<RunSummary> = entries
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| {
-            let path = e.path();
-            match read_manifest(&path.join("manifest.json")) {
-                Ok(manifest) => Some(RunSummary {
-                    stale: manifest.is_stale(now),
-                    manifest,
-                    path,
-                }),
-                Err(err) => {
-                    tracing::warn!("skipping run {}: {err:#}", path.display());
-                    None
-                }
-            }
-        })
-        .collect();
-    runs.sort_by(|a, b| {
-        a.manifest
-            .created
-            .cmp(&b.manifest.created)
-            .then(a.manifest.id.cmp(&b.manifest.id))
-    });
-    runs
-}
-
 /// This machine's name (as the kernel reports it).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -331,11 +322,7 @@ pub fn hostname() -> String {
 }
 
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
+    crate::paths::pid_alive(pid)
 }
 
 #[cfg(test)]

@@ -95,14 +95,13 @@ pub fn run(
         expect,
     } = req
     {
-        let point = super::resume::locate(paths, run.as_deref(), checkpoint.as_deref())?;
-        if let Some(expect) = expect {
-            super::resume::check_layout(&point, expect, &events)?;
-        }
-        let mut c = point.meta.config.clone();
-        if let Some(d) = device {
-            c.ppo.device = d.clone();
-        }
+        let (point, c) = super::resume::prepare(
+            paths,
+            (run.as_deref(), checkpoint.as_deref()),
+            device.as_deref(),
+            expect.as_deref(),
+            &events,
+        )?;
         resume_cfg = Some(c);
         resume_point = Some(point);
     }
@@ -123,6 +122,9 @@ pub fn run(
     let kind = req.kind();
     // A paper session may continue in its existing directory; every other job gets a new one.
     let mut claimed = None;
+    let mut resume_note = None;
+    // Held until the job ends: a training run is written by one process at a time.
+    let mut run_lock = None;
     let (dir, manifest) = match req {
         JobRequest::Paper {
             train_runs,
@@ -141,29 +143,24 @@ pub fn run(
             let point = resume_point
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
-            let dir = RunDir::open(paths, &point.run_id)?;
-            let stale = super::list_runs(paths)
-                .iter()
-                .any(|r| r.manifest.id == point.run_id && r.stale);
-            let manifest = super::resume::reopen(&dir, stale)?;
-            let moved = super::resume::supersede_after(&dir, point)?;
-            if !moved.is_empty() {
-                tracing::info!(
-                    "run {}: resuming from update {}; moved aside: {}",
-                    dir.id,
-                    point.update(),
-                    moved.join(", ")
-                );
+            let r = super::resume::open_run(paths, point)?;
+            resume_note = r.note;
+            run_lock = Some(r.lock);
+            (r.dir, r.manifest)
+        }
+        _ => {
+            let (dir, manifest) = RunDir::create(
+                paths,
+                kind,
+                &label,
+                serde_json::to_value(cfg)?,
+                parent.clone(),
+            )?;
+            if kind == JobKind::Train {
+                run_lock = Some(dir.lock()?);
             }
             (dir, manifest)
         }
-        _ => RunDir::create(
-            paths,
-            kind,
-            &label,
-            serde_json::to_value(cfg)?,
-            parent.clone(),
-        )?,
     };
     let label = if label.is_empty() {
         manifest.label.clone()
@@ -171,6 +168,8 @@ pub fn run(
         label
     };
     let run = Arc::new(ActiveRun::new(dir, manifest));
+    let events_lost = resume_point.is_some()
+        && std::fs::metadata(run.dir.events_path()).map_or(true, |m| m.len() == 0);
     let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
     if let Some(o) = observer {
         sink = sink.observe(o);
@@ -189,6 +188,13 @@ pub fn run(
         label: label.clone(),
     });
     tracing::info!("job {} started", run.id());
+    // A damaged user event table changes the features: said where the user looks.
+    for w in &events.warnings {
+        sink.warn(format!("event table: {w}"));
+    }
+    if resume_point.is_some() {
+        super::resume::announce(&run.dir, &sink, resume_note, events_lost);
+    }
     let heartbeat = Heartbeat::start(run.clone());
 
     let ctx = Ctx {
@@ -245,6 +251,8 @@ pub fn run(
         message: message.clone(),
     });
     run.finish(status, &message)?;
+    // Released only once the manifest says how the run ended.
+    drop(run_lock);
     tracing::info!("job {} {}: {message}", run.id(), status.as_str());
     match result {
         Ok(_) => Ok(run.id().to_string()),

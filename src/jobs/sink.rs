@@ -16,6 +16,9 @@ pub struct EventSink {
     seq: AtomicU64,
     observers: Vec<Observer>,
     io_error: Mutex<Option<String>>,
+    /// The repair made when the file was opened, told again to each observer added later (the
+    /// console of the command that opened it must say so too).
+    repair: Option<EventRecord>,
 }
 
 impl EventSink {
@@ -32,16 +35,26 @@ impl EventSink {
             .map_or(0, |r| r.seq + 1);
         // A torn last line (a kill mid-append) is cut off first, never appended to.
         let (file, repaired) = crate::jsonl::open_append(path)?;
-        let sink = EventSink {
+        let mut sink = EventSink {
             run_id: run_id.to_string(),
             file: Some(Mutex::new(file)),
             seq: AtomicU64::new(next),
             observers: Vec::new(),
             io_error: Mutex::new(None),
+            repair: None,
         };
         if let Some(r) = repaired {
             tracing::warn!("{}", r.message());
             sink.warn(r.message());
+            sink.repair = Some(EventRecord {
+                seq: next,
+                at: Utc::now(),
+                run_id: run_id.to_string(),
+                event: Event::Log {
+                    level: LogLevel::Warn,
+                    message: r.message(),
+                },
+            });
         }
         Ok(sink)
     }
@@ -54,10 +67,14 @@ impl EventSink {
             seq: AtomicU64::new(0),
             observers: Vec::new(),
             io_error: Mutex::new(None),
+            repair: None,
         }
     }
 
     pub fn observe(mut self, f: impl Fn(&EventRecord) + Send + Sync + 'static) -> Self {
+        if let Some(r) = &self.repair {
+            f(r);
+        }
         self.observers.push(Box::new(f));
         self
     }

@@ -9,6 +9,8 @@ pub struct EventTail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// Complete lines read so far, so damage is reported by its line number.
+    lines: usize,
 }
 
 impl EventTail {
@@ -17,6 +19,7 @@ impl EventTail {
             path: path.to_path_buf(),
             offset: 0,
             partial: Vec::new(),
+            lines: 0,
         }
     }
 
@@ -33,6 +36,7 @@ impl EventTail {
             // Truncated or replaced: start over.
             self.offset = 0;
             self.partial.clear();
+            self.lines = 0;
         }
         if len == self.offset || f.seek(SeekFrom::Start(self.offset)).is_err() {
             return Vec::new();
@@ -46,6 +50,7 @@ impl EventTail {
         let mut out = Vec::new();
         while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=nl).collect();
+            self.lines += 1;
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
             if text.is_empty() {
@@ -59,7 +64,12 @@ impl EventTail {
                     run_id: String::new(),
                     event: Event::Log {
                         level: super::LogLevel::Warn,
-                        message: format!("unreadable line in {}: {e}", self.path.display()),
+                        message: format!(
+                            "{}:{}: damaged event line ({}): {e}",
+                            self.path.display(),
+                            self.lines,
+                            crate::jsonl::clip(text, 60)
+                        ),
                     },
                 }),
             }

@@ -20,8 +20,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The validation history of a run, one JSON object per line, appended as it happens.
-pub const VALIDATIONS: &str = "validations.jsonl";
+pub use super::validations::{read_validations, VALIDATIONS};
 
 /// How a run scores the current policy on its validation bars (`update` is filled in after).
 pub(super) type Judge<'a> = Box<dyn FnMut(&HostPolicy) -> Result<ValidationMetrics> + 'a>;
@@ -47,13 +46,25 @@ fn open_log(ctx: &Ctx, path: &Path) -> Result<std::fs::File> {
 }
 
 impl<'a, 'b> JobObserver<'a, 'b> {
-    /// Opens the run's `validations.jsonl` (keeping its history on a resume).
-    pub(super) fn open(ctx: &'a Ctx<'b>, judge: Judge<'a>, resumed: bool) -> Result<Self> {
+    /// Opens the run's `validations.jsonl` (keeping its history on a resume: the `Restart`
+    /// event goes first, so the history read after it knows what the resume supersedes).
+    pub(super) fn open(
+        ctx: &'a Ctx<'b>,
+        judge: Judge<'a>,
+        resumed: Option<&ResumePoint>,
+    ) -> Result<Self> {
         let log_path = ctx.dir().artifact(VALIDATIONS);
-        let history = if resumed {
-            read_validations(ctx.dir()).unwrap_or_default()
-        } else {
-            Vec::new()
+        let history = match resumed {
+            Some(point) => {
+                ctx.sink.emit(Event::Restart {
+                    from_update: point.update(),
+                    reason: RestartReason::Resume {
+                        checkpoint: point.state.display().to_string(),
+                    },
+                });
+                resumed_history(ctx)?
+            }
+            None => Vec::new(),
         };
         let log = open_log(ctx, &log_path)?;
         add_artifact(ctx, VALIDATIONS)?;
@@ -84,6 +95,25 @@ impl<'a, 'b> JobObserver<'a, 'b> {
         self.log = open_log(self.ctx, &self.log_path)?;
         Ok(())
     }
+}
+
+/// The history a resumed run continues: damage is an error (a resume never continues over a
+/// garbled history), and validations the file lost are restored from the events, said, and
+/// written back (the damaged file kept beside) so the history the run appends to is whole.
+fn resumed_history(ctx: &Ctx) -> Result<Vec<crate::eval::ValidationMetrics>> {
+    let h = super::validations::validation_history(ctx.dir())
+        .context("cannot resume over a damaged validation history")?;
+    for n in &h.notes {
+        ctx.sink.warn(n.clone());
+    }
+    if h.recovered > 0 {
+        let aside = super::validations::rewrite(ctx.dir(), &h.validations)?;
+        ctx.sink.warn(format!(
+            "{VALIDATIONS} rewritten with the recovered validations; the damaged file is kept as {}",
+            aside.display()
+        ));
+    }
+    Ok(h.validations)
 }
 
 impl TrainObserver for JobObserver<'_, '_> {
@@ -154,6 +184,7 @@ impl TrainObserver for JobObserver<'_, '_> {
                 }
                 self.ctx.sink.emit(Event::EarlyStop(info.clone()));
             }
+            TrainNote::Warning(w) => self.ctx.sink.warn(w.clone()),
             TrainNote::Pruned(paths) => {
                 let names: Vec<String> = paths
                     .iter()
@@ -266,18 +297,10 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             gating.evidence(),
         ))
     });
-    let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
+    let mut obs = JobObserver::open(ctx, judge, resumed)?;
     let outcome = match resumed {
         None => ppo::train(cfg, &data, &device, &out_dir, &mut obs)?,
-        Some(point) => {
-            ctx.sink.emit(Event::Restart {
-                from_update: point.update(),
-                reason: RestartReason::Resume {
-                    checkpoint: point.state.display().to_string(),
-                },
-            });
-            ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
-        }
+        Some(point) => ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?,
     };
     let history = obs.take_history();
     add_artifact(ctx, "model.safetensors")?;
@@ -385,33 +408,4 @@ fn sized_config(
     sizing.apply(&mut out.ppo);
     crate::config::validate(&out)?;
     Ok((out, sizing))
-}
-
-/// A run's validation history, oldest first: `validations.jsonl` (a torn last line from a kill is
-/// skipped), or the `validations.json` array older runs wrote at their end.
-pub fn read_validations(dir: &super::RunDir) -> Result<Vec<ValidationMetrics>> {
-    let jsonl = dir.artifact(VALIDATIONS);
-    if let Ok(text) = std::fs::read_to_string(&jsonl) {
-        let mut out = Vec::new();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str(line) {
-                Ok(m) => out.push(m),
-                // Only the last line can be torn by a kill; anything else is damage.
-                Err(_) if i + 1 == lines.len() => {}
-                Err(e) => anyhow::bail!("{}:{}: {e}", jsonl.display(), i + 1),
-            }
-        }
-        return Ok(out);
-    }
-    let old = dir.artifact("validations.json");
-    let text = std::fs::read_to_string(&old).with_context(|| {
-        format!(
-            "training run {} has no validation history ({})",
-            dir.id,
-            jsonl.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a validation history", old.display()))
 }

@@ -8,8 +8,8 @@ use super::portfolio::PortfolioWorld;
 use super::resume::ResumePoint;
 use super::rundir::DataRef;
 use super::train::{add_artifact, sized_for, JobObserver, Judge};
-use super::{Event, JobSummary, LogLevel};
-use crate::engine::ppo::{self, PortfolioTrainData, RestartReason};
+use super::{JobSummary, LogLevel};
+use crate::engine::ppo::{self, PortfolioTrainData};
 use crate::engine::{self, HostPolicy};
 use crate::sim::portfolio::N_REGIMES;
 use crate::sim::TradingRules;
@@ -92,17 +92,11 @@ fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
             gating.evidence(),
         )
     });
-    let mut obs = JobObserver::open(ctx, judge, resumed.is_some())?;
+    let mut obs = JobObserver::open(ctx, judge, resumed)?;
     let out_dir = ctx.dir().path.clone();
     let outcome = match resumed {
         None => ppo::train_portfolio(cfg, &data, &device, &out_dir, &mut obs)?,
         Some(point) => {
-            ctx.sink.emit(Event::Restart {
-                from_update: point.update(),
-                reason: RestartReason::Resume {
-                    checkpoint: point.state.display().to_string(),
-                },
-            });
             ppo::resume_portfolio(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
         }
     };

@@ -104,27 +104,12 @@ impl Journal {
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
 
-    /// Every entry, oldest first. A torn last line (a kill mid-write) is skipped; damage
-    /// elsewhere is an error naming the line.
+    /// Every entry, oldest first. A torn last line (a kill mid-write, never followed by a send)
+    /// is skipped; damage anywhere else is an error naming the file and line (`jsonl`).
     pub fn read(path: &Path) -> Result<Vec<Entry>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            if l.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str(l) {
-                Ok(e) => out.push(e),
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
-                Err(e) => anyhow::bail!("{}:{}: damaged journal line: {e}", path.display(), i + 1),
-            }
-        }
-        Ok(out)
+        Ok(crate::jsonl::read_records(path, "journal")?
+            .map(crate::jsonl::Records::into_values)
+            .unwrap_or_default())
     }
 }
 
@@ -153,6 +138,7 @@ mod tests {
         assert_eq!(e[1].id(), "b");
         // Damage in the middle is not silently skipped.
         std::fs::write(&p, "{\"t\":\"nope\"}\n{\"t\":\"not_placed\",\"id\":\"x\",\"at\":\"2024-01-01T00:00:00Z\"}\n").unwrap();
-        assert!(Journal::read(&p).unwrap_err().to_string().contains(":1:"));
+        let e = Journal::read(&p).unwrap_err().to_string();
+        assert!(e.contains("journal.jsonl:1: damaged journal line"), "{e}");
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// At most ~10 frames per second.
 const FRAME: Duration = Duration::from_millis(100);
 /// How long quitting waits for cancelled jobs to save their checkpoints.
-const QUIT_GRACE: Duration = Duration::from_secs(15);
+pub(super) const QUIT_GRACE: Duration = Duration::from_secs(15);
 /// Messages handled between two chances to draw, so a flood of events cannot freeze the screen.
 const BATCH: usize = 1024;
 

@@ -10,6 +10,7 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{stdout, Stdout};
+use std::mem::ManuallyDrop;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,12 +20,16 @@ type Hook = Arc<Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>>;
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
 pub struct Session {
-    pub terminal: Term,
+    /// Never dropped: ratatui's `Drop` shows the cursor and `eprintln!`s a failure, which
+    /// panics when the terminal is gone; [`restore_terminal`] shows the cursor instead.
+    pub terminal: ManuallyDrop<Term>,
     active: Arc<AtomicBool>,
     prev_hook: Hook,
 }
 
-fn restore_terminal() {
+/// Raw mode off, the normal screen back, the cursor shown (each best effort: on a terminal
+/// that is gone they fail at once, with EIO).
+pub(super) fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
 }
@@ -34,8 +39,9 @@ impl Session {
     /// `on_thread_panic` instead of the screen, where printing it would garble the frame.
     pub fn enter(on_thread_panic: impl Fn(String) + Send + Sync + 'static) -> Result<Session> {
         // Sizing the terminal changes nothing yet, so it may fail before any cleanup is due.
-        let terminal =
-            Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?;
+        let terminal = ManuallyDrop::new(
+            Terminal::new(CrosstermBackend::new(stdout())).context("cannot open the terminal")?,
+        );
         let active = Arc::new(AtomicBool::new(false));
         let prev_hook: Hook = Arc::new(std::panic::take_hook());
         {

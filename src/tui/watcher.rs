@@ -10,7 +10,7 @@ use crate::data::{SeriesInfo, Store};
 use crate::features::events::EventTable;
 use crate::features::{latest_vector, FeatureSpec};
 use crate::jobs::rundir::hostname;
-use crate::jobs::{list_runs, Event, EventRecord, EventTail, LogLevel, Manifest};
+use crate::jobs::{scan_runs, Event, EventRecord, EventTail, LogLevel, Manifest};
 use crate::paths::Paths;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +50,7 @@ pub fn spawn(paths: &Paths, cfg: &Config, tx: Sender<Msg>) -> std::io::Result<Se
         known: HashMap::new(),
         tails: HashMap::new(),
         read_to_end: HashSet::new(),
+        damaged: HashSet::new(),
         series: None,
         features_for: None,
         features_done: None,
@@ -75,6 +76,8 @@ struct Watcher {
     tails: HashMap<String, EventTail>,
     /// Runs whose `Finished` event was read: their files have nothing more to say.
     read_to_end: HashSet<String>,
+    /// Damaged runs already reported in the Logs pane.
+    damaged: HashSet<String>,
     series: Option<Vec<SeriesInfo>>,
     features_for: Option<SeriesKey>,
     /// The series and newest bar the last feature view was computed for.
@@ -168,7 +171,13 @@ impl Watcher {
     fn scan(&mut self) {
         let mut changed = Vec::new();
         let mut listed = HashSet::new();
-        for s in list_runs(&self.paths) {
+        let scan = scan_runs(&self.paths);
+        for d in scan.damaged {
+            if self.damaged.insert(d.id.clone()) {
+                self.say(LogLevel::Error, d.describe());
+            }
+        }
+        for s in scan.runs {
             let id = s.manifest.id.clone();
             listed.insert(id.clone());
             // A finished run resumed elsewhere runs again: follow its file again (events are

@@ -147,8 +147,15 @@ impl Tui {
         self.home.path()
     }
 
+    /// Running: a zombie (exited, not yet reaped — an orphan waits for the container's init)
+    /// is not.
     fn alive(&self) -> bool {
-        Path::new(&format!("/proc/{}", self.pid)).exists()
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        })
     }
 
     fn signal(&self, sig: &str) {
@@ -293,6 +300,17 @@ fn sigterm_and_sighup_give_the_terminal_back() {
         tui.wait_exit(&t, 10);
         assert_shell_is_back(&t, &format!("SIG{sig}"));
     }
+}
+
+/// The terminal going away (the tmux session killed, as an SSH connection dropping does) ends
+/// the TUI. Before: it lived on orphaned, spinning a core inside the terminal reader, deaf to
+/// SIGTERM.
+#[test]
+fn a_dropped_terminal_ends_the_tui() {
+    let t = Tmux::new("dropped");
+    let tui = Tui::start(&t, 1024);
+    t.run(&["kill-session", "-t", "qd"]);
+    tui.wait_exit(&t, 10);
 }
 
 #[test]

@@ -131,7 +131,68 @@ impl Store {
     ) -> Result<SeriesInfo> {
         let _lock = self.lock(symbol, tf)?;
         self.adopt_legacy_locked(symbol, tf)?;
+        // Another source's bars are kept, never overwritten.
+        if let Some(note) = self.set_aside_locked(symbol, tf, source)? {
+            tracing::warn!("{note}");
+        }
         self.write_locked(symbol, tf, bars.to_vec(), source)
+    }
+
+    /// The source of the stored series (`None` when there is none, or it does not say); the
+    /// caller holds its lock.
+    fn stored_source(&self, symbol: &Symbol, tf: Timeframe) -> Result<Option<String>> {
+        Ok(self
+            .describe_series(symbol, tf, true)?
+            .map(|(i, _)| i.source)
+            .filter(|s| s != "unknown"))
+    }
+
+    /// Moves the stored series aside when it comes from another source than `source` (renamed
+    /// to `<name>.parquet.<its source>-<time>`, nothing deleted) and says where it went. A
+    /// series has one source: bars of another are never merged into it, and an Alpaca fetch is
+    /// never answered by synthetic bars. `None` when the store holds no other source's bars.
+    pub fn set_aside_other_source(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        source: &str,
+    ) -> Result<Option<String>> {
+        let _lock = self.lock(symbol, tf)?;
+        self.adopt_legacy_locked(symbol, tf)?;
+        self.set_aside_locked(symbol, tf, source)
+    }
+
+    fn set_aside_locked(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        source: &str,
+    ) -> Result<Option<String>> {
+        let Some(old) = self.stored_source(symbol, tf)? else {
+            return Ok(None);
+        };
+        if old == source {
+            return Ok(None);
+        }
+        let path = self.parquet_path(symbol, tf);
+        let safe: String = old
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let aside = path.with_file_name(format!(
+            "{}.{safe}-{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Utc::now().format("%Y%m%dT%H%M%S%.3f")
+        ));
+        std::fs::rename(&path, &aside)
+            .with_context(|| format!("cannot move {} aside", path.display()))?;
+        let _ = std::fs::remove_file(self.info_path(symbol, tf));
+        Ok(Some(format!(
+            "{symbol} {tf}: the store held {old} bars; they are not {source} bars, so they were moved aside to {} and the series starts again from {source}",
+            aside.display()
+        )))
     }
 
     /// Writes the series; the caller holds its lock.
@@ -182,6 +243,12 @@ impl Store {
         let _lock = self.lock(symbol, tf)?;
         self.adopt_legacy_locked(symbol, tf)?;
         let path = self.parquet_path(symbol, tf);
+        if let Some(old) = self.stored_source(symbol, tf)?.filter(|o| o != source) {
+            bail!(
+                "{symbol} {tf}: the store holds {old} bars ({}); {source} bars are never merged into them (a series has one source): replace them (`import --replace`), or move the file aside",
+                path.display()
+            );
+        }
         let mut bars = if path.exists() {
             read_parquet(&path)?
         } else {
