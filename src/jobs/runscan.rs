@@ -140,6 +140,7 @@ fn parse_id(id: &str) -> (Option<JobKind>, Option<DateTime<Utc>>) {
         JobKind::Train,
         JobKind::Gate,
         JobKind::Paper,
+        JobKind::Sweep,
     ];
     for k in kinds {
         if let Some(rest) = id

@@ -9,7 +9,8 @@
 //!   it; `out.log` (local) or `slurm-<job>_<i>.out` (Slurm) its output.
 
 use super::record::{Beat, SchedulerNote, SweepPlan, TaskRecord, TaskSpec, FORMAT};
-use crate::jobs::rundir::{list_runs, RunDir};
+use crate::jobs::list_runs;
+use crate::jobs::rundir::RunDir;
 use crate::jobs::JobKind;
 use crate::paths::{write_atomic, Paths};
 use anyhow::{anyhow, bail, Context, Result};
