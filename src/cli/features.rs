@@ -3,7 +3,7 @@
 
 use crate::config::{Config, DataSource};
 use crate::data::{import, load, Store};
-use crate::features::{self, events, export, FeatureSpec};
+use crate::features::{self, events, export, lookahead, FeatureSpec};
 use crate::market::{AssetClass, Bar, Symbol, Timeframe};
 use crate::paths::Paths;
 use anyhow::{bail, Result};
@@ -40,6 +40,18 @@ pub struct FeaturesArgs {
     /// Observation window, 2–1000 bars (default: features.window from the config).
     #[arg(long)]
     pub window: Option<usize>,
+    /// Look-ahead check instead of an export: recompute the features on histories cut at
+    /// random bars and compare each cut's last row with the whole history's row at that bar,
+    /// and with a recomputation from only the trailing warm-up (what paper trading keeps).
+    /// Exits 1 naming every feature that differs, with the first bar it differs at.
+    #[arg(long)]
+    pub check: bool,
+    /// Cut points for --check (the first usable bar and the last are always among them).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cuts: u32,
+    /// Seed choosing the --check cut points.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
@@ -103,6 +115,9 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
             spec.warmup
         );
     }
+    if a.check {
+        return check(&spec, &symbol, &bars, &table, &label, &a);
+    }
     let fm = features::compute(&spec, &symbol, &bars, &table);
     let out = a
         .out
@@ -118,6 +133,61 @@ pub fn run(paths: &Paths, cfg: &Config, a: FeaturesArgs) -> Result<i32> {
         out.display()
     );
     Ok(0)
+}
+
+/// `--check`: both halves of [`lookahead::check`], reported feature by feature.
+fn check(
+    spec: &FeatureSpec,
+    symbol: &Symbol,
+    bars: &[Bar],
+    table: &events::EventTable,
+    label: &str,
+    a: &FeaturesArgs,
+) -> Result<i32> {
+    let mut rng = crate::rng::Rng::new(a.seed);
+    let cuts = lookahead::cut_points(bars.len(), spec.warmup, a.cuts as usize, &mut rng);
+    let history = spec.warmup + 1;
+    let r = lookahead::check(&spec.names, bars, history, &cuts, |b| {
+        features::compute(spec, symbol, b, table)
+    });
+    let (first, last) = (bars[cuts[0]].ts, bars[cuts[cuts.len() - 1]].ts);
+    println!(
+        "{label}: {} bars; {} cut points from {first} to {last} (seed {}); {} features; tolerance {:e}",
+        r.bars,
+        r.cuts.len(),
+        a.seed,
+        spec.n_features(),
+        lookahead::TOLERANCE
+    );
+    report_half(
+        "look-ahead   (history cut at the bar vs the whole history)",
+        "LOOKS AHEAD",
+        &r.looks_ahead,
+        r.worst_look_ahead,
+        r.cuts.len(),
+    );
+    report_half(
+        &format!("bounded      (only the trailing {history} bars vs the whole history)"),
+        "OLDER THAN ITS WARM-UP",
+        &r.outgrows_window,
+        r.worst_window,
+        r.cuts.len(),
+    );
+    Ok(if r.clean() { 0 } else { 1 })
+}
+
+fn report_half(title: &str, verdict: &str, found: &[lookahead::Finding], worst: f32, cuts: usize) {
+    if found.is_empty() {
+        println!("{title}: every feature equal at every cut (largest difference {worst:e})");
+        return;
+    }
+    println!("{title}: {} feature(s) differ", found.len());
+    for f in found {
+        println!(
+            "  {verdict}  {}  first at {}  ({} of {cuts} cuts; there whole {} vs cut {}; worst |Δ| {:e})",
+            f.feature, f.first_bad, f.bad_cuts, f.whole, f.cut, f.worst
+        );
+    }
 }
 
 /// Stored bars; for the synthetic source a missing series is generated in memory (not stored).

@@ -9,6 +9,7 @@ mod clock;
 pub mod events;
 pub mod export;
 mod hourly;
+pub mod lookahead;
 pub mod portfolio;
 mod price;
 mod regime;
