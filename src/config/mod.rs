@@ -4,11 +4,13 @@
 
 pub mod duration;
 mod load;
+mod notify;
 mod portfolio;
 mod range;
 mod schema;
 
 pub use duration::TrainDuration;
 pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
+pub use notify::{NotifyConfig, NotifyTemplate};
 pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;

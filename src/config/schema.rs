@@ -20,6 +20,7 @@ pub struct Config {
     pub walk_forward: WalkForwardConfig,
     pub live: LiveConfig,
     pub portfolio: super::PortfolioConfig,
+    pub notify: super::NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,9 +25,11 @@ pub struct Ledger {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub symbol: String,
-    /// Newly filled quantity (signed) and its average price.
+    /// Newly filled quantity (signed), the average price of that new part, and the order's
+    /// whole filled quantity now.
     pub filled: f64,
     pub price: Option<f64>,
+    pub total_filled: f64,
     pub status: OrderStatus,
     pub newly_terminal: bool,
 }
@@ -83,11 +85,25 @@ impl Ledger {
             return None;
         }
         let was_filled = before.map_or(0.0, |b| f(b.filled_qty));
+        let was_value = before.map_or(0.0, |b| {
+            f(b.filled_qty) * b.filled_avg_price.map(f).unwrap_or(0.0)
+        });
         let was_terminal = before.is_some_and(|b| b.status.is_terminal());
+        let now_filled = f(o.filled_qty);
+        let new_part = now_filled - was_filled;
+        // The new part's own price: the order's average covers every fill so far.
+        let price = o.filled_avg_price.map(f).map(|avg| {
+            if new_part > 0.0 && was_filled > 0.0 {
+                (now_filled * avg - was_value) / new_part
+            } else {
+                avg
+            }
+        });
         let change = Change {
             symbol: o.symbol.clone(),
-            filled: signed(&o, f(o.filled_qty) - was_filled),
-            price: o.filled_avg_price.map(f),
+            filled: signed(&o, new_part),
+            price,
+            total_filled: now_filled,
             status: o.status.clone(),
             newly_terminal: o.status.is_terminal() && !was_terminal,
         };
@@ -144,11 +160,10 @@ impl Ledger {
         book
     }
 
-    /// Notional of open orders that buy (what they will take from buying power), ours and external.
-    pub fn open_buy_notional(&self, price_of: impl Fn(&str) -> Option<f64>) -> f64 {
-        self.ours
+    /// Value of the open buy orders that are not the session's (they take buying power too).
+    pub fn external_open_buy_notional(&self, price_of: impl Fn(&str) -> Option<f64>) -> f64 {
+        self.external
             .values()
-            .chain(self.external.values())
             .filter(|o| o.status.is_open() && o.side == Side::Buy)
             .map(|o| {
                 let left = f(o.qty.unwrap_or_default() - o.filled_qty).max(0.0);
@@ -160,6 +175,15 @@ impl Ledger {
                 left * px
             })
             .sum()
+    }
+
+    /// The session's position per normalized symbol: its orders' fills, signed.
+    pub fn positions(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for o in self.ours.values() {
+            *out.entry(normalize_symbol(&o.symbol)).or_insert(0.0) += signed(o, f(o.filled_qty));
+        }
+        out
     }
 
     /// Positions at the broker that this session did not make (whole symbols, or the part of a

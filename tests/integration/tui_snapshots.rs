@@ -401,6 +401,7 @@ fn help_and_hints_come_from_the_keymap() {
         app.show_help = mode == Mode::Help;
         app.confirm_quit = mode == Mode::Confirm;
         app.confirm_flatten = (mode == Mode::ConfirmFlatten).then(|| PAPER.to_string());
+        app.confirm_stop = (mode == Mode::ConfirmStop).then(|| PAPER.to_string());
         if mode == Mode::ChooseTrain {
             app.train.open_for("SYNA");
         }

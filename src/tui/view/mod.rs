@@ -8,6 +8,7 @@ mod gating_detail;
 mod logs;
 mod paper;
 mod paper_portfolio;
+mod paper_tables;
 mod training;
 mod walk;
 mod walk_table;
@@ -52,6 +53,9 @@ pub fn view(frame: &mut Frame, app: &App) {
     if let Some(run) = &app.confirm_flatten {
         flatten_overlay(frame, area, run);
     }
+    if let Some(run) = &app.confirm_stop {
+        stop_overlay(frame, area, run);
+    }
     if let Some(c) = &app.train.open {
         chooser::render(frame, area, c);
     }
@@ -73,6 +77,27 @@ fn flatten_overlay(frame: &mut Frame, area: Rect, run: &str) {
     let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
         Block::bordered()
             .title(" flatten? ")
+            .border_style(Style::new().fg(Color::Red)),
+    );
+    frame.render_widget(p, rect);
+}
+
+/// Stopping a daemon stops all trading: asked first.
+fn stop_overlay(frame: &mut Frame, area: Rect, run: &str) {
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let lines = vec![
+        Line::styled("STOP the paper daemon? (y/n)", red),
+        Line::raw(""),
+        Line::raw(format!("  {run}")),
+        Line::raw(""),
+        Line::raw("Nothing trades until it is started again; positions and open orders stay"),
+        Line::raw("at the broker as they are (K flattens them)."),
+    ];
+    let rect = centered(area, 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::bordered()
+            .title(" stop? ")
             .border_style(Style::new().fg(Color::Red)),
     );
     frame.render_widget(p, rect);
@@ -117,7 +142,7 @@ fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
 fn status_line(frame: &mut Frame, area: Rect, app: &App) {
     let [msg_area, keys_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let msg_style = if app.confirm_flatten.is_some() {
+    let msg_style = if app.confirm_flatten.is_some() || app.confirm_stop.is_some() {
         Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
     } else if app.confirm_quit {
         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
