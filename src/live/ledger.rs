@@ -243,53 +243,30 @@ mod tests {
     fn fills_fold_once_whatever_order_the_snapshots_come_in() {
         let mut l = Ledger::new("s1", &[]);
         let id = "qd-s1-BTCUSD-1-e1";
-        let c = l
-            .absorb(order(
+        let part = || {
+            order(
                 id,
                 Side::Buy,
                 "2",
                 "0.5",
                 Some("100"),
                 OrderStatus::PartiallyFilled,
-            ))
-            .unwrap();
-        assert_eq!(c.filled, 0.5);
+            )
+        };
+        let c = l.absorb(part()).unwrap();
+        assert_eq!((c.filled, c.price), (0.5, Some(100.0)));
         // The same snapshot again (stream + REST): nothing new.
+        assert_eq!(l.absorb(part()).unwrap().filled, 0.0);
+        let full = order(id, Side::Buy, "2", "2", Some("101"), OrderStatus::Filled);
+        let c = l.absorb(full).unwrap();
         assert_eq!(
-            l.absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "0.5",
-                Some("100"),
-                OrderStatus::PartiallyFilled
-            ))
-            .unwrap()
-            .filled,
-            0.0
+            (c.filled, c.newly_terminal, c.total_filled),
+            (1.5, true, 2.0)
         );
-        let c = l
-            .absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "2",
-                Some("101"),
-                OrderStatus::Filled,
-            ))
-            .unwrap();
-        assert_eq!((c.filled, c.newly_terminal), (1.5, true));
+        // The new part's own price: 2 at 101 on average, 0.5 of them at 100 before.
+        assert!((c.price.unwrap() - (202.0 - 50.0) / 1.5).abs() < 1e-9);
         // A late partial-fill message must not go back.
-        assert!(l
-            .absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "0.5",
-                Some("100"),
-                OrderStatus::PartiallyFilled
-            ))
-            .is_none());
+        assert!(l.absorb(part()).is_none());
         assert_eq!(l.position("BTCUSD"), 2.0);
         let sell = "qd-s1-BTCUSD-2-x1";
         l.absorb(order(
@@ -314,7 +291,21 @@ mod tests {
         );
         assert!((book.qty - 1.5).abs() < 1e-12);
         assert!((book.cash - (1000.0 - 202.0 + 55.0)).abs() < 1e-9);
-        // Someone else's order and the broker's extra quantity are external.
+    }
+
+    #[test]
+    fn someone_elses_orders_and_quantities_are_external() {
+        let mut l = Ledger::new("s1", &[]);
+        let id = "qd-s1-BTCUSD-1-e1";
+        l.absorb(order(
+            id,
+            Side::Buy,
+            "1.5",
+            "1.5",
+            Some("100"),
+            OrderStatus::Filled,
+        ));
+        assert_eq!(l.positions().get("BTCUSD"), Some(&1.5));
         assert!(l
             .absorb(order(
                 "manual-1",

@@ -11,11 +11,10 @@
 use super::daemon::Daemon;
 use super::orders::plan as plan_order;
 use super::state::PortfolioState;
-use super::view::DecidedBar;
 use crate::broker::Broker;
 use crate::market::{Bar, Calendar};
 use crate::sim::portfolio::decide::{
-    drawdown_latch, frozen_value, rebalance, Gates, Plan, PortfolioDecision,
+    drawdown_latch, frozen_value, rebalance, Gates, MemberOrder, Plan, PortfolioDecision,
 };
 use crate::sim::portfolio::PortfolioAccount;
 use anyhow::Result;
@@ -107,19 +106,17 @@ impl<B: Broker> Daemon<'_, B> {
     /// One complete bar time of the portfolio model: decide (`sim::portfolio::decide`, the path
     /// the as-traded evaluation takes), gate, report, and send.
     async fn rebalance(&mut self, at: DateTime<Utc>) -> Result<()> {
-        let Some(p) = self.strategy.portfolio() else {
+        let Some((run, class)) = self
+            .strategy
+            .portfolio()
+            .map(|p| (p.run.clone(), p.symbols[0].class))
+        else {
             return Ok(());
         };
-        if self
-            .state
-            .portfolio
-            .as_ref()
-            .and_then(|s| s.last_bar)
-            .is_some_and(|t| at <= t)
-        {
+        let decided = self.state.portfolio.as_ref().and_then(|s| s.last_bar);
+        if decided.is_some_and(|t| at <= t) {
             return Ok(());
         }
-        let (run, class) = (p.run.clone(), p.symbols[0].class);
         if self.needs_resync {
             self.reconcile().await?;
         }
@@ -135,31 +132,8 @@ impl<B: Broker> Daemon<'_, B> {
             self.halted_now(dd);
         }
         let (qty, marks) = self.holdings();
-        let tail = self.account_tail(&qty, &marks);
-        let threshold = self.settings.rules.portfolio_confidence_threshold;
-        let decided = self
-            .strategy
-            .portfolio()
-            .map(|p| p.decide(at, &tail, threshold));
-        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
-            run,
-            ..Default::default()
-        });
-        ps.last_bar = Some(at);
-        self.state.first_bar.get_or_insert(at);
-        let d = match decided {
-            Some(Ok(Some(d))) => d,
-            Some(Ok(None)) | None => {
-                ps.regime = Some("WARMUP".into());
-                return self.save_state();
-            }
-            Some(Err(e)) => {
-                self.out.warn(format!(
-                    "portfolio {}: no decision: {e:#}",
-                    at.format("%Y-%m-%d %H:%M")
-                ));
-                return self.save_state();
-            }
+        let Some(d) = self.propose_portfolio(at, run, &qty, &marks) else {
+            return self.save_state();
         };
         let frozen = frozen_value(&d.prices, &qty, &marks);
         let scale = if equity > 0.0 {
@@ -178,47 +152,40 @@ impl<B: Broker> Daemon<'_, B> {
         self.save_state()
     }
 
-    /// The decision into the durable state: the regime, and per member its target share of
-    /// equity (the regime's weight × `scale`; a masked member, or any under HOLD: what it held).
-    fn record(
+    /// The policy's regime for bar time `at` (the strategy's proposal), recorded as decided;
+    /// `None` while warming up or when the bar time cannot be decided (said why).
+    fn propose_portfolio(
         &mut self,
-        d: &PortfolioDecision,
+        at: DateTime<Utc>,
+        run: String,
         qty: &[f64],
         marks: &[f64],
-        equity: f64,
-        scale: f64,
-    ) {
+    ) -> Option<PortfolioDecision> {
+        let tail = self.account_tail(qty, marks);
         let threshold = self.settings.rules.portfolio_confidence_threshold;
-        let Some(p) = self.strategy.portfolio() else {
-            return;
-        };
-        let names: Vec<String> = p.symbols.iter().map(|s| s.name.clone()).collect();
-        let Some(ps) = self.state.portfolio.as_mut() else {
-            return;
-        };
-        ps.chosen = Some(d.chosen.name().to_string());
-        ps.regime = Some(d.regime.name().to_string());
-        ps.confidence = d.confidence;
-        ps.targets = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let held = if equity > 0.0 {
-                    qty[i] * marks[i] / equity
-                } else {
-                    0.0
-                };
-                let w = match &d.targets {
-                    Some(_) if d.prices[i].is_none() => held,
-                    Some(w) => w.symbols.get(i).copied().unwrap_or(0.0) * scale,
-                    None => held,
-                };
-                (n.clone(), w)
-            })
-            .collect();
-        if d.targets.is_none() {
-            let why = d.hold_note(threshold);
-            ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
+        let decided = self
+            .strategy
+            .portfolio()
+            .map(|p| p.decide(at, &tail, threshold));
+        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
+            run,
+            ..Default::default()
+        });
+        ps.last_bar = Some(at);
+        self.state.first_bar.get_or_insert(at);
+        match decided {
+            Some(Ok(Some(d))) => Some(d),
+            Some(Ok(None)) | None => {
+                ps.regime = Some("WARMUP".into());
+                None
+            }
+            Some(Err(e)) => {
+                self.out.warn(format!(
+                    "portfolio {}: no decision: {e:#}",
+                    at.format("%Y-%m-%d %H:%M")
+                ));
+                None
+            }
         }
     }
 
@@ -278,44 +245,6 @@ impl<B: Broker> Daemon<'_, B> {
         plan
     }
 
-    /// `Event::Decided` for the bar time: the session's equity before the decision, the regime
-    /// chosen and acted on, the gates' word, and each member's ordered position.
-    fn emit_decided(&self, d: &PortfolioDecision, equity: f64, plan: &Plan) {
-        let Some(p) = self.strategy.portfolio() else {
-            return;
-        };
-        let name = |i: usize| p.symbols.get(i).map_or(String::new(), |s| s.name.clone());
-        let note = if d.targets.is_none() {
-            d.hold_note(self.settings.rules.portfolio_confidence_threshold)
-        } else {
-            let odd: Vec<String> = plan
-                .notes
-                .iter()
-                .filter(|(_, n)| n != "ok")
-                .map(|(i, n)| format!("{}: {n}", name(*i)))
-                .collect();
-            if odd.is_empty() {
-                "ok".into()
-            } else {
-                odd.join("; ")
-            }
-        };
-        self.out.decided(&DecidedBar {
-            symbol: PORTFOLIO_SYMBOL.into(),
-            bar: d.bar,
-            equity,
-            chosen: d.chosen.name().to_string(),
-            confidence: d.confidence,
-            acted: d.regime.name().to_string(),
-            note,
-            targets: plan
-                .orders
-                .iter()
-                .map(|o| (name(o.member), o.target))
-                .collect(),
-        });
-    }
-
     /// Sends the plan's orders through the broker's rules and the journal, in its order; a
     /// member that traded starts its cooldown.
     async fn send(&mut self, d: &PortfolioDecision, plan: Plan) -> Result<()> {
@@ -330,45 +259,10 @@ impl<B: Broker> Daemon<'_, B> {
             .collect();
         let mut sent_any = false;
         for o in &plan.orders {
-            let sym = symbols[o.member].clone();
-            let asset = self
-                .mirror
-                .asset(&self.exec.broker, self.out, &sym.name)
-                .await;
-            let session = self.mirror.session_for(sym.class);
-            let planned = match asset {
-                Some(a) => plan_order(
-                    sym.class,
-                    &a,
-                    o.current,
-                    o.target,
-                    o.price,
-                    session,
-                    self.settings.extended_hours,
-                    self.exec.broker.rules().fractional_shorts,
-                ),
-                None => Err("the broker does not know this asset".into()),
-            };
-            match planned {
-                Ok(None) => {}
-                Ok(Some(pl)) => {
-                    if self
-                        .exec
-                        .execute(&mut self.mirror, &sym.name, d.bar, pl)
-                        .await?
-                    {
-                        sent_any = true;
-                        let until = self.settings.rules.cooldown_until(d.bar);
-                        if let Some(ps) = self.state.portfolio.as_mut() {
-                            ps.cooldown_until.insert(sym.name.clone(), until);
-                        }
-                    }
-                }
+            let sym = &symbols[o.member];
+            match self.send_member(sym, o, d.bar).await? {
+                Ok(sent) => sent_any |= sent,
                 Err(why) => {
-                    self.out.warn(format!(
-                        "{sym} {}: no order: {why}",
-                        d.bar.format("%Y-%m-%d %H:%M")
-                    ));
                     if let Some(n) = notes.iter_mut().find(|n| n.0 == sym.name) {
                         n.1 = format!("blocked: {why}");
                     }
@@ -386,5 +280,55 @@ impl<B: Broker> Daemon<'_, B> {
                 .await;
         }
         Ok(())
+    }
+
+    /// One member's order through the broker's rules and the journal; a member that traded
+    /// starts its cooldown. `Ok(Err(why))`: the broker's rules refused it.
+    async fn send_member(
+        &mut self,
+        sym: &crate::market::Symbol,
+        o: &MemberOrder,
+        bar: DateTime<Utc>,
+    ) -> Result<Result<bool, String>> {
+        let asset = self
+            .mirror
+            .asset(&self.exec.broker, self.out, &sym.name)
+            .await;
+        let planned = match asset {
+            Some(a) => plan_order(
+                sym.class,
+                &a,
+                o.current,
+                o.target,
+                o.price,
+                self.mirror.session_for(sym.class),
+                self.settings.extended_hours,
+                self.exec.broker.rules().fractional_shorts,
+            ),
+            None => Err("the broker does not know this asset".into()),
+        };
+        match planned {
+            Ok(None) => Ok(Ok(false)),
+            Ok(Some(pl)) => {
+                let sent = self
+                    .exec
+                    .execute(&mut self.mirror, &sym.name, bar, pl)
+                    .await?;
+                if sent {
+                    let until = self.settings.rules.cooldown_until(bar);
+                    if let Some(ps) = self.state.portfolio.as_mut() {
+                        ps.cooldown_until.insert(sym.name.clone(), until);
+                    }
+                }
+                Ok(Ok(sent))
+            }
+            Err(why) => {
+                self.out.warn(format!(
+                    "{sym} {}: no order: {why}",
+                    bar.format("%Y-%m-%d %H:%M")
+                ));
+                Ok(Err(why))
+            }
+        }
     }
 }

@@ -271,4 +271,6 @@ pub fn check_positions(
 }
 
 #[cfg(test)]
+mod positions_tests;
+#[cfg(test)]
 mod tests;

@@ -176,87 +176,118 @@ impl<'a, B: Broker> Execution<'a, B> {
     ) -> Result<bool> {
         let mut plan = plan;
         for attempt in 1..=2u32 {
-            let id = client_order_id(&self.session, symbol, bar, plan.intent, attempt);
-            // Decided before a crash: the broker knows whether it went out.
-            if let Some(o) = self.ledger.get(&id).cloned() {
-                self.absorb(o);
-                return Ok(true);
-            }
-            if self.inflight.get(&id).is_some() {
-                return Ok(true);
-            }
-            let order = plan.to_order(&id, symbol);
-            let signed = if plan.side == Side::Sell {
-                -f(plan.qty)
-            } else {
-                f(plan.qty)
-            };
-            self.journal.append(&Entry::Intent {
-                id: id.clone(),
-                symbol: symbol.to_string(),
-                side: plan.side.as_str().to_string(),
-                qty: plan.qty,
-                order_type: plan.order_type.as_str().to_string(),
-                time_in_force: plan.time_in_force.as_str().to_string(),
-                limit_price: plan.limit_price,
-                intent: plan.intent,
-                bar,
-                at: self.now(),
-            })?;
-            self.inflight.intent(&id, symbol, signed, self.now());
-            match self.broker.submit(&order).await {
-                Ok(o) => {
-                    self.accepted(&o.client_order_id, &o.id, o.status.as_str())?;
-                    self.orders_sent += 1;
-                    self.absorb(o);
-                    return Ok(true);
-                }
-                Err(e) if e.needs_lookup() => {
-                    self.journal.append(&Entry::Unknown {
-                        id: id.clone(),
-                        reason: e.to_string(),
-                        at: self.now(),
-                    })?;
-                    self.out.warn(format!("{id}: {e}"));
-                    self.problem(&id, symbol, &plan, "unknown", &e.to_string());
-                    return self.resolve(&id, &order).await;
-                }
-                Err(BrokerError::InsufficientBuyingPower { message })
-                    if attempt == 1 && plan.intent == Intent::Entry =>
-                {
-                    let why = format!("insufficient buying power: {message}");
-                    self.reject(&id, symbol, &plan, &why)?;
-                    // Gates resize before they block: once, to what the account now allows.
-                    let now = self.now();
-                    mirror
-                        .refresh_account(&self.broker, self.out, now, self.fills)
-                        .await;
-                    let price = |s: &str| mirror.price(s);
-                    let bp = mirror.buying_power(0.0) - self.inflight.buy_notional(price);
-                    match smaller(&plan, bp, mirror.price(symbol).unwrap_or(0.0)) {
-                        Some(q) => {
-                            self.out.warn(format!(
-                                "{symbol}: resizing the entry from {} to {q} to fit buying power",
-                                plan.qty
-                            ));
-                            plan.qty = q;
-                        }
-                        None => return Ok(false),
-                    }
-                }
-                Err(e) => {
-                    if matches!(
-                        e,
-                        BrokerError::Transport { .. } | BrokerError::RateLimited { .. }
-                    ) {
-                        self.rest_errors += 1;
-                    }
-                    self.reject(&id, symbol, &plan, &e.to_string())?;
-                    return Ok(false);
-                }
+            match self.attempt(mirror, symbol, bar, &plan, attempt).await? {
+                Attempt::Done(sent) => return Ok(sent),
+                Attempt::Resize(q) => plan.qty = q,
             }
         }
         Ok(false)
+    }
+
+    /// One attempt under the id of (session, symbol, bar, intent, attempt).
+    async fn attempt(
+        &mut self,
+        mirror: &mut Mirror,
+        symbol: &str,
+        bar: DateTime<Utc>,
+        plan: &Planned,
+        attempt: u32,
+    ) -> Result<Attempt> {
+        let id = client_order_id(&self.session, symbol, bar, plan.intent, attempt);
+        // Decided before a crash: the broker knows whether it went out.
+        if let Some(o) = self.ledger.get(&id).cloned() {
+            self.absorb(o);
+            return Ok(Attempt::Done(true));
+        }
+        if self.inflight.get(&id).is_some() {
+            return Ok(Attempt::Done(true));
+        }
+        let order = plan.to_order(&id, symbol);
+        self.journal_intent(&id, symbol, bar, plan)?;
+        match self.broker.submit(&order).await {
+            Ok(o) => {
+                self.accepted(&o.client_order_id, &o.id, o.status.as_str())?;
+                self.orders_sent += 1;
+                self.absorb(o);
+                Ok(Attempt::Done(true))
+            }
+            Err(e) if e.needs_lookup() => {
+                self.journal.append(&Entry::Unknown {
+                    id: id.clone(),
+                    reason: e.to_string(),
+                    at: self.now(),
+                })?;
+                self.out.warn(format!("{id}: {e}"));
+                self.problem(&id, symbol, plan, "unknown", &e.to_string());
+                self.resolve(&id, &order).await.map(Attempt::Done)
+            }
+            Err(BrokerError::InsufficientBuyingPower { message })
+                if attempt == 1 && plan.intent == Intent::Entry =>
+            {
+                let why = format!("insufficient buying power: {message}");
+                self.reject(&id, symbol, plan, &why)?;
+                Ok(match self.resized(mirror, symbol, plan).await {
+                    Some(q) => Attempt::Resize(q),
+                    None => Attempt::Done(false),
+                })
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    BrokerError::Transport { .. } | BrokerError::RateLimited { .. }
+                ) {
+                    self.rest_errors += 1;
+                }
+                self.reject(&id, symbol, plan, &e.to_string())?;
+                Ok(Attempt::Done(false))
+            }
+        }
+    }
+
+    /// The intent, on disk before the broker hears of it, and counted in flight from now.
+    fn journal_intent(
+        &mut self,
+        id: &str,
+        symbol: &str,
+        bar: DateTime<Utc>,
+        plan: &Planned,
+    ) -> Result<()> {
+        self.journal.append(&Entry::Intent {
+            id: id.to_string(),
+            symbol: symbol.to_string(),
+            side: plan.side.as_str().to_string(),
+            qty: plan.qty,
+            order_type: plan.order_type.as_str().to_string(),
+            time_in_force: plan.time_in_force.as_str().to_string(),
+            limit_price: plan.limit_price,
+            intent: plan.intent,
+            bar,
+            at: self.now(),
+        })?;
+        let q = f(plan.qty);
+        let signed = if plan.side == Side::Sell { -q } else { q };
+        self.inflight.intent(id, symbol, signed, self.now());
+        Ok(())
+    }
+
+    /// Gates resize before they block: once, to what the account now allows.
+    async fn resized(
+        &mut self,
+        mirror: &mut Mirror,
+        symbol: &str,
+        plan: &Planned,
+    ) -> Option<rust_decimal::Decimal> {
+        let now = self.now();
+        mirror
+            .refresh_account(&self.broker, self.out, now, self.fills)
+            .await;
+        let bp = mirror.buying_power(0.0) - self.inflight.buy_notional(|s| mirror.price(s));
+        let q = smaller(plan, bp, mirror.price(symbol).unwrap_or(0.0))?;
+        self.out.warn(format!(
+            "{symbol}: resizing the entry from {} to {q} to fit buying power",
+            plan.qty
+        ));
+        Some(q)
     }
 
     fn accepted(&mut self, id: &str, order_id: &str, status: &str) -> Result<()> {
@@ -313,6 +344,14 @@ impl<'a, B: Broker> Execution<'a, B> {
     pub fn busy_symbols(&self) -> BTreeSet<String> {
         self.inflight.busy_symbols()
     }
+}
+
+/// What one attempt at an order came to.
+enum Attempt {
+    /// True when the broker has it (or its fate is being chased).
+    Done(bool),
+    /// Refused for buying power: try again at this size.
+    Resize(rust_decimal::Decimal),
 }
 
 /// The entry cut to what `buying_power` allows at `price` (a 2 % margin), whole where it was

@@ -4,6 +4,7 @@
 //! sent until this has succeeded, at start and after every reconnect.
 
 use super::Execution;
+use crate::broker::types::Order;
 use crate::broker::Broker;
 use crate::live::journal::{Entry, Journal};
 use crate::live::mirror::Mirror;
@@ -37,11 +38,27 @@ impl<B: Broker> Execution<'_, B> {
             .refresh_account(&self.broker, self.out, now, self.fills)
             .await;
         let journal = Journal::read(self.journal.path())?;
-        let mut looked_up = BTreeMap::new();
-        for id in to_look_up(&journal, &listed) {
+        let looked_up = self.look_up(to_look_up(&journal, &listed)).await;
+        let r = reconcile(&Inputs {
+            session: &self.session,
+            adopted,
+            journal: &journal,
+            listed: &listed,
+            looked_up: &looked_up,
+        });
+        self.settle(&r, now)?;
+        mirror.prices_from_positions(now);
+        Ok(Some(r))
+    }
+
+    /// Each id's order at the broker (`None`: it has none); ids it could not answer for are
+    /// left out, and stay of unknown fate.
+    async fn look_up(&mut self, ids: Vec<String>) -> BTreeMap<String, Option<Order>> {
+        let mut found = BTreeMap::new();
+        for id in ids {
             match self.broker.order_by_client_id(&id).await {
                 Ok(o) => {
-                    looked_up.insert(id, o);
+                    found.insert(id, o);
                 }
                 Err(e) => {
                     self.rest_errors += 1;
@@ -50,13 +67,12 @@ impl<B: Broker> Execution<'_, B> {
                 }
             }
         }
-        let r = reconcile(&Inputs {
-            session: &self.session,
-            adopted,
-            journal: &journal,
-            listed: &listed,
-            looked_up: &looked_up,
-        });
+        found
+    }
+
+    /// Journals the outcomes reconciliation settled and takes its orders in: the ledger, and
+    /// what is in flight (open orders, and intents of unknown fate at their full quantity).
+    fn settle(&mut self, r: &Reconciled, now: DateTime<Utc>) -> Result<()> {
         for s in &r.settle {
             let e = match s {
                 Settle::Accepted {
@@ -79,14 +95,19 @@ impl<B: Broker> Execution<'_, B> {
         for o in r.external_orders.iter().cloned() {
             self.ledger.absorb(o);
         }
-        self.inflight.clear();
         for o in r.ours.values().cloned() {
             self.absorb(o);
+        }
+        // In flight from the ledger's newest snapshots (an order seen before the reconnect
+        // may have changed nothing since).
+        self.inflight.clear();
+        let open: Vec<Order> = self.ledger.open().cloned().collect();
+        for o in &open {
+            self.inflight.update(o, now);
         }
         for u in &r.unknown {
             self.inflight.intent(&u.id, &u.symbol, u.qty, now);
         }
-        mirror.prices_from_positions(now);
-        Ok(Some(r))
+        Ok(())
     }
 }
