@@ -140,13 +140,15 @@ impl<B: Broker> Daemon<'_, B> {
                 self.ended = Some(Ended::ReplayDone);
             }
             Input::Trade(u) => {
-                if let Some(sym) = self.exec.absorb(u.order) {
-                    self.rebuild_book(&sym);
-                }
+                self.exec.absorb(u.order);
             }
             Input::TradeLink(l) => self.on_trade_link(l),
             Input::Command(env) => self.on_command(env).await?,
             Input::Tick => self.housekeeping().await?,
+        }
+        // Fills learned from any source (stream, look-up, reconciliation) move the books.
+        for sym in self.exec.take_moved() {
+            self.rebuild_book(&sym);
         }
         Ok(())
     }

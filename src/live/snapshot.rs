@@ -95,9 +95,13 @@ impl<B: Broker> Daemon<'_, B> {
             .day
             .map_or(self.state.initial_equity, |d| d.1);
         let days = self.days();
-        let rows = (0..self.strategy.models().len())
-            .map(|i| self.row(i, equity, days))
-            .collect();
+        let rows = if self.strategy.symbols().is_empty() {
+            self.rows_from_state()
+        } else {
+            (0..self.strategy.models().len())
+                .map(|i| self.row(i, equity, days))
+                .collect()
+        };
         let mut open_orders: Vec<OrderView> =
             self.exec.ledger.open().map(|o| view_of(o, false)).collect();
         open_orders.extend(self.exec.ledger.external_open().map(|o| view_of(o, true)));
@@ -129,6 +133,34 @@ impl<B: Broker> Daemon<'_, B> {
             problem_orders: self.exec.problems.iter().cloned().collect(),
             portfolio: self.portfolio_view(days),
         }
+    }
+
+    /// Without models loaded (a flatten made while the daemon is down): each model the state
+    /// remembers, with its position from the broker's orders.
+    fn rows_from_state(&self) -> Vec<SymbolRow> {
+        self.state
+            .models
+            .iter()
+            .map(|(sym, m)| {
+                let price = self.mirror.price(sym).unwrap_or(0.0);
+                SymbolRow {
+                    symbol: sym.clone(),
+                    run: m.run.clone(),
+                    last_bar: m.last_bar,
+                    action: m.last_action.clone(),
+                    gate: m.gate.clone(),
+                    level: m.level,
+                    position: PositionView {
+                        qty: self.exec.ledger.position(sym),
+                        price,
+                        ..Default::default()
+                    },
+                    broker_qty: Some(self.mirror.position(sym)),
+                    stopped: self.state.stopped.get(sym).cloned(),
+                    ..Default::default()
+                }
+            })
+            .collect()
     }
 
     fn modes(&self) -> Modes {

@@ -9,7 +9,7 @@
 //! then, since the other connection may end.
 
 use super::keys::Credentials;
-use super::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE, STABLE_AFTER};
+use super::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE};
 use crate::market::Bar;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -246,7 +246,6 @@ async fn run(
 ) {
     let mut backoff = Backoff::new(settings.retry_base, settings.max_backoff);
     loop {
-        let started = Instant::now();
         let mut connected = false;
         let end = session(
             &settings,
@@ -278,7 +277,9 @@ async fn run(
             }
             End::Lost(reason) => {
                 tracing::warn!("market-data stream {}: {reason}", settings.endpoint(feed));
-                if connected && started.elapsed() >= STABLE_AFTER {
+                if connected {
+                    // A completed handshake is a success: the next drop starts over at the
+                    // base delay, so a link cut every few seconds is back within a second.
                     backoff.reset();
                 }
                 if tx.send(MarketMsg::Disconnected { reason }).await.is_err() {

@@ -48,6 +48,8 @@ pub struct Execution<'a, B: Broker> {
     pub orders_sent: usize,
     pub fills: usize,
     pub rest_errors: u64,
+    /// Symbols whose fills moved since the daemon last rebuilt their books.
+    moved: BTreeSet<String>,
 }
 
 fn order_view(o: &Order, external: bool) -> OrderView {
@@ -99,6 +101,7 @@ impl<'a, B: Broker> Execution<'a, B> {
             orders_sent: 0,
             fills: 0,
             rest_errors: 0,
+            moved: BTreeSet::new(),
         }
     }
 
@@ -119,6 +122,7 @@ impl<'a, B: Broker> Execution<'a, B> {
         if change.filled != 0.0 {
             self.fills += 1;
             self.report_fill(&snapshot, change.total_filled, change.price);
+            self.moved.insert(change.symbol.clone());
         }
         if change.filled != 0.0 || change.newly_terminal {
             self.out.order(&view);
@@ -338,6 +342,11 @@ impl<'a, B: Broker> Execution<'a, B> {
                 p.state = how.to_string();
             }
         }
+    }
+
+    /// The symbols whose fills moved since the last call (their books need rebuilding).
+    pub fn take_moved(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.moved)
     }
 
     /// Symbols the session trades with something in flight.

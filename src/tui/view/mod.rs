@@ -187,24 +187,34 @@ fn help_overlay(frame: &mut Frame, area: Rect) {
             lines.push(Line::raw(""));
         }
         lines.push(Line::styled(mode.heading(), dim()));
+        // A question's answers share one line: the help stays within a 40-row terminal.
+        let question = matches!(
+            mode,
+            Mode::Confirm | Mode::ConfirmFlatten | Mode::ConfirmStop
+        );
+        let mut spans: Vec<Span> = Vec::new();
         for (b, (k, what)) in keymap::KEYMAP.iter().zip(&rows) {
             if b.mode != mode {
                 continue;
             }
-            lines.push(Line::from(vec![
-                Span::styled(
-                    format!(" {k:<key_w$}  "),
-                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(*what),
-            ]));
+            if !spans.is_empty() {
+                if question {
+                    spans.push(Span::raw("   "));
+                } else {
+                    lines.push(Line::from(std::mem::take(&mut spans)));
+                }
+            }
+            spans.push(Span::styled(
+                format!(" {k:<key_w$}  "),
+                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::raw(*what));
+        }
+        if !spans.is_empty() {
+            lines.push(Line::from(spans));
         }
     }
-    let width = rows
-        .iter()
-        .map(|(_, w)| key_w + w.chars().count() + 6)
-        .max()
-        .unwrap_or(20) as u16;
+    let width = lines.iter().map(|l| l.width() + 4).max().unwrap_or(20) as u16;
     let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let p = Paragraph::new(lines).block(

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod alternating;
+pub mod desk;
 pub mod fake_alpaca;
 pub mod tui_fixture;
 pub mod tui_screen;
