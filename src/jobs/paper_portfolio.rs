@@ -241,7 +241,7 @@ async fn run_sim(
         settings(ctx.cfg, ctx.cfg.backtest.commission),
         state,
         journal,
-        Strategy::Portfolio(slot),
+        Strategy::Portfolio(Box::new(slot)),
     );
     d.expected_daily = expected;
     let ended = run_daemon(&out, &mut d, feed, None).await?;
@@ -288,7 +288,7 @@ async fn run_alpaca(
         settings(ctx.cfg, 0.0),
         state,
         journal,
-        Strategy::Portfolio(slot),
+        Strategy::Portfolio(Box::new(slot)),
     )
     .with_streams();
     d.expected_daily = expected;

@@ -103,7 +103,7 @@ pub fn to_look_up(journal: &[Entry], listed: &[Order]) -> Vec<String> {
 /// Whether snapshot `b` of an order is at least as far along as `a` (fills never go back, a
 /// terminal status never reopens).
 pub fn not_older(a: &Order, b: &Order) -> bool {
-    b.filled_qty >= a.filled_qty && !(a.status.is_terminal() && !b.status.is_terminal())
+    b.filled_qty >= a.filled_qty && (b.status.is_terminal() || !a.status.is_terminal())
 }
 
 pub struct Inputs<'a> {

@@ -15,7 +15,8 @@ pub enum Strategy {
     /// One model per symbol, traded as one portfolio.
     Models(Vec<ModelSlot>),
     /// One policy over a universe, alone in its session.
-    Portfolio(PortfolioSlot),
+    /// Boxed: far larger than the other variant.
+    Portfolio(Box<PortfolioSlot>),
 }
 
 impl Strategy {
@@ -104,14 +105,14 @@ impl Strategy {
 
     pub fn portfolio(&self) -> Option<&PortfolioSlot> {
         match self {
-            Strategy::Portfolio(p) => Some(p),
+            Strategy::Portfolio(p) => Some(&**p),
             Strategy::Models(_) => None,
         }
     }
 
     pub fn portfolio_mut(&mut self) -> Option<&mut PortfolioSlot> {
         match self {
-            Strategy::Portfolio(p) => Some(p),
+            Strategy::Portfolio(p) => Some(&mut **p),
             Strategy::Models(_) => None,
         }
     }

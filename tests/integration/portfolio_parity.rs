@@ -162,7 +162,7 @@ fn paper(
         settings,
         state,
         journal,
-        quantdeck::live::Strategy::Portfolio(slot),
+        quantdeck::live::Strategy::Portfolio(Box::new(slot)),
     );
     let per_symbol: Vec<(String, Vec<Bar>)> = symbols
         .iter()

@@ -83,7 +83,7 @@ impl ReplayFeed {
 
 /// The time between bar times at `bars_per_second` (0, or not a number: as fast as possible).
 fn pace(bars_per_second: f64) -> Option<Duration> {
-    if !(bars_per_second > 0.0) {
+    if bars_per_second.is_nan() || bars_per_second <= 0.0 {
         return None;
     }
     Some(Duration::try_from_secs_f64(1.0 / bars_per_second).map_or(SLOWEST, |d| d.min(SLOWEST)))
