@@ -393,7 +393,8 @@ fn data_only_keys_and_the_live_host_are_refused() {
     assert!(d.fake.orders().is_empty());
 }
 
-/// No secret in any file the session wrote (events, manifest, journal, state, logs).
+/// No secret in any file the session wrote (events, manifest, journal, state, logs), and not
+/// the key id either in the session's own records (`session.json` keeps a hash of it).
 #[test]
 fn the_secret_never_reaches_a_file() {
     let mut d = Desk::new("");
@@ -405,6 +406,14 @@ fn the_secret_never_reaches_a_file() {
     d.push_minutes(15, std::time::Duration::from_millis(2));
     d.wait_decided();
     d.stop(child);
+    let session = d.paper_dir().expect("a session");
+    let records = std::fs::read_to_string(session.join("session.json")).unwrap_or_default();
+    assert!(records.contains("\"account\""), "{records}");
+    for entry in walk(&session) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(KEY_ID), "key id in {}", entry.display());
+    }
     let mut checked = 0;
     for entry in walk(d.home.path()) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
