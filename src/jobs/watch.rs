@@ -111,3 +111,36 @@ pub fn alert_changes(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::RunDir;
+
+    /// A daemon whose process still exists but whose heartbeat stopped (frozen, or on another
+    /// machine) is DOWN once the beat is older than `stale_after`, not before.
+    #[test]
+    fn a_stale_heartbeat_is_down_though_the_process_lives() {
+        let home = tempfile::tempdir().expect("tmp");
+        let paths = Paths::under(home.path());
+        paths.ensure().expect("dirs");
+        let (dir, mut m) = RunDir::create(&paths, JobKind::Paper, "SYNA", Default::default(), None)
+            .expect("run dir");
+        // This test's own process: alive, so only the heartbeat can tell.
+        let now = Utc::now();
+        for (age, want) in [(5, Health::Alive), (45, Health::Down)] {
+            m.heartbeat = Some(now - Duration::seconds(age));
+            dir.write_manifest(&m).expect("manifest");
+            let seen = check(&paths, Duration::seconds(30), now);
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].health, want, "{:?}", seen[0]);
+            assert_eq!(seen[0].heartbeat_age_s, Some(age));
+        }
+        let seen = check(&paths, Duration::seconds(30), now);
+        assert!(
+            seen[0].detail.contains("no heartbeat for 45 s"),
+            "{}",
+            seen[0].detail
+        );
+    }
+}
