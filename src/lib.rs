@@ -16,6 +16,7 @@ pub mod jsonl;
 pub mod live;
 pub mod logging;
 pub mod market;
+pub mod notify;
 pub mod paths;
 pub mod rng;
 pub mod signals;

@@ -9,6 +9,7 @@ mod paper;
 mod progress;
 mod runs;
 mod sweep;
+mod watch;
 
 use crate::config::{self, Config};
 use crate::paths::Paths;
@@ -53,6 +54,9 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// List run directories and their state.
     Runs(runs::RunsArgs),
+    /// Alert (through `[notify]`) when a paper session's daemon stops beating; in a loop, or
+    /// once for cron (`--once`, exit code 3 when one is down).
+    Watch(watch::WatchArgs),
     /// Show the feature layout, or write a symbol's (or a CSV's) features to CSV or parquet.
     Features(features::FeaturesArgs),
     /// Many training pipelines at once: symbols × seeds × settings × modes, train → gate →
@@ -102,6 +106,7 @@ pub fn main() -> Result<i32> {
         Some(Command::Paper(a)) => paper::run(&paths, &mut cfg, a),
         Some(Command::Models(a)) => models::run(&paths, a),
         Some(Command::Runs(a)) => runs::run(&paths, a),
+        Some(Command::Watch(a)) => watch::run(&paths, &cfg, a),
         Some(Command::Features(a)) => features::run(&paths, &cfg, a),
         Some(Command::Sweep(a)) => sweep::run(&paths, &cfg, cli.config.as_deref(), a),
         Some(Command::Export(a)) => export::run(&paths, a),

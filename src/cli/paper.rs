@@ -80,6 +80,9 @@ pub struct Target {
     /// How long to wait for the daemon's answer, in seconds.
     #[arg(long, default_value_t = 30)]
     pub wait: u64,
+    /// `status`: the session's state and latest snapshot as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(paths: &Paths, cfg: &mut Config, a: PaperArgs) -> Result<i32> {
@@ -255,10 +258,56 @@ fn latest_snapshot(path: &std::path::Path) -> Option<(EventRecord, PaperSnapshot
     })
 }
 
+/// Whether the daemon is alive: its manifest's state and heartbeat (a dead daemon's last report
+/// still says "trading").
+fn liveness(r: &RunSummary) -> (String, Option<i64>) {
+    let m = &r.manifest;
+    let age = m
+        .heartbeat
+        .map(|b| (chrono::Utc::now() - b).num_seconds().max(0));
+    let state = if r.stale {
+        format!(
+            "DAEMON DOWN: {} (pid {} on {} is gone); nothing is trading",
+            age.map_or("no heartbeat".into(), |a| format!(
+                "last heartbeat {a} s ago"
+            )),
+            m.pid,
+            m.host
+        )
+    } else if m.status == crate::jobs::JobStatus::Running {
+        format!(
+            "running (pid {} on {}, heartbeat {} s ago)",
+            m.pid,
+            m.host,
+            age.unwrap_or(0)
+        )
+    } else {
+        format!("{}: the daemon is not running", r.state())
+    };
+    (state, age)
+}
+
 fn status(paths: &Paths, t: &Target) -> Result<i32> {
     let r = resolve_session(paths, &t.run)?;
-    println!("{}  {}", r.manifest.id, r.state());
-    let Some((rec, s)) = latest_snapshot(&r.path.join("events.jsonl")) else {
+    let latest = latest_snapshot(&r.path.join("events.jsonl"));
+    let (state, age) = liveness(&r);
+    if t.json {
+        let v = serde_json::json!({
+            "session": r.manifest.id,
+            "state": r.state(),
+            "alive": !r.stale && r.manifest.status == crate::jobs::JobStatus::Running,
+            "pid": r.manifest.pid,
+            "host": r.manifest.host,
+            "heartbeat": r.manifest.heartbeat,
+            "heartbeat_age_s": age,
+            "reported_at": latest.as_ref().map(|(rec, _)| rec.at),
+            "snapshot": latest.as_ref().map(|(_, s)| s),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("{}  {state}", r.manifest.id);
+    let Some((rec, s)) = latest else {
         println!("no state reported yet");
         return Ok(0);
     };
@@ -289,24 +338,52 @@ fn status(paths: &Paths, t: &Target) -> Result<i32> {
     if m.daily_loss_hit {
         flags.push("DAILY LOSS LIMIT".into());
     }
+    for why in &m.stopped {
+        flags.push(format!("STOPPED {why}"));
+    }
     if !flags.is_empty() {
         println!("modes: {}", flags.join(" · "));
     }
     for row in &s.rows {
         println!(
-            "  {:<10} {:<6} {:<8} conf {:.2}  qty {:+.4} @ {:.2}  P&L {:+.2}  {}",
+            "  {:<10} {:<6} {:<8} conf {:.2}  qty {:+.4} @ {:.2} (broker {}{})  P&L {:+.2}  {}",
             row.symbol,
             row.timeframe,
             row.action.as_deref().unwrap_or("-"),
             row.confidence,
             row.position.qty,
             row.position.avg_price,
+            row.broker_qty.map_or("?".into(), |q| format!("{q:+.4}")),
+            if row.in_flight != 0.0 {
+                format!(", {:+.4} in flight", row.in_flight)
+            } else {
+                String::new()
+            },
             row.pnl,
-            row.gate
+            row.stopped
+                .as_ref()
+                .map_or(row.gate.clone(), |w| format!("STOPPED: {w}"))
         );
     }
     for p in &s.external_positions {
         println!("  EXTERNAL {} {:+}", p.symbol, p.qty);
+    }
+    for o in &s.open_orders {
+        println!(
+            "  order {} {} {} {} (filled {}) {}",
+            o.symbol, o.side, o.qty, o.status, o.filled_qty, o.client_order_id
+        );
+    }
+    for p in &s.problem_orders {
+        println!(
+            "  {} {} {} {}: {} ({})",
+            p.state.to_uppercase(),
+            p.symbol,
+            p.side,
+            p.qty,
+            p.reason,
+            p.client_order_id
+        );
     }
     Ok(0)
 }

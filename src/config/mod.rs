@@ -5,6 +5,7 @@
 mod checks;
 pub mod duration;
 mod load;
+mod notify;
 mod portfolio;
 mod range;
 mod schema;
@@ -14,6 +15,7 @@ pub mod sweep;
 pub use checks::{check, FieldError, MAX_UNIVERSE};
 pub use duration::TrainDuration;
 pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
+pub use notify::{NotifyConfig, NotifyTemplate};
 pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
 pub use schema::*;
 pub use sweep::{BackendKind, SlurmConfig, Stage, SweepConfig};

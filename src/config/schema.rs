@@ -22,6 +22,7 @@ pub struct Config {
     pub portfolio: super::PortfolioConfig,
     pub sweep: super::SweepConfig,
     pub slurm: super::SlurmConfig,
+    pub notify: super::NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -323,6 +323,9 @@ impl<'a> Backtester<'a> {
                 cooling: cooldown_until.is_some_and(|c| ts < c),
                 // The simulated broker takes a flip in one order.
                 flip_in_one_order: true,
+                // Fills are instant here: nothing is ever in flight, so paper's counting of
+                // orders in flight sizes exactly as this does.
+                in_flight: 0.0,
             };
             let was = acct.qty;
             if let Some((target, level)) = step(tr, p, acct.qty, acct.level, &c).order {

@@ -1,16 +1,15 @@
 //! The paper job: the daemon of `live`, in a run directory that outlives the process. A session is
 //! one set of models on one broker account; starting it again (after a crash, a kill -9, a reboot)
 //! continues the same session — same run directory, same order ids, same latches — instead of
-//! starting a new one. A lock file in the directory (and, for Alpaca, one per account: Alpaca
-//! allows one trade-updates connection per account) keeps a second daemon out.
+//! starting a new one (`paper_claim`). The daemon reports through [`super::PaperOutput`]: events
+//! into the run directory, alerts to the notification queue.
 
 use super::ctx::Ctx;
 use super::replay::{ReplaySpec, Window};
-use super::rundir::{hostname, Manifest};
-use super::{list_runs, resolve_model, resolve_train_run, JobKind, JobStatus, JobSummary, RunDir};
+use super::{resolve_model, JobSummary, PaperOutput, RunDir};
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
 use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
-use crate::config::{BarSource, BrokerChoice, Config};
+use crate::config::{BarSource, Config};
 use crate::data::alpaca::stream::{spawn_bar_stream, BarFeed, DataStreamSettings, StockFeed};
 use crate::data::alpaca::{load_credentials, ClientSettings, DataClient};
 use crate::data::Store;
@@ -21,201 +20,18 @@ use crate::live::feed::{AlpacaFeed, ReplayFeed};
 use crate::live::ids::session_tag;
 use crate::live::journal::Journal;
 use crate::live::state::DaemonState;
-use crate::live::{Daemon, Ended, ModelSlot, Settings};
+use crate::live::{Alert, AsyncFeed, Daemon, Ended, ModelSlot, Output, Settings, Strategy};
 use crate::market::{AssetClass, Bar, Symbol};
-use crate::paths::{write_atomic, Paths};
+use crate::notify::Notifier;
+use crate::paths::Paths;
 use crate::sim::{Account, Rules, TradingRules};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{Duration, Utc};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
-const SESSION_FILE: &str = "session.json";
-const LOCK_FILE: &str = "daemon.lock";
-
-/// What makes two starts the same session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SessionInfo {
-    key: String,
-    train_runs: Vec<String>,
-    broker: BrokerKind,
-    /// The Alpaca key id (never the secret), or `sim`.
-    account: String,
-}
-
-/// A paper session's run directory, claimed by this process.
-pub(super) struct Claimed {
-    pub dir: RunDir,
-    pub manifest: Manifest,
-    pub resumed: bool,
-    pub train_runs: Vec<String>,
-    /// Held while the daemon runs (dropping a `File` releases its lock).
-    _locks: Vec<File>,
-}
-
-fn broker_kind(cfg: &Config) -> BrokerKind {
-    match cfg.live.broker {
-        BrokerChoice::Sim => BrokerKind::Sim,
-        BrokerChoice::Alpaca => {
-            let s = TradingSettings::from_env(cfg.live.allow_live);
-            if s.base_url.contains("://api.alpaca.markets") {
-                BrokerKind::AlpacaLive
-            } else {
-                BrokerKind::AlpacaPaper
-            }
-        }
-    }
-}
-
-fn lock(path: &Path, what: &str) -> Result<File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(path).unwrap_or_default();
-            bail!("{what} ({})", holder.trim())
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
-    }
-}
-
-fn stamp(f: &mut File) {
-    use std::io::Write;
-    let _ = f.set_len(0);
-    let _ = writeln!(f, "pid {} on {}", std::process::id(), hostname());
-}
-
-/// Finds this session's run directory (or makes one) and locks it.
-pub(super) fn claim(
-    paths: &Paths,
-    cfg: &Config,
-    runs: &[String],
-    new_session: bool,
-) -> Result<Claimed> {
-    if runs.is_empty() {
-        bail!("name at least one training run to trade (or `latest`)");
-    }
-    let mut train_runs = Vec::new();
-    for r in runs {
-        let id = resolve_train_run(paths, r)?;
-        if !train_runs.contains(&id) {
-            train_runs.push(id);
-        }
-    }
-    train_runs.sort();
-    let kind = broker_kind(cfg);
-    let account = match kind {
-        BrokerKind::Sim => "sim".to_string(),
-        _ => load_credentials()?
-            .0
-            .map(|c| c.key_id)
-            .ok_or_else(|| anyhow!(NO_TRADING_KEYS))?,
-    };
-    let key = {
-        let text = format!("{kind:?}|{account}|{}", train_runs.join(","));
-        let h = Sha256::digest(text.as_bytes());
-        h.iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    let info = SessionInfo {
-        key: key.clone(),
-        train_runs: train_runs.clone(),
-        broker: kind,
-        account: account.clone(),
-    };
-    let mut locks = Vec::new();
-    if kind != BrokerKind::Sim {
-        let dir = paths.home.join("locks");
-        std::fs::create_dir_all(&dir)?;
-        let tag: String = Sha256::digest(account.as_bytes())
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let mut f = lock(
-            &dir.join(format!("alpaca-{tag}.lock")),
-            "another paper daemon is already trading this Alpaca account (Alpaca allows one trade-updates connection per account); stop it first (`quantdeck paper stop RUN`)",
-        )?;
-        stamp(&mut f);
-        locks.push(f);
-    }
-    let existing = (!new_session)
-        .then(|| {
-            list_runs(paths).into_iter().rev().find(|r| {
-                // A simulated replay that ran to its end is over: the next start is a new one.
-                let replay_done =
-                    kind == BrokerKind::Sim && r.manifest.status == JobStatus::Completed;
-                r.manifest.kind == JobKind::Paper
-                    && !replay_done
-                    && std::fs::read_to_string(r.path.join(SESSION_FILE))
-                        .ok()
-                        .and_then(|t| serde_json::from_str::<SessionInfo>(&t).ok())
-                        .is_some_and(|s| s.key == key)
-            })
-        })
-        .flatten();
-    let (dir, mut manifest, resumed) = match existing {
-        Some(r) => {
-            let dir = RunDir::open(paths, &r.manifest.id)?;
-            (dir, r.manifest, true)
-        }
-        None => {
-            let symbols: Vec<String> = train_runs
-                .iter()
-                .filter_map(|id| RunDir::open(paths, id).ok()?.read_manifest().ok())
-                .map(|m| m.label)
-                .collect();
-            let (dir, m) = RunDir::create(
-                paths,
-                JobKind::Paper,
-                &symbols.join("-"),
-                serde_json::to_value(cfg)?,
-                train_runs.first().cloned(),
-            )?;
-            write_atomic(
-                &dir.artifact(SESSION_FILE),
-                &serde_json::to_vec_pretty(&info)?,
-            )?;
-            (dir, m, false)
-        }
-    };
-    let mut f = lock(
-        &dir.artifact(LOCK_FILE),
-        &format!("paper session {} is already running", dir.id),
-    )?;
-    stamp(&mut f);
-    locks.push(f);
-    if resumed {
-        manifest.status = JobStatus::Running;
-        manifest.finished = None;
-        manifest.host = hostname();
-        manifest.pid = std::process::id();
-        manifest.heartbeat = Some(Utc::now());
-        manifest.message = String::new();
-        manifest.config = serde_json::to_value(cfg)?;
-        dir.write_manifest(&manifest)?;
-    }
-    Ok(Claimed {
-        dir,
-        manifest,
-        resumed,
-        train_runs,
-        _locks: locks,
-    })
-}
+pub(super) use super::paper_claim::{broker_kind, Claimed};
+use super::paper_claim::{lock, SessionInfo, LOCK_FILE, SESSION_FILE};
 
 pub const NO_TRADING_KEYS: &str = "paper trading on Alpaca needs paper trading keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys), made under Paper Trading → API Keys in the Alpaca dashboard. Without keys, `quantdeck paper RUN` trades on the built-in simulated broker (live.broker = \"sim\")";
 
@@ -477,26 +293,79 @@ pub(super) fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) 
         session_key: d.state().session.clone(),
         initial_equity: d.state().initial_equity,
         equity: snap.account.equity,
-        orders: d.orders_sent,
-        fills: d.fills,
+        orders: d.orders_sent(),
+        fills: d.fills(),
     }
 }
 
 pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<DaemonState> {
     let dir = &ctx.dir().path;
-    match DaemonState::load(dir)? {
-        Some(s) => Ok(s),
-        None => {
-            let acct = broker
-                .account()
-                .await
-                .map_err(|e| anyhow!("the broker's account: {e}"))?;
-            let equity = crate::broker::simulated::f(acct.equity);
-            let s = DaemonState::new(&session_tag(ctx.run.id()), broker.kind(), equity);
-            s.save(dir)?;
-            Ok(s)
+    if let Some(s) = DaemonState::load(dir)? {
+        return Ok(s);
+    }
+    // A session that journaled orders cannot lose its state quietly: its latches, levels and
+    // start would be made up again.
+    let journal = dir.join(crate::live::JOURNAL);
+    if Journal::read(&journal).is_ok_and(|e| !e.is_empty()) {
+        bail!(
+            "{} is missing but {} holds this session's orders: restore state.json, or start a separate session with --new-session",
+            dir.join(crate::live::state::STATE_FILE).display(),
+            journal.display()
+        );
+    }
+    let acct = broker
+        .account()
+        .await
+        .map_err(|e| anyhow!("the broker's account: {e}"))?;
+    let equity = crate::broker::simulated::f(acct.equity);
+    let s = DaemonState::new(
+        &session_tag(ctx.run.id()),
+        broker.kind(),
+        equity,
+        Utc::now(),
+    );
+    s.save(dir)?;
+    Ok(s)
+}
+
+/// The daemon's output for this job: its events, and its alerts to `[notify]`'s webhook.
+pub(super) fn output<'a>(ctx: &'a Ctx<'a>) -> PaperOutput<'a> {
+    PaperOutput::new(ctx.sink, ctx.cancel).with_notifier(Notifier::start(&ctx.cfg.notify))
+}
+
+/// Runs the daemon, with a "started" and a "stopped" alert around it (the last one waited for
+/// a moment, so it leaves before the process does).
+pub(super) async fn run_daemon<B: Broker, F: AsyncFeed>(
+    out: &PaperOutput<'_>,
+    d: &mut Daemon<'_, B>,
+    feed: F,
+    trades: Option<crate::broker::alpaca::TradeStream>,
+) -> Result<Ended> {
+    out.alert(&Alert::Started {
+        what: format!("{} on {}", out_label(d), d.broker().kind().label()),
+    });
+    let ended = d.run(feed, trades).await;
+    let why = match &ended {
+        Ok(Ended::ReplayDone) => "the replay finished".to_string(),
+        Ok(Ended::Stopped) => "stopped by command".to_string(),
+        Ok(Ended::Cancelled) => "stopped by a signal".to_string(),
+        Err(e) => format!("failed: {e:#}"),
+    };
+    out.alert(&Alert::Stopped { why });
+    if let Some(n) = out.notifier() {
+        let (want, until) = (
+            n.sent() + 1,
+            std::time::Instant::now() + std::time::Duration::from_secs(3),
+        );
+        while n.sent() < want && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+    ended
+}
+
+fn out_label<B: Broker>(d: &Daemon<'_, B>) -> String {
+    format!("session {}", d.state().session)
 }
 
 /// What a simulated session replays: `bars` bar times of the unseen bars, or a window.
@@ -622,19 +491,18 @@ async fn run_sim(
             .unwrap_or_default()
     ));
     let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
+    let out = output(ctx);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
-        ctx.sink,
-        ctx.cancel,
+        &out,
         broker,
         settings(ctx.cfg, commission),
         state,
         journal,
-        slots,
-        false,
+        Strategy::Models(slots),
     );
     d.expected_daily = expected;
-    let ended = d.run(feed, None).await?;
+    let ended = run_daemon(&out, &mut d, feed, None).await?;
     let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
     Ok((ended, summary(ctx, &d, &runs)))
 }
@@ -684,19 +552,19 @@ async fn run_alpaca(
         slots.len(),
         client.kind().label()
     ));
+    let out = output(ctx);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
-        ctx.sink,
-        ctx.cancel,
+        &out,
         client,
         settings(cfg, 0.0),
         state,
         journal,
-        slots,
-        true,
-    );
+        Strategy::Models(slots),
+    )
+    .with_streams();
     d.expected_daily = expected;
-    let ended = d.run(feed, Some(trades)).await?;
+    let ended = run_daemon(&out, &mut d, feed, Some(trades)).await?;
     let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
     Ok((ended, summary(ctx, &d, &runs)))
 }
@@ -761,10 +629,15 @@ pub(super) fn alpaca_feed(
 /// reporting in the session's own events, as the daemon would.
 pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> {
     let dir = RunDir::open(paths, run_id)?;
-    let info: SessionInfo = serde_json::from_str(
-        &std::fs::read_to_string(dir.artifact(SESSION_FILE))
-            .with_context(|| format!("{run_id} is not a paper session"))?,
-    )?;
+    let file = dir.artifact(SESSION_FILE);
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "{run_id} is not a paper session ({} missing)",
+            file.display()
+        )
+    })?;
+    let info: SessionInfo =
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", file.display()))?;
     let _lock = lock(
         &dir.artifact(LOCK_FILE),
         &format!("paper session {run_id} is running: it takes the command itself"),
@@ -773,6 +646,7 @@ pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> 
     let _ = crate::live::commands::take(&dir.path);
     let sink = super::EventSink::to_file(run_id, &dir.events_path())?;
     let cancel = super::CancelToken::new();
+    let out = PaperOutput::new(&sink, &cancel).with_notifier(Notifier::start(&cfg.notify));
     let mut state = DaemonState::load(&dir.path)?
         .ok_or_else(|| anyhow!("{run_id} never started trading: nothing to flatten"))?;
     state.flatten = Some(crate::live::state::Flatten {
@@ -783,10 +657,14 @@ pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> 
         rows: Vec::new(),
     });
     state.save(&dir.path)?;
+    out.alert(&Alert::KillSwitch {
+        detail: "flatten all, asked by cli (daemon not running)".into(),
+    });
     let journal = Journal::open(&dir.artifact(crate::live::JOURNAL))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let none = Strategy::Models(Vec::new());
     let result = rt.block_on(async {
         match info.broker {
             BrokerKind::Sim => {
@@ -799,17 +677,8 @@ pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> 
                     cfg.env.allow_short_equity,
                     Some(dir.artifact(crate::live::SIM_BROKER)),
                 )?;
-                let mut d = Daemon::new(
-                    dir.path.clone(),
-                    &sink,
-                    &cancel,
-                    broker,
-                    settings(cfg, 0.0),
-                    state,
-                    journal,
-                    Vec::new(),
-                    false,
-                );
+                let s = settings(cfg, 0.0);
+                let mut d = Daemon::new(dir.path.clone(), &out, broker, s, state, journal, none);
                 d.flatten_once().await
             }
             _ => {
@@ -818,21 +687,15 @@ pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> 
                     .ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
                 let client =
                     TradingClient::new(TradingSettings::from_env(cfg.live.allow_live), creds)?;
-                let mut d = Daemon::new(
-                    dir.path.clone(),
-                    &sink,
-                    &cancel,
-                    client,
-                    settings(cfg, 0.0),
-                    state,
-                    journal,
-                    Vec::new(),
-                    false,
-                );
+                let s = settings(cfg, 0.0);
+                let mut d = Daemon::new(dir.path.clone(), &out, client, s, state, journal, none);
                 d.flatten_once().await
             }
         }
     })?;
+    if let Some(n) = out.notifier() {
+        n.wait_sent(1, std::time::Duration::from_secs(3));
+    }
     Ok(result)
 }
 

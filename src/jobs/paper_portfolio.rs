@@ -4,8 +4,8 @@
 
 use super::ctx::Ctx;
 use super::paper::{
-    alpaca_client, alpaca_feed, check_verdict, finish, open_state, settings, sim_broker, summary,
-    Claimed,
+    alpaca_client, alpaca_feed, check_verdict, finish, open_state, output, run_daemon, settings,
+    sim_broker, summary, Claimed,
 };
 use super::resolve_model;
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
@@ -13,7 +13,7 @@ use crate::broker::{Broker, BrokerKind, SimBroker};
 use crate::data::Store;
 use crate::engine::{checkpoint, ModelMeta};
 use crate::live::journal::Journal;
-use crate::live::{Daemon, PortfolioSlot};
+use crate::live::{Daemon, PortfolioSlot, Strategy};
 use crate::market::{Bar, Symbol};
 use crate::sim::TradingRules;
 use anyhow::{anyhow, bail, Result};
@@ -233,20 +233,18 @@ async fn run_sim(
         ctx.cfg.live.bars_per_second
     ));
     let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
+    let out = output(ctx);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
-        ctx.sink,
-        ctx.cancel,
+        &out,
         broker,
         settings(ctx.cfg, ctx.cfg.backtest.commission),
         state,
         journal,
-        Vec::new(),
-        false,
-    )
-    .with_portfolio(slot);
+        Strategy::Portfolio(Box::new(slot)),
+    );
     d.expected_daily = expected;
-    let ended = d.run(feed, None).await?;
+    let ended = run_daemon(&out, &mut d, feed, None).await?;
     Ok((ended, summary(ctx, &d, &[run])))
 }
 
@@ -282,19 +280,18 @@ async fn run_alpaca(
         slot.symbols.len(),
         client.kind().label()
     ));
+    let out = output(ctx);
     let mut d = Daemon::new(
         ctx.dir().path.clone(),
-        ctx.sink,
-        ctx.cancel,
+        &out,
         client,
         settings(ctx.cfg, 0.0),
         state,
         journal,
-        Vec::new(),
-        true,
+        Strategy::Portfolio(Box::new(slot)),
     )
-    .with_portfolio(slot);
+    .with_streams();
     d.expected_daily = expected;
-    let ended = d.run(feed, Some(trades)).await?;
+    let ended = run_daemon(&out, &mut d, feed, Some(trades)).await?;
     Ok((ended, summary(ctx, &d, &[run])))
 }

@@ -134,7 +134,7 @@ pub fn run(
         } => {
             // A replayed window is a session of its own.
             let fresh = *new_session || replay.is_some();
-            let c = super::paper::claim(paths, cfg, train_runs, fresh)?;
+            let c = super::paper_claim::claim(paths, cfg, train_runs, fresh)?;
             let dm = (c.dir.clone(), c.manifest.clone());
             claimed = Some(c);
             dm

@@ -52,6 +52,13 @@ pub enum Entry {
     },
     /// A look-up found no such order at the broker: it was never placed.
     NotPlaced { id: String, at: DateTime<Utc> },
+    /// The order's fills up to `filled` were reported (as `Fill` events): a restart reports
+    /// only what came after, whichever way it learns of them.
+    Filled {
+        id: String,
+        filled: Decimal,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Entry {
@@ -61,7 +68,8 @@ impl Entry {
             | Entry::Accepted { id, .. }
             | Entry::Rejected { id, .. }
             | Entry::Unknown { id, .. }
-            | Entry::NotPlaced { id, .. } => id,
+            | Entry::NotPlaced { id, .. }
+            | Entry::Filled { id, .. } => id,
         }
     }
 }
@@ -102,6 +110,19 @@ impl Journal {
             .write_all(&line)
             .and_then(|_| self.file.sync_data())
             .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// Appends a record that is not a money decision (a fill report): written, not waited for.
+    pub fn note(&mut self, e: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(e)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Every entry, oldest first. A torn last line (a kill mid-write, never followed by a send)

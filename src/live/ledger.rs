@@ -25,9 +25,11 @@ pub struct Ledger {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub symbol: String,
-    /// Newly filled quantity (signed) and its average price.
+    /// Newly filled quantity (signed), the average price of that new part, and the order's
+    /// whole filled quantity now.
     pub filled: f64,
     pub price: Option<f64>,
+    pub total_filled: f64,
     pub status: OrderStatus,
     pub newly_terminal: bool,
 }
@@ -83,11 +85,25 @@ impl Ledger {
             return None;
         }
         let was_filled = before.map_or(0.0, |b| f(b.filled_qty));
+        let was_value = before.map_or(0.0, |b| {
+            f(b.filled_qty) * b.filled_avg_price.map(f).unwrap_or(0.0)
+        });
         let was_terminal = before.is_some_and(|b| b.status.is_terminal());
+        let now_filled = f(o.filled_qty);
+        let new_part = now_filled - was_filled;
+        // The new part's own price: the order's average covers every fill so far.
+        let price = o.filled_avg_price.map(f).map(|avg| {
+            if new_part > 0.0 && was_filled > 0.0 {
+                (now_filled * avg - was_value) / new_part
+            } else {
+                avg
+            }
+        });
         let change = Change {
             symbol: o.symbol.clone(),
-            filled: signed(&o, f(o.filled_qty) - was_filled),
-            price: o.filled_avg_price.map(f),
+            filled: signed(&o, new_part),
+            price,
+            total_filled: now_filled,
             status: o.status.clone(),
             newly_terminal: o.status.is_terminal() && !was_terminal,
         };
@@ -144,11 +160,10 @@ impl Ledger {
         book
     }
 
-    /// Notional of open orders that buy (what they will take from buying power), ours and external.
-    pub fn open_buy_notional(&self, price_of: impl Fn(&str) -> Option<f64>) -> f64 {
-        self.ours
+    /// Value of the open buy orders that are not the session's (they take buying power too).
+    pub fn external_open_buy_notional(&self, price_of: impl Fn(&str) -> Option<f64>) -> f64 {
+        self.external
             .values()
-            .chain(self.external.values())
             .filter(|o| o.status.is_open() && o.side == Side::Buy)
             .map(|o| {
                 let left = f(o.qty.unwrap_or_default() - o.filled_qty).max(0.0);
@@ -160,6 +175,15 @@ impl Ledger {
                 left * px
             })
             .sum()
+    }
+
+    /// The session's position per normalized symbol: its orders' fills, signed.
+    pub fn positions(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for o in self.ours.values() {
+            *out.entry(normalize_symbol(&o.symbol)).or_insert(0.0) += signed(o, f(o.filled_qty));
+        }
+        out
     }
 
     /// Positions at the broker that this session did not make (whole symbols, or the part of a
@@ -219,53 +243,30 @@ mod tests {
     fn fills_fold_once_whatever_order_the_snapshots_come_in() {
         let mut l = Ledger::new("s1", &[]);
         let id = "qd-s1-BTCUSD-1-e1";
-        let c = l
-            .absorb(order(
+        let part = || {
+            order(
                 id,
                 Side::Buy,
                 "2",
                 "0.5",
                 Some("100"),
                 OrderStatus::PartiallyFilled,
-            ))
-            .unwrap();
-        assert_eq!(c.filled, 0.5);
+            )
+        };
+        let c = l.absorb(part()).unwrap();
+        assert_eq!((c.filled, c.price), (0.5, Some(100.0)));
         // The same snapshot again (stream + REST): nothing new.
+        assert_eq!(l.absorb(part()).unwrap().filled, 0.0);
+        let full = order(id, Side::Buy, "2", "2", Some("101"), OrderStatus::Filled);
+        let c = l.absorb(full).unwrap();
         assert_eq!(
-            l.absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "0.5",
-                Some("100"),
-                OrderStatus::PartiallyFilled
-            ))
-            .unwrap()
-            .filled,
-            0.0
+            (c.filled, c.newly_terminal, c.total_filled),
+            (1.5, true, 2.0)
         );
-        let c = l
-            .absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "2",
-                Some("101"),
-                OrderStatus::Filled,
-            ))
-            .unwrap();
-        assert_eq!((c.filled, c.newly_terminal), (1.5, true));
+        // The new part's own price: 2 at 101 on average, 0.5 of them at 100 before.
+        assert!((c.price.unwrap() - (202.0 - 50.0) / 1.5).abs() < 1e-9);
         // A late partial-fill message must not go back.
-        assert!(l
-            .absorb(order(
-                id,
-                Side::Buy,
-                "2",
-                "0.5",
-                Some("100"),
-                OrderStatus::PartiallyFilled
-            ))
-            .is_none());
+        assert!(l.absorb(part()).is_none());
         assert_eq!(l.position("BTCUSD"), 2.0);
         let sell = "qd-s1-BTCUSD-2-x1";
         l.absorb(order(
@@ -290,7 +291,21 @@ mod tests {
         );
         assert!((book.qty - 1.5).abs() < 1e-12);
         assert!((book.cash - (1000.0 - 202.0 + 55.0)).abs() < 1e-9);
-        // Someone else's order and the broker's extra quantity are external.
+    }
+
+    #[test]
+    fn someone_elses_orders_and_quantities_are_external() {
+        let mut l = Ledger::new("s1", &[]);
+        let id = "qd-s1-BTCUSD-1-e1";
+        l.absorb(order(
+            id,
+            Side::Buy,
+            "1.5",
+            "1.5",
+            Some("100"),
+            OrderStatus::Filled,
+        ));
+        assert_eq!(l.positions().get("BTCUSD"), Some(&1.5));
         assert!(l
             .absorb(order(
                 "manual-1",

@@ -68,6 +68,69 @@ fn tick(asset: &Asset, price: f64) -> Decimal {
     })
 }
 
+/// The order's quantity for a change of `dq` units, rounded down to what the asset trades in.
+fn quantity(
+    class: AssetClass,
+    asset: &Asset,
+    dq: f64,
+    touches_short: bool,
+    extended: bool,
+) -> Result<Decimal, String> {
+    let raw = dec(dq.abs());
+    let qty = match class {
+        AssetClass::Crypto => {
+            let step = asset.min_trade_increment.unwrap_or(Decimal::new(1, 9));
+            floor_to(raw, step)
+        }
+        AssetClass::Equity if asset.fractionable && !touches_short && !extended => {
+            raw.round_dp_with_strategy(9, RoundingStrategy::ToZero)
+        }
+        AssetClass::Equity => raw.floor(),
+    };
+    if qty <= Decimal::ZERO {
+        return Err(format!(
+            "{} rounds to no whole unit{}",
+            raw.round_dp(6),
+            if touches_short {
+                " (shorts trade in whole shares)"
+            } else if !asset.fractionable {
+                " (not fractionable)"
+            } else {
+                ""
+            }
+        ));
+    }
+    match asset.min_order_size {
+        Some(min) if qty < min => Err(format!("{qty} is below the minimum order size {min}")),
+        _ => Ok(qty),
+    }
+}
+
+/// Order type, time in force and limit price: a marketable limit in the extended sessions,
+/// crypto `gtc`, everything else market + day.
+fn kind(
+    class: AssetClass,
+    asset: &Asset,
+    side: &Side,
+    price: f64,
+    extended: bool,
+) -> (OrderType, TimeInForce, Option<Decimal>) {
+    if extended {
+        let slack = if *side == Side::Buy {
+            1.0 + EXTENDED_LIMIT_SLACK
+        } else {
+            1.0 - EXTENDED_LIMIT_SLACK
+        };
+        let limit = floor_to(dec(price * slack), tick(asset, price));
+        (OrderType::Limit, TimeInForce::Day, Some(limit))
+    } else if class == AssetClass::Crypto {
+        (OrderType::Market, TimeInForce::Gtc, None)
+    } else {
+        // Fractional and notional orders must be market + day; whole shares are too here.
+        (OrderType::Market, TimeInForce::Day, None)
+    }
+}
+
 /// The order moving the model's position from `current` to `target` (signed units), or why none
 /// goes out. Fractional equity quantities keep 9 decimals (Alpaca's precision).
 #[allow(clippy::too_many_arguments)]
@@ -110,49 +173,8 @@ pub fn plan(
     if extended && !extended_hours {
         return Err("the regular session is closed (extended hours are off)".into());
     }
-    let raw = dec(dq.abs());
-    let qty = match class {
-        AssetClass::Crypto => {
-            let step = asset.min_trade_increment.unwrap_or(Decimal::new(1, 9));
-            floor_to(raw, step)
-        }
-        AssetClass::Equity if asset.fractionable && !touches_short && !extended => {
-            raw.round_dp_with_strategy(9, RoundingStrategy::ToZero)
-        }
-        AssetClass::Equity => raw.floor(),
-    };
-    if qty <= Decimal::ZERO {
-        return Err(format!(
-            "{} rounds to no whole unit{}",
-            raw.round_dp(6),
-            if touches_short {
-                " (shorts trade in whole shares)"
-            } else if !asset.fractionable {
-                " (not fractionable)"
-            } else {
-                ""
-            }
-        ));
-    }
-    if let Some(min) = asset.min_order_size {
-        if qty < min {
-            return Err(format!("{qty} is below the minimum order size {min}"));
-        }
-    }
-    let (order_type, time_in_force, limit_price) = if extended {
-        let slack = if side == Side::Buy {
-            1.0 + EXTENDED_LIMIT_SLACK
-        } else {
-            1.0 - EXTENDED_LIMIT_SLACK
-        };
-        let limit = floor_to(dec(price * slack), tick(asset, price));
-        (OrderType::Limit, TimeInForce::Day, Some(limit))
-    } else if class == AssetClass::Crypto {
-        (OrderType::Market, TimeInForce::Gtc, None)
-    } else {
-        // Fractional and notional orders must be market + day; whole shares are too here.
-        (OrderType::Market, TimeInForce::Day, None)
-    };
+    let qty = quantity(class, asset, dq, touches_short, extended)?;
+    let (order_type, time_in_force, limit_price) = kind(class, asset, &side, price, extended);
     Ok(Some(Planned {
         intent,
         side,
@@ -227,6 +249,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((p.side, p.qty), (Side::Sell, d("10")));
+    }
+
+    #[test]
+    fn unshortable_and_whole_share_assets() {
         // Not shortable: a short becomes flat.
         let ns = asset(BrokerAssetClass::UsEquity, true, false);
         assert_eq!(

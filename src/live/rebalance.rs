@@ -8,19 +8,13 @@
 //! `Event::Decided` (symbol `portfolio`), durable before any order goes out, so a restart never
 //! decides it again.
 
-use super::bars::BarBuilder;
 use super::daemon::Daemon;
 use super::orders::plan as plan_order;
-use super::portfolio::PortfolioSlot;
 use super::state::PortfolioState;
-use super::view::{DecidedBar, PortfolioView, WeightRow};
-use crate::broker::simulated::f;
-use crate::broker::types::normalize_symbol;
 use crate::broker::Broker;
-use crate::jobs::Event;
 use crate::market::{Bar, Calendar};
 use crate::sim::portfolio::decide::{
-    drawdown_latch, frozen_value, rebalance, Gates, Plan, PortfolioDecision,
+    drawdown_latch, frozen_value, rebalance, Gates, MemberOrder, Plan, PortfolioDecision,
 };
 use crate::sim::portfolio::PortfolioAccount;
 use anyhow::Result;
@@ -30,33 +24,10 @@ use chrono::{DateTime, Utc};
 pub const PORTFOLIO_SYMBOL: &str = "portfolio";
 
 impl<B: Broker> Daemon<'_, B> {
-    /// Makes this a portfolio session: the model's members get bar builders of its timeframe.
-    pub fn with_portfolio(mut self, p: PortfolioSlot) -> Self {
-        for s in &p.symbols {
-            let mut b = BarBuilder::new(s.class, p.timeframe());
-            if let Some(last) = p.last_time() {
-                b.resume_after(last);
-            }
-            self.builders.insert(normalize_symbol(&s.name), b);
-        }
-        self.portfolio = Some(p);
-        self
-    }
-
-    /// The name a member or model's symbol goes by, from its normalized key.
-    pub(super) fn traded_name(&self, key: &str) -> Option<String> {
-        self.slots
-            .iter()
-            .map(|s| &s.symbol)
-            .chain(self.portfolio.iter().flat_map(|p| p.symbols.iter()))
-            .find(|s| normalize_symbol(&s.name) == key)
-            .map(|s| s.name.clone())
-    }
-
     /// One closed bar of a portfolio member.
     pub(super) async fn on_member_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
         let decided = self.state.portfolio.as_ref().and_then(|p| p.last_bar);
-        let Some(p) = self.portfolio.as_mut() else {
+        let Some(p) = self.strategy.portfolio_mut() else {
             return Ok(());
         };
         let Some(i) = p.member(symbol) else {
@@ -68,33 +39,14 @@ impl<B: Broker> Daemon<'_, B> {
         for t in ready.iter().filter(|t| **t < bar.ts) {
             self.rebalance(*t).await?;
         }
-        let key = normalize_symbol(&sym.name);
-        if self.prices.get(&key).is_none_or(|(_, t)| *t < bar.ts) {
-            self.prices.insert(key, (bar.close, bar.ts));
-            self.broker
-                .observe_price(&sym.name, sym.class, bar.close, bar.ts);
-        }
+        self.mirror.set_price(&sym.name, bar.close, bar.ts);
+        self.exec
+            .broker
+            .observe_price(&sym.name, sym.class, bar.close, bar.ts);
         for t in ready.iter().filter(|t| **t >= bar.ts) {
             self.rebalance(*t).await?;
         }
         Ok(())
-    }
-
-    /// A member bar from before the daemon started (catch-up): history and price only.
-    pub(super) fn note_member_history(&mut self, symbol: &str, bar: Bar) {
-        let Some(p) = self.portfolio.as_mut() else {
-            return;
-        };
-        let Some(i) = p.member(symbol) else {
-            return;
-        };
-        let sym = p.symbols[i].clone();
-        if p.push(i, bar) {
-            self.prices
-                .insert(normalize_symbol(&sym.name), (bar.close, bar.ts));
-            self.broker
-                .observe_price(&sym.name, sym.class, bar.close, bar.ts);
-        }
     }
 
     /// Decides the bar time still being collected: at the end of a replay, or when a live feed
@@ -103,7 +55,7 @@ impl<B: Broker> Daemon<'_, B> {
         &mut self,
         stale_after: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let Some(p) = self.portfolio.as_mut() else {
+        let Some(p) = self.strategy.portfolio_mut() else {
             return Ok(());
         };
         let due = p
@@ -120,15 +72,15 @@ impl<B: Broker> Daemon<'_, B> {
 
     /// Each member's own position (its fills at the broker) and last price.
     fn holdings(&self) -> (Vec<f64>, Vec<f64>) {
-        let Some(p) = &self.portfolio else {
+        let Some(p) = self.strategy.portfolio() else {
             return (Vec::new(), Vec::new());
         };
         p.symbols
             .iter()
             .map(|s| {
                 (
-                    self.ledger.position(&s.name),
-                    self.price(&s.name).unwrap_or(0.0),
+                    self.exec.ledger.position(&s.name),
+                    self.mirror.price(&s.name).unwrap_or(0.0),
                 )
             })
             .unzip()
@@ -140,7 +92,7 @@ impl<B: Broker> Daemon<'_, B> {
         let equity = self.equity();
         let held: f64 = qty.iter().zip(marks).map(|(q, p)| q * p).sum();
         let acct = PortfolioAccount {
-            cash: self.account.as_ref().map_or(equity - held, |a| f(a.cash)),
+            cash: self.mirror.cash().unwrap_or(equity - held),
             qty: qty.to_vec(),
             equity,
             peak: self.state.latches.peak_equity.max(equity),
@@ -154,59 +106,34 @@ impl<B: Broker> Daemon<'_, B> {
     /// One complete bar time of the portfolio model: decide (`sim::portfolio::decide`, the path
     /// the as-traded evaluation takes), gate, report, and send.
     async fn rebalance(&mut self, at: DateTime<Utc>) -> Result<()> {
-        let Some(p) = &self.portfolio else {
+        let Some((run, class)) = self
+            .strategy
+            .portfolio()
+            .map(|p| (p.run.clone(), p.symbols[0].class))
+        else {
             return Ok(());
         };
-        if self
-            .state
-            .portfolio
-            .as_ref()
-            .and_then(|s| s.last_bar)
-            .is_some_and(|t| at <= t)
-        {
+        let decided = self.state.portfolio.as_ref().and_then(|s| s.last_bar);
+        if decided.is_some_and(|t| at <= t) {
             return Ok(());
         }
-        let (run, class) = (p.run.clone(), p.symbols[0].class);
         if self.needs_resync {
             self.reconcile().await?;
         }
-        self.refresh_account().await;
+        let (now, fills) = (self.now(), self.exec.fills);
+        self.mirror
+            .refresh_account(&self.exec.broker, self.out, now, fills)
+            .await;
         let equity = self.equity();
         let dd = self.mark_day(Calendar::for_class(class).local_date(at), equity);
         let risk = self.settings.rules.risk;
         let (size_mult, halted_now) = drawdown_latch(&risk, dd, &mut self.state.latches.halted);
         if halted_now {
-            self.sink.error(format!(
-                "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
-                dd * 100.0
-            ));
+            self.halted_now(dd);
         }
         let (qty, marks) = self.holdings();
-        let tail = self.account_tail(&qty, &marks);
-        let threshold = self.settings.rules.portfolio_confidence_threshold;
-        let decided = self
-            .portfolio
-            .as_ref()
-            .map(|p| p.decide(at, &tail, threshold));
-        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
-            run,
-            ..Default::default()
-        });
-        ps.last_bar = Some(at);
-        self.state.first_bar.get_or_insert(at);
-        let d = match decided {
-            Some(Ok(Some(d))) => d,
-            Some(Ok(None)) | None => {
-                ps.regime = Some("WARMUP".into());
-                return self.save_state();
-            }
-            Some(Err(e)) => {
-                self.sink.warn(format!(
-                    "portfolio {}: no decision: {e:#}",
-                    at.format("%Y-%m-%d %H:%M")
-                ));
-                return self.save_state();
-            }
+        let Some(d) = self.propose_portfolio(at, run, &qty, &marks) else {
+            return self.save_state();
         };
         let frozen = frozen_value(&d.prices, &qty, &marks);
         let scale = if equity > 0.0 {
@@ -225,47 +152,40 @@ impl<B: Broker> Daemon<'_, B> {
         self.save_state()
     }
 
-    /// The decision into the durable state: the regime, and per member its target share of
-    /// equity (the regime's weight × `scale`; a masked member, or any under HOLD: what it held).
-    fn record(
+    /// The policy's regime for bar time `at` (the strategy's proposal), recorded as decided;
+    /// `None` while warming up or when the bar time cannot be decided (said why).
+    fn propose_portfolio(
         &mut self,
-        d: &PortfolioDecision,
+        at: DateTime<Utc>,
+        run: String,
         qty: &[f64],
         marks: &[f64],
-        equity: f64,
-        scale: f64,
-    ) {
+    ) -> Option<PortfolioDecision> {
+        let tail = self.account_tail(qty, marks);
         let threshold = self.settings.rules.portfolio_confidence_threshold;
-        let Some(p) = &self.portfolio else {
-            return;
-        };
-        let names: Vec<String> = p.symbols.iter().map(|s| s.name.clone()).collect();
-        let Some(ps) = self.state.portfolio.as_mut() else {
-            return;
-        };
-        ps.chosen = Some(d.chosen.name().to_string());
-        ps.regime = Some(d.regime.name().to_string());
-        ps.confidence = d.confidence;
-        ps.targets = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let held = if equity > 0.0 {
-                    qty[i] * marks[i] / equity
-                } else {
-                    0.0
-                };
-                let w = match &d.targets {
-                    Some(_) if d.prices[i].is_none() => held,
-                    Some(w) => w.symbols.get(i).copied().unwrap_or(0.0) * scale,
-                    None => held,
-                };
-                (n.clone(), w)
-            })
-            .collect();
-        if d.targets.is_none() {
-            let why = d.hold_note(threshold);
-            ps.gates = names.iter().map(|n| (n.clone(), why.clone())).collect();
+        let decided = self
+            .strategy
+            .portfolio()
+            .map(|p| p.decide(at, &tail, threshold));
+        let ps = self.state.portfolio.get_or_insert_with(|| PortfolioState {
+            run,
+            ..Default::default()
+        });
+        ps.last_bar = Some(at);
+        self.state.first_bar.get_or_insert(at);
+        match decided {
+            Some(Ok(Some(d))) => Some(d),
+            Some(Ok(None)) | None => {
+                ps.regime = Some("WARMUP".into());
+                None
+            }
+            Some(Err(e)) => {
+                self.out.warn(format!(
+                    "portfolio {}: no decision: {e:#}",
+                    at.format("%Y-%m-%d %H:%M")
+                ));
+                None
+            }
         }
     }
 
@@ -279,7 +199,7 @@ impl<B: Broker> Daemon<'_, B> {
         frozen: f64,
         size_mult: f64,
     ) -> Plan {
-        let Some(p) = &self.portfolio else {
+        let Some(p) = self.strategy.portfolio() else {
             return Plan::default();
         };
         let cooldowns = self.state.portfolio.as_ref().map(|s| &s.cooldown_until);
@@ -292,68 +212,43 @@ impl<B: Broker> Daemon<'_, B> {
                     .is_some_and(|t| d.bar < *t)
             })
             .collect();
+        // A member with an order in flight sits out (its fills would count twice), as does one
+        // whose broker quantity no longer matches the book; what they hold and have in flight
+        // still counts against the exposure cap. (The as-traded evaluation fills at once:
+        // nobody sits out there, and this adds nothing.)
         let busy: Vec<bool> = p
             .symbols
             .iter()
-            .map(|s| {
-                let key = normalize_symbol(&s.name);
-                self.ledger
-                    .open()
-                    .any(|o| normalize_symbol(&o.symbol) == key)
-            })
+            .map(|s| self.exec.inflight.busy(&s.name) || self.state.stopped.contains_key(&s.name))
             .collect();
-        let situation = self.situation(equity, frozen);
+        let sitting_out: f64 = (0..p.symbols.len())
+            .filter(|&i| busy[i] && d.prices[i].is_some())
+            .map(|i| {
+                let s = &p.symbols[i].name;
+                let px = self.mirror.price(s).unwrap_or(0.0);
+                (current[i].abs() + self.exec.inflight.signed(s).abs()) * px
+            })
+            .sum();
+        let situation = self.situation(equity, frozen + sitting_out);
         let gates = Gates {
             rules: &self.settings.rules.capital,
             situation: &situation,
             cooling: &cooling,
-            flip_in_one_order: self.broker.rules().flip_in_one_order,
+            flip_in_one_order: self.exec.broker.rules().flip_in_one_order,
         };
-        rebalance(d, current, equity - frozen, size_mult, &busy, Some(gates))
-    }
-
-    /// `Event::Decided` for the bar time: the session's equity before the decision, the regime
-    /// chosen and acted on, the gates' word, and each member's ordered position.
-    fn emit_decided(&self, d: &PortfolioDecision, equity: f64, plan: &Plan) {
-        let Some(p) = &self.portfolio else {
-            return;
-        };
-        let name = |i: usize| p.symbols.get(i).map_or(String::new(), |s| s.name.clone());
-        let note = if d.targets.is_none() {
-            d.hold_note(self.settings.rules.portfolio_confidence_threshold)
-        } else {
-            let odd: Vec<String> = plan
-                .notes
-                .iter()
-                .filter(|(_, n)| n != "ok")
-                .map(|(i, n)| format!("{}: {n}", name(*i)))
-                .collect();
-            if odd.is_empty() {
-                "ok".into()
-            } else {
-                odd.join("; ")
+        let mut plan = rebalance(d, current, equity - frozen, size_mult, &busy, Some(gates));
+        for (i, note) in plan.notes.iter_mut() {
+            if let Some(why) = self.symbol_stopped(&p.symbols[*i].name) {
+                *note = why;
             }
-        };
-        self.sink.emit(Event::Decided(Box::new(DecidedBar {
-            symbol: PORTFOLIO_SYMBOL.into(),
-            bar: d.bar,
-            equity,
-            chosen: d.chosen.name().to_string(),
-            confidence: d.confidence,
-            acted: d.regime.name().to_string(),
-            note,
-            targets: plan
-                .orders
-                .iter()
-                .map(|o| (name(o.member), o.target))
-                .collect(),
-        })));
+        }
+        plan
     }
 
     /// Sends the plan's orders through the broker's rules and the journal, in its order; a
     /// member that traded starts its cooldown.
     async fn send(&mut self, d: &PortfolioDecision, plan: Plan) -> Result<()> {
-        let Some(p) = &self.portfolio else {
+        let Some(p) = self.strategy.portfolio() else {
             return Ok(());
         };
         let symbols = p.symbols.clone();
@@ -364,38 +259,10 @@ impl<B: Broker> Daemon<'_, B> {
             .collect();
         let mut sent_any = false;
         for o in &plan.orders {
-            let sym = symbols[o.member].clone();
-            let asset = self.asset(&sym.name).await;
-            let session = self.session_for(sym.class);
-            let planned = match asset {
-                Some(a) => plan_order(
-                    sym.class,
-                    &a,
-                    o.current,
-                    o.target,
-                    o.price,
-                    session,
-                    self.settings.extended_hours,
-                    self.broker.rules().fractional_shorts,
-                ),
-                None => Err("the broker does not know this asset".into()),
-            };
-            match planned {
-                Ok(None) => {}
-                Ok(Some(pl)) => {
-                    if self.execute(&sym.name, d.bar, pl).await? {
-                        sent_any = true;
-                        let until = self.settings.rules.cooldown_until(d.bar);
-                        if let Some(ps) = self.state.portfolio.as_mut() {
-                            ps.cooldown_until.insert(sym.name.clone(), until);
-                        }
-                    }
-                }
+            let sym = &symbols[o.member];
+            match self.send_member(sym, o, d.bar).await? {
+                Ok(sent) => sent_any |= sent,
                 Err(why) => {
-                    self.sink.warn(format!(
-                        "{sym} {}: no order: {why}",
-                        d.bar.format("%Y-%m-%d %H:%M")
-                    ));
                     if let Some(n) = notes.iter_mut().find(|n| n.0 == sym.name) {
                         n.1 = format!("blocked: {why}");
                     }
@@ -407,55 +274,61 @@ impl<B: Broker> Daemon<'_, B> {
         }
         if sent_any {
             // The account after the trades, for the pane's actual weights.
-            self.refresh_account().await;
+            let (now, fills) = (self.now(), self.exec.fills);
+            self.mirror
+                .refresh_account(&self.exec.broker, self.out, now, fills)
+                .await;
         }
         Ok(())
     }
 
-    /// The portfolio part of the snapshot; `days` the session has traded (bar time).
-    pub(super) fn portfolio_view(&self, days: f64) -> Option<PortfolioView> {
-        let p = self.portfolio.as_ref()?;
-        let ps = self.state.portfolio.as_ref();
-        let equity = self.equity();
-        let share = |v: f64| if equity > 0.0 { v / equity } else { 0.0 };
-        let rows: Vec<WeightRow> = p
-            .symbols
-            .iter()
-            .map(|s| {
-                let qty = self.ledger.position(&s.name);
-                let price = self.price(&s.name).unwrap_or(0.0);
-                WeightRow {
-                    symbol: s.name.clone(),
-                    target: ps
-                        .and_then(|x| x.targets.get(&s.name).copied())
-                        .unwrap_or(0.0),
-                    actual: share(qty * price),
-                    qty,
-                    price,
-                    gate: ps
-                        .and_then(|x| x.gates.get(&s.name).cloned())
-                        .unwrap_or_default(),
+    /// One member's order through the broker's rules and the journal; a member that traded
+    /// starts its cooldown. `Ok(Err(why))`: the broker's rules refused it.
+    async fn send_member(
+        &mut self,
+        sym: &crate::market::Symbol,
+        o: &MemberOrder,
+        bar: DateTime<Utc>,
+    ) -> Result<Result<bool, String>> {
+        let asset = self
+            .mirror
+            .asset(&self.exec.broker, self.out, &sym.name)
+            .await;
+        let planned = match asset {
+            Some(a) => plan_order(
+                sym.class,
+                &a,
+                o.current,
+                o.target,
+                o.price,
+                self.mirror.session_for(sym.class),
+                self.settings.extended_hours,
+                self.exec.broker.rules().fractional_shorts,
+            ),
+            None => Err("the broker does not know this asset".into()),
+        };
+        match planned {
+            Ok(None) => Ok(Ok(false)),
+            Ok(Some(pl)) => {
+                let sent = self
+                    .exec
+                    .execute(&mut self.mirror, &sym.name, bar, pl)
+                    .await?;
+                if sent {
+                    let until = self.settings.rules.cooldown_until(bar);
+                    if let Some(ps) = self.state.portfolio.as_mut() {
+                        ps.cooldown_until.insert(sym.name.clone(), until);
+                    }
                 }
-            })
-            .collect();
-        let cash = self
-            .account
-            .as_ref()
-            .map_or(1.0 - rows.iter().map(|r| r.actual).sum::<f64>(), |a| {
-                share(f(a.cash))
-            });
-        Some(PortfolioView {
-            run: p.run.clone(),
-            timeframe: p.timeframe().to_string(),
-            last_bar: ps.and_then(|x| x.last_bar),
-            regime: ps.and_then(|x| x.regime.clone()),
-            chosen: ps.and_then(|x| x.chosen.clone()),
-            confidence: ps.map_or(0.0, |x| x.confidence),
-            rows,
-            cash,
-            live_daily: (self.state.initial_equity > 0.0)
-                .then(|| (equity / self.state.initial_equity - 1.0) / days),
-            expected_daily: self.expected_daily.get(&p.run).copied(),
-        })
+                Ok(Ok(sent))
+            }
+            Err(why) => {
+                self.out.warn(format!(
+                    "{sym} {}: no order: {why}",
+                    bar.format("%Y-%m-%d %H:%M")
+                ));
+                Ok(Err(why))
+            }
+        }
     }
 }

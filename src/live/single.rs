@@ -1,14 +1,13 @@
-//! A single-symbol model's closed bar through the daemon: the model's choice on the bar, then the
-//! one decision path of `sim::decide` — the path every backtest takes, so a simulated replay
-//! trades what the evaluation reported — then the broker's rules (`plan`) and the journaled send.
+//! A single-symbol model's closed bar: the strategy's proposal (the policy's choice), then the
+//! one decision path of `sim::decide` — what every backtest takes, so a simulated replay trades
+//! what the evaluation reported — with the orders in flight counted as held, then the broker's
+//! rules (`orders::plan`) and the journaled send (`exec`).
 
 use super::daemon::Daemon;
 use super::orders::plan;
 use super::state::ModelState;
 use super::view::DecidedBar;
-use crate::broker::types::normalize_symbol;
 use crate::broker::Broker;
-use crate::jobs::Event;
 use crate::market::{Bar, Calendar};
 use crate::sim::decide::{propose, step, Circumstances, Step};
 use crate::sim::Action;
@@ -17,24 +16,18 @@ use anyhow::Result;
 impl<B: Broker> Daemon<'_, B> {
     /// One closed bar of a model's timeframe (a portfolio member's goes to the portfolio).
     pub(super) async fn on_model_bar(&mut self, symbol: &str, bar: Bar) -> Result<()> {
-        let key = normalize_symbol(symbol);
-        let Some(i) = self
-            .slots
-            .iter()
-            .position(|s| normalize_symbol(&s.symbol.name) == key)
-        else {
+        let Some(i) = self.strategy.model(symbol) else {
             return self.on_member_bar(symbol, bar).await;
         };
-        let (sym, class) = (
-            self.slots[i].symbol.name.clone(),
-            self.slots[i].symbol.class,
-        );
-        if !self.slots[i].push(bar) {
+        let sym = self.strategy.models()[i].symbol.clone();
+        if !self.strategy.models_mut()[i].push(bar) {
             return Ok(());
         }
-        self.prices.insert(key, (bar.close, bar.ts));
-        self.broker.observe_price(&sym, class, bar.close, bar.ts);
-        let decided = self.state.models.get(&sym).and_then(|m| m.last_bar);
+        self.mirror.set_price(&sym.name, bar.close, bar.ts);
+        self.exec
+            .broker
+            .observe_price(&sym.name, sym.class, bar.close, bar.ts);
+        let decided = self.state.models.get(&sym.name).and_then(|m| m.last_bar);
         if decided.is_some_and(|t| bar.ts <= t) {
             // Already decided before a restart: the broker has whatever it sent.
             return Ok(());
@@ -42,15 +35,23 @@ impl<B: Broker> Daemon<'_, B> {
         if self.needs_resync {
             self.reconcile().await?;
         }
-        self.account_for(bar.ts).await;
+        let (now, fills) = (self.now(), self.exec.fills);
+        self.mirror
+            .account_for(&self.exec.broker, self.out, bar.ts, now, fills)
+            .await;
         let equity = self.equity();
-        let dd = self.mark_day(Calendar::for_class(class).local_date(bar.ts), equity);
-        let Some(st) = self.decide_single(i, &sym, &bar, equity, dd) else {
+        let dd = self.mark_day(Calendar::for_class(sym.class).local_date(bar.ts), equity);
+        let Some(mut st) = self.decide_single(i, &bar, equity, dd) else {
             return self.save_state();
         };
+        if let Some(why) = self.symbol_stopped(&sym.name) {
+            st.order = None;
+            st.note = why;
+            self.set_gate(&sym.name, &st.note);
+        }
         self.state.first_bar.get_or_insert(bar.ts);
-        self.sink.emit(Event::Decided(Box::new(DecidedBar {
-            symbol: sym.clone(),
+        self.out.decided(&DecidedBar {
+            symbol: sym.name.clone(),
             bar: bar.ts,
             equity,
             chosen: Action::name(st.proposal.action).to_string(),
@@ -59,48 +60,30 @@ impl<B: Broker> Daemon<'_, B> {
             note: st.note.clone(),
             targets: st
                 .order
-                .map(|(q, _)| vec![(sym.clone(), q)])
+                .map(|(q, _)| vec![(sym.name.clone(), q)])
                 .unwrap_or_default(),
-        })));
+        });
         match st.order {
-            Some((sized, level)) => self.send_single(i, &sym, &bar, sized, level).await,
+            Some((sized, level)) => self.send_single(i, &bar, sized, level).await,
             None => self.save_state(),
         }
     }
 
-    /// One account read per bar time: the models whose bars close together share it (Alpaca
-    /// allows 200 requests a minute), unless a fill moved it since.
-    async fn account_for(&mut self, bar: chrono::DateTime<chrono::Utc>) {
-        let fresh = self.account_read.is_some_and(|(t, fills)| {
-            fills == self.fills && t.elapsed() < std::time::Duration::from_secs(1)
-        }) && self.account_bar == Some(bar);
-        if !fresh {
-            self.refresh_account().await;
-            self.account_bar = Some(bar);
-        }
-    }
-
-    /// The model's choice on the newest bar through `sim::decide`, recorded in the model's
+    /// The model's proposal on the newest bar through `sim::decide`, recorded in the model's
     /// state; `None` while its history is too short (warm-up).
-    fn decide_single(
-        &mut self,
-        i: usize,
-        sym: &str,
-        bar: &Bar,
-        equity: f64,
-        dd: f64,
-    ) -> Option<Step> {
+    fn decide_single(&mut self, i: usize, bar: &Bar, equity: f64, dd: f64) -> Option<Step> {
         let rules = self.settings.rules;
         let was_halted = self.state.latches.halted;
-        let slot = &mut self.slots[i];
+        let slot = &mut self.strategy.models_mut()[i];
         slot.book.mark(bar.close);
         let (choice, book, short) = (slot.choose(), slot.book.clone(), slot.allow_short);
+        let (sym, run) = (slot.symbol.name.clone(), slot.run.clone());
         let ms = self
             .state
             .models
-            .entry(sym.to_string())
+            .entry(sym.clone())
             .or_insert_with(|| ModelState {
-                run: slot.run.clone(),
+                run,
                 peak: book.peak,
                 ..Default::default()
             });
@@ -118,54 +101,53 @@ impl<B: Broker> Daemon<'_, B> {
         // The situation after the risk rules, so a halt latched on this bar blocks it too (as
         // in the backtest).
         let c = Circumstances {
-            symbol: sym.to_string(),
+            symbol: sym.clone(),
             price: bar.close,
             equity,
-            situation: self.situation(equity, self.other_exposure(sym)),
+            situation: self.situation(equity, self.other_exposure(&sym)),
             cooling,
-            flip_in_one_order: self.broker.rules().flip_in_one_order,
+            flip_in_one_order: self.exec.broker.rules().flip_in_one_order,
+            in_flight: self.exec.inflight.signed(&sym),
         };
         let st = step(&rules, p, book.qty, book.level, &c);
-        if let Some(ms) = self.state.models.get_mut(sym) {
+        if let Some(ms) = self.state.models.get_mut(&sym) {
             ms.last_action = Some(Action::name(p.acted).to_string());
             ms.confidence = p.confidence;
             ms.gate = st.note.clone();
         }
         if self.state.latches.halted && !was_halted {
-            self.sink.error(format!(
-                "drawdown halt: the portfolio is {:.1} % below its peak; new entries stop until cleared (`quantdeck paper clear`)",
-                dd * 100.0
-            ));
+            self.halted_now(dd);
         }
         Some(st)
     }
 
-    /// Sends the order that moves the model to `sized` units (level `level`), through the
-    /// broker's rules and the journal; the level and the cooldown are recorded once it went out.
-    async fn send_single(
-        &mut self,
-        i: usize,
-        sym: &str,
-        bar: &Bar,
-        sized: f64,
-        level: f64,
-    ) -> Result<()> {
-        let (class, current, level_now) = {
-            let s = &self.slots[i];
-            (s.symbol.class, s.book.qty, s.book.level)
-        };
-        let asset = self.asset(sym).await;
-        let session = self.session_for(class);
+    fn set_gate(&mut self, sym: &str, note: &str) {
+        if let Some(m) = self.state.models.get_mut(sym) {
+            m.gate = note.to_string();
+        }
+    }
+
+    /// Sends the order that moves the model to `sized` units (level `level`) from what it holds
+    /// with its orders in flight, through the broker's rules and the journal; the level and the
+    /// cooldown are recorded once it went out.
+    async fn send_single(&mut self, i: usize, bar: &Bar, sized: f64, level: f64) -> Result<()> {
+        let s = &self.strategy.models()[i];
+        let (sym, level_now) = (s.symbol.clone(), s.book.level);
+        let held = s.book.qty + self.exec.inflight.signed(&sym.name);
+        let asset = self
+            .mirror
+            .asset(&self.exec.broker, self.out, &sym.name)
+            .await;
         let planned = match asset {
             Some(a) => plan(
-                class,
+                sym.class,
                 &a,
-                current,
+                held,
                 sized,
                 bar.close,
-                session,
+                self.mirror.session_for(sym.class),
                 self.settings.extended_hours,
-                self.broker.rules().fractional_shorts,
+                self.exec.broker.rules().fractional_shorts,
             ),
             None => Err("the broker does not know this asset".into()),
         };
@@ -174,34 +156,35 @@ impl<B: Broker> Daemon<'_, B> {
             Ok(Some(pl)) => {
                 // Decided is durable before anything is sent: a restart never decides this bar
                 // again (its order, if any, is settled against the journal and the broker).
-                self.set_level(sym, level);
+                self.set_level(&sym.name, level);
                 self.save_state()?;
-                let ok = self.execute(sym, bar.ts, pl).await?;
+                let ok = self
+                    .exec
+                    .execute(&mut self.mirror, &sym.name, bar.ts, pl)
+                    .await?;
                 if !ok {
-                    self.set_level(sym, level_now);
+                    self.set_level(&sym.name, level_now);
                 }
                 ok
             }
             Err(why) => {
-                self.sink.warn(format!(
+                self.out.warn(format!(
                     "{sym} {}: no order: {why}",
                     bar.ts.format("%Y-%m-%d %H:%M")
                 ));
-                if let Some(m) = self.state.models.get_mut(sym) {
-                    m.gate = format!("blocked: {why}");
-                }
+                self.set_gate(&sym.name, &format!("blocked: {why}"));
                 false
             }
         };
         if sent {
             let until = self.settings.rules.cooldown_until(bar.ts);
-            self.set_level(sym, level);
-            if let Some(m) = self.state.models.get_mut(sym) {
-                if sized != current {
+            self.set_level(&sym.name, level);
+            if let Some(m) = self.state.models.get_mut(&sym.name) {
+                if sized != held {
                     m.cooldown_until = Some(until);
                 }
             }
-            self.rebuild_book(sym);
+            self.rebuild_book(&sym.name);
         }
         self.save_state()
     }

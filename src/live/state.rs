@@ -73,6 +73,14 @@ pub struct DaemonState {
     /// Replay only: the last bar time the replay covers (fixed when the session starts; a
     /// restart continues after each model's `last_bar`).
     pub replay_until: Option<DateTime<Utc>>,
+    /// What the broker holds of each symbol beyond the session's own orders, as first seen (a
+    /// traded symbol whose part changes later is stopped: a split, a trade outside quantdeck).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_baseline: BTreeMap<String, f64>,
+    /// Symbols stopped because the broker's quantity no longer matches the book, and why;
+    /// cleared (and the baseline taken again) by `clear`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stopped: BTreeMap<String, String>,
     /// A portfolio session's model: its last decision (absent in single-symbol sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioState>,
@@ -97,11 +105,11 @@ pub struct PortfolioState {
 }
 
 impl DaemonState {
-    pub fn new(session: &str, broker: BrokerKind, equity: f64) -> Self {
+    pub fn new(session: &str, broker: BrokerKind, equity: f64, started: DateTime<Utc>) -> Self {
         DaemonState {
             session: session.to_string(),
             broker,
-            started: Utc::now(),
+            started,
             initial_equity: equity,
             latches: Latches::new(equity),
             paused: false,
@@ -110,6 +118,8 @@ impl DaemonState {
             adopted: Vec::new(),
             first_bar: None,
             replay_until: None,
+            external_baseline: BTreeMap::new(),
+            stopped: BTreeMap::new(),
             portfolio: None,
         }
     }
@@ -117,9 +127,12 @@ impl DaemonState {
     pub fn load(dir: &Path) -> Result<Option<DaemonState>> {
         let p = dir.join(STATE_FILE);
         match std::fs::read_to_string(&p) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("{} is damaged", p.display())),
+            Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged: the session's latches and decisions cannot be trusted; restore it or start a new session (--new-session)",
+                    p.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
         }

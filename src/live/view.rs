@@ -45,6 +45,38 @@ pub struct SymbolRow {
     /// fold days), when a walk-forward of the model exists.
     pub live_daily: Option<f64>,
     pub expected_daily: Option<f64>,
+    /// The broker's quantity of the symbol beside the model's own book (they differ by what
+    /// someone else holds; a change of that is a mismatch that stops the symbol).
+    #[serde(default)]
+    pub broker_qty: Option<f64>,
+    /// Units ordered and not filled yet (signed): counted as held by sizing and exposure.
+    #[serde(default)]
+    pub in_flight: f64,
+    /// Room left below the per-position cap, as a share of equity (negative: past it).
+    #[serde(default)]
+    pub cap_room: Option<f64>,
+    /// The prices at which the stop-loss and the take-profit close the position.
+    #[serde(default)]
+    pub stop_loss: Option<f64>,
+    #[serde(default)]
+    pub take_profit: Option<f64>,
+    /// Why the symbol stopped trading (the broker's quantity no longer matches the book).
+    #[serde(default)]
+    pub stopped: Option<String>,
+}
+
+/// An order that did not go through, or whose fate is not known yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemOrder {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: f64,
+    /// `rejected`, `unknown` (a timeout or a 5xx: being looked up), or how an unknown one
+    /// ended (`found`, `sent again`, `never placed`, `rejected`).
+    pub state: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// One decided bar of a model, as the session's events record it: what a replay is held
@@ -105,6 +137,9 @@ pub struct Modes {
     /// The liveness watchdog's reason to halt entries (market open, no bars).
     pub stale_feed: Option<String>,
     pub daily_loss_hit: bool,
+    /// Symbols stopped because the broker's quantity no longer matches the book: `SYM: why`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +186,9 @@ pub struct PaperSnapshot {
     pub external_positions: Vec<ExternalPosition>,
     pub health: Health,
     pub modes: Modes,
+    /// Rejected orders and orders of unknown outcome, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problem_orders: Vec<ProblemOrder>,
     /// A portfolio session's model: the regime and target against actual weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioView>,
@@ -169,6 +207,9 @@ pub struct WeightRow {
     pub price: f64,
     /// The gates' word at the last decision.
     pub gate: String,
+    /// The broker's quantity beside the session's own.
+    #[serde(default)]
+    pub broker_qty: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -303,6 +303,10 @@ pub struct Circumstances {
     pub cooling: bool,
     /// The broker takes a long↔short flip in one order.
     pub flip_in_one_order: bool,
+    /// Units of this symbol ordered and not yet filled (signed). Paper trading counts them as
+    /// held, so an order that fills bars later is never ordered again on top (the cap holds);
+    /// the backtest fills at once, so this is 0 there and sizing is unchanged.
+    pub in_flight: f64,
 }
 
 /// The decision on one bar.
@@ -327,7 +331,9 @@ pub fn held_note(p: &Proposal, threshold: f32) -> String {
 }
 
 /// Steps 4–5: sizes the proposal and passes it through the capital gates. `current` is the
-/// model's position (signed units) and `level` the level it holds.
+/// model's filled position (signed units), `level` the level it holds; the gates judge the
+/// position with its orders in flight (`c.in_flight`) counted as held. A change against an
+/// order still in flight waits for it (a broker refuses the opposite side meanwhile).
 pub fn step(
     rules: &TradingRules,
     p: Proposal,
@@ -347,24 +353,32 @@ pub fn step(
             note,
         };
     }
+    let held = current + c.in_flight;
     let target = p.level * rules.position_size * p.size_mult * c.equity / c.price;
     let want = Want {
         symbol: c.symbol.clone(),
         price: c.price,
-        current,
+        current: held,
         target,
         cooling: c.cooling,
     };
     let (sized, gnote) = gate(&[want], &c.situation, &rules.capital, c.flip_in_one_order)
         .pop()
-        .unwrap_or((current, GateNote::Blocked("no decision".into())));
+        .unwrap_or((held, GateNote::Blocked("no decision".into())));
+    if (sized - held) * c.in_flight < 0.0 {
+        return Step {
+            proposal: p,
+            order: None,
+            note: "waiting: an order in flight".into(),
+        };
+    }
     let note = match (p.risk, &gnote) {
         (Some(r), GateNote::Ok) => r.to_string(),
         (Some(r), n) => format!("{r}; {}", n.text()),
         (None, n) => n.text(),
     };
     let order =
-        (!(matches!(gnote, GateNote::Blocked(_)) && sized == current)).then_some((sized, p.level));
+        (!(matches!(gnote, GateNote::Blocked(_)) && sized == held)).then_some((sized, p.level));
     Step {
         proposal: p,
         order,

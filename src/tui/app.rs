@@ -140,6 +140,10 @@ pub struct RunView {
     pub status: JobStatus,
     /// The manifest says running but the process is gone.
     pub stale: bool,
+    /// The manifest's last heartbeat, and where its process runs.
+    pub heartbeat: Option<DateTime<Utc>>,
+    pub pid: u32,
+    pub host: String,
     /// Started by this TUI (and so cancellable from it).
     pub ours: bool,
     /// The training run a gate / walk-forward / paper run evaluates.
@@ -182,6 +186,9 @@ impl RunView {
             label: String::new(),
             status: JobStatus::Running,
             stale: false,
+            heartbeat: None,
+            pid: 0,
+            host: String::new(),
             ours: false,
             parent: None,
             created: None,
@@ -264,6 +271,10 @@ pub struct App {
     pub confirm_quit: bool,
     /// The paper session the user asked to flatten, awaiting y/n.
     pub confirm_flatten: Option<String>,
+    /// The paper session whose daemon the user asked to stop, awaiting y/n.
+    pub confirm_stop: Option<String>,
+    /// The time the screen is drawn at; `None`: the wall clock (tests pin it).
+    pub now: Option<DateTime<Utc>>,
     pub message: String,
     pub runs: BTreeMap<String, RunView>,
     pub series: Vec<SeriesInfo>,
@@ -358,6 +369,11 @@ impl App {
     }
 
     /// The run a run pane shows: the one the user picked, else the newest of that kind.
+    /// The time the screen is drawn at.
+    pub fn clock(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+
     pub fn selected_run(&self, kind: JobKind) -> Option<&RunView> {
         let picked = self
             .sel_slot(kind)
@@ -379,6 +395,8 @@ impl App {
             Mode::Confirm
         } else if self.confirm_flatten.is_some() {
             Mode::ConfirmFlatten
+        } else if self.confirm_stop.is_some() {
+            Mode::ConfirmStop
         } else if self.train.open.is_some() {
             Mode::ChooseTrain
         } else if self.show_help {
@@ -456,6 +474,7 @@ impl App {
             run.created,
             run.status,
             run.stale,
+            run.heartbeat,
         );
         run.kind = Some(m.kind);
         if run.label.is_empty() {
@@ -465,6 +484,20 @@ impl App {
             run.parent = m.parent.clone();
         }
         run.created = Some(m.created);
+        run.heartbeat = m.heartbeat;
+        run.pid = m.pid;
+        run.host = m.host.clone();
+        // A finished run started again (a paper session continued after a stop): its
+        // manifest beats again, newer than the end its events said.
+        let again = m.status == JobStatus::Running
+            && !summary.stale
+            && m.heartbeat
+                .zip(run.finished_at)
+                .is_some_and(|(beat, end)| beat > end);
+        if again {
+            run.status = JobStatus::Running;
+            run.finished_at = None;
+        }
         // `finished_at` stays event-only: it tells the loop the event file has been read to
         // its end.
         if run.finished_at.is_none() && m.status != JobStatus::Running {
@@ -482,6 +515,7 @@ impl App {
                 run.created,
                 run.status,
                 run.stale,
+                run.heartbeat,
             )
     }
 

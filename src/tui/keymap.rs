@@ -12,16 +12,19 @@ pub enum Mode {
     Confirm,
     /// Asked whether to flatten a paper session (the kill switch).
     ConfirmFlatten,
+    /// Asked whether to stop a paper session's daemon.
+    ConfirmStop,
     /// Choosing the training mode for `t`.
     ChooseTrain,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Main,
         Mode::Help,
         Mode::Confirm,
         Mode::ConfirmFlatten,
+        Mode::ConfirmStop,
         Mode::ChooseTrain,
     ];
 
@@ -32,6 +35,7 @@ impl Mode {
             Mode::Help => "in this help",
             Mode::Confirm => "when asked whether to quit",
             Mode::ConfirmFlatten => "when asked whether to flatten a paper session",
+            Mode::ConfirmStop => "when asked whether to stop a paper daemon",
             Mode::ChooseTrain => "when choosing a training mode",
         }
     }
@@ -74,6 +78,8 @@ pub enum Action {
     StopDaemon,
     ConfirmFlatten,
     AbortFlatten,
+    ConfirmStop,
+    AbortStop,
     /// Up or down, from the key pressed.
     ChooseMove,
     ChooseStart,
@@ -185,7 +191,7 @@ const fn bind(
 }
 
 use Action as A;
-use Mode::{ChooseTrain, Confirm, ConfirmFlatten, Help, Main};
+use Mode::{ChooseTrain, Confirm, ConfirmFlatten, ConfirmStop, Help, Main};
 
 pub const KEYMAP: &[Binding] = &[
     bind(
@@ -335,7 +341,7 @@ pub const KEYMAP: &[Binding] = &[
         Main,
         &[ch('X')],
         A::StopDaemon,
-        "paper session shown: stop its daemon (positions stay)",
+        "paper session shown: stop its daemon (positions stay; asks first)",
         None,
     ),
     bind(Main, &[ch('?')], A::ShowHelp, "this help", Some("help")),
@@ -379,6 +385,20 @@ pub const KEYMAP: &[Binding] = &[
         ConfirmFlatten,
         &[ch('n'), ch('N'), key(KeyCode::Esc), ctrl('c')],
         A::AbortFlatten,
+        "do nothing",
+        Some("keep"),
+    ),
+    bind(
+        ConfirmStop,
+        &[ch('y'), ch('Y')],
+        A::ConfirmStop,
+        "stop the daemon: nothing trades until it is started again",
+        Some("stop"),
+    ),
+    bind(
+        ConfirmStop,
+        &[ch('n'), ch('N'), key(KeyCode::Esc), ctrl('c')],
+        A::AbortStop,
         "do nothing",
         Some("keep"),
     ),

@@ -4,294 +4,16 @@
 //! matter for money — kill -9 at random points, lost fills, refusals, uncertain submits, dropped
 //! streams — checked against the broker's own records.
 
-use crate::common::alternating::alternate;
-use crate::common::fake_alpaca::{FakeAlpaca, OrderFault, KEY_ID, SECRET};
-use crate::common::{qd, qd_env, text};
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use quantdeck::engine::checkpoint;
-use quantdeck::jobs::{Event, EventRecord};
-use quantdeck::live::view::PaperSnapshot;
+use crate::common::desk::{broker_qty, intent_of, Desk, SYMBOL};
+use crate::common::fake_alpaca::{OrderFault, KEY_ID, SECRET};
+use crate::common::{qd_env, text};
+use chrono::Duration;
+use quantdeck::jobs::Event;
 use quantdeck::market::Bar;
 use quantdeck::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
-
-const SYMBOL: &str = "SYNX/USD";
-
-/// A daemon process that never outlives its test: killed when dropped (a failing test included).
-struct Running(Child);
-
-impl Running {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A quantdeck home with a gated model for SYNX/USD that alternates BUY_75 / CLOSE on every bar,
-/// and a fake Alpaca to trade it on.
-struct Desk {
-    home: tempfile::TempDir,
-    cfg: String,
-    fake: FakeAlpaca,
-    train: String,
-    next: DateTime<Utc>,
-    price: f64,
-    rng: Rng,
-}
-
-fn day(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d").to_string()
-}
-
-impl Desk {
-    fn new(extra: &str) -> Desk {
-        let home = tempfile::tempdir().unwrap();
-        let end = Utc::now() - Duration::days(3);
-        let start = end - Duration::days(40);
-        let cfg = home.path().join("desk.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[universe]\nequities = []\ncrypto = [\"{SYMBOL}\"]\n\
-                 [data]\nstart = \"{}\"\nend = \"{}\"\n[features]\nwindow = 8\n\
-                 [ppo]\ndevice = \"cpu\"\nn_envs = 8\nn_steps = 32\nminibatch = 64\nepochs = 1\nvalidation_interval = 1\nhidden_dims = [16]\n\
-                 [gating]\nmin_trades = 1\nmin_days = 2\napproved = {{ fitness = -100.0, profit_factor = 0.0, consistency = 0.0, max_drawdown = 1.0 }}\n\
-                 review = {{ fitness = -100.0, profit_factor = 0.0, consistency = 0.0, max_drawdown = 1.0 }}\n\
-                 [backtest]\nstop_loss = 1.0\ntake_profit = 10.0\n\
-                 [live]\nbroker = \"alpaca\"\nconfidence_threshold = 0.0\ncooldown_s = 0\norder_timeout_s = 2\npoll_interval_s = 1\ndaily_loss_limit = 1.0\n{extra}",
-                day(start),
-                day(end)
-            ),
-        )
-        .unwrap();
-        let cfg = cfg.display().to_string();
-        let o = qd(home.path(), &["--config", &cfg, "fetch"]);
-        assert!(o.status.success(), "{}", text(&o));
-        let o = qd(
-            home.path(),
-            &["--config", &cfg, "train", SYMBOL, "--timesteps", "512"],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let o = qd(home.path(), &["--config", &cfg, "gate"]);
-        assert!(
-            o.status.success() && text(&o).contains("APPROVED"),
-            "{}",
-            text(&o)
-        );
-        let train = std::fs::read_dir(home.path().join("runs"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .find(|n| n.starts_with("train-"))
-            .unwrap();
-        let run = home.path().join("runs").join(&train);
-        alternate(&run.join("model.safetensors"));
-        alternate(&run.join("best.safetensors"));
-        let (_, meta) =
-            checkpoint::load_model(&run.join("model.safetensors"), &candle_core::Device::Cpu)
-                .unwrap();
-        let fake = FakeAlpaca::trading();
-        fake.set_cash("100000");
-        Desk {
-            home,
-            cfg,
-            fake,
-            train,
-            next: meta.data_last + Duration::minutes(15),
-            price: 100.0,
-            rng: Rng::new(11),
-        }
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("APCA_API_KEY_ID", KEY_ID.into()),
-            ("APCA_API_SECRET_KEY", SECRET.into()),
-            ("APCA_API_BASE_URL", self.fake.url()),
-            ("APCA_API_STREAM_URL", self.fake.trade_stream_url()),
-            ("APCA_API_DATA_URL", self.fake.url()),
-            ("APCA_API_DATA_STREAM_URL", self.fake.ws_url()),
-        ]
-    }
-
-    fn spawn(&self) -> Running {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.path().join("daemon.out"))
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_quantdeck"))
-            .arg("--home")
-            .arg(self.home.path())
-            .args(["--config", &self.cfg, "paper", &self.train])
-            .env_remove("QUANTDECK_HOME")
-            .env_remove("ALPACA_KEYS_FILE")
-            .envs(self.env())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map(Running)
-            .unwrap()
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut a = vec!["--config", self.cfg.as_str()];
-        a.extend_from_slice(args);
-        qd_env(self.home.path(), &a, &env)
-    }
-
-    fn paper_dir(&self) -> Option<PathBuf> {
-        std::fs::read_dir(self.home.path().join("runs"))
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("paper-")
-            })
-    }
-
-    fn events(&self) -> Vec<EventRecord> {
-        let Some(dir) = self.paper_dir() else {
-            return Vec::new();
-        };
-        std::fs::read_to_string(dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn logs(&self, needle: &str) -> usize {
-        self.events()
-            .iter()
-            .filter(|e| matches!(&e.event, Event::Log { message, .. } if message.contains(needle)))
-            .count()
-    }
-
-    fn snapshot(&self) -> Option<PaperSnapshot> {
-        self.events().into_iter().rev().find_map(|e| match e.event {
-            Event::Paper(s) => Some(*s),
-            _ => None,
-        })
-    }
-
-    /// Waits until the daemon has reconciled `n` times in all and its trade stream is up.
-    fn wait_ready(&self, n: usize) {
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        while !(self.logs("reconciled with the broker") >= n
-            && self.fake.counters().trade_active >= 1)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "daemon not ready: {}",
-                std::fs::read_to_string(self.home.path().join("daemon.out")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    /// Pushes `n` 1-minute bars (a random walk) `gap` apart.
-    fn push_minutes(&mut self, n: usize, gap: std::time::Duration) {
-        for _ in 0..n {
-            let open = self.price;
-            self.price *= 1.0 + 0.002 * self.rng.normal();
-            let bar = Bar {
-                ts: self.next,
-                open,
-                high: open.max(self.price) * 1.001,
-                low: open.min(self.price) * 0.999,
-                close: self.price,
-                volume: 5.0,
-            };
-            self.fake.push_bar(SYMBOL, bar);
-            self.next += Duration::minutes(1);
-            std::thread::sleep(gap);
-        }
-    }
-
-    /// The start of the newest model bar the pushed minutes have closed.
-    fn last_closed_bar(&self) -> DateTime<Utc> {
-        let minutes = (self.next - Utc.timestamp_opt(0, 0).unwrap()).num_minutes();
-        Utc.timestamp_opt((minutes / 15 * 15 - 15) * 60, 0).unwrap()
-    }
-
-    /// Waits until the daemon has decided the newest closed bar.
-    fn wait_decided(&self) {
-        let want = self.last_closed_bar();
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let got = self
-                .snapshot()
-                .and_then(|s| s.rows.first().and_then(|r| r.last_bar));
-            if got.is_some_and(|t| t >= want) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bar {want} never decided (last {got:?})"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until the latest snapshot satisfies `ok`.
-    fn wait_for(&self, what: &str, ok: impl Fn(&PaperSnapshot) -> bool) -> PaperSnapshot {
-        let deadline = Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.snapshot().filter(|s| ok(s)) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never: {what}: {:?}",
-                self.snapshot().map(|s| s.rows)
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until the model's position equals the broker's (fills settled).
-    fn wait_settled(&self) -> PaperSnapshot {
-        self.wait_for("the model's position equals the broker's", |s| {
-            (s.rows[0].position.qty - broker_qty(&self.fake)).abs() < 1e-9
-        })
-    }
-
-    fn stop(&self, mut child: Running) {
-        let o = self.cli(&["paper", "stop"]);
-        assert!(o.status.success(), "{}", text(&o));
-        let status = child.0.wait().unwrap();
-        assert!(status.success(), "{status:?}");
-    }
-}
-
-/// The bar and intent an order id names: `qd-<session>-<SYM>-<bar>-<e|x><attempt>`.
-fn intent_of(id: &str) -> (String, String) {
-    let parts: Vec<&str> = id.rsplitn(3, '-').collect();
-    (parts[1].to_string(), parts[0][..1].to_string())
-}
-
-fn broker_qty(fake: &FakeAlpaca) -> f64 {
-    fake.positions()
-        .iter()
-        .filter(|p| p.symbol == "SYNXUSD")
-        .map(|p| p.qty.to_string().parse::<f64>().unwrap())
-        .sum()
-}
 
 /// Kill -9 at random points of an accelerated feed, restart, again and again: never two orders
 /// for one intent, never an id sent twice, and the model's position equals the broker's.
@@ -401,10 +123,23 @@ fn partial_and_lost_fills_and_a_dropped_stream_settle_at_the_broker() {
         d.fake.requests_to("GET", "/v2/orders").len() > listings,
         "orders re-read after the reconnect"
     );
-    assert!(
-        d.events().iter().any(|e| matches!(e.event, Event::Fill(_))),
-        "fills streamed"
-    );
+    // Every fill is reported once, whichever way it was learned (the stream, or a look-up
+    // over REST for the one the stream never announced).
+    let reported: Vec<String> = d
+        .events()
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Fill(f) => Some(f.client_order_id.clone()),
+            _ => None,
+        })
+        .collect();
+    for o in d.fake.orders().iter().filter(|o| !o.filled_qty.is_zero()) {
+        assert!(
+            reported.contains(&o.client_order_id),
+            "{} never reported: {reported:?}",
+            o.client_order_id
+        );
+    }
     assert!(s.rows[0].position.qty.is_finite());
     d.stop(child);
 }
@@ -658,7 +393,8 @@ fn data_only_keys_and_the_live_host_are_refused() {
     assert!(d.fake.orders().is_empty());
 }
 
-/// No secret in any file the session wrote (events, manifest, journal, state, logs).
+/// No secret in any file the session wrote (events, manifest, journal, state, logs), and not
+/// the key id either in the session's own records (`session.json` keeps a hash of it).
 #[test]
 fn the_secret_never_reaches_a_file() {
     let mut d = Desk::new("");
@@ -670,6 +406,14 @@ fn the_secret_never_reaches_a_file() {
     d.push_minutes(15, std::time::Duration::from_millis(2));
     d.wait_decided();
     d.stop(child);
+    let session = d.paper_dir().expect("a session");
+    let records = std::fs::read_to_string(session.join("session.json")).unwrap_or_default();
+    assert!(records.contains("\"account\""), "{records}");
+    for entry in walk(&session) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(KEY_ID), "key id in {}", entry.display());
+    }
     let mut checked = 0;
     for entry in walk(d.home.path()) {
         let bytes = std::fs::read(&entry).unwrap_or_default();

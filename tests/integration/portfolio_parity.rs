@@ -137,7 +137,7 @@ fn paper(
         commission: rules.commission,
     };
     let broker = SimBroker::open(rules.initial_cash, costs, false, None).unwrap();
-    let state = DaemonState::new("t", broker.kind(), rules.initial_cash);
+    let state = DaemonState::new("t", broker.kind(), rules.initial_cash, Utc::now());
     let settings = Settings {
         rules,
         commission: rules.commission,
@@ -153,19 +153,17 @@ fn paper(
         }
     });
     let cancel = CancelToken::new();
+    let out = quantdeck::jobs::PaperOutput::new(&sink, &cancel);
     let journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
     let mut d = Daemon::new(
         dir.path().to_path_buf(),
-        &sink,
-        &cancel,
+        &out,
         broker,
         settings,
         state,
         journal,
-        Vec::new(),
-        false,
-    )
-    .with_portfolio(slot);
+        quantdeck::live::Strategy::Portfolio(Box::new(slot)),
+    );
     let per_symbol: Vec<(String, Vec<Bar>)> = symbols
         .iter()
         .zip(bars)

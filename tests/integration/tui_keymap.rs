@@ -13,6 +13,7 @@ fn in_mode(mut app: App, mode: Mode) -> App {
         Mode::Help => app.show_help = true,
         Mode::Confirm => app.confirm_quit = true,
         Mode::ConfirmFlatten => app.confirm_flatten = Some(PAPER.into()),
+        Mode::ConfirmStop => app.confirm_stop = Some(PAPER.into()),
         Mode::ChooseTrain => {
             // Away from both ends, so that both directions move.
             app.train.preselect = 1;

@@ -401,6 +401,7 @@ fn help_and_hints_come_from_the_keymap() {
         app.show_help = mode == Mode::Help;
         app.confirm_quit = mode == Mode::Confirm;
         app.confirm_flatten = (mode == Mode::ConfirmFlatten).then(|| PAPER.to_string());
+        app.confirm_stop = (mode == Mode::ConfirmStop).then(|| PAPER.to_string());
         if mode == Mode::ChooseTrain {
             app.train.open_for("SYNA");
         }
@@ -655,4 +656,40 @@ fn run_latest_shares(app: &App, id: &str) -> Vec<f64> {
         .last()
         .map(|m| m.action_shares.clone())
         .unwrap_or_default()
+}
+
+/// The session's daemon was SIGKILLed: its last report still says "trading" with both links up,
+/// but the scan (every second) finds its process gone, and the pane says DAEMON DOWN in red with
+/// the heartbeat's age, and shows nothing of the last report as current.
+#[test]
+fn paper_pane_daemon_down() {
+    use chrono::Duration;
+    use quantdeck::jobs::RunSummary;
+    use quantdeck::tui::Msg;
+    let mut app = on(Pane::Paper);
+    // A daemon is a process of its own, never the TUI's.
+    app.run_mut(PAPER).ours = false;
+    let beat = at(250);
+    app.now = Some(beat + Duration::seconds(4));
+    let before = screen(&app);
+    assert!(!before.contains("DAEMON DOWN"), "{before}");
+    let mut m = manifest(PAPER, JobKind::Paper, "SYNA-SYNX/USD", at(240));
+    m.heartbeat = Some(beat);
+    let gone = RunSummary {
+        manifest: m,
+        path: format!("runs/{PAPER}").into(),
+        stale: true,
+    };
+    quantdeck::tui::update(&mut app, Msg::Runs(vec![gone]));
+    let buf = render(&app, 140, 42);
+    let shown = text(&buf);
+    assert!(
+        shown.contains("DAEMON DOWN: last heartbeat 4 s ago"),
+        "{shown}"
+    );
+    assert_eq!(
+        color_of(&buf, "DAEMON DOWN").map(|(fg, bg)| fg == Color::Red || bg == Color::Red),
+        Some(true)
+    );
+    insta::assert_snapshot!(shown);
 }

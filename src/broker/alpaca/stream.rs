@@ -11,7 +11,7 @@
 use super::error::BrokerError;
 use super::TradingSettings;
 use crate::broker::types::TradeUpdate;
-use crate::data::alpaca::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE, STABLE_AFTER};
+use crate::data::alpaca::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE};
 use crate::data::alpaca::Credentials;
 use serde::Deserialize;
 use std::time::Duration;
@@ -100,7 +100,6 @@ async fn run(
     }
     let mut backoff = Backoff::new(settings.retry_base, MAX_BACKOFF);
     loop {
-        let started = Instant::now();
         let mut connected = false;
         match session(&settings, &creds, &tx, &mut stop, &mut connected).await {
             End::Stop => return,
@@ -111,7 +110,9 @@ async fn run(
             }
             End::Lost(reason) => {
                 tracing::warn!("trade-updates stream: {reason}");
-                if connected && started.elapsed() >= STABLE_AFTER {
+                if connected {
+                    // A completed handshake is a success: the next drop starts over at the
+                    // base delay, so a link cut every few seconds is back within a second.
                     backoff.reset();
                 }
                 if tx

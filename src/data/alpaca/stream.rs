@@ -3,12 +3,13 @@
 //! we authenticate and expect `authenticated`, then subscribe to `bars` and `updatedBars` and read
 //! the `subscription` ack. Messages are JSON arrays in text or binary frames; `b` is a minute bar
 //! keyed by its start time, `u` a later revision of one already sent. The task reconnects with
-//! backoff and jitter and subscribes again; errors Alpaca means for good (bad keys, a second
-//! connection, no subscription) end it with [`MarketMsg::Fatal`], so the caller can fall back to
-//! polling the REST bars endpoint.
+//! backoff and jitter and subscribes again; errors Alpaca means for good (bad keys, no
+//! subscription) end it with [`MarketMsg::Fatal`], so the caller can fall back to polling the
+//! REST bars endpoint; a second connection's 406 is reported the same way, but retried now and
+//! then, since the other connection may end.
 
 use super::keys::Credentials;
-use super::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE, STABLE_AFTER};
+use super::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE};
 use crate::market::Bar;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -89,21 +90,47 @@ impl DataStreamSettings {
         }
     }
 
-    /// The default, with the host from `APCA_API_DATA_STREAM_URL` when set.
+    /// The default, with the host from `APCA_API_DATA_STREAM_URL` when set, else derived from
+    /// `APCA_API_DATA_URL` (see [`stream_host_for`]).
     pub fn from_env() -> Self {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let mut s = Self::default_host();
-        if let Some(url) = lookup("APCA_API_DATA_STREAM_URL").filter(|u| !u.trim().is_empty()) {
+        let get = |k: &str| lookup(k).filter(|u| !u.trim().is_empty());
+        if let Some(url) = get("APCA_API_DATA_STREAM_URL") {
             s.url = url.trim().trim_end_matches('/').to_string();
+        } else if let Some(data) = get("APCA_API_DATA_URL") {
+            s.url = stream_host_for(&data);
         }
         s
     }
 
     pub fn endpoint(&self, feed: BarFeed) -> String {
         format!("{}{}", self.url.trim_end_matches('/'), feed.path())
+    }
+}
+
+/// The market-data stream host that goes with a data REST host: Alpaca's `data.` hosts stream
+/// from `stream.data.` (`https://data.alpaca.markets` → `wss://stream.data.alpaca.markets`,
+/// the sandbox likewise); any other host (a proxy, a local fake) is asked on the same host and
+/// port, `http` → `ws` and `https` → `wss`.
+pub fn stream_host_for(data_url: &str) -> String {
+    let t = data_url.trim().trim_end_matches('/');
+    let t = t.strip_suffix("/v2").unwrap_or(t);
+    let (scheme, rest) = match t.split_once("://") {
+        Some(("http", r)) => ("ws", r),
+        Some(("https", r)) | Some(("wss", r)) => ("wss", r),
+        Some((other, r)) => (other, r),
+        None => ("wss", t),
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    let bare = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    if bare.starts_with("data.") && bare.ends_with("alpaca.markets") {
+        format!("wss://stream.{bare}")
+    } else {
+        format!("{scheme}://{host}")
     }
 }
 
@@ -124,6 +151,13 @@ pub enum StreamError {
         code: u32,
         msg: String,
     },
+}
+
+impl StreamError {
+    /// The task keeps trying after this one (a 406 ends when the other connection does).
+    pub fn retried(&self) -> bool {
+        matches!(self, StreamError::ConnectionLimit { .. })
+    }
 }
 
 /// What the stream task reports.
@@ -212,7 +246,6 @@ async fn run(
 ) {
     let mut backoff = Backoff::new(settings.retry_base, settings.max_backoff);
     loop {
-        let started = Instant::now();
         let mut connected = false;
         let end = session(
             &settings,
@@ -226,6 +259,17 @@ async fn run(
         .await;
         match end {
             End::Stop => return,
+            End::Fatal(e) if e.retried() => {
+                // Another connection holds the account's slot; it may let go. Try again now and
+                // then (the caller polls REST meanwhile).
+                tracing::warn!("market-data stream: {e}; trying again later");
+                if tx.send(MarketMsg::Fatal(e)).await.is_err() {
+                    return;
+                }
+                if sleep_or_stop(settings.max_backoff, &mut stop).await {
+                    return;
+                }
+            }
             End::Fatal(e) => {
                 tracing::error!("market-data stream stopped: {e}");
                 let _ = tx.send(MarketMsg::Fatal(e)).await;
@@ -233,7 +277,9 @@ async fn run(
             }
             End::Lost(reason) => {
                 tracing::warn!("market-data stream {}: {reason}", settings.endpoint(feed));
-                if connected && started.elapsed() >= STABLE_AFTER {
+                if connected {
+                    // A completed handshake is a success: the next drop starts over at the
+                    // base delay, so a link cut every few seconds is back within a second.
                     backoff.reset();
                 }
                 if tx.send(MarketMsg::Disconnected { reason }).await.is_err() {
@@ -496,6 +542,40 @@ mod tests {
         assert_eq!(
             o.endpoint(BarFeed::Stocks(StockFeed::Test)),
             "ws://127.0.0.1:9/v2/test"
+        );
+        // Derived from the data REST host unless the stream host is named.
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let d = DataStreamSettings::from_lookup(env(&[(
+            "APCA_API_DATA_URL",
+            "http://127.0.0.1:4000/",
+        )]));
+        assert_eq!(
+            d.endpoint(BarFeed::Crypto),
+            "ws://127.0.0.1:4000/v1beta3/crypto/us"
+        );
+        let d = DataStreamSettings::from_lookup(env(&[
+            ("APCA_API_DATA_URL", "http://127.0.0.1:4000"),
+            ("APCA_API_DATA_STREAM_URL", "ws://127.0.0.1:9"),
+        ]));
+        assert_eq!(d.url, "ws://127.0.0.1:9");
+        assert_eq!(
+            stream_host_for("https://data.alpaca.markets"),
+            DATA_STREAM_HOST
+        );
+        assert_eq!(
+            stream_host_for("https://data.sandbox.alpaca.markets/v2"),
+            "wss://stream.data.sandbox.alpaca.markets"
+        );
+        assert_eq!(
+            stream_host_for("https://proxy.example:8443/x"),
+            "wss://proxy.example:8443"
         );
         assert_eq!(StockFeed::parse("SIP"), Some(StockFeed::Sip));
         assert_eq!(StockFeed::parse("otc"), None);

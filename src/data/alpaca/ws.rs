@@ -184,9 +184,9 @@ impl Backoff {
     }
 }
 
-/// A connection that stayed up this long resets the backoff; shorter ones keep it growing, so a
-/// server that accepts and drops at once is not hammered.
-pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(30);
+// The backoff resets after every connection that completed its handshake (the streams' run
+// loops): failures to connect grow the delay, a link that keeps dropping after connecting is
+// retried at the base delay (with jitter), never in a tight loop.
 
 /// Keepalive: ping after this much silence, give up after twice as much.
 pub(crate) const KEEPALIVE: Duration = Duration::from_secs(20);

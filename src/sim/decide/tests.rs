@@ -34,6 +34,7 @@ fn circumstances(price: f64, equity: f64) -> Circumstances {
         situation: calm(equity),
         cooling: false,
         flip_in_one_order: true,
+        in_flight: 0.0,
     }
 }
 
@@ -185,4 +186,65 @@ fn a_huge_cooldown_saturates_instead_of_overflowing() {
         chrono::DateTime::<chrono::Utc>::MAX_UTC
     );
     assert!(rules().cooldown_until(at) > at);
+}
+
+/// Orders that fill bars later (a resting partial, an unannounced fill): each new decision
+/// counts them as held, so a model asking for more every bar never passes the position cap,
+/// however many bars the fills take; a change against an order in flight waits for it.
+#[test]
+fn orders_in_flight_count_as_held_and_slow_fills_never_pass_the_cap() {
+    let mut r = rules();
+    r.position_size = 0.5; // asks for more than the 20 % cap
+    let mut rng = Rng::new(7);
+    for case in 0..2_000 {
+        let equity = 100_000.0;
+        let price = 50.0 + 100.0 * rng.uniform();
+        let cap = r.capital.max_position * equity / price;
+        let (mut filled, mut in_flight) = (0.0, 0.0);
+        let mut level = 0.0;
+        for bar in 0..8 {
+            let p = Proposal {
+                action: 4,
+                confidence: 1.0,
+                acted: 4,
+                level: [0.25, 0.5, 0.75, 1.0][(bar % 4) as usize],
+                size_mult: 1.0,
+                risk: None,
+            };
+            let mut c = circumstances(price, equity);
+            c.in_flight = in_flight;
+            let s = step(&r, p, filled, level, &c);
+            if let Some((target, lv)) = s.order {
+                let dq = target - (filled + in_flight);
+                assert!(
+                    dq * in_flight >= -1e-9,
+                    "case {case}: never against the order in flight"
+                );
+                in_flight += dq;
+                level = lv;
+            }
+            assert!(
+                filled + in_flight <= cap * (1.0 + 1e-9),
+                "case {case} bar {bar}: {filled} + {in_flight} past the cap {cap}"
+            );
+            // Some of what is in flight fills, some days nothing does.
+            let part = in_flight * [0.0, 0.0, 0.5, 1.0][rng.below(4)];
+            filled += part;
+            in_flight -= part;
+        }
+    }
+    // Wanting less while a buy is in flight: wait for it, send nothing.
+    let p = Proposal {
+        action: 1,
+        confidence: 1.0,
+        acted: 1,
+        level: 0.0,
+        size_mult: 1.0,
+        risk: None,
+    };
+    let mut c = circumstances(100.0, 100_000.0);
+    c.in_flight = 10.0;
+    let s = step(&r, p, 0.0, 1.0, &c);
+    assert_eq!(s.order, None);
+    assert_eq!(s.note, "waiting: an order in flight");
 }

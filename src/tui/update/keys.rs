@@ -112,17 +112,35 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
         Action::ChooseMove | Action::ChooseStart | Action::ChooseCancel => {
             return choose(app, action, key)
         }
-        Action::ClearLatches | Action::StopDaemon => {
+        Action::ClearLatches => {
             let Some((run, _)) = paper_target(app) else {
                 return Vec::new();
             };
-            let command = if action == Action::StopDaemon {
-                PaperCommand::Stop
-            } else {
-                PaperCommand::Clear
-            };
-            app.message = format!("{} sent to {run}", command.as_str());
-            return vec![Command::Paper { run, command }];
+            app.message = format!("clear sent to {run}");
+            return vec![Command::Paper {
+                run,
+                command: PaperCommand::Clear,
+            }];
+        }
+        // Stopping the daemon stops all trading: asked first, like the kill switch.
+        Action::StopDaemon => {
+            if let Some((run, _)) = paper_target(app) {
+                app.message = format!("stop the daemon of {run}? (y/n)");
+                app.confirm_stop = Some(run);
+            }
+        }
+        Action::ConfirmStop => {
+            if let Some(run) = app.confirm_stop.take() {
+                app.message = format!("stop sent to {run}");
+                return vec![Command::Paper {
+                    run,
+                    command: PaperCommand::Stop,
+                }];
+            }
+        }
+        Action::AbortStop => {
+            app.confirm_stop = None;
+            app.message = "stop aborted: the daemon keeps trading".into();
         }
     }
     Vec::new()

@@ -9,6 +9,7 @@ mod logs;
 mod paper;
 mod paper_portfolio;
 mod sweep;
+mod paper_tables;
 mod training;
 mod walk;
 mod walk_table;
@@ -54,6 +55,9 @@ pub fn view(frame: &mut Frame, app: &App) {
     if let Some(run) = &app.confirm_flatten {
         flatten_overlay(frame, area, run);
     }
+    if let Some(run) = &app.confirm_stop {
+        stop_overlay(frame, area, run);
+    }
     if let Some(c) = &app.train.open {
         chooser::render(frame, area, c);
     }
@@ -75,6 +79,27 @@ fn flatten_overlay(frame: &mut Frame, area: Rect, run: &str) {
     let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
         Block::bordered()
             .title(" flatten? ")
+            .border_style(Style::new().fg(Color::Red)),
+    );
+    frame.render_widget(p, rect);
+}
+
+/// Stopping a daemon stops all trading: asked first.
+fn stop_overlay(frame: &mut Frame, area: Rect, run: &str) {
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let lines = vec![
+        Line::styled("STOP the paper daemon? (y/n)", red),
+        Line::raw(""),
+        Line::raw(format!("  {run}")),
+        Line::raw(""),
+        Line::raw("Nothing trades until it is started again; positions and open orders stay"),
+        Line::raw("at the broker as they are (K flattens them)."),
+    ];
+    let rect = centered(area, 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::bordered()
+            .title(" stop? ")
             .border_style(Style::new().fg(Color::Red)),
     );
     frame.render_widget(p, rect);
@@ -119,7 +144,7 @@ fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
 fn status_line(frame: &mut Frame, area: Rect, app: &App) {
     let [msg_area, keys_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let msg_style = if app.confirm_flatten.is_some() {
+    let msg_style = if app.confirm_flatten.is_some() || app.confirm_stop.is_some() {
         Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
     } else if app.confirm_quit {
         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
@@ -164,24 +189,34 @@ fn help_overlay(frame: &mut Frame, area: Rect) {
             lines.push(Line::raw(""));
         }
         lines.push(Line::styled(mode.heading(), dim()));
+        // A question's answers share one line: the help stays within a 40-row terminal.
+        let question = matches!(
+            mode,
+            Mode::Confirm | Mode::ConfirmFlatten | Mode::ConfirmStop
+        );
+        let mut spans: Vec<Span> = Vec::new();
         for (b, (k, what)) in keymap::KEYMAP.iter().zip(&rows) {
             if b.mode != mode {
                 continue;
             }
-            lines.push(Line::from(vec![
-                Span::styled(
-                    format!(" {k:<key_w$}  "),
-                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(*what),
-            ]));
+            if !spans.is_empty() {
+                if question {
+                    spans.push(Span::raw("   "));
+                } else {
+                    lines.push(Line::from(std::mem::take(&mut spans)));
+                }
+            }
+            spans.push(Span::styled(
+                format!(" {k:<key_w$}  "),
+                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::raw(*what));
+        }
+        if !spans.is_empty() {
+            lines.push(Line::from(spans));
         }
     }
-    let width = rows
-        .iter()
-        .map(|(_, w)| key_w + w.chars().count() + 6)
-        .max()
-        .unwrap_or(20) as u16;
+    let width = lines.iter().map(|l| l.width() + 4).max().unwrap_or(20) as u16;
     let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let p = Paragraph::new(lines).block(

@@ -42,3 +42,23 @@ pub fn alternate(path: &Path) {
     let m = ActorCritic::from_tensors(meta.obs_dim, dims, 8, &t, &dev).expect("rebuilt model");
     checkpoint::save_model(path, &m, &meta).expect("saved model");
 }
+
+/// A model file rewritten so that its policy always chooses `action` (e.g. BUY_25 = 1: the
+/// level climbs 0.25 a bar up to a full position).
+pub fn constant(path: &Path, action: usize) {
+    let dev = candle_core::Device::Cpu;
+    let (model, meta) = checkpoint::load_model(path, &dev).expect("model");
+    let mut t: HashMap<String, candle_core::Tensor> = model.named_tensors().into_iter().collect();
+    let h = meta.hidden_dims.last().copied().unwrap_or(meta.obs_dim);
+    let mut ba = vec![0f32; 8];
+    ba[action] = 20.0;
+    for (k, v, shape) in [
+        ("actor.weight", vec![0f32; 8 * h], vec![8, h]),
+        ("actor.bias", ba, vec![8]),
+    ] {
+        let tensor = candle_core::Tensor::from_vec(v, shape.as_slice(), &dev).expect("tensor");
+        t.insert(k.to_string(), tensor);
+    }
+    let m = ActorCritic::from_tensors(meta.obs_dim, &meta.hidden_dims, 8, &t, &dev).expect("model");
+    checkpoint::save_model(path, &m, &meta).expect("saved model");
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod alternating;
+pub mod desk;
 pub mod fake_alpaca;
 pub mod tui_fixture;
 pub mod tui_screen;
@@ -113,7 +114,7 @@ pub fn assert_paper_matches_backtest(
         None,
     )
     .expect("broker");
-    let state = DaemonState::new("t", broker.kind(), trading.initial_cash);
+    let state = DaemonState::new("t", broker.kind(), trading.initial_cash, chrono::Utc::now());
     let book = quantdeck::sim::Account::new(&trading.account(allow_short));
     let mut slot = quantdeck::live::ModelSlot::new(
         sym.clone(),
@@ -137,17 +138,16 @@ pub fn assert_paper_matches_backtest(
     };
     let sink = quantdeck::jobs::EventSink::detached("t");
     let cancel = quantdeck::jobs::CancelToken::new();
+    let out = quantdeck::jobs::PaperOutput::new(&sink, &cancel);
     let journal = Journal::open(&dir.path().join("journal.jsonl")).expect("journal");
     let mut d = quantdeck::live::Daemon::new(
         dir.path().to_path_buf(),
-        &sink,
-        &cancel,
+        &out,
         broker,
         settings,
         state,
         journal,
-        vec![slot],
-        false,
+        quantdeck::live::Strategy::Models(vec![slot]),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -649,6 +649,12 @@ fn add_paper(app: &mut App) {
                     pnl: 35.0 * x / 2.0,
                     live_daily: Some(0.0012),
                     expected_daily: Some(0.0009),
+                    broker_qty: Some(qty),
+                    in_flight: 0.0,
+                    cap_room: Some(0.2 - qty * price / equity),
+                    stop_loss: (qty > 0.0).then_some(99.18),
+                    take_profit: (qty > 0.0).then_some(105.25),
+                    stopped: None,
                 },
                 SymbolRow {
                     symbol: "SYNX/USD".into(),
@@ -663,6 +669,12 @@ fn add_paper(app: &mut App) {
                     pnl: -12.5,
                     live_daily: Some(-0.0002),
                     expected_daily: None,
+                    broker_qty: Some(0.0),
+                    in_flight: 0.0,
+                    cap_room: Some(0.2),
+                    stop_loss: None,
+                    take_profit: None,
+                    stopped: None,
                 },
             ],
             open_orders: vec![OrderView {
@@ -695,6 +707,7 @@ fn add_paper(app: &mut App) {
                 paused: b >= 100,
                 ..Modes::default()
             },
+            problem_orders: Vec::new(),
             portfolio: None,
         };
         f.send(241, Event::Paper(Box::new(snapshot)));
@@ -729,6 +742,7 @@ pub fn portfolio_paper_app() -> App {
             qty,
             price,
             gate: gate.into(),
+            broker_qty: Some(qty),
         };
     snap.portfolio = Some(PortfolioView {
         run: TRAIN.into(),

@@ -81,6 +81,8 @@ pub struct FakeOrder {
     pub canceled_at: Option<DateTime<Utc>>,
     /// The partial share to fill first, decided at acceptance.
     pub first_fill: Option<Decimal>,
+    /// Price updates of its symbol to wait before it may fill (delayed fills).
+    pub hold: u32,
 }
 
 impl FakeOrder {
@@ -154,6 +156,8 @@ pub struct Engine {
     pub suppress_fills: u32,
     /// Scripted submission clock: (next time, step); `None` = the wall clock.
     pub order_clock: Option<(DateTime<Utc>, chrono::Duration)>,
+    /// Fills wait a number of price updates drawn in this range (inclusive).
+    pub fill_delay: Option<(u32, u32)>,
     pub events: broadcast::Sender<WsCtl>,
     next_seq: u64,
 }
@@ -173,6 +177,7 @@ impl Engine {
             rng: Rng::new(7),
             suppress_fills: 0,
             order_clock: None,
+            fill_delay: None,
             events,
             next_seq: 0,
         }
@@ -404,14 +409,32 @@ impl Engine {
             filled_at: None,
             canceled_at: None,
             first_fill,
+            // A liquidation fills at once.
+            hold: match self.fill_delay {
+                Some((lo, hi)) if !closing => lo + self.rng.below((hi - lo + 1) as usize) as u32,
+                _ => 0,
+            },
         });
         let i = self.orders.len() - 1;
         self.emit(i, "new", None);
         Ok(i)
     }
 
+    /// An order was just accepted: it fills at once if it can (and fills are not held).
+    pub fn on_accept(&mut self, symbol: &str) {
+        if self.auto_fill {
+            self.match_orders(Some(symbol));
+        }
+    }
+
     /// A new price for `symbol`: fills what crosses, unless fills are held.
     pub fn on_price(&mut self, symbol: &str) {
+        let key = normalize_symbol(symbol);
+        for o in self.orders.iter_mut().filter(|o| o.is_open() && o.hold > 0) {
+            if normalize_symbol(&o.symbol) == key {
+                o.hold -= 1;
+            }
+        }
         if self.auto_fill {
             self.match_orders(Some(symbol));
         }
@@ -423,6 +446,7 @@ impl Engine {
         for i in 0..self.orders.len() {
             let o = &self.orders[i];
             if !o.is_open()
+                || o.hold > 0
                 || key
                     .as_ref()
                     .is_some_and(|k| *k != normalize_symbol(&o.symbol))

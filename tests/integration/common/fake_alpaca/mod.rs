@@ -153,6 +153,23 @@ pub struct FakeAlpaca {
     _rt: tokio::runtime::Runtime,
 }
 
+/// Whether a new connection asks for a websocket (peeks at its request head, reads nothing).
+async fn is_upgrade(sock: &tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        let n = match sock.peek(&mut buf).await {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+        if head.contains("\r\n\r\n") || n == buf.len() || n == 0 {
+            return head.contains("upgrade: websocket");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
 /// A recorded response shape from `tests/integration/data/alpaca/`.
 pub fn fixture(name: &str) -> Value {
     let text = match name {
@@ -213,7 +230,16 @@ impl FakeAlpaca {
         let st = state.clone();
         rt.spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(http::serve(sock, st.clone()));
+                let st = st.clone();
+                // Alpaca-like hosts also serve the websockets on the REST host's port, so a
+                // stream host derived from APCA_API_DATA_URL reaches the fake.
+                tokio::spawn(async move {
+                    if is_upgrade(&sock).await {
+                        ws::serve(sock, st).await;
+                    } else {
+                        let _ = http::serve(sock, st).await;
+                    }
+                });
             }
         });
         let st = state.clone();
@@ -227,6 +253,66 @@ impl FakeAlpaca {
             ws_addr,
             state,
             _rt: rt,
+        }
+    }
+
+    /// Drops both websockets every `period` (as links that fail every few seconds), until the
+    /// fake is dropped.
+    pub fn drop_links_every(&self, period: Duration) {
+        let events = self.lock().engine.events.clone();
+        self._rt.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if events.send(WsCtl::DropTrade).is_err() {
+                    return;
+                }
+                let _ = events.send(WsCtl::DropData);
+            }
+        });
+    }
+
+    /// A websocket host that refuses connections (nothing listens on its port).
+    pub fn refused_url() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        format!("ws://127.0.0.1:{port}")
+    }
+
+    /// A websocket host that accepts TCP connections and never answers (every attempt times
+    /// out).
+    pub fn blackhole_url(&self) -> String {
+        let l = self
+            ._rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        self._rt.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        });
+        format!("ws://127.0.0.1:{port}")
+    }
+
+    /// Fills wait this many price updates (minutes) of their symbol, drawn per order in
+    /// `[min, max]`: fills that take bars to come.
+    pub fn delay_fills(&self, min: u32, max: u32) {
+        self.lock().engine.fill_delay = Some((min, max));
+    }
+
+    /// A stock split at the broker: the position's quantity × `ratio`, its price ÷ `ratio`.
+    pub fn split(&self, symbol: &str, ratio: u32) {
+        let mut s = self.lock();
+        let key = quantdeck::broker::types::normalize_symbol(symbol);
+        let r = rust_decimal::Decimal::from(ratio);
+        if let Some(p) = s.engine.positions.get_mut(&key) {
+            p.qty *= r;
+            p.avg /= r;
+        }
+        if let Some(px) = s.engine.prices.get_mut(&key) {
+            *px /= r;
         }
     }
 
@@ -391,6 +477,7 @@ impl FakeAlpaca {
             filled_at: (status == "filled").then_some(at),
             canceled_at: None,
             first_fill: None,
+            hold: 0,
         };
         self.lock().engine.insert_order(o)
     }

@@ -124,7 +124,7 @@ fn submit(s: &mut State, body: &[u8]) -> Resp {
     // The reply is the order as accepted; fills follow on the stream.
     let accepted = s.engine.orders[i].to_json();
     let symbol = s.engine.orders[i].symbol.clone();
-    s.engine.on_price(&symbol);
+    s.engine.on_accept(&symbol);
     match fault {
         Some(OrderFault::AcceptThenStatus(status)) => Resp::json(
             status,
@@ -380,7 +380,7 @@ fn close_all(s: &mut State, req: &HttpReq) -> Resp {
                 let body = s.engine.orders[i].to_json();
                 let symbol = s.engine.orders[i].symbol.clone();
                 rows.push(json!({"symbol": name, "status": 200, "body": body}));
-                s.engine.on_price(&symbol);
+                s.engine.on_accept(&symbol);
             }
             Err((status, body)) => {
                 rows.push(json!({"symbol": name, "status": status, "body": body}))
