@@ -10,6 +10,7 @@
 //!   cargo bench --bench training -- --portfolio --oos 30 quick_test  # + 30 updates, then out of sample
 //!   cargo bench --bench training -- --portfolio --encoder gru --gru-hidden 64 quick_test  # the GRU
 //!   cargo bench --bench training -- --portfolio --encoder gru --envs 16 quick_test  # fewer envs
+//!   cargo bench --bench training -- --portfolio --encoder gru --torch PY quick_test  # + PyTorch's GRU
 //!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
@@ -23,6 +24,7 @@ use quantdeck::config::{self, Config};
 use quantdeck::data::{store::hash_bars, synthetic};
 use quantdeck::engine::ppo::{self, CheckpointReason, TrainData, TrainObserver, UpdateMetrics};
 use quantdeck::engine::HostPolicy;
+use quantdeck::features::portfolio::PortfolioSpec;
 use quantdeck::features::{self, events::EventTable, FeatureSpec};
 use quantdeck::market::Symbol;
 use std::path::Path;
@@ -138,6 +140,45 @@ fn torch_sps(
         .args(["--threads", &threads.to_string()])
         .output()
         .expect("run the PyTorch reference");
+    read_figure(out)
+}
+
+/// `benches/ppo_torch_gru_ref.py` at the portfolio GRU shape of `cfg`: env-steps/s.
+fn torch_gru_sps(
+    python: &str,
+    cfg: &Config,
+    spec: &PortfolioSpec,
+    updates: usize,
+    threads: usize,
+) -> f64 {
+    let p = &cfg.ppo;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ppo_torch_gru_ref.py");
+    let n = |x: usize| x.to_string();
+    let mut cmd = Command::new(python);
+    cmd.arg(script);
+    for (flag, v) in [
+        ("--envs", n(p.n_envs)),
+        ("--steps", n(p.n_steps)),
+        ("--epochs", n(p.epochs)),
+        ("--critic-epochs", n(p.critic_epochs)),
+        ("--mb", n(p.minibatch)),
+        ("--hidden", n(p.gru_hidden)),
+        ("--layers", n(p.gru_layers)),
+        ("--head", n(p.gru_head_hidden)),
+        ("--dropout", p.gru_dropout.to_string()),
+        ("--seq", n(spec.seq_len())),
+        ("--step-dim", n(spec.step_dim())),
+        ("--tail", n(spec.tail_dim())),
+        ("--updates", n(updates)),
+        ("--threads", n(threads)),
+    ] {
+        cmd.args([flag, v.as_str()]);
+    }
+    read_figure(cmd.output().expect("run the PyTorch GRU reference"))
+}
+
+/// The env-steps/s a reference script prints last.
+fn read_figure(out: std::process::Output) -> f64 {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -149,6 +190,24 @@ fn torch_sps(
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("cannot read the reference's figure from {text:?}"))
+}
+
+/// PyTorch's figures beside quantdeck's: medians and the median per-repetition ratio.
+fn report_torch(ours: &[f64], theirs: &[f64], threads: usize, what: &str) {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    println!(
+        "  torch {what} (eager, {threads} threads): {:.0} env-steps/s (median of [{}])\n  ratio quantdeck/torch: {:.2}x (median of [{}])",
+        median(theirs.to_vec()),
+        list(theirs),
+        median(ratios.clone()),
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+    );
 }
 
 fn main() {
@@ -217,9 +276,12 @@ fn main() {
                 ),
             };
             let load_before = loadavg();
-            let mut all = Vec::new();
+            let (mut all, mut theirs) = (Vec::new(), Vec::new());
             for _ in 0..reps {
                 all.push(median(portfolio::sps(&cfg, &data, updates)));
+                if let (Some(py), config::Encoder::Gru) = (&torch, p.encoder) {
+                    theirs.push(torch_gru_sps(py, &cfg, &data.spec, updates, threads));
+                }
             }
             println!(
                 "portfolio {mode}: obs {}, {net}, {}x{} steps, {} epochs, minibatch {}; {threads} matmul threads\n  load average (1 min) {load_before} before, {} after\n  quantdeck: {:.0} env-steps/s (median of [{}])",
@@ -232,6 +294,9 @@ fn main() {
                 median(all.clone()),
                 all.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
             );
+            if !theirs.is_empty() {
+                report_torch(&all, &theirs, threads, "GRU");
+            }
             if let Some(n) = oos {
                 portfolio::out_of_sample(&cfg, &data, n);
             }

@@ -89,9 +89,26 @@ pub fn ppo_grad_mm(
     scale: f64,
 ) -> Result<(Grads, Tensor)> {
     let cache = forward_mm(layers, batch.obs, mm)?;
-    let n = batch.obs.dim(0)? as f64;
     let (logits, v) = split_heads(&cache.heads)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let (g_logits, g_v, stats) = loss_grad(&logits, &v, batch, c)?;
+    let mut g_heads = Tensor::cat(&[&g_logits, &g_v], 1)?;
+    if scale != 1.0 {
+        g_heads = g_heads.affine(scale, 0.0)?;
+    }
+    let grad = backward_mm(layers, &cache, g_heads, mm)?;
+    Ok((grad, stats))
+}
+
+/// The PPO loss's gradient with respect to the logits `[B, A]` and the values (as `[B, 1]`),
+/// and the minibatch's statistics `[N_STATS]`; shared by the MLP and the GRU.
+pub fn loss_grad(
+    logits: &Tensor,
+    v: &Tensor,
+    batch: &Batch,
+    c: Coefs,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let n = logits.dim(0)? as f64;
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let p = logp.exp()?;
     let logp_a = (&logp * batch.onehot)?.sum(1)?;
     let log_ratio = (&logp_a - batch.old_logp)?;
@@ -100,7 +117,7 @@ pub fn ppo_grad_mm(
     let s2 = (ratio.clamp(1.0 - c.clip, 1.0 + c.clip)? * batch.adv)?;
     let unclipped = s1.le(&s2)?.to_dtype(ratio.dtype())?;
     let entropy = (&p * &logp)?.sum_keepdim(1)?.neg()?; // [B, 1]
-    let v_err = (&v - batch.returns)?;
+    let v_err = (v - batch.returns)?;
 
     // ∂loss/∂logits and ∂loss/∂value, per sample.
     let coef = (&s1 * &unclipped)?.affine(-1.0 / n, 0.0)?.unsqueeze(1)?; // −Â·r·active / B
@@ -108,11 +125,6 @@ pub fn ppo_grad_mm(
     let g_ent = (&p * logp.broadcast_add(&entropy)?)?.affine(c.ent_coef / n, 0.0)?;
     let g_logits = (g_pg + g_ent)?;
     let g_v = v_err.affine(c.vf_coef / n, 0.0)?.unsqueeze(1)?;
-    let mut g_heads = Tensor::cat(&[&g_logits, &g_v], 1)?;
-    if scale != 1.0 {
-        g_heads = g_heads.affine(scale, 0.0)?;
-    }
-    let grad = backward_mm(layers, &cache, g_heads, mm)?;
 
     let stats = Tensor::stack(
         &[
@@ -128,7 +140,7 @@ pub fn ppo_grad_mm(
         ],
         0,
     )?;
-    Ok((grad, stats))
+    Ok((g_logits, g_v, stats))
 }
 
 /// Back-propagates `g_heads` (∂loss/∂ the fused head's output) to every parameter; returns the

@@ -21,7 +21,24 @@ pub fn select(spec: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda(n: usize) -> Result<Device> {
-    Device::new_cuda(n).map_err(|e| anyhow::anyhow!("cannot open CUDA device {n}: {e}"))
+    Device::new_cuda(n).map_err(|e| anyhow::anyhow!("{}", cuda_failure(n, e)))
+}
+
+/// One line for a CUDA device that does not open: candle's error without the backtrace it
+/// carries, and what to do.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn cuda_failure(n: usize, e: candle_core::Error) -> String {
+    let inner = match e {
+        candle_core::Error::WithBacktrace { inner, .. } => *inner,
+        e => e,
+    };
+    let text = inner.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    format!(
+        "cannot open CUDA device {n} ({first}): no GPU answered through the NVIDIA driver; \
+         check `nvidia-smi` and that the CUDA libraries are on LD_LIBRARY_PATH, or train with \
+         --device cpu (--device auto falls back to the CPU by itself)"
+    )
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -50,5 +67,27 @@ pub fn describe(d: &Device) -> String {
 pub unsafe fn prefer_single_threaded_elementwise() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cuda_device_that_does_not_open_is_one_line_with_what_to_do() {
+        let e = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg(
+                "DriverError(CUDA_ERROR_UNKNOWN, \"unknown error\")\nmore".into(),
+            )),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        let line = cuda_failure(0, e);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("device 0 (DriverError(CUDA_ERROR_UNKNOWN"),
+            "{line}"
+        );
+        assert!(line.contains("--device cpu"), "{line}");
     }
 }

@@ -143,12 +143,12 @@ pub struct GruNet {
     entries: Vec<(String, Vec<usize>, usize)>,
 }
 
-struct Views {
+pub struct Views {
     t: HashMap<String, Tensor>,
 }
 
 impl Views {
-    fn get(&self, name: &str) -> Result<&Tensor> {
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
         self.t
             .get(name)
             .ok_or_else(|| anyhow::anyhow!("GRU parameter {name} missing (a bug)"))
@@ -177,7 +177,7 @@ impl GruNet {
         Ok(Tensor::from_vec(v, n, device)?)
     }
 
-    fn views(&self, theta: &Tensor) -> Result<Views> {
+    pub(crate) fn views(&self, theta: &Tensor) -> Result<Views> {
         if theta.elem_count() != self.spec.param_count() {
             bail!(
                 "a flat buffer of {} values does not hold the GRU layout ({} parameters)",
@@ -225,8 +225,30 @@ impl GruNet {
     }
 
     /// Logits `[B, A]` and values `[B]` for observations `[B, obs_dim]`. `dropout`: a mask
-    /// `[B·seq_len, hidden]` of 0 or 1/(1−p) applied after the encoder (training only).
+    /// `[B·seq_len, hidden]` of 0 or 1/(1−p) applied after the encoder (training only). Runs the
+    /// hand-written forward of `gru_bptt` (fused on the CPU); no autograd graph.
     pub fn forward(
+        &self,
+        theta: &Tensor,
+        obs: &Tensor,
+        dropout: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        super::gru_bptt::forward(self, theta, obs, dropout)
+    }
+
+    /// The heads' input `[B, hidden + tail_dim]`: the GRU's last hidden state, then the tail.
+    pub fn features(
+        &self,
+        theta: &Tensor,
+        obs: &Tensor,
+        dropout: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        super::gru_bptt::features(self, theta, obs, dropout)
+    }
+
+    /// [`GruNet::forward`] in plain candle ops, step by step: differentiable by candle's
+    /// autograd (the reference the hand-written backward is tested against).
+    pub fn forward_autograd(
         &self,
         theta: &Tensor,
         obs: &Tensor,
@@ -239,16 +261,6 @@ impl GruNet {
         Ok((logits, value))
     }
 
-    /// The heads' input `[B, hidden + tail_dim]`: the GRU's last hidden state, then the tail.
-    pub fn features(
-        &self,
-        theta: &Tensor,
-        obs: &Tensor,
-        dropout: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        self.features_of(&self.views(theta)?, obs, dropout)
-    }
-
     /// Values in the critic group (the value head: the last tensors of the flat buffer).
     pub fn critic_len(&self) -> usize {
         self.entries
@@ -258,8 +270,8 @@ impl GruNet {
             .sum()
     }
 
-    /// Values `[B]` from the heads' input and the critic group alone (critic-only epochs).
-    pub fn value_head(&self, critic: &Tensor, feat: &Tensor) -> Result<Tensor> {
+    /// The value head's tensors as views of the critic group alone.
+    pub(crate) fn critic_views(&self, critic: &Tensor) -> Result<Views> {
         let base = self.spec.param_count() - self.critic_len();
         let mut t = HashMap::new();
         for (name, shape, off) in self
@@ -273,7 +285,12 @@ impl GruNet {
                 critic.narrow(0, off - base, n)?.reshape(shape.as_slice())?,
             );
         }
-        Ok(head(&Views { t }, "critic", feat)?.squeeze(D::Minus1)?)
+        Ok(Views { t })
+    }
+
+    /// Values `[B]` from the heads' input and the critic group alone (critic-only epochs).
+    pub fn value_head(&self, critic: &Tensor, feat: &Tensor) -> Result<Tensor> {
+        Ok(head(&self.critic_views(critic)?, "critic", feat)?.squeeze(D::Minus1)?)
     }
 
     fn features_of(&self, v: &Views, obs: &Tensor, dropout: Option<&Tensor>) -> Result<Tensor> {

@@ -1,16 +1,20 @@
 //! Training the GRU actor-critic (`ppo.encoder = "gru"`): its flat parameters split into the
 //! two optimizer groups the MLP has (see `adam`: the actor's is encoder + GRU + policy head, the
 //! critic's the value head — the last tensors of the flat buffer, so the split is one cut), the
-//! PPO loss's gradient by candle's autograd through [`GruNet::forward`] (the recurrence makes a
-//! hand-written backward a poor trade), and the critic-only epochs on the frozen features.
+//! PPO loss's gradient by the hand-written backward through time of `gru_bptt` (in
+//! `ppo.precision`), and the critic-only epochs on the frozen features.
 //!
 //! The loss is the one `backward` differentiates by hand: clipped surrogate + vf_coef ×
-//! ½·mean((v − R)²) − ent_coef × mean entropy, with the same five statistics.
+//! ½·mean((v − R)²) − ent_coef × mean entropy, with the same five statistics. [`ppo_loss`] and
+//! [`ppo_grad_autograd`] write it in candle ops for candle's autograd: the reference the
+//! hand-written gradient is tested against (and the bench's "before").
 
 use super::adam::{ActorCriticAdam, Grads};
+use super::amp::Mm;
 use super::backward::{Batch, Coefs};
 use super::critic::CriticFit;
 use super::gru::{GruNet, GruSpec};
+use super::gru_bptt;
 use crate::rng::Rng;
 use anyhow::{anyhow, Result};
 use candle_core::{Device, Tensor, Var, D};
@@ -77,16 +81,31 @@ pub fn ppo_loss(logits: &Tensor, v: &Tensor, b: &Batch, c: Coefs) -> Result<(Ten
     Ok((loss, stats))
 }
 
-/// The PPO loss's gradient in the two groups, and the statistics; `dropout` is the
-/// minibatch's mask (see [`GruNet::dropout_mask`]).
+/// The PPO loss's gradient in the two groups and the statistics, by the hand-written backward
+/// (`gru_bptt`) with the matmuls in `mm`'s dtype and the gradient of `scale` × the loss;
+/// `dropout` is the minibatch's mask (see [`GruNet::dropout_mask`]).
 pub fn ppo_grad(
+    p: &GruParams,
+    batch: &Batch,
+    c: Coefs,
+    dropout: Option<&Tensor>,
+    mm: Mm,
+    scale: f64,
+) -> Result<(Grads, Tensor)> {
+    gru_bptt::ppo_grad(&p.net, &p.theta()?, batch, c, dropout, mm, scale)
+}
+
+/// [`ppo_grad`] (f32) by candle's autograd through [`GruNet::forward_autograd`].
+pub fn ppo_grad_autograd(
     p: &GruParams,
     batch: &Batch,
     c: Coefs,
     dropout: Option<&Tensor>,
 ) -> Result<(Grads, Tensor)> {
     let theta = Var::from_tensor(&p.theta()?)?;
-    let (logits, v) = p.net.forward(theta.as_tensor(), batch.obs, dropout)?;
+    let (logits, v) = p
+        .net
+        .forward_autograd(theta.as_tensor(), batch.obs, dropout)?;
     let (loss, stats) = ppo_loss(&logits, &v, batch, c)?;
     let store = loss.backward()?;
     let g = store
@@ -142,16 +161,9 @@ pub fn critic_fit(
             let ix = Tensor::from_slice(mb, mb.len(), &device)?;
             let h = feats.index_select(&ix, 0)?;
             let r = returns.index_select(&ix, 0)?;
-            let critic = Var::from_tensor(&p.critic)?;
-            let v = p.net.value_head(critic.as_tensor(), &h)?;
-            let half_mse = ((v - r)?.sqr()?.mean_all()? * 0.5)?;
-            let store = (&half_mse * c.vf_coef)?.backward()?;
-            let g = store
-                .get(critic.as_tensor())
-                .ok_or_else(|| anyhow!("the value loss does not reach the value head (a bug)"))?
-                .detach();
+            let (g, half_mse) = gru_bptt::value_grad(&p.net, &p.critic, &h, &r, c.vf_coef)?;
             opt.step_critic_group(&mut p.critic, &g, c.lr, c.max_grad_norm)?;
-            loss_sum = (loss_sum + half_mse.detach().reshape(1)?)?;
+            loss_sum = (loss_sum + half_mse)?;
             n_mb += 1;
         }
     }
@@ -247,7 +259,7 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F64)
             .unwrap();
-        let (g, stats) = ppo_grad(&p, &batch(&o), C, Some(&mask)).unwrap();
+        let (g, stats) = ppo_grad_autograd(&p, &batch(&o), C, Some(&mask)).unwrap();
         assert_eq!(stats.dims(), &[5]);
         let got: Vec<f64> = Tensor::cat(&[&g.actor, &g.critic], 0)
             .unwrap()

@@ -211,7 +211,7 @@ mod tests {
             .to_dtype(DType::F64)
             .unwrap();
         let loss = |theta: &Tensor| -> Tensor {
-            let (l, v) = net.forward(theta, &obs, None).unwrap();
+            let (l, v) = net.forward_autograd(theta, &obs, None).unwrap();
             (l.sqr().unwrap().sum_all().unwrap() + v.sum_all().unwrap()).unwrap()
         };
         let grads = loss(th.as_tensor()).backward().unwrap();

@@ -1,5 +1,6 @@
 //! The network a run trains, as the trainer calls it: the MLP actor-critic (hand-written
-//! backward, `backward`) or the GRU (`gru_train`, autograd). Both keep their parameters as the
+//! backward, `backward`) or the GRU (`gru_train`, hand-written backward through time,
+//! `gru_bptt`). Both keep their parameters as the
 //! same two optimizer groups, so snapshots, resume, Adam and clipping are shared.
 
 use super::adam::ActorCriticAdam;
@@ -125,8 +126,8 @@ impl Net {
     }
 
     /// One PPO minibatch: the loss's gradient, the optimizers' step (skipped for an f16
-    /// gradient that overflowed); returns the minibatch's statistics. The GRU's update runs in
-    /// f32 whatever `ppo.precision` says (candle's autograd, no loss scaling).
+    /// gradient that overflowed); returns the minibatch's statistics. Both networks' updates
+    /// run their matmuls in `ppo.precision`'s dtype.
     pub fn ppo_step(
         &mut self,
         opt: &mut ActorCriticAdam,
@@ -153,15 +154,24 @@ impl Net {
                 } else {
                     None
                 };
-                let (grad, st) = gru_train::ppo_grad(params, batch, s.coefs, mask.as_ref())?;
-                opt.step_groups(
-                    &mut params.actor,
-                    &mut params.critic,
-                    &grad,
-                    s.lr,
-                    s.critic_lr,
-                    s.max_grad_norm,
+                let (grad, st) = gru_train::ppo_grad(
+                    params,
+                    batch,
+                    s.coefs,
+                    mask.as_ref(),
+                    s.amp.mm,
+                    s.amp.scale(),
                 )?;
+                if let Some(grad) = s.amp.unscale(grad)? {
+                    opt.step_groups(
+                        &mut params.actor,
+                        &mut params.critic,
+                        &grad,
+                        s.lr,
+                        s.critic_lr,
+                        s.max_grad_norm,
+                    )?;
+                }
                 Ok(st)
             }
         }

@@ -1,0 +1,461 @@
+//! The GRU network's element-wise work on the CPU, fused: one pass per GRU step for all three
+//! gates (forward and backward), one pass per row for bias + ReLU + LayerNorm (forward and
+//! backward), over plain f32 slices. candle would run each of these as a dozen ops, each a pass
+//! over memory with its transcendental functions through libm one element at a time; here `exp`
+//! is a branch-free polynomial the compiler vectorises (AVX2 + FMA when the CPU has them,
+//! detected at run time; SSE2 otherwise), and rows are split over rayon's threads.
+//!
+//! Layouts: a GRU step's gate inputs are rows of `3H` (r, z, n: PyTorch's order); everything
+//! else is rows of `H`. The tensor-level code is `gru_layers`, which also holds the candle-op
+//! versions these are tested against.
+
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// e^x for f32, relative error ~2e-7 on [−87, 88] (inputs outside are clamped): range reduction
+/// to r = x − n·ln 2 with |r| ≤ ln 2 / 2, a degree-6 Taylor polynomial, then 2ⁿ in the exponent
+/// bits. No branches, no calls: loops over it vectorise.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let ni = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits((p.to_bits() as i32).wrapping_add(ni << 23) as u32)
+}
+
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// tanh as 2σ(2x) − 1 (absolute error ~1e-7).
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    2.0 / (1.0 + exp(-2.0 * x)) - 1.0
+}
+
+/// Runs `f` over `rows` split into one contiguous range per rayon thread (all on the calling
+/// thread when the work is small or there is one thread).
+fn par_rows(rows: usize, width: usize, f: impl Fn(Range<usize>) + Sync) {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || rows * width < 32 * 1024 || rows < 2 * threads {
+        f(0..rows);
+        return;
+    }
+    (0..threads)
+        .into_par_iter()
+        .for_each(|c| f(c * rows / threads..(c + 1) * rows / threads));
+}
+
+/// [`par_rows`] whose chunks each return a vector; the vectors are summed.
+fn par_rows_sum(
+    rows: usize,
+    width: usize,
+    len: usize,
+    f: impl Fn(Range<usize>) -> Vec<f32> + Sync,
+) -> Vec<f32> {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || rows * width < 32 * 1024 || rows < 2 * threads {
+        return f(0..rows);
+    }
+    (0..threads)
+        .into_par_iter()
+        .map(|c| f(c * rows / threads..(c + 1) * rows / threads))
+        .reduce(
+            || vec![0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+/// A mutable buffer that disjoint row ranges are written through from several threads.
+#[derive(Clone, Copy)]
+struct Out(*mut f32, usize);
+// SAFETY: every use hands each thread a disjoint row range of the buffer (see `rows`).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn new(v: &mut [f32]) -> Self {
+        Out(v.as_mut_ptr(), v.len())
+    }
+    /// Rows `r` of width `w`.
+    ///
+    /// # Safety
+    /// No two live slices may overlap: callers take disjoint ranges of `par_rows`.
+    unsafe fn rows<'a>(self, r: &Range<usize>, w: usize) -> &'a mut [f32] {
+        assert!(r.end * w <= self.1, "row range outside the buffer");
+        std::slice::from_raw_parts_mut(self.0.add(r.start * w), r.len() * w)
+    }
+}
+
+/// The GRU step's inputs for one set of rows.
+pub struct StepIn<'a> {
+    /// x·W_ihᵀ rows `[B, 3H]` (no bias).
+    pub gi: &'a [f32],
+    /// h·W_hhᵀ rows `[B, 3H]` (no bias).
+    pub gh: &'a [f32],
+    /// b_ih + (b_hr, b_hz, 0) `[3H]`: every bias outside r ⊙ (·).
+    pub bias: &'a [f32],
+    /// b_hn `[H]`.
+    pub b_hn: &'a [f32],
+    /// h_{t−1} `[B, H]`.
+    pub h: &'a [f32],
+}
+
+/// What a step keeps for its backward pass, each `[B, H]`.
+pub struct StepSave<'a> {
+    pub r: &'a mut [f32],
+    pub z: &'a mut [f32],
+    pub n: &'a mut [f32],
+    /// W_hn·h + b_hn (the value r multiplies).
+    pub ghn: &'a mut [f32],
+}
+
+#[inline(always)]
+fn step_rows(x: &StepIn, hw: usize, rows: Range<usize>, out: Out, save: Option<[Out; 4]>) {
+    let g3 = 3 * hw;
+    let h_new = unsafe { out.rows(&rows, hw) };
+    let mut saves = save.map(|s| unsafe {
+        [
+            s[0].rows(&rows, hw),
+            s[1].rows(&rows, hw),
+            s[2].rows(&rows, hw),
+            s[3].rows(&rows, hw),
+        ]
+    });
+    for (i, row) in rows.clone().enumerate() {
+        let gi = &x.gi[row * g3..(row + 1) * g3];
+        let gh = &x.gh[row * g3..(row + 1) * g3];
+        let h = &x.h[row * hw..(row + 1) * hw];
+        let o = &mut h_new[i * hw..(i + 1) * hw];
+        for k in 0..hw {
+            let r = sigmoid(gi[k] + gh[k] + x.bias[k]);
+            let z = sigmoid(gi[hw + k] + gh[hw + k] + x.bias[hw + k]);
+            let ghn = gh[2 * hw + k] + x.b_hn[k];
+            let n = tanh(gi[2 * hw + k] + x.bias[2 * hw + k] + r * ghn);
+            o[k] = n + z * (h[k] - n);
+            if let Some(s) = saves.as_mut() {
+                let j = i * hw + k;
+                s[0][j] = r;
+                s[1][j] = z;
+                s[2][j] = n;
+                s[3][j] = ghn;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn step_rows_avx2(
+    x: &StepIn,
+    hw: usize,
+    rows: Range<usize>,
+    out: Out,
+    save: Option<[Out; 4]>,
+) {
+    step_rows(x, hw, rows, out, save)
+}
+
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One GRU step for `B = h.len() / H` rows: h_t into `h_new`, the gates into `save`.
+pub fn gru_step(x: &StepIn, hw: usize, h_new: &mut [f32], save: Option<StepSave>) {
+    let rows = x.h.len() / hw;
+    let out = Out::new(h_new);
+    let save = save.map(|s| [Out::new(s.r), Out::new(s.z), Out::new(s.n), Out::new(s.ghn)]);
+    let use_wide = wide();
+    par_rows(rows, 3 * hw, |r| {
+        #[cfg(target_arch = "x86_64")]
+        if use_wide {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { step_rows_avx2(x, hw, r, out, save) };
+        }
+        let _ = use_wide;
+        step_rows(x, hw, r, out, save)
+    });
+}
+
+/// The saved gates of a step and h_{t−1}, each `[B, H]`, for the backward step.
+pub struct StepBack<'a> {
+    pub h: &'a [f32],
+    pub r: &'a [f32],
+    pub z: &'a [f32],
+    pub n: &'a [f32],
+    pub ghn: &'a [f32],
+}
+
+#[inline(always)]
+fn step_back_rows(s: &StepBack, dh: &[f32], hw: usize, rows: Range<usize>, d: [Out; 3]) {
+    let g3 = 3 * hw;
+    // SAFETY: disjoint row ranges (par_rows).
+    let (dgh, dan, dh_prev) = unsafe {
+        (
+            d[0].rows(&rows, g3),
+            d[1].rows(&rows, hw),
+            d[2].rows(&rows, hw),
+        )
+    };
+    for (i, row) in rows.clone().enumerate() {
+        let b = row * hw;
+        let (gh, an, hp) = (
+            &mut dgh[i * g3..(i + 1) * g3],
+            &mut dan[i * hw..(i + 1) * hw],
+            &mut dh_prev[i * hw..(i + 1) * hw],
+        );
+        for k in 0..hw {
+            let (g, r, z, n) = (dh[b + k], s.r[b + k], s.z[b + k], s.n[b + k]);
+            // h_t = n + z·(h − n)
+            let dn = g * (1.0 - z);
+            let dz = g * (s.h[b + k] - n);
+            hp[k] = g * z;
+            let a = dn * (1.0 - n * n); // through tanh
+            let dr = a * s.ghn[b + k];
+            gh[k] = dr * r * (1.0 - r);
+            gh[hw + k] = dz * z * (1.0 - z);
+            gh[2 * hw + k] = a * r;
+            an[k] = a;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn step_back_rows_avx2(
+    s: &StepBack,
+    dh: &[f32],
+    hw: usize,
+    rows: Range<usize>,
+    d: [Out; 3],
+) {
+    step_back_rows(s, dh, hw, rows, d)
+}
+
+/// The backward of one GRU step: from ∂/∂h_t (`dh`), the gradient of the step's gate
+/// pre-activations on the hidden side `dgh` `[B, 3H]` (r, z, and W_hn·h + b_hn), the n gate's
+/// input-side pre-activation gradient `dan` `[B, H]` (the input side's r and z columns equal
+/// `dgh`'s), and the direct part of ∂/∂h_{t−1}, `dh·z` (the caller adds `dgh·W_hh`).
+pub fn gru_step_back(
+    s: &StepBack,
+    dh: &[f32],
+    hw: usize,
+    dgh: &mut [f32],
+    dan: &mut [f32],
+    dh_prev: &mut [f32],
+) {
+    let rows = dh.len() / hw;
+    let d = [Out::new(dgh), Out::new(dan), Out::new(dh_prev)];
+    let use_wide = wide();
+    par_rows(rows, 3 * hw, |r| {
+        #[cfg(target_arch = "x86_64")]
+        if use_wide {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { step_back_rows_avx2(s, dh, hw, r, d) };
+        }
+        let _ = use_wide;
+        step_back_rows(s, dh, hw, r, d)
+    });
+}
+
+/// The LayerNorm's affine parameters and the bias before it.
+pub struct LnParams<'a> {
+    /// The linear layer's bias, added before the ReLU.
+    pub bias: &'a [f32],
+    pub gamma: &'a [f32],
+    pub beta: &'a [f32],
+}
+
+pub const LN_EPS: f32 = super::gru::LN_EPS;
+
+#[inline(always)]
+fn ln_rows(a: &[f32], p: &LnParams, hw: usize, rows: Range<usize>, o: [Out; 4]) {
+    // SAFETY: disjoint row ranges.
+    let (u, y) = unsafe { (o[0].rows(&rows, hw), o[1].rows(&rows, hw)) };
+    let (mean, rstd) = unsafe { (o[2].rows(&rows, 1), o[3].rows(&rows, 1)) };
+    let n = hw as f32;
+    for (i, row) in rows.clone().enumerate() {
+        let (ur, yr) = (&mut u[i * hw..(i + 1) * hw], &mut y[i * hw..(i + 1) * hw]);
+        let ar = &a[row * hw..(row + 1) * hw];
+        let mut s = 0f32;
+        for k in 0..hw {
+            let v = ar[k] + p.bias[k];
+            let v = if v > 0.0 { v } else { 0.0 };
+            ur[k] = v;
+            s += v;
+        }
+        let m = s / n;
+        let mut q = 0f32;
+        for v in ur.iter() {
+            q += (v - m) * (v - m);
+        }
+        let inv = 1.0 / (q / n + LN_EPS).sqrt();
+        for k in 0..hw {
+            yr[k] = (ur[k] - m) * inv * p.gamma[k] + p.beta[k];
+        }
+        mean[i] = m;
+        rstd[i] = inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ln_rows_avx2(a: &[f32], p: &LnParams, hw: usize, rows: Range<usize>, o: [Out; 4]) {
+    ln_rows(a, p, hw, rows, o)
+}
+
+/// The encoder's `LayerNorm(ReLU(a + bias))` per row of `H`: the ReLU's output `u`, the
+/// normalised output `y`, and each row's mean and 1/std.
+pub fn bias_relu_ln(
+    a: &[f32],
+    p: &LnParams,
+    hw: usize,
+    u: &mut [f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let rows = a.len() / hw;
+    let o = [Out::new(u), Out::new(y), Out::new(mean), Out::new(rstd)];
+    let use_wide = wide();
+    par_rows(rows, hw, |r| {
+        #[cfg(target_arch = "x86_64")]
+        if use_wide {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { ln_rows_avx2(a, p, hw, r, o) };
+        }
+        let _ = use_wide;
+        ln_rows(a, p, hw, r, o)
+    });
+}
+
+/// What the LayerNorm backward reads: the ReLU's output and each row's statistics.
+pub struct LnSaved<'a> {
+    pub u: &'a [f32],
+    pub mean: &'a [f32],
+    pub rstd: &'a [f32],
+}
+
+#[inline(always)]
+fn ln_back_rows(
+    s: &LnSaved,
+    dy: &[f32],
+    gamma: &[f32],
+    hw: usize,
+    rows: Range<usize>,
+    da: Out,
+) -> Vec<f32> {
+    // SAFETY: disjoint row ranges.
+    let da = unsafe { da.rows(&rows, hw) };
+    let n = hw as f32;
+    // ∂γ then ∂β, summed over this chunk's rows.
+    let mut acc = vec![0f32; 2 * hw];
+    let (dg, db) = acc.split_at_mut(hw);
+    for (i, row) in rows.clone().enumerate() {
+        let (m, inv) = (s.mean[row], s.rstd[row]);
+        let (u, g) = (
+            &s.u[row * hw..(row + 1) * hw],
+            &dy[row * hw..(row + 1) * hw],
+        );
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for k in 0..hw {
+            let xh = (u[k] - m) * inv;
+            let d = g[k] * gamma[k];
+            dg[k] += g[k] * xh;
+            db[k] += g[k];
+            s1 += d;
+            s2 += d * xh;
+        }
+        let (s1, s2) = (s1 / n, s2 / n);
+        let out = &mut da[i * hw..(i + 1) * hw];
+        for k in 0..hw {
+            let xh = (u[k] - m) * inv;
+            let d = inv * (g[k] * gamma[k] - s1 - xh * s2);
+            out[k] = if u[k] > 0.0 { d } else { 0.0 };
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ln_back_rows_avx2(
+    s: &LnSaved,
+    dy: &[f32],
+    gamma: &[f32],
+    hw: usize,
+    rows: Range<usize>,
+    da: Out,
+) -> Vec<f32> {
+    ln_back_rows(s, dy, gamma, hw, rows, da)
+}
+
+/// The backward of [`bias_relu_ln`]: ∂/∂a (= ∂/∂bias per row) into `da`; returns ∂γ and ∂β
+/// (each `[H]`, concatenated).
+pub fn bias_relu_ln_back(
+    s: &LnSaved,
+    dy: &[f32],
+    gamma: &[f32],
+    hw: usize,
+    da: &mut [f32],
+) -> Vec<f32> {
+    let rows = dy.len() / hw;
+    let o = Out::new(da);
+    let use_wide = wide();
+    par_rows_sum(rows, hw, 2 * hw, |r| {
+        #[cfg(target_arch = "x86_64")]
+        if use_wide {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { ln_back_rows_avx2(s, dy, gamma, hw, r, o) };
+        }
+        let _ = use_wide;
+        ln_back_rows(s, dy, gamma, hw, r, o)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_sigmoid_and_tanh_are_accurate() {
+        let mut worst = 0f64;
+        for i in -8700..=8800 {
+            let x = i as f32 * 0.01;
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "exp relative error {worst}");
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.01;
+            assert!((sigmoid(x) as f64 - 1.0 / (1.0 + (-x as f64).exp())).abs() < 2e-7);
+            assert!(
+                (tanh(x) as f64 - (x as f64).tanh()).abs() < 3e-7,
+                "tanh({x})"
+            );
+        }
+        // Saturation, not NaN, far out.
+        assert_eq!(sigmoid(-1e4), 0.0f32.max(sigmoid(-1e4)));
+        assert!(sigmoid(1e4) == 1.0 && tanh(1e4) == 1.0 && tanh(-1e4) == -1.0);
+        assert!(exp(-1e4) >= 0.0 && exp(1e4).is_finite());
+    }
+}

@@ -1,0 +1,513 @@
+//! The GRU network's layers with their backward passes, time-major (row `t·B + b` is sample b's
+//! step t): the encoder's bias + ReLU + LayerNorm, and a GRU layer through time — the input
+//! projection of every step as one matmul, then per step one `h·W_hhᵀ` matmul and the three
+//! gates in one fused pass; backward per step one fused pass and one `dgh·W_hh` matmul, the
+//! weight gradients afterwards as one matmul each over all steps.
+//!
+//! Two implementations of the element-wise parts: [`Path::Fused`] (f32 on the CPU: the kernels
+//! of `gru_kernels`, the per-step matmul straight into reused buffers) and [`Path::Ops`] (candle
+//! ops: CUDA, and f64 for the gradient checks). Tests hold them equal.
+
+use super::amp::Mm;
+use super::gru_bptt::colsum;
+use super::gru_kernels as k;
+use anyhow::{bail, Result};
+use candle_core::{DType, Storage, Tensor};
+
+/// Which implementation of the element-wise work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Fused,
+    Ops,
+}
+
+impl Path {
+    /// Fused for f32 on the CPU, candle ops otherwise.
+    pub fn for_tensor(t: &Tensor) -> Path {
+        #[cfg(test)]
+        if FORCE_OPS.with(|f| f.get()) {
+            return Path::Ops;
+        }
+        if t.device().is_cpu() && t.dtype() == DType::F32 {
+            Path::Fused
+        } else {
+            Path::Ops
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests run the candle-op path on f32 CPU tensors too, to compare it with the fused one.
+    pub(crate) static FORCE_OPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on a contiguous f32 CPU tensor's values, without copying them.
+pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*s else {
+        bail!("the fused GRU kernels run on the CPU only (a bug: Path::Ops elsewhere)");
+    };
+    let all = cpu.as_slice::<f32>()?;
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("a contiguous tensor without contiguous offsets (a bug)");
+    };
+    f(&all[a..b])
+}
+
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+}
+
+/// `dst (m×n) = a (m×k) · b (k×n)`, or `+=` when `acc`; row-major slices; candle's GEMM and
+/// thread count.
+pub fn gemm_into(m: usize, n: usize, kk: usize, a: &[f32], b: &[f32], dst: &mut [f32], acc: bool) {
+    assert!(a.len() >= m * kk && b.len() >= kk * n && dst.len() >= m * n);
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the slices hold the row-major matrices the strides describe (asserted above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            kk,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            1,
+            kk as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// The per-step matmul of the fused path: f32 GEMM straight into `dst`, or (reduced precision)
+/// through [`Mm`] on tensors.
+fn step_mm(
+    mm: Mm,
+    a: &[f32],
+    m: usize,
+    b: (&Tensor, &[f32]),
+    dst: &mut [f32],
+    acc: bool,
+) -> Result<()> {
+    let (kk, n) = b.0.dims2()?;
+    if mm == Mm::F32 {
+        gemm_into(m, n, kk, a, b.1, dst, acc);
+        return Ok(());
+    }
+    let prod = mm.matmul(&Tensor::from_slice(a, (m, kk), b.0.device())?, b.0)?;
+    with_f32(&prod, |p| {
+        if acc {
+            dst.iter_mut().zip(p).for_each(|(d, v)| *d += v);
+        } else {
+            dst.copy_from_slice(p);
+        }
+        Ok(())
+    })
+}
+
+/// What the LayerNorm backward needs: the ReLU's output `[R, H]`, each row's mean and 1/std `[R, 1]`.
+pub struct LnCache {
+    u: Tensor,
+    mean: Tensor,
+    rstd: Tensor,
+}
+
+/// `LayerNorm(ReLU(a + bias))·γ + β` per row; the cache for [`bias_relu_ln_back`].
+pub fn bias_relu_ln(
+    path: Path,
+    a: &Tensor,
+    bias: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+) -> Result<(Tensor, LnCache)> {
+    let (rows, hw) = a.dims2()?;
+    if path == Path::Ops {
+        let u = a.broadcast_add(bias)?.relu()?;
+        let mean = u.mean_keepdim(1)?;
+        let c = u.broadcast_sub(&mean)?;
+        let rstd = (c.sqr()?.mean_keepdim(1)? + k::LN_EPS as f64)?
+            .sqrt()?
+            .recip()?;
+        let y = c
+            .broadcast_mul(&rstd)?
+            .broadcast_mul(gamma)?
+            .broadcast_add(beta)?;
+        return Ok((y, LnCache { u, mean, rstd }));
+    }
+    let (bias, gamma, beta) = (host(bias)?, host(gamma)?, host(beta)?);
+    let p = k::LnParams {
+        bias: &bias,
+        gamma: &gamma,
+        beta: &beta,
+    };
+    let (mut u, mut y) = (vec![0f32; rows * hw], vec![0f32; rows * hw]);
+    let (mut mean, mut rstd) = (vec![0f32; rows], vec![0f32; rows]);
+    with_f32(a, |a| {
+        k::bias_relu_ln(a, &p, hw, &mut u, &mut y, &mut mean, &mut rstd);
+        Ok(())
+    })?;
+    let dev = a.device();
+    Ok((
+        Tensor::from_vec(y, (rows, hw), dev)?,
+        LnCache {
+            u: Tensor::from_vec(u, (rows, hw), dev)?,
+            mean: Tensor::from_vec(mean, (rows, 1), dev)?,
+            rstd: Tensor::from_vec(rstd, (rows, 1), dev)?,
+        },
+    ))
+}
+
+/// The backward of [`bias_relu_ln`] from ∂/∂y: (∂/∂a, ∂γ, ∂β). ∂bias is ∂/∂a summed over rows.
+pub fn bias_relu_ln_back(
+    path: Path,
+    c: &LnCache,
+    dy: &Tensor,
+    gamma: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, hw) = dy.dims2()?;
+    if path == Path::Ops {
+        let xh = c.u.broadcast_sub(&c.mean)?.broadcast_mul(&c.rstd)?;
+        let d = dy.broadcast_mul(gamma)?;
+        let dgamma = (dy * &xh)?.sum(0)?;
+        let dbeta = dy.sum(0)?;
+        let s1 = d.mean_keepdim(1)?;
+        let s2 = (&d * &xh)?.mean_keepdim(1)?;
+        let dx = d
+            .broadcast_sub(&s1)?
+            .sub(&xh.broadcast_mul(&s2)?)?
+            .broadcast_mul(&c.rstd)?;
+        let live = c.u.gt(0.0)?.to_dtype(dx.dtype())?;
+        return Ok(((dx * live)?, dgamma, dbeta));
+    }
+    let gamma = host(gamma)?;
+    let mut da = vec![0f32; rows * hw];
+    let sums = with_f32(&c.u, |u| {
+        with_f32(&c.mean, |mean| {
+            with_f32(&c.rstd, |rstd| {
+                with_f32(dy, |dy| {
+                    let s = k::LnSaved { u, mean, rstd };
+                    Ok(k::bias_relu_ln_back(&s, dy, &gamma, hw, &mut da))
+                })
+            })
+        })
+    })?;
+    let dev = dy.device();
+    Ok((
+        Tensor::from_vec(da, (rows, hw), dev)?,
+        Tensor::from_slice(&sums[..hw], hw, dev)?,
+        Tensor::from_slice(&sums[hw..], hw, dev)?,
+    ))
+}
+
+/// One GRU layer's parameters in PyTorch's layout: `w_ih [3H, in]`, `w_hh [3H, H]`, biases `[3H]`.
+pub struct GruWeights<'a> {
+    pub w_ih: &'a Tensor,
+    pub w_hh: &'a Tensor,
+    pub b_ih: &'a Tensor,
+    pub b_hh: &'a Tensor,
+}
+
+/// A GRU layer's forward values kept for its backward pass.
+pub struct LayerCache {
+    /// The layer's input `[T·B, in]`.
+    x: Tensor,
+    /// h₀ (zeros), h₁ … h_T: `[(T+1)·B, H]`.
+    hs: Tensor,
+    /// Gates r, z, n and W_hn·h + b_hn, each `[T·B, H]`.
+    r: Tensor,
+    z: Tensor,
+    n: Tensor,
+    ghn: Tensor,
+}
+
+/// The gradients of one GRU layer and of its input.
+pub struct LayerGrads {
+    pub w_ih: Tensor,
+    pub w_hh: Tensor,
+    pub b_ih: Tensor,
+    pub b_hh: Tensor,
+    /// ∂/∂x `[T·B, in]` (None when not asked for).
+    pub x: Option<Tensor>,
+}
+
+/// b_ih + (b_hr, b_hz, 0): every bias added outside r ⊙ (·); and b_hn.
+fn gate_biases(w: &GruWeights, hw: usize) -> Result<(Tensor, Tensor)> {
+    let zeros = Tensor::zeros(hw, w.b_hh.dtype(), w.b_hh.device())?;
+    let outside = Tensor::cat(&[&w.b_hh.narrow(0, 0, 2 * hw)?, &zeros], 0)?;
+    Ok(((w.b_ih + outside)?, w.b_hh.narrow(0, 2 * hw, hw)?))
+}
+
+/// Runs a GRU layer over a time-major input `x [T·B, in]` from h₀ = 0. Returns h₀ … h_T
+/// `[(T+1)·B, H]` (the next layer's input is rows B…, the last state the final B rows) and,
+/// with `keep`, the cache for [`layer_back`].
+pub fn layer(
+    path: Path,
+    mm: Mm,
+    x: &Tensor,
+    t_len: usize,
+    w: &GruWeights,
+    keep: bool,
+) -> Result<(Tensor, Option<LayerCache>)> {
+    let hw = w.w_hh.dim(1)?;
+    let b = x.dim(0)? / t_len;
+    let gi = mm.matmul(x, &w.w_ih.t()?.contiguous()?)?;
+    let (bias, b_hn) = gate_biases(w, hw)?;
+    let w_hh_t = w.w_hh.t()?.contiguous()?;
+    let dev = x.device();
+    let (hs, gates) = if path == Path::Ops {
+        let gi = gi.broadcast_add(&bias)?;
+        layer_ops(mm, &gi, &w_hh_t, &b_hn, (t_len, b, hw), keep)?
+    } else {
+        let (bias, b_hn, whh) = (host(&bias)?, host(&b_hn)?, host(&w_hh_t)?);
+        let bh = b * hw;
+        let mut hs = vec![0f32; (t_len + 1) * bh];
+        let mut saved: Vec<Vec<f32>> = (0..4)
+            .map(|_| vec![0f32; if keep { t_len * bh } else { 0 }])
+            .collect();
+        let mut gh = vec![0f32; 3 * bh];
+        with_f32(&gi, |gi| {
+            for t in 0..t_len {
+                let (done, rest) = hs.split_at_mut((t + 1) * bh);
+                let h = &done[t * bh..];
+                step_mm(mm, h, b, (&w_hh_t, &whh), &mut gh, false)?;
+                let input = k::StepIn {
+                    gi: &gi[t * 3 * bh..(t + 1) * 3 * bh],
+                    gh: &gh,
+                    bias: &bias,
+                    b_hn: &b_hn,
+                    h,
+                };
+                let save = keep.then(|| {
+                    let [r, z, n, ghn] = &mut saved[..] else {
+                        unreachable!()
+                    };
+                    let at = t * bh..(t + 1) * bh;
+                    k::StepSave {
+                        r: &mut r[at.clone()],
+                        z: &mut z[at.clone()],
+                        n: &mut n[at.clone()],
+                        ghn: &mut ghn[at],
+                    }
+                });
+                k::gru_step(&input, hw, &mut rest[..bh], save);
+            }
+            Ok(())
+        })?;
+        let gates = if keep {
+            let t: Result<Vec<Tensor>> = saved
+                .into_iter()
+                .map(|v| Ok(Tensor::from_vec(v, (t_len * b, hw), dev)?))
+                .collect();
+            Some(t?)
+        } else {
+            None
+        };
+        (Tensor::from_vec(hs, ((t_len + 1) * b, hw), dev)?, gates)
+    };
+    let cache = gates.map(|g| {
+        let [r, z, n, ghn]: [Tensor; 4] = g.try_into().expect("four gate tensors");
+        LayerCache {
+            x: x.clone(),
+            hs: hs.clone(),
+            r,
+            z,
+            n,
+            ghn,
+        }
+    });
+    Ok((hs, cache))
+}
+
+/// [`layer`]'s recurrence in candle ops (`gi` with its biases added).
+fn layer_ops(
+    mm: Mm,
+    gi: &Tensor,
+    w_hh_t: &Tensor,
+    b_hn: &Tensor,
+    (t_len, b, hw): (usize, usize, usize),
+    keep: bool,
+) -> Result<(Tensor, Option<Vec<Tensor>>)> {
+    let mut h = Tensor::zeros((b, hw), gi.dtype(), gi.device())?;
+    let mut hs = vec![h.clone()];
+    let mut saved: [Vec<Tensor>; 4] = Default::default();
+    for t in 0..t_len {
+        let g = gi.narrow(0, t * b, b)?;
+        let gh = mm.matmul(&h, w_hh_t)?;
+        let col = |x: &Tensor, i: usize| x.narrow(1, i * hw, hw);
+        let r = candle_nn::ops::sigmoid(&(col(&g, 0)? + col(&gh, 0)?)?)?;
+        let z = candle_nn::ops::sigmoid(&(col(&g, 1)? + col(&gh, 1)?)?)?;
+        let ghn = col(&gh, 2)?.broadcast_add(b_hn)?;
+        let n = (col(&g, 2)? + (&r * &ghn)?)?.tanh()?;
+        h = (&n + (&z * (&h - &n)?)?)?;
+        hs.push(h.clone());
+        if keep {
+            for (s, v) in saved.iter_mut().zip([r, z, n, ghn]) {
+                s.push(v);
+            }
+        }
+    }
+    let gates = if keep {
+        let t: Result<Vec<Tensor>> = saved.iter().map(|s| Ok(Tensor::cat(s, 0)?)).collect();
+        Some(t?)
+    } else {
+        None
+    };
+    Ok((Tensor::cat(&hs, 0)?, gates))
+}
+
+/// The backward of [`layer`] from ∂/∂ of each step's output (`d_seq [T·B, H]`, from the layer
+/// above) and/or of the last state (`d_last [B, H]`, from the heads). `want_dx`: also ∂/∂x.
+pub fn layer_back(
+    path: Path,
+    mm: Mm,
+    c: &LayerCache,
+    w: &GruWeights,
+    d_seq: Option<&Tensor>,
+    d_last: Option<&Tensor>,
+    want_dx: bool,
+) -> Result<LayerGrads> {
+    let (rows, hw) = c.r.dims2()?;
+    let b = c.hs.dim(0)? - rows;
+    let t_len = rows / b;
+    let (dgh, dan) = if path == Path::Ops {
+        back_ops(mm, c, w, d_seq, d_last, (t_len, b, hw))?
+    } else {
+        back_fused(mm, c, w, d_seq, d_last, (t_len, b, hw))?
+    };
+    // Weight and bias gradients: one matmul each over every step. dgi = (dgh_r, dgh_z, dan).
+    let rz = dgh.narrow(1, 0, 2 * hw)?;
+    let h_prev = c.hs.narrow(0, 0, rows)?;
+    let g_w_ih = Tensor::cat(
+        &[mm.matmul(&rz.t()?, &c.x)?, mm.matmul(&dan.t()?, &c.x)?],
+        0,
+    )?;
+    let g_b_ih = Tensor::cat(&[colsum(&rz)?, colsum(&dan)?], 0)?;
+    let x = if want_dx {
+        let w_rz = w.w_ih.narrow(0, 0, 2 * hw)?;
+        let w_n = w.w_ih.narrow(0, 2 * hw, hw)?;
+        Some((mm.matmul(&rz, &w_rz)? + mm.matmul(&dan, &w_n)?)?)
+    } else {
+        None
+    };
+    Ok(LayerGrads {
+        w_ih: g_w_ih,
+        w_hh: mm.matmul(&dgh.t()?, &h_prev)?,
+        b_ih: g_b_ih,
+        b_hh: colsum(&dgh)?,
+        x,
+    })
+}
+
+/// The recurrence's backward in fused passes: (∂ hidden-side pre-activations `[T·B, 3H]`,
+/// ∂ n's input-side pre-activation `[T·B, H]`).
+fn back_fused(
+    mm: Mm,
+    c: &LayerCache,
+    w: &GruWeights,
+    d_seq: Option<&Tensor>,
+    d_last: Option<&Tensor>,
+    (t_len, b, hw): (usize, usize, usize),
+) -> Result<(Tensor, Tensor)> {
+    let bh = b * hw;
+    let whh = host(w.w_hh)?; // [3H, H]: ∂h_{t−1} += dgh · W_hh
+    let w_hh = w.w_hh.to_dtype(DType::F32)?;
+    let mut dgh = vec![0f32; t_len * 3 * bh];
+    let mut dan = vec![0f32; t_len * bh];
+    let mut dh = match d_last {
+        Some(d) => host(d)?,
+        None => vec![0f32; bh],
+    };
+    let mut dprev = vec![0f32; bh];
+    let zeros = Tensor::zeros(0, DType::F32, w.w_hh.device())?;
+    let seq = d_seq.unwrap_or(&zeros);
+    with_f32(&c.hs, |hs| {
+        with_f32(&c.r, |r| {
+            with_f32(&c.z, |z| {
+                with_f32(&c.n, |n| {
+                    with_f32(&c.ghn, |ghn| {
+                        with_f32(seq, |ds| {
+                            for t in (0..t_len).rev() {
+                                let at = t * bh..(t + 1) * bh;
+                                if !ds.is_empty() {
+                                    dh.iter_mut()
+                                        .zip(&ds[at.clone()])
+                                        .for_each(|(a, v)| *a += v);
+                                }
+                                let s = k::StepBack {
+                                    h: &hs[at.clone()],
+                                    r: &r[at.clone()],
+                                    z: &z[at.clone()],
+                                    n: &n[at.clone()],
+                                    ghn: &ghn[at.clone()],
+                                };
+                                let g = &mut dgh[t * 3 * bh..(t + 1) * 3 * bh];
+                                k::gru_step_back(&s, &dh, hw, g, &mut dan[at], &mut dprev);
+                                step_mm(mm, g, b, (&w_hh, &whh), &mut dprev, true)?;
+                                std::mem::swap(&mut dh, &mut dprev);
+                            }
+                            Ok(())
+                        })
+                    })
+                })
+            })
+        })
+    })?;
+    let dev = c.r.device();
+    Ok((
+        Tensor::from_vec(dgh, (t_len * b, 3 * hw), dev)?,
+        Tensor::from_vec(dan, (t_len * b, hw), dev)?,
+    ))
+}
+
+/// [`back_fused`] in candle ops.
+fn back_ops(
+    mm: Mm,
+    c: &LayerCache,
+    w: &GruWeights,
+    d_seq: Option<&Tensor>,
+    d_last: Option<&Tensor>,
+    (t_len, b, hw): (usize, usize, usize),
+) -> Result<(Tensor, Tensor)> {
+    let mut dh = match d_last {
+        Some(d) => d.clone(),
+        None => Tensor::zeros((b, hw), c.r.dtype(), c.r.device())?,
+    };
+    let (mut dghs, mut dans) = (Vec::with_capacity(t_len), Vec::with_capacity(t_len));
+    for t in (0..t_len).rev() {
+        let at = |x: &Tensor| x.narrow(0, t * b, b);
+        if let Some(ds) = d_seq {
+            dh = (dh + at(ds)?)?;
+        }
+        let (h, r, z, n, ghn) = (at(&c.hs)?, at(&c.r)?, at(&c.z)?, at(&c.n)?, at(&c.ghn)?);
+        let dn = (&dh * z.affine(-1.0, 1.0)?)?;
+        let dz = (&dh * (&h - &n)?)?;
+        let a = (&dn * n.sqr()?.affine(-1.0, 1.0)?)?;
+        let dr = (&a * &ghn)?;
+        let d_r = (&dr * (&r * r.affine(-1.0, 1.0)?)?)?;
+        let d_z = (&dz * (&z * z.affine(-1.0, 1.0)?)?)?;
+        let g = Tensor::cat(&[&d_r, &d_z, &(&a * &r)?], 1)?;
+        dh = ((&dh * &z)? + mm.matmul(&g, w.w_hh)?)?;
+        dghs.push(g);
+        dans.push(a);
+    }
+    dghs.reverse();
+    dans.reverse();
+    Ok((Tensor::cat(&dghs, 0)?, Tensor::cat(&dans, 0)?))
+}
