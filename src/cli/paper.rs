@@ -267,7 +267,7 @@ fn liveness(r: &RunSummary) -> (String, Option<i64>) {
         .map(|b| (chrono::Utc::now() - b).num_seconds().max(0));
     let state = if r.stale {
         format!(
-            "DAEMON DOWN: {} (pid {} on {} is gone); nothing is trading",
+            "DAEMON DOWN: {} (pid {} on {} is gone or frozen); nothing is trading",
             age.map_or("no heartbeat".into(), |a| format!(
                 "last heartbeat {a} s ago"
             )),

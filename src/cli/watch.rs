@@ -6,7 +6,7 @@ use crate::jobs::watch::{alert_changes, check, Health};
 use crate::notify::Notifier;
 use crate::paths::Paths;
 use anyhow::Result;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -29,11 +29,10 @@ pub fn run(paths: &Paths, cfg: &Config, a: WatchArgs) -> Result<i32> {
             "no [notify] url (or QUANTDECK_NOTIFY_URL) is set: alerts go to this output only"
         );
     }
-    let stale = Duration::seconds(cfg.notify.stale_after_s as i64);
     let stop = crate::signals::listen()?;
     loop {
         let now = Utc::now();
-        let seen = check(paths, stale, now);
+        let seen = check(paths, now);
         let sent = alert_changes(paths, &seen, notifier.as_ref(), now);
         for w in &seen {
             if a.json {

@@ -4,7 +4,6 @@
 //! settings serve `quantdeck watch`, which alerts when a session's heartbeat goes stale (a
 //! crashed daemon cannot report its own death).
 
-use super::range;
 use serde::{Deserialize, Serialize};
 
 /// The body a webhook is sent.
@@ -34,9 +33,6 @@ pub struct NotifyConfig {
     /// Send only what calls for action (kill switch, halts, stale feed, rejections, a stopped
     /// symbol, the daemon stopping or down), not every fill.
     pub urgent_only: bool,
-    /// `quantdeck watch` alerts when a running session's heartbeat is older than this.
-    #[serde(deserialize_with = "range::seconds")]
-    pub stale_after_s: u64,
 }
 
 impl Default for NotifyConfig {
@@ -46,7 +42,6 @@ impl Default for NotifyConfig {
             template: NotifyTemplate::Json,
             chat_id: String::new(),
             urgent_only: false,
-            stale_after_s: 30,
         }
     }
 }
@@ -76,7 +71,6 @@ mod tests {
         assert!(c.url.contains("SECRET"));
         let json = serde_json::to_string(&c).unwrap();
         assert!(!json.contains("SECRET"), "{json}");
-        assert!(toml::from_str::<NotifyConfig>("stale_after_s = 0").is_err());
         assert!(toml::from_str::<NotifyConfig>("template = \"pager\"").is_err());
     }
 }

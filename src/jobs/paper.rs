@@ -330,7 +330,9 @@ pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<D
 
 /// The daemon's output for this job: its events, and its alerts to `[notify]`'s webhook.
 pub(super) fn output<'a>(ctx: &'a Ctx<'a>) -> PaperOutput<'a> {
-    PaperOutput::new(ctx.sink, ctx.cancel).with_notifier(Notifier::start(&ctx.cfg.notify))
+    PaperOutput::new(ctx.sink, ctx.cancel)
+        .with_run(ctx.run)
+        .with_notifier(Notifier::start(&ctx.cfg.notify))
 }
 
 /// Runs the daemon, with a "started" and a "stopped" alert around it (the last one waited for

@@ -12,6 +12,7 @@ pub struct PaperOutput<'a> {
     sink: &'a EventSink,
     cancel: &'a CancelToken,
     notifier: Option<Notifier>,
+    run: Option<&'a super::rundir::ActiveRun>,
 }
 
 impl<'a> PaperOutput<'a> {
@@ -20,7 +21,14 @@ impl<'a> PaperOutput<'a> {
             sink,
             cancel,
             notifier: None,
+            run: None,
         }
+    }
+
+    /// The daemon's loop beats into this run's manifest.
+    pub fn with_run(mut self, run: &'a super::rundir::ActiveRun) -> Self {
+        self.run = Some(run);
+        self
     }
 
     /// Alerts also go to this queue.
@@ -82,5 +90,13 @@ impl Output for PaperOutput<'_> {
 
     fn cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    fn beat(&self) {
+        if let Some(run) = self.run {
+            if let Err(e) = run.loop_beat(super::rundir::PAPER_BEAT_EVERY) {
+                tracing::warn!("run {}: heartbeat not written: {e:#}", run.id());
+            }
+        }
     }
 }

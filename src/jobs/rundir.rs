@@ -14,6 +14,12 @@ use std::sync::Mutex;
 pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// A running manifest whose heartbeat is older than this belongs to a dead (or frozen) process.
 pub const STALE_AFTER: Duration = Duration::seconds(60);
+/// How often a paper daemon's main loop rewrites its heartbeat.
+pub const PAPER_BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// A paper session whose heartbeat is older than this is DOWN — on the Paper pane, in
+/// `paper status` and for `quantdeck watch` alike (a trading daemon's death must show at once,
+/// from any host).
+pub const PAPER_DOWN_AFTER: Duration = Duration::seconds(5);
 
 /// Hash and range of one data file a run consumed, so a result can be traced to its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,9 +88,14 @@ impl Manifest {
         if self.kind == JobKind::Sweep && self.heartbeat.is_none() {
             return false;
         }
+        let after = if self.kind == JobKind::Paper {
+            PAPER_DOWN_AFTER
+        } else {
+            STALE_AFTER
+        };
         let beat_stopped = self
             .heartbeat
-            .is_none_or(|b| now.signed_duration_since(b) > STALE_AFTER);
+            .is_none_or(|b| now.signed_duration_since(b) > after);
         if self.host.is_empty() || self.host == hostname() {
             !process_alive(self.pid) || (self.heartbeat.is_some() && beat_stopped)
         } else {
@@ -239,6 +250,10 @@ impl RunDir {
 pub struct ActiveRun {
     pub dir: RunDir,
     manifest: Mutex<Manifest>,
+    /// Set once the job's own loop beats ([`ActiveRun::loop_beat`]): the background heartbeat
+    /// then stays quiet, so a loop that wedges stops the beats.
+    loop_beats: std::sync::atomic::AtomicBool,
+    last_loop_beat: Mutex<Option<std::time::Instant>>,
 }
 
 impl ActiveRun {
@@ -246,7 +261,29 @@ impl ActiveRun {
         ActiveRun {
             dir,
             manifest: Mutex::new(manifest),
+            loop_beats: Default::default(),
+            last_loop_beat: Mutex::new(None),
         }
+    }
+
+    /// A beat from the job's main loop, written at most every `every`.
+    pub fn loop_beat(&self, every: std::time::Duration) -> Result<()> {
+        self.loop_beats
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut last = self
+            .last_loop_beat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+        self.beat()
+    }
+
+    /// Whether the job's loop beats for itself.
+    pub fn loop_beats(&self) -> bool {
+        self.loop_beats.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn id(&self) -> &str {

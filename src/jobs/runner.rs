@@ -195,7 +195,13 @@ pub fn run(
     if resume_point.is_some() {
         super::resume::announce(&run.dir, &sink, resume_note, events_lost);
     }
-    let heartbeat = Heartbeat::start(run.clone());
+    // A paper daemon beats from its loop once it runs; until then (models, broker) this
+    // thread beats as often, so a slow start does not look down.
+    let every = match kind {
+        JobKind::Paper => super::rundir::PAPER_BEAT_EVERY,
+        _ => super::rundir::HEARTBEAT_EVERY,
+    };
+    let heartbeat = Heartbeat::start(run.clone(), every);
 
     let ctx = Ctx {
         paths,
@@ -267,14 +273,15 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(run: Arc<ActiveRun>) -> Self {
+    fn start(run: Arc<ActiveRun>, every: std::time::Duration) -> Self {
         let (stop, rx) = channel::<()>();
         let thread = std::thread::Builder::new()
             .name("heartbeat".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    rx.recv_timeout(super::rundir::HEARTBEAT_EVERY)
-                {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    if run.loop_beats() {
+                        continue;
+                    }
                     if let Err(e) = run.beat() {
                         tracing::warn!("run {}: heartbeat not written: {e:#}", run.id());
                     }

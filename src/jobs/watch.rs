@@ -1,13 +1,15 @@
 //! `quantdeck watch`: a dead daemon cannot report its own death, so a separate process (a loop,
 //! or a cron-able one-shot) looks at every paper session's heartbeat and alerts when one that
 //! says it is running stopped beating — its process gone on this host, or its heartbeat older
-//! than `[notify].stale_after_s` — and again when it comes back. What was last said per session
+//! than [`PAPER_DOWN_AFTER`] — and again when it comes back. What was last said per session
 //! is kept in `watch.json`, so a one-shot run from cron alerts once per change, not every time.
 
+#[cfg(doc)]
+use super::rundir::PAPER_DOWN_AFTER;
 use super::{list_runs, JobKind, JobStatus};
 use crate::notify::{Notice, Notifier};
 use crate::paths::{write_atomic, Paths};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,8 +33,9 @@ pub struct Watched {
     pub detail: String,
 }
 
-/// Every paper session's health at `now`.
-pub fn check(paths: &Paths, stale_after: Duration, now: DateTime<Utc>) -> Vec<Watched> {
+/// Every paper session's health at `now`: DOWN exactly when the run list calls it stale (its
+/// process gone on this host, or its heartbeat older than the one paper threshold).
+pub fn check(paths: &Paths, now: DateTime<Utc>) -> Vec<Watched> {
     list_runs(paths)
         .into_iter()
         .filter(|r| r.manifest.kind == JobKind::Paper)
@@ -44,7 +47,7 @@ pub fn check(paths: &Paths, stale_after: Duration, now: DateTime<Utc>) -> Vec<Wa
                     Health::Stopped,
                     format!("{}: {}", m.status.as_str(), m.message),
                 )
-            } else if r.stale || age.is_none_or(|a| a > stale_after.num_seconds()) {
+            } else if r.manifest.is_stale(now) {
                 let why = match age {
                     Some(a) => format!("no heartbeat for {a} s"),
                     None => "no heartbeat at all".to_string(),
@@ -116,9 +119,10 @@ pub fn alert_changes(
 mod tests {
     use super::*;
     use crate::jobs::RunDir;
+    use chrono::Duration;
 
     /// A daemon whose process still exists but whose heartbeat stopped (frozen, or on another
-    /// machine) is DOWN once the beat is older than `stale_after`, not before.
+    /// machine) is DOWN once the beat is older than `PAPER_DOWN_AFTER`, not before.
     #[test]
     fn a_stale_heartbeat_is_down_though_the_process_lives() {
         let home = tempfile::tempdir().expect("tmp");
@@ -128,17 +132,20 @@ mod tests {
             .expect("run dir");
         // This test's own process: alive, so only the heartbeat can tell.
         let now = Utc::now();
-        for (age, want) in [(5, Health::Alive), (45, Health::Down)] {
+        let limit = crate::jobs::rundir::PAPER_DOWN_AFTER.num_seconds();
+        for (age, want) in [(limit, Health::Alive), (limit + 1, Health::Down)] {
             m.heartbeat = Some(now - Duration::seconds(age));
             dir.write_manifest(&m).expect("manifest");
-            let seen = check(&paths, Duration::seconds(30), now);
+            let seen = check(&paths, now);
             assert_eq!(seen.len(), 1);
             assert_eq!(seen[0].health, want, "{:?}", seen[0]);
             assert_eq!(seen[0].heartbeat_age_s, Some(age));
         }
-        let seen = check(&paths, Duration::seconds(30), now);
+        let seen = check(&paths, now);
         assert!(
-            seen[0].detail.contains("no heartbeat for 45 s"),
+            seen[0]
+                .detail
+                .contains(&format!("no heartbeat for {} s", limit + 1)),
             "{}",
             seen[0].detail
         );

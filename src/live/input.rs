@@ -96,6 +96,7 @@ impl<B: Broker> Daemon<'_, B> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.out.beat();
             if self.out.cancelled() {
                 self.ended = Some(Ended::Cancelled);
             }

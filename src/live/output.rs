@@ -115,6 +115,9 @@ pub trait Output {
     fn alert(&self, _a: &Alert) {}
     /// The daemon should stop (a signal, or its job's cancel token).
     fn cancelled(&self) -> bool;
+    /// The main loop turned over: a sign of life (called every tick, at most every 250 ms; a
+    /// loop that is stuck stops calling it, so its session looks down).
+    fn beat(&self) {}
 
     fn info(&self, message: String) {
         self.log(Level::Info, message);

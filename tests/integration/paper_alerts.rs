@@ -85,7 +85,7 @@ impl Hook {
 }
 
 fn notify(hook: &Hook) -> String {
-    format!("[notify]\nurl = \"{}\"\nstale_after_s = 5\n", hook.url)
+    format!("[notify]\nurl = \"{}\"\n", hook.url)
 }
 
 #[test]

@@ -221,3 +221,67 @@ fn an_absurd_replay_speed_is_no_crash() {
         .any(|e| matches!(&e.event, Event::CommandDone { .. }));
     assert!(stopped);
 }
+
+/// `paper status --json` as a value.
+fn status_json(d: &Desk) -> serde_json::Value {
+    let o = d.cli(&["paper", "status", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("status json")
+}
+
+fn signal(child: &Running, sig: &str) {
+    let pid = child.0.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// A daemon waiting for bars beats all the same; once it stops beating (SIGSTOP keeps its pid
+/// alive, as a daemon on another host would look) `paper status` calls it down as soon as its
+/// heartbeat is older than the paper threshold — seconds, not a minute — and alive again once
+/// it beats again.
+#[test]
+fn a_daemon_that_stops_beating_is_down_within_seconds() {
+    let limit = quantdeck::jobs::rundir::PAPER_DOWN_AFTER.num_seconds();
+    let d = sim_desk();
+    // One bar in 3·10¹² years: after the first, the loop only waits for bars.
+    let mut child = replay(&d, "1e-20", false);
+    d.until(60, "the first bar decided", || {
+        d.paper_dir().is_some_and(|p| {
+            std::fs::read_to_string(p.join("events.jsonl"))
+                .is_ok_and(|t| t.contains("\"type\":\"decided\""))
+        })
+    });
+    let waiting = Instant::now();
+    while waiting.elapsed().as_secs() < limit as u64 + 2 {
+        let s = status_json(&d);
+        assert_eq!(s["alive"], true, "a daemon waiting for bars is alive: {s}");
+        assert!(
+            s["heartbeat_age_s"].as_i64().is_some_and(|a| a <= limit),
+            "{s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    signal(&child, "-STOP");
+    let stopped = Instant::now();
+    let down = loop {
+        let s = status_json(&d);
+        if s["alive"] == false {
+            break s;
+        }
+        // Generous for a loaded machine; the threshold itself is the constant.
+        assert!(stopped.elapsed().as_secs() < 30, "still alive: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let age = down["heartbeat_age_s"].as_i64().expect("age");
+    assert!(age >= limit && age < 30, "{down}");
+    let o = d.cli(&["paper", "status"]);
+    assert!(text(&o).contains("DAEMON DOWN"), "{}", text(&o));
+    signal(&child, "-CONT");
+    d.until(30, "alive again once it beats", || {
+        status_json(&d)["alive"] == true
+    });
+    child.kill();
+}

@@ -95,7 +95,7 @@ fn liveness(run: &RunView, now: DateTime<Utc>) -> Option<Line<'static>> {
     });
     let text = if run.stale {
         format!(
-            " DAEMON DOWN: {beat} (pid {} on {} is gone) — nothing is trading ",
+            " DAEMON DOWN: {beat} (pid {} on {} is gone or frozen) — nothing is trading ",
             run.pid, run.host
         )
     } else if run.status != JobStatus::Running {
