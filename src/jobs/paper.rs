@@ -300,7 +300,8 @@ pub(super) fn summary<B: Broker>(ctx: &Ctx, d: &Daemon<'_, B>, runs: &[String]) 
 
 pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<DaemonState> {
     let dir = &ctx.dir().path;
-    if let Some(s) = DaemonState::load(dir)? {
+    if let Some(mut s) = DaemonState::load(dir)? {
+        s.journal_lost = journal_lost(ctx, &s, broker.kind())?;
         return Ok(s);
     }
     // A session that journaled orders cannot lose its state quietly: its latches, levels and
@@ -326,6 +327,23 @@ pub(super) async fn open_state<B: Broker>(ctx: &Ctx<'_>, broker: &B) -> Result<D
     );
     s.save(dir)?;
     Ok(s)
+}
+
+/// A journal that lost entries while the session was stopped: refused on the simulated broker
+/// (its orders and fills would be sent or counted again); on Alpaca, whose orders are the
+/// truth, said on the console and rebuilt from the broker (`true`).
+fn journal_lost(ctx: &Ctx, s: &DaemonState, kind: BrokerKind) -> Result<bool> {
+    let path = ctx.dir().path.join(crate::live::JOURNAL);
+    let Some(loss) = s.journal_loss(&path) else {
+        return Ok(false);
+    };
+    if kind == BrokerKind::Sim {
+        bail!("{loss}: continuing would send or count its orders and fills again; restore it, or start a separate session with --new-session");
+    }
+    ctx.sink.error(format!(
+        "{loss}: the broker is the source of truth — this session's orders are taken from it and their fills are not reported again"
+    ));
+    Ok(true)
 }
 
 /// The daemon's output for this job: its events, and its alerts to `[notify]`'s webhook.

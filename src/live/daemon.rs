@@ -98,7 +98,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
         let clock = super::clock::system();
         let adopted: Vec<String> = state.adopted.clone();
         let ledger = Ledger::new(&state.session, &adopted);
-        let exec = Execution::new(
+        let mut exec = Execution::new(
             broker,
             journal,
             ledger,
@@ -107,6 +107,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             &state.session,
             settings.order_timeout,
         );
+        exec.journal_lost = state.journal_lost;
         Daemon {
             dir,
             out,
@@ -182,8 +183,11 @@ impl<'a, B: Broker> Daemon<'a, B> {
         self.clock.now()
     }
 
+    /// Saves `state.json` with the journal's synced length, so a journal cut later is noticed.
     pub(super) fn save_state(&self) -> Result<()> {
-        self.state.save(&self.dir)
+        let mut s = self.state.clone();
+        s.journal_bytes = self.exec.journal_len()?;
+        s.save(&self.dir)
     }
 
     pub(super) fn equity(&self) -> f64 {

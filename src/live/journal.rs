@@ -121,6 +121,15 @@ impl Journal {
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
 
+    /// The journal's length once everything appended is on disk.
+    pub fn synced_len(&self) -> Result<u64> {
+        self.file
+            .sync_data()
+            .and_then(|_| self.file.metadata())
+            .map(|m| m.len())
+            .with_context(|| format!("cannot sync {}", self.path.display()))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -84,6 +84,14 @@ pub struct DaemonState {
     /// A portfolio session's model: its last decision (absent in single-symbol sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioState>,
+    /// Bytes of `journal.jsonl` when this file was saved (the journal synced first): a journal
+    /// found shorter later lost entries — emptied, cut or deleted.
+    #[serde(default)]
+    pub journal_bytes: u64,
+    /// This start found the journal shorter than `journal_bytes` (not persisted): the broker's
+    /// orders are taken as they are, their fills not reported again.
+    #[serde(skip)]
+    pub journal_lost: bool,
 }
 
 /// A portfolio model's durable state: the bar time last decided (a restart never decides it
@@ -121,7 +129,21 @@ impl DaemonState {
             external_baseline: BTreeMap::new(),
             stopped: BTreeMap::new(),
             portfolio: None,
+            journal_bytes: 0,
+            journal_lost: false,
         }
+    }
+
+    /// What the journal at `path` lost since this state was saved, if it is shorter now.
+    pub fn journal_loss(&self, path: &Path) -> Option<String> {
+        let now = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        (now < self.journal_bytes).then(|| {
+            format!(
+                "the order journal {} holds {now} bytes but this session had journaled {} — it was emptied, cut or deleted while the session was stopped",
+                path.display(),
+                self.journal_bytes
+            )
+        })
     }
 
     pub fn load(dir: &Path) -> Result<Option<DaemonState>> {

@@ -285,3 +285,74 @@ fn a_daemon_that_stops_beating_is_down_within_seconds() {
     });
     child.kill();
 }
+
+/// Marks the finished session running again, as a crash would have left it, so `paper`
+/// continues it.
+fn as_crashed(d: &Desk) {
+    let m = d.paper_dir().expect("dir").join("manifest.json");
+    let manifest = std::fs::read_to_string(&m).expect("manifest");
+    std::fs::write(&m, manifest.replace("\"completed\"", "\"running\"")).expect("write");
+}
+
+/// A journal emptied, cut mid-file (mid-line or at a line end) or deleted while the session was
+/// stopped is refused by name on the simulated broker — never continued with its orders and
+/// fills forgotten (they would be counted again) — and the broker is left untouched. A torn last
+/// line is repaired, and said on the console.
+#[test]
+fn a_damaged_journal_is_refused_by_name_and_a_torn_line_is_said() {
+    let d = sim_desk();
+    let args = ["paper", &d.train, "--bars", "60", "--speed", "0"];
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = d.paper_dir().expect("a session");
+    let journal = dir.join("journal.jsonl");
+    let whole = std::fs::read(&journal).expect("journal");
+    let orders = sim_orders(&dir).len();
+    assert!(orders >= 10 && whole.len() > 1000, "{orders} orders");
+    let lines: Vec<&[u8]> = whole.split_inclusive(|b| *b == b'\n').collect();
+    let at_line_end: Vec<u8> = lines[..lines.len() / 2].concat();
+    let damages: [(&str, Option<Vec<u8>>); 4] = [
+        ("emptied", Some(Vec::new())),
+        ("cut mid-line", Some(whole[..whole.len() / 2 + 7].to_vec())),
+        ("cut at a line end", Some(at_line_end)),
+        ("deleted", None),
+    ];
+    for (what, bytes) in damages {
+        as_crashed(&d);
+        match &bytes {
+            Some(b) => std::fs::write(&journal, b).expect("damage"),
+            None => std::fs::remove_file(&journal).expect("delete"),
+        }
+        let o = d.cli(&args);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!("{} holds", journal.display()))
+                && text(&o).contains("emptied, cut or deleted"),
+            "{what}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            sim_orders(&dir).len(),
+            orders,
+            "{what}: the broker untouched"
+        );
+        std::fs::write(&journal, &whole).expect("restore");
+    }
+    // A torn last line: cut off, kept aside, and said where the user looks.
+    as_crashed(&d);
+    let tail = br#"{"t":"accepted","id":"x","ord"#;
+    let mut torn = whole.clone();
+    torn.extend_from_slice(tail);
+    std::fs::write(&journal, &torn).expect("tear");
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("a torn last line ({} bytes", tail.len())),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(&journal).expect("journal")[..whole.len()],
+        whole[..]
+    );
+}

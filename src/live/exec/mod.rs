@@ -42,6 +42,9 @@ pub struct Execution<'a, B: Broker> {
     session: String,
     /// An order silent this long is looked up over REST.
     order_timeout: Duration,
+    /// The journal lost entries while the session was stopped: the next reconciliation takes
+    /// the fills the broker holds as reported already (they were, before the loss).
+    pub journal_lost: bool,
     /// Fills already reported per order (from the journal), so a restart never repeats one.
     reported: HashMap<String, f64>,
     pub problems: VecDeque<ProblemOrder>,
@@ -102,11 +105,16 @@ impl<'a, B: Broker> Execution<'a, B> {
             fills: 0,
             rest_errors: 0,
             moved: BTreeSet::new(),
+            journal_lost: false,
         }
     }
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    pub fn journal_len(&self) -> Result<u64> {
+        self.journal.synced_len()
     }
 
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {

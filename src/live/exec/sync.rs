@@ -46,9 +46,37 @@ impl<B: Broker> Execution<'_, B> {
             listed: &listed,
             looked_up: &looked_up,
         });
+        if std::mem::take(&mut self.journal_lost) {
+            self.count_once(&r);
+        }
         self.settle(&r, now)?;
         mirror.prices_from_positions(now);
         Ok(Some(r))
+    }
+
+    /// After a journal loss: the session's orders at the broker, their fills marked reported
+    /// (and journaled so) instead of reported a second time, and said.
+    fn count_once(&mut self, r: &Reconciled) {
+        let mut taken = 0;
+        for (id, o) in &r.ours {
+            let filled = crate::broker::simulated::f(o.filled_qty);
+            if filled > self.reported.get(id).copied().unwrap_or(0.0) {
+                self.reported.insert(id.clone(), filled);
+                taken += 1;
+                let e = Entry::Filled {
+                    id: id.clone(),
+                    filled: o.filled_qty,
+                    at: self.now(),
+                };
+                if let Err(e) = self.journal.note(&e) {
+                    self.out.warn(format!("{e:#}"));
+                }
+            }
+        }
+        self.out.error(format!(
+            "journal rebuilt from the broker: {} order(s) of this session found there, {taken} with fills taken as already reported (not reported again)",
+            r.ours.len()
+        ));
     }
 
     /// Each id's order at the broker (`None`: it has none); ids it could not answer for are
