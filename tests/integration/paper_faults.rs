@@ -274,3 +274,45 @@ fn a_split_at_the_broker_stops_the_symbol_until_cleared() {
     });
     d.stop(child);
 }
+
+/// An Alpaca session whose journal was emptied while it was stopped: continuing says so on
+/// the console, takes the session's orders from the broker, and reports none of their fills a
+/// second time.
+#[test]
+fn an_emptied_journal_on_alpaca_is_said_and_no_fill_is_reported_twice() {
+    let mut d = Desk::new("");
+    let child = d.spawn();
+    d.wait_ready(1);
+    d.push_minutes(30, Duration::from_millis(2));
+    d.wait_decided();
+    d.wait_settled();
+    d.stop(child);
+    let fills = |d: &Desk| {
+        d.events()
+            .iter()
+            .filter(|e| matches!(e.event, Event::Fill(_)))
+            .count()
+    };
+    let before = fills(&d);
+    let orders = d.fake.orders().len();
+    assert!(
+        before >= 1 && orders >= 1,
+        "{before} fills, {orders} orders"
+    );
+    let journal = d.paper_dir().expect("session").join("journal.jsonl");
+    std::fs::write(&journal, "").expect("empty");
+    let child = d.spawn();
+    d.wait_ready(2);
+    d.until(30, "the journal loss said on the console", || {
+        d.daemon_out().contains("journal rebuilt from the broker")
+    });
+    let out = d.daemon_out();
+    assert!(
+        out.contains(&format!("{} holds 0 bytes", journal.display()))
+            && out.contains(&format!("{orders} order(s) of this session found there")),
+        "{out}"
+    );
+    d.wait_settled();
+    assert_eq!(fills(&d), before, "no fill reported twice");
+    d.stop(child);
+}
