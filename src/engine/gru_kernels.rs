@@ -176,8 +176,8 @@ fn step_rows(x: &StepIn, hw: usize, rows: Range<usize>, out: Out, save: Option<[
                 }
             }
             None => {
-                for k in 0..hw {
-                    o[k] = gates(gi, gh, bias, b_hn, h, k)[4];
+                for (k, o) in o.iter_mut().enumerate() {
+                    *o = gates(gi, gh, bias, b_hn, h, k)[4];
                 }
             }
         }
