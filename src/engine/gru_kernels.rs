@@ -122,6 +122,31 @@ pub struct StepSave<'a> {
     pub ghn: &'a mut [f32],
 }
 
+/// One row's gates at unit `k`: (r, z, n, W_hn·h + b_hn, h_t). Every slice is exactly `H`
+/// long (the r, z, n thirds taken by the caller), so the loops over `k` carry no bounds checks
+/// and vectorise.
+#[inline(always)]
+fn gates(
+    gi: [&[f32]; 3],
+    gh: [&[f32]; 3],
+    bias: [&[f32]; 3],
+    b_hn: &[f32],
+    h: &[f32],
+    k: usize,
+) -> [f32; 5] {
+    let r = sigmoid(gi[0][k] + gh[0][k] + bias[0][k]);
+    let z = sigmoid(gi[1][k] + gh[1][k] + bias[1][k]);
+    let ghn = gh[2][k] + b_hn[k];
+    let n = tanh(gi[2][k] + bias[2][k] + r * ghn);
+    [r, z, n, ghn, n + z * (h[k] - n)]
+}
+
+/// `v`'s r, z and n thirds, each exactly `hw` long.
+#[inline(always)]
+fn thirds(v: &[f32], hw: usize) -> [&[f32]; 3] {
+    [&v[..hw], &v[hw..2 * hw], &v[2 * hw..3 * hw]]
+}
+
 #[inline(always)]
 fn step_rows(x: &StepIn, hw: usize, rows: Range<usize>, out: Out, save: Option<[Out; 4]>) {
     let g3 = 3 * hw;
@@ -134,23 +159,26 @@ fn step_rows(x: &StepIn, hw: usize, rows: Range<usize>, out: Out, save: Option<[
             s[3].rows(&rows, hw),
         ]
     });
+    let bias = thirds(x.bias, hw);
+    let b_hn = &x.b_hn[..hw];
     for (i, row) in rows.clone().enumerate() {
-        let gi = &x.gi[row * g3..(row + 1) * g3];
-        let gh = &x.gh[row * g3..(row + 1) * g3];
-        let h = &x.h[row * hw..(row + 1) * hw];
-        let o = &mut h_new[i * hw..(i + 1) * hw];
-        for k in 0..hw {
-            let r = sigmoid(gi[k] + gh[k] + x.bias[k]);
-            let z = sigmoid(gi[hw + k] + gh[hw + k] + x.bias[hw + k]);
-            let ghn = gh[2 * hw + k] + x.b_hn[k];
-            let n = tanh(gi[2 * hw + k] + x.bias[2 * hw + k] + r * ghn);
-            o[k] = n + z * (h[k] - n);
-            if let Some(s) = saves.as_mut() {
-                let j = i * hw + k;
-                s[0][j] = r;
-                s[1][j] = z;
-                s[2][j] = n;
-                s[3][j] = ghn;
+        let gi = thirds(&x.gi[row * g3..(row + 1) * g3], hw);
+        let gh = thirds(&x.gh[row * g3..(row + 1) * g3], hw);
+        let h = &x.h[row * hw..][..hw];
+        let o = &mut h_new[i * hw..][..hw];
+        match saves.as_mut() {
+            Some([sr, sz, sn, sg]) => {
+                let (sr, sz) = (&mut sr[i * hw..][..hw], &mut sz[i * hw..][..hw]);
+                let (sn, sg) = (&mut sn[i * hw..][..hw], &mut sg[i * hw..][..hw]);
+                for k in 0..hw {
+                    let [r, z, n, ghn, hn] = gates(gi, gh, bias, b_hn, h, k);
+                    (sr[k], sz[k], sn[k], sg[k], o[k]) = (r, z, n, ghn, hn);
+                }
+            }
+            None => {
+                for (k, o) in o.iter_mut().enumerate() {
+                    *o = gates(gi, gh, bias, b_hn, h, k)[4];
+                }
             }
         }
     }
@@ -217,23 +245,32 @@ fn step_back_rows(s: &StepBack, dh: &[f32], hw: usize, rows: Range<usize>, d: [O
         )
     };
     for (i, row) in rows.clone().enumerate() {
-        let b = row * hw;
-        let (gh, an, hp) = (
-            &mut dgh[i * g3..(i + 1) * g3],
-            &mut dan[i * hw..(i + 1) * hw],
-            &mut dh_prev[i * hw..(i + 1) * hw],
+        // Every slice exactly `hw` long: no bounds checks in the loop, which then vectorises.
+        let at = row * hw..(row + 1) * hw;
+        let (dh, h, r) = (&dh[at.clone()], &s.h[at.clone()], &s.r[at.clone()]);
+        let (z, n, ghn) = (&s.z[at.clone()], &s.n[at.clone()], &s.ghn[at]);
+        let (dh, h, r, z, n, ghn) = (
+            &dh[..hw],
+            &h[..hw],
+            &r[..hw],
+            &z[..hw],
+            &n[..hw],
+            &ghn[..hw],
         );
+        let (gr, rest) = dgh[i * g3..][..g3].split_at_mut(hw);
+        let (gz, gn) = rest.split_at_mut(hw);
+        let (an, hp) = (&mut dan[i * hw..][..hw], &mut dh_prev[i * hw..][..hw]);
         for k in 0..hw {
-            let (g, r, z, n) = (dh[b + k], s.r[b + k], s.z[b + k], s.n[b + k]);
+            let (g, r, z, n) = (dh[k], r[k], z[k], n[k]);
             // h_t = n + z·(h − n)
             let dn = g * (1.0 - z);
-            let dz = g * (s.h[b + k] - n);
+            let dz = g * (h[k] - n);
             hp[k] = g * z;
             let a = dn * (1.0 - n * n); // through tanh
-            let dr = a * s.ghn[b + k];
-            gh[k] = dr * r * (1.0 - r);
-            gh[hw + k] = dz * z * (1.0 - z);
-            gh[2 * hw + k] = a * r;
+            let dr = a * ghn[k];
+            gr[k] = dr * r * (1.0 - r);
+            gz[k] = dz * z * (1.0 - z);
+            gn[k] = a * r;
             an[k] = a;
         }
     }
