@@ -79,6 +79,18 @@ impl BarBuilder {
     }
 
     /// Adds a 1Min bar (a new one, or a revision of one already seen).
+    /// Whether the bar starting at `closed` is the bucket right before the one holding
+    /// `minute`: still the newest closed bar when `minute` arrives.
+    pub fn just_before(&self, closed: DateTime<Utc>, minute: DateTime<Utc>) -> bool {
+        let (Some(a), Some(b)) = (
+            bucket_of(closed, self.class, self.tf),
+            bucket_of(minute, self.class, self.tf),
+        ) else {
+            return false;
+        };
+        a.end == b.start
+    }
+
     pub fn push(&mut self, minute: Bar) -> Pushed {
         let mut p = Pushed::default();
         let Some(bk) = bucket_of(minute.ts, self.class, self.tf) else {

@@ -70,6 +70,9 @@ pub struct Daemon<'a, B: Broker> {
     pub(super) exec: Execution<'a, B>,
     pub(super) mirror: Mirror,
     pub(super) builders: HashMap<String, BarBuilder>,
+    /// Per symbol, the last bar a REST gap fill closed, held until the fill's newest minute
+    /// says whether it is still the current bar (see `on_minute`).
+    pub(super) deferred: HashMap<String, crate::market::Bar>,
     pub(super) health: Health,
     /// A (re)connect of the trade stream: resync over REST before any new order.
     pub(super) needs_resync: bool,
@@ -113,6 +116,7 @@ impl<'a, B: Broker> Daemon<'a, B> {
             out,
             clock,
             builders: strategy.builders(),
+            deferred: HashMap::new(),
             settings,
             state,
             strategy,

@@ -194,21 +194,43 @@ impl<B: Broker> Daemon<'_, B> {
         catch_up: bool,
     ) -> Result<()> {
         self.saw_bar(bar.ts);
-        let Some(b) = self.builders.get_mut(&normalize_symbol(symbol)) else {
+        let key = normalize_symbol(symbol);
+        let Some(b) = self.builders.get_mut(&key) else {
             return Ok(());
         };
         let pushed = b.push(bar);
+        let current = |closed: &Bar| b.just_before(closed.ts, bar.ts);
+        // The bar a REST gap fill closed last waits for the fill's newest minute: if that
+        // minute lies in the very next bar, it is the current bar and is decided (a stream drop
+        // across a bar's close must not skip the bar); anything older is history only.
+        let deferred = if catch_up && pushed.closed.is_empty() {
+            None // still waiting for the fill's newest minute
+        } else {
+            self.deferred.remove(&key)
+        };
+        let decide_deferred =
+            !catch_up && pushed.closed.is_empty() && deferred.is_some_and(|d| current(&d));
         if pushed.late && revision {
             self.out.info(format!(
                 "{symbol}: revised minute {} arrived after its bar closed; the next bars use it",
                 bar.ts.format("%H:%M")
             ));
         }
-        for closed in pushed.closed {
-            if catch_up {
-                self.note_history(symbol, closed);
+        if let Some(d) = deferred {
+            if decide_deferred {
+                self.on_model_bar(symbol, d).await?;
             } else {
-                self.on_model_bar(symbol, closed).await?;
+                self.note_history(symbol, d);
+            }
+        }
+        let mut closed = pushed.closed.into_iter().peekable();
+        while let Some(c) = closed.next() {
+            if !catch_up {
+                self.on_model_bar(symbol, c).await?;
+            } else if closed.peek().is_none() {
+                self.deferred.insert(key.clone(), c);
+            } else {
+                self.note_history(symbol, c);
             }
         }
         if !pushed.late {

@@ -108,6 +108,17 @@ fn tear_last_line(p: &Path) -> usize {
     b.len() - keep
 }
 
+/// Appends the first half of the file's last line without its newline, as a write cut by a
+/// crash while appending the next entry leaves it.
+fn tear_after_last_line(p: &Path) {
+    let b = std::fs::read(p).unwrap();
+    let body = &b[..b.len() - 1];
+    let start = body.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1);
+    let half = &body[start..start + (body.len() - start) / 2];
+    let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+    std::io::Write::write_all(&mut f, half).unwrap();
+}
+
 /// A training run killed (-9) after `n` validations; its directory.
 fn interrupted_training(h: &Home, n: usize) -> PathBuf {
     let child = h.spawn(&["train", "SYNA", "--timesteps", "100000"]);
@@ -129,7 +140,10 @@ fn a_torn_journal_line_is_cut_before_the_next_append_and_two_restarts_read_it() 
     let journal = session.join("journal.jsonl");
     wait_until("journal entries", || lines(&journal) >= 3);
     kill9(child);
-    tear_last_line(&journal);
+    // A crash mid-append: the next entry half written after the last whole line (lines the
+    // session already recorded as written are never torn by a crash; damage to those is refused,
+    // see paper_session).
+    tear_after_last_line(&journal);
     let whole = lines(&journal);
 
     // Restart 1 continues the session and appends: the torn bytes go aside first.

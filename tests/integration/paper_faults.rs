@@ -169,6 +169,26 @@ fn a_data_stream_host_that_never_answers_trades_over_rest() {
     trades_over_rest(|f| f.blackhole_url(), |_| FakeAlpaca::refused_url());
 }
 
+/// A REST fill that spans a bar's close (the stream down, minutes 0–19 of a 15-minute bar and
+/// the next one fetched at once): the bar it closed is still the current one and is decided,
+/// though its closing minute is not the newest of the fill.
+#[test]
+fn a_rest_fill_across_a_bars_close_decides_that_bar() {
+    let mut d = Desk::new("");
+    d.extra_env
+        .push(("APCA_API_DATA_STREAM_URL", FakeAlpaca::refused_url()));
+    let child = d.spawn();
+    d.until(60, "the daemon reconciled", || {
+        d.logs("reconciled with the broker") >= 1
+    });
+    let before = d.fake.orders().len();
+    // All at once, well inside one 1 s poll interval.
+    d.push_minutes(20, Duration::ZERO);
+    d.wait_decided();
+    d.until(20, "an order over REST", || d.fake.orders().len() > before);
+    d.stop(child);
+}
+
 /// Both websockets dropped every 2 s, fills that take up to a bar, random partial fills,
 /// submits answered 500 after acceptance — and ten SIGKILLs at random moments: never two orders
 /// for one intent, and the model's position is the broker's.

@@ -252,19 +252,26 @@ fn a_local_sweep_survives_its_terminal_and_kill_9_of_its_supervisor_and_resumes_
         "1",
     ]);
     assert!(out.contains("supervisor pid"), "{out}");
-    let before = h.wait_for("task 2 to save a training state", |s| {
-        state(s, 2) == "running" && has_state(&h.path, s, 2)
-    });
-    let pid = before["plan"]["submissions"][0]["via"]["pid"]
+    let pid = h.wait_for("the supervisor's record", |s| {
+        s["plan"]["submissions"][0]["via"]["pid"].is_u64()
+    })["plan"]["submissions"][0]["via"]["pid"]
         .as_u64()
         .unwrap();
-    // It runs in a session of its own and ignores SIGHUP: the sweep survives its terminal.
+    // It runs in a session of its own and ignores SIGHUP: the sweep survives its terminal. The
+    // hang-up comes early, so that the kill below can follow task 2's first state at once (a
+    // short task finishes within a second or two on a quiet machine).
     assert_ne!(session(pid), session(u64::from(std::process::id())));
     // SAFETY (both kills): the supervisor this test started (its pid from the sweep's record).
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
-    std::thread::sleep(Duration::from_secs(1));
+    let before = h.wait_for("task 2 to save a training state", |s| {
+        state(s, 2) == "running" && has_state(&h.path, s, 2)
+    });
     assert!(session(pid).is_some(), "SIGHUP ended the supervisor");
-    assert_eq!(state(&h.status(), 2), "running", "SIGHUP stopped a task");
+    assert_eq!(
+        states(&before)[..2],
+        ["completed", "completed"],
+        "SIGHUP stopped a task: {before:#}"
+    );
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     // Its task learns of it (SIGTERM on the supervisor's death), saves and stops.
     let stopped = h.wait_for("the tasks to stop", |s| !busy(s));
