@@ -142,6 +142,43 @@ pub struct Order {
 }
 
 impl Order {
+    /// A market order for `qty` with nothing filled and no timestamps: the base the unit tests
+    /// of the money paths build their broker snapshots on (`Order { filled_qty, ..base }`).
+    pub fn market(
+        client_order_id: &str,
+        symbol: &str,
+        asset_class: BrokerAssetClass,
+        side: Side,
+        time_in_force: TimeInForce,
+        qty: Option<Decimal>,
+        status: OrderStatus,
+    ) -> Order {
+        Order {
+            id: format!("o-{client_order_id}"),
+            client_order_id: client_order_id.into(),
+            symbol: symbol.into(),
+            asset_class,
+            side,
+            order_type: OrderType::Market,
+            time_in_force,
+            qty,
+            notional: None,
+            filled_qty: Decimal::ZERO,
+            filled_avg_price: None,
+            limit_price: None,
+            stop_price: None,
+            status,
+            extended_hours: false,
+            created_at: None,
+            updated_at: None,
+            submitted_at: None,
+            filled_at: None,
+            canceled_at: None,
+            expired_at: None,
+            failed_at: None,
+        }
+    }
+
     /// The time Alpaca pages and filters orders by (`after`/`until` compare the submission time).
     pub fn listed_at(&self) -> Option<DateTime<Utc>> {
         self.submitted_at.or(self.created_at)

@@ -202,7 +202,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::types::{BrokerAssetClass, OrderType, PositionSide, TimeInForce};
+    use crate::broker::types::{BrokerAssetClass, PositionSide, TimeInForce};
     use rust_decimal::Decimal;
 
     fn order(
@@ -213,29 +213,19 @@ mod tests {
         px: Option<&str>,
         status: OrderStatus,
     ) -> Order {
+        let (crypto, gtc) = (BrokerAssetClass::Crypto, TimeInForce::Gtc);
         Order {
-            id: format!("o-{id}"),
-            client_order_id: id.into(),
-            symbol: "BTC/USD".into(),
-            asset_class: BrokerAssetClass::Crypto,
-            side,
-            order_type: OrderType::Market,
-            time_in_force: TimeInForce::Gtc,
-            qty: Some(qty.parse().unwrap()),
-            notional: None,
             filled_qty: filled.parse().unwrap(),
             filled_avg_price: px.map(|p| p.parse().unwrap()),
-            limit_price: None,
-            stop_price: None,
-            status,
-            extended_hours: false,
-            created_at: None,
-            updated_at: None,
-            submitted_at: None,
-            filled_at: None,
-            canceled_at: None,
-            expired_at: None,
-            failed_at: None,
+            ..Order::market(
+                id,
+                "BTC/USD",
+                crypto,
+                side,
+                gtc,
+                Some(qty.parse().unwrap()),
+                status,
+            )
         }
     }
 

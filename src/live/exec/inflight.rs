@@ -163,33 +163,14 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::types::{BrokerAssetClass, OrderStatus, OrderType, TimeInForce};
+    use crate::broker::types::{BrokerAssetClass, OrderStatus, TimeInForce};
     use chrono::TimeZone;
 
     fn order(cid: &str, side: Side, qty: &str, filled: &str, status: OrderStatus) -> Order {
+        let (crypto, gtc) = (BrokerAssetClass::Crypto, TimeInForce::Gtc);
         Order {
-            id: format!("o-{cid}"),
-            client_order_id: cid.into(),
-            symbol: "BTC/USD".into(),
-            asset_class: BrokerAssetClass::Crypto,
-            side,
-            order_type: OrderType::Market,
-            time_in_force: TimeInForce::Gtc,
-            qty: qty.parse().ok(),
-            notional: None,
             filled_qty: filled.parse().unwrap_or_default(),
-            filled_avg_price: None,
-            limit_price: None,
-            stop_price: None,
-            status,
-            extended_hours: false,
-            created_at: None,
-            updated_at: None,
-            submitted_at: None,
-            filled_at: None,
-            canceled_at: None,
-            expired_at: None,
-            failed_at: None,
+            ..Order::market(cid, "BTC/USD", crypto, side, gtc, qty.parse().ok(), status)
         }
     }
 

@@ -3,7 +3,7 @@
 //! positions), reconciled and held against what really happened.
 
 use super::*;
-use crate::broker::types::{BrokerAssetClass, OrderStatus, OrderType, TimeInForce};
+use crate::broker::types::{BrokerAssetClass, OrderStatus, TimeInForce};
 use crate::rng::Rng;
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -24,29 +24,12 @@ fn order(
     filled: f64,
     status: OrderStatus,
 ) -> Order {
+    let (equity, day) = (BrokerAssetClass::UsEquity, TimeInForce::Day);
     Order {
         id: id.into(),
-        client_order_id: cid.into(),
-        symbol: symbol.into(),
-        asset_class: BrokerAssetClass::UsEquity,
-        side,
-        order_type: OrderType::Market,
-        time_in_force: TimeInForce::Day,
-        qty: Some(d(qty)),
-        notional: None,
         filled_qty: d(filled),
         filled_avg_price: (filled > 0.0).then(|| d(100.0)),
-        limit_price: None,
-        stop_price: None,
-        status,
-        extended_hours: false,
-        created_at: None,
-        updated_at: None,
-        submitted_at: None,
-        filled_at: None,
-        canceled_at: None,
-        expired_at: None,
-        failed_at: None,
+        ..Order::market(cid, symbol, equity, side, day, Some(d(qty)), status)
     }
 }
 
