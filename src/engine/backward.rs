@@ -190,7 +190,7 @@ pub fn backward_mm(layers: &[LayerView], cache: &Cache, g_heads: Tensor, mm: Mm)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::flat::{views, FlatParams};
     use crate::engine::ActorCritic;
@@ -341,14 +341,15 @@ mod tests {
         v
     }
 
-    fn assert_close(hand: &[f64], reference: &[f64], tol: f64) {
-        assert_eq!(hand.len(), reference.len());
-        let scale = reference.iter().fold(0f64, |m, g| m.max(g.abs()));
+    /// The one gradient comparison of the engine's tests, shared with the GRU's.
+    pub(crate) fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0f64, |m, g| m.max(g.abs()));
         assert!(scale > 1e-6, "a vanishing reference gradient tests nothing");
-        for (i, (h, r)) in hand.iter().zip(reference).enumerate() {
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
             assert!(
-                (h - r).abs() <= tol * scale,
-                "parameter {i}: hand {h:e} vs reference {r:e} (scale {scale:e})"
+                (a - b).abs() <= tol * scale,
+                "{what}: parameter {i}: {a:e} vs {b:e} (scale {scale:e})"
             );
         }
     }
@@ -364,7 +365,7 @@ mod tests {
             );
             let (hand, stats) =
                 ppo_grad(&case.params.layers().unwrap(), &case.batch(), COEFS).unwrap();
-            assert_close(&hand_grad(&hand), &autograd_grad(&case), tol);
+            assert_close(&hand_grad(&hand), &autograd_grad(&case), tol, "autograd");
             // The statistics' losses are those the reference loss is made of.
             let s = to_f64(&stats);
             let loss = reference_loss(&case.params.layers().unwrap(), &case.batch(), COEFS);
@@ -397,7 +398,7 @@ mod tests {
                 critic: g.critic.affine(1.0 / scale, 0.0).unwrap(),
             };
             let got = hand_grad(&g);
-            assert_close(&got, &exact, tol);
+            assert_close(&got, &exact, tol, "exact");
             assert!(
                 got != exact,
                 "{mm:?}: the matmuls really ran in reduced precision"
@@ -410,7 +411,7 @@ mod tests {
             .unscale(g)
             .unwrap()
             .expect("no overflow at the initial scale");
-        assert_close(&hand_grad(&g), &exact, 5e-3);
+        assert_close(&hand_grad(&g), &exact, 5e-3, "exact");
     }
 
     #[test]
@@ -463,6 +464,6 @@ mod tests {
                 (loss_at(&up) - loss_at(&down)) / (2.0 * h)
             })
             .collect();
-        assert_close(&hand, &numeric, 1e-6);
+        assert_close(&hand, &numeric, 1e-6, "finite differences");
     }
 }

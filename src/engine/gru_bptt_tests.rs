@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::engine::amp::Amp;
+use crate::engine::backward::tests::assert_close;
 use crate::engine::gru::GruSpec;
 use crate::engine::gru_layers::FORCE_OPS;
 use crate::engine::gru_train::{ppo_grad_autograd, GruParams};
@@ -112,18 +113,6 @@ fn mask(s: &GruSpec, b: usize, dtype: DType) -> Tensor {
         .unwrap()
         .to_dtype(dtype)
         .unwrap()
-}
-
-fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f64, |m, g| m.max(g.abs()));
-    assert!(scale > 1e-6, "a vanishing reference gradient tests nothing");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * scale,
-            "{what}: parameter {i}: {a:e} vs {b:e} (scale {scale:e})"
-        );
-    }
 }
 
 #[test]
