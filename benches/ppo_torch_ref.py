@@ -7,9 +7,12 @@ Usage: ppo_torch_ref.py [--envs 64 --steps 128 --epochs 12 --mb 1024 --hidden 25
                          --window 32 --features 58 --updates 6 --threads 2]
 Prints env-steps/s over the timed updates (the first update is warm-up).
 
-quantdeck's copy of ../shared/tools/ppo_torch_ref.py, changed only by `--act` (default tanh, as
-quantdeck's network; `--act relu` is the original). `cargo bench --bench training -- --torch PY`
-runs it beside quantdeck."""
+quantdeck's copy of ../shared/tools/ppo_torch_ref.py, changed by `--act` (default tanh, as
+quantdeck's network; `--act relu` is the original) and, for a GPU host (`benches/gpu_host.sh`),
+`--device cuda`, `--compile` (torch.compile of the network) and `--bf16` (autocast matmuls in
+bf16 over f32 weights, as quantdeck's `--precision bf16`); the peak memory PyTorch allocated on
+the device follows the figure. `cargo bench --bench training -- --torch PY` runs it beside
+quantdeck."""
 import argparse, time
 import torch
 
@@ -25,9 +28,14 @@ ap.add_argument("--updates", type=int, default=6)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--bars", type=int, default=6516)
 ap.add_argument("--act", choices=["tanh", "relu"], default="tanh")
+ap.add_argument("--device", default="cpu")
+ap.add_argument("--compile", action="store_true")
+ap.add_argument("--bf16", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
+dev = torch.device(a.device)
+torch.set_default_device(dev)  # every tensor below, the env's included, lives on the device
 
 T, F, W, N, S = a.bars, a.features, a.window, a.envs, a.steps
 fm = torch.randn(T, F)
@@ -43,6 +51,20 @@ body = torch.nn.Sequential(*layers)
 pi, vf = torch.nn.Linear(d, 8), torch.nn.Linear(d, 1)
 params = list(body.parameters()) + list(pi.parameters()) + list(vf.parameters())
 opt = torch.optim.Adam(params, lr=3e-4)
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.pi, self.vf = body, pi, vf
+
+    def forward(self, x):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+            h = self.body(x)
+            return self.pi(h).float(), self.vf(h).float().squeeze(1)
+
+
+net = torch.compile(Net()) if a.compile else Net()
 
 t_idx = torch.randint(W, T - 300, (N,))
 pos = torch.zeros(N)
@@ -79,15 +101,14 @@ def update():
     obs = observe()
     with torch.no_grad():
         for _ in range(S):
-            h = body(obs)
-            logits, v = pi(h), vf(h).squeeze(1)
+            logits, v = net(obs)
             dist = torch.distributions.Categorical(logits=logits)
             act = dist.sample()
             r, dn = step(act)
             obs_b.append(obs); act_b.append(act); logp_b.append(dist.log_prob(act)); val_b.append(v)
             rew_b.append(r); done_b.append(dn.float())
             obs = observe()
-        last = vf(body(obs)).squeeze(1)
+        last = net(obs)[1]
         adv = torch.zeros(S, N)
         gae = torch.zeros(N)
         nv = last
@@ -105,8 +126,7 @@ def update():
         perm = torch.randperm(B)
         for i in range(0, B, a.mb):
             ix = perm[i:i + a.mb]
-            h = body(O[ix])
-            logits, v = pi(h), vf(h).squeeze(1)
+            logits, v = net(O[ix])
             lsm = torch.log_softmax(logits, -1)
             lp = lsm.gather(1, A[ix][:, None]).squeeze(1)
             ratio = (lp - LP[ix]).exp()
@@ -123,9 +143,20 @@ def update():
     return B
 
 
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
 update()
+sync()
 t0 = time.perf_counter()
 n = sum(update() for _ in range(a.updates))
+sync()
 dt = time.perf_counter() - t0
-print(f"torch {torch.__version__} eager CPU, {a.act}, {a.threads} threads, obs {obs_dim}, hidden {a.hidden}, "
-      f"{N}x{S}, {a.epochs} epochs, mb {a.mb}: {n / dt:.0f} env-steps/s")
+mode = ("compiled" if a.compile else "eager") + (" bf16" if a.bf16 else "")
+peak = ""
+if dev.type == "cuda":
+    peak = f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB allocated"
+print(f"torch {torch.__version__} {mode} {a.device}, {a.act}, {a.threads} threads, obs {obs_dim}, "
+      f"hidden {a.hidden}, {N}x{S}, {a.epochs} epochs, mb {a.mb}: {n / dt:.0f} env-steps/s{peak}")

@@ -1,6 +1,7 @@
 //! The command line: `quantdeck` alone opens the workstation; subcommands run each stage headless.
 
 mod data_cmd;
+mod device;
 mod export;
 mod features;
 mod jobs_cmd;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Write TensorBoard event files for training runs (every run writes one as it trains; this
     /// is for older runs, or to write one again from events.jsonl).
     Export(export::ExportArgs),
+    /// Check a compute device's arithmetic (a matmul and an MLP forward pass in f32 and bf16)
+    /// against a host f64 reference: the first command on a new GPU host.
+    Device(device::DeviceArgs),
     /// Run one task of a sweep (what the sweep's workers and Slurm array tasks run).
     #[command(hide = true)]
     SweepTask(sweep::TaskArgs),
@@ -108,6 +112,7 @@ pub fn main() -> Result<i32> {
         Some(Command::Runs(a)) => runs::run(&paths, a),
         Some(Command::Watch(a)) => watch::run(&paths, &cfg, a),
         Some(Command::Features(a)) => features::run(&paths, &cfg, a),
+        Some(Command::Device(a)) => device::run(a),
         Some(Command::Sweep(a)) => sweep::run(&paths, &cfg, cli.config.as_deref(), a),
         Some(Command::Export(a)) => export::run(&paths, a),
         Some(Command::SweepTask(a)) => sweep::task(&paths, a),

@@ -7,6 +7,7 @@ pub mod backward;
 pub mod checkpoint;
 pub mod critic;
 pub mod device;
+pub mod device_check;
 pub mod digest;
 pub mod early_stop;
 pub mod env;

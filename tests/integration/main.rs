@@ -14,6 +14,7 @@ mod features_cli;
 mod features_parity;
 mod features_roundtrip;
 mod features_talib;
+mod gpu_host;
 mod hostile_files;
 mod hostile_inputs;
 mod learning;
