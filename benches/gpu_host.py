@@ -97,7 +97,7 @@ class GpuMemory:
         return {"peak_mib": self.peak_total, "how": "nvidia-smi, device total less the idle level"}
 
 
-def train(qd, mode, precision, device, iterations, env, timeout):
+def train(qd, mode, precision, device, iterations, env, timeout, extra=()):
     """Fetches and trains SYNA in a fresh QUANTDECK_HOME; returns the figures, or the failure."""
     home = tempfile.mkdtemp(prefix=f"qd-gpu-{mode}-{precision}-")
     env = dict(env, QUANTDECK_HOME=home)
@@ -106,7 +106,7 @@ def train(qd, mode, precision, device, iterations, env, timeout):
         if code != 0:
             return {"ok": False, "error": f"fetch exited {code}: {err.strip()[-400:]}"}
         cmd = [qd, "--mode", mode, "train", "SYNA", "--device", device, "--precision", precision,
-               "--iterations", str(iterations)]
+               "--iterations", str(iterations), *extra]
         mem = GpuMemory(0) if device.startswith("cuda") else None
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         th = mem.watch(proc) if mem else None
@@ -142,11 +142,13 @@ def read_run(home):
     ppo, window = manifest["config"]["ppo"], manifest["config"]["features"]["window"]
     sizing = {"source": "config", "n_envs": ppo["n_envs"], "n_steps": ppo["n_steps"],
               "minibatch": ppo["minibatch"], "hidden": ppo["hidden_dims"]}
-    sps, features = [], None
+    sps, features, first = [], None, None
     for line in (run_dir / "events.jsonl").read_text().splitlines():
         ev = json.loads(line)["event"]
         if ev.get("type") == "update":
             sps.append(ev["sps"])
+            if first is None:
+                first = {k: ev.get(k) for k in ("mean_reward", "policy_loss", "value_loss", "entropy", "approx_kl")}
         elif ev.get("type") == "log":
             m = SIZES.search(ev["message"])
             if m:
@@ -157,7 +159,8 @@ def read_run(home):
                 features, window = int(m[1]), int(m[2])
     timed = sps[1:] or sps  # the first update carries the warm-up
     return {"env_steps_per_s": statistics.median(timed) if timed else None, "updates_sps": sps,
-            "sizing": sizing, "epochs": ppo["epochs"], "features": features, "window": window}
+            "sizing": sizing, "epochs": ppo["epochs"], "features": features, "window": window,
+            "first_update": first}
 
 
 def torch_ref(python, run_res, device, precision, compiled, iterations, timeout):
@@ -231,6 +234,12 @@ def main():
     report["device_check"] = json.loads(out) if code in (0, 1) and out.strip() else {"ok": False, "error": err.strip()}
     if not report["device_check"].get("ok"):
         print(f"device check failed: {report['device_check']}", file=sys.stderr)
+    if a.device != "cpu":
+        # One PPO update at quick_test's own sizes on the device and on the CPU, same seed: the
+        # first update's rollout reward and losses side by side (not bit-equal: summation order).
+        report["update_parity"] = {
+            d: train(qd, "quick_test", "f32", d, 1, env, a.timeout, ("--gpu-sizing", "off")).get("first_update")
+            for d in (a.device, "cpu")}
     torch_ok = has_torch(a.python)
     if not torch_ok:
         report["torch"] = f"{a.python} has no torch: the PyTorch columns are empty"
