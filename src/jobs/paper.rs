@@ -5,33 +5,31 @@
 //! into the run directory, alerts to the notification queue.
 
 use super::ctx::Ctx;
+use super::paper_feed::alpaca_feed;
 use super::replay::{ReplaySpec, Window};
-use super::{resolve_model, JobSummary, PaperOutput, RunDir};
+use super::{resolve_model, JobSummary, PaperOutput};
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
 use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
-use crate::config::{BarSource, Config};
-use crate::data::alpaca::stream::{spawn_bar_stream, BarFeed, DataStreamSettings, StockFeed};
-use crate::data::alpaca::{load_credentials, ClientSettings, DataClient};
+use crate::config::Config;
+use crate::data::alpaca::load_credentials;
 use crate::data::Store;
 use crate::engine::{checkpoint, HostPolicy, ModelMeta};
 use crate::eval::GateClass;
 use crate::features::FeatureSpec;
-use crate::live::feed::{AlpacaFeed, ReplayFeed};
+use crate::live::feed::ReplayFeed;
 use crate::live::ids::session_tag;
 use crate::live::journal::Journal;
 use crate::live::state::DaemonState;
 use crate::live::{Alert, AsyncFeed, Daemon, Ended, ModelSlot, Output, Settings, Strategy};
 use crate::market::{AssetClass, Bar, Symbol};
 use crate::notify::Notifier;
-use crate::paths::Paths;
 use crate::sim::{Account, Rules, TradingRules};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use chrono::{Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(super) use super::paper_claim::{broker_kind, Claimed};
-use super::paper_claim::{lock, SessionInfo, LOCK_FILE, SESSION_FILE};
 
 pub const NO_TRADING_KEYS: &str = "paper trading on Alpaca needs paper trading keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys), made under Paper Trading → API Keys in the Alpaca dashboard. Without keys, `quantdeck paper RUN` trades on the built-in simulated broker (live.broker = \"sim\")";
 
@@ -587,168 +585,4 @@ async fn run_alpaca(
     let ended = run_daemon(&out, &mut d, feed, Some(trades)).await?;
     let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
     Ok((ended, summary(ctx, &d, &runs)))
-}
-
-/// Alpaca's bars for `symbols`: the stream (stocks and crypto apart) or REST polling, with the
-/// minutes since `since` fetched over REST first.
-pub(super) fn alpaca_feed(
-    ctx: &Ctx<'_>,
-    creds: &crate::data::alpaca::Credentials,
-    symbols: Vec<Symbol>,
-    since: chrono::DateTime<Utc>,
-) -> Result<AlpacaFeed> {
-    let cfg = ctx.cfg;
-    let data = Arc::new(DataClient::new(
-        ClientSettings::from_config(&cfg.data),
-        creds.clone(),
-    )?);
-    let mut streams = Vec::new();
-    let mut poll_reason = None;
-    if cfg.live.bars == BarSource::Stream {
-        let ds = DataStreamSettings::from_env();
-        let stocks: Vec<String> = symbols
-            .iter()
-            .filter(|s| s.class == AssetClass::Equity)
-            .map(|s| s.name.clone())
-            .collect();
-        let crypto: Vec<String> = symbols
-            .iter()
-            .filter(|s| s.class == AssetClass::Crypto)
-            .map(|s| s.name.clone())
-            .collect();
-        if !stocks.is_empty() {
-            let feed = StockFeed::parse(&cfg.live.feed).unwrap_or(StockFeed::Iex);
-            if let Some(w) = test_feed_warning(feed, &stocks) {
-                ctx.sink.warn(w);
-            }
-            streams.push(spawn_bar_stream(
-                ds.clone(),
-                creds.clone(),
-                BarFeed::Stocks(feed),
-                stocks,
-            ));
-        }
-        if !crypto.is_empty() {
-            streams.push(spawn_bar_stream(ds, creds.clone(), BarFeed::Crypto, crypto));
-        }
-    } else {
-        poll_reason = Some("live.bars = \"poll\"".to_string());
-    }
-    Ok(AlpacaFeed::new(
-        streams,
-        data,
-        symbols,
-        since,
-        std::time::Duration::from_secs(cfg.live.poll_interval_s),
-        poll_reason,
-    ))
-}
-
-/// Flatten-all on a session whose daemon is not running: this process takes the session's lock
-/// (so no daemon starts meanwhile), latches flatten in its state, and does it at the broker —
-/// reporting in the session's own events, as the daemon would.
-pub fn flatten_now(paths: &Paths, cfg: &Config, run_id: &str) -> Result<String> {
-    let dir = RunDir::open(paths, run_id)?;
-    let file = dir.artifact(SESSION_FILE);
-    let text = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "{run_id} is not a paper session ({} missing)",
-            file.display()
-        )
-    })?;
-    let info: SessionInfo =
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", file.display()))?;
-    let _lock = lock(
-        &dir.artifact(LOCK_FILE),
-        &format!("paper session {run_id} is running: it takes the command itself"),
-    )?;
-    // The queued command is now done here.
-    let _ = crate::live::commands::take(&dir.path);
-    let sink = super::EventSink::to_file(run_id, &dir.events_path())?;
-    let cancel = super::CancelToken::new();
-    let out = PaperOutput::new(&sink, &cancel).with_notifier(Notifier::start(&cfg.notify));
-    let mut state = DaemonState::load(&dir.path)?
-        .ok_or_else(|| anyhow!("{run_id} never started trading: nothing to flatten"))?;
-    state.flatten = Some(crate::live::state::Flatten {
-        requested: Utc::now(),
-        by: "cli".into(),
-        done: None,
-        ok: false,
-        rows: Vec::new(),
-    });
-    state.save(&dir.path)?;
-    out.alert(&Alert::KillSwitch {
-        detail: "flatten all, asked by cli (daemon not running)".into(),
-    });
-    let journal = Journal::open(&dir.artifact(crate::live::JOURNAL))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let none = Strategy::Models(Vec::new());
-    let result = rt.block_on(async {
-        match info.broker {
-            BrokerKind::Sim => {
-                let broker = SimBroker::open(
-                    cfg.backtest.initial_cash,
-                    SimCosts {
-                        slippage: cfg.backtest.slippage,
-                        commission: cfg.backtest.commission,
-                    },
-                    cfg.env.allow_short_equity,
-                    Some(dir.artifact(crate::live::SIM_BROKER)),
-                )?;
-                let s = settings(cfg, 0.0);
-                let mut d = Daemon::new(dir.path.clone(), &out, broker, s, state, journal, none);
-                d.flatten_once().await
-            }
-            _ => {
-                let creds = load_credentials()?
-                    .0
-                    .ok_or_else(|| anyhow!(NO_TRADING_KEYS))?;
-                let client =
-                    TradingClient::new(TradingSettings::from_env(cfg.live.allow_live), creds)?;
-                let s = settings(cfg, 0.0);
-                let mut d = Daemon::new(dir.path.clone(), &out, client, s, state, journal, none);
-                d.flatten_once().await
-            }
-        }
-    })?;
-    if let Some(n) = out.notifier() {
-        n.wait_sent(1, std::time::Duration::from_secs(3));
-    }
-    Ok(result)
-}
-
-/// Alpaca's `test` stock feed streams only FAKEPACA: models on other symbols would wait forever.
-fn test_feed_warning(feed: StockFeed, stocks: &[String]) -> Option<String> {
-    let silent: Vec<&str> = stocks
-        .iter()
-        .map(String::as_str)
-        .filter(|s| *s != "FAKEPACA")
-        .collect();
-    (feed == StockFeed::Test && !silent.is_empty()).then(|| {
-        format!(
-            "live.feed = \"test\" streams only FAKEPACA: {} will get no live bars from it. \
-             Use iex or sip to trade them; outside market hours, a crypto model trades around \
-             the clock",
-            silent.join(", ")
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_test_feed_warns_about_every_symbol_it_will_not_stream() {
-        let syms = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let w = test_feed_warning(StockFeed::Test, &syms(&["AAPL", "FAKEPACA", "MSFT"])).unwrap();
-        assert!(w.contains(": AAPL, MSFT will get no live bars"), "{w}");
-        assert_eq!(
-            test_feed_warning(StockFeed::Test, &syms(&["FAKEPACA"])),
-            None
-        );
-        assert_eq!(test_feed_warning(StockFeed::Iex, &syms(&["AAPL"])), None);
-    }
 }

@@ -4,9 +4,10 @@
 
 use super::ctx::Ctx;
 use super::paper::{
-    alpaca_client, alpaca_feed, check_verdict, finish, open_state, output, run_daemon, settings,
-    sim_broker, summary, Claimed,
+    alpaca_client, check_verdict, finish, open_state, output, run_daemon, settings, sim_broker,
+    summary, Claimed,
 };
+use super::paper_feed::alpaca_feed;
 use super::resolve_model;
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
 use crate::broker::{Broker, BrokerKind, SimBroker};
