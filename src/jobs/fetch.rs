@@ -1,19 +1,17 @@
-//! The fetch job: the synthetic market, or Alpaca. Alpaca requests run as tokio tasks within the
-//! shared rate limit; each page comes back over a channel and is merged into the store at once, so
-//! an interrupted fetch keeps what it got and a rerun continues after the last stored bar.
+//! The fetch job: the synthetic market, or Alpaca (`fetch_alpaca`: requests as tokio tasks
+//! within the shared rate limit, each page merged into the store at once, so an interrupted fetch
+//! keeps what it got and a rerun continues after the last stored bar).
 
 use super::ctx::Ctx;
+use super::fetch_alpaca::fetch_alpaca;
 use super::rundir::DataRef;
 use super::{Event, JobSummary};
 use crate::config::DataSource;
-use crate::data::alpaca::{load_credentials, AlpacaError, ClientSettings, DataClient};
 use crate::data::load::{data_days, generate_synthetic};
-use crate::data::{budget, plan, SeriesInfo, Store};
-use crate::market::{AssetClass, Bar, Symbol};
-use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, TimeZone, Utc};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use crate::data::{budget, SeriesInfo, Store};
+use crate::market::{AssetClass, Symbol};
+use anyhow::{bail, Result};
+use chrono::Utc;
 
 pub const NO_KEYS: &str = "no Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or ALPACA_KEYS_FILE=/path/to/keys). \
 Without keys, use the built-in synthetic market (data.source = \"synthetic\") or bring your own bars with `quantdeck import FILE SYMBOL`; \
@@ -31,7 +29,7 @@ pub(super) fn fetch(ctx: &Ctx, names: &[String]) -> Result<String> {
     }
     match cfg.data.source {
         DataSource::Synthetic => fetch_synthetic(ctx, &wanted),
-        DataSource::Alpaca => fetch_alpaca(ctx, &wanted),
+        DataSource::Alpaca => fetch_alpaca(ctx, &wanted, Utc::now()),
         DataSource::Store => bail!("data.source = \"store\": nothing to fetch — add bars with `quantdeck import FILE SYMBOL`"),
     }
 }
@@ -61,7 +59,7 @@ pub(super) fn fetch_portfolio(ctx: &Ctx) -> Result<String> {
         ..*ctx
     };
     match cfg.data.source {
-        DataSource::Alpaca => fetch_alpaca(&sub, &names),
+        DataSource::Alpaca => fetch_alpaca(&sub, &names, Utc::now()),
         DataSource::Store => bail!("data.source = \"store\": nothing to fetch — add bars with `quantdeck import FILE SYMBOL`"),
         DataSource::Synthetic => {
             let (start, end) = pf.days()?;
@@ -100,7 +98,7 @@ pub(super) fn fetch_portfolio(ctx: &Ctx) -> Result<String> {
 }
 
 /// What the store now holds for a series, as an event (live progress and the final report).
-fn fetched(info: &SeriesInfo) -> Event {
+pub(super) fn fetched(info: &SeriesInfo) -> Event {
     Event::SymbolFetched {
         symbol: info.symbol.clone(),
         timeframe: info.timeframe,
@@ -111,7 +109,7 @@ fn fetched(info: &SeriesInfo) -> Event {
     }
 }
 
-fn record(ctx: &Ctx, info: &SeriesInfo) -> Result<()> {
+pub(super) fn record(ctx: &Ctx, info: &SeriesInfo) -> Result<()> {
     ctx.sink.emit(fetched(info));
     ctx.run.update(|m| {
         m.data.push(DataRef {
@@ -126,7 +124,12 @@ fn record(ctx: &Ctx, info: &SeriesInfo) -> Result<()> {
     })
 }
 
-fn outcome(ctx: &Ctx, stored: &[String], failed: &[String], what: &str) -> Result<String> {
+pub(super) fn outcome(
+    ctx: &Ctx,
+    stored: &[String],
+    failed: &[String],
+    what: &str,
+) -> Result<String> {
     let ok = stored.len();
     ctx.set_summary(JobSummary::Fetch {
         stored: stored.to_vec(),
@@ -150,7 +153,7 @@ fn outcome(ctx: &Ctx, stored: &[String], failed: &[String], what: &str) -> Resul
 
 /// Refuses, before any work, a date range whose series would not fit in memory (a series is
 /// generated or merged whole); warns when it would take a large share.
-fn check_fits(ctx: &Ctx, symbols: &[Symbol]) -> Result<()> {
+pub(super) fn check_fits(ctx: &Ctx, symbols: &[Symbol]) -> Result<()> {
     let tf = ctx.cfg.data.timeframe;
     let (first, last) = data_days(ctx.cfg)?;
     for class in AssetClass::ALL {
@@ -210,248 +213,4 @@ fn fetch_synthetic(ctx: &Ctx, wanted: &[String]) -> Result<String> {
         });
     }
     outcome(ctx, &ok, &failed, "synthetic market")
-}
-
-/// One request stream: symbols sharing a range (a multi-symbol request) or one symbol.
-#[derive(Debug, Clone)]
-struct Task {
-    symbols: Vec<Symbol>,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-}
-
-enum Msg {
-    Page(BTreeMap<String, Vec<Bar>>),
-    Done(Task, Result<(), String>, bool),
-}
-
-fn fetch_alpaca(ctx: &Ctx, wanted: &[String]) -> Result<String> {
-    let cfg = ctx.cfg;
-    let tf = cfg.data.timeframe;
-    let symbols: Vec<Symbol> = wanted
-        .iter()
-        .map(|n| ctx.cfg.universe.resolve(n))
-        .collect::<Result<_>>()?;
-    check_fits(ctx, &symbols)?;
-    let (first_day, last_day) = data_days(cfg)?;
-    let (creds, warnings) = load_credentials()?;
-    for w in warnings {
-        ctx.sink.warn(w);
-    }
-    let creds = creds.ok_or_else(|| anyhow!(NO_KEYS))?;
-    let start = Utc.from_utc_datetime(&first_day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let end = Utc
-        .from_utc_datetime(&last_day.and_hms_opt(23, 59, 59).unwrap_or_default())
-        .min(Utc::now());
-    if end <= start {
-        bail!("data.end must be after data.start");
-    }
-    let store = Store::new(&ctx.paths.data);
-
-    // Plan: only what the store lacks — before its first bar, after its last, and the holes
-    // between (see `data::plan`).
-    let mut full: BTreeMap<AssetClass, Vec<Symbol>> = BTreeMap::new();
-    let mut tasks = Vec::new();
-    for sym in &symbols {
-        // Only Alpaca's own bars count as fetched: another source's go aside first.
-        if let Some(note) = store.set_aside_other_source(sym, tf, "alpaca")? {
-            ctx.sink.warn(note);
-        }
-        let have = match store.read_or_quarantine(sym, tf) {
-            Ok(b) => b,
-            Err(e) => {
-                ctx.sink
-                    .warn(format!("{sym}: cached file unreadable, refetching: {e:#}"));
-                None
-            }
-        };
-        match have.as_deref() {
-            None | Some([]) => full.entry(sym.class).or_default().push(sym.clone()),
-            Some(bars) => {
-                let stamps: Vec<DateTime<Utc>> = bars.iter().map(|b| b.ts).collect();
-                let p = plan::plan(&stamps, sym.class, tf, start, end, plan::MAX_RANGES);
-                if p.runs > 1 {
-                    ctx.sink.info(format!(
-                        "{sym}: {} missing {tf} bars in {} runs → {} request range(s)",
-                        p.missing,
-                        p.runs,
-                        p.ranges.len()
-                    ));
-                }
-                for (a, b) in p.ranges {
-                    tasks.push(Task {
-                        symbols: vec![sym.clone()],
-                        start: a,
-                        end: b,
-                    });
-                }
-            }
-        }
-    }
-    for group in full.into_values() {
-        for chunk in group.chunks(20) {
-            tasks.push(Task {
-                symbols: chunk.to_vec(),
-                start,
-                end,
-            });
-        }
-    }
-    ctx.sink.info(format!(
-        "Alpaca {tf}: {} request stream(s) for {} symbol(s), feed {}",
-        tasks.len(),
-        symbols.len(),
-        cfg.data.feed
-    ));
-
-    let settings = ClientSettings::from_config(&cfg.data);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let mut fatal: Option<anyhow::Error> = None;
-    let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    rt.block_on(async {
-        let client = Arc::new(DataClient::new(settings, creds)?);
-        let permits = Arc::new(tokio::sync::Semaphore::new(cfg.data.concurrency.max(1)));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(16);
-        let mut set = tokio::task::JoinSet::new();
-        let spawn = |set: &mut tokio::task::JoinSet<()>, task: Task| {
-            let (client, permits, tx) = (client.clone(), permits.clone(), tx.clone());
-            set.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
-                let page_tx = tx.clone();
-                let res = client
-                    .fetch_bars(&task.symbols, tf, task.start, task.end, |page| {
-                        page_tx.try_send(Msg::Page(page)).or_else(|e| match e {
-                            tokio::sync::mpsc::error::TrySendError::Full(m) => {
-                                // Backpressure without blocking the runtime thread for long.
-                                tokio::task::block_in_place(|| page_tx.blocking_send(m)).map_err(|_| anyhow!("fetch job stopped"))
-                            }
-                            tokio::sync::mpsc::error::TrySendError::Closed(_) => Err(anyhow!("fetch job stopped")),
-                        })
-                    })
-                    .await;
-                let (res, split) = match res {
-                    Ok(_) => (Ok(()), false),
-                    Err(e) => {
-                        let is_symbol = e.downcast_ref::<AlpacaError>().is_some_and(|a| {
-                            matches!(a, AlpacaError::UnknownSymbol { .. }) || matches!(a, AlpacaError::BadRequest { param, .. } if param == "symbols")
-                        });
-                        (Err(format!("{e:#}")), is_symbol && task.symbols.len() > 1)
-                    }
-                };
-                let _ = tx.send(Msg::Done(task, res, split)).await;
-            });
-        };
-        let total = tasks.len();
-        for t in tasks {
-            spawn(&mut set, t);
-        }
-        let mut done = 0usize;
-        let mut open = total;
-        while open > 0 {
-            if ctx.cancel.is_cancelled() {
-                set.abort_all();
-                break;
-            }
-            let msg = tokio::select! {
-                m = rx.recv() => m,
-                // A task that panicked never sends its Done: fail instead of waiting forever.
-                Some(Err(e)) = set.join_next(), if !set.is_empty() => {
-                    if e.is_panic() {
-                        fatal = Some(anyhow!("a fetch task crashed: {e}"));
-                        set.abort_all();
-                        break;
-                    }
-                    continue;
-                }
-                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                    if ctx.cancel.is_cancelled() { set.abort_all(); break; }
-                    continue;
-                }
-            };
-            let Some(msg) = msg else { break };
-            match msg {
-                Msg::Page(page) => {
-                    for (name, bars) in page {
-                        let sym = symbols.iter().find(|s| s.name == name).cloned().unwrap_or_else(|| Symbol::parse(&name));
-                        let info = match store.merge(&sym, tf, &bars, "alpaca") {
-                            Ok(i) => i,
-                            Err(e) => {
-                                fatal = Some(e.context(format!("storing {name}")));
-                                set.abort_all();
-                                open = 0;
-                                break;
-                            }
-                        };
-                        *got.entry(name.clone()).or_default() += bars.len();
-                        // Live per-symbol progress: what the store holds for it now.
-                        ctx.sink.emit(fetched(&info));
-                        ctx.sink.emit(Event::Progress { done: done as u64, total: total as u64, message: format!("{name}: +{} bars", got[&name]) });
-                    }
-                }
-                Msg::Done(task, res, split) => {
-                    open -= 1;
-                    done += 1;
-                    match res {
-                        Ok(()) => {}
-                        Err(_) if split => {
-                            // Isolate the bad symbol: retry each symbol of the group on its own.
-                            for s in task.symbols {
-                                open += 1;
-                                spawn(&mut set, Task { symbols: vec![s], start: task.start, end: task.end });
-                            }
-                        }
-                        Err(e) => {
-                            let names: Vec<_> = task.symbols.iter().map(|s| s.name.clone()).collect();
-                            let auth = e.contains("(401)") || e.contains("(403)");
-                            for n in &names {
-                                failed.insert(n.clone(), e.clone());
-                            }
-                            ctx.sink.error(format!("{}: {e}", names.join(",")));
-                            if auth {
-                                fatal = Some(anyhow!(e));
-                                set.abort_all();
-                                open = 0;
-                            }
-                        }
-                    }
-                    ctx.sink.emit(Event::Progress { done: done as u64, total: total as u64, message: "requests".into() });
-                }
-            }
-        }
-        Ok::<(), anyhow::Error>(())
-    })?;
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    let mut ok = Vec::new();
-    let mut failures = Vec::new();
-    let unique: BTreeSet<&Symbol> = symbols.iter().collect();
-    for sym in unique {
-        if let Some(e) = failed.get(&sym.name) {
-            failures.push(format!("{sym}: {e}"));
-            continue;
-        }
-        match store.info(sym, tf) {
-            Some(info) if info.bars > 0 && info.source == "alpaca" => {
-                ok.push(info.symbol.clone());
-                record(ctx, &info)?;
-            }
-            _ => {
-                let msg = format!("{sym}: Alpaca returned no {tf} bars in {} → {} (unknown symbol, or no trading in that range)", cfg.data.start, cfg.data.end);
-                ctx.sink.error(msg.clone());
-                failures.push(msg);
-            }
-        }
-    }
-    if ctx.cancel.is_cancelled() {
-        return Ok(format!(
-            "stopped; {} symbol(s) complete, partial data kept",
-            ok.len()
-        ));
-    }
-    outcome(ctx, &ok, &failures, "Alpaca")
 }

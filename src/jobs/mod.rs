@@ -8,6 +8,7 @@ mod ctx;
 pub mod estimate;
 pub mod events;
 mod fetch;
+mod fetch_alpaca;
 mod gate;
 mod gate_check;
 mod paper;
