@@ -86,103 +86,21 @@ pub fn run(
 ) -> Result<String> {
     let events = EventTable::load(&paths.home);
     // A resumed training run continues with its own configuration, in its own directory.
-    let mut resume_point = None;
-    let mut resume_cfg = None;
-    if let JobRequest::ResumeTrain {
-        run,
-        checkpoint,
-        device,
-        expect,
-    } = req
-    {
-        let (point, c) = super::resume::prepare(
-            paths,
-            (run.as_deref(), checkpoint.as_deref()),
-            device.as_deref(),
-            expect.as_deref(),
-            &events,
-        )?;
-        resume_cfg = Some(c);
-        resume_point = Some(point);
-    }
-    let cfg = resume_cfg.as_ref().unwrap_or(cfg);
-    let (label, parent) = match req {
-        JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
-        JobRequest::FetchPortfolio => ("portfolio".to_string(), None),
-        JobRequest::Fetch { symbols } => (symbols.join("-"), None),
-        JobRequest::Train { symbol, .. } => (symbol.clone(), None),
-        JobRequest::TrainPortfolio => (super::PORTFOLIO_LABEL.to_string(), None),
-        JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
-            let id = resolve_train_run(paths, train_run)?;
-            let m = RunDir::open(paths, &id)?.read_manifest()?;
-            (m.label, Some(id))
-        }
-        JobRequest::Paper { .. } | JobRequest::ResumeTrain { .. } => (String::new(), None),
-    };
+    let resume = prepare_resume(paths, req, &events)?;
+    let cfg = resume.as_ref().map_or(cfg, |(_, c)| c);
+    let resume_point = resume.as_ref().map(|(p, _)| p);
+    let (label, parent) = label_and_parent(paths, req)?;
     let kind = req.kind();
-    // A paper session may continue in its existing directory; every other job gets a new one.
-    let mut claimed = None;
-    let mut resume_note = None;
-    // Held until the job ends: a training run is written by one process at a time.
-    let mut run_lock = None;
-    let (dir, manifest) = match req {
-        JobRequest::Paper {
-            train_runs,
-            new_session,
-            replay,
-            ..
-        } => {
-            // A replayed window is a session of its own.
-            let fresh = *new_session || replay.is_some();
-            let c = super::paper_claim::claim(paths, cfg, train_runs, fresh)?;
-            let dm = (c.dir.clone(), c.manifest.clone());
-            claimed = Some(c);
-            dm
-        }
-        JobRequest::ResumeTrain { .. } => {
-            let point = resume_point
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
-            let r = super::resume::open_run(paths, point)?;
-            resume_note = r.note;
-            run_lock = Some(r.lock);
-            (r.dir, r.manifest)
-        }
-        _ => {
-            let (dir, manifest) = RunDir::create(
-                paths,
-                kind,
-                &label,
-                serde_json::to_value(cfg)?,
-                parent.clone(),
-            )?;
-            if kind == JobKind::Train {
-                run_lock = Some(dir.lock()?);
-            }
-            (dir, manifest)
-        }
-    };
+    let opened = open_dir(paths, cfg, req, &label, parent.clone(), resume_point)?;
     let label = if label.is_empty() {
-        manifest.label.clone()
+        opened.manifest.label.clone()
     } else {
         label
     };
-    let run = Arc::new(ActiveRun::new(dir, manifest));
+    let run = Arc::new(ActiveRun::new(opened.dir, opened.manifest));
     let events_lost = resume_point.is_some()
         && std::fs::metadata(run.dir.events_path()).map_or(true, |m| m.len() == 0);
-    let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
-    if let Some(o) = observer {
-        sink = sink.observe(o);
-    }
-    if kind == JobKind::Train {
-        // Every training run also writes TensorBoard's event file (`tensorboard`).
-        let portfolio = matches!(req, JobRequest::TrainPortfolio)
-            || resume_point
-                .as_ref()
-                .is_some_and(|p| p.meta.layout.portfolio.is_some());
-        let episode_len = super::tensorboard::episode_len(cfg, portfolio);
-        sink = sink.observe(super::tensorboard::observer(&run.dir.path, episode_len));
-    }
+    let sink = open_sink(&run, cfg, req, observer, resume_point)?;
     sink.emit(Event::Started {
         kind,
         label: label.clone(),
@@ -193,7 +111,7 @@ pub fn run(
         sink.warn(format!("event table: {w}"));
     }
     if resume_point.is_some() {
-        super::resume::announce(&run.dir, &sink, resume_note, events_lost);
+        super::resume::announce(&run.dir, &sink, opened.resume_note, events_lost);
     }
     // A paper daemon beats from its loop once it runs; until then (models, broker) this
     // thread beats as often, so a slow start does not look down.
@@ -202,7 +120,6 @@ pub fn run(
         _ => super::rundir::HEARTBEAT_EVERY,
     };
     let heartbeat = Heartbeat::start(run.clone(), every);
-
     let ctx = Ctx {
         paths,
         cfg,
@@ -211,38 +128,12 @@ pub fn run(
         cancel,
         events,
     };
-    let parent = parent.unwrap_or_default();
-    let result = match req {
-        JobRequest::Fetch { symbols } => super::fetch::fetch(&ctx, symbols),
-        JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(&ctx),
-        JobRequest::Train { symbol, group } => {
-            if let Some(g) = group {
-                run.update(|m| m.group = Some(g.clone()))?;
-            }
-            super::train::train(&ctx, symbol)
-        }
-        JobRequest::TrainPortfolio => super::train_portfolio::train(&ctx),
-        JobRequest::ResumeTrain { .. } => match &resume_point {
-            Some(point) if point.meta.layout.portfolio.is_some() => {
-                super::train_portfolio::resume(&ctx, point)
-            }
-            Some(point) => super::train::resume(&ctx, point),
-            None => Err(anyhow::anyhow!("resume point not located")),
-        },
-        JobRequest::Gate { .. } => super::gate::gate(&ctx, &parent),
-        JobRequest::WalkForward { period, .. } => {
-            super::walkforward::walk_forward(&ctx, &parent, period)
-        }
-        JobRequest::Paper {
-            bars,
-            replay,
-            confirm_live,
-            ..
-        } => match &claimed {
-            Some(c) => super::paper::paper(&ctx, c, *bars, replay.as_ref(), *confirm_live),
-            None => Err(anyhow::anyhow!("paper session not claimed")),
-        },
+    let target = Target {
+        parent: parent.unwrap_or_default(),
+        resume_point,
+        claimed: opened.claimed.as_ref(),
     };
+    let result = dispatch(&ctx, req, &target);
     heartbeat.stop();
     let (status, message) = match &result {
         Ok(msg) if cancel.is_cancelled() => (JobStatus::Cancelled, format!("cancelled: {msg}")),
@@ -258,11 +149,184 @@ pub fn run(
     });
     run.finish(status, &message)?;
     // Released only once the manifest says how the run ended.
-    drop(run_lock);
+    drop(opened.run_lock);
     tracing::info!("job {} {}: {message}", run.id(), status.as_str());
     match result {
         Ok(_) => Ok(run.id().to_string()),
         Err(e) => Err(e.context(format!("run {} failed", run.id()))),
+    }
+}
+
+/// A training resume's point and the run's own configuration (None for every other job).
+fn prepare_resume(
+    paths: &Paths,
+    req: &JobRequest,
+    events: &EventTable,
+) -> Result<Option<(super::resume::ResumePoint, Config)>> {
+    let JobRequest::ResumeTrain {
+        run,
+        checkpoint,
+        device,
+        expect,
+    } = req
+    else {
+        return Ok(None);
+    };
+    super::resume::prepare(
+        paths,
+        (run.as_deref(), checkpoint.as_deref()),
+        device.as_deref(),
+        expect.as_deref(),
+        events,
+    )
+    .map(Some)
+}
+
+/// The run's label (empty: taken from the manifest it reopens) and the training run it evaluates.
+fn label_and_parent(paths: &Paths, req: &JobRequest) -> Result<(String, Option<String>)> {
+    Ok(match req {
+        JobRequest::Fetch { symbols } if symbols.is_empty() => ("universe".to_string(), None),
+        JobRequest::FetchPortfolio => ("portfolio".to_string(), None),
+        JobRequest::Fetch { symbols } => (symbols.join("-"), None),
+        JobRequest::Train { symbol, .. } => (symbol.clone(), None),
+        JobRequest::TrainPortfolio => (super::PORTFOLIO_LABEL.to_string(), None),
+        JobRequest::Gate { train_run } | JobRequest::WalkForward { train_run, .. } => {
+            let id = resolve_train_run(paths, train_run)?;
+            let m = RunDir::open(paths, &id)?.read_manifest()?;
+            (m.label, Some(id))
+        }
+        JobRequest::Paper { .. } | JobRequest::ResumeTrain { .. } => (String::new(), None),
+    })
+}
+
+/// The job's run directory, and what is held while it runs.
+struct Opened {
+    dir: RunDir,
+    manifest: super::Manifest,
+    claimed: Option<super::paper_claim::Claimed>,
+    resume_note: Option<String>,
+    /// Held until the job ends: a training run is written by one process at a time.
+    run_lock: Option<crate::data::store::SeriesLock>,
+}
+
+/// A paper session may continue in its existing directory, a resume reopens its run; every other
+/// job gets a new one.
+fn open_dir(
+    paths: &Paths,
+    cfg: &Config,
+    req: &JobRequest,
+    label: &str,
+    parent: Option<String>,
+    resume_point: Option<&super::resume::ResumePoint>,
+) -> Result<Opened> {
+    let mut opened = match req {
+        JobRequest::Paper {
+            train_runs,
+            new_session,
+            replay,
+            ..
+        } => {
+            // A replayed window is a session of its own.
+            let fresh = *new_session || replay.is_some();
+            let c = super::paper_claim::claim(paths, cfg, train_runs, fresh)?;
+            Opened {
+                dir: c.dir.clone(),
+                manifest: c.manifest.clone(),
+                claimed: Some(c),
+                resume_note: None,
+                run_lock: None,
+            }
+        }
+        JobRequest::ResumeTrain { .. } => {
+            let point = resume_point.ok_or_else(|| anyhow::anyhow!("resume point not located"))?;
+            let r = super::resume::open_run(paths, point)?;
+            Opened {
+                dir: r.dir,
+                manifest: r.manifest,
+                claimed: None,
+                resume_note: r.note,
+                run_lock: Some(r.lock),
+            }
+        }
+        _ => {
+            let (dir, manifest) =
+                RunDir::create(paths, req.kind(), label, serde_json::to_value(cfg)?, parent)?;
+            Opened {
+                dir,
+                manifest,
+                claimed: None,
+                resume_note: None,
+                run_lock: None,
+            }
+        }
+    };
+    if req.kind() == JobKind::Train && opened.run_lock.is_none() {
+        opened.run_lock = Some(opened.dir.lock()?);
+    }
+    Ok(opened)
+}
+
+/// The run's events.jsonl, with the caller's observer and, for training, TensorBoard's file.
+fn open_sink(
+    run: &ActiveRun,
+    cfg: &Config,
+    req: &JobRequest,
+    observer: Option<Observer>,
+    resume_point: Option<&super::resume::ResumePoint>,
+) -> Result<EventSink> {
+    let mut sink = EventSink::to_file(run.id(), &run.dir.events_path())?;
+    if let Some(o) = observer {
+        sink = sink.observe(o);
+    }
+    if req.kind() == JobKind::Train {
+        // Every training run also writes TensorBoard's event file (`tensorboard`).
+        let portfolio = matches!(req, JobRequest::TrainPortfolio)
+            || resume_point.is_some_and(|p| p.meta.layout.portfolio.is_some());
+        let episode_len = super::tensorboard::episode_len(cfg, portfolio);
+        sink = sink.observe(super::tensorboard::observer(&run.dir.path, episode_len));
+    }
+    Ok(sink)
+}
+
+/// What a job works on beyond its request: the evaluated run, the resume point, the claimed
+/// paper session.
+struct Target<'a> {
+    parent: String,
+    resume_point: Option<&'a super::resume::ResumePoint>,
+    claimed: Option<&'a super::paper_claim::Claimed>,
+}
+
+fn dispatch(ctx: &Ctx, req: &JobRequest, t: &Target) -> Result<String> {
+    match req {
+        JobRequest::Fetch { symbols } => super::fetch::fetch(ctx, symbols),
+        JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(ctx),
+        JobRequest::Train { symbol, group } => {
+            if let Some(g) = group {
+                ctx.run.update(|m| m.group = Some(g.clone()))?;
+            }
+            super::train::train(ctx, symbol)
+        }
+        JobRequest::TrainPortfolio => super::train_portfolio::train(ctx),
+        JobRequest::ResumeTrain { .. } => match t.resume_point {
+            Some(point) if point.meta.layout.portfolio.is_some() => {
+                super::train_portfolio::resume(ctx, point)
+            }
+            Some(point) => super::train::resume(ctx, point),
+            None => Err(anyhow::anyhow!("resume point not located")),
+        },
+        JobRequest::Gate { .. } => super::gate::gate(ctx, &t.parent),
+        JobRequest::WalkForward { period, .. } => {
+            super::walkforward::walk_forward(ctx, &t.parent, period)
+        }
+        JobRequest::Paper {
+            bars,
+            replay,
+            confirm_live,
+            ..
+        } => match t.claimed {
+            Some(c) => super::paper::paper(ctx, c, *bars, replay.as_ref(), *confirm_live),
+            None => Err(anyhow::anyhow!("paper session not claimed")),
+        },
     }
 }
 
