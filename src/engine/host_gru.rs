@@ -3,7 +3,7 @@
 //! a test (and both to PyTorch's by a recorded fixture).
 
 use super::gru::{GruSpec, LN_EPS};
-use super::policy::dot;
+use super::host_kernels::{affine, affine_many};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 
@@ -39,10 +39,11 @@ impl HostGru {
     /// Logits and the state value.
     pub fn forward(&self, obs: &[f32]) -> (Vec<f32>, f32) {
         let s = &self.spec;
-        let h = s.hidden;
-        let mut steps: Vec<Vec<f32>> = (0..s.seq_len)
-            .map(|t| obs[t * s.step_dim..(t + 1) * s.step_dim].to_vec())
-            .collect();
+        let (h, n) = (s.hidden, s.seq_len);
+        // The encoder and each layer's input projection see every step at once (one pass over
+        // each weight row for several steps); only `W_hh · h` waits on the step before.
+        let mut steps = obs[..n * s.step_dim].to_vec();
+        let mut width = s.step_dim;
         for i in 0..2 {
             let (w, b) = (
                 self.w(&format!("enc.{i}.weight")),
@@ -52,14 +53,18 @@ impl HostGru {
                 self.w(&format!("enc.{i}.ln.weight")),
                 self.w(&format!("enc.{i}.ln.bias")),
             );
-            for x in steps.iter_mut() {
-                let mut y = affine(w, b, h, x.len(), x);
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
-                layer_norm(&mut y, g, beta);
-                *x = y;
+            let mut y = vec![0f32; n * h];
+            affine_many(w, b, (h, width), &steps, n, &mut y);
+            for row in y.chunks_exact_mut(h) {
+                row.iter_mut().for_each(|v| *v = v.max(0.0));
+                layer_norm(row, g, beta);
             }
+            steps = y;
+            width = h;
         }
         let mut hid = vec![0f32; h];
+        let mut gi = vec![0f32; n * 3 * h];
+        let mut gh = vec![0f32; 3 * h];
         for l in 0..s.layers {
             let (w_ih, w_hh) = (
                 self.w(&format!("gru.weight_ih_l{l}")),
@@ -69,37 +74,42 @@ impl HostGru {
                 self.w(&format!("gru.bias_ih_l{l}")),
                 self.w(&format!("gru.bias_hh_l{l}")),
             );
-            hid = vec![0f32; h];
-            for x in steps.iter_mut() {
-                let gi = affine(w_ih, b_ih, 3 * h, h, x);
-                let gh = affine(w_hh, b_hh, 3 * h, h, &hid);
+            affine_many(w_ih, b_ih, (3 * h, h), &steps, n, &mut gi);
+            hid.iter_mut().for_each(|v| *v = 0.0);
+            for (x, gi) in steps.chunks_exact_mut(h).zip(gi.chunks_exact(3 * h)) {
+                affine(w_hh, b_hh, 3 * h, h, &hid, &mut gh);
                 for k in 0..h {
                     let r = sigmoid(gi[k] + gh[k]);
                     let z = sigmoid(gi[h + k] + gh[h + k]);
-                    let n = (gi[2 * h + k] + r * gh[2 * h + k]).tanh();
-                    hid[k] = n + z * (hid[k] - n);
+                    let c = (gi[2 * h + k] + r * gh[2 * h + k]).tanh();
+                    hid[k] = c + z * (hid[k] - c);
                 }
                 x.copy_from_slice(&hid);
             }
         }
         let mut feat = hid;
-        feat.extend_from_slice(&obs[s.seq_len * s.step_dim..s.obs_dim()]);
+        feat.extend_from_slice(&obs[n * s.step_dim..s.obs_dim()]);
         let head = |name: &str, out: usize| {
-            let mut x = affine(
+            let mut x = vec![0f32; s.head_hidden];
+            affine(
                 self.w(&format!("{name}.0.weight")),
                 self.w(&format!("{name}.0.bias")),
                 s.head_hidden,
                 feat.len(),
                 &feat,
+                &mut x,
             );
             x.iter_mut().for_each(|v| *v = v.max(0.0));
+            let mut y = vec![0f32; out];
             affine(
                 self.w(&format!("{name}.1.weight")),
                 self.w(&format!("{name}.1.bias")),
                 out,
                 s.head_hidden,
                 &x,
-            )
+                &mut y,
+            );
+            y
         };
         (head("actor", s.n_actions), head("critic", 1)[0])
     }
@@ -107,12 +117,6 @@ impl HostGru {
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
-}
-
-fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32]) -> Vec<f32> {
-    (0..out)
-        .map(|o| b[o] + dot(&w[o * inp..(o + 1) * inp], x))
-        .collect()
 }
 
 fn layer_norm(x: &mut [f32], g: &[f32], b: &[f32]) {

@@ -19,6 +19,7 @@ pub mod gru_kernels;
 pub mod gru_layers;
 pub mod gru_train;
 pub mod host_gru;
+pub mod host_kernels;
 pub mod memory;
 pub mod model;
 mod net;

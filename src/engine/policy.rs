@@ -82,24 +82,9 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32]) -> Vec<f32> {
-    (0..out)
-        .map(|o| b[o] + dot(&w[o * inp..(o + 1) * inp], x))
-        .collect()
-}
-
-/// Dot product over eight independent accumulators: a strict left-to-right sum cannot be
-/// vectorised (float addition is not associative), eight lanes can.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
+    let mut y = vec![0f32; out];
+    super::host_kernels::affine(w, b, out, inp, x, &mut y);
+    y
 }
 
 #[cfg(test)]
