@@ -224,6 +224,7 @@ fn main() {
         quantdeck::engine::device::prefer_single_threaded_elementwise();
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+    quantdeck::engine::device::keep_freed_memory();
     let torch = opt("--torch");
     let reps: usize = opt("--reps").and_then(|s| s.parse().ok()).unwrap_or(3);
     let updates: usize = opt("--updates").and_then(|s| s.parse().ok()).unwrap_or(3);
