@@ -54,6 +54,21 @@ pub fn describe(d: &Device) -> String {
     }
 }
 
+/// Keeps the memory a training frees for its next minibatch (glibc: large blocks from the heap
+/// rather than fresh mappings, and no handing the heap's top back to the kernel). A GRU update
+/// allocates and frees the same tens of MB of activations dozens of times; glibc returned them
+/// each time and every reuse paid page faults and zeroing of fresh pages — on a loaded 2-core
+/// machine the 64-env GRU trained at 460–520 env-steps/s this way, 730–980 with this set.
+/// The peak is about the same (the blocks are); blocks over 32 MiB are still mapped.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's thresholds; glibc takes its own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Keeps candle's CPU element-wise ops on the calling thread (`CANDLE_NUM_THREADS=1`) unless the
 /// user chose otherwise; matrix products keep their threads (`RAYON_NUM_THREADS`). Candle hands
 /// every element-wise op over 64k values to a spinning worker pool separate from the matmul

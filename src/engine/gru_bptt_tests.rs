@@ -171,14 +171,19 @@ fn with_ops<R>(f: impl FnOnce() -> R) -> R {
 
 #[test]
 fn fused_cpu_path_matches_the_candle_op_path() {
-    // Wide enough (256 rows × 3·48 gate values) that the fused kernels split rows over threads.
+    // 256 rows on 3 threads: the fused recurrence gives each thread its own uneven block of
+    // rows (85, 85, 86) for every step, and the LayerNorm kernels split rows too.
     let (s, b) = (spec(48, 5), 256);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
     let p = params(&s, 9, DType::F32);
     let d = Data::new(&s, b, DType::F32, 6);
     let m = mask(&s, b, DType::F32);
     let theta = p.theta().unwrap();
     let grad = || ppo_grad(&p.net, &theta, &d.batch(), C, Some(&m), Mm::F32, 1.0).unwrap();
-    let (fused, fs) = grad();
+    let (fused, fs) = pool.install(grad);
     let (ops, os) = with_ops(grad);
     assert_close(&flat(&fused), &flat(&ops), 2e-5, "fused vs ops");
     let (a, b2): (Vec<f32>, Vec<f32>) = (fs.to_vec1().unwrap(), os.to_vec1().unwrap());
@@ -192,7 +197,7 @@ fn fused_cpu_path_matches_the_candle_op_path() {
         ppo_grad_autograd(&p64, &d64.batch(), C, Some(&mask(&s, b, DType::F64))).unwrap();
     assert_close(&flat(&fused), &flat(&auto), 5e-5, "fused vs f64 autograd");
     // The inference forward, fused vs ops.
-    let (l1, v1) = p.net.forward(&theta, &d.obs, None).unwrap();
+    let (l1, v1) = pool.install(|| p.net.forward(&theta, &d.obs, None).unwrap());
     let (l2, v2) = with_ops(|| p.net.forward(&theta, &d.obs, None).unwrap());
     let diff = |a: &Tensor, b: &Tensor| -> f32 {
         (a - b)

@@ -3,7 +3,9 @@
 //! backward), over plain f32 slices. candle would run each of these as a dozen ops, each a pass
 //! over memory with its transcendental functions through libm one element at a time; here `exp`
 //! is a branch-free polynomial the compiler vectorises (AVX2 + FMA when the CPU has them,
-//! detected at run time; SSE2 otherwise), and rows are split over rayon's threads.
+//! detected at run time; SSE2 otherwise). The LayerNorm passes split their rows over rayon's
+//! threads; a GRU step runs on the calling thread (`gru_chunks` gives each thread its own rows
+//! for the whole recurrence).
 //!
 //! Layouts: a GRU step's gate inputs are rows of `3H` (r, z, n: PyTorch's order); everything
 //! else is rows of `H`. The tensor-level code is `gru_layers`, which also holds the candle-op
@@ -80,20 +82,20 @@ fn par_rows_sum(
 
 /// A mutable buffer that disjoint row ranges are written through from several threads.
 #[derive(Clone, Copy)]
-struct Out(*mut f32, usize);
+pub(crate) struct Out(*mut f32, usize);
 // SAFETY: every use hands each thread a disjoint row range of the buffer (see `rows`).
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
-    fn new(v: &mut [f32]) -> Self {
+    pub(crate) fn new(v: &mut [f32]) -> Self {
         Out(v.as_mut_ptr(), v.len())
     }
     /// Rows `r` of width `w`.
     ///
     /// # Safety
     /// No two live slices may overlap: callers take disjoint ranges of `par_rows`.
-    unsafe fn rows<'a>(self, r: &Range<usize>, w: usize) -> &'a mut [f32] {
+    pub(crate) unsafe fn rows<'a>(self, r: &Range<usize>, w: usize) -> &'a mut [f32] {
         assert!(r.end * w <= self.1, "row range outside the buffer");
         std::slice::from_raw_parts_mut(self.0.add(r.start * w), r.len() * w)
     }
@@ -207,21 +209,18 @@ fn wide() -> bool {
     }
 }
 
-/// One GRU step for `B = h.len() / H` rows: h_t into `h_new`, the gates into `save`.
+/// One GRU step for `B = h.len() / H` rows, on the calling thread (`gru_chunks` splits the
+/// batch over threads for the whole recurrence): h_t into `h_new`, the gates into `save`.
 pub fn gru_step(x: &StepIn, hw: usize, h_new: &mut [f32], save: Option<StepSave>) {
-    let rows = x.h.len() / hw;
+    let rows = 0..x.h.len() / hw;
     let out = Out::new(h_new);
     let save = save.map(|s| [Out::new(s.r), Out::new(s.z), Out::new(s.n), Out::new(s.ghn)]);
-    let use_wide = wide();
-    par_rows(rows, 3 * hw, |r| {
-        #[cfg(target_arch = "x86_64")]
-        if use_wide {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { step_rows_avx2(x, hw, r, out, save) };
-        }
-        let _ = use_wide;
-        step_rows(x, hw, r, out, save)
-    });
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 and FMA (checked); one range, so no overlap.
+        return unsafe { step_rows_avx2(x, hw, rows, out, save) };
+    }
+    step_rows(x, hw, rows, out, save)
 }
 
 /// The saved gates of a step and h_{t−1}, each `[B, H]`, for the backward step.
@@ -300,18 +299,14 @@ pub fn gru_step_back(
     dan: &mut [f32],
     dh_prev: &mut [f32],
 ) {
-    let rows = dh.len() / hw;
+    let rows = 0..dh.len() / hw;
     let d = [Out::new(dgh), Out::new(dan), Out::new(dh_prev)];
-    let use_wide = wide();
-    par_rows(rows, 3 * hw, |r| {
-        #[cfg(target_arch = "x86_64")]
-        if use_wide {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { step_back_rows_avx2(s, dh, hw, r, d) };
-        }
-        let _ = use_wide;
-        step_back_rows(s, dh, hw, r, d)
-    });
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 and FMA; one range, so no overlap.
+        return unsafe { step_back_rows_avx2(s, dh, hw, rows, d) };
+    }
+    step_back_rows(s, dh, hw, rows, d)
 }
 
 /// The LayerNorm's affine parameters and the bias before it.

@@ -10,6 +10,7 @@
 
 use super::amp::Mm;
 use super::gru_bptt::colsum;
+use super::gru_chunks as gc;
 use super::gru_kernels as k;
 use anyhow::{bail, Result};
 use candle_core::{DType, Storage, Tensor};
@@ -58,68 +59,6 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R>
 
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
-}
-
-/// `dst (m×n) = a (m×k) · b (k×n)`, or `+=` when `acc`; row-major slices; candle's GEMM and
-/// thread count.
-pub fn gemm_into(m: usize, n: usize, kk: usize, a: &[f32], b: &[f32], dst: &mut [f32], acc: bool) {
-    assert!(a.len() >= m * kk && b.len() >= kk * n && dst.len() >= m * n);
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices hold the row-major matrices the strides describe (asserted above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            kk,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            kk as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            if acc { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
-
-/// The per-step matmul of the fused path: f32 GEMM straight into `dst`, or (reduced precision)
-/// through [`Mm`] on tensors.
-fn step_mm(
-    mm: Mm,
-    a: &[f32],
-    m: usize,
-    b: (&Tensor, &[f32]),
-    dst: &mut [f32],
-    acc: bool,
-) -> Result<()> {
-    let (kk, n) = b.0.dims2()?;
-    if mm == Mm::F32 {
-        gemm_into(m, n, kk, a, b.1, dst, acc);
-        return Ok(());
-    }
-    let prod = mm.matmul(&Tensor::from_slice(a, (m, kk), b.0.device())?, b.0)?;
-    with_f32(&prod, |p| {
-        if acc {
-            dst.iter_mut().zip(p).for_each(|(d, v)| *d += v);
-        } else {
-            dst.copy_from_slice(p);
-        }
-        Ok(())
-    })
 }
 
 /// What the LayerNorm backward needs: the ReLU's output `[R, H]`, each row's mean and 1/std `[R, 1]`.
@@ -276,39 +215,23 @@ pub fn layer(
         layer_ops(mm, &gi, &w_hh_t, &b_hn, (t_len, b, hw), keep)?
     } else {
         let (bias, b_hn, whh) = (host(&bias)?, host(&b_hn)?, host(&w_hh_t)?);
-        let bh = b * hw;
-        let mut hs = vec![0f32; (t_len + 1) * bh];
+        let rows = t_len * b * hw;
+        let mut hs = vec![0f32; rows + b * hw];
         let mut saved: Vec<Vec<f32>> = (0..4)
-            .map(|_| vec![0f32; if keep { t_len * bh } else { 0 }])
+            .map(|_| vec![0f32; if keep { rows } else { 0 }])
             .collect();
-        let mut gh = vec![0f32; 3 * bh];
         with_f32(&gi, |gi| {
-            for t in 0..t_len {
-                let (done, rest) = hs.split_at_mut((t + 1) * bh);
-                let h = &done[t * bh..];
-                step_mm(mm, h, b, (&w_hh_t, &whh), &mut gh, false)?;
-                let input = k::StepIn {
-                    gi: &gi[t * 3 * bh..(t + 1) * 3 * bh],
-                    gh: &gh,
-                    bias: &bias,
-                    b_hn: &b_hn,
-                    h,
-                };
-                let save = keep.then(|| {
-                    let [r, z, n, ghn] = &mut saved[..] else {
-                        unreachable!()
-                    };
-                    let at = t * bh..(t + 1) * bh;
-                    k::StepSave {
-                        r: &mut r[at.clone()],
-                        z: &mut z[at.clone()],
-                        n: &mut n[at.clone()],
-                        ghn: &mut ghn[at],
-                    }
-                });
-                k::gru_step(&input, hw, &mut rest[..bh], save);
-            }
-            Ok(())
+            let x = gc::Fwd {
+                gi,
+                bias: &bias,
+                b_hn: &b_hn,
+                w_hh_t: (&w_hh_t, &whh),
+            };
+            let save = match &mut saved[..] {
+                [r, z, n, g] if keep => Some([&mut r[..], &mut z[..], &mut n[..], &mut g[..]]),
+                _ => None,
+            };
+            gc::forward(mm, &x, (t_len, b, hw), &mut hs, save)
         })?;
         let gates = if keep {
             let t: Result<Vec<Tensor>> = saved
@@ -425,16 +348,11 @@ fn back_fused(
     d_last: Option<&Tensor>,
     (t_len, b, hw): (usize, usize, usize),
 ) -> Result<(Tensor, Tensor)> {
-    let bh = b * hw;
     let whh = host(w.w_hh)?; // [3H, H]: ∂h_{t−1} += dgh · W_hh
     let w_hh = w.w_hh.to_dtype(DType::F32)?;
-    let mut dgh = vec![0f32; t_len * 3 * bh];
-    let mut dan = vec![0f32; t_len * bh];
-    let mut dh = match d_last {
-        Some(d) => host(d)?,
-        None => vec![0f32; bh],
-    };
-    let mut dprev = vec![0f32; bh];
+    let mut dgh = vec![0f32; t_len * 3 * b * hw];
+    let mut dan = vec![0f32; t_len * b * hw];
+    let last = d_last.map(host).transpose()?.unwrap_or_default();
     let zeros = Tensor::zeros(0, DType::F32, w.w_hh.device())?;
     let seq = d_seq.unwrap_or(&zeros);
     with_f32(&c.hs, |hs| {
@@ -442,27 +360,15 @@ fn back_fused(
             with_f32(&c.z, |z| {
                 with_f32(&c.n, |n| {
                     with_f32(&c.ghn, |ghn| {
-                        with_f32(seq, |ds| {
-                            for t in (0..t_len).rev() {
-                                let at = t * bh..(t + 1) * bh;
-                                if !ds.is_empty() {
-                                    dh.iter_mut()
-                                        .zip(&ds[at.clone()])
-                                        .for_each(|(a, v)| *a += v);
-                                }
-                                let s = k::StepBack {
-                                    h: &hs[at.clone()],
-                                    r: &r[at.clone()],
-                                    z: &z[at.clone()],
-                                    n: &n[at.clone()],
-                                    ghn: &ghn[at.clone()],
-                                };
-                                let g = &mut dgh[t * 3 * bh..(t + 1) * 3 * bh];
-                                k::gru_step_back(&s, &dh, hw, g, &mut dan[at], &mut dprev);
-                                step_mm(mm, g, b, (&w_hh, &whh), &mut dprev, true)?;
-                                std::mem::swap(&mut dh, &mut dprev);
-                            }
-                            Ok(())
+                        with_f32(seq, |seq| {
+                            let x = gc::Back {
+                                hs,
+                                gates: [r, z, n, ghn],
+                                w_hh: (&w_hh, &whh),
+                                seq,
+                                last: &last,
+                            };
+                            gc::backward(mm, &x, (t_len, b, hw), &mut dgh, &mut dan)
                         })
                     })
                 })

@@ -15,6 +15,7 @@ pub mod env_reward;
 pub mod flat;
 pub mod gru;
 pub mod gru_bptt;
+pub mod gru_chunks;
 pub mod gru_kernels;
 pub mod gru_layers;
 pub mod gru_train;
