@@ -3,9 +3,9 @@
 //! 1. Batch-1 policy latency — one observation of the default layout (58 features × 32 bars + 3
 //!    = 1,859 values) through `HostPolicy::act` (the forward pass, softmax and arg-max every
 //!    evaluator and the paper trader run per bar), for the MLP at (256, 128, 64), (1024, 512,
-//!    256) and the seed's production (2048, 1024, 512, 256). With `--torch`, the same network
-//!    in PyTorch eager (`benches/decision_torch_ref.py`, `torch.inference_mode`, 1 and 2 threads)
-//!    is timed in the same run, interleaved.
+//!    256) and the seed's production (2048, 1024, 512, 256), on 1 and then 2 threads. With
+//!    `--torch`, the same network in PyTorch eager (`benches/decision_torch_ref.py`,
+//!    `torch.inference_mode`, the same thread count) is timed right after each.
 //! 2. A 10-symbol portfolio decision — `live::portfolio::PortfolioSlot::decide` at each new bar
 //!    time of a 10-member synthetic universe: the trailing history aligned into a panel, the
 //!    portfolio features, the observation, the policy (the MLP and the seed's GRU, hidden 256 × 2)
@@ -129,23 +129,32 @@ fn main() {
         vec![1024, 512, 256],
         vec![2048, 1024, 512, 256],
     ] {
-        let ours = mlp_latency(&hidden, a.iters);
-        println!(
-            "  MLP {hidden:?}: quantdeck {:.1} / {:.1} / {:.1}",
-            ours.0, ours.1, ours.2
-        );
-        if let Some(py) = &a.torch {
-            for threads in [1, 2] {
-                match torch_latency(py, &hidden, a.iters, threads) {
-                    Some(t) => println!(
-                        "    torch eager, {threads} thread(s): {:.1} / {:.1} / {:.1}  → quantdeck p50 {:.2}× faster",
-                        t.0,
-                        t.1,
-                        t.2,
-                        t.0 / ours.0
-                    ),
-                    None => println!("    torch eager, {threads} thread(s): the reference failed"),
-                }
+        println!("  MLP {hidden:?}");
+        for threads in [1, 2] {
+            // quantdeck's host forward splits only the largest products over its threads.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            let ours = pool.install(|| mlp_latency(&hidden, a.iters));
+            print!(
+                "    {threads} thread(s): quantdeck {:.1} / {:.1} / {:.1}",
+                ours.0, ours.1, ours.2
+            );
+            match a
+                .torch
+                .as_deref()
+                .map(|py| torch_latency(py, &hidden, a.iters, threads))
+            {
+                Some(Some(t)) => println!(
+                    "; torch eager {:.1} / {:.1} / {:.1}; p50 ratio {:.2}x",
+                    t.0,
+                    t.1,
+                    t.2,
+                    t.0 / ours.0
+                ),
+                Some(None) => println!("; the PyTorch reference failed"),
+                None => println!(),
             }
         }
     }

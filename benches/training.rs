@@ -12,7 +12,6 @@
 //!   cargo bench --bench training -- --portfolio --encoder gru --envs 16 quick_test  # fewer envs
 //!   cargo bench --bench training -- --portfolio --encoder gru --torch PY quick_test  # + PyTorch's GRU
 //!   cargo bench --bench training -- --threads 1 --torch … # both sides on one core
-//!   cargo bench --bench training -- --decision --torch PY  # batch-1 decision latency
 //!
 //! With `--torch PYTHON`, each repetition runs quantdeck and then `benches/ppo_torch_ref.py` (the
 //! CleanRL-style PyTorch eager reference, tanh like quantdeck's network) at the same shape, back
@@ -39,9 +38,6 @@ mod phases;
 
 #[path = "common/portfolio.rs"]
 mod portfolio;
-
-#[path = "common/decision.rs"]
-mod decision;
 
 /// Collects the per-update throughput; never validates (the bench times training only).
 struct Probe(Vec<f64>);
@@ -254,11 +250,6 @@ fn main() {
         .map(|(_, a)| a.clone())
         .unwrap_or_default();
 
-    if args.iter().any(|a| a == "--decision") {
-        let cfg = config::load(None, None).expect("config");
-        decision::run(&cfg, torch.as_deref(), threads);
-        return;
-    }
     if args.iter().any(|a| a == "--portfolio") {
         let oos: Option<usize> = opt("--oos").and_then(|s| s.parse().ok());
         for mode in ["default", "quick_test"] {
