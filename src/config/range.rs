@@ -29,6 +29,10 @@ macro_rules! bounded {
     )*};
 }
 
+/// More drawn paths than this are refused outright (each costs its generation, features and
+/// memory; the memory estimate refuses fewer on a small machine).
+pub const MAX_TRAIN_PATHS: usize = 1024;
+
 bounded! {
     fraction: f64 = |v: &f64| (0.0..=1.0).contains(v), "between 0 and 1";
     open_fraction: f64 = |v: &f64| *v > 0.0 && *v < 1.0, "strictly between 0 and 1";
@@ -47,6 +51,7 @@ bounded! {
     window: usize = |v: &usize| (2..=1000).contains(v), "between 2 and 1000 bars";
     lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
+    train_paths: usize = |v: &usize| (1..=MAX_TRAIN_PATHS).contains(v), "between 1 and 1024 paths";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";
     page_limit: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 bars (Alpaca's maximum)";

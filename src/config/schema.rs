@@ -175,6 +175,12 @@ pub struct SyntheticConfig {
     /// (`portfolio.synthetic_symbols` only; other symbols are independent random walks).
     #[serde(deserialize_with = "range::below_one")]
     pub factor_share: f64,
+    /// Independent paths of this market (same parameters, seeds derived from `seed` and the
+    /// path's number) that training draws its episodes from, instead of the stored path's
+    /// training bars: the stored path then only validates and evaluates. 1 = train on the
+    /// stored path, as on real data (which has one path and ignores this).
+    #[serde(deserialize_with = "range::train_paths")]
+    pub train_paths: usize,
 }
 
 impl Default for SyntheticConfig {
@@ -187,6 +193,7 @@ impl Default for SyntheticConfig {
             gap_vol: 0.006,
             start_price: 100.0,
             factor_share: 0.4,
+            train_paths: 1,
         }
     }
 }
