@@ -165,3 +165,32 @@ pub fn device<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         )))
     }
 }
+
+/// Most symbols `env.pool_symbols` may list.
+pub const MAX_POOL: usize = 64;
+
+/// `env.pool_symbols`: symbol names (as `Symbol::from_user` reads them), each once, at most
+/// [`MAX_POOL`].
+pub fn pool_symbols<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > MAX_POOL {
+        return Err(D::Error::custom(format!(
+            "{} symbols: at most {MAX_POOL}",
+            names.len()
+        )));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(names.len());
+    for n in &names {
+        let sym =
+            crate::market::Symbol::from_user(n).map_err(|e| D::Error::custom(format!("{e:#}")))?;
+        let key = sym.name.to_ascii_uppercase();
+        if seen.contains(&key) {
+            return Err(D::Error::custom(format!(
+                "{:?} is listed twice",
+                crate::jsonl::clip(n, 40)
+            )));
+        }
+        seen.push(key);
+    }
+    Ok(names)
+}

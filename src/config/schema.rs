@@ -239,6 +239,11 @@ pub struct EnvConfig {
     pub reward_scale: f64,
     /// `pnl` (the step's P&L) or `seed` (the seed's v4.1 curriculum of eight components).
     pub reward: RewardKind,
+    /// Other symbols whose bars up to the trained symbol's last training bar the policy also
+    /// trains on (one policy over their scale-free features; validation and evaluation stay on
+    /// the trained symbol). Empty: the trained symbol alone.
+    #[serde(deserialize_with = "range::pool_symbols")]
+    pub pool_symbols: Vec<String>,
 }
 
 /// Which reward the training env pays.
@@ -276,6 +281,7 @@ impl Default for EnvConfig {
             episode_len: 256,
             reward_scale: 1000.0,
             reward: RewardKind::Pnl,
+            pool_symbols: Vec::new(),
         }
     }
 }

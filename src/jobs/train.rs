@@ -7,11 +7,10 @@ use super::ctx::Ctx;
 use super::resume::ResumePoint;
 use super::rundir::DataRef;
 use super::{CheckpointReason, Event, JobSummary, LogLevel};
-use crate::config::Config;
 use crate::config::GpuSizing;
 use crate::data::store::hash_bars;
 use crate::engine::ppo::{RestartReason, TrainNote, ValidationReport};
-use crate::engine::{self, ppo, DrawnPath, HostPolicy, TrainObserver};
+use crate::engine::{self, ppo, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
 use crate::paths::write_atomic;
@@ -298,7 +297,7 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             gating.evidence(),
         ))
     });
-    let drawn = training_paths(ctx, cfg, &data)?;
+    let drawn = super::train_paths::training_paths(ctx, cfg, &data, resumed.is_some())?;
     let mut obs = JobObserver::open(ctx, judge, resumed)?;
     let state = resumed.map(|point| point.state.as_path());
     let outcome = ppo::train_on_paths(cfg, &data, &drawn, &device, &out_dir, &mut obs, state)?;
@@ -346,39 +345,6 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             ""
         }
     ))
-}
-
-/// The drawn paths the run trains on (`synthetic.train_paths`; none: the stored bars' training
-/// range). Real bars have one path: the setting is said to be ignored there.
-fn training_paths(ctx: &Ctx, cfg: &Config, data: &ppo::TrainData) -> Result<Vec<DrawnPath>> {
-    let n = cfg.synthetic.train_paths;
-    if n <= 1 {
-        return Ok(Vec::new());
-    }
-    if data.source != crate::data::synthetic::SOURCE {
-        ctx.sink.info(format!(
-            "synthetic.train_paths = {n} applies to the synthetic market only: these {} bars are one path, and it trains",
-            data.source
-        ));
-        return Ok(Vec::new());
-    }
-    let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
-    let started = std::time::Instant::now();
-    let paths = engine::drawn::draw(
-        cfg,
-        &data.symbol,
-        &data.spec,
-        &ctx.events,
-        &data.bars,
-        data.train.clone(),
-        available,
-    )?;
-    ctx.sink.info(format!(
-        "training on {n} drawn paths of the synthetic market ({} bars each, drawn in {:.1} s); the stored path only validates and evaluates",
-        data.train.end,
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(paths)
 }
 
 /// Lists an artifact in the manifest once.

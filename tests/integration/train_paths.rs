@@ -233,3 +233,65 @@ fn a_run_on_drawn_paths_trains_apart_from_the_stored_path_and_resumes_bit_for_bi
         "the resumed run drew other paths or continued elsewhere"
     );
 }
+
+#[test]
+fn a_pooled_run_trains_on_the_other_symbol_up_to_its_own_training_end_and_resumes_bit_for_bit() {
+    let mut cfg = common::tiny_config();
+    cfg.universe.equities = vec!["SYNA".into(), "SYNB".into()];
+    cfg.ppo.total_timesteps = 6 * 16 * 32;
+    cfg.env.pool_symbols = vec!["SYNB".into(), "syna".into()];
+    let (_h1, home) = common::temp_home();
+    let straight = train(&home, &cfg, None);
+    let m = RunDir::open(&home, &straight)
+        .unwrap()
+        .read_manifest()
+        .unwrap();
+    let syna = m.data.iter().find(|d| d.symbol == "SYNA").unwrap();
+    let synb = m
+        .data
+        .iter()
+        .find(|d| d.symbol == "SYNB")
+        .expect("SYNB pooled");
+    assert_eq!(m.data.len(), 2, "the trained symbol is not pooled twice");
+    // Nothing of SYNA's validation or out-of-sample time trains: SYNB stops at SYNA's last
+    // training bar.
+    let bars = stored(&cfg, &Symbol::equity("SYNA"));
+    let (train_range, _) = ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
+    assert_eq!(synb.last, Some(bars[train_range.end - 1].ts));
+    assert!(synb.bars < syna.bars);
+
+    let mut alone = cfg.clone();
+    alone.env.pool_symbols.clear();
+    let (_h2, home_alone) = common::temp_home();
+    let on_one = train(&home_alone, &alone, None);
+    assert_ne!(
+        final_weights(&home, &straight),
+        final_weights(&home_alone, &on_one),
+        "pooling changed nothing"
+    );
+
+    let (_h3, home_split) = common::temp_home();
+    let id = train(&home_split, &cfg, Some(3));
+    let resume = JobRequest::ResumeTrain {
+        run: Some(id.clone()),
+        checkpoint: None,
+        device: None,
+        expect: None,
+    };
+    assert_eq!(run_job(&home_split, &cfg, resume, None), id);
+    assert_eq!(
+        final_weights(&home_split, &id),
+        final_weights(&home, &straight)
+    );
+
+    // Another asset class has other sessions and costs: refused.
+    let mut crypto = alone.clone();
+    crypto.env.pool_symbols = vec!["SYNX/USD".into()];
+    let (_h4, home_c) = common::temp_home();
+    let req = JobRequest::Train {
+        symbol: "SYNA".into(),
+        group: None,
+    };
+    let err = jobs::run_job(&home_c, &crypto, &req, &CancelToken::new(), None).unwrap_err();
+    assert!(format!("{err:#}").contains("one asset class"), "{err:#}");
+}
