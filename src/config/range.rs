@@ -52,6 +52,7 @@ bounded! {
     lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
     train_paths: usize = |v: &usize| (1..=MAX_TRAIN_PATHS).contains(v), "between 1 and 1024 paths";
+    augment_paths: usize = |v: &usize| *v <= 64, "between 0 and 64 copies";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";
     page_limit: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 bars (Alpaca's maximum)";

@@ -244,6 +244,16 @@ pub struct EnvConfig {
     /// the trained symbol). Empty: the trained symbol alone.
     #[serde(deserialize_with = "range::pool_symbols")]
     pub pool_symbols: Vec<String>,
+    /// Augmented copies of the trained symbol's training bars that train beside them (0: none;
+    /// not with drawn synthetic paths, which replace the stored path): each copy's bar returns
+    /// scaled by one factor drawn log-uniformly from [1 / (1 + augment_vol), 1 + augment_vol]
+    /// and its closes given `augment_noise` × the bar's own absolute return of Gaussian noise.
+    #[serde(deserialize_with = "range::augment_paths")]
+    pub augment_paths: usize,
+    #[serde(deserialize_with = "range::fraction")]
+    pub augment_vol: f64,
+    #[serde(deserialize_with = "range::fraction")]
+    pub augment_noise: f64,
 }
 
 /// Which reward the training env pays.
@@ -282,6 +292,9 @@ impl Default for EnvConfig {
             reward_scale: 1000.0,
             reward: RewardKind::Pnl,
             pool_symbols: Vec::new(),
+            augment_paths: 0,
+            augment_vol: 0.3,
+            augment_noise: 0.0,
         }
     }
 }

@@ -20,8 +20,16 @@ pub(super) fn training_paths(
 ) -> Result<Vec<DrawnPath>> {
     let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
     let mut paths = drawn_paths(ctx, cfg, data, available)?;
-    let pool = pooled(ctx, cfg, data, available, resumed)?;
-    if pool.is_empty() {
+    let mut extra = if paths.is_empty() {
+        augmented(ctx, cfg, data, available)?
+    } else {
+        if cfg.env.augment_paths > 0 {
+            ctx.sink.info("env.augment_paths is not applied: the drawn paths replace the stored path, whose copies it would make".to_string());
+        }
+        Vec::new()
+    };
+    extra.extend(pooled(ctx, cfg, data, available, resumed)?);
+    if extra.is_empty() {
         return Ok(paths);
     }
     if paths.is_empty() {
@@ -32,8 +40,44 @@ pub(super) fn training_paths(
             closes: bars.iter().map(|b| b.close).collect(),
         });
     }
-    paths.extend(pool);
+    paths.extend(extra);
     Ok(paths)
+}
+
+/// `env.augment_paths` copies of the trained symbol's training bars with resampled volatility
+/// and return noise (`drawn::augment`), drawn from a stream of `ppo.seed`, so a resume redraws
+/// them.
+fn augmented(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Result<Vec<DrawnPath>> {
+    let (k, env) = (cfg.env.augment_paths, &cfg.env);
+    if k == 0 || data.train.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bars = &data.bars[..data.train.end];
+    let need = drawn::estimate_bytes(k, bars.len(), &data.spec);
+    if need > available / 2.0 {
+        bail!(
+            "env.augment_paths = {k} would need ≈ {:.1} GiB but this machine has {:.1} GiB available: use fewer copies",
+            need / (1u64 << 30) as f64,
+            available / (1u64 << 30) as f64
+        );
+    }
+    let mut rng = crate::rng::Rng::derive(cfg.ppo.seed, "augment");
+    let mut out = Vec::with_capacity(k);
+    for _ in 0..k {
+        let scale = (1.0 + env.augment_vol).powf(2.0 * rng.uniform() - 1.0);
+        let copy = drawn::augment(bars, scale, env.augment_noise, &mut rng)?;
+        out.push(DrawnPath {
+            fm: features::compute(&data.spec, &data.symbol, &copy, &ctx.events),
+            closes: copy.iter().map(|b| b.close).collect(),
+        });
+    }
+    ctx.sink.info(format!(
+        "augmentation: {k} copies of {}'s training bars (volatility × [1/{v}, {v}], close noise {:.2} × |return|)",
+        data.symbol,
+        env.augment_noise,
+        v = 1.0 + env.augment_vol
+    ));
+    Ok(out)
 }
 
 /// `synthetic.train_paths` drawn paths (none when 1). Real bars have one path: the setting is

@@ -295,3 +295,22 @@ fn a_pooled_run_trains_on_the_other_symbol_up_to_its_own_training_end_and_resume
     let err = jobs::run_job(&home_c, &crypto, &req, &CancelToken::new(), None).unwrap_err();
     assert!(format!("{err:#}").contains("one asset class"), "{err:#}");
 }
+
+#[test]
+fn augmented_copies_train_beside_the_stored_bars() {
+    let mut cfg = common::tiny_config();
+    cfg.env.augment_paths = 2;
+    cfg.env.augment_noise = 0.2;
+    let (_h1, home) = common::temp_home();
+    let id = train(&home, &cfg, None);
+    let text = std::fs::read_to_string(home.runs.join(&id).join("events.jsonl")).unwrap();
+    assert!(text.contains("augmentation: 2 copies"), "{text}");
+    cfg.env.augment_paths = 0;
+    let (_h2, home_plain) = common::temp_home();
+    let plain = train(&home_plain, &cfg, None);
+    assert_ne!(
+        final_weights(&home, &id),
+        final_weights(&home_plain, &plain),
+        "augmentation changed nothing"
+    );
+}
