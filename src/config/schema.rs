@@ -178,7 +178,8 @@ pub struct SyntheticConfig {
     /// Independent paths of this market (same parameters, seeds derived from `seed` and the
     /// path's number) that training draws its episodes from, instead of the stored path's
     /// training bars: the stored path then only validates and evaluates. 1 = train on the
-    /// stored path, as on real data (which has one path and ignores this).
+    /// stored path, as on real data (which has one path and ignores this). Default 8: the
+    /// learning bench's ablation (README, *Does it learn?*).
     #[serde(deserialize_with = "range::train_paths")]
     pub train_paths: usize,
 }
@@ -193,7 +194,7 @@ impl Default for SyntheticConfig {
             gap_vol: 0.006,
             start_price: 100.0,
             factor_share: 0.4,
-            train_paths: 1,
+            train_paths: 8,
         }
     }
 }

@@ -299,6 +299,8 @@ fn a_pooled_run_trains_on_the_other_symbol_up_to_its_own_training_end_and_resume
 #[test]
 fn augmented_copies_train_beside_the_stored_bars() {
     let mut cfg = common::tiny_config();
+    // Copies are of the stored path, which trains only without drawn paths.
+    cfg.synthetic.train_paths = 1;
     cfg.env.augment_paths = 2;
     cfg.env.augment_noise = 0.2;
     let (_h1, home) = common::temp_home();
