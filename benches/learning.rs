@@ -1,32 +1,44 @@
-//! Does it learn? `cargo bench --bench learning` (release) trains on the default synthetic market
-//! through the train job — the quick_test mode, then quick_test's settings for a longer CPU budget
-//! — and backtests the trained policy out of sample beside the oracle (which knows the planted
-//! drift: the upper bound), the momentum rule fitted on the training bars, buy-and-hold, random
-//! and flat, on the same bars with the same costs.
+//! Does it learn? `cargo bench --bench learning` (release) trains, on each synthetic symbol (SYNA,
+//! SYNB, SYNC and SYNX/USD by default) and 3 training seeds, through the train job — the
+//! quick_test mode, then quick_test's settings for a longer CPU budget — and backtests each trained
+//! policy out of sample beside the oracle (which knows the planted drift: the upper bound), the
+//! drift filter (the best observer of past bars that knows the generator's parameters), the
+//! momentum rule fitted on the training bars, buy-and-hold, random and flat, on the same bars with
+//! the same costs. It ends with one table per costs setting: per symbol and run, the policies'
+//! median and worst seed beside the rules, out of sample and in sample. Every symbol gets the same
+//! configuration.
 //!
 //! Arguments (after `--`):
-//! - `--budget-s S`: wall-clock budget of the long run (default 600); its step count is sized from
-//!   the quick run's speed, and it is stopped at 1.25 × S whatever happens;
-//! - `--steps N`: the long run's steps instead (no sizing); `--no-long`, `--no-quick`;
-//! - `--symbol SYNA`; `--eval-end YYYY-MM-DD` (default 2025-12-31): the out-of-sample bars run
-//!   from the end of the validation range to this day (the synthetic market is generated from its
-//!   start, so the configured period's bars are unchanged);
+//! - `--budget-s S`: wall-clock budget of one long run (one seed; default 600); its step count is
+//!   sized once, from the first quick run's speed, and kept for every symbol and seed; each run is
+//!   stopped at 1.25 × S whatever happens;
+//! - `--steps N`: the long runs' steps instead (no sizing: results then do not depend on the
+//!   machine's load); `--no-long`, `--no-quick`;
+//! - `--symbols SYNA,SYNB` (default: the universe's four); `--symbol SYNA` for one;
+//! - `--eval-end YYYY-MM-DD` (default 2025-12-31): the out-of-sample bars run from the end of the
+//!   validation range to this day (the synthetic market is generated from its start, so the
+//!   configured period's bars are unchanged);
 //! - `--config FILE`: a config file layered over quick_test (to try other settings);
 //! - `--out FILE` (default `$QUANTDECK_HOME/bench/learning.json`, or `target/learning.json`);
-//! - `--seeds K`: train K seeds (`ppo.seed` 1…K) of each run and report each contender's median
-//!   (and the policies' range) over them; one lucky seed is not skill;
+//! - `--seeds K` (default 3): train K seeds (`ppo.seed` 1…K) of each run and report each
+//!   contender's median and the policies' worst seed; one lucky seed is not skill;
 //! - `calibrate [--seeds K]`: no training; the oracle and momentum rule over a grid of
 //!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K market seeds.
 //!
 //! Training runs live in a fresh directory under the target folder, so a store of other bars can
 //! never be trained on by mistake.
 
+#[path = "common/calibrate.rs"]
+mod calibrate;
+#[path = "common/learning_summary.rs"]
+mod summary;
+
 use chrono::NaiveDate;
 use quantdeck::config::{self, Config};
 use quantdeck::data::store::hash_bars;
+use quantdeck::data::synthetic;
 use quantdeck::engine::{checkpoint, HostPolicy};
 use quantdeck::eval::learning::{self, Costs, Scoreboard, SyntheticMarket};
-use quantdeck::eval::metrics;
 use quantdeck::features::events::EventTable;
 use quantdeck::jobs::{self, CancelToken, Event, JobRequest, JobSummary};
 use quantdeck::market::Symbol;
@@ -40,11 +52,11 @@ struct Args {
     steps: Option<u64>,
     quick: bool,
     long: bool,
-    symbol: String,
+    symbols: Option<Vec<String>>,
     eval_end: NaiveDate,
     out: Option<PathBuf>,
     calibrate: bool,
-    seeds: Option<u64>,
+    seeds: u64,
     config: Option<PathBuf>,
 }
 
@@ -54,11 +66,11 @@ fn parse_args() -> Args {
         steps: None,
         quick: true,
         long: true,
-        symbol: "SYNA".into(),
+        symbols: None,
         eval_end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
         out: None,
         calibrate: false,
-        seeds: None,
+        seeds: 3,
         config: None,
     };
     let mut it = std::env::args().skip(1);
@@ -69,19 +81,23 @@ fn parse_args() -> Args {
             "--steps" => a.steps = Some(value("--steps").parse().expect("--steps N")),
             "--no-quick" => a.quick = false,
             "--no-long" => a.long = false,
-            "--symbol" => a.symbol = value("--symbol"),
+            "--symbol" => a.symbols = Some(vec![value("--symbol")]),
+            "--symbols" => {
+                a.symbols = Some(value("--symbols").split(',').map(str::to_string).collect())
+            }
             "--eval-end" => {
                 a.eval_end = NaiveDate::parse_from_str(&value("--eval-end"), "%Y-%m-%d")
                     .expect("--eval-end YYYY-MM-DD")
             }
             "--out" => a.out = Some(value("--out").into()),
-            "--seeds" => a.seeds = Some(value("--seeds").parse().expect("--seeds K")),
+            "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
             "--config" => a.config = Some(value("--config").into()),
             "calibrate" => a.calibrate = true,
             // cargo bench passes `--bench`; other harness flags mean nothing here.
             _ => {}
         }
     }
+    a.seeds = a.seeds.max(1);
     a
 }
 
@@ -107,12 +123,119 @@ fn main() {
     let mut cfg = config::load(Some("quick_test"), args.config.as_deref()).expect("config");
     cfg.ppo.device = "cpu".into();
     if args.calibrate {
-        calibrate(&cfg, args.seeds.unwrap_or(4), args.eval_end);
+        calibrate::calibrate(&cfg, args.seeds, args.eval_end);
         return;
     }
-    let sym = cfg.universe.resolve(&args.symbol).expect("symbol");
+    let names = args
+        .symbols
+        .clone()
+        .unwrap_or_else(|| cfg.universe.symbols().into_iter().map(|s| s.name).collect());
+    println!(
+        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {}; load average {}",
+        names.join(", "),
+        args.seeds,
+        cfg.data.timeframe,
+        cfg.synthetic.edge,
+        cfg.synthetic.drift_halflife,
+        cfg.synthetic.train_paths,
+        load_average()
+    );
+    let work = tempfile::Builder::new()
+        .prefix("learning-bench-")
+        .tempdir_in(target_dir())
+        .or_else(|_| tempfile::tempdir())
+        .expect("work dir");
+    let paths = Paths::under(work.path());
+    paths.ensure().expect("dirs");
+    let mut long_steps = args.steps;
+    let reports: Vec<SymbolReport> = names
+        .iter()
+        .map(|name| bench_symbol(&args, &cfg, name, &paths, &mut long_steps))
+        .collect();
+    for costs in Costs::ALL {
+        summary::print(&reports, Some(costs));
+    }
+    summary::print(&reports, None);
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| match std::env::var_os("QUANTDECK_HOME") {
+            Some(h) => PathBuf::from(h).join("bench").join("learning.json"),
+            None => target_dir().join("learning.json"),
+        });
+    let report = json!({
+        "timeframe": cfg.data.timeframe.to_string(),
+        "synthetic": cfg.synthetic,
+        "load_average": load_average(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "seeds": args.seeds,
+        "symbols": reports.iter().map(SymbolReport::json).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).expect("output dir");
+    }
+    std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).expect("write");
+    println!("\nwritten: {}", out.display());
+}
+
+/// One symbol's runs: each setting's seeds, scored.
+struct SymbolReport {
+    symbol: String,
+    period: String,
+    bars: usize,
+    groups: Vec<(String, Vec<RunScore>)>,
+}
+
+impl SymbolReport {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "symbol": self.symbol,
+            "out_of_sample": { "period": self.period, "bars": self.bars },
+            "groups": self.groups.iter().map(|(label, runs)| json!({
+                "label": label,
+                "medians": Costs::ALL.iter().enumerate()
+                    .filter_map(|(k, _)| median_board(runs, |r| &r.boards[k]))
+                    .collect::<Vec<_>>(),
+                "in_sample_median": median_board(runs, |r| &r.in_sample),
+                "runs": runs.iter().map(|r| json!({
+                    "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
+                    "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
+                    "in_sample": r.in_sample,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn median_board(runs: &[RunScore], pick: impl Fn(&RunScore) -> &Scoreboard) -> Option<Scoreboard> {
+    let boards: Vec<Scoreboard> = runs.iter().map(|r| pick(r).clone()).collect();
+    Scoreboard::median_of(&boards)
+}
+
+/// The bars a policy trains on, for the in-sample table: the stored path's training range, or
+/// with `synthetic.train_paths` > 1 the first drawn path (the same days, its own seed).
+fn trained_market(cfg: &Config, sym: &Symbol, events: &EventTable) -> SyntheticMarket {
+    let mut c = cfg.clone();
+    if cfg.synthetic.train_paths > 1 {
+        c.synthetic.seed = synthetic::path_seed(cfg.synthetic.seed, 0);
+    }
+    SyntheticMarket::build(&c, sym, events, None).expect("training market")
+}
+
+/// Trains and scores every setting of one symbol; `long_steps` is sized on the first quick run
+/// (when no `--steps` was given) and then kept, so every symbol gets the same configuration.
+fn bench_symbol(
+    args: &Args,
+    cfg: &Config,
+    name: &str,
+    paths: &Paths,
+    long_steps: &mut Option<u64>,
+) -> SymbolReport {
+    let sym = cfg.universe.resolve(name).expect("symbol");
     let events = EventTable::embedded();
-    let market = SyntheticMarket::build(&cfg, &sym, &events, Some(args.eval_end)).expect("market");
+    let market = SyntheticMarket::build(cfg, &sym, &events, Some(args.eval_end)).expect("market");
+    let trained = trained_market(cfg, &sym, &events);
     let (bars, test) = (&market.series.bars, market.test.clone());
     let period = format!(
         "{} → {}",
@@ -120,17 +243,14 @@ fn main() {
         bars[test.end - 1].ts.format("%Y-%m-%d")
     );
     println!(
-        "learning benchmark: synthetic {sym} {}, edge {}, drift half-life {} bars; out of sample {period} ({} bars); load average {}",
-        cfg.data.timeframe,
-        cfg.synthetic.edge,
-        cfg.synthetic.drift_halflife,
+        "\n===== {sym}: out of sample {period} ({} bars); load average {}",
         test.len(),
         load_average()
     );
     let reference: Vec<(Costs, Vec<learning::Row>)> = Costs::ALL
         .iter()
         .map(|&c| {
-            let (rules, risk) = c.rules(&cfg, sym.class);
+            let (rules, risk) = c.rules(cfg, sym.class);
             let bt = market.backtester(rules, risk);
             let (rows, m) = learning::reference_rows(
                 &bt,
@@ -144,73 +264,49 @@ fn main() {
             (c, rows)
         })
         .collect();
-
-    let work = tempfile::Builder::new()
-        .prefix("learning-bench-")
-        .tempdir_in(target_dir())
-        .or_else(|_| tempfile::tempdir())
-        .expect("work dir");
-    let paths = Paths::under(work.path());
-    paths.ensure().expect("dirs");
-    let seeds = args.seeds.unwrap_or(1).max(1);
-    let mut runs = Vec::new();
-    let mut medians = Vec::new();
-    let mut sps_hint = None;
+    let scoring = Scoring {
+        market: &market,
+        trained: &trained,
+        reference: &reference,
+    };
+    let mut groups = Vec::new();
     if args.quick {
-        let group = train_seeds(&paths, &cfg, "quick_test", None, seeds, &market, &reference);
-        sps_hint = group.first().map(|r| r.sps);
-        medians.extend(report_medians("quick_test", &group));
-        runs.extend(group);
+        let group = train_seeds(paths, cfg, "quick_test", None, args.seeds, &scoring);
+        if long_steps.is_none() && args.long {
+            // Validation and start-up take a little of the budget: size for 90 % of it.
+            let sps = group.first().map_or(1000.0, |r| r.sps);
+            *long_steps = Some((sps * args.budget_s * 0.9) as u64);
+        }
+        groups.push(("quick_test".to_string(), group));
     }
     if args.long {
         let mut long = cfg.clone();
         let per_update = long.ppo.steps_per_update();
-        let steps = args.steps.unwrap_or_else(|| {
-            // Validation and start-up take a little of the budget: size for 90 % of it.
-            let sps = sps_hint.unwrap_or_else(|| probe_sps(&paths, &cfg));
-            (sps * args.budget_s * 0.9) as u64
-        });
+        let steps = *long_steps
+            .get_or_insert_with(|| (probe_sps(paths, cfg, &sym.name) * args.budget_s * 0.9) as u64);
         long.ppo.total_timesteps = (steps / per_update).max(1) * per_update;
         let limit = args
             .steps
             .is_none()
             .then(|| Duration::from_secs_f64(args.budget_s * 1.25));
-        let label = match args.steps {
-            Some(_) => format!("{} steps", long.ppo.total_timesteps),
-            None => format!("{:.0}-minute budget", args.budget_s / 60.0),
-        };
-        let group = train_seeds(&paths, &long, &label, limit, seeds, &market, &reference);
-        medians.extend(report_medians(&label, &group));
-        runs.extend(group);
+        let label = format!("{} steps", long.ppo.total_timesteps);
+        let group = train_seeds(paths, &long, &label, limit, args.seeds, &scoring);
+        groups.push((label, group));
     }
+    SymbolReport {
+        symbol: sym.name.clone(),
+        period,
+        bars: test.len(),
+        groups,
+    }
+}
 
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| match std::env::var_os("QUANTDECK_HOME") {
-            Some(h) => PathBuf::from(h).join("bench").join("learning.json"),
-            None => target_dir().join("learning.json"),
-        });
-    let report = json!({
-        "symbol": sym.name,
-        "timeframe": cfg.data.timeframe.to_string(),
-        "synthetic": cfg.synthetic,
-        "out_of_sample": { "period": period, "bars": test.len() },
-        "load_average": load_average(),
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "seeds": seeds,
-        "medians": medians,
-        "runs": runs.iter().map(|r| json!({
-            "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
-            "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
-            "in_sample": r.in_sample,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).expect("output dir");
-    }
-    std::fs::write(&out, serde_json::to_vec_pretty(&report).expect("json")).expect("write");
-    println!("\nwritten: {}", out.display());
+/// What a trained policy is scored on: the evaluation market, the market it trained on, and the
+/// reference rules' out-of-sample rows per costs setting.
+struct Scoring<'a> {
+    market: &'a SyntheticMarket,
+    trained: &'a SyntheticMarket,
+    reference: &'a [(Costs, Vec<learning::Row>)],
 }
 
 /// `seeds` runs of one setting, ppo.seed 1…seeds, each trained and scored.
@@ -220,64 +316,20 @@ fn train_seeds(
     label: &str,
     limit: Option<Duration>,
     seeds: u64,
-    market: &SyntheticMarket,
-    reference: &[(Costs, Vec<learning::Row>)],
+    scoring: &Scoring,
 ) -> Vec<RunScore> {
     (1..=seeds)
         .map(|seed| {
             let mut c = cfg.clone();
             c.ppo.seed = seed;
-            let label = if seeds > 1 {
-                format!("{label}, seed {seed}")
-            } else {
-                label.to_string()
-            };
-            train_and_score(paths, &c, &label, limit, market, reference)
+            let label = format!("{} {label}, seed {seed}", scoring.market.symbol);
+            train_and_score(paths, &c, &label, limit, scoring)
         })
         .collect()
 }
 
-/// Prints (and returns) each costs board's median over the seeds of one setting, with the
-/// policies' worst and best Sharpe beside.
-fn report_medians(label: &str, group: &[RunScore]) -> Vec<serde_json::Value> {
-    if group.len() < 2 {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for k in 0..group[0].boards.len() {
-        let boards: Vec<Scoreboard> = group.iter().map(|r| r.boards[k].clone()).collect();
-        let Some(median) = Scoreboard::median_of(&boards) else {
-            continue;
-        };
-        println!(
-            "\n{label}, median of {} seeds, {} costs:\n{}",
-            group.len(),
-            costs_label(median.costs),
-            median.table()
-        );
-        for name in ["policy (final)", "policy (best val.)"] {
-            let sh: Vec<f64> = boards
-                .iter()
-                .filter_map(|b| b.get(name).map(|r| r.sharpe))
-                .collect();
-            if sh.is_empty() {
-                // No validation was scored: no run saved a best checkpoint.
-                continue;
-            }
-            let (lo, hi) = sh
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                    (a.min(*x), b.max(*x))
-                });
-            println!(
-                "{name}: Sharpe over the {} seed(s) that have it {lo:.2} … {hi:.2}",
-                sh.len()
-            );
-        }
-        out.push(json!({ "label": label, "median": median }));
-    }
-    out
-}
+const FINAL: &str = "policy (final)";
+const BEST: &str = "policy (best val.)";
 
 struct RunScore {
     label: String,
@@ -297,9 +349,9 @@ fn train_and_score(
     cfg: &Config,
     label: &str,
     limit: Option<Duration>,
-    market: &SyntheticMarket,
-    reference: &[(Costs, Vec<learning::Row>)],
+    scoring: &Scoring,
 ) -> RunScore {
+    let (market, reference) = (scoring.market, scoring.reference);
     println!(
         "\n== {label}: {} steps ({} updates of {}), hidden {:?}, {} epochs",
         cfg.ppo.total_timesteps,
@@ -357,10 +409,7 @@ fn train_and_score(
         other => panic!("not a training summary: {other:?}"),
     };
     let mut policies = Vec::new();
-    for (name, file) in [
-        ("policy (final)", "model.safetensors"),
-        ("policy (best val.)", "best.safetensors"),
-    ] {
+    for (name, file) in [(FINAL, "model.safetensors"), (BEST, "best.safetensors")] {
         let path = dir.path.join(file);
         if !path.exists() {
             continue;
@@ -391,32 +440,31 @@ fn train_and_score(
             ""
         }
     );
-    // The same contenders on the training bars: a policy far better there than out of sample
-    // has memorised its one training path rather than learned the drift.
+    // The same contenders on the bars trained on: a policy far better there than out of sample
+    // has memorised its training path(s) rather than learned the drift.
     let in_sample = {
-        let (rules, risk) = Costs::Training.rules(cfg, market.symbol.class);
-        let bt = market.backtester(rules, risk);
+        let trained = scoring.trained;
+        let (rules, risk) = Costs::Training.rules(cfg, trained.symbol.class);
+        let bt = trained.backtester(rules, risk);
         let mut rows: Vec<_> = policies
             .iter()
-            .map(|(name, p)| learning::policy_row(name, &bt, p, market.train.clone()))
+            .map(|(name, p)| learning::policy_row(name, &bt, p, trained.train.clone()))
             .collect();
         let (refs, _) = learning::reference_rows(
             &bt,
-            &market.series.drift,
-            &market.filtered,
-            market.train.clone(),
-            market.train.clone(),
+            &trained.series.drift,
+            &trained.filtered,
+            trained.train.clone(),
+            trained.train.clone(),
             1000,
         );
-        rows.extend(refs.into_iter().filter(|r| {
-            [learning::ORACLE, learning::FILTER, learning::MOMENTUM].contains(&r.name.as_str())
-        }));
+        rows.extend(refs);
         let board = Scoreboard {
             costs: Costs::Training,
             rows,
         };
         println!(
-            "\n{label}, in sample (the training bars), training-env costs:\n{}",
+            "\n{label}, in sample (the bars trained on), training-env costs:\n{}",
             board.table()
         );
         board
@@ -480,14 +528,14 @@ fn costs_label(c: Costs) -> &'static str {
 }
 
 /// Steps per second of two quick_test updates, when the quick run was skipped.
-fn probe_sps(paths: &Paths, cfg: &Config) -> f64 {
+fn probe_sps(paths: &Paths, cfg: &Config, symbol: &str) -> f64 {
     let mut probe = cfg.clone();
     probe.ppo.total_timesteps = 2 * probe.ppo.steps_per_update();
     let id = jobs::run_job(
         paths,
         &probe,
         &JobRequest::Train {
-            symbol: cfg.universe.symbols()[0].name.clone(),
+            symbol: symbol.to_string(),
             group: None,
         },
         &CancelToken::new(),
@@ -501,85 +549,5 @@ fn probe_sps(paths: &Paths, cfg: &Config) -> f64 {
     {
         JobSummary::Train { sps, .. } => sps,
         _ => 1000.0,
-    }
-}
-
-/// The oracle and the momentum rule across a grid of market settings: mean and worst
-/// out-of-sample Sharpe over the three equities × `seeds` seeds, on the configured period's
-/// out-of-sample tail ("default OOS") and on the longer tail to `eval_end`.
-fn calibrate(cfg: &Config, seeds: u64, eval_end: NaiveDate) {
-    let events = EventTable::embedded();
-    let edges = [0.0, 0.01, 0.05, 0.10, 0.15];
-    let halflives = [24.0, 48.0, 96.0];
-    println!(
-        "mean (worst) out-of-sample Sharpe over 3 equities × {seeds} seeds; load average {}",
-        load_average()
-    );
-    println!(
-        "{:>5} {:>5} | {:>16} {:>16} | {:>16} {:>16} | {:>16} {:>16}",
-        "edge",
-        "h-l",
-        "oracle env",
-        "momentum env",
-        "oracle bt",
-        "momentum bt",
-        "oracle env long",
-        "mom env long"
-    );
-    for &edge in &edges {
-        for &hl in &halflives {
-            let mut c = cfg.clone();
-            c.synthetic.edge = edge;
-            c.synthetic.drift_halflife = hl;
-            if config::validate(&c).is_err() {
-                continue;
-            }
-            let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 6];
-            for seed in 1..=seeds {
-                c.synthetic.seed = seed;
-                for name in ["SYNA", "SYNB", "SYNC"] {
-                    let sym = Symbol::equity(name);
-                    let m =
-                        SyntheticMarket::build(&c, &sym, &events, Some(eval_end)).expect("market");
-                    let short = m.test.start..m.period_end;
-                    for (k, costs) in Costs::ALL.iter().enumerate() {
-                        let (rules, risk) = costs.rules(&c, sym.class);
-                        let bt = m.backtester(rules, risk);
-                        let mom = quantdeck::eval::MomentumRule::fit(&bt, m.train.clone());
-                        let sh = |r: &quantdeck::eval::BacktestResult| {
-                            metrics::daily_sharpe(&r.equity, &r.ts, sym.class)
-                        };
-                        cols[2 * k].push(sh(&quantdeck::eval::oracle::run(
-                            &bt,
-                            &m.series.drift,
-                            short.clone(),
-                        )));
-                        cols[2 * k + 1].push(sh(&mom.run(&bt, short.clone())));
-                        if *costs == Costs::Training {
-                            cols[4].push(sh(&quantdeck::eval::oracle::run(
-                                &bt,
-                                &m.series.drift,
-                                m.test.clone(),
-                            )));
-                            cols[5].push(sh(&mom.run(&bt, m.test.clone())));
-                        }
-                    }
-                }
-            }
-            let cell = |v: &[f64]| {
-                let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-                let worst = v.iter().copied().fold(f64::INFINITY, f64::min);
-                format!("{mean:>7.2} ({worst:>6.2})")
-            };
-            println!(
-                "{edge:>5.2} {hl:>5.0} | {:>16} {:>16} | {:>16} {:>16} | {:>16} {:>16}",
-                cell(&cols[0]),
-                cell(&cols[1]),
-                cell(&cols[2]),
-                cell(&cols[3]),
-                cell(&cols[4]),
-                cell(&cols[5])
-            );
-        }
     }
 }

@@ -99,6 +99,15 @@ pub struct TrainArgs {
     /// Critic-only epochs after the PPO epochs (overrides ppo.critic_epochs; 0 = none).
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub critic_epochs: Option<u16>,
+    /// Pooled training: these symbols' bars up to the trained symbol's last training bar train
+    /// the same policy too, comma-separated (overrides env.pool_symbols).
+    #[arg(
+        long,
+        value_name = "SYMBOLS",
+        value_delimiter = ',',
+        conflicts_with = "portfolio"
+    )]
+    pub pool: Option<Vec<String>>,
     /// The network: mlp or gru (overrides ppo.encoder).
     #[arg(long, value_parser = ["mlp", "gru"])]
     pub encoder: Option<String>,
@@ -120,14 +129,14 @@ pub struct TrainArgs {
     /// a unique prefix, or `latest` (the default). The run's own configuration continues.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest",
           conflicts_with_all = ["symbol", "checkpoint", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "pool", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub resume: Option<String>,
     /// Continue a training run from this checkpoint: a file under runs/<id>/state/, or one of
     /// the run's model files (its update's state). Later checkpoints move aside.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["symbol", "timesteps", "episodes", "iterations", "seed",
-                                "critic_epochs", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
+                                "critic_epochs", "pool", "reward", "encoder", "early_stop", "early_stop_drawdown", "keep_every",
                                 "high_vram", "low_vram", "gpu_sizing", "precision", "amp"])]
     pub checkpoint: Option<std::path::PathBuf>,
     /// On a GPU: size envs/steps/minibatch from its memory, capped at 45 GiB (ppo.gpu_sizing).
@@ -366,6 +375,9 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     }
     if let Some(c) = a.critic_epochs {
         cfg.ppo.critic_epochs = c as usize;
+    }
+    if let Some(p) = a.pool {
+        cfg.env.pool_symbols = p;
     }
     if let Some(r) = a.reward {
         cfg.env.reward = if r == "seed" {

@@ -17,5 +17,6 @@ pub use duration::TrainDuration;
 pub use load::{load, load_with_notes, merge_values, validate, ConfigSource, MODES};
 pub use notify::{NotifyConfig, NotifyTemplate};
 pub use portfolio::{check_universe, PortfolioConfig, CASH, MAX_SYMBOLS, SEED_UNIVERSE};
+pub use range::MAX_TRAIN_PATHS;
 pub use schema::*;
 pub use sweep::{BackendKind, SlurmConfig, Stage, SweepConfig};

@@ -29,6 +29,10 @@ macro_rules! bounded {
     )*};
 }
 
+/// More drawn paths than this are refused outright (each costs its generation, features and
+/// memory; the memory estimate refuses fewer on a small machine).
+pub const MAX_TRAIN_PATHS: usize = 1024;
+
 bounded! {
     fraction: f64 = |v: &f64| (0.0..=1.0).contains(v), "between 0 and 1";
     open_fraction: f64 = |v: &f64| *v > 0.0 && *v < 1.0, "strictly between 0 and 1";
@@ -47,6 +51,8 @@ bounded! {
     window: usize = |v: &usize| (2..=1000).contains(v), "between 2 and 1000 bars";
     lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
+    train_paths: usize = |v: &usize| (1..=MAX_TRAIN_PATHS).contains(v), "between 1 and 1024 paths";
+    augment_paths: usize = |v: &usize| *v <= 64, "between 0 and 64 copies";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";
     page_limit: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 bars (Alpaca's maximum)";
@@ -159,4 +165,33 @@ pub fn device<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             crate::jsonl::clip(&s, 40)
         )))
     }
+}
+
+/// Most symbols `env.pool_symbols` may list.
+pub const MAX_POOL: usize = 64;
+
+/// `env.pool_symbols`: symbol names (as `Symbol::from_user` reads them), each once, at most
+/// [`MAX_POOL`].
+pub fn pool_symbols<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > MAX_POOL {
+        return Err(D::Error::custom(format!(
+            "{} symbols: at most {MAX_POOL}",
+            names.len()
+        )));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(names.len());
+    for n in &names {
+        let sym =
+            crate::market::Symbol::from_user(n).map_err(|e| D::Error::custom(format!("{e:#}")))?;
+        let key = sym.name.to_ascii_uppercase();
+        if seen.contains(&key) {
+            return Err(D::Error::custom(format!(
+                "{:?} is listed twice",
+                crate::jsonl::clip(n, 40)
+            )));
+        }
+        seen.push(key);
+    }
+    Ok(names)
 }

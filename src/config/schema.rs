@@ -175,6 +175,13 @@ pub struct SyntheticConfig {
     /// (`portfolio.synthetic_symbols` only; other symbols are independent random walks).
     #[serde(deserialize_with = "range::below_one")]
     pub factor_share: f64,
+    /// Independent paths of this market (same parameters, seeds derived from `seed` and the
+    /// path's number) that training draws its episodes from, instead of the stored path's
+    /// training bars: the stored path then only validates and evaluates. 1 = train on the
+    /// stored path, as on real data (which has one path and ignores this). Default 8: the
+    /// learning bench's ablation (README, *Does it learn?*).
+    #[serde(deserialize_with = "range::train_paths")]
+    pub train_paths: usize,
 }
 
 impl Default for SyntheticConfig {
@@ -187,6 +194,7 @@ impl Default for SyntheticConfig {
             gap_vol: 0.006,
             start_price: 100.0,
             factor_share: 0.4,
+            train_paths: 8,
         }
     }
 }
@@ -232,6 +240,21 @@ pub struct EnvConfig {
     pub reward_scale: f64,
     /// `pnl` (the step's P&L) or `seed` (the seed's v4.1 curriculum of eight components).
     pub reward: RewardKind,
+    /// Other symbols whose bars up to the trained symbol's last training bar the policy also
+    /// trains on (one policy over their scale-free features; validation and evaluation stay on
+    /// the trained symbol). Empty: the trained symbol alone.
+    #[serde(deserialize_with = "range::pool_symbols")]
+    pub pool_symbols: Vec<String>,
+    /// Augmented copies of the trained symbol's training bars that train beside them (0: none;
+    /// not with drawn synthetic paths, which replace the stored path): each copy's bar returns
+    /// scaled by one factor drawn log-uniformly from [1 / (1 + augment_vol), 1 + augment_vol]
+    /// and its closes given `augment_noise` × the bar's own absolute return of Gaussian noise.
+    #[serde(deserialize_with = "range::augment_paths")]
+    pub augment_paths: usize,
+    #[serde(deserialize_with = "range::fraction")]
+    pub augment_vol: f64,
+    #[serde(deserialize_with = "range::fraction")]
+    pub augment_noise: f64,
 }
 
 /// Which reward the training env pays.
@@ -269,6 +292,10 @@ impl Default for EnvConfig {
             episode_len: 256,
             reward_scale: 1000.0,
             reward: RewardKind::Pnl,
+            pool_symbols: Vec::new(),
+            augment_paths: 0,
+            augment_vol: 0.3,
+            augment_noise: 0.0,
         }
     }
 }

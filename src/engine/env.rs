@@ -28,9 +28,9 @@ pub struct VecEnv {
     arange_w: Tensor,
     delta: Tensor,
     close_mask: Tensor,
-    /// Valid bar indices for the env's clock: `t` in `lo..hi`, and `t + 1` is always a bar.
-    lo: usize,
-    hi: usize,
+    /// Valid bar indices for the env's clock, one `(lo, hi)` per path (rows of `feat` laid end
+    /// to end, in order): `t` in `lo..hi`, and `t + 1` is always a bar of the same path.
+    segments: Vec<(usize, usize)>,
     t: Vec<u32>,
     steps: Vec<usize>,
     level: Tensor,
@@ -58,6 +58,13 @@ pub struct EnvState {
     pub tensors: Vec<(String, Tensor)>,
 }
 
+/// One path the env trains on: its features, closes, and the bar range episodes may use.
+pub struct EnvPath<'a> {
+    pub fm: &'a FeatureMatrix,
+    pub closes: &'a [f64],
+    pub range: Range<usize>,
+}
+
 impl VecEnv {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -72,23 +79,60 @@ impl VecEnv {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        let lo = range.start.max(fm.first_observable(spec.window));
-        let hi = range.end.min(fm.len()).saturating_sub(1);
-        if hi <= lo + 1 {
-            bail!(
-                "not enough bars to train: the training range {}..{} leaves {} usable bars after the {}-bar warm-up and window",
-                range.start,
-                range.end,
-                hi.saturating_sub(lo),
-                fm.first_observable(spec.window)
-            );
+        let path = EnvPath { fm, closes, range };
+        Self::over_paths(spec, &[path], rules, ep_len, reward_scale, n, seed, device)
+    }
+
+    /// [`VecEnv::new`] over several paths: each episode starts on a random one of them (at a
+    /// random bar) and ends before that path does, so no observation or step spans two paths.
+    #[allow(clippy::too_many_arguments)]
+    pub fn over_paths(
+        spec: &FeatureSpec,
+        paths: &[EnvPath],
+        rules: Rules,
+        ep_len: usize,
+        reward_scale: f64,
+        n: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut segments = Vec::with_capacity(paths.len());
+        let (mut values, mut all_closes) = (Vec::new(), Vec::new());
+        let mut n_features = 0;
+        for p in paths {
+            let offset = all_closes.len();
+            let lo = p.range.start.max(p.fm.first_observable(spec.window));
+            let hi = p.range.end.min(p.fm.len()).saturating_sub(1);
+            if hi <= lo + 1 {
+                bail!(
+                    "not enough bars to train: the training range {}..{} leaves {} usable bars after the {}-bar warm-up and window",
+                    p.range.start,
+                    p.range.end,
+                    hi.saturating_sub(lo),
+                    p.fm.first_observable(spec.window)
+                );
+            }
+            if p.closes.len() != p.fm.len() {
+                bail!(
+                    "a training path has {} closes for {} feature rows",
+                    p.closes.len(),
+                    p.fm.len()
+                );
+            }
+            if n_features != 0 && p.fm.n_features != n_features {
+                bail!("training paths differ in their features");
+            }
+            segments.push((offset + lo, offset + hi));
+            n_features = p.fm.n_features;
+            values.extend_from_slice(&p.fm.values);
+            all_closes.extend(p.closes.iter().map(|&c| c as f32));
         }
-        let feat = Tensor::from_vec(fm.values.clone(), (fm.len(), fm.n_features), device)?;
-        let closes = Tensor::from_vec(
-            closes.iter().map(|&c| c as f32).collect::<Vec<_>>(),
-            closes.len(),
-            device,
-        )?;
+        let Some(shortest) = segments.iter().map(|(lo, hi)| hi - lo).min() else {
+            bail!("no path to train on");
+        };
+        let rows = all_closes.len();
+        let feat = Tensor::from_vec(values, (rows, n_features), device)?;
+        let closes = Tensor::from_vec(all_closes, rows, device)?;
         let init = rules.initial_cash as f32;
         let full = |v: f32| Tensor::full(v, n, device);
         let mut env = VecEnv {
@@ -96,7 +140,7 @@ impl VecEnv {
             n,
             window: spec.window,
             obs_dim: spec.obs_dim(),
-            ep_len: ep_len.min(hi - lo),
+            ep_len: ep_len.min(shortest),
             rules,
             reward_scale,
             feat,
@@ -104,8 +148,7 @@ impl VecEnv {
             arange_w: Tensor::arange(0u32, spec.window as u32, device)?.unsqueeze(0)?,
             delta: Tensor::new(&DELTA, device)?,
             close_mask: Tensor::new(&CLOSE_MASK, device)?,
-            lo,
-            hi,
+            segments,
             t: vec![0; n],
             steps: vec![0; n],
             level: full(0.0)?,
@@ -173,9 +216,16 @@ impl VecEnv {
         &self.t
     }
 
+    /// A random path (drawn only when there are several, so one path's stream is unchanged) and
+    /// a random start on it that leaves room for a whole episode.
     fn random_start(&mut self) -> u32 {
-        let span = self.hi - self.lo - self.ep_len;
-        (self.lo + self.rng.below(span + 1)) as u32
+        let k = match self.segments.len() {
+            1 => 0,
+            n => self.rng.below(n),
+        };
+        let (lo, hi) = self.segments[k];
+        let span = hi - lo - self.ep_len;
+        (lo + self.rng.below(span + 1)) as u32
     }
 
     /// Bar indices shifted by `offset`, as a device tensor. (Index arithmetic stays on the host:
@@ -262,7 +312,8 @@ impl VecEnv {
         for ((t, steps), done) in self.t.iter_mut().zip(&mut self.steps).zip(&mut dones) {
             *t += 1;
             *steps += 1;
-            *done = *steps >= self.ep_len || *t as usize + 1 >= self.hi;
+            let end = segment_of(&self.segments, *t as usize).map_or(0, |(_, hi)| hi);
+            *done = *steps >= self.ep_len || *t as usize + 1 >= end;
         }
         self.episodes += dones.iter().filter(|d| **d).count() as u64;
         if dones.iter().any(|d| *d) {
@@ -356,10 +407,8 @@ impl VecEnv {
         if !want.is_empty() {
             bail!("the saved env state lacks {}", want.join(", "));
         }
-        if s.t
-            .iter()
-            .any(|&t| (t as usize) < self.lo || t as usize + 1 >= self.hi)
-        {
+        let inside = |t: usize| segment_of(&self.segments, t).is_some_and(|(_, hi)| t + 1 < hi);
+        if !s.t.iter().all(|&t| inside(t as usize)) {
             bail!("the saved env clocks fall outside this env's bars");
         }
         self.t = s.t;
@@ -373,4 +422,12 @@ impl VecEnv {
     pub fn equity(&self) -> Result<Vec<f32>> {
         Ok(self.equity.to_vec1::<f32>()?)
     }
+}
+
+/// The `(lo, hi)` of the path whose clock range holds bar `t` (`lo <= t`), if any.
+fn segment_of(segments: &[(usize, usize)], t: usize) -> Option<(usize, usize)> {
+    let k = segments.partition_point(|&(lo, _)| lo <= t);
+    k.checked_sub(1)
+        .map(|k| segments[k])
+        .filter(|&(_, hi)| t < hi)
 }

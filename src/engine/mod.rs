@@ -9,6 +9,7 @@ pub mod critic;
 pub mod device;
 pub mod device_check;
 pub mod digest;
+pub mod drawn;
 pub mod early_stop;
 pub mod env;
 pub mod env_reward;
@@ -39,6 +40,7 @@ mod train_set;
 mod trainer;
 
 pub use checkpoint::{load_model, load_policy, save_gru_model, save_model, ModelMeta};
+pub use drawn::DrawnPath;
 pub use model::ActorCritic;
 pub use policy::HostPolicy;
-pub use ppo::{resume, train, TrainData, TrainObserver, TrainOutcome};
+pub use ppo::{resume, train, train_on_paths, TrainData, TrainObserver, TrainOutcome};

@@ -224,7 +224,26 @@ pub fn train(
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
-    Trainer::new(cfg, TrainSet::Series(data), device, out_dir)?.run(observer)
+    train_on_paths(cfg, data, &[], device, out_dir, observer, None)
+}
+
+/// [`train`] (or, given a training `state`, [`resume`]) with episodes drawn from `paths` instead
+/// of `data`'s training range (`engine::drawn`); none: `data`'s training range. `data` still
+/// gives the validation bars and the provenance.
+pub fn train_on_paths(
+    cfg: &Config,
+    data: &TrainData,
+    paths: &[super::DrawnPath],
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+    state: Option<&Path>,
+) -> Result<TrainOutcome> {
+    let mut t = Trainer::new(cfg, TrainSet::Series(data, paths), device, out_dir)?;
+    if let Some(state) = state {
+        t.restore_from(state)?;
+    }
+    t.run(observer)
 }
 
 /// Trains one portfolio policy over a universe (12 regime actions) from scratch into `out_dir`:
@@ -265,9 +284,7 @@ pub fn resume(
     observer: &mut dyn TrainObserver,
     state: &Path,
 ) -> Result<TrainOutcome> {
-    let mut t = Trainer::new(cfg, TrainSet::Series(data), device, out_dir)?;
-    t.restore_from(state)?;
-    t.run(observer)
+    train_on_paths(cfg, data, &[], device, out_dir, observer, Some(state))
 }
 
 /// Generalised advantage estimation over a rollout laid out step-major ([S][N] flattened).

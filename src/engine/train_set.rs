@@ -3,7 +3,8 @@
 //! files record.
 
 use super::checkpoint::{ModelMeta, FORMAT};
-use super::env::VecEnv;
+use super::drawn::DrawnPath;
+use super::env::{EnvPath, VecEnv};
 use super::gru::GruSpec;
 use super::portfolio_env::PortfolioEnv;
 use super::ppo::{PortfolioTrainData, TrainData};
@@ -19,7 +20,8 @@ use chrono::{DateTime, Utc};
 
 #[derive(Clone, Copy)]
 pub(super) enum TrainSet<'a> {
-    Series(&'a TrainData),
+    /// A series, and the drawn paths its episodes come from (none: its training range).
+    Series(&'a TrainData, &'a [DrawnPath]),
     Portfolio(&'a PortfolioTrainData),
 }
 
@@ -27,28 +29,28 @@ impl TrainSet<'_> {
     /// The symbol, or the portfolio's name.
     pub fn name(&self) -> &str {
         match self {
-            TrainSet::Series(d) => &d.symbol.name,
+            TrainSet::Series(d, _) => &d.symbol.name,
             TrainSet::Portfolio(d) => &d.name,
         }
     }
 
     pub fn sha256(&self) -> &str {
         match self {
-            TrainSet::Series(d) => &d.sha256,
+            TrainSet::Series(d, _) => &d.sha256,
             TrainSet::Portfolio(d) => &d.sha256,
         }
     }
 
     pub fn n_actions(&self) -> usize {
         match self {
-            TrainSet::Series(_) => N_ACTIONS,
+            TrainSet::Series(..) => N_ACTIONS,
             TrainSet::Portfolio(_) => N_REGIMES,
         }
     }
 
     pub fn obs_dim(&self) -> usize {
         match self {
-            TrainSet::Series(d) => d.spec.obs_dim(),
+            TrainSet::Series(d, _) => d.spec.obs_dim(),
             TrainSet::Portfolio(d) => d.spec.obs_dim(),
         }
     }
@@ -57,7 +59,7 @@ impl TrainSet<'_> {
     /// `ModelMeta::portfolio` is the layout).
     fn feature_spec(&self, cfg: &Config) -> FeatureSpec {
         match self {
-            TrainSet::Series(d) => d.spec.clone(),
+            TrainSet::Series(d, _) => d.spec.clone(),
             TrainSet::Portfolio(_) => {
                 FeatureSpec::current(cfg.features.window, &EventTable::default())
             }
@@ -70,7 +72,7 @@ impl TrainSet<'_> {
     /// block is the tail either way.
     pub fn sequence_shape(&self) -> (usize, usize, usize) {
         match self {
-            TrainSet::Series(d) => (d.spec.window, d.spec.n_features(), d.spec.account.len()),
+            TrainSet::Series(d, _) => (d.spec.window, d.spec.n_features(), d.spec.account.len()),
             TrainSet::Portfolio(d) => (d.spec.seq_len(), d.spec.step_dim(), d.spec.tail_dim()),
         }
     }
@@ -78,7 +80,10 @@ impl TrainSet<'_> {
     /// Bytes of the training data in memory (features, closes, bars), for the memory estimate.
     pub fn data_bytes(&self) -> f64 {
         match self {
-            TrainSet::Series(d) => d.fm.values.len() as f64 * 4.0 + d.bars.len() as f64 * 64.0,
+            TrainSet::Series(d, paths) => {
+                let drawn: f64 = paths.iter().map(DrawnPath::bytes).sum();
+                d.fm.values.len() as f64 * 4.0 + d.bars.len() as f64 * 64.0 + drawn
+            }
             TrainSet::Portfolio(d) => {
                 let (_, step_dim, _) = self.sequence_shape();
                 d.tape.n_bars as f64 * (step_dim as f64 * 4.0 + 64.0)
@@ -107,7 +112,7 @@ impl TrainSet<'_> {
     pub fn env(&self, cfg: &Config, device: &Device) -> Result<Box<dyn TrainEnv>> {
         let p = &cfg.ppo;
         match self {
-            TrainSet::Series(data) => {
+            TrainSet::Series(data, paths) => {
                 if data.train.is_empty() || data.validation.is_empty() {
                     bail!(
                         "{} bars are too few to split into training and validation ranges",
@@ -116,11 +121,25 @@ impl TrainSet<'_> {
                 }
                 let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
                 let rules = Rules::training(&cfg.env, data.symbol.class);
-                let mut env = VecEnv::new(
+                let sources: Vec<EnvPath> = if paths.is_empty() {
+                    vec![EnvPath {
+                        fm: &data.fm,
+                        closes: &closes,
+                        range: data.train.clone(),
+                    }]
+                } else {
+                    paths
+                        .iter()
+                        .map(|p| EnvPath {
+                            fm: &p.fm,
+                            closes: &p.closes,
+                            range: 0..p.closes.len(),
+                        })
+                        .collect()
+                };
+                let mut env = VecEnv::over_paths(
                     &data.spec,
-                    &data.fm,
-                    &closes,
-                    data.train.clone(),
+                    &sources,
                     rules,
                     cfg.env.episode_len,
                     cfg.env.reward_scale,
@@ -159,14 +178,14 @@ impl TrainSet<'_> {
 
     fn ts(&self, i: usize) -> DateTime<Utc> {
         match self {
-            TrainSet::Series(d) => d.bars[i].ts,
+            TrainSet::Series(d, _) => d.bars[i].ts,
             TrainSet::Portfolio(d) => d.tape.ts[i],
         }
     }
 
     fn len(&self) -> usize {
         match self {
-            TrainSet::Series(d) => d.bars.len(),
+            TrainSet::Series(d, _) => d.bars.len(),
             TrainSet::Portfolio(d) => d.tape.n_bars,
         }
     }
@@ -174,7 +193,7 @@ impl TrainSet<'_> {
     /// A model file's metadata, everything but the training position and network size.
     pub fn meta(&self, cfg: &Config) -> ModelMeta {
         let (train, val, class, timeframe, source, portfolio, meanings) = match self {
-            TrainSet::Series(d) => (
+            TrainSet::Series(d, _) => (
                 &d.train,
                 &d.validation,
                 d.symbol.class,

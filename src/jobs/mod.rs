@@ -28,6 +28,7 @@ pub mod sweep;
 pub mod tail;
 pub mod tensorboard;
 mod train;
+mod train_paths;
 mod train_portfolio;
 pub mod validations;
 mod walk_portfolio;

@@ -297,11 +297,10 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             gating.evidence(),
         ))
     });
+    let drawn = super::train_paths::training_paths(ctx, cfg, &data, resumed.is_some())?;
     let mut obs = JobObserver::open(ctx, judge, resumed)?;
-    let outcome = match resumed {
-        None => ppo::train(cfg, &data, &device, &out_dir, &mut obs)?,
-        Some(point) => ppo::resume(cfg, &data, &device, &out_dir, &mut obs, &point.state)?,
-    };
+    let state = resumed.map(|point| point.state.as_path());
+    let outcome = ppo::train_on_paths(cfg, &data, &drawn, &device, &out_dir, &mut obs, state)?;
     let history = obs.take_history();
     add_artifact(ctx, "model.safetensors")?;
     if outcome.best_path.is_some() {

@@ -37,6 +37,7 @@ mod sweep;
 mod sweep_slurm;
 mod tensorboard;
 mod train_cli;
+mod train_paths;
 mod train_resume;
 mod trust;
 mod tui_keymap;

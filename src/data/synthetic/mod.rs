@@ -73,6 +73,35 @@ pub fn generate_with_truth(
     simulate(cfg, symbol, tf, start, end, None)
 }
 
+/// The market seed of training path `k` (0-based): derived from the stored market's seed, so a
+/// run's paths are fixed by its configuration (a resume redraws the same ones), and never the
+/// stored market's own seed, whose path validates and evaluates.
+pub fn path_seed(seed: u64, k: usize) -> u64 {
+    let s = Rng::derive(seed, &format!("training path #{k}")).next_u64();
+    if s == seed {
+        s ^ 1
+    } else {
+        s
+    }
+}
+
+/// Training path `k` of `symbol`'s market over the days `start..=end`: [`generate`] with the
+/// same parameters and [`path_seed`]'s seed.
+pub fn generate_path(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+    k: usize,
+) -> Result<Vec<Bar>> {
+    let drawn = SyntheticConfig {
+        seed: path_seed(cfg.seed, k),
+        ..cfg.clone()
+    };
+    generate(&drawn, symbol, tf, start, end)
+}
+
 /// Generates a portfolio symbol's bars: as [`generate`], plus a common market factor that every
 /// portfolio symbol loads on, so the universe co-moves. Each symbol gets its own loading,
 /// volatility and price level (derived from the seed and its name, so a factor portfolio has

@@ -1,0 +1,89 @@
+//! The learning bench's closing tables (included by `benches/learning.rs`): per symbol and run,
+//! the policies' median and worst seed beside the reference rules, as markdown.
+
+use super::{costs_label, median_board, RunScore, Scoreboard, SymbolReport, BEST, FINAL};
+use quantdeck::eval::learning::{self, Costs};
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The median and worst seed of `name`'s Sharpe on each run's board; None when no run has it.
+fn median_worst(
+    runs: &[RunScore],
+    pick: &dyn Fn(&RunScore) -> &Scoreboard,
+    name: &str,
+) -> Option<(f64, f64)> {
+    let sh: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| pick(r).get(name).map(|x| x.sharpe))
+        .collect();
+    let worst = sh.iter().copied().fold(f64::INFINITY, f64::min);
+    median(sh).map(|m| (m, worst))
+}
+
+/// A markdown table over all symbols: per setting, the policies' median (worst) seed Sharpe and
+/// the rules', out of sample under `costs`, or in sample (training-env costs) when None.
+pub fn print(reports: &[SymbolReport], costs: Option<Costs>) {
+    let title = match costs {
+        Some(c) => format!("out of sample, {}", costs_label(c)),
+        None => "in sample (the bars trained on), training-env costs".to_string(),
+    };
+    println!("\nSharpe, {title}; policy: median (worst) of the seeds\n");
+    println!("| symbol | run | policy (final) | policy (best val.) | momentum | drift filter | oracle | buy-and-hold | random | final ≥ max(momentum, filter) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for rep in reports {
+        for (label, runs) in &rep.groups {
+            let k = costs.and_then(|c| Costs::ALL.iter().position(|x| *x == c));
+            let pick: &dyn Fn(&RunScore) -> &Scoreboard = &move |r| match k {
+                Some(k) => &r.boards[k],
+                None => &r.in_sample,
+            };
+            let Some(median) = median_board(runs, pick) else {
+                continue;
+            };
+            let policy = |name: &str| {
+                median_worst(runs, pick, name)
+                    .map(|(m, w)| format!("{m:.2} ({w:.2})"))
+                    .unwrap_or_else(|| "—".into())
+            };
+            let rule = |name: &str| {
+                median
+                    .get(name)
+                    .map(|r| format!("{:.2}", r.sharpe))
+                    .unwrap_or_else(|| "—".into())
+            };
+            let bar = [learning::MOMENTUM, learning::FILTER]
+                .iter()
+                .filter_map(|n| median.get(n).map(|r| r.sharpe))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let beats = match median_worst(runs, pick, FINAL) {
+                Some((m, _)) if bar.is_finite() => {
+                    if m >= bar {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                }
+                _ => "—",
+            };
+            println!(
+                "| {} | {label} | {} | {} | {} | {} | {} | {} | {} | {beats} |",
+                rep.symbol,
+                policy(FINAL),
+                policy(BEST),
+                rule(learning::MOMENTUM),
+                rule(learning::FILTER),
+                rule(learning::ORACLE),
+                rule("buy-and-hold"),
+                rule("random"),
+            );
+        }
+    }
+}
