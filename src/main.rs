@@ -8,7 +8,6 @@ fn main() {
     }
     // SAFETY: still single-threaded (see above).
     unsafe { quantdeck::engine::device::prefer_single_threaded_elementwise() };
-    quantdeck::engine::device::keep_freed_memory();
     match quantdeck::cli::main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

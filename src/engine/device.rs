@@ -59,7 +59,8 @@ pub fn describe(d: &Device) -> String {
 /// allocates and frees the same tens of MB of activations dozens of times; glibc returned them
 /// each time and every reuse paid page faults and zeroing of fresh pages — on a loaded 2-core
 /// machine the 64-env GRU trained at 460–520 env-steps/s this way, 730–980 with this set.
-/// The peak is about the same (the blocks are); blocks over 32 MiB are still mapped.
+/// The peak is about the same (the blocks are); blocks over 32 MiB are still mapped. Set when a
+/// training job starts (process-wide from then on: a TUI that trained keeps its peak).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's thresholds; glibc takes its own lock.

@@ -297,6 +297,11 @@ struct Target<'a> {
 }
 
 fn dispatch(ctx: &Ctx, req: &JobRequest, t: &Target) -> Result<String> {
+    if req.kind() == JobKind::Train {
+        // Training reuses its minibatch buffers; other jobs (a paper daemon that runs for weeks)
+        // keep the allocator's default of handing freed memory back.
+        crate::engine::device::keep_freed_memory();
+    }
     match req {
         JobRequest::Fetch { symbols } => super::fetch::fetch(ctx, symbols),
         JobRequest::FetchPortfolio => super::fetch::fetch_portfolio(ctx),
