@@ -18,6 +18,19 @@ pub struct DrawnPath {
 }
 
 impl DrawnPath {
+    /// `bars` as a training path: their features under `spec` and their closes.
+    pub fn from_bars(
+        spec: &FeatureSpec,
+        symbol: &Symbol,
+        bars: &[Bar],
+        events: &EventTable,
+    ) -> Self {
+        DrawnPath {
+            fm: features::compute(spec, symbol, bars, events),
+            closes: bars.iter().map(|b| b.close).collect(),
+        }
+    }
+
     /// Bytes it holds (features and closes).
     pub fn bytes(&self) -> f64 {
         self.fm.values.len() as f64 * 4.0 + self.closes.len() as f64 * 8.0
@@ -74,14 +87,12 @@ pub fn draw(
                 );
             }
             bars.truncate(train.end);
-            let fm = features::compute(spec, symbol, &bars, events);
-            let closes = bars.iter().map(|b| b.close).collect();
-            Ok(DrawnPath { fm, closes })
+            Ok(DrawnPath::from_bars(spec, symbol, &bars, events))
         })
         .collect()
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
+pub(crate) const GIB: f64 = (1u64 << 30) as f64;
 
 /// `bars` with their volatility resampled and noise added, causally: bar t's log returns (open
 /// from the last close, close from the open, high and low from the body) are scaled by `scale`

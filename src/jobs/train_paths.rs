@@ -7,7 +7,6 @@ use super::rundir::DataRef;
 use crate::config::Config;
 use crate::data::store::hash_bars;
 use crate::engine::{drawn, ppo::TrainData, DrawnPath};
-use crate::features;
 use anyhow::{bail, Result};
 
 /// The paths the run's episodes come from; none: the trained symbol's training range alone.
@@ -35,10 +34,12 @@ pub(super) fn training_paths(
     if paths.is_empty() {
         // The trained symbol's own training bars train beside the pool.
         let bars = &data.bars[..data.train.end];
-        paths.push(DrawnPath {
-            fm: features::compute(&data.spec, &data.symbol, bars, &ctx.events),
-            closes: bars.iter().map(|b| b.close).collect(),
-        });
+        paths.push(DrawnPath::from_bars(
+            &data.spec,
+            &data.symbol,
+            bars,
+            &ctx.events,
+        ));
     }
     paths.extend(extra);
     Ok(paths)
@@ -57,8 +58,8 @@ fn augmented(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Resul
     if need > available / 2.0 {
         bail!(
             "env.augment_paths = {k} would need ≈ {:.1} GiB but this machine has {:.1} GiB available: use fewer copies",
-            need / (1u64 << 30) as f64,
-            available / (1u64 << 30) as f64
+            need / drawn::GIB,
+            available / drawn::GIB
         );
     }
     let mut rng = crate::rng::Rng::derive(cfg.ppo.seed, "augment");
@@ -66,10 +67,12 @@ fn augmented(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Resul
     for _ in 0..k {
         let scale = (1.0 + env.augment_vol).powf(2.0 * rng.uniform() - 1.0);
         let copy = drawn::augment(bars, scale, env.augment_noise, &mut rng)?;
-        out.push(DrawnPath {
-            fm: features::compute(&data.spec, &data.symbol, &copy, &ctx.events),
-            closes: copy.iter().map(|b| b.close).collect(),
-        });
+        out.push(DrawnPath::from_bars(
+            &data.spec,
+            &data.symbol,
+            &copy,
+            &ctx.events,
+        ));
     }
     ctx.sink.info(format!(
         "augmentation: {k} copies of {}'s training bars (volatility × [1/{v}, {v}], close noise {:.2} × |return|)",
@@ -151,16 +154,17 @@ fn pooled(
         if need > available / 2.0 {
             bail!(
                 "env.pool_symbols: the pooled bars would need ≈ {:.1} GiB by {sym} but this machine has {:.1} GiB available: pool fewer symbols",
-                need / (1u64 << 30) as f64,
-                available / (1u64 << 30) as f64
+                need / drawn::GIB,
+                available / drawn::GIB
             );
         }
-        let fm = features::compute(&data.spec, &sym, &bars, &ctx.events);
-        if bars.len() < fm.first_observable(data.spec.window) + 3 {
+        let path = DrawnPath::from_bars(&data.spec, &sym, &bars, &ctx.events);
+        let warm_up = path.fm.first_observable(data.spec.window);
+        if bars.len() < warm_up + 3 {
             ctx.sink.warn(format!(
                 "env.pool_symbols: {sym} has {} bars up to {cut}, too few for the {}-bar warm-up and window: not pooled",
                 bars.len(),
-                fm.first_observable(data.spec.window)
+                warm_up
             ));
             continue;
         }
@@ -173,8 +177,7 @@ fn pooled(
             last: bars.last().map(|b| b.ts),
             sha256: hash_bars(&bars),
         });
-        let closes = bars.iter().map(|b| b.close).collect();
-        out.push(DrawnPath { fm, closes });
+        out.push(path);
     }
     record_pool(ctx, refs, resumed)?;
     if !out.is_empty() {

@@ -189,6 +189,30 @@ fn final_weights(paths: &Paths, id: &str) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// A run of `cfg` cancelled after its third update, then resumed to the end in the same
+/// directory: its final weights.
+fn stopped_and_resumed(cfg: &Config) -> Vec<Vec<f32>> {
+    let (_h, home) = common::temp_home();
+    let id = train(&home, cfg, Some(3));
+    let status = |id: &str| {
+        RunDir::open(&home, id)
+            .unwrap()
+            .read_manifest()
+            .unwrap()
+            .status
+    };
+    assert_eq!(status(&id), JobStatus::Cancelled);
+    let resume = JobRequest::ResumeTrain {
+        run: Some(id.clone()),
+        checkpoint: None,
+        device: None,
+        expect: None,
+    };
+    assert_eq!(run_job(&home, cfg, resume, None), id);
+    assert_eq!(status(&id), JobStatus::Completed);
+    final_weights(&home, &id)
+}
+
 #[test]
 fn a_run_on_drawn_paths_trains_apart_from_the_stored_path_and_resumes_bit_for_bit() {
     let mut cfg = common::tiny_config();
@@ -209,26 +233,8 @@ fn a_run_on_drawn_paths_trains_apart_from_the_stored_path_and_resumes_bit_for_bi
         "the drawn paths changed nothing"
     );
 
-    let (_h3, home_split) = common::temp_home();
-    let id = train(&home_split, &cfg, Some(3));
-    let status = |id: &str| {
-        RunDir::open(&home_split, id)
-            .unwrap()
-            .read_manifest()
-            .unwrap()
-            .status
-    };
-    assert_eq!(status(&id), JobStatus::Cancelled);
-    let resume = JobRequest::ResumeTrain {
-        run: Some(id.clone()),
-        checkpoint: None,
-        device: None,
-        expect: None,
-    };
-    assert_eq!(run_job(&home_split, &cfg, resume, None), id);
-    assert_eq!(status(&id), JobStatus::Completed);
     assert_eq!(
-        final_weights(&home_split, &id),
+        stopped_and_resumed(&cfg),
         final_weights(&home, &straight),
         "the resumed run drew other paths or continued elsewhere"
     );
@@ -270,19 +276,7 @@ fn a_pooled_run_trains_on_the_other_symbol_up_to_its_own_training_end_and_resume
         "pooling changed nothing"
     );
 
-    let (_h3, home_split) = common::temp_home();
-    let id = train(&home_split, &cfg, Some(3));
-    let resume = JobRequest::ResumeTrain {
-        run: Some(id.clone()),
-        checkpoint: None,
-        device: None,
-        expect: None,
-    };
-    assert_eq!(run_job(&home_split, &cfg, resume, None), id);
-    assert_eq!(
-        final_weights(&home_split, &id),
-        final_weights(&home, &straight)
-    );
+    assert_eq!(stopped_and_resumed(&cfg), final_weights(&home, &straight));
 
     // Another asset class has other sessions and costs: refused.
     let mut crypto = alone.clone();
