@@ -77,11 +77,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// std caches the detection: this is a load and a test.
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+    std::is_x86_feature_detected!("avx2")
 }
 
 /// The eight lanes of [`dot`] in one 256-bit register per sum, `R` sums in flight (multiply,
