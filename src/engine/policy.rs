@@ -64,7 +64,7 @@ impl HostMlp {
         let mut x: Vec<f32> = obs.to_vec();
         for (w, b, out, inp) in &self.layers[..n_trunk] {
             x = affine(w, b, *out, *inp, &x);
-            x.iter_mut().for_each(|v| *v = v.tanh());
+            super::host_kernels::tanh_in_place(&mut x);
         }
         let (wa, ba, oa, ia) = &self.layers[n_trunk];
         let (wc, bc, oc, ic) = &self.layers[n_trunk + 1];
