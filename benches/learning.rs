@@ -43,6 +43,7 @@ use quantdeck::features::events::EventTable;
 use quantdeck::jobs::{self, CancelToken, Event, JobRequest, JobSummary};
 use quantdeck::market::Symbol;
 use quantdeck::paths::Paths;
+use quantdeck::sim::TradingRules;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -477,6 +478,9 @@ fn train_and_score(
             .iter()
             .map(|(name, p)| learning::policy_row(name, &bt, p, market.test.clone()))
             .collect();
+        if let (Some(tr), Some((_, fin))) = (risk, policies.iter().find(|(n, _)| *n == FINAL)) {
+            rows.extend(without_each_rule(market, rules, tr, fin));
+        }
         rows.extend(refs.iter().cloned());
         let board = Scoreboard {
             costs: *costs,
@@ -518,6 +522,40 @@ fn train_and_score(
         boards,
         in_sample,
     }
+}
+
+const NO_THRESHOLD: &str = "final, no threshold";
+const NO_EXITS: &str = "final, no stop/take";
+const NO_EITHER: &str = "final, neither";
+
+/// The final policy as traded with one rule lifted at a time — the confidence threshold, the
+/// stop-loss/take-profit exits (which the training env does not apply), or both — to show which
+/// rule costs what (the baselines trade without either).
+fn without_each_rule(
+    market: &SyntheticMarket,
+    rules: quantdeck::sim::Rules,
+    tr: TradingRules,
+    policy: &HostPolicy,
+) -> Vec<learning::Row> {
+    let no_exits = |t: TradingRules| TradingRules {
+        risk: quantdeck::sim::RiskRules {
+            stop_loss: f64::INFINITY,
+            take_profit: f64::INFINITY,
+            ..t.risk
+        },
+        ..t
+    };
+    [
+        (NO_THRESHOLD, tr.raw()),
+        (NO_EXITS, no_exits(tr)),
+        (NO_EITHER, no_exits(tr.raw())),
+    ]
+    .into_iter()
+    .map(|(name, t)| {
+        let bt = market.backtester(rules, Some(t));
+        learning::policy_row(name, &bt, policy, market.test.clone())
+    })
+    .collect()
 }
 
 fn costs_label(c: Costs) -> &'static str {
