@@ -155,6 +155,9 @@ fn main() {
         .collect();
     for costs in Costs::ALL {
         summary::print(&reports, Some(costs));
+        if costs == Costs::Backtest {
+            summary::print_rule_costs(&reports);
+        }
     }
     summary::print(&reports, None);
 

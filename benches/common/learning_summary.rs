@@ -87,3 +87,42 @@ pub fn print(reports: &[SymbolReport], costs: Option<Costs>) {
         }
     }
 }
+
+/// As traded, what each rule the baselines do not trade by costs the final policy: its median
+/// (worst) seed with the confidence threshold, the stop/take-profit exits, or both lifted.
+pub fn print_rule_costs(reports: &[SymbolReport]) {
+    let Some(k) = Costs::ALL.iter().position(|c| *c == Costs::Backtest) else {
+        return;
+    };
+    let pick: &dyn Fn(&RunScore) -> &Scoreboard = &move |r| &r.boards[k];
+    let names = [
+        FINAL,
+        super::NO_THRESHOLD,
+        super::NO_EXITS,
+        super::NO_EITHER,
+    ];
+    println!("\nAs traded, the final policy with a rule lifted; median (worst) of the seeds\n");
+    println!("| symbol | run | as traded | no threshold | no stop/take | neither | momentum |");
+    println!("|---|---|---|---|---|---|---|");
+    for rep in reports {
+        for (label, runs) in &rep.groups {
+            let cell = |name: &str| {
+                median_worst(runs, pick, name)
+                    .map(|(m, w)| format!("{m:.2} ({w:.2})"))
+                    .unwrap_or_else(|| "—".into())
+            };
+            let momentum = median_board(runs, pick)
+                .and_then(|b| {
+                    b.get(learning::MOMENTUM)
+                        .map(|r| format!("{:.2}", r.sharpe))
+                })
+                .unwrap_or_else(|| "—".into());
+            let cells: Vec<String> = names.iter().map(|n| cell(n)).collect();
+            println!(
+                "| {} | {label} | {} | {momentum} |",
+                rep.symbol,
+                cells.join(" | ")
+            );
+        }
+    }
+}

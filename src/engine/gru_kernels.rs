@@ -2,7 +2,7 @@
 //! gates (forward and backward), one pass per row for bias + ReLU + LayerNorm (forward and
 //! backward), over plain f32 slices. candle would run each of these as a dozen ops, each a pass
 //! over memory with its transcendental functions through libm one element at a time; here `exp`
-//! is a branch-free polynomial the compiler vectorises (AVX2 + FMA when the CPU has them,
+//! is a branch-free polynomial the compiler vectorises (AVX-512 or AVX2, with FMA, when the CPU has them,
 //! detected at run time; SSE2 otherwise). The LayerNorm passes split their rows over rayon's
 //! threads; a GRU step runs on the calling thread (`gru_chunks` gives each thread its own rows
 //! for the whole recurrence).
@@ -198,15 +198,40 @@ unsafe fn step_rows_avx2(
     step_rows(x, hw, rows, out, save)
 }
 
-fn wide() -> bool {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn step_rows_avx512(
+    x: &StepIn,
+    hw: usize,
+    rows: Range<usize>,
+    out: Out,
+    save: Option<[Out; 4]>,
+) {
+    step_rows(x, hw, rows, out, save)
+}
+
+/// The widest vector unit the element-wise loops can use (detected once by std). The loops have
+/// no lane-dependent order — each element's arithmetic is the same at any width, sums run in
+/// sequence — so every level gives the same bits.
+#[derive(Clone, Copy, PartialEq)]
+enum Simd {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+fn simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        let fma = std::is_x86_feature_detected!("fma");
+        if fma && std::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if fma && std::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Simd::Scalar
 }
 
 /// One GRU step for `B = h.len() / H` rows, on the calling thread (`gru_chunks` splits the
@@ -215,10 +240,12 @@ pub fn gru_step(x: &StepIn, hw: usize, h_new: &mut [f32], save: Option<StepSave>
     let rows = 0..x.h.len() / hw;
     let out = Out::new(h_new);
     let save = save.map(|s| [Out::new(s.r), Out::new(s.z), Out::new(s.n), Out::new(s.ghn)]);
+    // SAFETY (both fast paths): the CPU has the features (checked); one range, so no overlap.
     #[cfg(target_arch = "x86_64")]
-    if wide() {
-        // SAFETY: the CPU has AVX2 and FMA (checked); one range, so no overlap.
-        return unsafe { step_rows_avx2(x, hw, rows, out, save) };
+    match simd() {
+        Simd::Avx512 => return unsafe { step_rows_avx512(x, hw, rows, out, save) },
+        Simd::Avx2 => return unsafe { step_rows_avx2(x, hw, rows, out, save) },
+        Simd::Scalar => {}
     }
     step_rows(x, hw, rows, out, save)
 }
@@ -287,6 +314,18 @@ unsafe fn step_back_rows_avx2(
     step_back_rows(s, dh, hw, rows, d)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn step_back_rows_avx512(
+    s: &StepBack,
+    dh: &[f32],
+    hw: usize,
+    rows: Range<usize>,
+    d: [Out; 3],
+) {
+    step_back_rows(s, dh, hw, rows, d)
+}
+
 /// The backward of one GRU step: from ∂/∂h_t (`dh`), the gradient of the step's gate
 /// pre-activations on the hidden side `dgh` `[B, 3H]` (r, z, and W_hn·h + b_hn), the n gate's
 /// input-side pre-activation gradient `dan` `[B, H]` (the input side's r and z columns equal
@@ -301,10 +340,12 @@ pub fn gru_step_back(
 ) {
     let rows = 0..dh.len() / hw;
     let d = [Out::new(dgh), Out::new(dan), Out::new(dh_prev)];
+    // SAFETY (both fast paths): the CPU has the features (checked); one range, so no overlap.
     #[cfg(target_arch = "x86_64")]
-    if wide() {
-        // SAFETY: the CPU has AVX2 and FMA; one range, so no overlap.
-        return unsafe { step_back_rows_avx2(s, dh, hw, rows, d) };
+    match simd() {
+        Simd::Avx512 => return unsafe { step_back_rows_avx512(s, dh, hw, rows, d) },
+        Simd::Avx2 => return unsafe { step_back_rows_avx2(s, dh, hw, rows, d) },
+        Simd::Scalar => {}
     }
     step_back_rows(s, dh, hw, rows, d)
 }
@@ -355,6 +396,12 @@ unsafe fn ln_rows_avx2(a: &[f32], p: &LnParams, hw: usize, rows: Range<usize>, o
     ln_rows(a, p, hw, rows, o)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn ln_rows_avx512(a: &[f32], p: &LnParams, hw: usize, rows: Range<usize>, o: [Out; 4]) {
+    ln_rows(a, p, hw, rows, o)
+}
+
 /// The encoder's `LayerNorm(ReLU(a + bias))` per row of `H`: the ReLU's output `u`, the
 /// normalised output `y`, and each row's mean and 1/std.
 pub fn bias_relu_ln(
@@ -368,14 +415,16 @@ pub fn bias_relu_ln(
 ) {
     let rows = a.len() / hw;
     let o = [Out::new(u), Out::new(y), Out::new(mean), Out::new(rstd)];
-    let use_wide = wide();
+    let level = simd();
     par_rows(rows, hw, |r| {
+        // SAFETY (both fast paths): the CPU has the features (checked).
         #[cfg(target_arch = "x86_64")]
-        if use_wide {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { ln_rows_avx2(a, p, hw, r, o) };
+        match level {
+            Simd::Avx512 => return unsafe { ln_rows_avx512(a, p, hw, r, o) },
+            Simd::Avx2 => return unsafe { ln_rows_avx2(a, p, hw, r, o) },
+            Simd::Scalar => {}
         }
-        let _ = use_wide;
+        let _ = level;
         ln_rows(a, p, hw, r, o)
     });
 }
@@ -441,6 +490,19 @@ unsafe fn ln_back_rows_avx2(
     ln_back_rows(s, dy, gamma, hw, rows, da)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn ln_back_rows_avx512(
+    s: &LnSaved,
+    dy: &[f32],
+    gamma: &[f32],
+    hw: usize,
+    rows: Range<usize>,
+    da: Out,
+) -> Vec<f32> {
+    ln_back_rows(s, dy, gamma, hw, rows, da)
+}
+
 /// The backward of [`bias_relu_ln`]: ∂/∂a (= ∂/∂bias per row) into `da`; returns ∂γ and ∂β
 /// (each `[H]`, concatenated).
 pub fn bias_relu_ln_back(
@@ -452,14 +514,16 @@ pub fn bias_relu_ln_back(
 ) -> Vec<f32> {
     let rows = dy.len() / hw;
     let o = Out::new(da);
-    let use_wide = wide();
+    let level = simd();
     par_rows_sum(rows, hw, 2 * hw, |r| {
+        // SAFETY (both fast paths): the CPU has the features (checked).
         #[cfg(target_arch = "x86_64")]
-        if use_wide {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { ln_back_rows_avx2(s, dy, gamma, hw, r, o) };
+        match level {
+            Simd::Avx512 => return unsafe { ln_back_rows_avx512(s, dy, gamma, hw, r, o) },
+            Simd::Avx2 => return unsafe { ln_back_rows_avx2(s, dy, gamma, hw, r, o) },
+            Simd::Scalar => {}
         }
-        let _ = use_wide;
+        let _ = level;
         ln_back_rows(s, dy, gamma, hw, r, o)
     })
 }
@@ -467,6 +531,75 @@ pub fn bias_relu_ln_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The GRU step and the LayerNorm at every vector width this CPU has: the same bits as the
+    /// plain (SSE2) loops, so a run resumes exactly on a machine with another width.
+    #[test]
+    fn every_vector_width_gives_the_same_bits() {
+        let (b, hw) = (5, 37);
+        let mut rng = crate::rng::Rng::new(11);
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| 2.0 * rng.normal() as f32)
+                .collect::<Vec<_>>()
+        };
+        let (gi, gh, bias, b_hn, h) = (v(b * 3 * hw), v(b * 3 * hw), v(3 * hw), v(hw), v(b * hw));
+        let (a, lb, gamma, beta) = (v(b * hw), v(hw), v(hw), v(hw));
+        let x = StepIn {
+            gi: &gi,
+            gh: &gh,
+            bias: &bias,
+            b_hn: &b_hn,
+            h: &h,
+        };
+        let p = LnParams {
+            bias: &lb,
+            gamma: &gamma,
+            beta: &beta,
+        };
+        let run = |level: Simd| {
+            let mut outs: Vec<Vec<f32>> = [hw, hw, hw, hw, hw, hw, hw, 1, 1]
+                .iter()
+                .map(|w| vec![0f32; b * w])
+                .collect();
+            let o: Vec<Out> = outs.iter_mut().map(|v| Out::new(v)).collect();
+            let save = Some([o[1], o[2], o[3], o[4]]);
+            let ln = [o[5], o[6], o[7], o[8]];
+            // SAFETY: only levels this CPU has are run; one range per buffer.
+            unsafe {
+                match level {
+                    Simd::Scalar => {
+                        step_rows(&x, hw, 0..b, o[0], save);
+                        ln_rows(&a, &p, hw, 0..b, ln);
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Simd::Avx2 => {
+                        step_rows_avx2(&x, hw, 0..b, o[0], save);
+                        ln_rows_avx2(&a, &p, hw, 0..b, ln);
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Simd::Avx512 => {
+                        step_rows_avx512(&x, hw, 0..b, o[0], save);
+                        ln_rows_avx512(&a, &p, hw, 0..b, ln);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => {}
+                }
+            }
+            outs.concat()
+                .iter()
+                .map(|f| f.to_bits())
+                .collect::<Vec<_>>()
+        };
+        let plain = run(Simd::Scalar);
+        let best = simd();
+        for level in [Simd::Avx2, Simd::Avx512] {
+            let has = best == Simd::Avx512 || (best == Simd::Avx2 && level == Simd::Avx2);
+            if has {
+                assert!(run(level) == plain, "a wider path changed the bits");
+            }
+        }
+    }
 
     #[test]
     fn fast_exp_sigmoid_and_tanh_are_accurate() {
