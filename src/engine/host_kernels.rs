@@ -6,9 +6,10 @@
 //! sum waits on its own additions — and, for several inputs, reads each weight row once per four
 //! inputs.
 
-/// Products this large (a 1024-wide layer over the default observation: 1.9 M) are split by rows
-/// over two threads: one core's memory bandwidth bounds them, and each row's sum is unchanged.
-const SPLIT_AT: usize = 1 << 20;
+/// Products this large (2 M weights: the production network's 2048-wide layers) are split by
+/// rows over two threads: one core's memory bandwidth bounds them, and each row's sum is
+/// unchanged. Below it (a 1024-wide first layer: 1.9 M) waking the second thread costs more.
+const SPLIT_AT: usize = 1 << 21;
 
 /// `y = W·x + b` for one input: `w` is `out × inp`, row-major.
 pub fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32], y: &mut [f32]) {
@@ -378,7 +379,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         eprintln!("AVX2 kernels: {}, AVX-512: {}", avx2(), avx512());
         // Sizes around the blocks of 4 and the lanes of 8, the layouts' own (1859, 63), and one
-        // large enough to be split over two threads.
+        // large enough to be split over two threads (an odd row count: uneven halves).
         for (out, inp, n) in [
             (1, 1, 1),
             (7, 13, 3),
@@ -386,6 +387,7 @@ mod tests {
             (13, 37, 9),
             (256, 1859, 5),
             (96, 63, 32),
+            (1101, 1907, 2), // past SPLIT_AT: two threads where the machine has them
         ] {
             let mut v = |k: usize| (0..k).map(|_| rng.normal() as f32).collect::<Vec<_>>();
             let (w, b, xs) = (v(out * inp), v(out), v(n * inp));
