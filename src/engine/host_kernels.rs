@@ -1,10 +1,10 @@
 //! Affine maps for host inference — what the backtest, walk-forward, validation and the paper
 //! trader run per decision. Every output element is `b[o] + dot(w[o], x)` summed exactly as
 //! [`dot`] sums (eight lanes over chunks of eight, the lanes added in order, then the remainder),
-//! so results are bit-identical with or without the fast path. The fast path (AVX2, detected at
-//! run time; the build targets baseline x86-64) keeps four sums in flight — a single eight-lane
-//! sum waits on its own additions — and, for several inputs, reads each weight row once per four
-//! inputs.
+//! so results are bit-identical on every path. The fast paths, detected at run time (the build
+//! targets baseline x86-64): AVX-512 keeps eight rows in flight, two to a register; AVX2 keeps
+//! four sums in flight — a single eight-lane sum waits on its own additions — and, for several
+//! inputs, reads each weight row once per four inputs. Also the layers' `tanh`.
 
 /// Products this large (2 M weights: the production network's 2048-wide layers) are split by
 /// rows over two threads: one core's memory bandwidth bounds them, and each row's sum is
