@@ -25,18 +25,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
 
 fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
     match action {
-        Action::GoToPane => {
-            let pane = match key.code {
-                KeyCode::Char(c) => c
-                    .to_digit(10)
-                    .and_then(|d| (d as usize).checked_sub(1))
-                    .and_then(Pane::from_index),
-                _ => None,
-            };
-            if let Some(p) = pane {
-                app.pane = p;
-            }
-        }
+        Action::GoToPane => go_to_pane(app, key.code),
         Action::NextPane => app.pane = app.pane.next(),
         Action::PrevPane => app.pane = app.pane.prev(),
         Action::Up => move_selection(app, -1),
@@ -78,6 +67,38 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_quit = false;
             app.message = "quit aborted: jobs keep running".into();
         }
+        Action::ChooseMove | Action::ChooseStart | Action::ChooseCancel => {
+            return choose(app, action, key)
+        }
+        Action::PauseResume
+        | Action::Flatten
+        | Action::ConfirmFlatten
+        | Action::AbortFlatten
+        | Action::ClearLatches
+        | Action::StopDaemon
+        | Action::ConfirmStop
+        | Action::AbortStop => return paper_action(app, action),
+    }
+    Vec::new()
+}
+
+/// A digit key: the pane of that number, if there is one.
+fn go_to_pane(app: &mut App, code: KeyCode) {
+    let pane = match code {
+        KeyCode::Char(c) => c
+            .to_digit(10)
+            .and_then(|d| (d as usize).checked_sub(1))
+            .and_then(Pane::from_index),
+        _ => None,
+    };
+    if let Some(p) = pane {
+        app.pane = p;
+    }
+}
+
+/// The keys that command the paper session shown in the Paper pane (some asked first).
+fn paper_action(app: &mut App, action: Action) -> Vec<Command> {
+    match action {
         Action::PauseResume => {
             let Some((run, paused)) = paper_target(app) else {
                 return Vec::new();
@@ -109,9 +130,6 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_flatten = None;
             app.message = "flatten aborted".into();
         }
-        Action::ChooseMove | Action::ChooseStart | Action::ChooseCancel => {
-            return choose(app, action, key)
-        }
         Action::ClearLatches => {
             let Some((run, _)) = paper_target(app) else {
                 return Vec::new();
@@ -142,6 +160,7 @@ fn act(app: &mut App, action: Action, key: &KeyEvent) -> Vec<Command> {
             app.confirm_stop = None;
             app.message = "stop aborted: the daemon keeps trading".into();
         }
+        _ => {}
     }
     Vec::new()
 }

@@ -2,7 +2,7 @@
 
 use super::widgets::{block, dim, group, header_style, highlight_style};
 use crate::jobs::JobKind;
-use crate::tui::app::App;
+use crate::tui::app::{App, RunView};
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -59,7 +59,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(f) = features_area {
         features_panel(frame, f, app);
     }
+    series_table(frame, table_area, app);
+    if fetch_h > 0 {
+        fetch_panel(frame, fetch_area, app, &fetch_runs);
+    }
+}
 
+/// The stored series, one row each, under a title that flags synthetic data.
+fn series_table(frame: &mut Frame, area: Rect, app: &App) {
     let mut title = vec![Span::raw(" Data — stored series ")];
     if app.any_synthetic() {
         title.push(Span::styled(
@@ -80,60 +87,60 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let p = Paragraph::new(text)
             .style(dim())
             .block(block(Line::from(title)));
-        frame.render_widget(p, table_area);
-    } else {
-        let header = Row::new([
-            "Symbol",
-            "Class",
-            "TF",
-            "Bars",
-            "First bar",
-            "Last bar",
-            "Source",
-            "Cover",
-            "Quality",
-        ])
-        .style(header_style());
-        let rows = app.series.iter().map(|s| {
-            Row::new(vec![
-                Cell::from(s.symbol.clone()),
-                Cell::from(s.class.as_str()),
-                Cell::from(s.timeframe.to_string()),
-                Cell::from(group(s.bars as u64)),
-                Cell::from(when(s.first)),
-                Cell::from(when(s.last)),
-                source_cell(&s.source),
-                Cell::from(format!("{:.1}%", s.coverage * 100.0)),
-                quality_cell(&s.flags),
-            ])
-        });
-        let widths = [
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(16),
-            Constraint::Length(16),
-            Constraint::Length(11),
-            Constraint::Length(7),
-            Constraint::Min(10),
-        ];
-        let table = Table::new(rows, widths)
-            .header(header)
-            .block(block(Line::from(title)))
-            .row_highlight_style(highlight_style())
-            .highlight_symbol("▶ ");
-        let mut state = TableState::default()
-            .with_selected(Some(app.sel.data.min(app.series.len().saturating_sub(1))));
-        frame.render_stateful_widget(table, table_area, &mut state);
-    }
-
-    if fetch_h == 0 {
+        frame.render_widget(p, area);
         return;
     }
+    let header = Row::new([
+        "Symbol",
+        "Class",
+        "TF",
+        "Bars",
+        "First bar",
+        "Last bar",
+        "Source",
+        "Cover",
+        "Quality",
+    ])
+    .style(header_style());
+    let rows = app.series.iter().map(|s| {
+        Row::new(vec![
+            Cell::from(s.symbol.clone()),
+            Cell::from(s.class.as_str()),
+            Cell::from(s.timeframe.to_string()),
+            Cell::from(group(s.bars as u64)),
+            Cell::from(when(s.first)),
+            Cell::from(when(s.last)),
+            source_cell(&s.source),
+            Cell::from(format!("{:.1}%", s.coverage * 100.0)),
+            quality_cell(&s.flags),
+        ])
+    });
+    let widths = [
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(16),
+        Constraint::Length(16),
+        Constraint::Length(11),
+        Constraint::Length(7),
+        Constraint::Min(10),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block(Line::from(title)))
+        .row_highlight_style(highlight_style())
+        .highlight_symbol("▶ ");
+    let mut state = TableState::default()
+        .with_selected(Some(app.sel.data.min(app.series.len().saturating_sub(1))));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Running fetches as gauges, then the symbols fetched so far.
+fn fetch_panel(frame: &mut Frame, area: Rect, app: &App, fetch_runs: &[&RunView]) {
     let inner_block = block(" Fetch ");
-    let inner = inner_block.inner(fetch_area);
-    frame.render_widget(inner_block, fetch_area);
+    let inner = inner_block.inner(area);
+    frame.render_widget(inner_block, area);
     let gauges_h = (2 * fetch_runs.len() as u16).min(inner.height);
     let [gauges_area, list_area] =
         Layout::vertical([Constraint::Length(gauges_h), Constraint::Min(0)]).areas(inner);
@@ -144,27 +151,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         }
         let label_area = Rect::new(gauges_area.x, y, gauges_area.width, 1);
         let gauge_area = Rect::new(gauges_area.x, y + 1, gauges_area.width, 1);
-        let (ratio, text) = match &run.progress {
-            Some(p) if p.total > 0 => (
-                (p.done as f64 / p.total as f64).clamp(0.0, 1.0),
-                format!("{}/{} {}", p.done, p.total, p.message),
-            ),
-            _ => (0.0, "starting…".to_string()),
-        };
-        frame.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::styled(run.id.clone(), Style::new().fg(Color::Cyan)),
-                Span::styled(if run.ours { "" } else { " (elsewhere)" }, dim()),
-            ])),
-            label_area,
-        );
-        frame.render_widget(
-            Gauge::default()
-                .ratio(ratio)
-                .label(text)
-                .gauge_style(Style::new().fg(Color::Cyan)),
-            gauge_area,
-        );
+        fetch_gauge(frame, label_area, gauge_area, run);
     }
     let lines: Vec<Line> = app
         .fetch
@@ -188,6 +175,31 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), list_area);
+}
+
+/// One running fetch: its run id on one line, its progress gauge on the next.
+fn fetch_gauge(frame: &mut Frame, label_area: Rect, gauge_area: Rect, run: &RunView) {
+    let (ratio, text) = match &run.progress {
+        Some(p) if p.total > 0 => (
+            (p.done as f64 / p.total as f64).clamp(0.0, 1.0),
+            format!("{}/{} {}", p.done, p.total, p.message),
+        ),
+        _ => (0.0, "starting…".to_string()),
+    };
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(run.id.clone(), Style::new().fg(Color::Cyan)),
+            Span::styled(if run.ours { "" } else { " (elsewhere)" }, dim()),
+        ])),
+        label_area,
+    );
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .label(text)
+            .gauge_style(Style::new().fg(Color::Cyan)),
+        gauge_area,
+    );
 }
 
 /// The selected series' newest observation row: every feature with its value and a sign bar,
