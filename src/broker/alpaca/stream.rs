@@ -175,50 +175,11 @@ async fn session(
     connected: &mut bool,
 ) -> End {
     let host = crate::data::alpaca::host_of(&settings.stream_url);
-    let step = || Instant::now() + settings.timeout;
     let mut conn = match Conn::open(&settings.stream_url, settings.timeout, KEEPALIVE).await {
         Ok(c) => c,
         Err(e) => return End::Lost(format!("{host}: {e}")),
     };
-    let handshake = async {
-        let auth =
-            serde_json::json!({"action": "auth", "key": creds.key_id, "secret": creds.secret()});
-        conn.send_text(auth.to_string()).await.map_err(End::Lost)?;
-        let reply = expect(&mut conn, stop, step(), "authorization").await?;
-        if reply.get("status").and_then(|s| s.as_str()) != Some("authorized") {
-            tracing::error!(
-                "trade-updates stream: authorization refused ({})",
-                reply
-                    .get("message")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or("no reason given")
-            );
-            return Err(End::Fatal(BrokerError::Unauthorized {
-                host: host.clone(),
-                key_id: creds.key_id.clone(),
-            }));
-        }
-        let listen =
-            serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
-        conn.send_text(listen.to_string())
-            .await
-            .map_err(End::Lost)?;
-        let ack = expect(&mut conn, stop, step(), "listening").await?;
-        let streams: Vec<String> = ack
-            .get("streams")
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
-            .unwrap_or_default();
-        if !streams.iter().any(|s| s == "trade_updates") {
-            return Err(End::Fatal(BrokerError::Stream {
-                host: host.clone(),
-                reason: format!(
-                    "the server is not sending trade_updates (listening to {streams:?})"
-                ),
-            }));
-        }
-        Ok::<(), End>(())
-    };
-    if let Err(end) = handshake.await {
+    if let Err(end) = handshake(&mut conn, stop, settings.timeout, &host, creds).await {
         conn.close().await;
         return end;
     }
@@ -227,6 +188,59 @@ async fn session(
         conn.close().await;
         return End::Stop;
     }
+    forward_updates(conn, stop, tx).await
+}
+
+/// Authenticates (exactly `authorized`) and listens to `trade_updates`; each step gets
+/// `timeout`.
+async fn handshake(
+    conn: &mut Conn,
+    stop: &mut oneshot::Receiver<()>,
+    timeout: Duration,
+    host: &str,
+    creds: &Credentials,
+) -> Result<(), End> {
+    let step = || Instant::now() + timeout;
+    let auth = serde_json::json!({"action": "auth", "key": creds.key_id, "secret": creds.secret()});
+    conn.send_text(auth.to_string()).await.map_err(End::Lost)?;
+    let reply = expect(conn, stop, step(), "authorization").await?;
+    if reply.get("status").and_then(|s| s.as_str()) != Some("authorized") {
+        tracing::error!(
+            "trade-updates stream: authorization refused ({})",
+            reply
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("no reason given")
+        );
+        return Err(End::Fatal(BrokerError::Unauthorized {
+            host: host.to_string(),
+            key_id: creds.key_id.clone(),
+        }));
+    }
+    let listen = serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
+    conn.send_text(listen.to_string())
+        .await
+        .map_err(End::Lost)?;
+    let ack = expect(conn, stop, step(), "listening").await?;
+    let streams: Vec<String> = ack
+        .get("streams")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    if !streams.iter().any(|s| s == "trade_updates") {
+        return Err(End::Fatal(BrokerError::Stream {
+            host: host.to_string(),
+            reason: format!("the server is not sending trade_updates (listening to {streams:?})"),
+        }));
+    }
+    Ok(())
+}
+
+/// Sends each trade update on to `tx` until the stream ends or no one listens.
+async fn forward_updates(
+    mut conn: Conn,
+    stop: &mut oneshot::Receiver<()>,
+    tx: &mpsc::Sender<TradeStreamMsg>,
+) -> End {
     loop {
         match conn.next(stop, None).await {
             Next::Stop => {

@@ -8,6 +8,7 @@ mod error;
 mod keys;
 mod ratelimit;
 pub mod stream;
+mod stream_wire;
 mod wire;
 pub(crate) mod ws;
 

@@ -9,10 +9,9 @@
 //! then, since the other connection may end.
 
 use super::keys::Credentials;
+use super::stream_wire::{decode, WireMsg};
 use super::ws::{sleep_or_stop, Backoff, Conn, Next, KEEPALIVE};
 use crate::market::Bar;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -293,72 +292,6 @@ async fn run(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct WireMsg {
-    #[serde(rename = "T")]
-    kind: String,
-    #[serde(default)]
-    msg: Option<String>,
-    #[serde(default)]
-    code: Option<u32>,
-    #[serde(rename = "S", default)]
-    symbol: Option<String>,
-    #[serde(default)]
-    o: Option<f64>,
-    #[serde(default)]
-    h: Option<f64>,
-    #[serde(default)]
-    l: Option<f64>,
-    #[serde(default)]
-    c: Option<f64>,
-    #[serde(default)]
-    v: Option<f64>,
-    #[serde(default)]
-    t: Option<String>,
-    #[serde(default)]
-    bars: Option<Vec<String>>,
-}
-
-impl WireMsg {
-    fn bar(&self) -> Option<(String, Bar)> {
-        let ts: DateTime<Utc> = DateTime::parse_from_rfc3339(self.t.as_deref()?)
-            .ok()?
-            .with_timezone(&Utc);
-        Some((
-            self.symbol.clone()?,
-            Bar {
-                ts,
-                open: self.o?,
-                high: self.h?,
-                low: self.l?,
-                close: self.c?,
-                volume: self.v?,
-            },
-        ))
-    }
-}
-
-/// A frame is a JSON array of messages (a lone object is accepted too).
-fn decode(frame: &[u8]) -> Result<Vec<WireMsg>, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(frame).map_err(|e| format!("not JSON: {e}"))?;
-    let items = match v {
-        serde_json::Value::Array(a) => a,
-        obj @ serde_json::Value::Object(_) => vec![obj],
-        other => return Err(format!("unexpected message {other}")),
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|m| match serde_json::from_value::<WireMsg>(m.clone()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("market-data stream: skipping a malformed message ({e})");
-                None
-            }
-        })
-        .collect())
-}
-
 /// Maps an Alpaca stream error to: fatal (retrying cannot help) or a reason to reconnect.
 fn error_end(endpoint: &str, key_id: &str, feed: BarFeed, code: u32, msg: &str) -> End {
     match code {
@@ -436,37 +369,12 @@ async fn session(
 ) -> End {
     let endpoint = settings.endpoint(feed);
     let ctx = (endpoint.as_str(), creds.key_id.as_str(), feed);
-    let step = || Instant::now() + settings.timeout;
     let mut conn = match Conn::open(&endpoint, settings.timeout, KEEPALIVE).await {
         Ok(c) => c,
         Err(e) => return End::Lost(e),
     };
-    let handshake = async {
-        expect(&mut conn, stop, step(), ctx, "success", Some("connected")).await?;
-        let auth =
-            serde_json::json!({"action": "auth", "key": creds.key_id, "secret": creds.secret()});
-        conn.send_text(auth.to_string()).await.map_err(End::Lost)?;
-        expect(
-            &mut conn,
-            stop,
-            step(),
-            ctx,
-            "success",
-            Some("authenticated"),
-        )
-        .await?;
-        let sub =
-            serde_json::json!({"action": "subscribe", "bars": symbols, "updatedBars": symbols});
-        conn.send_text(sub.to_string()).await.map_err(End::Lost)?;
-        let ack = expect(&mut conn, stop, step(), ctx, "subscription", None).await?;
-        let acked = ack.bars.unwrap_or_default();
-        let missing: Vec<&String> = symbols.iter().filter(|s| !acked.contains(s)).collect();
-        if !missing.is_empty() {
-            tracing::warn!("market-data stream: no bar subscription for {missing:?}");
-        }
-        Ok::<(), End>(())
-    };
-    if let Err(end) = handshake.await {
+    let shake = handshake(&mut conn, stop, settings.timeout, ctx, creds, symbols).await;
+    if let Err(end) = shake {
         conn.close().await;
         return end;
     }
@@ -475,6 +383,42 @@ async fn session(
         conn.close().await;
         return End::Stop;
     }
+    forward_bars(conn, stop, tx, ctx).await
+}
+
+/// Waits for the greeting, authenticates and subscribes to `symbols`' bars and revisions; each
+/// step gets `timeout`.
+async fn handshake(
+    conn: &mut Conn,
+    stop: &mut oneshot::Receiver<()>,
+    timeout: Duration,
+    ctx: (&str, &str, BarFeed),
+    creds: &Credentials,
+    symbols: &[String],
+) -> Result<(), End> {
+    let step = || Instant::now() + timeout;
+    expect(conn, stop, step(), ctx, "success", Some("connected")).await?;
+    let auth = serde_json::json!({"action": "auth", "key": creds.key_id, "secret": creds.secret()});
+    conn.send_text(auth.to_string()).await.map_err(End::Lost)?;
+    expect(conn, stop, step(), ctx, "success", Some("authenticated")).await?;
+    let sub = serde_json::json!({"action": "subscribe", "bars": symbols, "updatedBars": symbols});
+    conn.send_text(sub.to_string()).await.map_err(End::Lost)?;
+    let ack = expect(conn, stop, step(), ctx, "subscription", None).await?;
+    let acked = ack.bars.unwrap_or_default();
+    let missing: Vec<&String> = symbols.iter().filter(|s| !acked.contains(s)).collect();
+    if !missing.is_empty() {
+        tracing::warn!("market-data stream: no bar subscription for {missing:?}");
+    }
+    Ok(())
+}
+
+/// Sends each bar and revision on to `tx` until the stream ends, errs, or no one listens.
+async fn forward_bars(
+    mut conn: Conn,
+    stop: &mut oneshot::Receiver<()>,
+    tx: &mpsc::Sender<MarketMsg>,
+    ctx: (&str, &str, BarFeed),
+) -> End {
     loop {
         match conn.next(stop, None).await {
             Next::Stop => {
@@ -498,7 +442,7 @@ async fn session(
                         "error" => {
                             conn.close().await;
                             let text = m.msg.unwrap_or_default();
-                            return error_end(ctx.0, ctx.1, feed, m.code.unwrap_or(0), &text);
+                            return error_end(ctx.0, ctx.1, ctx.2, m.code.unwrap_or(0), &text);
                         }
                         _ => continue,
                     };
@@ -579,21 +523,6 @@ mod tests {
         );
         assert_eq!(StockFeed::parse("SIP"), Some(StockFeed::Sip));
         assert_eq!(StockFeed::parse("otc"), None);
-    }
-
-    #[test]
-    fn decodes_bars_revisions_and_skips_junk() {
-        let frame = br#"[{"T":"b","S":"AAPL","o":1.5,"h":2,"l":1,"c":1.75,"v":300,"t":"2024-03-04T14:31:00Z","n":3,"vw":1.6},
-            {"T":"u","S":"BTC/USD","o":1,"h":1,"l":1,"c":1,"v":0.0125,"t":"2024-03-04T14:31:00Z"},
-            {"T":"b","S":"BAD"},{"nonsense":true}]"#;
-        let msgs = decode(frame).unwrap();
-        assert_eq!(msgs.len(), 3, "the element without `T` is skipped");
-        let (sym, bar) = msgs[0].bar().unwrap();
-        assert_eq!((sym.as_str(), bar.close, bar.volume), ("AAPL", 1.75, 300.0));
-        assert_eq!(msgs[1].kind, "u");
-        assert_eq!(msgs[1].bar().unwrap().1.volume, 0.0125);
-        assert!(msgs[2].bar().is_none());
-        assert!(decode(b"[{\"T\":").is_err());
     }
 
     #[test]
