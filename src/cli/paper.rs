@@ -8,7 +8,7 @@ use crate::config::{BrokerChoice, Config};
 use crate::jobs::replay::ReplaySpec;
 use crate::jobs::{list_runs, EventTail, JobKind, JobRequest, RunSummary};
 use crate::jobs::{Event, EventRecord};
-use crate::live::view::{Command, PaperSnapshot};
+use crate::live::view::{Command, Modes, PaperSnapshot};
 use crate::paths::Paths;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
@@ -321,7 +321,16 @@ fn status(paths: &Paths, t: &Target) -> Result<i32> {
         s.account.cash,
         s.account.buying_power
     );
-    let m = &s.modes;
+    let flags = mode_flags(&s.modes);
+    if !flags.is_empty() {
+        println!("modes: {}", flags.join(" · "));
+    }
+    print_positions(&s);
+    Ok(0)
+}
+
+/// The session's modes that depart from normal trading, as status words.
+fn mode_flags(m: &Modes) -> Vec<String> {
     let mut flags = Vec::new();
     if m.paused {
         flags.push("PAUSED".to_string());
@@ -341,9 +350,11 @@ fn status(paths: &Paths, t: &Target) -> Result<i32> {
     for why in &m.stopped {
         flags.push(format!("STOPPED {why}"));
     }
-    if !flags.is_empty() {
-        println!("modes: {}", flags.join(" · "));
-    }
+    flags
+}
+
+/// Each symbol's row, then positions and orders the session did not expect.
+fn print_positions(s: &PaperSnapshot) {
     for row in &s.rows {
         println!(
             "  {:<10} {:<6} {:<8} conf {:.2}  qty {:+.4} @ {:.2} (broker {}{})  P&L {:+.2}  {}",
@@ -385,5 +396,4 @@ fn status(paths: &Paths, t: &Target) -> Result<i32> {
             p.client_order_id
         );
     }
-    Ok(0)
 }

@@ -2,7 +2,7 @@
 //! `--quiet` keeps warnings, errors and the outcome; `--verbose` adds debug lines and a full line
 //! per update (reward components and the critic-only epochs' loss included).
 
-use crate::jobs::events::{GateResult, RestartReason};
+use crate::jobs::events::{FoldResult, GateResult, OrderView, RestartReason, ValidationMetrics};
 use crate::jobs::{Event, EventRecord, LogLevel, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -161,34 +161,9 @@ pub fn describe(e: &Event) -> Option<String> {
             "update {}/{}  steps {}  {:.0} sps  reward {:+.4}  pi {:+.4}  v {:.4}  H {:.3}  kl {:.4}  clip {:.2}  ev {:+.2}  lr {:.2e}",
             m.update, m.updates, m.timesteps, m.sps, m.mean_reward, m.policy_loss, m.value_loss, m.entropy, m.approx_kl, m.clip_fraction, m.explained_variance, m.lr
         ),
-        Event::Validation(v) => format!(
-            "validation @ {}: PF {:.2}  Sharpe {:+.2}  maxDD {:.1} %  fitness {:+.3}  consistency {:.0} %  HOLD {:.0} %  trades {}{}",
-            v.update,
-            v.profit_factor,
-            v.sharpe,
-            v.max_drawdown * 100.0,
-            v.fitness,
-            v.consistency * 100.0,
-            v.hold_pct * 100.0,
-            v.trades,
-            v.portfolio
-                .as_ref()
-                .map(|b| format!(
-                    "  | return {:+.2} % vs equal weight {:+.2} %",
-                    b.model.total_return * 100.0,
-                    b.equal_weight.total_return * 100.0
-                ))
-                .unwrap_or_default()
-        ),
+        Event::Validation(v) => validation_line(v),
         Event::Checkpoint { path, update, reason } => format!("checkpoint ({}) @ update {update}: {path}", reason.as_str()),
-        Event::Restart { from_update, reason: RestartReason::Resume { checkpoint } } => {
-            format!("resumed from update {from_update} ({checkpoint}); the run's curves continue from there")
-        }
-        Event::Restart { from_update, reason: RestartReason::DrawdownRetry { retry, retries, drawdown, threshold, lr_scale, ent_scale } } => format!(
-            "drawdown retry {retry}/{retries}: validation drawdown {:.1} % ≥ {:.0} %; back to update {from_update} with lr × {lr_scale} and entropy × {ent_scale}",
-            drawdown * 100.0,
-            threshold * 100.0
-        ),
+        Event::Restart { from_update, reason } => restart_line(*from_update, reason),
         Event::EarlyStop(s) => format!(
             "early stop at update {}: validation drawdown {:.1} % ≥ {:.0} % after {} retries; the final model is update {}'s",
             s.update,
@@ -197,66 +172,124 @@ pub fn describe(e: &Event) -> Option<String> {
             s.retries,
             s.model_update
         ),
-        Event::Gate(GateResult { class, flags, use_checkpoint, metrics, composite, baselines, group }) => format!(
-            "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}{}{}",
-            class.as_str(),
-            composite.map(|c| format!("  composite {:+.1}", c.total)).unwrap_or_default(),
-            flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
-            metrics.fitness,
-            metrics.profit_factor,
-            metrics.consistency * 100.0,
-            metrics.max_drawdown * 100.0,
-            use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default(),
-            baselines.as_ref().map(|b| format!("\n    {}", b.line())).unwrap_or_default(),
-            group.as_ref().map(|g| format!("\n    group {}: {}; the median seed is {}", g.id, g.line(), g.median)).unwrap_or_default()
-        ),
+        Event::Gate(g) => gate_line(g),
         Event::WalkSetup(w) => format!(
             "rules (as paper trades it): {}{}{}",
             w.rules.describe(),
             w.momentum.map(|m| format!("; momentum EMA {}/{}", m.fast, m.slow)).unwrap_or_default(),
             w.gate.as_ref().map(|g| format!("; the model was {}", g.line())).unwrap_or_default()
         ),
-        Event::Fold(f) => format!(
-            "fold {} {} → {}: return {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}{}{}  | asset {:+.2} %{}",
-            f.fold,
-            f.start.format("%Y-%m-%d"),
-            f.end.format("%Y-%m-%d"),
-            f.total_return * 100.0,
-            f.sharpe,
-            f.max_drawdown * 100.0,
-            f.win_rate * 100.0,
-            f.profit_factor,
-            f.trades,
-            match (f.held, f.confidence) {
-                (0, _) => String::new(),
-                (n, Some([_, med, p90])) => format!("  held {n} by the threshold (confidence median {med:.2}, p90 {p90:.2})"),
-                (n, None) => format!("  held {n} by the threshold"),
-            },
-            f.raw
-                .map(|r| format!("  (raw policy {:+.2} %, Sharpe {:+.2}, {} trades)", r.total_return * 100.0, r.sharpe, r.trades))
-                .unwrap_or_default(),
-            f.buy_hold_return * 100.0,
-            f.baselines
-                .iter()
-                .map(|b| format!("  {} {:+.2} % (Sharpe {:+.2})", b.baseline.name(), b.total_return * 100.0, b.sharpe))
-                .collect::<String>()
-        ),
+        Event::Fold(f) => fold_line(f),
         Event::Decision(d) => format!("decision: {}", d.line()),
         Event::Paper(_) | Event::Decided(_) => return None,
         Event::Fill(f) => format!("fill {} {} {:.4} @ {:.4} ({})", f.side, f.symbol, f.qty, f.price, f.client_order_id),
-        Event::Order(o) => format!(
-            "order {} {} {:.4} (filled {:.4}{}) {}{} ({})",
-            o.side,
-            o.symbol,
-            o.qty,
-            o.filled_qty,
-            o.fill_price.map(|p| format!(" @ {p:.4}")).unwrap_or_default(),
-            o.status,
-            if o.external { " EXTERNAL" } else { "" },
-            o.client_order_id
-        ),
+        Event::Order(o) => order_line(o),
         Event::CommandDone { command, from, message } => format!("{} (from {from}): {message}", command.as_str()),
         Event::Log { level, message } => format!("[{}] {message}", level.as_str()),
         Event::Finished { status, message } => format!("{}: {message}", status.as_str()),
     })
+}
+
+fn validation_line(v: &ValidationMetrics) -> String {
+    format!(
+        "validation @ {}: PF {:.2}  Sharpe {:+.2}  maxDD {:.1} %  fitness {:+.3}  consistency {:.0} %  HOLD {:.0} %  trades {}{}",
+        v.update,
+        v.profit_factor,
+        v.sharpe,
+        v.max_drawdown * 100.0,
+        v.fitness,
+        v.consistency * 100.0,
+        v.hold_pct * 100.0,
+        v.trades,
+        v.portfolio
+            .as_ref()
+            .map(|b| format!(
+                "  | return {:+.2} % vs equal weight {:+.2} %",
+                b.model.total_return * 100.0,
+                b.equal_weight.total_return * 100.0
+            ))
+            .unwrap_or_default()
+    )
+}
+
+fn restart_line(from_update: usize, reason: &RestartReason) -> String {
+    match reason {
+        RestartReason::Resume { checkpoint } => {
+            format!("resumed from update {from_update} ({checkpoint}); the run's curves continue from there")
+        }
+        RestartReason::DrawdownRetry { retry, retries, drawdown, threshold, lr_scale, ent_scale } => format!(
+            "drawdown retry {retry}/{retries}: validation drawdown {:.1} % ≥ {:.0} %; back to update {from_update} with lr × {lr_scale} and entropy × {ent_scale}",
+            drawdown * 100.0,
+            threshold * 100.0
+        ),
+    }
+}
+
+fn gate_line(g: &GateResult) -> String {
+    let GateResult {
+        class,
+        flags,
+        use_checkpoint,
+        metrics,
+        composite,
+        baselines,
+        group,
+    } = g;
+    format!(
+        "gate: {}{}  flags [{}]  fitness {:+.3}  PF {:.2}  consistency {:.0} %  maxDD {:.1} %{}{}{}",
+        class.as_str(),
+        composite.map(|c| format!("  composite {:+.1}", c.total)).unwrap_or_default(),
+        flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+        metrics.fitness,
+        metrics.profit_factor,
+        metrics.consistency * 100.0,
+        metrics.max_drawdown * 100.0,
+        use_checkpoint.map(|u| format!("  use the best checkpoint (update {u})")).unwrap_or_default(),
+        baselines.as_ref().map(|b| format!("\n    {}", b.line())).unwrap_or_default(),
+        group.as_ref().map(|g| format!("\n    group {}: {}; the median seed is {}", g.id, g.line(), g.median)).unwrap_or_default()
+    )
+}
+
+fn fold_line(f: &FoldResult) -> String {
+    format!(
+        "fold {} {} → {}: return {:+.2} %  Sharpe {:+.2}  maxDD {:.1} %  win {:.0} %  PF {:.2}  trades {}{}{}  | asset {:+.2} %{}",
+        f.fold,
+        f.start.format("%Y-%m-%d"),
+        f.end.format("%Y-%m-%d"),
+        f.total_return * 100.0,
+        f.sharpe,
+        f.max_drawdown * 100.0,
+        f.win_rate * 100.0,
+        f.profit_factor,
+        f.trades,
+        match (f.held, f.confidence) {
+            (0, _) => String::new(),
+            (n, Some([_, med, p90])) => format!("  held {n} by the threshold (confidence median {med:.2}, p90 {p90:.2})"),
+            (n, None) => format!("  held {n} by the threshold"),
+        },
+        f.raw
+            .map(|r| format!("  (raw policy {:+.2} %, Sharpe {:+.2}, {} trades)", r.total_return * 100.0, r.sharpe, r.trades))
+            .unwrap_or_default(),
+        f.buy_hold_return * 100.0,
+        f.baselines
+            .iter()
+            .map(|b| format!("  {} {:+.2} % (Sharpe {:+.2})", b.baseline.name(), b.total_return * 100.0, b.sharpe))
+            .collect::<String>()
+    )
+}
+
+fn order_line(o: &OrderView) -> String {
+    format!(
+        "order {} {} {:.4} (filled {:.4}{}) {}{} ({})",
+        o.side,
+        o.symbol,
+        o.qty,
+        o.filled_qty,
+        o.fill_price
+            .map(|p| format!(" @ {p:.4}"))
+            .unwrap_or_default(),
+        o.status,
+        if o.external { " EXTERNAL" } else { "" },
+        o.client_order_id
+    )
 }
