@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::data::alpaca::{load_credentials, ClientSettings, DataClient};
 use crate::data::quality::{self, QualityReport};
-use crate::data::{import, resample, Store};
+use crate::data::{import, resample, SeriesInfo, Store};
 use crate::market::calendar::Session;
 use crate::market::{AssetClass, Timeframe};
 use crate::paths::Paths;
@@ -168,65 +168,14 @@ fn alpaca_sessions(
     )
 }
 
+/// One stored series' check: symbol, timeframe, source, and its report or why it is unreadable.
+type SeriesReport = (String, String, String, Result<QualityReport, String>);
+
 fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<i32> {
     let store = Store::new(&paths.data);
-    let scan = store.scan();
-    for n in scan.notes.iter().chain(&scan.problems) {
-        eprintln!("store: {n}");
-    }
-    let series: Vec<_> = scan
-        .series
-        .into_iter()
-        .filter(|s| symbols.is_empty() || symbols.iter().any(|n| n.eq_ignore_ascii_case(&s.symbol)))
-        .collect();
-    if series.is_empty() {
-        anyhow::bail!(
-            "no stored series{}: fetch or import first",
-            if symbols.is_empty() {
-                String::new()
-            } else {
-                format!(" for {}", symbols.join(", "))
-            }
-        );
-    }
-    let equities: Vec<_> = series
-        .iter()
-        .filter(|s| s.class == AssetClass::Equity)
-        .collect();
-    let table = match (
-        equities.iter().filter_map(|s| s.first).min(),
-        equities.iter().filter_map(|s| s.last).max(),
-    ) {
-        (Some(a), Some(b)) => {
-            alpaca_sessions(cfg, a.date_naive(), (b.max(Utc::now())).date_naive())
-        }
-        _ => None,
-    };
-    let lookup = |d: NaiveDate| table.as_ref().and_then(|t| t.get(&d).copied());
-    let mut reports: Vec<(String, String, String, Result<QualityReport, String>)> = Vec::new();
-    for s in &series {
-        let sym = s.symbol();
-        let r = store
-            .read_or_quarantine(&sym, s.timeframe)
-            .context("unreadable")
-            .and_then(|b| b.ok_or_else(|| anyhow!("missing")))
-            .map(|bars| {
-                let sessions: Option<quality::SessionFn> =
-                    if table.is_some() && sym.class == AssetClass::Equity {
-                        Some(&lookup)
-                    } else {
-                        None
-                    };
-                quality::check(&bars, sym.class, s.timeframe, sessions, Utc::now())
-            })
-            .map_err(|e| format!("{e:#}"));
-        reports.push((
-            s.symbol.clone(),
-            s.timeframe.to_string(),
-            s.source.clone(),
-            r,
-        ));
-    }
+    let series = stored_series(&store, symbols)?;
+    let table = session_table(cfg, &series);
+    let reports = quality_reports(&store, &series, table.as_ref());
     if json {
         let v: Vec<_> = reports
             .iter()
@@ -250,37 +199,116 @@ fn check(paths: &Paths, cfg: &Config, symbols: &[String], json: bool) -> Result<
     for (sym, tf, src, r) in reports {
         match r {
             Err(e) => println!("{sym:<10} {tf:<6} {src:<10} ERROR {e}"),
-            Ok(q) => {
-                println!(
-                    "{sym:<10} {tf:<6} {src:<10} {:>7} bars {} → {}  coverage {:.2}% ({} missing)  zero-volume {}  duplicates {}  bad OHLC {}  outliers {}  stale {} sessions  [{}]",
-                    q.bars,
-                    q.first.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-                    q.last.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
-                    q.coverage * 100.0,
-                    q.missing,
-                    q.zero_volume,
-                    q.duplicates,
-                    q.ohlc_inconsistent,
-                    q.outlier_returns,
-                    q.stale_sessions,
-                    if q.flags.is_empty() { "ok".to_string() } else { q.flags.join(", ") }
-                );
-                if !q.missing_examples.is_empty() {
-                    let ex: Vec<_> = q
-                        .missing_examples
-                        .iter()
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .collect();
-                    println!("{:29}first missing (UTC): {}", "", ex.join(", "));
-                }
-            }
+            Ok(q) => print_report(&sym, &tf, &src, &q),
         }
     }
     Ok(exit_code(&bad))
 }
 
+/// The stored series (those named, or all), after printing the store scan's notes; an error
+/// when none match.
+fn stored_series(store: &Store, symbols: &[String]) -> Result<Vec<SeriesInfo>> {
+    let scan = store.scan();
+    for n in scan.notes.iter().chain(&scan.problems) {
+        eprintln!("store: {n}");
+    }
+    let series: Vec<_> = scan
+        .series
+        .into_iter()
+        .filter(|s| symbols.is_empty() || symbols.iter().any(|n| n.eq_ignore_ascii_case(&s.symbol)))
+        .collect();
+    if series.is_empty() {
+        anyhow::bail!(
+            "no stored series{}: fetch or import first",
+            if symbols.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", symbols.join(", "))
+            }
+        );
+    }
+    Ok(series)
+}
+
+/// Alpaca's sessions over the equities' span (through today), when keys exist.
+fn session_table(cfg: &Config, series: &[SeriesInfo]) -> Option<BTreeMap<NaiveDate, Session>> {
+    let equities: Vec<_> = series
+        .iter()
+        .filter(|s| s.class == AssetClass::Equity)
+        .collect();
+    match (
+        equities.iter().filter_map(|s| s.first).min(),
+        equities.iter().filter_map(|s| s.last).max(),
+    ) {
+        (Some(a), Some(b)) => {
+            alpaca_sessions(cfg, a.date_naive(), (b.max(Utc::now())).date_naive())
+        }
+        _ => None,
+    }
+}
+
+/// Each series read (or quarantined) and checked, equities against the session table if any.
+fn quality_reports(
+    store: &Store,
+    series: &[SeriesInfo],
+    table: Option<&BTreeMap<NaiveDate, Session>>,
+) -> Vec<SeriesReport> {
+    let lookup = |d: NaiveDate| table.and_then(|t| t.get(&d).copied());
+    let mut reports: Vec<SeriesReport> = Vec::new();
+    for s in series {
+        let sym = s.symbol();
+        let r = store
+            .read_or_quarantine(&sym, s.timeframe)
+            .context("unreadable")
+            .and_then(|b| b.ok_or_else(|| anyhow!("missing")))
+            .map(|bars| {
+                let sessions: Option<quality::SessionFn> =
+                    if table.is_some() && sym.class == AssetClass::Equity {
+                        Some(&lookup)
+                    } else {
+                        None
+                    };
+                quality::check(&bars, sym.class, s.timeframe, sessions, Utc::now())
+            })
+            .map_err(|e| format!("{e:#}"));
+        reports.push((
+            s.symbol.clone(),
+            s.timeframe.to_string(),
+            s.source.clone(),
+            r,
+        ));
+    }
+    reports
+}
+
+/// One readable series' line, and its first missing bars when any.
+fn print_report(sym: &str, tf: &str, src: &str, q: &QualityReport) {
+    println!(
+        "{sym:<10} {tf:<6} {src:<10} {:>7} bars {} → {}  coverage {:.2}% ({} missing)  zero-volume {}  duplicates {}  bad OHLC {}  outliers {}  stale {} sessions  [{}]",
+        q.bars,
+        q.first.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        q.last.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
+        q.coverage * 100.0,
+        q.missing,
+        q.zero_volume,
+        q.duplicates,
+        q.ohlc_inconsistent,
+        q.outlier_returns,
+        q.stale_sessions,
+        if q.flags.is_empty() { "ok".to_string() } else { q.flags.join(", ") }
+    );
+    if !q.missing_examples.is_empty() {
+        let ex: Vec<_> = q
+            .missing_examples
+            .iter()
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .collect();
+        println!("{:29}first missing (UTC): {}", "", ex.join(", "));
+    }
+}
+
 /// The series that could not be read (and were moved aside).
-fn unreadable(reports: &[(String, String, String, Result<QualityReport, String>)]) -> Vec<String> {
+fn unreadable(reports: &[SeriesReport]) -> Vec<String> {
     reports
         .iter()
         .filter(|r| r.3.is_err())

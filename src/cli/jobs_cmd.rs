@@ -310,23 +310,16 @@ pub fn fetch(paths: &Paths, cfg: &mut Config, a: FetchArgs) -> Result<i32> {
 
 /// `explicit_config`: the user named a mode or a config file, whose network a resumed run must
 /// match.
-pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
+pub fn train(
+    paths: &Paths,
+    cfg: &mut Config,
+    mut a: TrainArgs,
+    explicit_config: bool,
+) -> Result<i32> {
     if a.resume.is_some() || a.checkpoint.is_some() {
-        // A bad flag is a usage error (exit 2) found before the run is touched.
-        if let Some(d) = &a.device {
-            let mut probe = cfg.clone();
-            probe.ppo.device = d.clone();
-            crate::config::validate(&probe)?;
-        }
-        let req = JobRequest::ResumeTrain {
-            run: a.resume,
-            checkpoint: a.checkpoint,
-            device: a.device,
-            expect: explicit_config.then(|| Box::new(cfg.clone())),
-        };
-        return execute(paths, cfg, req, &a.common);
+        return resume_train(paths, cfg, a, explicit_config);
     }
-    let req = match a.symbol {
+    let req = match a.symbol.take() {
         _ if a.portfolio => JobRequest::TrainPortfolio,
         Some(symbol) => JobRequest::Train {
             symbol,
@@ -334,9 +327,39 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         },
         None => anyhow::bail!("name the symbol to train (or --portfolio, or --resume RUN)"),
     };
-    if let Some(d) = a.device {
+    if let Some(d) = a.device.take() {
         cfg.ppo.device = d;
     }
+    apply_duration(cfg, &a);
+    apply_train_flags(cfg, &a);
+    crate::config::validate(cfg)?;
+    match (a.seeds, req) {
+        (Some(n), JobRequest::Train { symbol, .. }) if n > 1 => {
+            train_seeds(paths, cfg, &symbol, n as usize, &a.common)
+        }
+        (_, req) => execute(paths, cfg, req, &a.common),
+    }
+}
+
+/// `train --resume RUN` / `--checkpoint FILE`: continue a run, on another device if asked.
+fn resume_train(paths: &Paths, cfg: &Config, a: TrainArgs, explicit_config: bool) -> Result<i32> {
+    // A bad flag is a usage error (exit 2) found before the run is touched.
+    if let Some(d) = &a.device {
+        let mut probe = cfg.clone();
+        probe.ppo.device = d.clone();
+        crate::config::validate(&probe)?;
+    }
+    let req = JobRequest::ResumeTrain {
+        run: a.resume,
+        checkpoint: a.checkpoint,
+        device: a.device,
+        expect: explicit_config.then(|| Box::new(cfg.clone())),
+    };
+    execute(paths, cfg, req, &a.common)
+}
+
+/// --timesteps / --episodes / --iterations into the update count, saying what it came to.
+fn apply_duration(cfg: &mut Config, a: &TrainArgs) {
     let duration = TrainDuration {
         timesteps: a.timesteps,
         episodes: a.episodes,
@@ -360,13 +383,17 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
             );
         }
     }
+}
+
+/// The remaining training flags as config overrides (validated by the caller).
+fn apply_train_flags(cfg: &mut Config, a: &TrainArgs) {
     if let Some(s) = a.seed {
         cfg.ppo.seed = s;
     }
     if let Some(tf) = a.timeframe {
         cfg.data.timeframe = tf;
     }
-    if let Some(e) = a.encoder {
+    if let Some(e) = a.encoder.as_deref() {
         cfg.ppo.encoder = if e == "gru" {
             crate::config::Encoder::Gru
         } else {
@@ -376,10 +403,10 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
     if let Some(c) = a.critic_epochs {
         cfg.ppo.critic_epochs = c as usize;
     }
-    if let Some(p) = a.pool {
-        cfg.env.pool_symbols = p;
+    if let Some(p) = &a.pool {
+        cfg.env.pool_symbols = p.clone();
     }
-    if let Some(r) = a.reward {
+    if let Some(r) = a.reward.as_deref() {
         cfg.env.reward = if r == "seed" {
             RewardKind::Seed
         } else {
@@ -411,13 +438,6 @@ pub fn train(paths: &Paths, cfg: &mut Config, a: TrainArgs, explicit_config: boo
         cfg.ppo.gpu_sizing = GpuSizing::HighVram;
     } else if a.low_vram {
         cfg.ppo.gpu_sizing = GpuSizing::LowVram;
-    }
-    crate::config::validate(cfg)?;
-    match (a.seeds, req) {
-        (Some(n), JobRequest::Train { symbol, .. }) if n > 1 => {
-            train_seeds(paths, cfg, &symbol, n as usize, &a.common)
-        }
-        (_, req) => execute(paths, cfg, req, &a.common),
     }
 }
 
