@@ -32,6 +32,16 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             message,
         })
     };
+    check_data(cfg, &mut err);
+    check_ppo(cfg, &mut err);
+    check_risk(cfg, &mut err);
+    check_portfolio(cfg, &mut err);
+    check_names(cfg, &mut err);
+    errs
+}
+
+/// The data splits and dates, and whether the synthetic edge is reachable.
+fn check_data(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], String)) {
     let d = &cfg.data;
     if d.train_split + d.validation_split >= 1.0 {
         err(
@@ -65,6 +75,9 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             ),
         );
     }
+}
+
+fn check_ppo(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], String)) {
     let p = &cfg.ppo;
     if p.lr.is_some() {
         err(
@@ -84,6 +97,10 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             ),
         );
     }
+}
+
+/// The backtest's drawdown and cost settings, and the gate's tiers.
+fn check_risk(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], String)) {
     let b = &cfg.backtest;
     if b.drawdown_halve > b.drawdown_halt {
         err(
@@ -117,9 +134,6 @@ pub fn check(cfg: &Config) -> Vec<FieldError> {
             "REVIEW thresholds must be no stricter than APPROVED ones (lower fitness, PF and consistency; higher max_drawdown)".into(),
         );
     }
-    check_portfolio(cfg, &mut err);
-    check_names(cfg, &mut err);
-    errs
 }
 
 fn check_portfolio(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], String)) {

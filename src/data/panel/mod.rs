@@ -112,25 +112,7 @@ impl Panel {
         series: &[Vec<Bar>],
         days: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Panel> {
-        if symbols.is_empty() {
-            bail!("a portfolio panel needs at least one symbol");
-        }
-        if symbols.len() != series.len() {
-            bail!(
-                "{} symbols but {} bar series: each symbol needs its series",
-                symbols.len(),
-                series.len()
-            );
-        }
-        let class = symbols[0].class;
-        if let Some(s) = symbols.iter().find(|s| s.class != class) {
-            bail!(
-                "{s} is {} but {} is {}: a panel lives on one session calendar",
-                s.class.as_str(),
-                symbols[0],
-                class.as_str()
-            );
-        }
+        let class = panel_class(symbols, series)?;
         let cal = Calendar::for_class(class);
         let in_days = |ts: DateTime<Utc>| {
             days.is_none_or(|(a, b)| {
@@ -141,41 +123,10 @@ impl Panel {
         let slots = grid_of(symbols, tf, series)?;
 
         // Each symbol's usable bars, keyed by slot, and what was left out.
-        let mut keyed: Vec<Vec<(DateTime<Utc>, Bar)>> = Vec::with_capacity(symbols.len());
+        let mut keyed: Vec<Vec<Keyed>> = Vec::with_capacity(symbols.len());
         let mut cov: Vec<SymbolCoverage> = Vec::with_capacity(symbols.len());
         for (sym, bars) in symbols.iter().zip(series) {
-            let mut c = SymbolCoverage::new(&sym.name);
-            let mut mine: Vec<(DateTime<Utc>, Bar)> = Vec::with_capacity(bars.len());
-            let mut sorted = bars.clone();
-            sorted.sort_by_key(|b| b.ts);
-            for b in sorted {
-                let Some(key) = slots.slot_of(b.ts) else {
-                    c.off_calendar += 1;
-                    continue;
-                };
-                if !in_days(key) {
-                    continue;
-                }
-                if !b.is_consistent() {
-                    c.invalid += 1;
-                    continue;
-                }
-                match mine.last_mut() {
-                    Some(last) if last.0 == key => {
-                        c.duplicates += 1;
-                        *last = (key, b);
-                    }
-                    _ => mine.push((key, b)),
-                }
-            }
-            if mine.is_empty() {
-                bail!(
-                    "{sym} has no usable {tf} bars{}: {}",
-                    days.map(|(a, b)| format!(" between {a} and {b}"))
-                        .unwrap_or_default(),
-                    c.left_out_summary()
-                );
-            }
+            let (mine, c) = keyed_bars(sym, tf, bars, &slots, &in_days, days)?;
             keyed.push(mine);
             cov.push(c);
         }
@@ -222,6 +173,78 @@ impl Panel {
             available,
         })
     }
+}
+
+/// The one asset class of a panel's symbols, each of which must have its series.
+fn panel_class(symbols: &[Symbol], series: &[Vec<Bar>]) -> Result<AssetClass> {
+    if symbols.is_empty() {
+        bail!("a portfolio panel needs at least one symbol");
+    }
+    if symbols.len() != series.len() {
+        bail!(
+            "{} symbols but {} bar series: each symbol needs its series",
+            symbols.len(),
+            series.len()
+        );
+    }
+    let class = symbols[0].class;
+    if let Some(s) = symbols.iter().find(|s| s.class != class) {
+        bail!(
+            "{s} is {} but {} is {}: a panel lives on one session calendar",
+            s.class.as_str(),
+            symbols[0],
+            class.as_str()
+        );
+    }
+    Ok(class)
+}
+
+/// A usable bar under the key of its calendar slot.
+type Keyed = (DateTime<Utc>, Bar);
+
+/// One symbol's usable bars keyed by slot (a later bar replaces an earlier one in its slot),
+/// and what was left out; an error naming the symbol when nothing is usable.
+fn keyed_bars(
+    sym: &Symbol,
+    tf: Timeframe,
+    bars: &[Bar],
+    slots: &Slots<'_>,
+    in_days: &dyn Fn(DateTime<Utc>) -> bool,
+    days: Option<(NaiveDate, NaiveDate)>,
+) -> Result<(Vec<Keyed>, SymbolCoverage)> {
+    let mut c = SymbolCoverage::new(&sym.name);
+    let mut mine: Vec<Keyed> = Vec::with_capacity(bars.len());
+    let mut sorted = bars.to_vec();
+    sorted.sort_by_key(|b| b.ts);
+    for b in sorted {
+        let Some(key) = slots.slot_of(b.ts) else {
+            c.off_calendar += 1;
+            continue;
+        };
+        if !in_days(key) {
+            continue;
+        }
+        if !b.is_consistent() {
+            c.invalid += 1;
+            continue;
+        }
+        match mine.last_mut() {
+            Some(last) if last.0 == key => {
+                c.duplicates += 1;
+                *last = (key, b);
+            }
+            _ => mine.push((key, b)),
+        }
+    }
+    if mine.is_empty() {
+        bail!(
+            "{sym} has no usable {tf} bars{}: {}",
+            days.map(|(a, b)| format!(" between {a} and {b}"))
+                .unwrap_or_default(),
+            c.left_out_summary()
+        );
+    }
+    Ok((mine, c))
 }
 
 /// The slot grid all symbols are stamped on; symbols stamped on different intraday grids
