@@ -110,7 +110,7 @@ fn main() {
     let fm = features::compute(&spec, &sym, &bars, &EventTable::embedded());
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     if want("env") {
-        let rules = Rules::training(&cfg.env, sym.class);
+        let rules = Rules::training(&cfg.env, &cfg.backtest, sym.class);
         let n = cfg.ppo.n_envs;
         let mut env = VecEnv::new(
             &spec,

@@ -31,7 +31,7 @@ pub fn run(cfg: &Config, data: &TrainData) {
         &data.fm,
         &closes,
         data.train.clone(),
-        Rules::training(&cfg.env, data.symbol.class),
+        Rules::training(&cfg.env, &cfg.backtest, data.symbol.class),
         cfg.env.episode_len,
         cfg.env.reward_scale,
         n,

@@ -3,7 +3,7 @@
 //! loader can point at the line of the user's file that set any of them — not at a built-in
 //! default the user never wrote.
 
-use super::Config;
+use super::{Config, EnvCosts};
 use chrono::NaiveDate;
 
 /// A value that is wrong in relation to others.
@@ -14,6 +14,9 @@ pub struct FieldError {
     pub related: Vec<&'static str>,
     pub message: String,
 }
+
+/// The most a training trade may pay per unit traded: the bound `range` puts on a slippage.
+const MAX_TRAINING_COST: f64 = 0.1;
 
 /// The most symbols one universe may list (both lists together).
 pub const MAX_UNIVERSE: usize = 1000;
@@ -119,6 +122,25 @@ fn check_risk(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], 
             format!(
                 "{} per order is 1 % or more of backtest.initial_cash ({}): a few orders would spend the account",
                 b.commission, b.initial_cash
+            ),
+        );
+    }
+    let per_unit = b.slippage + b.commission / (b.initial_cash * b.position_size);
+    if cfg.env.costs == EnvCosts::Backtest && per_unit > MAX_TRAINING_COST {
+        err(
+            "backtest.commission",
+            &[
+                "backtest.slippage",
+                "backtest.position_size",
+                "backtest.initial_cash",
+                "env.costs",
+            ],
+            format!(
+                "{} per order on a full-size order of {} (initial_cash × position_size) is, with the slippage, {:.1} % a unit: training pays that (env.costs = \"backtest\"), at most {} % is allowed; lower the costs, or set env.costs = \"own\"",
+                b.commission,
+                b.initial_cash * b.position_size,
+                100.0 * per_unit,
+                100.0 * MAX_TRAINING_COST
             ),
         );
     }

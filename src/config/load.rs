@@ -435,6 +435,35 @@ mod tests {
     }
 
     #[test]
+    fn the_training_costs_option_names_its_choices_and_refuses_costs_it_cannot_pay() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.toml");
+        std::fs::write(&p, "[env]\ncosts = \"own\"\n").unwrap();
+        assert_eq!(
+            load(None, Some(&p)).unwrap().env.costs,
+            super::super::EnvCosts::Own
+        );
+        std::fs::write(&p, "[env]\n\ncosts = \"free\"\n").unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(
+            err.contains("line 3") && err.contains("backtest") && err.contains("own"),
+            "{err}"
+        );
+        // $500 on a $1,000 order and 0.1 % slippage: 50.1 % a unit, which training would pay
+        // (the backtest's account allows an order that large).
+        let costly = "[backtest]\ninitial_cash = 100000.0\nposition_size = 0.01\n\
+                      commission = 500.0\nslippage = 0.001\n";
+        std::fs::write(&p, costly).unwrap();
+        let err = format!("{:#}", load(None, Some(&p)).unwrap_err());
+        assert!(
+            err.contains("k.toml, line 4: backtest.commission") && err.contains("50.1 % a unit"),
+            "{err}"
+        );
+        std::fs::write(&p, format!("{costly}[env]\ncosts = \"own\"\n")).unwrap();
+        assert!(load(None, Some(&p)).is_ok(), "training at its own costs");
+    }
+
+    #[test]
     fn command_line_values_are_checked_too() {
         let mut cfg = Config::default();
         cfg.ppo.total_timesteps = 0;

@@ -228,6 +228,9 @@ pub struct EnvConfig {
     /// Hard cap of one position as a share of the account (seed: 20 %).
     #[serde(deserialize_with = "range::share")]
     pub max_position: f64,
+    /// Which costs a training trade pays: the `[backtest]` account's (default) or this section's
+    /// own slippage below.
+    pub costs: EnvCosts,
     #[serde(deserialize_with = "range::cost")]
     pub slippage_equity: f64,
     #[serde(deserialize_with = "range::cost")]
@@ -256,6 +259,19 @@ pub struct EnvConfig {
     pub augment_vol: f64,
     #[serde(deserialize_with = "range::fraction")]
     pub augment_noise: f64,
+}
+
+/// Which costs the training env charges a trade.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvCosts {
+    /// What every verdict charges (the `[backtest]` account): its slippage plus its commission as
+    /// a share of a full-size order, on every asset class. A policy trained to pay more than it is
+    /// graded at learns to trade less than it should (README: *Does it learn?*).
+    #[default]
+    Backtest,
+    /// `env.slippage_equity` / `env.slippage_crypto` (the seed's 0.1 % / 0.25 %), no commission.
+    Own,
 }
 
 /// Which reward the training env pays.
@@ -287,6 +303,7 @@ impl Default for EnvConfig {
             cash_buffer: 0.30,
             base_position: 0.15,
             max_position: 0.20,
+            costs: EnvCosts::Backtest,
             slippage_equity: 0.001,
             slippage_crypto: 0.0025,
             allow_short_equity: true,

@@ -120,7 +120,7 @@ impl TrainSet<'_> {
                     );
                 }
                 let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
-                let rules = Rules::training(&cfg.env, data.symbol.class);
+                let rules = Rules::training(&cfg.env, &cfg.backtest, data.symbol.class);
                 let sources: Vec<EnvPath> = if paths.is_empty() {
                     vec![EnvPath {
                         fm: &data.fm,

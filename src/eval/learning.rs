@@ -118,7 +118,7 @@ impl Costs {
 
     pub fn rules(self, cfg: &Config, class: AssetClass) -> (Rules, Option<TradingRules>) {
         match self {
-            Costs::Training => (Rules::training(&cfg.env, class), None),
+            Costs::Training => (Rules::training(&cfg.env, &cfg.backtest, class), None),
             Costs::Backtest => {
                 let tr = TradingRules::from_config(cfg);
                 let short = class == AssetClass::Equity && cfg.env.allow_short_equity;

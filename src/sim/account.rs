@@ -1,5 +1,5 @@
 use super::reward::StepOutcome;
-use crate::config::{BacktestConfig, EnvConfig};
+use crate::config::{BacktestConfig, EnvConfig, EnvCosts};
 use crate::market::AssetClass;
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +16,23 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The training account (seed §2): $1,000, position $ = min(acct·(1−buffer)·base, acct·max).
-    pub fn training(env: &EnvConfig, class: AssetClass) -> Self {
+    /// The training account (seed §2): $1,000, position $ = min(acct·(1−buffer)·base, acct·max),
+    /// paying `env.costs`' costs. The account is too small for a fixed commission to mean what it
+    /// means at the backtest's size, so the backtest's commission is charged as its share of a
+    /// full-size backtest order, on top of the slippage.
+    pub fn training(env: &EnvConfig, bt: &BacktestConfig, class: AssetClass) -> Self {
         let full = ((1.0 - env.cash_buffer) * env.base_position).min(env.max_position);
+        let slippage = match (env.costs, class) {
+            (EnvCosts::Backtest, _) => {
+                bt.slippage + bt.commission / (bt.initial_cash * bt.position_size)
+            }
+            (EnvCosts::Own, AssetClass::Equity) => env.slippage_equity,
+            (EnvCosts::Own, AssetClass::Crypto) => env.slippage_crypto,
+        };
         Rules {
             initial_cash: env.initial_cash,
             full_position: full,
-            slippage: match class {
-                AssetClass::Equity => env.slippage_equity,
-                AssetClass::Crypto => env.slippage_crypto,
-            },
+            slippage,
             commission: 0.0,
             allow_short: class == AssetClass::Equity && env.allow_short_equity,
         }

@@ -1,18 +1,59 @@
 use super::*;
-use crate::config::{BacktestConfig, EnvConfig};
+use crate::config::{BacktestConfig, EnvConfig, EnvCosts};
 use crate::market::AssetClass;
 
+/// The training rules at the seed's own 0.1 % equity slippage (the figures below assume it).
 fn rules() -> Rules {
-    Rules::training(&EnvConfig::default(), AssetClass::Equity)
+    let env = EnvConfig {
+        costs: EnvCosts::Own,
+        ..EnvConfig::default()
+    };
+    Rules::training(&env, &BacktestConfig::default(), AssetClass::Equity)
 }
 
 #[test]
 fn seed_position_sizing() {
     // min(acct·0.7·0.15, acct·0.2) = 10.5 % of the account at full size.
     assert!((rules().full_position - 0.105).abs() < 1e-12);
-    let crypto = Rules::training(&EnvConfig::default(), AssetClass::Crypto);
+    let crypto = Rules::training(
+        &EnvConfig::default(),
+        &BacktestConfig::default(),
+        AssetClass::Crypto,
+    );
     assert!(!crypto.allow_short);
-    assert_eq!(crypto.slippage, 0.0025);
+}
+
+#[test]
+fn training_pays_the_backtests_costs_unless_told_its_own() {
+    let bt = BacktestConfig {
+        slippage: 0.0007,
+        commission: 2.0,
+        initial_cash: 50_000.0,
+        position_size: 0.2,
+        ..BacktestConfig::default()
+    };
+    // 0.07 % slippage + $2 on a $10,000 full-size order = 0.09 % a unit, on either class.
+    for class in [AssetClass::Equity, AssetClass::Crypto] {
+        let r = Rules::training(&EnvConfig::default(), &bt, class);
+        assert!(
+            (r.slippage - 0.0009).abs() < 1e-15,
+            "{class:?}: {}",
+            r.slippage
+        );
+        assert_eq!(r.commission, 0.0);
+    }
+    let own = EnvConfig {
+        costs: EnvCosts::Own,
+        ..EnvConfig::default()
+    };
+    assert_eq!(
+        Rules::training(&own, &bt, AssetClass::Equity).slippage,
+        0.001
+    );
+    assert_eq!(
+        Rules::training(&own, &bt, AssetClass::Crypto).slippage,
+        0.0025
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::common;
 use quantdeck::features::events::EventTable;
 
 use candle_core::Device;
-use quantdeck::config::EnvConfig;
+use quantdeck::config::{BacktestConfig, EnvConfig};
 use quantdeck::data::Store;
 use quantdeck::engine::{checkpoint, env::VecEnv, HostPolicy};
 use quantdeck::eval::Backtester;
@@ -37,7 +37,7 @@ fn trained_model_sees_identical_observations_in_env_backtest_and_paper() {
     let policy = HostPolicy::from_model(&model).unwrap();
 
     // The env's observations at its bars equal the live recomputation from trailing history.
-    let rules = Rules::training(&EnvConfig::default(), sym.class);
+    let rules = Rules::training(&EnvConfig::default(), &BacktestConfig::default(), sym.class);
     let env = VecEnv::new(
         &spec,
         &fm,

@@ -52,7 +52,7 @@ fn trained_policy_beats_flat_and_random_out_of_sample() {
         fm: &fm,
         closes: &closes,
         class: sym.class,
-        rules: Rules::training(&cfg.env, sym.class),
+        rules: Rules::training(&cfg.env, &cfg.backtest, sym.class),
         trading: None,
     };
     let bpy = cfg.data.timeframe.bars_per_year(sym.class);

@@ -5,7 +5,7 @@
 
 use crate::common;
 use candle_core::{Device, Tensor};
-use quantdeck::config::{Config, EnvConfig};
+use quantdeck::config::{BacktestConfig, Config, EnvConfig};
 use quantdeck::data::synthetic;
 use quantdeck::engine::drawn::{self, DrawnPath};
 use quantdeck::engine::env::{EnvPath, VecEnv};
@@ -121,7 +121,7 @@ fn the_env_over_two_paths_trains_on_both_and_no_window_spans_them() {
         })
         .collect();
     let lens: Vec<usize> = paths.iter().map(|p| p.closes.len()).collect();
-    let rules = Rules::training(&EnvConfig::default(), sym.class);
+    let rules = Rules::training(&EnvConfig::default(), &BacktestConfig::default(), sym.class);
     let n = 8;
     let mut env =
         VecEnv::over_paths(&spec, &sources, rules, 40, 1000.0, n, 5, &Device::Cpu).unwrap();
