@@ -15,7 +15,7 @@
 use super::adam::Grads;
 use super::amp::Mm;
 use super::flat::LayerView;
-use super::ops::tanh;
+use super::mlp_kernels::{bias_tanh, tanh_back};
 use anyhow::Result;
 use candle_core::{Tensor, D};
 
@@ -37,7 +37,7 @@ pub fn forward_mm(layers: &[LayerView], obs: &Tensor, mm: Mm) -> Result<Cache> {
     let mut inputs = Vec::with_capacity(layers.len());
     let mut x = obs.clone();
     for l in trunk {
-        let h = tanh(&mm.matmul(&x, &l.wt)?.broadcast_add(&l.b)?)?;
+        let h = bias_tanh(&mm.matmul(&x, &l.wt)?, &l.b)?;
         inputs.push(x);
         x = h;
     }
@@ -179,7 +179,7 @@ pub fn backward_mm(layers: &[LayerView], cache: &Cache, g_heads: Tensor, mm: Mm)
         if i > 0 {
             // x = tanh(z) of the layer below: ∂/∂z = ∂/∂x · (1 − x²) = g − g·x·x.
             let g_x = mm.matmul(&g_out, &l.wt.t()?)?;
-            g_out = (&g_x - ((&g_x * x)? * x)?)?;
+            g_out = tanh_back(&g_x, x)?;
         }
     }
     parts.reverse();
@@ -203,9 +203,21 @@ pub(crate) mod tests {
         ent_coef: 0.05,
     };
 
+    /// The forward in plain candle ops, which autograd can differentiate (the fused CPU kernels
+    /// make fresh tensors that end its graph).
+    fn reference_heads(layers: &[LayerView], obs: &Tensor) -> Tensor {
+        let (head, trunk) = layers.split_last().unwrap();
+        let mut x = obs.clone();
+        for l in trunk {
+            x = crate::engine::ops::tanh(&x.matmul(&l.wt).unwrap().broadcast_add(&l.b).unwrap())
+                .unwrap();
+        }
+        x.matmul(&head.wt).unwrap().broadcast_add(&head.b).unwrap()
+    }
+
     /// The PPO loss as the autograd trainer wrote it: the reference the hand gradient must match.
     fn reference_loss(layers: &[LayerView], b: &Batch, c: Coefs) -> Tensor {
-        let (logits, v) = split_heads(&forward(layers, b.obs).unwrap().heads).unwrap();
+        let (logits, v) = split_heads(&reference_heads(layers, b.obs)).unwrap();
         let logp_full = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap();
         let logp = (&logp_full * b.onehot).unwrap().sum(1).unwrap();
         let ratio = (&logp - b.old_logp).unwrap().exp().unwrap();

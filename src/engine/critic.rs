@@ -6,7 +6,7 @@
 
 use super::adam::ActorCriticAdam;
 use super::flat::FlatParams;
-use super::ops::tanh;
+use super::mlp_kernels::bias_tanh;
 use crate::rng::Rng;
 use anyhow::Result;
 use candle_core::Tensor;
@@ -34,7 +34,7 @@ pub fn features(params: &FlatParams, obs: &Tensor, chunk: usize) -> Result<Tenso
         let len = chunk.max(1).min(rows - start);
         let mut x = obs.narrow(0, start, len)?;
         for l in &trunk {
-            x = tanh(&x.matmul(&l.wt)?.broadcast_add(&l.b)?)?;
+            x = bias_tanh(&x.matmul(&l.wt)?, &l.b)?;
         }
         parts.push(x);
         start += len;

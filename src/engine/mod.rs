@@ -23,6 +23,7 @@ pub mod gru_train;
 pub mod host_gru;
 pub mod host_kernels;
 pub mod memory;
+pub mod mlp_kernels;
 pub mod model;
 mod net;
 pub mod ops;
