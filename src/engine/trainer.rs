@@ -14,7 +14,7 @@ use super::memory::{MemEstimate, NetShape};
 use super::net::{Net, StepCtx};
 use super::ppo::{
     explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainNote,
-    TrainObserver, TrainOutcome, UpdateMetrics,
+    TrainObserver, TrainOutcome, UpdateMetrics, ValidationReport,
 };
 use super::prune::{checkpoint_path, prune, KeepRule};
 use super::rollout::Collector;
@@ -31,6 +31,13 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// What the training loop does after the drawdown early stop judged a validation.
+enum Flow {
+    Go,
+    Retry,
+    Stop(EarlyStopInfo),
+}
 
 pub struct Trainer<'a> {
     cfg: &'a Config,
@@ -238,73 +245,16 @@ impl<'a> Trainer<'a> {
             }
             let report = observer.validate_report(update, &self.net.host_policy()?)?;
             if let Some(es) = &early {
-                match es.judge(report.max_drawdown, &self.progress) {
-                    Verdict::Fine => {}
-                    Verdict::Retry {
-                        retry,
-                        lr_scale,
-                        ent_scale,
-                    } => {
-                        self.progress.retries_used = retry;
-                        self.progress.lr_scale = lr_scale;
-                        self.progress.ent_scale = ent_scale;
-                        let good = self.last_good.clone();
-                        let from_update = good.progress.update;
-                        self.restore(good, false)?;
-                        observer.on_note(&TrainNote::Restart {
-                            from_update,
-                            reason: RestartReason::DrawdownRetry {
-                                retry,
-                                retries: es.retries,
-                                drawdown: report.max_drawdown.unwrap_or(f64::NAN),
-                                threshold: es.threshold,
-                                lr_scale,
-                                ent_scale,
-                            },
-                        });
-                        continue;
-                    }
-                    Verdict::Stop => {
-                        let good = self.last_good.clone();
-                        let info = EarlyStopInfo {
-                            update,
-                            drawdown: report.max_drawdown.unwrap_or(f64::NAN),
-                            threshold: es.threshold,
-                            retries: es.retries,
-                            model_update: good.progress.update,
-                        };
-                        self.restore(good, false)?;
-                        observer.on_note(&TrainNote::EarlyStop(info.clone()));
+                match self.judge_early_stop(es, &report, update, observer)? {
+                    Flow::Go => {}
+                    Flow::Retry => continue,
+                    Flow::Stop(info) => {
                         stopped = Some(info);
                         break;
                     }
                 }
             }
-            let path = checkpoint_path(&self.out_dir, update);
-            self.save_model_file(&path)?;
-            observer.on_checkpoint(&path, update, CheckpointReason::Validation);
-            // An unscored validation (too little evidence) never becomes the best checkpoint.
-            let best_so_far = self.progress.best;
-            if let Some(score) = report
-                .score
-                .filter(|s| best_so_far.is_none_or(|(b, _)| *s > b))
-            {
-                self.progress.best = Some((score, update));
-                self.save_model_file(&best_path)?;
-                observer.on_checkpoint(&best_path, update, CheckpointReason::Best);
-            }
-            self.save_state_file()?;
-            self.last_good = self.snapshot();
-            let rule = KeepRule {
-                validation_interval: p.validation_interval,
-                keep_every: p.keep_every,
-                newest: update,
-                best: self.progress.best.map(|(_, u)| u),
-            };
-            let removed = prune(&self.out_dir, &rule)?;
-            if !removed.is_empty() {
-                observer.on_note(&TrainNote::Pruned(removed));
-            }
+            self.keep_checkpoints(update, report.score, &best_path, observer)?;
         }
 
         let model_path = self.out_dir.join("model.safetensors");
@@ -334,6 +284,92 @@ impl<'a> Trainer<'a> {
             sps: self.steps_run as f64 / run_secs,
             elapsed_s: elapsed,
         })
+    }
+
+    /// The drawdown early stop's verdict on a validation: go on, or a retry from the last good
+    /// validation (already restored), or the end of training (the model restored to it).
+    fn judge_early_stop(
+        &mut self,
+        es: &EarlyStop,
+        report: &ValidationReport,
+        update: usize,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Flow> {
+        match es.judge(report.max_drawdown, &self.progress) {
+            Verdict::Fine => Ok(Flow::Go),
+            Verdict::Retry {
+                retry,
+                lr_scale,
+                ent_scale,
+            } => {
+                self.progress.retries_used = retry;
+                self.progress.lr_scale = lr_scale;
+                self.progress.ent_scale = ent_scale;
+                let good = self.last_good.clone();
+                let from_update = good.progress.update;
+                self.restore(good, false)?;
+                observer.on_note(&TrainNote::Restart {
+                    from_update,
+                    reason: RestartReason::DrawdownRetry {
+                        retry,
+                        retries: es.retries,
+                        drawdown: report.max_drawdown.unwrap_or(f64::NAN),
+                        threshold: es.threshold,
+                        lr_scale,
+                        ent_scale,
+                    },
+                });
+                Ok(Flow::Retry)
+            }
+            Verdict::Stop => {
+                let good = self.last_good.clone();
+                let info = EarlyStopInfo {
+                    update,
+                    drawdown: report.max_drawdown.unwrap_or(f64::NAN),
+                    threshold: es.threshold,
+                    retries: es.retries,
+                    model_update: good.progress.update,
+                };
+                self.restore(good, false)?;
+                observer.on_note(&TrainNote::EarlyStop(info.clone()));
+                Ok(Flow::Stop(info))
+            }
+        }
+    }
+
+    /// After a validation: the periodic checkpoint, the best one if this scored higher, the
+    /// state file, the last good snapshot, and the pruning of checkpoints no rule keeps.
+    fn keep_checkpoints(
+        &mut self,
+        update: usize,
+        score: Option<f64>,
+        best_path: &Path,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<()> {
+        let p = &self.cfg.ppo;
+        let path = checkpoint_path(&self.out_dir, update);
+        self.save_model_file(&path)?;
+        observer.on_checkpoint(&path, update, CheckpointReason::Validation);
+        // An unscored validation (too little evidence) never becomes the best checkpoint.
+        let best_so_far = self.progress.best;
+        if let Some(score) = score.filter(|s| best_so_far.is_none_or(|(b, _)| *s > b)) {
+            self.progress.best = Some((score, update));
+            self.save_model_file(best_path)?;
+            observer.on_checkpoint(best_path, update, CheckpointReason::Best);
+        }
+        self.save_state_file()?;
+        self.last_good = self.snapshot();
+        let rule = KeepRule {
+            validation_interval: p.validation_interval,
+            keep_every: p.keep_every,
+            newest: update,
+            best: self.progress.best.map(|(_, u)| u),
+        };
+        let removed = prune(&self.out_dir, &rule)?;
+        if !removed.is_empty() {
+            observer.on_note(&TrainNote::Pruned(removed));
+        }
+        Ok(())
     }
 
     /// One PPO update: rollout, GAE, the PPO epochs, the critic-only epochs, metrics. `None`
@@ -378,48 +414,11 @@ impl<'a> Trainer<'a> {
             vf_coef: p.vf_coef,
             ent_coef,
         };
-        let mut stats_acc = Tensor::zeros(N_STATS, DType::F32, &self.device)?;
-        let mut n_mb = 0usize;
-        let mut order: Vec<u32> = (0..batch as u32).collect();
-        for _ in 0..p.epochs {
-            self.rng.shuffle(&mut order);
-            for mb in order.chunks(p.minibatch) {
-                if stop() {
-                    return Ok(None);
-                }
-                if mb.len() < 2 {
-                    continue;
-                }
-                let ix = Tensor::from_slice(mb, mb.len(), &self.device)?;
-                let gathered = samples.gather(&ix)?;
-                let ctx = StepCtx {
-                    coefs,
-                    lr,
-                    critic_lr,
-                    max_grad_norm: p.max_grad_norm,
-                    amp: &mut self.amp,
-                    rng: &mut self.rng,
-                };
-                let st = self.net.ppo_step(&mut self.opt, &gathered.batch(), ctx)?;
-                stats_acc = (stats_acc + st)?;
-                n_mb += 1;
-            }
-        }
-        let fit = CriticFit {
-            epochs: p.critic_epochs,
-            minibatch: p.minibatch,
-            lr: critic_lr,
-            vf_coef: p.vf_coef,
-            max_grad_norm: p.max_grad_norm,
-            stop,
+        let Some((mut stats_acc, n_mb)) = self.ppo_epochs(&samples, coefs, lr, critic_lr, stop)?
+        else {
+            return Ok(None);
         };
-        let critic_fit = self.net.critic_fit(
-            &mut self.opt,
-            samples.obs(),
-            &samples.returns()?,
-            &mut self.rng,
-            fit,
-        )?;
+        let critic_fit = self.critic_epochs(&samples, critic_lr, stop)?;
         if stop() {
             return Ok(None);
         }
@@ -427,24 +426,8 @@ impl<'a> Trainer<'a> {
         if let Some((loss, _)) = critic_fit {
             stats_acc = Tensor::cat(&[&stats_acc, &loss], 0)?;
         }
-        // The one read of the update's statistics.
-        let stats: Vec<f64> = stats_acc
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect();
+        let stats = finite_stats(&stats_acc, update, cfg)?;
         let reward_parts = self.env.take_reward_parts()?;
-        if stats.iter().any(|s| !s.is_finite()) {
-            bail!(
-                "training diverged at update {update} (a non-finite loss): the settings that scale it are ppo.actor_lr = {}, ppo.critic_lr = {}, env.reward_scale = {}, ppo.vf_coef = {}, ppo.ent_coef_start = {}, ppo.max_grad_norm = {}; lower the one out of line, or check the bars (`quantdeck data check`)",
-                p.actor_lr,
-                p.critic_lr,
-                cfg.env.reward_scale,
-                p.vf_coef,
-                p.ent_coef_start,
-                p.max_grad_norm
-            );
-        }
         self.progress.update = update;
         self.progress.timesteps += batch as u64;
         self.steps_run += batch as u64;
@@ -473,6 +456,96 @@ impl<'a> Trainer<'a> {
             action_shares,
         }))
     }
+
+    /// The critic-only epochs on the update's samples (see `critic`).
+    fn critic_epochs(
+        &mut self,
+        samples: &Samples,
+        critic_lr: f64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<(Tensor, usize)>> {
+        let p = &self.cfg.ppo;
+        let fit = CriticFit {
+            epochs: p.critic_epochs,
+            minibatch: p.minibatch,
+            lr: critic_lr,
+            vf_coef: p.vf_coef,
+            max_grad_norm: p.max_grad_norm,
+            stop,
+        };
+        self.net.critic_fit(
+            &mut self.opt,
+            samples.obs(),
+            &samples.returns()?,
+            &mut self.rng,
+            fit,
+        )
+    }
+
+    /// The PPO epochs over shuffled minibatches; the summed statistics and the minibatch count,
+    /// or `None` when `stop` said so between two minibatches.
+    fn ppo_epochs(
+        &mut self,
+        samples: &Samples,
+        coefs: Coefs,
+        lr: f64,
+        critic_lr: f64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<(Tensor, usize)>> {
+        let p = &self.cfg.ppo;
+        let batch = p.n_envs * p.n_steps;
+        let mut stats_acc = Tensor::zeros(N_STATS, DType::F32, &self.device)?;
+        let mut n_mb = 0usize;
+        let mut order: Vec<u32> = (0..batch as u32).collect();
+        for _ in 0..p.epochs {
+            self.rng.shuffle(&mut order);
+            for mb in order.chunks(p.minibatch) {
+                if stop() {
+                    return Ok(None);
+                }
+                if mb.len() < 2 {
+                    continue;
+                }
+                let ix = Tensor::from_slice(mb, mb.len(), &self.device)?;
+                let gathered = samples.gather(&ix)?;
+                let ctx = StepCtx {
+                    coefs,
+                    lr,
+                    critic_lr,
+                    max_grad_norm: p.max_grad_norm,
+                    amp: &mut self.amp,
+                    rng: &mut self.rng,
+                };
+                let st = self.net.ppo_step(&mut self.opt, &gathered.batch(), ctx)?;
+                stats_acc = (stats_acc + st)?;
+                n_mb += 1;
+            }
+        }
+        Ok(Some((stats_acc, n_mb)))
+    }
+}
+
+/// The one read of an update's statistics from the device; a non-finite one is a diverged run,
+/// reported with the settings that scale the loss.
+fn finite_stats(stats_acc: &Tensor, update: usize, cfg: &Config) -> Result<Vec<f64>> {
+    let p = &cfg.ppo;
+    let stats: Vec<f64> = stats_acc
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    if stats.iter().any(|s| !s.is_finite()) {
+        bail!(
+            "training diverged at update {update} (a non-finite loss): the settings that scale it are ppo.actor_lr = {}, ppo.critic_lr = {}, env.reward_scale = {}, ppo.vf_coef = {}, ppo.ent_coef_start = {}, ppo.max_grad_norm = {}; lower the one out of line, or check the bars (`quantdeck data check`)",
+            p.actor_lr,
+            p.critic_lr,
+            cfg.env.reward_scale,
+            p.vf_coef,
+            p.ent_coef_start,
+            p.max_grad_norm
+        );
+    }
+    Ok(stats)
 }
 
 /// Estimates the run's memory before anything is allocated and refuses one that cannot fit in
