@@ -136,10 +136,10 @@ fn check_risk(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], 
                 "env.costs",
             ],
             format!(
-                "{} per order on a full-size order of {} (initial_cash × position_size) is, with the slippage, {:.1} % a unit: training pays that (env.costs = \"backtest\"), at most {} % is allowed; lower the costs, or set env.costs = \"own\"",
+                "{:.1} % a unit ({} on a full-size order of {}, plus slippage) is more than training can pay ({} %); lower it, or set env.costs = \"own\"",
+                100.0 * per_unit,
                 b.commission,
                 b.initial_cash * b.position_size,
-                100.0 * per_unit,
                 100.0 * MAX_TRAINING_COST
             ),
         );
