@@ -231,42 +231,19 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
     let device = engine::device::select(&cfg.ppo.device)?;
     let (bars, source) = ctx.load_bars(&sym)?;
     let sha = hash_bars(&bars);
-    if resumed.is_none() {
-        ctx.run.update(|m| {
-            m.data.push(DataRef {
-                symbol: sym.name.clone(),
-                timeframe: cfg.data.timeframe.to_string(),
-                source: source.clone(),
-                bars: bars.len(),
-                first: bars.first().map(|b| b.ts),
-                last: bars.last().map(|b| b.ts),
-                sha256: sha.clone(),
-            })
-        })?;
-    }
+    record_data(ctx, resumed, || DataRef {
+        symbol: sym.name.clone(),
+        timeframe: cfg.data.timeframe.to_string(),
+        source: source.clone(),
+        bars: bars.len(),
+        first: bars.first().map(|b| b.ts),
+        last: bars.last().map(|b| b.ts),
+        sha256: sha.clone(),
+    })?;
     let spec = FeatureSpec::current(cfg.features.window, &ctx.events);
     let sized = sized_for(ctx, &device, spec.obs_dim(), crate::sim::N_ACTIONS)?;
     let cfg = &sized;
-    let p = &cfg.ppo;
-    ctx.sink.info(format!(
-        "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
-        bars.len(),
-        engine::device::describe(&device),
-        p.updates(),
-        p.steps_per_update(),
-        spec.describe()
-    ));
-    ctx.sink.log(
-        LogLevel::Debug,
-        format!(
-            "optimizers: actor (trunk + policy head) lr {:e}, critic (value head) lr {:e}; {} PPO epochs + {} critic-only epochs; reward {}",
-            p.actor_lr,
-            p.critic_lr,
-            p.epochs,
-            p.critic_epochs,
-            cfg.env.reward.as_str()
-        ),
-    );
+    announce(ctx, cfg, &sym, &source, bars.len(), &device, &spec);
     let fm = features::compute(&spec, &sym, &bars, &ctx.events);
     let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
     let (train_range, val) =
@@ -283,12 +260,73 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         validation: val.clone(),
     };
     let out_dir = ctx.dir().path.clone();
-    // Validation judges checkpoints as paper trading will trade them: the same decision rules,
-    // account, sizing and costs as the gate, walk-forward and paper (`sim::decide`).
+    let judge = as_traded_judge(cfg, &sym, spec, fm, closes, val);
+    let drawn = super::train_paths::training_paths(ctx, cfg, &data, resumed.is_some())?;
+    let mut obs = JobObserver::open(ctx, judge, resumed)?;
+    let state = resumed.map(|point| point.state.as_path());
+    let outcome = ppo::train_on_paths(cfg, &data, &drawn, &device, &out_dir, &mut obs, state)?;
+    record_outcome(ctx, &mut obs, sym.name.clone(), &outcome)?;
+    Ok(outcome_message(&outcome))
+}
+
+/// Lists the run's data in the manifest; a resumed run keeps the entry its first run wrote.
+pub(super) fn record_data(
+    ctx: &Ctx,
+    resumed: Option<&ResumePoint>,
+    data: impl FnOnce() -> DataRef,
+) -> Result<()> {
+    if resumed.is_none() {
+        ctx.run.update(|m| m.data.push(data()))?;
+    }
+    Ok(())
+}
+
+/// Says what a single-symbol run is about to train, and with which optimizers.
+fn announce(
+    ctx: &Ctx,
+    cfg: &crate::config::Config,
+    sym: &crate::market::Symbol,
+    source: &str,
+    n_bars: usize,
+    device: &candle_core::Device,
+    spec: &FeatureSpec,
+) {
+    let p = &cfg.ppo;
+    ctx.sink.info(format!(
+        "training {sym} ({source}, {} bars) on {} — {} updates of {} steps, layout {}",
+        n_bars,
+        engine::device::describe(device),
+        p.updates(),
+        p.steps_per_update(),
+        spec.describe()
+    ));
+    ctx.sink.log(
+        LogLevel::Debug,
+        format!(
+            "optimizers: actor (trunk + policy head) lr {:e}, critic (value head) lr {:e}; {} PPO epochs + {} critic-only epochs; reward {}",
+            p.actor_lr,
+            p.critic_lr,
+            p.epochs,
+            p.critic_epochs,
+            cfg.env.reward.as_str()
+        ),
+    );
+}
+
+/// Validation judges checkpoints as paper trading will trade them: the same decision rules,
+/// account, sizing and costs as the gate, walk-forward and paper (`sim::decide`).
+fn as_traded_judge<'a>(
+    cfg: &crate::config::Config,
+    sym: &crate::market::Symbol,
+    spec: FeatureSpec,
+    fm: features::FeatureMatrix,
+    closes: Vec<f64>,
+    val: std::ops::Range<usize>,
+) -> Judge<'a> {
     let trading = TradingRules::from_config(cfg);
     let (class, short) = (sym.class, shorts_allowed(cfg, sym.class));
     let gating = cfg.gating.clone();
-    let judge: Judge = Box::new(move |policy: &HostPolicy| {
+    Box::new(move |policy: &HostPolicy| {
         let bt = Backtester::as_traded(&spec, &fm, &closes, class, &trading, short);
         Ok(bt.validate(
             policy,
@@ -296,26 +334,46 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             gating.consistency_chunks,
             gating.evidence(),
         ))
-    });
-    let drawn = super::train_paths::training_paths(ctx, cfg, &data, resumed.is_some())?;
-    let mut obs = JobObserver::open(ctx, judge, resumed)?;
-    let state = resumed.map(|point| point.state.as_path());
-    let outcome = ppo::train_on_paths(cfg, &data, &drawn, &device, &out_dir, &mut obs, state)?;
+    })
+}
+
+/// Lists the trained model files and writes the run's summary; returns the last validation.
+pub(super) fn record_outcome(
+    ctx: &Ctx,
+    obs: &mut JobObserver,
+    symbol: String,
+    outcome: &ppo::TrainOutcome,
+) -> Result<Option<ValidationMetrics>> {
     let history = obs.take_history();
     add_artifact(ctx, "model.safetensors")?;
     if outcome.best_path.is_some() {
         add_artifact(ctx, "best.safetensors")?;
     }
+    let last = history.last().cloned();
     ctx.set_summary(JobSummary::Train {
-        symbol: sym.name.clone(),
+        symbol,
         updates: outcome.updates_done,
         timesteps: outcome.timesteps,
         sps: outcome.sps,
         elapsed_s: outcome.elapsed_s,
         best_update: outcome.best_update,
-        last_validation: history.last().cloned(),
+        last_validation: last.clone(),
         cancelled: outcome.cancelled,
     })?;
+    Ok(last)
+}
+
+/// How the final message says the model was saved: a cancelled run saved it before stopping.
+pub(super) fn saved_note(outcome: &ppo::TrainOutcome) -> &'static str {
+    if outcome.cancelled {
+        " before stopping"
+    } else {
+        ""
+    }
+}
+
+/// The single-symbol run's closing line.
+fn outcome_message(outcome: &ppo::TrainOutcome) -> String {
     let resumed_note = outcome
         .resumed_from
         .map(|u| format!(" (resumed from update {u})"))
@@ -334,17 +392,13 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
             )
         })
         .unwrap_or_default();
-    Ok(format!(
+    format!(
         "{} updates{resumed_note}, {} steps at {:.0} steps/s; model saved{}{stop_note}",
         outcome.updates_done,
         outcome.timesteps,
         outcome.sps,
-        if outcome.cancelled {
-            " before stopping"
-        } else {
-            ""
-        }
-    ))
+        saved_note(outcome)
+    )
 }
 
 /// Lists an artifact in the manifest once.

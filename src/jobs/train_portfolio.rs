@@ -7,13 +7,15 @@ use super::ctx::Ctx;
 use super::portfolio::PortfolioWorld;
 use super::resume::ResumePoint;
 use super::rundir::DataRef;
-use super::train::{add_artifact, sized_for, JobObserver, Judge};
-use super::{JobSummary, LogLevel};
+use super::train::{record_data, record_outcome, saved_note, sized_for, JobObserver, Judge};
+use super::LogLevel;
 use crate::engine::ppo::{self, PortfolioTrainData};
 use crate::engine::{self, HostPolicy};
+use crate::eval::ValidationMetrics;
 use crate::sim::portfolio::N_REGIMES;
 use crate::sim::TradingRules;
 use anyhow::Result;
+use std::ops::Range;
 
 /// What a portfolio run is called in its label and its model files' `symbol`.
 pub const PORTFOLIO_LABEL: &str = "portfolio";
@@ -29,46 +31,19 @@ pub(super) fn resume(ctx: &Ctx, point: &ResumePoint) -> Result<String> {
 fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
     let device = engine::device::select(&ctx.cfg.ppo.device)?;
     let world = PortfolioWorld::configured(ctx)?;
-    let (n, first, last) = (
-        world.n_bars(),
-        world.panel.ts.first().copied(),
-        world.panel.ts.last().copied(),
-    );
-    if resumed.is_none() {
-        ctx.run.update(|m| {
-            m.data.push(DataRef {
-                symbol: format!("{PORTFOLIO_LABEL} [{}]", world.spec.symbols.join(",")),
-                timeframe: world.spec.timeframe.to_string(),
-                source: world.source.clone(),
-                bars: n,
-                first,
-                last,
-                sha256: world.sha256.clone(),
-            })
-        })?;
-    }
+    let n = world.n_bars();
+    record_data(ctx, resumed, || DataRef {
+        symbol: format!("{PORTFOLIO_LABEL} [{}]", world.spec.symbols.join(",")),
+        timeframe: world.spec.timeframe.to_string(),
+        source: world.source.clone(),
+        bars: n,
+        first: world.panel.ts.first().copied(),
+        last: world.panel.ts.last().copied(),
+        sha256: world.sha256.clone(),
+    })?;
     let cfg = &sized_for(ctx, &device, world.spec.obs_dim(), N_REGIMES)?;
-    let p = &cfg.ppo;
     let (train_rows, val_rows) = ppo::split(n, cfg.data.train_split, cfg.data.validation_split);
-    ctx.sink.info(format!(
-        "training a portfolio policy over {} symbols ({}, {n} bars: {} train, {} validation, {} out of sample) on {} — {} updates of {} steps, layout {}",
-        world.spec.n_symbols(),
-        world.source,
-        train_rows.len(),
-        val_rows.len(),
-        n - val_rows.end,
-        engine::device::describe(&device),
-        p.updates(),
-        p.steps_per_update(),
-        world.spec.describe()
-    ));
-    ctx.sink.log(
-        LogLevel::Debug,
-        format!(
-            "optimizers: actor lr {:e}, critic lr {:e}; {} PPO epochs + {} critic-only epochs; 12 regime actions; episodes of {} steps",
-            p.actor_lr, p.critic_lr, p.epochs, p.critic_epochs, cfg.portfolio.episode_len
-        ),
-    );
+    announce(ctx, cfg, &world, &device, &train_rows, &val_rows);
     let data = PortfolioTrainData {
         name: PORTFOLIO_LABEL.to_string(),
         source: world.source.clone(),
@@ -100,24 +75,45 @@ fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
             ppo::resume_portfolio(cfg, &data, &device, &out_dir, &mut obs, &point.state)?
         }
     };
-    let history = obs.take_history();
-    add_artifact(ctx, "model.safetensors")?;
-    if outcome.best_path.is_some() {
-        add_artifact(ctx, "best.safetensors")?;
-    }
-    let last = history.last().cloned();
-    ctx.set_summary(JobSummary::Train {
-        symbol: PORTFOLIO_LABEL.to_string(),
-        updates: outcome.updates_done,
-        timesteps: outcome.timesteps,
-        sps: outcome.sps,
-        elapsed_s: outcome.elapsed_s,
-        best_update: outcome.best_update,
-        last_validation: last.clone(),
-        cancelled: outcome.cancelled,
-    })?;
+    let last = record_outcome(ctx, &mut obs, PORTFOLIO_LABEL.to_string(), &outcome)?;
+    Ok(outcome_message(&outcome, last.as_ref()))
+}
+
+/// Says what a portfolio run is about to train: its universe, row split and optimizers.
+fn announce(
+    ctx: &Ctx,
+    cfg: &crate::config::Config,
+    world: &PortfolioWorld,
+    device: &candle_core::Device,
+    train_rows: &Range<usize>,
+    val_rows: &Range<usize>,
+) {
+    let p = &cfg.ppo;
+    let n = world.n_bars();
+    ctx.sink.info(format!(
+        "training a portfolio policy over {} symbols ({}, {n} bars: {} train, {} validation, {} out of sample) on {} — {} updates of {} steps, layout {}",
+        world.spec.n_symbols(),
+        world.source,
+        train_rows.len(),
+        val_rows.len(),
+        n - val_rows.end,
+        engine::device::describe(device),
+        p.updates(),
+        p.steps_per_update(),
+        world.spec.describe()
+    ));
+    ctx.sink.log(
+        LogLevel::Debug,
+        format!(
+            "optimizers: actor lr {:e}, critic lr {:e}; {} PPO epochs + {} critic-only epochs; 12 regime actions; episodes of {} steps",
+            p.actor_lr, p.critic_lr, p.epochs, p.critic_epochs, cfg.portfolio.episode_len
+        ),
+    );
+}
+
+/// The portfolio run's closing line, with the last validation beside equal weight.
+fn outcome_message(outcome: &ppo::TrainOutcome, last: Option<&ValidationMetrics>) -> String {
     let vs = last
-        .as_ref()
         .and_then(|v| v.portfolio.as_ref())
         .map(|b| {
             format!(
@@ -127,15 +123,11 @@ fn run(ctx: &Ctx, resumed: Option<&ResumePoint>) -> Result<String> {
             )
         })
         .unwrap_or_default();
-    Ok(format!(
+    format!(
         "{} updates, {} steps at {:.0} steps/s; portfolio model saved{}{vs}",
         outcome.updates_done,
         outcome.timesteps,
         outcome.sps,
-        if outcome.cancelled {
-            " before stopping"
-        } else {
-            ""
-        }
-    ))
+        saved_note(outcome)
+    )
 }
