@@ -291,17 +291,7 @@ impl DataClient {
             }
         };
         let status = resp.status();
-        let reset = header_u64(&resp, "x-ratelimit-reset");
-        if header_u64(&resp, "x-ratelimit-remaining") == Some(0)
-            || status == StatusCode::TOO_MANY_REQUESTS
-        {
-            let until = reset
-                .and_then(|r| DateTime::from_timestamp(r as i64, 0))
-                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(self.settings.retry_base)
-                .min(Duration::from_secs(60));
-            self.limiter.pause_until(Instant::now() + until).await;
-        }
+        self.pause_if_limited(&resp, status).await;
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => {
@@ -321,7 +311,28 @@ impl DataClient {
                 )),
             };
         }
-        let message = error_message(&body);
+        self.rejection(host, status, &body)
+    }
+
+    /// Holds every request back until the server's rate-limit window resets (at most a
+    /// minute) when it says the quota is spent or answers 429.
+    async fn pause_if_limited(&self, resp: &reqwest::Response, status: StatusCode) {
+        let reset = header_u64(resp, "x-ratelimit-reset");
+        if header_u64(resp, "x-ratelimit-remaining") == Some(0)
+            || status == StatusCode::TOO_MANY_REQUESTS
+        {
+            let until = reset
+                .and_then(|r| DateTime::from_timestamp(r as i64, 0))
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(self.settings.retry_base)
+                .min(Duration::from_secs(60));
+            self.limiter.pause_until(Instant::now() + until).await;
+        }
+    }
+
+    /// What a non-success status means: 429 and 5xx are worth a retry, the rest are fatal.
+    fn rejection(&self, host: String, status: StatusCode, body: &[u8]) -> Outcome {
+        let message = error_message(body);
         match status.as_u16() {
             429 => Outcome::Retry(format!("rate limited by {host} (429)")),
             500..=599 => Outcome::Retry(format!(
@@ -333,53 +344,29 @@ impl DataClient {
                 key_id: self.creds.key_id.clone(),
             }),
             403 => {
-                let lower = message.to_ascii_lowercase();
-                let hint = if self.settings.feed == "sip"
-                    || lower.contains("sip")
-                    || lower.contains("subscription")
-                {
-                    " — the SIP feed needs a paid subscription: set data.feed = \"iex\"".to_string()
-                } else {
-                    String::new()
-                };
+                let hint = self.forbidden_hint(&message);
                 Outcome::Fatal(AlpacaError::Forbidden {
                     host,
                     message,
                     hint,
                 })
             }
-            400 | 404 | 422 => {
-                let lower = message.to_ascii_lowercase();
-                if lower.contains("invalid symbol") || lower.contains("unknown symbol") {
-                    let symbol = message.rsplit(':').next().unwrap_or("").trim().to_string();
-                    return Outcome::Fatal(AlpacaError::UnknownSymbol { symbol, message });
-                }
-                let param = [
-                    "page_token",
-                    "symbols",
-                    "timeframe",
-                    "start",
-                    "end",
-                    "limit",
-                    "feed",
-                    "adjustment",
-                    "sort",
-                ]
-                .into_iter()
-                .find(|p| lower.contains(p))
-                .unwrap_or("(not named by the server)")
-                .to_string();
-                Outcome::Fatal(AlpacaError::BadRequest {
-                    status: status.as_u16(),
-                    param,
-                    message,
-                })
-            }
+            400 | 404 | 422 => bad_request(status, message),
             s => Outcome::Fatal(AlpacaError::Http {
                 status: s,
                 host,
                 message,
             }),
+        }
+    }
+
+    /// A 403 on the SIP feed (or one that names it) means the plan lacks the subscription.
+    fn forbidden_hint(&self, message: &str) -> String {
+        let lower = message.to_ascii_lowercase();
+        if self.settings.feed == "sip" || lower.contains("sip") || lower.contains("subscription") {
+            " — the SIP feed needs a paid subscription: set data.feed = \"iex\"".to_string()
+        } else {
+            String::new()
         }
     }
 
@@ -397,6 +384,35 @@ impl DataClient {
 
 fn header_u64(resp: &reqwest::Response, name: &str) -> Option<u64> {
     resp.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+}
+/// A 400/404/422: an unknown symbol, or a request the server refused, with the parameter it
+/// names (when it names one of ours).
+fn bad_request(status: StatusCode, message: String) -> Outcome {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("invalid symbol") || lower.contains("unknown symbol") {
+        let symbol = message.rsplit(':').next().unwrap_or("").trim().to_string();
+        return Outcome::Fatal(AlpacaError::UnknownSymbol { symbol, message });
+    }
+    let param = [
+        "page_token",
+        "symbols",
+        "timeframe",
+        "start",
+        "end",
+        "limit",
+        "feed",
+        "adjustment",
+        "sort",
+    ]
+    .into_iter()
+    .find(|p| lower.contains(p))
+    .unwrap_or("(not named by the server)")
+    .to_string();
+    Outcome::Fatal(AlpacaError::BadRequest {
+        status: status.as_u16(),
+        param,
+        message,
+    })
 }
 
 fn describe_transport(e: &reqwest::Error) -> String {
