@@ -6,7 +6,7 @@
 
 use super::ctx::Ctx;
 use super::paper_feed::alpaca_feed;
-use super::replay::{ReplaySpec, Window};
+use super::replay::{Replay, ReplaySpec};
 use super::{resolve_model, JobSummary, PaperOutput};
 use crate::broker::alpaca::{spawn_trade_updates, TradingClient, TradingSettings};
 use crate::broker::{Broker, BrokerKind, SimBroker, SimCosts};
@@ -16,7 +16,6 @@ use crate::data::Store;
 use crate::engine::{checkpoint, HostPolicy, ModelMeta};
 use crate::eval::GateClass;
 use crate::features::FeatureSpec;
-use crate::live::feed::ReplayFeed;
 use crate::live::ids::session_tag;
 use crate::live::journal::Journal;
 use crate::live::state::DaemonState;
@@ -386,58 +385,6 @@ fn out_label<B: Broker>(d: &Daemon<'_, B>) -> String {
     format!("session {}", d.state().session)
 }
 
-/// What a simulated session replays: `bars` bar times of the unseen bars, or a window.
-pub(super) struct Replay {
-    pub bars: Option<usize>,
-    pub window: Option<Window>,
-}
-
-impl Replay {
-    /// The first bar index of `bars` to decide: after what the model saw (`seen`), at the
-    /// window's start when there is one.
-    pub(super) fn first(
-        &self,
-        bars: &[Bar],
-        seen: chrono::DateTime<Utc>,
-        what: &str,
-    ) -> Result<usize> {
-        match &self.window {
-            None => Ok(bars.partition_point(|b| b.ts <= seen)),
-            Some(w) if w.from <= seen => bail!(
-                "the replay window starts {} but {what} saw everything up to {}: replay only bars after that",
-                w.from.format("%Y-%m-%d %H:%M"),
-                seen.format("%Y-%m-%d %H:%M")
-            ),
-            Some(w) => Ok(bars.partition_point(|b| b.ts < w.from)),
-        }
-    }
-
-    /// The last bar time to replay, among the distinct bar times `times` (sorted).
-    pub(super) fn until(
-        &self,
-        times: &[chrono::DateTime<Utc>],
-        default_bars: usize,
-    ) -> Option<chrono::DateTime<Utc>> {
-        match &self.window {
-            Some(w) => times.iter().rev().find(|t| **t <= w.to).copied(),
-            None => {
-                let n = self.bars.unwrap_or(default_bars);
-                times.get(n.min(times.len()).saturating_sub(1)).copied()
-            }
-        }
-    }
-
-    /// The replay feed: a window ends on a bar that only marks the books.
-    pub(super) fn feed(&self, per_symbol: Vec<(String, Vec<Bar>)>, speed: f64) -> ReplayFeed {
-        let feed = ReplayFeed::new(per_symbol, None, speed);
-        if self.window.is_some() {
-            feed.marking_the_last()
-        } else {
-            feed
-        }
-    }
-}
-
 async fn run_sim(
     ctx: &Ctx<'_>,
     broker: SimBroker,
@@ -448,50 +395,16 @@ async fn run_sim(
     commission: f64,
 ) -> Result<(Ended, JobSummary)> {
     let mut state = open_state(ctx, &broker).await?;
-    // The replay: each model's unseen bars, from where a previous run of the session stopped.
-    let mut per_symbol = Vec::new();
-    let mut slots = Vec::new();
-    for l in &models {
-        let first = replay.first(
-            &l.bars,
-            l.meta.seen_until(),
-            &format!("{} ({})", l.symbol, l.run),
-        )?;
-        let mut s = slot(
-            l,
-            ctx,
-            &state,
-            ctx.cfg.env.allow_short_equity && l.symbol.class == AssetClass::Equity,
-        );
-        let need = s.history_needed();
-        let start = first.max(need.saturating_sub(1));
-        if start >= l.bars.len() {
-            bail!(
-                "no unseen {} bars to replay: the model saw everything up to {}; fetch newer bars first",
-                l.symbol,
-                l.meta.seen_until().format("%Y-%m-%d %H:%M")
-            );
-        }
-        // A restarted session continues after the last bar each model decided.
-        let decided = state.models.get(&l.symbol.name).and_then(|m| m.last_bar);
-        let resume = decided.map_or(start, |c| l.bars.partition_point(|b| b.ts <= c).max(start));
-        for b in &l.bars[resume.saturating_sub(need)..resume] {
-            s.push(*b);
-        }
-        per_symbol.push((l.symbol.name.clone(), l.bars[resume..].to_vec()));
-        slots.push(s);
-    }
-    if state.replay_until.is_none() {
+    let (mut per_symbol, slots) = replay_slots(ctx, &state, &models, &replay)?;
+    let until = replay.end(ctx, &mut state, || {
         let mut times: Vec<_> = per_symbol
             .iter()
             .flat_map(|(_, b)| b.iter().map(|x| x.ts))
             .collect();
         times.sort();
         times.dedup();
-        state.replay_until = replay.until(&times, ctx.cfg.live.replay_bars);
-        state.save(&ctx.dir().path)?;
-    }
-    let until = state.replay_until;
+        times
+    })?;
     for (_, b) in per_symbol.iter_mut() {
         b.retain(|x| until.is_none_or(|u| x.ts <= u));
     }
@@ -523,6 +436,52 @@ async fn run_sim(
     let ended = run_daemon(&out, &mut d, feed, None).await?;
     let runs: Vec<String> = models.iter().map(|m| m.run.clone()).collect();
     Ok((ended, summary(ctx, &d, &runs)))
+}
+
+/// Bars to replay, per symbol.
+type PerSymbol = Vec<(String, Vec<Bar>)>;
+
+/// The replay: each model's unseen bars, from where a previous run of the session stopped, and
+/// its slot warmed on the bars before them.
+fn replay_slots(
+    ctx: &Ctx<'_>,
+    state: &DaemonState,
+    models: &[Loaded],
+    replay: &Replay,
+) -> Result<(PerSymbol, Vec<ModelSlot>)> {
+    let mut per_symbol = Vec::new();
+    let mut slots = Vec::new();
+    for l in models {
+        let first = replay.first(
+            &l.bars,
+            l.meta.seen_until(),
+            &format!("{} ({})", l.symbol, l.run),
+        )?;
+        let mut s = slot(
+            l,
+            ctx,
+            state,
+            ctx.cfg.env.allow_short_equity && l.symbol.class == AssetClass::Equity,
+        );
+        let need = s.history_needed();
+        let start = first.max(need.saturating_sub(1));
+        if start >= l.bars.len() {
+            bail!(
+                "no unseen {} bars to replay: the model saw everything up to {}; fetch newer bars first",
+                l.symbol,
+                l.meta.seen_until().format("%Y-%m-%d %H:%M")
+            );
+        }
+        // A restarted session continues after the last bar each model decided.
+        let decided = state.models.get(&l.symbol.name).and_then(|m| m.last_bar);
+        let resume = decided.map_or(start, |c| l.bars.partition_point(|b| b.ts <= c).max(start));
+        for b in &l.bars[resume.saturating_sub(need)..resume] {
+            s.push(*b);
+        }
+        per_symbol.push((l.symbol.name.clone(), l.bars[resume..].to_vec()));
+        slots.push(s);
+    }
+    Ok((per_symbol, slots))
 }
 
 #[allow(clippy::too_many_arguments)]

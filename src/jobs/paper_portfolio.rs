@@ -130,7 +130,7 @@ pub(super) fn paper_portfolio(
     let (ended, summary) = match kind {
         BrokerKind::Sim => {
             let (broker, _) = sim_broker(cfg, &dir, false)?;
-            let replay = super::paper::Replay { bars, window };
+            let replay = super::replay::Replay { bars, window };
             rt.block_on(run_sim(ctx, broker, pf, journal, replay, expected))?
         }
         _ => {
@@ -160,7 +160,7 @@ async fn run_sim(
     broker: SimBroker,
     pf: LoadedPortfolio,
     journal: Journal,
-    replay: super::paper::Replay,
+    replay: super::replay::Replay,
     expected: HashMap<String, f64>,
 ) -> Result<(crate::live::Ended, crate::jobs::JobSummary)> {
     let LoadedPortfolio {
@@ -170,8 +170,53 @@ async fn run_sim(
         bars: series,
     } = pf;
     let mut state = open_state(ctx, &broker).await?;
-    let seen = meta.seen_until();
-    // Unseen bar times, from the first one with a full history behind it.
+    let (times, start) = unseen_times(&slot, &series, &replay, meta.seen_until())?;
+    let until = replay.end(ctx, &mut state, || times.clone())?;
+    // A restarted session continues after the last bar time it decided.
+    let resume = state
+        .portfolio
+        .as_ref()
+        .and_then(|p| p.last_bar)
+        .map_or(start, |d| {
+            times
+                .iter()
+                .copied()
+                .find(|t| *t > d)
+                .unwrap_or(d + Duration::seconds(1))
+        });
+    warm(&mut slot, &series, resume);
+    let per_symbol = replay_bars(&slot, &series, resume, until);
+    let total: usize = per_symbol.iter().map(|(_, b)| b.len()).sum();
+    ctx.sink.info(format!(
+        "paper trading portfolio model {run} ({} members) on the simulated broker: {total} unseen bar(s) to replay from {} at {} bar time(s)/s",
+        slot.symbols.len(),
+        resume.format("%Y-%m-%d %H:%M"),
+        ctx.cfg.live.bars_per_second
+    ));
+    let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
+    let out = output(ctx);
+    let mut d = Daemon::new(
+        ctx.dir().path.clone(),
+        &out,
+        broker,
+        settings(ctx.cfg, ctx.cfg.backtest.commission),
+        state,
+        journal,
+        Strategy::Portfolio(Box::new(slot)),
+    );
+    d.expected_daily = expected;
+    let ended = run_daemon(&out, &mut d, feed, None).await?;
+    Ok((ended, summary(ctx, &d, &[run])))
+}
+
+/// The unseen bar times to replay (sorted, distinct), from the first one with a full history
+/// behind it and the replay window's start, and the first of them; none is an error.
+fn unseen_times(
+    slot: &PortfolioSlot,
+    series: &[Vec<Bar>],
+    replay: &super::replay::Replay,
+    seen: DateTime<Utc>,
+) -> Result<(Vec<DateTime<Utc>>, DateTime<Utc>)> {
     let mut times: Vec<DateTime<Utc>> =
         series.iter().flat_map(|b| b.iter().map(|x| x.ts)).collect();
     times.sort();
@@ -194,28 +239,19 @@ async fn run_sim(
             seen.format("%Y-%m-%d %H:%M")
         );
     };
-    if state.replay_until.is_none() {
-        state.replay_until = replay.until(&times, ctx.cfg.live.replay_bars);
-        state.save(&ctx.dir().path)?;
-    }
-    let until = state.replay_until;
-    // A restarted session continues after the last bar time it decided.
-    let resume = state
-        .portfolio
-        .as_ref()
-        .and_then(|p| p.last_bar)
-        .map_or(start, |d| {
-            times
-                .iter()
-                .copied()
-                .find(|t| *t > d)
-                .unwrap_or(d + Duration::seconds(1))
-        });
-    warm(&mut slot, &series, resume);
-    let per_symbol: Vec<(String, Vec<Bar>)> = slot
-        .symbols
+    Ok((times, start))
+}
+
+/// Each member's bars from `resume` until the replay's end.
+fn replay_bars(
+    slot: &PortfolioSlot,
+    series: &[Vec<Bar>],
+    resume: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<(String, Vec<Bar>)> {
+    slot.symbols
         .iter()
-        .zip(&series)
+        .zip(series)
         .map(|(s, b)| {
             (
                 s.name.clone(),
@@ -225,28 +261,7 @@ async fn run_sim(
                     .collect(),
             )
         })
-        .collect();
-    let total: usize = per_symbol.iter().map(|(_, b)| b.len()).sum();
-    ctx.sink.info(format!(
-        "paper trading portfolio model {run} ({} members) on the simulated broker: {total} unseen bar(s) to replay from {} at {} bar time(s)/s",
-        slot.symbols.len(),
-        resume.format("%Y-%m-%d %H:%M"),
-        ctx.cfg.live.bars_per_second
-    ));
-    let feed = replay.feed(per_symbol, ctx.cfg.live.bars_per_second);
-    let out = output(ctx);
-    let mut d = Daemon::new(
-        ctx.dir().path.clone(),
-        &out,
-        broker,
-        settings(ctx.cfg, ctx.cfg.backtest.commission),
-        state,
-        journal,
-        Strategy::Portfolio(Box::new(slot)),
-    );
-    d.expected_daily = expected;
-    let ended = run_daemon(&out, &mut d, feed, None).await?;
-    Ok((ended, summary(ctx, &d, &[run])))
+        .collect()
 }
 
 async fn run_alpaca(

@@ -7,11 +7,76 @@
 use super::ctx::Ctx;
 use super::{list_runs, JobKind, JobStatus, RunSummary};
 use crate::eval::FoldResult;
+use crate::live::feed::ReplayFeed;
+use crate::live::state::DaemonState;
+use crate::market::Bar;
 use crate::paths::Paths;
 use crate::sim::TradingRules;
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+/// What a simulated session replays: `bars` bar times of the unseen bars, or a window.
+pub(super) struct Replay {
+    pub bars: Option<usize>,
+    pub window: Option<Window>,
+}
+
+impl Replay {
+    /// The first bar index of `bars` to decide: after what the model saw (`seen`), at the
+    /// window's start when there is one.
+    pub(super) fn first(&self, bars: &[Bar], seen: DateTime<Utc>, what: &str) -> Result<usize> {
+        match &self.window {
+            None => Ok(bars.partition_point(|b| b.ts <= seen)),
+            Some(w) if w.from <= seen => bail!(
+                "the replay window starts {} but {what} saw everything up to {}: replay only bars after that",
+                w.from.format("%Y-%m-%d %H:%M"),
+                seen.format("%Y-%m-%d %H:%M")
+            ),
+            Some(w) => Ok(bars.partition_point(|b| b.ts < w.from)),
+        }
+    }
+
+    /// The last bar time to replay, among the distinct bar times `times` (sorted).
+    pub(super) fn until(
+        &self,
+        times: &[DateTime<Utc>],
+        default_bars: usize,
+    ) -> Option<DateTime<Utc>> {
+        match &self.window {
+            Some(w) => times.iter().rev().find(|t| **t <= w.to).copied(),
+            None => {
+                let n = self.bars.unwrap_or(default_bars);
+                times.get(n.min(times.len()).saturating_sub(1)).copied()
+            }
+        }
+    }
+
+    /// The session's last bar time: chosen among `times` (sorted, distinct) on its first run
+    /// and saved in its state at once, so a restarted session replays to the same end.
+    pub(super) fn end(
+        &self,
+        ctx: &Ctx<'_>,
+        state: &mut DaemonState,
+        times: impl FnOnce() -> Vec<DateTime<Utc>>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        if state.replay_until.is_none() {
+            state.replay_until = self.until(&times(), ctx.cfg.live.replay_bars);
+            state.save(&ctx.dir().path)?;
+        }
+        Ok(state.replay_until)
+    }
+
+    /// The replay feed: a window ends on a bar that only marks the books.
+    pub(super) fn feed(&self, per_symbol: Vec<(String, Vec<Bar>)>, speed: f64) -> ReplayFeed {
+        let feed = ReplayFeed::new(per_symbol, None, speed);
+        if self.window.is_some() {
+            feed.marking_the_last()
+        } else {
+            feed
+        }
+    }
+}
 
 /// Which bars a simulated session replays (by default: the model's unseen bars, `--bars` of them).
 #[derive(Debug, Clone, PartialEq)]
