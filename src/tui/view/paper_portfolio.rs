@@ -4,7 +4,7 @@
 //! return per day against walk-forward's expectation when there is one.
 
 use super::widgets::{block, dim, header_style, money, num, pct, signed_color};
-use crate::live::view::PortfolioView;
+use crate::live::view::{PortfolioView, WeightRow};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -39,47 +39,8 @@ fn diff(x: f64) -> String {
 pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
     let header = Row::new(["Symbol", "Target", "Actual", "Diff", "Qty", "Price", "Gate"])
         .style(header_style());
-    let mut rows: Vec<Row> = pv
-        .rows
-        .iter()
-        .map(|r| {
-            let d = r.actual - r.target;
-            let d_style = if d.abs() <= CLOSE_ENOUGH {
-                dim()
-            } else {
-                Style::new().fg(signed_color(d))
-            };
-            let gate_style = if r.gate.starts_with("blocked") || r.gate.starts_with("masked") {
-                Style::new().fg(Color::Red)
-            } else if r.gate.starts_with("resized") {
-                Style::new().fg(Color::Yellow)
-            } else {
-                dim()
-            };
-            Row::new(vec![
-                Cell::from(r.symbol.clone()),
-                Cell::from(weight(r.target)),
-                Cell::from(weight(r.actual)),
-                Cell::from(Span::styled(diff(d), d_style)),
-                Cell::from(num(r.qty)),
-                Cell::from(money(r.price)),
-                Cell::from(Span::styled(r.gate.clone(), gate_style)),
-            ])
-        })
-        .collect();
-    let target_cash = 1.0 - pv.rows.iter().map(|r| r.target).sum::<f64>();
-    rows.push(
-        Row::new(vec![
-            Cell::from("CASH"),
-            Cell::from(weight(target_cash)),
-            Cell::from(weight(pv.cash)),
-            Cell::from(diff(pv.cash - target_cash)),
-            Cell::from(""),
-            Cell::from(""),
-            Cell::from(""),
-        ])
-        .style(dim()),
-    );
+    let mut rows: Vec<Row> = pv.rows.iter().map(member_row).collect();
+    rows.push(cash_row(pv));
     let widths = [
         Constraint::Length(10),
         Constraint::Length(8),
@@ -89,6 +50,59 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
         Constraint::Length(10),
         Constraint::Min(12),
     ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block(Line::from(title(pv)))),
+        area,
+    );
+}
+
+/// A member's row: target against actual weight, the difference (dim when within rounding),
+/// the position and the gates' word (red when blocked or masked, yellow when resized).
+fn member_row(r: &WeightRow) -> Row<'static> {
+    let d = r.actual - r.target;
+    let d_style = if d.abs() <= CLOSE_ENOUGH {
+        dim()
+    } else {
+        Style::new().fg(signed_color(d))
+    };
+    let gate_style = if r.gate.starts_with("blocked") || r.gate.starts_with("masked") {
+        Style::new().fg(Color::Red)
+    } else if r.gate.starts_with("resized") {
+        Style::new().fg(Color::Yellow)
+    } else {
+        dim()
+    };
+    Row::new(vec![
+        Cell::from(r.symbol.clone()),
+        Cell::from(weight(r.target)),
+        Cell::from(weight(r.actual)),
+        Cell::from(Span::styled(diff(d), d_style)),
+        Cell::from(num(r.qty)),
+        Cell::from(money(r.price)),
+        Cell::from(Span::styled(r.gate.clone(), gate_style)),
+    ])
+}
+
+/// Cash's row: what the targets leave over against the cash held.
+fn cash_row(pv: &PortfolioView) -> Row<'static> {
+    let target_cash = 1.0 - pv.rows.iter().map(|r| r.target).sum::<f64>();
+    Row::new(vec![
+        Cell::from("CASH"),
+        Cell::from(weight(target_cash)),
+        Cell::from(weight(pv.cash)),
+        Cell::from(diff(pv.cash - target_cash)),
+        Cell::from(""),
+        Cell::from(""),
+        Cell::from(""),
+    ])
+    .style(dim())
+}
+
+/// The title: the regime (and the policy's own choice when below the threshold), the last
+/// decision's time and the return per day against walk-forward's expectation.
+fn title(pv: &PortfolioView) -> Vec<Span<'static>> {
     let regime = pv.regime.clone().unwrap_or_else(|| "–".into());
     let mut title = vec![
         Span::raw(format!(
@@ -120,10 +134,5 @@ pub fn render(frame: &mut Frame, area: Rect, pv: &PortfolioView) {
             pct(e)
         )));
     }
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block(Line::from(title))),
-        area,
-    );
+    title
 }

@@ -411,30 +411,16 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
         Layout::horizontal([Constraint::Min(0), Constraint::Length(36)]).areas(area);
     let [shares_area, means_area] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(plots);
-    let series_of = |get: fn(&crate::sim::reward::RewardPart) -> f64| -> Vec<Vec<(f64, f64)>> {
-        RewardComponent::ALL
-            .iter()
-            .map(|c| {
-                run.updates
-                    .iter()
-                    .filter_map(|m| {
-                        let p = m.reward_parts.iter().find(|p| p.component == *c)?;
-                        Some((m.update as f64, get(p)))
-                    })
-                    .collect()
-            })
-            .collect()
-    };
     for (area, title, pts) in [
         (
             shares_area,
             "reward component shares",
-            series_of(|p| p.share),
+            component_series(run, |p| p.share),
         ),
         (
             means_area,
             "mean weighted value per step",
-            series_of(|p| p.mean),
+            component_series(run, |p| p.mean),
         ),
     ] {
         let series: Vec<Series> = RewardComponent::ALL
@@ -450,6 +436,30 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
             .collect();
         line_chart(frame, area, Line::from(title), &series);
     }
+    reward_legend(frame, legend, run);
+}
+
+/// One figure of each reward component over the updates (in `RewardComponent::ALL`'s order).
+fn component_series(
+    run: &RunView,
+    get: fn(&crate::sim::reward::RewardPart) -> f64,
+) -> Vec<Vec<(f64, f64)>> {
+    RewardComponent::ALL
+        .iter()
+        .map(|c| {
+            run.updates
+                .iter()
+                .filter_map(|m| {
+                    let p = m.reward_parts.iter().find(|p| p.component == *c)?;
+                    Some((m.update as f64, get(p)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The legend: each component's share and mean at the latest update that has them.
+fn reward_legend(frame: &mut Frame, area: Rect, run: &RunView) {
     let latest = run
         .updates
         .iter()
@@ -475,7 +485,7 @@ fn reward_charts(frame: &mut Frame, area: Rect, run: &RunView) {
     let title = latest.map_or(" Reward ".to_string(), |m| {
         format!(" Reward @{} ", m.update)
     });
-    frame.render_widget(Paragraph::new(lines).block(block(title)), legend);
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
 }
 
 fn checkpoints(frame: &mut Frame, area: Rect, run: &RunView) {
