@@ -201,9 +201,11 @@ impl Estimate {
 /// quick_test's MLP ran 245,760 env-steps at 8,135 env-steps/s on the 2-core development VM (dev
 /// build, 2026-12-07): the fallback's reference.
 const MLP_REF_SPS: f64 = 8_000.0;
-/// A 2-layer GRU of hidden 64 ran 92 env-steps/s there (README, *The GRU encoder*; portfolio
-/// observation of 32 steps × 75 + 15).
-const GRU_REF_SPS: f64 = 92.0;
+/// A 2-layer GRU of hidden 64 (portfolio observation of 32 steps × 75 + 15, quick_test's 64 × 128
+/// steps) ran 1,230 env-steps/s there with the hand-written BPTT (dev build, 2 threads,
+/// `cargo bench --profile dev --bench training -- --portfolio --encoder gru --gru-hidden 64
+/// quick_test`, 2026-12-07); through candle's autograd it had been 92.
+const GRU_REF_SPS: f64 = 1_200.0;
 
 fn mlp_reference() -> TrainShape {
     TrainShape {
