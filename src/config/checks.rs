@@ -125,7 +125,7 @@ fn check_risk(cfg: &Config, err: &mut impl FnMut(&'static str, &[&'static str], 
             ),
         );
     }
-    let per_unit = b.slippage + b.commission / (b.initial_cash * b.position_size);
+    let per_unit = b.cost_per_unit();
     if cfg.env.costs == EnvCosts::Backtest && per_unit > MAX_TRAINING_COST {
         err(
             "backtest.commission",

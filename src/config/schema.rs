@@ -415,6 +415,15 @@ pub struct BacktestConfig {
     pub drawdown_halt: f64,
 }
 
+impl BacktestConfig {
+    /// What a full-size order pays per unit traded: the slippage plus the commission as a share
+    /// of the order (0.05 % + $1 / $10,000 = 0.06 % by default) — what training charges a trade
+    /// under `env.costs = "backtest"`.
+    pub fn cost_per_unit(&self) -> f64 {
+        self.slippage + self.commission / (self.initial_cash * self.position_size)
+    }
+}
+
 impl Default for BacktestConfig {
     fn default() -> Self {
         BacktestConfig {

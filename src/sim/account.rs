@@ -23,9 +23,7 @@ impl Rules {
     pub fn training(env: &EnvConfig, bt: &BacktestConfig, class: AssetClass) -> Self {
         let full = ((1.0 - env.cash_buffer) * env.base_position).min(env.max_position);
         let slippage = match (env.costs, class) {
-            (EnvCosts::Backtest, _) => {
-                bt.slippage + bt.commission / (bt.initial_cash * bt.position_size)
-            }
+            (EnvCosts::Backtest, _) => bt.cost_per_unit(),
             (EnvCosts::Own, AssetClass::Equity) => env.slippage_equity,
             (EnvCosts::Own, AssetClass::Crypto) => env.slippage_crypto,
         };
