@@ -334,6 +334,10 @@ fn train_seeds(
 
 const FINAL: &str = "policy (final)";
 const BEST: &str = "policy (best val.)";
+/// The model the verdicts trade: the run gated by the gate job, then chosen as walk-forward and
+/// paper choose it (`jobs::resolve_model`): the best checkpoint when the gate found the final
+/// model's validation fitness declined from its peak, else the final model.
+const GATED: &str = "policy (gate's pick)";
 
 struct RunScore {
     label: String,
@@ -412,9 +416,14 @@ fn train_and_score(
         } => (timesteps, updates, sps, cancelled),
         other => panic!("not a training summary: {other:?}"),
     };
+    let gated = gate_pick(paths, cfg, &id);
     let mut policies = Vec::new();
-    for (name, file) in [(FINAL, "model.safetensors"), (BEST, "best.safetensors")] {
-        let path = dir.path.join(file);
+    let files = [
+        (FINAL, dir.path.join("model.safetensors")),
+        (BEST, dir.path.join("best.safetensors")),
+        (GATED, gated),
+    ];
+    for (name, path) in files {
         if !path.exists() {
             continue;
         }
@@ -530,6 +539,17 @@ fn train_and_score(
 const NO_THRESHOLD: &str = "final, no threshold";
 const NO_EXITS: &str = "final, no stop/take";
 const NO_EITHER: &str = "final, neither";
+
+/// Gates `train_run` through the gate job and returns the model file the verdicts then use.
+fn gate_pick(paths: &Paths, cfg: &Config, train_run: &str) -> PathBuf {
+    let request = JobRequest::Gate {
+        train_run: train_run.to_string(),
+    };
+    jobs::run_job(paths, cfg, &request, &CancelToken::new(), None).expect("gate");
+    let choice = jobs::resolve_model(paths, train_run).expect("the gated model");
+    println!("gate's pick: {} ({})", choice.why, choice.path.display());
+    choice.path
+}
 
 /// The final policy as traded with one rule lifted at a time — the confidence threshold, the
 /// stop-loss/take-profit exits (which the training env does not apply), or both — to show which

@@ -1,7 +1,7 @@
 //! The learning bench's closing tables (included by `benches/learning.rs`): per symbol and run,
 //! the policies' median and worst seed beside the reference rules, as markdown.
 
-use super::{costs_label, median_board, RunScore, Scoreboard, SymbolReport, BEST, FINAL};
+use super::{costs_label, median_board, RunScore, Scoreboard, SymbolReport, BEST, FINAL, GATED};
 use quantdeck::eval::learning::{self, Costs};
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -36,8 +36,8 @@ pub fn print(reports: &[SymbolReport], costs: Option<Costs>) {
         None => "in sample (the bars trained on), training-env costs".to_string(),
     };
     println!("\nSharpe, {title}; policy: median (worst) of the seeds\n");
-    println!("| symbol | run | policy (final) | policy (best val.) | momentum | drift filter | oracle | buy-and-hold | random | final ≥ max(momentum, filter) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| symbol | run | policy (gate's pick) | policy (final) | policy (best val.) | momentum | drift filter | oracle | buy-and-hold | random | gate's pick ≥ max(momentum, filter) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for rep in reports {
         for (label, runs) in &rep.groups {
             let k = costs.and_then(|c| Costs::ALL.iter().position(|x| *x == c));
@@ -63,7 +63,7 @@ pub fn print(reports: &[SymbolReport], costs: Option<Costs>) {
                 .iter()
                 .filter_map(|n| median.get(n).map(|r| r.sharpe))
                 .fold(f64::NEG_INFINITY, f64::max);
-            let beats = match median_worst(runs, pick, FINAL) {
+            let beats = match median_worst(runs, pick, GATED) {
                 Some((m, _)) if bar.is_finite() => {
                     if m >= bar {
                         "yes"
@@ -74,8 +74,9 @@ pub fn print(reports: &[SymbolReport], costs: Option<Costs>) {
                 _ => "—",
             };
             println!(
-                "| {} | {label} | {} | {} | {} | {} | {} | {} | {} | {beats} |",
+                "| {} | {label} | {} | {} | {} | {} | {} | {} | {} | {} | {beats} |",
                 rep.symbol,
+                policy(GATED),
                 policy(FINAL),
                 policy(BEST),
                 rule(learning::MOMENTUM),
