@@ -259,6 +259,21 @@ pub struct EnvConfig {
     pub augment_vol: f64,
     #[serde(deserialize_with = "range::fraction")]
     pub augment_noise: f64,
+    /// How a training episode opens: flat, or holding a random level (exploring starts).
+    pub start: EnvStart,
+}
+
+/// The position a training episode opens with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvStart {
+    /// No position, as every verdict's account starts.
+    #[default]
+    Flat,
+    /// A level drawn uniformly from those the actions reach (multiples of 0.25 from −1, or 0
+    /// where shorts are not allowed, to 1; flat among them), given rather than bought: a policy
+    /// that has learnt early to stay out still sees what holding pays.
+    Random,
 }
 
 /// Which costs the training env charges a trade.
@@ -314,6 +329,7 @@ impl Default for EnvConfig {
             augment_paths: 0,
             augment_vol: 0.3,
             augment_noise: 0.0,
+            start: EnvStart::Flat,
         }
     }
 }

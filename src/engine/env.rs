@@ -43,6 +43,8 @@ pub struct VecEnv {
     episodes: u64,
     /// The seed reward, when chosen (`with_seed_reward`); else the step's P&L × reward_scale.
     seed: Option<SeedReward>,
+    /// Episodes open at a random level (`with_random_starts`) instead of flat.
+    random_starts: bool,
 }
 
 /// The env's state between two steps, for checkpoints: bar clocks and the restart generator on
@@ -159,6 +161,7 @@ impl VecEnv {
             rng: Rng::derive(seed, "env"),
             episodes: 0,
             seed: None,
+            random_starts: false,
         };
         for i in 0..n {
             env.t[i] = env.random_start();
@@ -175,6 +178,43 @@ impl VecEnv {
             &self.device,
         )?);
         Ok(self)
+    }
+
+    /// Opens every episode (the first ones too) at a level drawn uniformly from those the actions
+    /// reach, flat among them (`env.start = "random"`). The position is given at the episode's
+    /// first close, not bought, so equity is unchanged and no cost is paid: exploring starts, so
+    /// that a policy that learnt early to stay out still sees what holding pays.
+    pub fn with_random_starts(mut self) -> Result<Self> {
+        self.random_starts = true;
+        self.open_at_random_levels(&vec![true; self.n])?;
+        Ok(self)
+    }
+
+    /// Sets the envs marked in `which` (just reset: flat, equity = initial cash) to a random
+    /// level at the current close, sized as `step` sizes a position.
+    fn open_at_random_levels(&mut self, which: &[bool]) -> Result<()> {
+        let lowest: i32 = if self.rules.allow_short { -4 } else { 0 };
+        let choices = (4 - lowest + 1) as usize;
+        let levels: Vec<f32> = which
+            .iter()
+            .map(|&w| match w {
+                true => (lowest + self.rng.below(choices) as i32) as f32 * 0.25,
+                false => 0.0,
+            })
+            .collect();
+        let mask: Vec<f32> = which.iter().map(|&w| f32::from(u8::from(w))).collect();
+        let mask = Tensor::from_vec(mask, self.n, &self.device)?;
+        let keep = (1.0 - &mask)?;
+        let level = Tensor::from_vec(levels, self.n, &self.device)?;
+        let price = self.closes.index_select(&self.t_tensor(0)?, 0)?;
+        let qty = level
+            .affine(self.rules.full_position, 0.0)?
+            .mul(&self.equity)?
+            .div(&price)?;
+        self.cash = (&self.cash - qty.mul(&price)?)?;
+        self.qty = (self.qty.mul(&keep)? + qty)?;
+        self.level = (self.level.mul(&keep)? + level)?;
+        Ok(())
     }
 
     /// Whether the reward wants the policy's uncertainty at each step (`step_with`).
@@ -322,6 +362,9 @@ impl VecEnv {
                 self.steps[i] = 0;
             }
             self.reset_where(&dones)?;
+            if self.random_starts {
+                self.open_at_random_levels(&dones)?;
+            }
         }
         Ok((reward, dones))
     }

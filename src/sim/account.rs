@@ -84,6 +84,20 @@ impl Account {
         }
     }
 
+    /// A fresh account already holding `level` at `price`, sized as [`Account::rebalance`] sizes
+    /// it but given rather than bought (no costs): the training env's exploring starts
+    /// (`env.start = "random"`).
+    pub fn opened_at(rules: &Rules, level: f64, price: f64) -> Self {
+        let mut a = Account::new(rules);
+        if level != 0.0 && price > 0.0 {
+            a.qty = level * rules.full_position * a.equity / price;
+            a.cash -= a.qty * price;
+            a.level = level;
+            a.entry_price = price;
+        }
+        a
+    }
+
     /// Moves to `level` at `price`, sizing the position as `level × full_position × size_mult ×
     /// equity`. A level that does not change trades nothing.
     pub fn rebalance(

@@ -30,75 +30,116 @@ fn bars(sym: &Symbol) -> Vec<Bar> {
 #[test]
 fn tensor_env_matches_sim_under_random_actions() {
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
-        let b = bars(&sym);
-        let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-        let spec = FeatureSpec::current(8, &EventTable::embedded());
-        let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
-        let env_cfg = EnvConfig::default();
-        let rules = Rules::training(&env_cfg, &BacktestConfig::default(), sym.class);
-        let n = 6;
-        let mut env = VecEnv::new(
-            &spec,
-            &fm,
-            &closes,
-            0..b.len(),
-            rules,
-            40,
-            1000.0,
-            n,
-            3,
-            &Device::Cpu,
-        )
-        .unwrap();
-        let mut accts = vec![Account::new(&rules); n];
-        let mut rng = Rng::new(11);
-        let mut compared = 0;
-        for _ in 0..300 {
-            let t: Vec<usize> = env.clock().iter().map(|&t| t as usize).collect();
-            let obs = env.observe().unwrap().to_vec2::<f32>().unwrap();
-            let actions: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
-            let (r, dones) = env
-                .step(&Tensor::new(actions.as_slice(), &Device::Cpu).unwrap())
-                .unwrap();
-            let r = r.to_vec1::<f32>().unwrap();
-            let eq = env.equity().unwrap();
-            for i in 0..n {
-                // The observation the env built equals the shared pipeline's.
-                let mut expect = Vec::new();
-                features::observation(&spec, &fm, t[i], &accts[i].features(), &mut expect);
-                for (a, e) in obs[i].iter().zip(&expect) {
-                    assert!(
-                        (a - e).abs() < 1e-4,
-                        "{sym} env {i} obs differs: {a} vs {e}"
-                    );
-                }
-                let reward = accts[i].step_action(
-                    &rules,
-                    actions[i] as usize,
-                    closes[t[i]],
-                    closes[t[i] + 1],
-                    1000.0,
-                );
+        let levels = env_against_sim(&sym, false);
+        assert_eq!(levels, [0], "{sym}: every episode opens flat");
+    }
+}
+
+/// `env.start = "random"`: each episode opens at a level the actions reach (never short where
+/// shorts are not allowed), and the env then steps exactly as a sim account opened there.
+#[test]
+fn tensor_env_random_starts_match_sim_accounts_opened_there() {
+    let equity = env_against_sim(&Symbol::equity("SYNA"), true);
+    assert_eq!(
+        equity,
+        (-4..=4).collect::<Vec<_>>(),
+        "every level, short to long"
+    );
+    let crypto = env_against_sim(&Symbol::crypto("SYNX/USD"), true);
+    assert_eq!(
+        crypto,
+        (0..=4).collect::<Vec<_>>(),
+        "flat to long, never short"
+    );
+}
+
+/// Steps the tensor env and one `sim::Account` per env under random actions for 300 steps and
+/// compares observations, rewards and equity; an episode's account opens at the level the env's
+/// first observation shows. Returns the opening levels seen, in quarters.
+fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
+    let b = bars(sym);
+    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
+    let fm = features::compute(&spec, sym, &b, &EventTable::embedded());
+    let env_cfg = EnvConfig::default();
+    let rules = Rules::training(&env_cfg, &BacktestConfig::default(), sym.class);
+    let n = 6;
+    let mut env = VecEnv::new(
+        &spec,
+        &fm,
+        &closes,
+        0..b.len(),
+        rules,
+        40,
+        1000.0,
+        n,
+        3,
+        &Device::Cpu,
+    )
+    .unwrap();
+    if random_starts {
+        env = env.with_random_starts().unwrap();
+    }
+    let level_at = spec.obs_dim() - 3;
+    let mut opened = std::collections::BTreeSet::new();
+    let mut open = |obs: &[f32], t: usize| {
+        let level = obs[level_at] as f64;
+        opened.insert((level * 4.0).round() as i32);
+        Account::opened_at(&rules, level, closes[t])
+    };
+    let obs = env.observe().unwrap().to_vec2::<f32>().unwrap();
+    let mut accts: Vec<Account> = (0..n)
+        .map(|i| open(&obs[i], env.clock()[i] as usize))
+        .collect();
+    let mut rng = Rng::new(11);
+    let mut compared = 0;
+    for _ in 0..300 {
+        let t: Vec<usize> = env.clock().iter().map(|&t| t as usize).collect();
+        let obs = env.observe().unwrap().to_vec2::<f32>().unwrap();
+        let actions: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
+        let (r, dones) = env
+            .step(&Tensor::new(actions.as_slice(), &Device::Cpu).unwrap())
+            .unwrap();
+        let r = r.to_vec1::<f32>().unwrap();
+        let eq = env.equity().unwrap();
+        let next = env.observe().unwrap().to_vec2::<f32>().unwrap();
+        for i in 0..n {
+            // The observation the env built equals the shared pipeline's.
+            let mut expect = Vec::new();
+            features::observation(&spec, &fm, t[i], &accts[i].features(), &mut expect);
+            for (a, e) in obs[i].iter().zip(&expect) {
                 assert!(
-                    (r[i] as f64 - reward).abs() < 2e-3 * reward.abs().max(1.0),
-                    "{sym} env {i}: reward {} vs sim {reward}",
-                    r[i]
+                    (a - e).abs() < 1e-4,
+                    "{sym} env {i} obs differs: {a} vs {e}"
                 );
-                if dones[i] {
-                    accts[i] = Account::new(&rules);
-                } else {
-                    assert!(
-                        (eq[i] as f64 / accts[i].equity - 1.0).abs() < 1e-5,
-                        "{sym} env {i}: equity {} vs sim {}",
-                        eq[i],
-                        accts[i].equity
-                    );
-                    compared += 1;
-                }
+            }
+            let reward = accts[i].step_action(
+                &rules,
+                actions[i] as usize,
+                closes[t[i]],
+                closes[t[i] + 1],
+                1000.0,
+            );
+            assert!(
+                (r[i] as f64 - reward).abs() < 2e-3 * reward.abs().max(1.0),
+                "{sym} env {i}: reward {} vs sim {reward}",
+                r[i]
+            );
+            if dones[i] {
+                accts[i] = open(&next[i], env.clock()[i] as usize);
+            } else {
+                assert!(
+                    (eq[i] as f64 / accts[i].equity - 1.0).abs() < 1e-5,
+                    "{sym} env {i}: equity {} vs sim {}",
+                    eq[i],
+                    accts[i].equity
+                );
+                compared += 1;
             }
         }
-        assert!(compared > 1000);
     }
+    assert!(compared > 1000);
+    opened.into_iter().collect()
 }
 
 /// The backtest every evaluation runs and the paper daemon on the simulated broker trade the
