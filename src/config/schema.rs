@@ -261,6 +261,21 @@ pub struct EnvConfig {
     pub augment_noise: f64,
     /// How a training episode opens: flat, or holding a random level (exploring starts).
     pub start: EnvStart,
+    /// Whether training applies `[backtest]`'s stop-loss and take-profit, as every verdict does.
+    pub exits: EnvExits,
+}
+
+/// The exits a training position is subject to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvExits {
+    /// None: the policy alone closes its positions.
+    #[default]
+    None,
+    /// `[backtest]`'s stop-loss and take-profit close a position before the policy's action, as
+    /// in every backtest and in paper trading, so the policy learns under the rules it is
+    /// traded by.
+    AsTraded,
 }
 
 /// The position a training episode opens with.
@@ -330,6 +345,7 @@ impl Default for EnvConfig {
             augment_vol: 0.3,
             augment_noise: 0.0,
             start: EnvStart::Flat,
+            exits: EnvExits::None,
         }
     }
 }

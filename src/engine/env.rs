@@ -2,6 +2,7 @@
 //! Account state lives on the device; only bar indices (and the random restarts that move them)
 //! live on the host. Observations are gathered windows of the feature matrix plus the account block.
 
+use super::env_exits::Exits;
 use super::env_reward::{SeedReward, StepTensors};
 use crate::features::{FeatureMatrix, FeatureSpec};
 use crate::rng::Rng;
@@ -45,6 +46,8 @@ pub struct VecEnv {
     seed: Option<SeedReward>,
     /// Episodes open at a random level (`with_random_starts`) instead of flat.
     random_starts: bool,
+    /// The verdicts' stop-loss / take-profit, when training under them (`with_exits`).
+    exits: Option<Exits>,
 }
 
 /// The env's state between two steps, for checkpoints: bar clocks and the restart generator on
@@ -162,6 +165,7 @@ impl VecEnv {
             episodes: 0,
             seed: None,
             random_starts: false,
+            exits: None,
         };
         for i in 0..n {
             env.t[i] = env.random_start();
@@ -177,6 +181,13 @@ impl VecEnv {
             self.n,
             &self.device,
         )?);
+        Ok(self)
+    }
+
+    /// Trains under the stop-loss and take-profit every verdict applies (`env.exits =
+    /// "as_traded"`): see `env_exits`. Call before [`VecEnv::with_random_starts`].
+    pub fn with_exits(mut self, stop_loss: f64, take_profit: f64) -> Result<Self> {
+        self.exits = Some(Exits::new(stop_loss, take_profit, self.n, &self.device)?);
         Ok(self)
     }
 
@@ -213,6 +224,10 @@ impl VecEnv {
             .div(&price)?;
         self.cash = (&self.cash - qty.mul(&price)?)?;
         self.qty = (self.qty.mul(&keep)? + qty)?;
+        if let Some(x) = &mut self.exits {
+            let opened = level.ne(0f64)?.to_dtype(DType::F32)?;
+            x.restart(&Tensor::ones_like(&keep)?, Some((&opened, &price)))?;
+        }
         self.level = (self.level.mul(&keep)? + level)?;
         Ok(())
     }
@@ -310,7 +325,11 @@ impl VecEnv {
         let lo = if self.rules.allow_short { -1.0f32 } else { 0.0 };
         let delta = self.delta.index_select(actions, 0)?;
         let keep = (1.0 - self.close_mask.index_select(actions, 0)?)?;
-        let level_new = (&self.level + delta)?.clamp(lo, 1.0f32)?.mul(&keep)?;
+        let mut level_new = (&self.level + delta)?.clamp(lo, 1.0f32)?.mul(&keep)?;
+        if let Some(x) = &self.exits {
+            // An exit closes the position before the action, whatever the policy chose.
+            level_new = level_new.mul(&(1.0 - x.hit(&price, &self.qty)?)?)?;
+        }
         let traded = (&level_new - &self.level)?
             .abs()?
             .gt(1e-6f64)?
@@ -324,6 +343,9 @@ impl VecEnv {
         let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)?
             + traded.affine(self.rules.commission, 0.0)?)?;
         let cash = ((&self.cash - dq.mul(&price)?)? - &cost)?;
+        if let Some(x) = &mut self.exits {
+            x.after_fill(&price, &self.qty, &qty_new, &dq, self.rules.slippage)?;
+        }
         let equity = (&cash + qty_new.mul(&next)?)?;
         let peak = self.peak.maximum(&equity)?;
         let reward = match &mut self.seed {
@@ -379,6 +401,9 @@ impl VecEnv {
         self.cash = (self.cash.mul(&keep)? + &init)?;
         self.equity = (self.equity.mul(&keep)? + &init)?;
         self.peak = (self.peak.mul(&keep)? + &init)?;
+        if let Some(x) = &mut self.exits {
+            x.restart(&keep, None)?;
+        }
         if let Some(seed) = &mut self.seed {
             seed.reset_where(&keep)?;
         }
@@ -397,6 +422,9 @@ impl VecEnv {
         .into_iter()
         .map(|(n, t)| (n.to_string(), t.clone()))
         .collect();
+        if let Some(x) = &self.exits {
+            tensors.push(("entry".to_string(), x.entry().clone()));
+        }
         if let Some(seed) = &self.seed {
             tensors.extend(seed.tensors().into_iter().map(|(n, t)| (n.to_string(), t)));
         }
@@ -435,6 +463,11 @@ impl VecEnv {
                 "cash" => self.cash = t,
                 "equity" => self.equity = t,
                 "peak" => self.peak = t,
+                "entry" if self.exits.is_some() => {
+                    if let Some(x) = &mut self.exits {
+                        x.set_entry(t);
+                    }
+                }
                 other => {
                     let known = self
                         .seed

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod drawn;
 pub mod early_stop;
 pub mod env;
+pub mod env_exits;
 pub mod env_reward;
 pub mod flat;
 pub mod gru;

@@ -10,7 +10,7 @@ use super::portfolio_env::PortfolioEnv;
 use super::ppo::{PortfolioTrainData, TrainData};
 use super::state::NetLayout;
 use super::train_env::TrainEnv;
-use crate::config::{Config, EnvStart, RewardKind};
+use crate::config::{Config, EnvExits, EnvStart, RewardKind};
 use crate::features::{events::EventTable, FeatureSpec};
 use crate::sim::portfolio::{Regime, N_REGIMES};
 use crate::sim::{Rules, SeedParams, ACTION_MEANINGS, N_ACTIONS};
@@ -150,6 +150,10 @@ impl TrainSet<'_> {
                 if cfg.env.reward == RewardKind::Seed {
                     let bt = &cfg.backtest;
                     env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
+                }
+                if cfg.env.exits == EnvExits::AsTraded {
+                    let bt = &cfg.backtest;
+                    env = env.with_exits(bt.stop_loss, bt.take_profit)?;
                 }
                 if cfg.env.start == EnvStart::Random {
                     env = env.with_random_starts()?;

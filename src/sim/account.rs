@@ -166,8 +166,39 @@ impl Account {
         next_price: f64,
         scale: f64,
     ) -> f64 {
-        let before = self.equity;
         let level = super::target_level(self.level, action, rules.allow_short);
+        self.move_and_mark(rules, level, price, next_price, scale)
+    }
+
+    /// [`Account::step_action`] under the verdicts' stop-loss and take-profit
+    /// (`sim::exit_rules`, before the action, as every backtest applies them): the training env
+    /// with `env.exits = "as_traded"`.
+    pub fn step_action_with_exits(
+        &mut self,
+        rules: &Rules,
+        risk: &super::RiskRules,
+        action: usize,
+        price: f64,
+        next_price: f64,
+        scale: f64,
+    ) -> f64 {
+        let level = match super::exit_rules(risk, self, price) {
+            Some(exit) => exit.level,
+            None => super::target_level(self.level, action, rules.allow_short),
+        };
+        self.move_and_mark(rules, level, price, next_price, scale)
+    }
+
+    /// Moves to `level` at `price`, marks at `next_price`: the step's return × `scale`.
+    fn move_and_mark(
+        &mut self,
+        rules: &Rules,
+        level: f64,
+        price: f64,
+        next_price: f64,
+        scale: f64,
+    ) -> f64 {
+        let before = self.equity;
         self.rebalance(rules, level, price, 1.0);
         self.mark(next_price);
         (self.equity - before) / before * scale

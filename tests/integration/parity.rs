@@ -13,7 +13,7 @@ use quantdeck::eval::Backtester;
 use quantdeck::features::{self, FeatureSpec};
 use quantdeck::market::{Bar, Symbol, Timeframe};
 use quantdeck::rng::Rng;
-use quantdeck::sim::{Account, Rules, TradingRules};
+use quantdeck::sim::{exit_rules, Account, RiskRules, Rules, TradingRules};
 
 fn bars(sym: &Symbol) -> Vec<Bar> {
     let d = |m, dd| NaiveDate::from_ymd_opt(2024, m, dd).unwrap();
@@ -30,8 +30,9 @@ fn bars(sym: &Symbol) -> Vec<Bar> {
 #[test]
 fn tensor_env_matches_sim_under_random_actions() {
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
-        let levels = env_against_sim(&sym, false);
+        let (levels, exits) = env_against_sim(&sym, false, None);
         assert_eq!(levels, [0], "{sym}: every episode opens flat");
+        assert_eq!(exits, 0);
     }
 }
 
@@ -39,24 +40,40 @@ fn tensor_env_matches_sim_under_random_actions() {
 /// shorts are not allowed), and the env then steps exactly as a sim account opened there.
 #[test]
 fn tensor_env_random_starts_match_sim_accounts_opened_there() {
-    let equity = env_against_sim(&Symbol::equity("SYNA"), true);
-    assert_eq!(
-        equity,
-        (-4..=4).collect::<Vec<_>>(),
-        "every level, short to long"
-    );
-    let crypto = env_against_sim(&Symbol::crypto("SYNX/USD"), true);
-    assert_eq!(
-        crypto,
-        (0..=4).collect::<Vec<_>>(),
-        "flat to long, never short"
-    );
+    let (equity, _) = env_against_sim(&Symbol::equity("SYNA"), true, None);
+    let every: Vec<i32> = (-4..=4).collect();
+    assert_eq!(equity, every, "every level, short to long");
+    let (crypto, _) = env_against_sim(&Symbol::crypto("SYNX/USD"), true, None);
+    assert_eq!(crypto, every[4..], "flat to long, never short");
+}
+
+/// `env.exits = "as_traded"`: the env closes a position at the stop-loss or take-profit before
+/// the policy's action exactly where `sim::exit_rules` does — the rule every backtest and paper
+/// trading apply — from flat starts and from random ones (entries given at a close).
+#[test]
+fn tensor_env_exits_match_the_verdicts_exit_rules() {
+    let risk = RiskRules {
+        stop_loss: 0.0015,
+        take_profit: 0.002,
+        ..RiskRules::from(&BacktestConfig::default())
+    };
+    for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
+        for random_starts in [false, true] {
+            let (_, exits) = env_against_sim(&sym, random_starts, Some(risk));
+            assert!(exits >= 10, "{sym}: only {exits} exits fired");
+        }
+    }
 }
 
 /// Steps the tensor env and one `sim::Account` per env under random actions for 300 steps and
 /// compares observations, rewards and equity; an episode's account opens at the level the env's
-/// first observation shows. Returns the opening levels seen, in quarters.
-fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
+/// first observation shows; with `exits`, both apply those stop-loss / take-profit rules. Returns
+/// the opening levels seen, in quarters, and how many exits fired.
+fn env_against_sim(
+    sym: &Symbol,
+    random_starts: bool,
+    exits: Option<RiskRules>,
+) -> (Vec<i32>, usize) {
     let b = bars(sym);
     let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
     let spec = FeatureSpec::current(8, &EventTable::embedded());
@@ -77,9 +94,13 @@ fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
         &Device::Cpu,
     )
     .unwrap();
+    if let Some(r) = exits {
+        env = env.with_exits(r.stop_loss, r.take_profit).unwrap();
+    }
     if random_starts {
         env = env.with_random_starts().unwrap();
     }
+    let mut fired = 0;
     let level_at = spec.obs_dim() - 3;
     let mut opened = std::collections::BTreeSet::new();
     let mut open = |obs: &[f32], t: usize| {
@@ -102,7 +123,7 @@ fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
             .unwrap();
         let r = r.to_vec1::<f32>().unwrap();
         let eq = env.equity().unwrap();
-        let next = env.observe().unwrap().to_vec2::<f32>().unwrap();
+        let obs_next = env.observe().unwrap().to_vec2::<f32>().unwrap();
         for i in 0..n {
             // The observation the env built equals the shared pipeline's.
             let mut expect = Vec::new();
@@ -113,20 +134,21 @@ fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
                     "{sym} env {i} obs differs: {a} vs {e}"
                 );
             }
-            let reward = accts[i].step_action(
-                &rules,
-                actions[i] as usize,
-                closes[t[i]],
-                closes[t[i] + 1],
-                1000.0,
-            );
+            let (a, price, next) = (actions[i] as usize, closes[t[i]], closes[t[i] + 1]);
+            let reward = match &exits {
+                Some(r) => {
+                    fired += usize::from(exit_rules(r, &accts[i], price).is_some());
+                    accts[i].step_action_with_exits(&rules, r, a, price, next, 1000.0)
+                }
+                None => accts[i].step_action(&rules, a, price, next, 1000.0),
+            };
             assert!(
                 (r[i] as f64 - reward).abs() < 2e-3 * reward.abs().max(1.0),
                 "{sym} env {i}: reward {} vs sim {reward}",
                 r[i]
             );
             if dones[i] {
-                accts[i] = open(&next[i], env.clock()[i] as usize);
+                accts[i] = open(&obs_next[i], env.clock()[i] as usize);
             } else {
                 assert!(
                     (eq[i] as f64 / accts[i].equity - 1.0).abs() < 1e-5,
@@ -139,7 +161,7 @@ fn env_against_sim(sym: &Symbol, random_starts: bool) -> Vec<i32> {
         }
     }
     assert!(compared > 1000);
-    opened.into_iter().collect()
+    (opened.into_iter().collect(), fired)
 }
 
 /// The backtest every evaluation runs and the paper daemon on the simulated broker trade the
