@@ -256,7 +256,7 @@ fn main() {
             if !mode.contains(&filter) {
                 continue;
             }
-            let mut cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+            let mut cfg = speed_shape(mode);
             if opt("--encoder").as_deref() == Some("gru") {
                 cfg.ppo.encoder = config::Encoder::Gru;
             }
@@ -308,7 +308,7 @@ fn main() {
         if !mode.contains(&filter) {
             continue;
         }
-        let cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+        let cfg = speed_shape(mode);
         let data = data(&cfg);
         let p = &cfg.ppo;
         let shape = format!(
@@ -370,4 +370,15 @@ fn main() {
             );
         }
     }
+}
+
+/// A mode's configuration at the shape the speed figures are measured at (issue 17's table and
+/// the README's): quick_test at 4 PPO epochs, as it trained until its epochs were doubled for
+/// learning (README: "Does it learn?"), so that figures stay comparable across rounds.
+fn speed_shape(mode: &str) -> config::Config {
+    let mut cfg = config::load((mode != "default").then_some(mode), None).expect("config");
+    if mode == "quick_test" {
+        cfg.ppo.epochs = 4;
+    }
+    cfg
 }
