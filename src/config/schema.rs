@@ -270,11 +270,11 @@ pub struct EnvConfig {
 #[serde(rename_all = "snake_case")]
 pub enum EnvExits {
     /// None: the policy alone closes its positions.
-    #[default]
     None,
     /// `[backtest]`'s stop-loss and take-profit close a position before the policy's action, as
     /// in every backtest and in paper trading, so the policy learns under the rules it is
-    /// traded by.
+    /// traded by (README: *Does it learn?*, the exits ablation).
+    #[default]
     AsTraded,
 }
 
@@ -345,7 +345,7 @@ impl Default for EnvConfig {
             augment_vol: 0.3,
             augment_noise: 0.0,
             start: EnvStart::Flat,
-            exits: EnvExits::None,
+            exits: EnvExits::AsTraded,
         }
     }
 }

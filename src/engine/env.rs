@@ -480,6 +480,9 @@ impl VecEnv {
             }
             want.retain(|n| *n != name);
         }
+        if want.iter().any(|n| n == "entry") {
+            bail!("the saved env state has no entry prices: the run was trained without env.exits; continue it with env.exits = \"none\"");
+        }
         if !want.is_empty() {
             bail!("the saved env state lacks {}", want.join(", "));
         }

@@ -326,3 +326,40 @@ fn tensor_env_seed_reward_matches_sim() {
         eprintln!("{sym}: largest reward difference {worst:.2e}; fired {fired:?}");
     }
 }
+
+/// A run saved without `env.exits` cannot silently continue under them (its positions have no
+/// entry prices): the resume says so and what to set.
+#[test]
+fn env_state_without_entry_prices_is_refused_under_exits() {
+    let sym = Symbol::equity("SYNA");
+    let b = bars(&sym);
+    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
+    let spec = FeatureSpec::current(8, &EventTable::embedded());
+    let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
+    let rules = Rules::training(&EnvConfig::default(), &BacktestConfig::default(), sym.class);
+    let env = |exits: bool| {
+        let e = VecEnv::new(
+            &spec,
+            &fm,
+            &closes,
+            0..b.len(),
+            rules,
+            40,
+            1000.0,
+            4,
+            3,
+            &Device::Cpu,
+        )
+        .unwrap();
+        if exits {
+            e.with_exits(0.02, 0.04).unwrap()
+        } else {
+            e
+        }
+    };
+    let saved = env(false).state();
+    let err = env(true).restore(saved).unwrap_err().to_string();
+    assert!(err.contains("env.exits = \"none\""), "{err}");
+    let mut same = env(true);
+    same.restore(env(true).state()).unwrap();
+}
