@@ -198,7 +198,7 @@ impl Estimate {
     }
 }
 
-/// quick_test's MLP ran 245,760 env-steps at 8,135 env-steps/s on the 2-core development VM (dev
+/// quick_test's MLP (at 4 epochs) ran 245,760 env-steps at 8,135 env-steps/s on the 2-core development VM (dev
 /// build, 2026-12-07): the fallback's reference.
 const MLP_REF_SPS: f64 = 8_000.0;
 /// A 2-layer GRU of hidden 64 (portfolio observation of 32 steps × 75 + 15, quick_test's 64 × 128
@@ -324,6 +324,13 @@ mod tests {
         }
     }
 
+    /// quick_test's shape as the reference speeds were measured: 4 PPO epochs (it trains 8 now).
+    fn quick_at_4_epochs() -> TrainShape {
+        let mut q = mode("quick_test");
+        q.epochs = 4;
+        q
+    }
+
     #[test]
     fn mlp_work_counts_every_layer_and_both_heads() {
         let net = Net::Mlp {
@@ -333,7 +340,7 @@ mod tests {
         // 10→4, 4→2, 2→8 actions, 2→1 value, each with biases.
         assert_eq!(net.macs(), (44 + 10 + 24 + 3) as f64);
         assert_eq!(net.describe(), "MLP 4-2");
-        let q = mode("quick_test");
+        let q = quick_at_4_epochs();
         assert_eq!(q.net.describe(), "MLP 128-64");
         // The measured ratio of the default shape to quick_test's on this machine was 5.8.
         let ratio = mode("standard").work() / q.work();
@@ -373,7 +380,7 @@ mod tests {
 
     #[test]
     fn another_shape_is_scaled_by_the_work_per_step_from_the_nearest_run() {
-        let (q, s, p) = (mode("quick_test"), mode("standard"), mode("production"));
+        let (q, s, p) = (quick_at_4_epochs(), mode("standard"), mode("production"));
         let samples = [
             sample("quick", "vm", q.clone(), 8_000.0, 245_760),
             sample("std", "vm", s.clone(), 1_400.0, 24_576),
@@ -395,7 +402,7 @@ mod tests {
 
     #[test]
     fn without_a_run_here_the_estimate_is_rough_and_labelled_so() {
-        let q = mode("quick_test");
+        let q = quick_at_4_epochs();
         let other_host = [sample("x", "gpu-box", q.clone(), 90_000.0, 1)];
         let e = estimate(&q, &other_host, "vm");
         assert_eq!(e.basis, Basis::Rough);
