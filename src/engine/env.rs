@@ -423,7 +423,7 @@ impl VecEnv {
         .map(|(n, t)| (n.to_string(), t.clone()))
         .collect();
         if let Some(x) = &self.exits {
-            tensors.push(("entry".to_string(), x.entry().clone()));
+            tensors.push(("exit_entry".to_string(), x.entry().clone()));
         }
         if let Some(seed) = &self.seed {
             tensors.extend(seed.tensors().into_iter().map(|(n, t)| (n.to_string(), t)));
@@ -463,7 +463,7 @@ impl VecEnv {
                 "cash" => self.cash = t,
                 "equity" => self.equity = t,
                 "peak" => self.peak = t,
-                "entry" if self.exits.is_some() => {
+                "exit_entry" if self.exits.is_some() => {
                     if let Some(x) = &mut self.exits {
                         x.set_entry(t);
                     }
@@ -480,7 +480,7 @@ impl VecEnv {
             }
             want.retain(|n| *n != name);
         }
-        if want.iter().any(|n| n == "entry") {
+        if want.iter().any(|n| n == "exit_entry") {
             bail!("the saved env state has no entry prices: the run was trained without env.exits; continue it with env.exits = \"none\"");
         }
         if !want.is_empty() {

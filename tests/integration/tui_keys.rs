@@ -235,8 +235,9 @@ fn the_chooser_shows_each_mode_with_its_estimate_from_runs_here() {
         "{:?}",
         standard.estimate
     );
+    // 50M steps scaled by the work per step from quick_test's 8-epoch run at 8,135/s: hours.
     let hours = standard.estimate.seconds(standard.mode.timesteps) / 3600.0;
-    assert!((8.0..14.0).contains(&hours), "standard: {hours} h");
+    assert!((4.0..7.0).contains(&hours), "standard: {hours} h");
 }
 
 #[test]
