@@ -13,7 +13,7 @@ use super::gru::{GruNet, Views};
 use super::gru_layers::{self as gl, GruWeights, LayerCache, LnCache, Path};
 use super::gru_pool as pool;
 use anyhow::{anyhow, Result};
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use std::collections::HashMap;
 
 /// Everything the backward pass reads, time-major (row `t·B + b`).
@@ -171,8 +171,31 @@ pub fn forward_train(
 /// Column sums as `1ᵀ·t` (candle's CPU sum over rows is slow), always in f32: a bias
 /// gradient sums thousands of rows, more than bf16's 8 bits of mantissa carry.
 pub(crate) fn colsum(t: &Tensor) -> Result<Tensor> {
+    if let Some(s) = colsum_threads(t)? {
+        return Ok(s);
+    }
     let ones = Tensor::ones((1, t.dim(0)?), t.dtype(), t.device())?;
     Ok(ones.matmul(t)?.flatten_all()?)
+}
+
+/// [`colsum`] of a large f32 CPU matrix with unit column stride on rayon's threads, the same
+/// bits (see `gru_kernels::col_sums`): candle's `1ᵀ·t` runs on one thread, and summing a
+/// minibatch's gate gradients that way was the calling thread's largest serial cost. A single
+/// column (another gemm path) or another layout: None.
+fn colsum_threads(t: &Tensor) -> Result<Option<Tensor>> {
+    let Ok((rows, n)) = t.dims2() else {
+        return Ok(None);
+    };
+    if !t.device().is_cpu() || t.dtype() != DType::F32 || rows == 0 || n < 2 {
+        return Ok(None);
+    }
+    pool::with_strided(t, |v, (rs, cs)| {
+        if cs != 1 {
+            return Ok(None);
+        }
+        let s = super::gru_kernels::col_sums(v, rows, n, rs);
+        Ok(Some(Tensor::from_vec(s, n, t.device())?))
+    })
 }
 
 /// A head's backward from ∂/∂out: its four gradients (into `g`) and ∂/∂feat.

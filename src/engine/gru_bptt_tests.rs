@@ -329,3 +329,34 @@ fn value_grad_matches_autograd() {
     let h: Vec<f64> = half.to_vec1().unwrap();
     assert!((h[0] * 0.5 - loss.to_scalar::<f64>().unwrap()).abs() < 1e-12);
 }
+
+/// The threaded column sum is candle's `1ᵀ·t`, bit for bit, for whole matrices and column
+/// slices (the r and z gate gradients), on several threads.
+#[test]
+fn threaded_colsum_is_the_ones_matmul_bit_for_bit() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let mut rng = Rng::new(4);
+    let v: Vec<f32> = (0..3000 * 192).map(|_| rng.normal() as f32).collect();
+    let t = Tensor::from_vec(v, (3000, 192), &Device::Cpu).unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v: Vec<f32> = t.to_vec1().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    for x in [
+        t.clone(),
+        t.narrow(1, 0, 128).unwrap(),
+        t.narrow(1, 5, 37).unwrap(),
+        t.narrow(0, 7, 1500).unwrap(),
+    ] {
+        let got = pool
+            .install(|| colsum_threads(&x))
+            .unwrap()
+            .expect("threaded");
+        let ones = Tensor::ones((1, x.dim(0).unwrap()), DType::F32, &Device::Cpu).unwrap();
+        let want = ones.matmul(&x).unwrap().flatten_all().unwrap();
+        assert!(bits(&got) == bits(&want), "column sums differ from 1ᵀ·t");
+    }
+}

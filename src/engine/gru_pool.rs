@@ -155,7 +155,10 @@ pub fn matmul(path: Path, mm: super::amp::Mm, a: &Tensor, b: &Tensor) -> Result<
 }
 
 /// A 2-D f32 CPU tensor's values from its first element and its (row, column) strides.
-fn with_strided<R>(t: &Tensor, f: impl FnOnce(&[f32], (usize, usize)) -> Result<R>) -> Result<R> {
+pub(crate) fn with_strided<R>(
+    t: &Tensor,
+    f: impl FnOnce(&[f32], (usize, usize)) -> Result<R>,
+) -> Result<R> {
     let (s, l) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*s else {
         bail!("the fused GRU path runs on the CPU only (a bug: Path::Ops elsewhere)");
