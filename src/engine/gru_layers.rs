@@ -350,7 +350,9 @@ pub fn layer_back(
         &[mm.matmul(&rz.t()?, &c.x)?, mm.matmul(&dan.t()?, &c.x)?],
         0,
     )?;
-    let g_b_ih = Tensor::cat(&[colsum(&rz)?, colsum(&dan)?], 0)?;
+    // ∂b_hh = Σ dgh; its r and z thirds are also ∂b_ih's (the same sums, the same bits).
+    let g_b_hh = colsum(&dgh)?;
+    let g_b_ih = Tensor::cat(&[&g_b_hh.narrow(0, 0, 2 * hw)?, &colsum(&dan)?], 0)?;
     let x = if want_dx {
         let w_rz = w.w_ih.narrow(0, 0, 2 * hw)?;
         let w_n = w.w_ih.narrow(0, 2 * hw, hw)?;
@@ -369,7 +371,7 @@ pub fn layer_back(
         w_ih: g_w_ih,
         w_hh: mm.matmul(&dgh.t()?, &h_prev)?,
         b_ih: g_b_ih,
-        b_hh: colsum(&dgh)?,
+        b_hh: g_b_hh,
         x,
     };
     drop(rz);
