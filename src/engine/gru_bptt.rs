@@ -11,8 +11,9 @@ use super::amp::Mm;
 use super::backward::{loss_grad, Batch, Coefs};
 use super::gru::{GruNet, Views};
 use super::gru_layers::{self as gl, GruWeights, LayerCache, LnCache, Path};
+use super::gru_pool as pool;
 use anyhow::{anyhow, Result};
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use std::collections::HashMap;
 
 /// Everything the backward pass reads, time-major (row `t·B + b`).
@@ -74,15 +75,21 @@ fn trunk(
     let xs = time_major(&obs.narrow(1, 0, t_len * s.step_dim)?, b, t_len)?;
     let block = |i: usize, x: &Tensor| -> Result<(Tensor, LnCache)> {
         let w = v.get(&format!("enc.{i}.weight"))?;
-        let a = mm.matmul(x, &w.t()?.contiguous()?)?;
+        let a = pool::matmul(path, mm, x, &w.t()?.contiguous()?)?;
         let g = |n: &str| v.get(&format!("enc.{i}.{n}"));
-        gl::bias_relu_ln(path, &a, g("bias")?, g("ln.weight")?, g("ln.bias")?)
+        let out = gl::bias_relu_ln(path, &a, g("bias")?, g("ln.weight")?, g("ln.bias")?);
+        pool::reclaim(&a)?;
+        out
     };
     let (y0, c0) = block(0, &xs)?;
     let (y1, c1) = block(1, &y0)?;
     let mask = dropout.map(|m| time_major(m, b, t_len)).transpose()?;
     let mut x = match &mask {
-        Some(m) => (y1 * m)?,
+        Some(m) => {
+            let x = (&y1 * m)?;
+            pool::reclaim(&y1)?;
+            x
+        }
         None => y1,
     };
     let mut layers = Vec::with_capacity(s.layers);
@@ -164,8 +171,31 @@ pub fn forward_train(
 /// Column sums as `1ᵀ·t` (candle's CPU sum over rows is slow), always in f32: a bias
 /// gradient sums thousands of rows, more than bf16's 8 bits of mantissa carry.
 pub(crate) fn colsum(t: &Tensor) -> Result<Tensor> {
+    if let Some(s) = colsum_threads(t)? {
+        return Ok(s);
+    }
     let ones = Tensor::ones((1, t.dim(0)?), t.dtype(), t.device())?;
     Ok(ones.matmul(t)?.flatten_all()?)
+}
+
+/// [`colsum`] of a large f32 CPU matrix with unit column stride on rayon's threads, the same
+/// bits (see `gru_kernels::col_sums`): candle's `1ᵀ·t` runs on one thread, and summing a
+/// minibatch's gate gradients that way was the calling thread's largest serial cost. A single
+/// column (another gemm path) or another layout: None.
+fn colsum_threads(t: &Tensor) -> Result<Option<Tensor>> {
+    let Ok((rows, n)) = t.dims2() else {
+        return Ok(None);
+    };
+    if !t.device().is_cpu() || t.dtype() != DType::F32 || rows == 0 || n < 2 {
+        return Ok(None);
+    }
+    pool::with_strided(t, |v, (rs, cs)| {
+        if cs != 1 {
+            return Ok(None);
+        }
+        let s = super::gru_kernels::col_sums(v, rows, n, rs);
+        Ok(Some(Tensor::from_vec(s, n, t.device())?))
+    })
 }
 
 /// A head's backward from ∂/∂out: its four gradients (into `g`) and ∂/∂feat.
@@ -208,6 +238,7 @@ pub fn backward(
     for (l, cache) in c.layers.iter().enumerate().rev() {
         let w = gru_weights(v, l)?;
         let lg = gl::layer_back(path, mm, cache, &w, d_seq.as_ref(), d_last.as_ref(), true)?;
+        d_seq.as_ref().map(pool::reclaim).transpose()?;
         for (n, t) in [
             ("weight_ih", lg.w_ih),
             ("weight_hh", lg.w_hh),
@@ -221,20 +252,26 @@ pub fn backward(
     }
     let d_x = d_seq.ok_or_else(|| anyhow!("a GRU without layers (a bug)"))?;
     let mut dy = match &c.mask {
-        Some(m) => (d_x * m)?,
+        Some(m) => {
+            let dy = (&d_x * m)?;
+            pool::reclaim(&d_x)?;
+            dy
+        }
         None => d_x,
     };
     for i in [1, 0] {
         let gamma = v.get(&format!("enc.{i}.ln.weight"))?;
         let (da, dgamma, dbeta) = gl::bias_relu_ln_back(path, &c.ln[i], &dy, gamma)?;
+        pool::reclaim(&dy)?;
         let input = if i == 1 { &c.y0 } else { &c.xs };
         g.insert(format!("enc.{i}.weight"), mm.matmul(&da.t()?, input)?);
         g.insert(format!("enc.{i}.bias"), colsum(&da)?);
         g.insert(format!("enc.{i}.ln.weight"), dgamma);
         g.insert(format!("enc.{i}.ln.bias"), dbeta);
         if i == 1 {
-            dy = mm.matmul(&da, v.get("enc.1.weight")?)?;
+            dy = pool::matmul(path, mm, &da, v.get("enc.1.weight")?)?;
         }
+        pool::reclaim(&da)?;
     }
     let (mut actor, mut critic) = (Vec::new(), Vec::new());
     for (name, _) in s.tensors() {
@@ -272,7 +309,23 @@ pub fn ppo_grad(
         g_logits = g_logits.affine(scale, 0.0)?;
         g_v = g_v.affine(scale, 0.0)?;
     }
-    Ok((backward(net, &v, &cache, &g_logits, &g_v, mm)?, stats))
+    let grads = backward(net, &v, &cache, &g_logits, &g_v, mm)?;
+    cache.recycle()?;
+    Ok((grads, stats))
+}
+
+impl Cache {
+    /// Hands the minibatch's activations back to the lent workspace (`gru_pool`): the ones the
+    /// forward made, not the time-major input or mask, which may be views of the caller's.
+    fn recycle(self) -> Result<()> {
+        pool::reclaim(&self.y0)?;
+        self.ln.into_iter().try_for_each(LnCache::recycle)?;
+        if let Some(first) = self.layers.first() {
+            // y₁ or y₁ ⊙ mask: made here.
+            pool::reclaim(first.input())?;
+        }
+        self.layers.into_iter().try_for_each(LayerCache::recycle)
+    }
 }
 
 /// The critic-only epochs' step: the gradient of vf_coef × ½·mean((v − R)²) for the value

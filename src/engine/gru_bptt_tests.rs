@@ -214,6 +214,50 @@ fn fused_cpu_path_matches_the_candle_op_path() {
     assert!(diff(&l1, &l2) < 1e-5 && diff(&v1, &v2) < 1e-5);
 }
 
+/// A lent workspace's buffers hold stale values (here NaN first, then the previous
+/// minibatch's): the fused kernels must write every element they hand on, so the gradient and
+/// statistics are the same bits as with fresh zeroed buffers; and the minibatch's buffers come
+/// back to the workspace for the next one.
+#[test]
+fn every_taken_buffer_is_overwritten() {
+    let (s, b) = (spec(48, 5), 64);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let p = params(&s, 9, DType::F32);
+    let d = Data::new(&s, b, DType::F32, 6);
+    let m = mask(&s, b, DType::F32);
+    let theta = p.theta().unwrap();
+    let bits = |(g, st): (Grads, Tensor)| -> Vec<u64> {
+        let mut v: Vec<u64> = flat(&g).iter().map(|x| x.to_bits()).collect();
+        v.extend(
+            st.to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits() as u64),
+        );
+        v
+    };
+    let grad = |mask: Option<&Tensor>| {
+        bits(ppo_grad(&p.net, &theta, &d.batch(), C, mask, Mm::F32, 1.0).unwrap())
+    };
+    let ws = crate::engine::gru_pool::Workspace::default();
+    ws.fill_nan(8, 5 * b * 3 * 48 + b * 48);
+    for mask in [Some(&m), None] {
+        let fresh = pool.install(|| grad(mask));
+        for _ in 0..2 {
+            // Lent on the thread that runs the minibatch (install moves onto the pool's).
+            let pooled = pool.install(|| ws.with(|| grad(mask)));
+            assert!(pooled == fresh, "a stale value reached the result");
+        }
+    }
+    // A minibatch reclaims its activations: no NaN buffer is left, all were taken and the
+    // workspace holds the minibatch's own.
+    assert!(ws.held() >= 16, "{} buffers reclaimed", ws.held());
+    assert!(!ws.holds_nan(), "a NaN buffer was never used");
+}
+
 #[test]
 fn reduced_precision_gradient_is_close_to_f32_and_loss_scaling_cancels() {
     let (s, b) = (spec(16, 4), 32);
@@ -284,4 +328,35 @@ fn value_grad_matches_autograd() {
     assert_close(&g.to_vec1::<f64>().unwrap(), &want, 1e-12, "value head");
     let h: Vec<f64> = half.to_vec1().unwrap();
     assert!((h[0] * 0.5 - loss.to_scalar::<f64>().unwrap()).abs() < 1e-12);
+}
+
+/// The threaded column sum is candle's `1ᵀ·t`, bit for bit, for whole matrices and column
+/// slices (the r and z gate gradients), on several threads.
+#[test]
+fn threaded_colsum_is_the_ones_matmul_bit_for_bit() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let mut rng = Rng::new(4);
+    let v: Vec<f32> = (0..3000 * 192).map(|_| rng.normal() as f32).collect();
+    let t = Tensor::from_vec(v, (3000, 192), &Device::Cpu).unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v: Vec<f32> = t.to_vec1().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    for x in [
+        t.clone(),
+        t.narrow(1, 0, 128).unwrap(),
+        t.narrow(1, 5, 37).unwrap(),
+        t.narrow(0, 7, 1500).unwrap(),
+    ] {
+        let got = pool
+            .install(|| colsum_threads(&x))
+            .unwrap()
+            .expect("threaded");
+        let ones = Tensor::ones((1, x.dim(0).unwrap()), DType::F32, &Device::Cpu).unwrap();
+        let want = ones.matmul(&x).unwrap().flatten_all().unwrap();
+        assert!(bits(&got) == bits(&want), "column sums differ from 1ᵀ·t");
+    }
 }

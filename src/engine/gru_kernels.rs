@@ -80,6 +80,31 @@ fn par_rows_sum(
         )
 }
 
+/// Column sums of a row-major `rows × n` matrix with row stride `rs` (`rows ≥ 1`), the columns
+/// split over rayon's threads. Each column is summed row by row from the first — the order of
+/// gemm's matrix-vector path, which `1ᵀ·t` through candle takes — so the bits are the same.
+pub fn col_sums(t: &[f32], rows: usize, n: usize, rs: usize) -> Vec<f32> {
+    assert!(rows >= 1 && t.len() >= (rows - 1) * rs + n);
+    let sum = |cols: Range<usize>| -> Vec<f32> {
+        let mut acc = t[cols.clone()].to_vec();
+        for r in 1..rows {
+            let row = &t[r * rs + cols.start..r * rs + cols.end];
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+        acc
+    };
+    // At least 16 columns a thread: narrower strips waste the cache lines they read.
+    let parts = rayon::current_num_threads().min(n / 16).max(1);
+    if parts == 1 || rows * n < 1 << 16 {
+        return sum(0..n);
+    }
+    (0..parts)
+        .into_par_iter()
+        .map(|c| sum(c * n / parts..(c + 1) * n / parts))
+        .flatten_iter()
+        .collect()
+}
+
 /// A mutable buffer that disjoint row ranges are written through from several threads.
 #[derive(Clone, Copy)]
 pub(crate) struct Out(*mut f32, usize);

@@ -12,6 +12,7 @@ use super::amp::Mm;
 use super::gru_bptt::colsum;
 use super::gru_chunks as gc;
 use super::gru_kernels as k;
+use super::gru_pool as pool;
 use anyhow::{bail, Result};
 use candle_core::{DType, Storage, Tensor};
 
@@ -68,6 +69,15 @@ pub struct LnCache {
     rstd: Tensor,
 }
 
+impl LnCache {
+    /// Hands the buffers back to the lent workspace (see `gru_pool::reclaim`).
+    pub fn recycle(self) -> Result<()> {
+        [self.u, self.mean, self.rstd]
+            .iter()
+            .try_for_each(pool::reclaim)
+    }
+}
+
 /// `LayerNorm(ReLU(a + bias))·γ + β` per row; the cache for [`bias_relu_ln_back`].
 pub fn bias_relu_ln(
     path: Path,
@@ -96,8 +106,9 @@ pub fn bias_relu_ln(
         gamma: &gamma,
         beta: &beta,
     };
-    let (mut u, mut y) = (vec![0f32; rows * hw], vec![0f32; rows * hw]);
-    let (mut mean, mut rstd) = (vec![0f32; rows], vec![0f32; rows]);
+    // Every element written by the kernel (a pooled buffer's old values never read).
+    let (mut u, mut y) = (pool::take(rows * hw), pool::take(rows * hw));
+    let (mut mean, mut rstd) = (pool::take(rows), pool::take(rows));
     with_f32(a, |a| {
         k::bias_relu_ln(a, &p, hw, &mut u, &mut y, &mut mean, &mut rstd);
         Ok(())
@@ -136,7 +147,7 @@ pub fn bias_relu_ln_back(
         return Ok(((dx * live)?, dgamma, dbeta));
     }
     let gamma = host(gamma)?;
-    let mut da = vec![0f32; rows * hw];
+    let mut da = pool::take(rows * hw); // every element written
     let sums = with_f32(&c.u, |u| {
         with_f32(&c.mean, |mean| {
             with_f32(&c.rstd, |rstd| {
@@ -176,6 +187,21 @@ pub struct LayerCache {
     ghn: Tensor,
 }
 
+impl LayerCache {
+    /// The layer's input `[T·B, in]`.
+    pub fn input(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// Hands the states and gates back to the lent workspace; not the input, which may be a
+    /// view of the layer below's states (recycled with that layer) or of the caller's tensor.
+    pub fn recycle(self) -> Result<()> {
+        [self.hs, self.r, self.z, self.n, self.ghn]
+            .iter()
+            .try_for_each(pool::reclaim)
+    }
+}
+
 /// The gradients of one GRU layer and of its input.
 pub struct LayerGrads {
     pub w_ih: Tensor,
@@ -206,7 +232,7 @@ pub fn layer(
 ) -> Result<(Tensor, Option<LayerCache>)> {
     let hw = w.w_hh.dim(1)?;
     let b = x.dim(0)? / t_len;
-    let gi = mm.matmul(x, &w.w_ih.t()?.contiguous()?)?;
+    let gi = pool::matmul(path, mm, x, &w.w_ih.t()?.contiguous()?)?;
     let (bias, b_hn) = gate_biases(w, hw)?;
     let w_hh_t = w.w_hh.t()?.contiguous()?;
     let dev = x.device();
@@ -216,9 +242,11 @@ pub fn layer(
     } else {
         let (bias, b_hn, whh) = (host(&bias)?, host(&b_hn)?, host(&w_hh_t)?);
         let rows = t_len * b * hw;
-        let mut hs = vec![0f32; rows + b * hw];
+        // Pooled: the recurrence writes every row of h₁ … h_T and of the gates; h₀ is zeroed.
+        let mut hs = pool::take(rows + b * hw);
+        hs[..b * hw].fill(0.0);
         let mut saved: Vec<Vec<f32>> = (0..4)
-            .map(|_| vec![0f32; if keep { rows } else { 0 }])
+            .map(|_| if keep { pool::take(rows) } else { Vec::new() })
             .collect();
         with_f32(&gi, |gi| {
             let x = gc::Fwd {
@@ -233,6 +261,7 @@ pub fn layer(
             };
             gc::forward(mm, &x, (t_len, b, hw), &mut hs, save)
         })?;
+        pool::reclaim(&gi)?;
         let gates = if keep {
             let t: Result<Vec<Tensor>> = saved
                 .into_iter()
@@ -321,21 +350,34 @@ pub fn layer_back(
         &[mm.matmul(&rz.t()?, &c.x)?, mm.matmul(&dan.t()?, &c.x)?],
         0,
     )?;
-    let g_b_ih = Tensor::cat(&[colsum(&rz)?, colsum(&dan)?], 0)?;
+    // ∂b_hh = Σ dgh; its r and z thirds are also ∂b_ih's (the same sums, the same bits).
+    let g_b_hh = colsum(&dgh)?;
+    let g_b_ih = Tensor::cat(&[&g_b_hh.narrow(0, 0, 2 * hw)?, &colsum(&dan)?], 0)?;
     let x = if want_dx {
         let w_rz = w.w_ih.narrow(0, 0, 2 * hw)?;
         let w_n = w.w_ih.narrow(0, 2 * hw, hw)?;
-        Some((mm.matmul(&rz, &w_rz)? + mm.matmul(&dan, &w_n)?)?)
+        let (a, b) = (
+            pool::matmul(path, mm, &rz, &w_rz)?,
+            pool::matmul(path, mm, &dan, &w_n)?,
+        );
+        let sum = (&a + &b)?;
+        pool::reclaim(&a)?;
+        pool::reclaim(&b)?;
+        Some(sum)
     } else {
         None
     };
-    Ok(LayerGrads {
+    let grads = LayerGrads {
         w_ih: g_w_ih,
         w_hh: mm.matmul(&dgh.t()?, &h_prev)?,
         b_ih: g_b_ih,
-        b_hh: colsum(&dgh)?,
+        b_hh: g_b_hh,
         x,
-    })
+    };
+    drop(rz);
+    pool::reclaim(&dgh)?;
+    pool::reclaim(&dan)?;
+    Ok(grads)
 }
 
 /// The recurrence's backward in fused passes: (∂ hidden-side pre-activations `[T·B, 3H]`,
@@ -350,8 +392,9 @@ fn back_fused(
 ) -> Result<(Tensor, Tensor)> {
     let whh = host(w.w_hh)?; // [3H, H]: ∂h_{t−1} += dgh · W_hh
     let w_hh = w.w_hh.to_dtype(DType::F32)?;
-    let mut dgh = vec![0f32; t_len * 3 * b * hw];
-    let mut dan = vec![0f32; t_len * b * hw];
+    // Every element written by the backward steps.
+    let mut dgh = pool::take(t_len * 3 * b * hw);
+    let mut dan = pool::take(t_len * b * hw);
     let last = d_last.map(host).transpose()?.unwrap_or_default();
     let zeros = Tensor::zeros(0, DType::F32, w.w_hh.device())?;
     let seq = d_seq.unwrap_or(&zeros);

@@ -15,6 +15,7 @@ use super::backward::{Batch, Coefs};
 use super::critic::CriticFit;
 use super::gru::{GruNet, GruSpec};
 use super::gru_bptt;
+use super::gru_pool::Workspace;
 use crate::rng::Rng;
 use anyhow::{anyhow, Result};
 use candle_core::{Device, Tensor, Var, D};
@@ -26,6 +27,8 @@ pub struct GruParams {
     pub actor: Tensor,
     /// Value head.
     pub critic: Tensor,
+    /// The PPO minibatches' reusable buffers (`gru_pool`).
+    pub ws: Workspace,
 }
 
 impl GruParams {
@@ -42,6 +45,7 @@ impl GruParams {
             actor: theta.narrow(0, 0, n_actor)?.detach(),
             critic: theta.narrow(0, n_actor, n_critic)?.detach(),
             net,
+            ws: Workspace::default(),
         })
     }
 
@@ -92,7 +96,8 @@ pub fn ppo_grad(
     mm: Mm,
     scale: f64,
 ) -> Result<(Grads, Tensor)> {
-    gru_bptt::ppo_grad(&p.net, &p.theta()?, batch, c, dropout, mm, scale)
+    let theta = p.theta()?;
+    p.ws.with(|| gru_bptt::ppo_grad(&p.net, &theta, batch, c, dropout, mm, scale))
 }
 
 /// [`ppo_grad`] (f32) by candle's autograd through [`GruNet::forward_autograd`].

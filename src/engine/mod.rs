@@ -20,6 +20,7 @@ pub mod gru_bptt;
 pub mod gru_chunks;
 pub mod gru_kernels;
 pub mod gru_layers;
+pub mod gru_pool;
 pub mod gru_train;
 pub mod host_gru;
 pub mod host_kernels;
