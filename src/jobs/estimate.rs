@@ -198,8 +198,8 @@ impl Estimate {
     }
 }
 
-/// quick_test's MLP (at 4 epochs) ran 245,760 env-steps at 8,135 env-steps/s on the 2-core development VM (dev
-/// build, 2026-12-07): the fallback's reference.
+/// quick_test's MLP, at its earlier 4 epochs, ran 245,760 env-steps at 8,135 env-steps/s on the
+/// 2-core development VM (dev build, 2026-12-07): the fallback's reference.
 const MLP_REF_SPS: f64 = 8_000.0;
 /// A 2-layer GRU of hidden 64 (portfolio observation of 32 steps × 75 + 15, quick_test's 64 × 128
 /// steps) ran 1,230 env-steps/s there with the hand-written BPTT (dev build, 2 threads,
