@@ -9,7 +9,7 @@
 /// Products this large (2 M weights: the production network's 2048-wide layers) are split by
 /// rows over two threads: one core's memory bandwidth bounds them, and each row's sum is
 /// unchanged. Below it (a 1024-wide first layer: 1.9 M) waking the second thread costs more.
-const SPLIT_AT: usize = 1 << 21;
+const SPLIT_AT: usize = 1 << 20;
 
 /// `y = W·x + b` for one input: `w` is `out × inp`, row-major.
 pub fn affine(w: &[f32], b: &[f32], out: usize, inp: usize, x: &[f32], y: &mut [f32]) {
