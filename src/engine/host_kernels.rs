@@ -6,9 +6,11 @@
 //! four sums in flight — a single eight-lane sum waits on its own additions — and, for several
 //! inputs, reads each weight row once per four inputs. Also the layers' `tanh`.
 
-/// Products this large (2 M weights: the production network's 2048-wide layers) are split by
-/// rows over two threads: one core's memory bandwidth bounds them, and each row's sum is
-/// unchanged. Below it (a 1024-wide first layer: 1.9 M) waking the second thread costs more.
+/// Products this large (1 M weights: a 1024-wide first layer's 1.9 M, the production network's
+/// 2048-wide layers) are split by rows over two threads: one core's memory bandwidth bounds them,
+/// and each row's sum is unchanged. The 1024-wide network's decision at 2 threads measured p50
+/// 94–117 µs split against 105–128 µs whole (`cargo bench --bench decision`, interleaved);
+/// below 1 M waking the second thread costs more than it saves.
 const SPLIT_AT: usize = 1 << 20;
 
 /// `y = W·x + b` for one input: `w` is `out × inp`, row-major.
