@@ -25,36 +25,8 @@ pub fn gemm_into(
     acc: bool,
     threads: usize,
 ) {
-    assert!(a.len() >= m * kk && b.len() >= kk * n && dst.len() >= m * n);
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices hold the row-major matrices the strides describe (asserted above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            kk,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            kk as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            if acc { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
+    assert!(a.len() >= m * kk && b.len() >= kk * n);
+    k::gemm_strided((m, n, kk), (a, kk, 1), (b, n, 1), dst, acc, threads);
 }
 
 /// A step's matmul `a (m×k) · b`: f32 GEMM straight into `dst`, or (reduced precision) through

@@ -468,6 +468,54 @@ pub fn bias_relu_ln_back(
     })
 }
 
+/// `dst (m×n, row-major) = a · b`, or `+=` when `acc`, for strided `a` and `b` (each given with
+/// its row and column strides), on `threads` threads (1: the calling thread) — gemm called as
+/// candle's CPU matmul calls it. The one place the GRU path calls gemm.
+pub fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, b_rs, b_cs): (&[f32], usize, usize),
+    dst: &mut [f32],
+    acc: bool,
+    threads: usize,
+) {
+    let last = |rs: usize, cs: usize, r: usize, c: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(dst.len() >= m * n);
+    if m > 0 && n > 0 && k > 0 {
+        assert!(a.len() > last(a_rs, a_cs, m, k) && b.len() > last(b_rs, b_cs, k, n));
+    }
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: every element the strides address lies inside the slices (asserted above), and
+    // `dst` holds the m×n row-major output.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

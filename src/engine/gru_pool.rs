@@ -10,6 +10,7 @@
 //! reference runs). No `unsafe`: stale values are ordinary initialised floats; a kernel that
 //! missed an element would read them, which `every_taken_buffer_is_overwritten` catches.
 
+use super::gru_kernels::gemm_strided;
 use super::gru_layers::Path;
 use anyhow::{bail, Result};
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Storage, Tensor};
@@ -146,7 +147,15 @@ pub fn matmul(path: Path, mm: super::amp::Mm, a: &Tensor, b: &Tensor) -> Result<
             if k == 0 {
                 dst.fill(0.0);
             } else if m * n > 0 {
-                gemm_strided((m, n, k), (a, a_rs, a_cs), (b, b_rs, b_cs), &mut dst);
+                let threads = candle_core::utils::get_num_threads();
+                gemm_strided(
+                    (m, n, k),
+                    (a, a_rs, a_cs),
+                    (b, b_rs, b_cs),
+                    &mut dst,
+                    false,
+                    threads,
+                );
             }
             Ok(())
         })
@@ -166,50 +175,6 @@ pub(crate) fn with_strided<R>(
     let all = cpu.as_slice::<f32>()?;
     let st = l.stride();
     f(&all[l.start_offset()..], (st[0], st[1]))
-}
-
-/// `dst (m×n, row-major) = a · b` for strided `a` and `b`, as candle's CPU matmul calls gemm
-/// (`read_dst` false: `dst`'s old values are never read; its threads).
-fn gemm_strided(
-    (m, n, k): (usize, usize, usize),
-    (a, a_rs, a_cs): (&[f32], usize, usize),
-    (b, b_rs, b_cs): (&[f32], usize, usize),
-    dst: &mut [f32],
-) {
-    let last = |rs: usize, cs: usize, r: usize, c: usize| (r - 1) * rs + (c - 1) * cs;
-    assert!(m > 0 && n > 0 && k > 0 && dst.len() >= m * n);
-    assert!(a.len() > last(a_rs, a_cs, m, k) && b.len() > last(b_rs, b_cs, k, n));
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: every element the strides address lies inside the slices (asserted above), and
-    // `dst` holds the m×n row-major output.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
 }
 
 #[cfg(test)]
