@@ -226,7 +226,7 @@ impl VecEnv {
         self.qty = (self.qty.mul(&keep)? + qty)?;
         if let Some(x) = &mut self.exits {
             let opened = level.ne(0f64)?.to_dtype(DType::F32)?;
-            x.restart(&Tensor::ones_like(&keep)?, Some((&opened, &price)))?;
+            x.open_at(&opened, &price)?;
         }
         self.level = (self.level.mul(&keep)? + level)?;
         Ok(())
@@ -402,7 +402,7 @@ impl VecEnv {
         self.equity = (self.equity.mul(&keep)? + &init)?;
         self.peak = (self.peak.mul(&keep)? + &init)?;
         if let Some(x) = &mut self.exits {
-            x.restart(&keep, None)?;
+            x.restart_flat(&keep)?;
         }
         if let Some(seed) = &mut self.seed {
             seed.reset_where(&keep)?;

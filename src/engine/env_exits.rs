@@ -67,13 +67,15 @@ impl Exits {
         Ok(())
     }
 
-    /// Envs where `keep` is 0 restart flat; `opened` (0 or 1 per env) then hold a position given
-    /// at `price` (random starts), whose entry is that price.
-    pub fn restart(&mut self, keep: &Tensor, opened: Option<(&Tensor, &Tensor)>) -> Result<()> {
+    /// Envs where `keep` is 0 restart flat: no entry price.
+    pub fn restart_flat(&mut self, keep: &Tensor) -> Result<()> {
         self.entry = self.entry.mul(keep)?;
-        if let Some((mask, price)) = opened {
-            self.entry = (&self.entry + mask.mul(price)?)?;
-        }
+        Ok(())
+    }
+
+    /// Envs where `opened` is 1 (flat until now) hold a position given at `price`: their entry.
+    pub fn open_at(&mut self, opened: &Tensor, price: &Tensor) -> Result<()> {
+        self.entry = (&self.entry + opened.mul(price)?)?;
         Ok(())
     }
 
