@@ -169,19 +169,49 @@ fn with_ops<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// The fused-path tests' case: a 48-wide GRU over 5 steps, its parameters (seed 9), `b` rows of
+/// data (seed 6) and dropout mask, and a 3-thread pool that splits rows unevenly.
+struct Fused {
+    s: GruSpec,
+    pool: rayon::ThreadPool,
+    p: GruParams,
+    d: Data,
+    m: Tensor,
+    theta: Tensor,
+}
+
+impl Fused {
+    fn new(b: usize) -> Self {
+        let s = spec(48, 5);
+        let p = params(&s, 9, DType::F32);
+        let theta = p.theta().unwrap();
+        Fused {
+            pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap(),
+            d: Data::new(&s, b, DType::F32, 6),
+            m: mask(&s, b, DType::F32),
+            p,
+            theta,
+            s,
+        }
+    }
+}
+
 #[test]
 fn fused_cpu_path_matches_the_candle_op_path() {
     // 256 rows on 3 threads: the fused recurrence gives each thread its own uneven block of
     // rows (85, 85, 86) for every step, and the LayerNorm kernels split rows too.
-    let (s, b) = (spec(48, 5), 256);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
-    let p = params(&s, 9, DType::F32);
-    let d = Data::new(&s, b, DType::F32, 6);
-    let m = mask(&s, b, DType::F32);
-    let theta = p.theta().unwrap();
+    let b = 256;
+    let Fused {
+        s,
+        pool,
+        p,
+        d,
+        m,
+        theta,
+    } = Fused::new(b);
     let grad = || ppo_grad(&p.net, &theta, &d.batch(), C, Some(&m), Mm::F32, 1.0).unwrap();
     let (fused, fs) = pool.install(grad);
     let (ops, os) = with_ops(grad);
@@ -220,15 +250,15 @@ fn fused_cpu_path_matches_the_candle_op_path() {
 /// back to the workspace for the next one.
 #[test]
 fn every_taken_buffer_is_overwritten() {
-    let (s, b) = (spec(48, 5), 64);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
-    let p = params(&s, 9, DType::F32);
-    let d = Data::new(&s, b, DType::F32, 6);
-    let m = mask(&s, b, DType::F32);
-    let theta = p.theta().unwrap();
+    let b = 64;
+    let Fused {
+        pool,
+        p,
+        d,
+        m,
+        theta,
+        ..
+    } = Fused::new(b);
     let bits = |(g, st): (Grads, Tensor)| -> Vec<u64> {
         let mut v: Vec<u64> = flat(&g).iter().map(|x| x.to_bits()).collect();
         v.extend(

@@ -10,7 +10,7 @@ use quantdeck::config::{BacktestConfig, Config, EnvConfig, EnvCosts, SyntheticCo
 use quantdeck::data::synthetic;
 use quantdeck::engine::{env::VecEnv, ActorCritic, HostPolicy};
 use quantdeck::eval::Backtester;
-use quantdeck::features::{self, FeatureSpec};
+use quantdeck::features::{self, FeatureMatrix, FeatureSpec};
 use quantdeck::market::{Bar, Symbol, Timeframe};
 use quantdeck::rng::Rng;
 use quantdeck::sim::{exit_rules, Account, RiskRules, Rules, TradingRules};
@@ -25,6 +25,46 @@ fn bars(sym: &Symbol) -> Vec<Bar> {
         d(3, 29),
     )
     .unwrap()
+}
+
+/// A synthetic series as the parity tests read it: its bars, closes and 8-bar features.
+struct Series {
+    bars: Vec<Bar>,
+    closes: Vec<f64>,
+    spec: FeatureSpec,
+    fm: FeatureMatrix,
+}
+
+impl Series {
+    fn of(sym: &Symbol) -> Self {
+        let bars = bars(sym);
+        let spec = FeatureSpec::current(8, &EventTable::embedded());
+        let fm = features::compute(&spec, sym, &bars, &EventTable::embedded());
+        Series {
+            closes: bars.iter().map(|x| x.close).collect(),
+            bars,
+            spec,
+            fm,
+        }
+    }
+
+    /// `n` tensor envs over the whole series: 40-step episodes, reward scale 1000, seed 3.
+    fn env(&self, rules: Rules, n: usize) -> VecEnv {
+        let range = 0..self.bars.len();
+        VecEnv::new(
+            &self.spec,
+            &self.fm,
+            &self.closes,
+            range,
+            rules,
+            40,
+            1000.0,
+            n,
+            3,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
 }
 
 #[test]
@@ -74,26 +114,11 @@ fn env_against_sim(
     random_starts: bool,
     exits: Option<RiskRules>,
 ) -> (Vec<i32>, usize) {
-    let b = bars(sym);
-    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-    let spec = FeatureSpec::current(8, &EventTable::embedded());
-    let fm = features::compute(&spec, sym, &b, &EventTable::embedded());
-    let env_cfg = EnvConfig::default();
-    let rules = Rules::training(&env_cfg, &BacktestConfig::default(), sym.class);
+    let series = Series::of(sym);
+    let (spec, fm, closes) = (&series.spec, &series.fm, &series.closes);
+    let rules = Rules::training(&EnvConfig::default(), &BacktestConfig::default(), sym.class);
     let n = 6;
-    let mut env = VecEnv::new(
-        &spec,
-        &fm,
-        &closes,
-        0..b.len(),
-        rules,
-        40,
-        1000.0,
-        n,
-        3,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut env = series.env(rules, n);
     if let Some(r) = exits {
         env = env.with_exits(r.stop_loss, r.take_profit).unwrap();
     }
@@ -127,7 +152,7 @@ fn env_against_sim(
         for i in 0..n {
             // The observation the env built equals the shared pipeline's.
             let mut expect = Vec::new();
-            features::observation(&spec, &fm, t[i], &accts[i].features(), &mut expect);
+            features::observation(spec, fm, t[i], &accts[i].features(), &mut expect);
             for (a, e) in obs[i].iter().zip(&expect) {
                 assert!(
                     (a - e).abs() < 1e-4,
@@ -170,10 +195,12 @@ fn env_against_sim(
 #[test]
 fn paper_trader_on_sim_broker_reproduces_the_backtest() {
     let sym = Symbol::equity("SYNA");
-    let b = bars(&sym);
-    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-    let spec = FeatureSpec::current(8, &EventTable::embedded());
-    let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
+    let Series {
+        bars: b,
+        closes,
+        spec,
+        fm,
+    } = Series::of(&sym);
     // A random network with a larger policy head trades often enough to exercise the rules.
     let model = ActorCritic::new(spec.obs_dim(), &[16], 8, 5, &Device::Cpu).unwrap();
     let policy = HostPolicy::from_model(&model).unwrap();
@@ -223,10 +250,8 @@ fn tensor_env_seed_reward_matches_sim() {
         components, curriculum_weights, weighted_sum, DsrState, SeedParams,
     };
     for sym in [Symbol::equity("SYNA"), Symbol::crypto("SYNX/USD")] {
-        let b = bars(&sym);
-        let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-        let spec = FeatureSpec::current(8, &EventTable::embedded());
-        let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
+        let series = Series::of(&sym);
+        let closes = &series.closes;
         // At the seed's own costs, which its reward was written for: at the backtest's 0.06 % a
         // crypto step's P&L can leave the DSR's variance just above its floor, where the f32 P&L
         // the tensor env feeds it differs from the f64 one by more than this tolerance.
@@ -244,21 +269,7 @@ fn tensor_env_seed_reward_matches_sim() {
             ..SeedParams::new(0.02, 0.04)
         };
         let n = 6;
-        let mut env = VecEnv::new(
-            &spec,
-            &fm,
-            &closes,
-            0..b.len(),
-            rules,
-            40,
-            1000.0,
-            n,
-            3,
-            &Device::Cpu,
-        )
-        .unwrap()
-        .with_seed_reward(prm)
-        .unwrap();
+        let mut env = series.env(rules, n).with_seed_reward(prm).unwrap();
         env.set_progress(0.3).unwrap();
         let w = curriculum_weights(0.3);
         let mut accts = vec![Account::new(&rules); n];
@@ -332,25 +343,10 @@ fn tensor_env_seed_reward_matches_sim() {
 #[test]
 fn env_state_without_entry_prices_is_refused_under_exits() {
     let sym = Symbol::equity("SYNA");
-    let b = bars(&sym);
-    let closes: Vec<f64> = b.iter().map(|x| x.close).collect();
-    let spec = FeatureSpec::current(8, &EventTable::embedded());
-    let fm = features::compute(&spec, &sym, &b, &EventTable::embedded());
+    let series = Series::of(&sym);
     let rules = Rules::training(&EnvConfig::default(), &BacktestConfig::default(), sym.class);
     let env = |exits: bool| {
-        let e = VecEnv::new(
-            &spec,
-            &fm,
-            &closes,
-            0..b.len(),
-            rules,
-            40,
-            1000.0,
-            4,
-            3,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let e = series.env(rules, 4);
         if exits {
             e.with_exits(0.02, 0.04).unwrap()
         } else {
