@@ -132,13 +132,14 @@ fn main() {
         .clone()
         .unwrap_or_else(|| cfg.universe.symbols().into_iter().map(|s| s.name).collect());
     println!(
-        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {}; load average {}",
+        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {} (redrawn every {} updates, 0 = never); load average {}",
         names.join(", "),
         args.seeds,
         cfg.data.timeframe,
         cfg.synthetic.edge,
         cfg.synthetic.drift_halflife,
         cfg.synthetic.train_paths,
+        cfg.synthetic.redraw_every,
         load_average()
     );
     let work = tempfile::Builder::new()
@@ -218,7 +219,9 @@ fn median_board(runs: &[RunScore], pick: impl Fn(&RunScore) -> &Scoreboard) -> O
 }
 
 /// The bars a policy trains on, for the in-sample table: the stored path's training range, or
-/// with `synthetic.train_paths` > 1 the first drawn path (the same days, its own seed).
+/// with `synthetic.train_paths` > 1 the first drawn path (the same days, its own seed). With
+/// `synthetic.redraw_every` it trains only the first generation's updates, so it is nearly out
+/// of sample too: the in-sample table then measures little.
 fn trained_market(cfg: &Config, sym: &Symbol, events: &EventTable) -> SyntheticMarket {
     let mut c = cfg.clone();
     if cfg.synthetic.train_paths > 1 {

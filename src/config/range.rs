@@ -52,6 +52,7 @@ bounded! {
     lookback_days: usize = |v: &usize| (2..=250).contains(v), "between 2 and 250 days";
     folds: usize = |v: &usize| (1..=100).contains(v), "between 1 and 100";
     train_paths: usize = |v: &usize| (1..=MAX_TRAIN_PATHS).contains(v), "between 1 and 1024 paths";
+    redraw_every: usize = |v: &usize| *v <= 1_000_000, "0 (never) or between 1 and 1,000,000 updates";
     augment_paths: usize = |v: &usize| *v <= 64, "between 0 and 64 copies";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";

@@ -183,6 +183,11 @@ pub struct SyntheticConfig {
     /// learning bench's ablation (README, *Does it learn?*).
     #[serde(deserialize_with = "range::train_paths")]
     pub train_paths: usize,
+    /// Updates between two draws of the training paths (0 = never): every `redraw_every`
+    /// updates the `train_paths` paths are replaced by as many new ones (the next numbers of
+    /// the same market), so a long run sees many paths and memorises none.
+    #[serde(deserialize_with = "range::redraw_every")]
+    pub redraw_every: usize,
 }
 
 impl Default for SyntheticConfig {
@@ -196,6 +201,7 @@ impl Default for SyntheticConfig {
             start_price: 100.0,
             factor_share: 0.4,
             train_paths: 8,
+            redraw_every: 0,
         }
     }
 }

@@ -44,10 +44,118 @@ pub fn estimate_bytes(n: usize, bars: usize, spec: &FeatureSpec) -> f64 {
     2.0 * n as f64 * bars as f64 * (per_bar + 4.0) + bars as f64 * std::mem::size_of::<Bar>() as f64
 }
 
-/// The training paths of a run on `stored` (the stored synthetic bars, split with `train`
-/// first): `synthetic.train_paths` of them, each the bars over the same days as `train`; empty
-/// when it is 1 (the stored path trains). A count whose paths would not fit in half of the
-/// available memory is refused before any is drawn.
+/// What a single-symbol run's episodes come from besides its own training range: the drawn
+/// paths' first generation (then any pooled or augmented series), and the drawer that makes the
+/// next generations (`synthetic.redraw_every`). Empty: the training range alone.
+#[derive(Default)]
+pub struct TrainPaths {
+    pub paths: Vec<DrawnPath>,
+    pub drawer: Option<PathDrawer>,
+}
+
+/// The generation of drawn paths that update `update` (counted from 1; 0: before the first)
+/// trains on when they are redrawn every `every` updates (0: never).
+pub fn generation(update: usize, every: usize) -> usize {
+    match every {
+        0 => 0,
+        e => update.saturating_sub(1) / e,
+    }
+}
+
+/// Draws a run's training paths: `synthetic.train_paths` of them a generation, each the bars
+/// over the same days as the stored path's training range. Generation `g`'s path `i` is the
+/// market's path number `g × train_paths + i`, so every generation is new and any one can be
+/// drawn again (a resume, an early-stop retry) without the others.
+pub struct PathDrawer {
+    synthetic: crate::config::SyntheticConfig,
+    timeframe: crate::market::Timeframe,
+    symbol: Symbol,
+    spec: FeatureSpec,
+    events: EventTable,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+    /// The training range's length and its last bar's time, which every drawn path must share.
+    bars: usize,
+    last_ts: chrono::DateTime<chrono::Utc>,
+}
+
+impl PathDrawer {
+    /// The drawer of a run on `stored` (the stored synthetic bars, split with `train` first);
+    /// none when `synthetic.train_paths` is 1 (the stored path trains). A count whose paths
+    /// would not fit in half of the `available` memory is refused.
+    pub fn new(
+        cfg: &Config,
+        symbol: &Symbol,
+        spec: &FeatureSpec,
+        events: &EventTable,
+        stored: &[Bar],
+        train: Range<usize>,
+        available: f64,
+    ) -> Result<Option<Self>> {
+        let n = cfg.synthetic.train_paths;
+        if n <= 1 || train.end == 0 || train.end > stored.len() {
+            return Ok(None);
+        }
+        let need = estimate_bytes(n, train.end, spec);
+        if need > available / 2.0 {
+            bail!(
+                "synthetic.train_paths = {n} would hold ≈ {:.1} GiB of training paths ({n} paths × {} bars × {} features) but this machine has {:.1} GiB available: use fewer paths (at most half of the available memory is allowed)",
+                need / GIB,
+                train.end,
+                spec.n_features(),
+                available / GIB
+            );
+        }
+        let cal = Calendar::for_class(symbol.class);
+        let last_bar = &stored[train.end - 1];
+        Ok(Some(PathDrawer {
+            synthetic: cfg.synthetic.clone(),
+            timeframe: cfg.data.timeframe,
+            symbol: symbol.clone(),
+            spec: spec.clone(),
+            events: events.clone(),
+            first: cal.local_date(stored[0].ts),
+            last: cal.local_date(last_bar.ts),
+            bars: train.end,
+            last_ts: last_bar.ts,
+        }))
+    }
+
+    /// Paths a generation holds (`synthetic.train_paths`).
+    pub fn per_generation(&self) -> usize {
+        self.synthetic.train_paths
+    }
+
+    /// Generation `g`'s paths (0: the paths a run without redraws trains on).
+    pub fn draw(&self, g: usize) -> Result<Vec<DrawnPath>> {
+        let n = self.per_generation();
+        (g * n..(g + 1) * n)
+            .map(|k| {
+                let mut bars = synthetic::generate_path(
+                    &self.synthetic,
+                    &self.symbol,
+                    self.timeframe,
+                    self.first,
+                    self.last,
+                    k,
+                )?;
+                if bars.len() < self.bars || bars[self.bars - 1].ts != self.last_ts {
+                    bail!(
+                        "the stored {} bars are not on the synthetic market's calendar (a drawn path's bar {} is not at {}): regenerate them, or set synthetic.train_paths = 1",
+                        self.symbol,
+                        self.bars,
+                        self.last_ts
+                    );
+                }
+                bars.truncate(self.bars);
+                Ok(DrawnPath::from_bars(&self.spec, &self.symbol, &bars, &self.events))
+            })
+            .collect()
+    }
+}
+
+/// The first generation of a run's training paths ([`PathDrawer::draw`]); empty when
+/// `synthetic.train_paths` is 1 (the stored path trains).
 pub fn draw(
     cfg: &Config,
     symbol: &Symbol,
@@ -57,39 +165,10 @@ pub fn draw(
     train: Range<usize>,
     available: f64,
 ) -> Result<Vec<DrawnPath>> {
-    let n = cfg.synthetic.train_paths;
-    if n <= 1 || train.end == 0 || train.end > stored.len() {
-        return Ok(Vec::new());
+    match PathDrawer::new(cfg, symbol, spec, events, stored, train, available)? {
+        Some(d) => d.draw(0),
+        None => Ok(Vec::new()),
     }
-    let need = estimate_bytes(n, train.end, spec);
-    if need > available / 2.0 {
-        bail!(
-            "synthetic.train_paths = {n} would hold ≈ {:.1} GiB of training paths ({n} paths × {} bars × {} features) but this machine has {:.1} GiB available: use fewer paths (at most half of the available memory is allowed)",
-            need / GIB,
-            train.end,
-            spec.n_features(),
-            available / GIB
-        );
-    }
-    let cal = Calendar::for_class(symbol.class);
-    let first = cal.local_date(stored[0].ts);
-    let last_bar = &stored[train.end - 1];
-    let last = cal.local_date(last_bar.ts);
-    let tf = cfg.data.timeframe;
-    (0..n)
-        .map(|k| {
-            let mut bars = synthetic::generate_path(&cfg.synthetic, symbol, tf, first, last, k)?;
-            if bars.len() < train.end || bars[train.end - 1].ts != last_bar.ts {
-                bail!(
-                    "the stored {symbol} bars are not on the synthetic market's calendar (a drawn path's bar {} is not at {}): regenerate them, or set synthetic.train_paths = 1",
-                    train.end,
-                    last_bar.ts
-                );
-            }
-            bars.truncate(train.end);
-            Ok(DrawnPath::from_bars(spec, symbol, &bars, events))
-        })
-        .collect()
 }
 
 pub(crate) const GIB: f64 = (1u64 << 30) as f64;

@@ -224,7 +224,8 @@ pub fn train(
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
-    train_on_paths(cfg, data, &[], device, out_dir, observer, None)
+    let none = super::drawn::TrainPaths::default();
+    train_on_paths(cfg, data, &none, device, out_dir, observer, None)
 }
 
 /// [`train`] (or, given a training `state`, [`resume`]) with episodes drawn from `paths` instead
@@ -233,7 +234,7 @@ pub fn train(
 pub fn train_on_paths(
     cfg: &Config,
     data: &TrainData,
-    paths: &[super::DrawnPath],
+    paths: &super::drawn::TrainPaths,
     device: &Device,
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
@@ -284,7 +285,8 @@ pub fn resume(
     observer: &mut dyn TrainObserver,
     state: &Path,
 ) -> Result<TrainOutcome> {
-    train_on_paths(cfg, data, &[], device, out_dir, observer, Some(state))
+    let none = super::drawn::TrainPaths::default();
+    train_on_paths(cfg, data, &none, device, out_dir, observer, Some(state))
 }
 
 /// Generalised advantage estimation over a rollout laid out step-major ([S][N] flattened).

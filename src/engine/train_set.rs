@@ -3,7 +3,7 @@
 //! files record.
 
 use super::checkpoint::{ModelMeta, FORMAT};
-use super::drawn::DrawnPath;
+use super::drawn::{DrawnPath, TrainPaths};
 use super::env::{EnvPath, VecEnv};
 use super::gru::GruSpec;
 use super::portfolio_env::PortfolioEnv;
@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 #[derive(Clone, Copy)]
 pub(super) enum TrainSet<'a> {
     /// A series, and the drawn paths its episodes come from (none: its training range).
-    Series(&'a TrainData, &'a [DrawnPath]),
+    Series(&'a TrainData, &'a TrainPaths),
     Portfolio(&'a PortfolioTrainData),
 }
 
@@ -81,7 +81,7 @@ impl TrainSet<'_> {
     pub fn data_bytes(&self) -> f64 {
         match self {
             TrainSet::Series(d, paths) => {
-                let drawn: f64 = paths.iter().map(DrawnPath::bytes).sum();
+                let drawn: f64 = paths.paths.iter().map(DrawnPath::bytes).sum();
                 d.fm.values.len() as f64 * 4.0 + d.bars.len() as f64 * 64.0 + drawn
             }
             TrainSet::Portfolio(d) => {
@@ -108,11 +108,37 @@ impl TrainSet<'_> {
         l.for_encoder(&cfg.ppo, self.sequence_shape())
     }
 
-    /// The env over the training range, `cfg.ppo.n_envs` wide.
-    pub fn env(&self, cfg: &Config, device: &Device) -> Result<Box<dyn TrainEnv>> {
+    /// Updates between two draws of the training paths (`synthetic.redraw_every`); 0: the run
+    /// trains on one set of paths throughout.
+    pub fn redraw_every(&self, cfg: &Config) -> usize {
+        match self {
+            TrainSet::Series(_, TrainPaths { drawer: Some(_), .. }) => cfg.synthetic.redraw_every,
+            _ => 0,
+        }
+    }
+
+    /// The env over the training range, `cfg.ppo.n_envs` wide, on generation `generation` of
+    /// the drawn paths (`drawn::generation`; a new generation's envs start afresh, from a
+    /// stream of their own).
+    pub fn env(
+        &self,
+        cfg: &Config,
+        device: &Device,
+        generation: usize,
+    ) -> Result<Box<dyn TrainEnv>> {
         let p = &cfg.ppo;
         match self {
-            TrainSet::Series(data, paths) => {
+            TrainSet::Series(data, train_paths) => {
+                let fresh = match (&train_paths.drawer, generation) {
+                    (Some(d), g) if g > 0 => d.draw(g)?,
+                    _ => Vec::new(),
+                };
+                // The fresh generation stands in for the first one; pooled series stay.
+                let paths: Vec<&DrawnPath> = fresh
+                    .iter()
+                    .chain(train_paths.paths.iter().skip(fresh.len()))
+                    .collect();
+                let seed = p.seed ^ (generation as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 if data.train.is_empty() || data.validation.is_empty() {
                     bail!(
                         "{} bars are too few to split into training and validation ranges",
@@ -144,7 +170,7 @@ impl TrainSet<'_> {
                     cfg.env.episode_len,
                     cfg.env.reward_scale,
                     p.n_envs,
-                    p.seed,
+                    seed,
                     device,
                 )?;
                 if cfg.env.reward == RewardKind::Seed {

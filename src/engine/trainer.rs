@@ -8,6 +8,7 @@ use super::adam::ActorCriticAdam;
 use super::amp::Amp;
 use super::backward::{Coefs, N_STATS};
 use super::checkpoint::ModelMeta;
+use super::drawn::generation;
 use super::critic::CriticFit;
 use super::early_stop::{EarlyStop, Verdict};
 use super::memory::{MemEstimate, NetShape};
@@ -62,6 +63,10 @@ pub struct Trainer<'a> {
     amp: Amp,
     /// Said to the observer when the run starts (a large share of memory).
     memory_note: Option<String>,
+    /// Updates between redraws of the training paths (0: never), and the generation of paths
+    /// the env is on (`drawn::generation`).
+    redraw_every: usize,
+    generation: usize,
 }
 
 impl<'a> Trainer<'a> {
@@ -73,7 +78,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         let p = &cfg.ppo;
         let memory_note = check_memory(cfg, &set, device)?;
-        let env = set.env(cfg, device)?;
+        let env = set.env(cfg, device, 0)?;
         let net = match p.encoder {
             Encoder::Mlp => Net::mlp(
                 set.obs_dim(),
@@ -115,7 +120,21 @@ impl<'a> Trainer<'a> {
             steps_run: 0,
             amp: Amp::new(p.precision),
             memory_note,
+            redraw_every: set.redraw_every(cfg),
+            generation: 0,
         })
+    }
+
+    /// Puts the env on the training paths that update `update` trains on (a new generation's
+    /// envs start afresh; the same generation keeps the env as it is).
+    fn enter_generation(&mut self, update: usize) -> Result<()> {
+        let g = generation(update, self.redraw_every);
+        if g != self.generation {
+            self.env = self.set.env(self.cfg, &self.device, g)?;
+            self.collector = Collector::new(self.env.as_ref(), self.cfg.ppo.n_steps, &self.device)?;
+            self.generation = g;
+        }
+        Ok(())
     }
 
     /// Loads a training state saved by a run of the same configuration, data and layout.
@@ -169,6 +188,8 @@ impl<'a> Trainer<'a> {
         self.net.set_groups(s.actor.clone(), s.critic.clone());
         self.opt = s.opt.clone();
         self.rng = s.rng.clone();
+        // The saved env state is on the paths of the last update it ran.
+        self.enter_generation(s.progress.update)?;
         self.env.restore(s.env.clone())?;
         self.collector = Collector::new(self.env.as_ref(), self.cfg.ppo.n_steps, &self.device)?;
         let mut progress = s.progress.clone();
@@ -391,6 +412,7 @@ impl<'a> Trainer<'a> {
             schedule::learning_rate(p.critic_lr, at, self.updates) * self.progress.lr_scale;
         let ent_coef = schedule::entropy_coef(p.ent_coef_start, p.ent_coef_end, at, self.updates)
             * self.progress.ent_scale;
+        self.enter_generation(update)?;
         self.env
             .set_progress(at as f64 / self.updates.max(1) as f64)?;
 

@@ -6,7 +6,8 @@ use super::ctx::Ctx;
 use super::rundir::DataRef;
 use crate::config::Config;
 use crate::data::store::hash_bars;
-use crate::engine::{drawn, ppo::TrainData, DrawnPath};
+use crate::engine::drawn::{self, PathDrawer, TrainPaths};
+use crate::engine::{ppo::TrainData, DrawnPath};
 use anyhow::{bail, Result};
 
 /// The paths the run's episodes come from; none: the trained symbol's training range alone.
@@ -16,9 +17,13 @@ pub(super) fn training_paths(
     cfg: &Config,
     data: &TrainData,
     resumed: bool,
-) -> Result<Vec<DrawnPath>> {
+) -> Result<TrainPaths> {
     let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
-    let mut paths = drawn_paths(ctx, cfg, data, available)?;
+    let drawer = drawer(ctx, cfg, data, available)?;
+    let mut paths = match &drawer {
+        Some(d) => draw_first(ctx, cfg, d)?,
+        None => Vec::new(),
+    };
     let mut extra = if paths.is_empty() {
         augmented(ctx, cfg, data, available)?
     } else {
@@ -29,7 +34,7 @@ pub(super) fn training_paths(
     };
     extra.extend(pooled(ctx, cfg, data, available, resumed)?);
     if extra.is_empty() {
-        return Ok(paths);
+        return Ok(TrainPaths { paths, drawer });
     }
     if paths.is_empty() {
         // The trained symbol's own training bars train beside the pool.
@@ -42,7 +47,7 @@ pub(super) fn training_paths(
         ));
     }
     paths.extend(extra);
-    Ok(paths)
+    Ok(TrainPaths { paths, drawer })
 }
 
 /// `env.augment_paths` copies of the trained symbol's training bars with resampled volatility
@@ -83,27 +88,26 @@ fn augmented(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Resul
     Ok(out)
 }
 
-/// `synthetic.train_paths` drawn paths (none when 1). Real bars have one path: the setting is
-/// said to be ignored there.
-fn drawn_paths(
+/// The drawer of `synthetic.train_paths` paths (none when 1). Real bars have one path: the
+/// setting is said to be ignored there.
+fn drawer(
     ctx: &Ctx,
     cfg: &Config,
     data: &TrainData,
     available: f64,
-) -> Result<Vec<DrawnPath>> {
+) -> Result<Option<PathDrawer>> {
     let n = cfg.synthetic.train_paths;
     if n <= 1 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     if data.source != crate::data::synthetic::SOURCE {
         ctx.sink.info(format!(
             "synthetic.train_paths = {n} applies to the synthetic market only: these {} bars are one path, and it trains",
             data.source
         ));
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let started = std::time::Instant::now();
-    let paths = drawn::draw(
+    PathDrawer::new(
         cfg,
         &data.symbol,
         &data.spec,
@@ -111,10 +115,20 @@ fn drawn_paths(
         &data.bars,
         data.train.clone(),
         available,
-    )?;
+    )
+}
+
+/// The first generation of drawn paths, said with how often they are redrawn.
+fn draw_first(ctx: &Ctx, cfg: &Config, drawer: &PathDrawer) -> Result<Vec<DrawnPath>> {
+    let started = std::time::Instant::now();
+    let paths = drawer.draw(0)?;
+    let (n, bars) = (paths.len(), paths.first().map_or(0, |p| p.closes.len()));
+    let redraws = match cfg.synthetic.redraw_every {
+        0 => String::new(),
+        k => format!(", {n} new ones every {k} updates"),
+    };
     ctx.sink.info(format!(
-        "training on {n} drawn paths of the synthetic market ({} bars each, drawn in {:.1} s); the stored path only validates and evaluates",
-        data.train.end,
+        "training on {n} drawn paths of the synthetic market ({bars} bars each, drawn in {:.1} s{redraws}); the stored path only validates and evaluates",
         started.elapsed().as_secs_f64()
     ));
     Ok(paths)

@@ -310,3 +310,57 @@ fn augmented_copies_train_beside_the_stored_bars() {
         "augmentation changed nothing"
     );
 }
+
+#[test]
+fn redrawn_paths_are_new_every_generation_and_a_run_resumes_across_a_redraw_bit_for_bit() {
+    let mut cfg = common::tiny_config();
+    cfg.synthetic.train_paths = 2;
+    let (bars, end, first) = draw(&cfg, 1e12).unwrap();
+    let sym = Symbol::equity("SYNA");
+    let events = EventTable::embedded();
+    let spec = FeatureSpec::current(cfg.features.window, &events);
+    let drawer = drawn::PathDrawer::new(&cfg, &sym, &spec, &events, &bars, 0..end, 1e12)
+        .unwrap()
+        .expect("two paths are drawn");
+    let closes = |ps: &[DrawnPath]| ps.iter().map(|p| p.closes.clone()).collect::<Vec<_>>();
+    // Generation 0 is what a run without redraws trains on; later ones are other histories of
+    // the same days, and any generation drawn again is the same.
+    assert_eq!(closes(&drawer.draw(0).unwrap()), closes(&first));
+    let mut all = closes(&first);
+    for g in 1..=2 {
+        let ps = drawer.draw(g).unwrap();
+        assert!(ps.iter().all(|p| p.fm.ts == first[0].fm.ts));
+        all.extend(closes(&ps));
+    }
+    for (i, a) in all.iter().enumerate() {
+        assert!(all[i + 1..].iter().all(|b| b != a), "path {i} drawn twice");
+    }
+    assert_eq!(closes(&drawer.draw(2).unwrap()), all[4..6]);
+    // Which generation an update trains on (updates counted from 1; 0 = before the first).
+    let gens: Vec<usize> = (0..=7).map(|u| drawn::generation(u, 2)).collect();
+    assert_eq!(gens, [0, 0, 0, 1, 1, 2, 2, 3]);
+    assert!((0..=7).all(|u| drawn::generation(u, 0) == 0));
+
+    // A run whose paths change at updates 3 and 5, stopped after update 3 (on generation 1)
+    // and resumed: the same weights as straight through, and not those of a run without redraws.
+    cfg.ppo.total_timesteps = 6 * 16 * 32;
+    cfg.synthetic.redraw_every = 2;
+    let (_h1, home) = common::temp_home();
+    let straight = train(&home, &cfg, None);
+    let text = std::fs::read_to_string(home.runs.join(&straight).join("events.jsonl")).unwrap();
+    assert!(text.contains("2 new ones every 2 updates"), "{text}");
+    let mut kept = cfg.clone();
+    kept.synthetic.redraw_every = 0;
+    let (_h2, home_kept) = common::temp_home();
+    let without = train(&home_kept, &kept, None);
+    assert_ne!(
+        final_weights(&home, &straight),
+        final_weights(&home_kept, &without),
+        "the redraws changed nothing"
+    );
+    assert_eq!(
+        stopped_and_resumed(&cfg),
+        final_weights(&home, &straight),
+        "the resumed run continued on other paths"
+    );
+}
