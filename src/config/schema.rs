@@ -269,6 +269,11 @@ pub struct EnvConfig {
     pub start: EnvStart,
     /// Whether training applies `[backtest]`'s stop-loss and take-profit, as every verdict does.
     pub exits: EnvExits,
+    /// Share of the updates over which a training trade's costs rise linearly from nothing to
+    /// their full value (0: full costs from the start): a cost curriculum, so that the first
+    /// updates' random trades do not teach the policy to stay out before it has seen the drift.
+    #[serde(deserialize_with = "range::fraction")]
+    pub cost_ramp: f64,
 }
 
 /// The exits a training position is subject to.
@@ -352,6 +357,7 @@ impl Default for EnvConfig {
             augment_noise: 0.0,
             start: EnvStart::Flat,
             exits: EnvExits::AsTraded,
+            cost_ramp: 0.0,
         }
     }
 }

@@ -48,6 +48,10 @@ pub struct VecEnv {
     random_starts: bool,
     /// The verdicts' stop-loss / take-profit, when training under them (`with_exits`).
     exits: Option<Exits>,
+    /// Share of training over which costs rise from nothing to full (`with_cost_ramp`; 0: full
+    /// from the start), and the share of the costs charged now (follows `set_progress`).
+    cost_ramp: f64,
+    cost_scale: f64,
 }
 
 /// The env's state between two steps, for checkpoints: bar clocks and the restart generator on
@@ -166,6 +170,8 @@ impl VecEnv {
             seed: None,
             random_starts: false,
             exits: None,
+            cost_ramp: 0.0,
+            cost_scale: 1.0,
         };
         for i in 0..n {
             env.t[i] = env.random_start();
@@ -189,6 +195,14 @@ impl VecEnv {
     pub fn with_exits(mut self, stop_loss: f64, take_profit: f64) -> Result<Self> {
         self.exits = Some(Exits::new(stop_loss, take_profit, self.n, &self.device)?);
         Ok(self)
+    }
+
+    /// Charges costs that rise linearly from nothing at the start of training to their full
+    /// value at `ramp` of it (`env.cost_ramp`; [`VecEnv::set_progress`] moves them).
+    pub fn with_cost_ramp(mut self, ramp: f64) -> Self {
+        self.cost_ramp = ramp;
+        self.cost_scale = cost_scale(ramp, 0.0);
+        self
     }
 
     /// Opens every episode (the first ones too) at a level drawn uniformly from those the actions
@@ -239,6 +253,7 @@ impl VecEnv {
 
     /// Training progress in [0, 1], for a reward whose weights follow it.
     pub fn set_progress(&mut self, p: f64) -> Result<()> {
+        self.cost_scale = cost_scale(self.cost_ramp, p);
         match &mut self.seed {
             Some(s) => s.set_progress(p),
             None => Ok(()),
@@ -340,11 +355,12 @@ impl VecEnv {
             .div(&price)?;
         let qty_new = (traded.mul(&target)? + (1.0 - &traded)?.mul(&self.qty)?)?;
         let dq = (&qty_new - &self.qty)?;
-        let cost = (dq.abs()?.mul(&price)?.affine(self.rules.slippage, 0.0)?
-            + traded.affine(self.rules.commission, 0.0)?)?;
+        let slippage = self.rules.slippage * self.cost_scale;
+        let cost = (dq.abs()?.mul(&price)?.affine(slippage, 0.0)?
+            + traded.affine(self.rules.commission * self.cost_scale, 0.0)?)?;
         let cash = ((&self.cash - dq.mul(&price)?)? - &cost)?;
         if let Some(x) = &mut self.exits {
-            x.after_fill(&price, &self.qty, &qty_new, &dq, self.rules.slippage)?;
+            x.after_fill(&price, &self.qty, &qty_new, &dq, slippage)?;
         }
         let equity = (&cash + qty_new.mul(&next)?)?;
         let peak = self.peak.maximum(&equity)?;
@@ -500,6 +516,16 @@ impl VecEnv {
     /// Account equity per env (for tests and diagnostics).
     pub fn equity(&self) -> Result<Vec<f32>> {
         Ok(self.equity.to_vec1::<f32>()?)
+    }
+}
+
+/// The share of the costs charged at training progress `p` (in [0, 1]) when they ramp up over
+/// the first `ramp` of training.
+fn cost_scale(ramp: f64, p: f64) -> f64 {
+    if ramp <= 0.0 {
+        1.0
+    } else {
+        (p / ramp).clamp(0.0, 1.0)
     }
 }
 

@@ -181,6 +181,9 @@ impl TrainSet<'_> {
                     let bt = &cfg.backtest;
                     env = env.with_exits(bt.stop_loss, bt.take_profit)?;
                 }
+                if cfg.env.cost_ramp > 0.0 {
+                    env = env.with_cost_ramp(cfg.env.cost_ramp);
+                }
                 if cfg.env.start == EnvStart::Random {
                     env = env.with_random_starts()?;
                 }

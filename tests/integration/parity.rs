@@ -76,6 +76,52 @@ fn tensor_env_matches_sim_under_random_actions() {
     }
 }
 
+/// `env.cost_ramp`: at training progress p the env charges the costs of rules whose slippage and
+/// commission are p / ramp of the full ones, capped at full — nothing at the start, all of them
+/// from `ramp` on — exits' entry prices included.
+#[test]
+fn ramped_costs_are_the_full_costs_scaled_by_training_progress() {
+    let sym = Symbol::equity("SYNA");
+    let series = Series::of(&sym);
+    let bt = BacktestConfig::default();
+    // The backtest costs fold the commission into the slippage; a dollar a trade beside them
+    // shows that the commission ramps too.
+    let full = Rules {
+        commission: 1.0,
+        ..Rules::training(&EnvConfig::default(), &bt, sym.class)
+    };
+    assert!(full.slippage > 0.0);
+    let with_exits = |env: VecEnv| env.with_exits(bt.stop_loss, bt.take_profit).unwrap();
+    let run = |env: &mut VecEnv| {
+        let mut rng = Rng::new(5);
+        let mut rewards = Vec::new();
+        for _ in 0..200 {
+            let a: Vec<u32> = (0..6).map(|_| rng.below(8) as u32).collect();
+            let (r, _) = env.step(&Tensor::new(a.as_slice(), &Device::Cpu).unwrap()).unwrap();
+            rewards.extend(r.to_vec1::<f32>().unwrap());
+        }
+        (rewards, env.equity().unwrap())
+    };
+    let mut outcomes = Vec::new();
+    for (progress, share) in [(0.0, 0.0), (0.2, 0.5), (0.4, 1.0), (0.9, 1.0)] {
+        let mut ramped = with_exits(series.env(full, 6)).with_cost_ramp(0.4);
+        ramped.set_progress(progress).unwrap();
+        let scaled = Rules {
+            slippage: full.slippage * share,
+            commission: full.commission * share,
+            ..full
+        };
+        let got = run(&mut ramped);
+        assert_eq!(got, run(&mut with_exits(series.env(scaled, 6))), "progress {progress}");
+        outcomes.push(got);
+    }
+    // The costs bite: random trading earns more for free than at half costs, and more at half
+    // costs than at full.
+    let total = |o: &(Vec<f32>, Vec<f32>)| o.0.iter().sum::<f32>();
+    assert!(total(&outcomes[0]) > total(&outcomes[1]));
+    assert!(total(&outcomes[1]) > total(&outcomes[2]));
+}
+
 /// `env.start = "random"`: each episode opens at a level the actions reach (never short where
 /// shorts are not allowed), and the env then steps exactly as a sim account opened there.
 #[test]
