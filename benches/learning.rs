@@ -132,14 +132,17 @@ fn main() {
         .clone()
         .unwrap_or_else(|| cfg.universe.symbols().into_iter().map(|s| s.name).collect());
     println!(
-        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {} (redrawn every {} updates, 0 = never); load average {}",
+        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {}{}; load average {}",
         names.join(", "),
         args.seeds,
         cfg.data.timeframe,
         cfg.synthetic.edge,
         cfg.synthetic.drift_halflife,
         cfg.synthetic.train_paths,
-        cfg.synthetic.redraw_every,
+        match cfg.synthetic.redraw_every {
+            0 => String::new(),
+            k => format!(" redrawn every {k} updates"),
+        },
         load_average()
     );
     let work = tempfile::Builder::new()

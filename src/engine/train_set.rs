@@ -112,7 +112,12 @@ impl TrainSet<'_> {
     /// trains on one set of paths throughout.
     pub fn redraw_every(&self, cfg: &Config) -> usize {
         match self {
-            TrainSet::Series(_, TrainPaths { drawer: Some(_), .. }) => cfg.synthetic.redraw_every,
+            TrainSet::Series(
+                _,
+                TrainPaths {
+                    drawer: Some(_), ..
+                },
+            ) => cfg.synthetic.redraw_every,
             _ => 0,
         }
     }

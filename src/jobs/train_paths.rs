@@ -90,12 +90,7 @@ fn augmented(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Resul
 
 /// The drawer of `synthetic.train_paths` paths (none when 1). Real bars have one path: the
 /// setting is said to be ignored there.
-fn drawer(
-    ctx: &Ctx,
-    cfg: &Config,
-    data: &TrainData,
-    available: f64,
-) -> Result<Option<PathDrawer>> {
+fn drawer(ctx: &Ctx, cfg: &Config, data: &TrainData, available: f64) -> Result<Option<PathDrawer>> {
     let n = cfg.synthetic.train_paths;
     if n <= 1 {
         return Ok(None);

@@ -97,7 +97,9 @@ fn ramped_costs_are_the_full_costs_scaled_by_training_progress() {
         let mut rewards = Vec::new();
         for _ in 0..200 {
             let a: Vec<u32> = (0..6).map(|_| rng.below(8) as u32).collect();
-            let (r, _) = env.step(&Tensor::new(a.as_slice(), &Device::Cpu).unwrap()).unwrap();
+            let (r, _) = env
+                .step(&Tensor::new(a.as_slice(), &Device::Cpu).unwrap())
+                .unwrap();
             rewards.extend(r.to_vec1::<f32>().unwrap());
         }
         (rewards, env.equity().unwrap())
@@ -112,7 +114,11 @@ fn ramped_costs_are_the_full_costs_scaled_by_training_progress() {
             ..full
         };
         let got = run(&mut ramped);
-        assert_eq!(got, run(&mut with_exits(series.env(scaled, 6))), "progress {progress}");
+        assert_eq!(
+            got,
+            run(&mut with_exits(series.env(scaled, 6))),
+            "progress {progress}"
+        );
         outcomes.push(got);
     }
     // The costs bite: random trading earns more for free than at half costs, and more at half
