@@ -272,6 +272,7 @@ pub struct EnvConfig {
     /// Share of the updates over which a training trade's costs rise linearly from nothing to
     /// their full value (0: full costs from the start): a cost curriculum, so that the first
     /// updates' random trades do not teach the policy to stay out before it has seen the drift.
+    /// Default 0.5: the learning bench's ablation (README, *Does it learn?*).
     #[serde(deserialize_with = "range::fraction")]
     pub cost_ramp: f64,
 }
@@ -357,7 +358,7 @@ impl Default for EnvConfig {
             augment_noise: 0.0,
             start: EnvStart::Flat,
             exits: EnvExits::AsTraded,
-            cost_ramp: 0.0,
+            cost_ramp: 0.5,
         }
     }
 }
