@@ -6,6 +6,7 @@ use super::checkpoint::{ModelMeta, FORMAT};
 use super::drawn::{DrawnPath, TrainPaths};
 use super::env::{EnvPath, VecEnv};
 use super::gru::GruSpec;
+use super::memory::{MemEstimate, NetShape};
 use super::portfolio_env::PortfolioEnv;
 use super::ppo::{PortfolioTrainData, TrainData};
 use super::state::NetLayout;
@@ -91,6 +92,29 @@ impl TrainSet<'_> {
         }
     }
 
+    /// Estimates the run's memory before anything is allocated and refuses one that cannot fit in
+    /// this machine's available memory (and, on CUDA, the GPU's); a warning when it takes a large
+    /// share (see `memory`).
+    pub fn check_memory(&self, cfg: &Config, device: &Device) -> Result<Option<String>> {
+        let p = &cfg.ppo;
+        let net = NetShape::of(p, self.obs_dim(), self.n_actions(), || self.gru_spec(cfg));
+        let est = MemEstimate::of(p, &net, self.obs_dim(), self.data_bytes());
+        let host = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
+        let mut note = est.check("this machine (MemAvailable)", host)?;
+        if device.is_cuda() {
+            let index = p
+                .device
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if let Some(gpu) = super::sizing::probe(index) {
+                let vram = gpu.vram_mib as f64 * (1u64 << 20) as f64;
+                note = note.or(est.check(&format!("the GPU ({})", gpu.name), vram)?);
+            }
+        }
+        Ok(note)
+    }
+
     pub fn gru_spec(&self, cfg: &Config) -> GruSpec {
         GruSpec::from_config(&cfg.ppo, self.sequence_shape(), self.n_actions())
     }
@@ -134,65 +158,7 @@ impl TrainSet<'_> {
         let p = &cfg.ppo;
         match self {
             TrainSet::Series(data, train_paths) => {
-                let fresh = match (&train_paths.drawer, generation) {
-                    (Some(d), g) if g > 0 => d.draw(g)?,
-                    _ => Vec::new(),
-                };
-                // The fresh generation stands in for the first one; pooled series stay.
-                let paths: Vec<&DrawnPath> = fresh
-                    .iter()
-                    .chain(train_paths.paths.iter().skip(fresh.len()))
-                    .collect();
-                let seed = p.seed ^ (generation as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                if data.train.is_empty() || data.validation.is_empty() {
-                    bail!(
-                        "{} bars are too few to split into training and validation ranges",
-                        data.bars.len()
-                    );
-                }
-                let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
-                let rules = Rules::training(&cfg.env, &cfg.backtest, data.symbol.class);
-                let sources: Vec<EnvPath> = if paths.is_empty() {
-                    vec![EnvPath {
-                        fm: &data.fm,
-                        closes: &closes,
-                        range: data.train.clone(),
-                    }]
-                } else {
-                    paths
-                        .iter()
-                        .map(|p| EnvPath {
-                            fm: &p.fm,
-                            closes: &p.closes,
-                            range: 0..p.closes.len(),
-                        })
-                        .collect()
-                };
-                let mut env = VecEnv::over_paths(
-                    &data.spec,
-                    &sources,
-                    rules,
-                    cfg.env.episode_len,
-                    cfg.env.reward_scale,
-                    p.n_envs,
-                    seed,
-                    device,
-                )?;
-                if cfg.env.reward == RewardKind::Seed {
-                    let bt = &cfg.backtest;
-                    env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
-                }
-                if cfg.env.exits == EnvExits::AsTraded {
-                    let bt = &cfg.backtest;
-                    env = env.with_exits(bt.stop_loss, bt.take_profit)?;
-                }
-                if cfg.env.cost_ramp > 0.0 {
-                    env = env.with_cost_ramp(cfg.env.cost_ramp);
-                }
-                if cfg.env.start == EnvStart::Random {
-                    env = env.with_random_starts()?;
-                }
-                Ok(Box::new(env))
+                series_env(cfg, device, data, train_paths, generation)
             }
             TrainSet::Portfolio(data) => {
                 if data.train.is_empty() || data.validation.is_empty() {
@@ -281,4 +247,75 @@ impl TrainSet<'_> {
             gru: None,
         }
     }
+}
+
+/// A series' env (see [`TrainSet::env`]): its drawn paths' generation `generation` (or its
+/// training range), under the configured reward, exits, cost ramp and starts.
+fn series_env(
+    cfg: &Config,
+    device: &Device,
+    data: &TrainData,
+    train_paths: &TrainPaths,
+    generation: usize,
+) -> Result<Box<dyn TrainEnv>> {
+    let p = &cfg.ppo;
+    let fresh = match (&train_paths.drawer, generation) {
+        (Some(d), g) if g > 0 => d.draw(g)?,
+        _ => Vec::new(),
+    };
+    // The fresh generation stands in for the first one; pooled series stay.
+    let paths: Vec<&DrawnPath> = fresh
+        .iter()
+        .chain(train_paths.paths.iter().skip(fresh.len()))
+        .collect();
+    let seed = p.seed ^ (generation as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    if data.train.is_empty() || data.validation.is_empty() {
+        bail!(
+            "{} bars are too few to split into training and validation ranges",
+            data.bars.len()
+        );
+    }
+    let closes: Vec<f64> = data.bars.iter().map(|b| b.close).collect();
+    let rules = Rules::training(&cfg.env, &cfg.backtest, data.symbol.class);
+    let sources: Vec<EnvPath> = if paths.is_empty() {
+        vec![EnvPath {
+            fm: &data.fm,
+            closes: &closes,
+            range: data.train.clone(),
+        }]
+    } else {
+        paths
+            .iter()
+            .map(|p| EnvPath {
+                fm: &p.fm,
+                closes: &p.closes,
+                range: 0..p.closes.len(),
+            })
+            .collect()
+    };
+    let mut env = VecEnv::over_paths(
+        &data.spec,
+        &sources,
+        rules,
+        cfg.env.episode_len,
+        cfg.env.reward_scale,
+        p.n_envs,
+        seed,
+        device,
+    )?;
+    if cfg.env.reward == RewardKind::Seed {
+        let bt = &cfg.backtest;
+        env = env.with_seed_reward(SeedParams::new(bt.stop_loss, bt.take_profit))?;
+    }
+    if cfg.env.exits == EnvExits::AsTraded {
+        let bt = &cfg.backtest;
+        env = env.with_exits(bt.stop_loss, bt.take_profit)?;
+    }
+    if cfg.env.cost_ramp > 0.0 {
+        env = env.with_cost_ramp(cfg.env.cost_ramp);
+    }
+    if cfg.env.start == EnvStart::Random {
+        env = env.with_random_starts()?;
+    }
+    Ok(Box::new(env))
 }

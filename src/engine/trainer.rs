@@ -11,7 +11,6 @@ use super::checkpoint::ModelMeta;
 use super::critic::CriticFit;
 use super::drawn::generation;
 use super::early_stop::{EarlyStop, Verdict};
-use super::memory::{MemEstimate, NetShape};
 use super::net::{Net, StepCtx};
 use super::ppo::{
     explained_variance, gae, CheckpointReason, EarlyStopInfo, RestartReason, TrainNote,
@@ -77,7 +76,7 @@ impl<'a> Trainer<'a> {
         out_dir: &Path,
     ) -> Result<Self> {
         let p = &cfg.ppo;
-        let memory_note = check_memory(cfg, &set, device)?;
+        let memory_note = set.check_memory(cfg, device)?;
         let env = set.env(cfg, device, 0)?;
         let net = match p.encoder {
             Encoder::Mlp => Net::mlp(
@@ -130,7 +129,12 @@ impl<'a> Trainer<'a> {
     fn enter_generation(&mut self, update: usize) -> Result<()> {
         let g = generation(update, self.redraw_every);
         if g != self.generation {
-            self.env = self.set.env(self.cfg, &self.device, g)?;
+            let mut env = self.set.env(self.cfg, &self.device, g)?;
+            // The run's episode count goes on (a resume or retry then restores its own).
+            let mut state = env.state();
+            state.episodes = self.env.episodes();
+            env.restore(state)?;
+            self.env = env;
             self.collector = Collector::new(self.env.as_ref(), self.cfg.ppo.n_steps, &self.device)?;
             self.generation = g;
         }
@@ -568,29 +572,6 @@ fn finite_stats(stats_acc: &Tensor, update: usize, cfg: &Config) -> Result<Vec<f
         );
     }
     Ok(stats)
-}
-
-/// Estimates the run's memory before anything is allocated and refuses one that cannot fit in
-/// this machine's available memory (and, on CUDA, the GPU's); a warning when it takes a large
-/// share (see `memory`).
-fn check_memory(cfg: &Config, set: &TrainSet, device: &Device) -> Result<Option<String>> {
-    let p = &cfg.ppo;
-    let net = NetShape::of(p, set.obs_dim(), set.n_actions(), || set.gru_spec(cfg));
-    let est = MemEstimate::of(p, &net, set.obs_dim(), set.data_bytes());
-    let host = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
-    let mut note = est.check("this machine (MemAvailable)", host)?;
-    if device.is_cuda() {
-        let index = p
-            .device
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        if let Some(gpu) = super::sizing::probe(index) {
-            let vram = gpu.vram_mib as f64 * (1u64 << 20) as f64;
-            note = note.or(est.check(&format!("the GPU ({})", gpu.name), vram)?);
-        }
-    }
-    Ok(note)
 }
 
 /// Each action's share of `actions` (indices below `n`).

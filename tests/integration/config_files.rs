@@ -89,17 +89,27 @@ fn valid_configs_load_as_written() {
 fn the_learning_bench_configs_load_and_pin_what_they_were_measured_with() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/learning-configs");
     let mut n = 0;
-    for f in std::fs::read_dir(&dir).expect("benches/learning-configs").flatten() {
+    for f in std::fs::read_dir(&dir)
+        .expect("benches/learning-configs")
+        .flatten()
+    {
         let path = f.path();
         let cfg = config::load(Some("quick_test"), Some(&path))
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name != "cost_ramp.toml" {
-            assert_eq!(cfg.env.cost_ramp, 0.0, "{name} was measured without the cost ramp");
+            assert_eq!(
+                cfg.env.cost_ramp, 0.0,
+                "{name} was measured without the cost ramp"
+            );
         }
         if !text.contains("exits = \"as_traded\"") && name != "env_random_start.toml" {
-            assert_eq!(cfg.env.exits, config::EnvExits::None, "{name}: measured without exits");
+            assert_eq!(
+                cfg.env.exits,
+                config::EnvExits::None,
+                "{name}: measured without exits"
+            );
         }
         n += 1;
     }
