@@ -68,6 +68,22 @@ fn walk(user: &toml::Value, schema: &toml::Value, at: &str, label: &str, text: &
                 v.type_str()
             );
         }
+        if let (Some(default), false) = (expect.as_str(), v.is_str()) {
+            // toml's own message for a number given to a named choice is "wanted string or
+            // table": say what the setting takes, with the default as the example.
+            let line = locate(text, &path).map_or(String::new(), |l| format!(", line {l}"));
+            let example = match default {
+                "" => String::new(),
+                d => format!(
+                    ", such as the default {k} = {d:?} (configs/default.toml lists the choices)"
+                ),
+            };
+            bail!(
+                "invalid config in {label}{line}:\n{path} takes a string in quotes{example}, not {} {}",
+                article(v.type_str()),
+                v.type_str()
+            );
+        }
         walk(v, expect, &path, label, text)?;
     }
     Ok(())
