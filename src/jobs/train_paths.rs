@@ -20,6 +20,12 @@ pub(super) fn training_paths(
 ) -> Result<TrainPaths> {
     let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
     let drawer = drawer(ctx, cfg, data, available)?;
+    if drawer.is_none() && cfg.synthetic.redraw_every > 0 {
+        ctx.sink.info(format!(
+            "synthetic.redraw_every = {} is not applied: it redraws drawn synthetic paths, and this run trains on one path (synthetic.train_paths = {}, {} bars)",
+            cfg.synthetic.redraw_every, cfg.synthetic.train_paths, data.source
+        ));
+    }
     let mut paths = match &drawer {
         Some(d) => draw_first(ctx, cfg, d)?,
         None => Vec::new(),

@@ -363,4 +363,12 @@ fn redrawn_paths_are_new_every_generation_and_a_run_resumes_across_a_redraw_bit_
         final_weights(&home, &straight),
         "the resumed run continued on other paths"
     );
+
+    // On one path there is nothing to redraw: said, not silently ignored.
+    let mut one = cfg.clone();
+    one.synthetic.train_paths = 1;
+    let (_h3, home_one) = common::temp_home();
+    let id = train(&home_one, &one, None);
+    let text = std::fs::read_to_string(home_one.runs.join(&id).join("events.jsonl")).unwrap();
+    assert!(text.contains("redraw_every = 2 is not applied"), "{text}");
 }
