@@ -154,23 +154,6 @@ impl PathDrawer {
     }
 }
 
-/// The first generation of a run's training paths ([`PathDrawer::draw`]); empty when
-/// `synthetic.train_paths` is 1 (the stored path trains).
-pub fn draw(
-    cfg: &Config,
-    symbol: &Symbol,
-    spec: &FeatureSpec,
-    events: &EventTable,
-    stored: &[Bar],
-    train: Range<usize>,
-    available: f64,
-) -> Result<Vec<DrawnPath>> {
-    match PathDrawer::new(cfg, symbol, spec, events, stored, train, available)? {
-        Some(d) => d.draw(0),
-        None => Ok(Vec::new()),
-    }
-}
-
 pub(crate) const GIB: f64 = (1u64 << 30) as f64;
 
 /// `bars` with their volatility resampled and noise added, causally: bar t's log returns (open

@@ -37,7 +37,10 @@ fn draw(cfg: &Config, available: f64) -> anyhow::Result<(Vec<Bar>, usize, Vec<Dr
     let bars = stored(cfg, &sym);
     let (train, _) = ppo::split(bars.len(), cfg.data.train_split, cfg.data.validation_split);
     let end = train.end;
-    let paths = drawn::draw(cfg, &sym, &spec, &events, &bars, train, available)?;
+    let paths = match drawn::PathDrawer::new(cfg, &sym, &spec, &events, &bars, train, available)? {
+        Some(d) => d.draw(0)?,
+        None => Vec::new(),
+    };
     Ok((bars, end, paths))
 }
 
@@ -189,6 +192,14 @@ fn final_weights(paths: &Paths, id: &str) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// A run of `cfg` straight through in a fresh home: its final weights and its events' text.
+fn straight(cfg: &Config) -> (Vec<Vec<f32>>, String) {
+    let (_h, home) = common::temp_home();
+    let id = train(&home, cfg, None);
+    let text = std::fs::read_to_string(home.runs.join(&id).join("events.jsonl")).unwrap();
+    (final_weights(&home, &id), text)
+}
+
 /// A run of `cfg` cancelled after its third update, then resumed to the end in the same
 /// directory: its final weights.
 fn stopped_and_resumed(cfg: &Config) -> Vec<Vec<f32>> {
@@ -218,24 +229,16 @@ fn a_run_on_drawn_paths_trains_apart_from_the_stored_path_and_resumes_bit_for_bi
     let mut cfg = common::tiny_config();
     cfg.ppo.total_timesteps = 6 * 16 * 32;
     cfg.synthetic.train_paths = 3;
-    let (_h1, home) = common::temp_home();
-    let straight = train(&home, &cfg, None);
-    let text = std::fs::read_to_string(home.runs.join(&straight).join("events.jsonl")).unwrap();
+    let (weights, text) = straight(&cfg);
     assert!(text.contains("training on 3 drawn paths"), "{text}");
 
     let mut one = cfg.clone();
     one.synthetic.train_paths = 1;
-    let (_h2, home_one) = common::temp_home();
-    let on_stored = train(&home_one, &one, None);
-    assert_ne!(
-        final_weights(&home, &straight),
-        final_weights(&home_one, &on_stored),
-        "the drawn paths changed nothing"
-    );
+    assert_ne!(weights, straight(&one).0, "the drawn paths changed nothing");
 
     assert_eq!(
         stopped_and_resumed(&cfg),
-        final_weights(&home, &straight),
+        weights,
         "the resumed run drew other paths or continued elsewhere"
     );
 }
@@ -345,30 +348,20 @@ fn redrawn_paths_are_new_every_generation_and_a_run_resumes_across_a_redraw_bit_
     // and resumed: the same weights as straight through, and not those of a run without redraws.
     cfg.ppo.total_timesteps = 6 * 16 * 32;
     cfg.synthetic.redraw_every = 2;
-    let (_h1, home) = common::temp_home();
-    let straight = train(&home, &cfg, None);
-    let text = std::fs::read_to_string(home.runs.join(&straight).join("events.jsonl")).unwrap();
+    let (weights, text) = straight(&cfg);
     assert!(text.contains("2 new ones every 2 updates"), "{text}");
     let mut kept = cfg.clone();
     kept.synthetic.redraw_every = 0;
-    let (_h2, home_kept) = common::temp_home();
-    let without = train(&home_kept, &kept, None);
-    assert_ne!(
-        final_weights(&home, &straight),
-        final_weights(&home_kept, &without),
-        "the redraws changed nothing"
-    );
+    assert_ne!(weights, straight(&kept).0, "the redraws changed nothing");
     assert_eq!(
         stopped_and_resumed(&cfg),
-        final_weights(&home, &straight),
+        weights,
         "the resumed run continued on other paths"
     );
 
     // On one path there is nothing to redraw: said, not silently ignored.
     let mut one = cfg.clone();
     one.synthetic.train_paths = 1;
-    let (_h3, home_one) = common::temp_home();
-    let id = train(&home_one, &one, None);
-    let text = std::fs::read_to_string(home_one.runs.join(&id).join("events.jsonl")).unwrap();
+    let (_, text) = straight(&one);
     assert!(text.contains("redraw_every = 2 is not applied"), "{text}");
 }
