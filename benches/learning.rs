@@ -22,6 +22,7 @@
 //! - `--out FILE` (default `$QUANTDECK_HOME/bench/learning.json`, or `target/learning.json`);
 //! - `--seeds K` (default 3): train K seeds (`ppo.seed` 1…K) of each run and report each
 //!   contender's median and the policies' worst seed; one lucky seed is not skill;
+//! - `--first-seed F` (default 1): seeds F…F+K−1 instead, to finish a set of seeds in parts;
 //! - `calibrate [--seeds K]`: no training; the oracle and momentum rule over a grid of
 //!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K market seeds.
 //!
@@ -58,6 +59,7 @@ struct Args {
     out: Option<PathBuf>,
     calibrate: bool,
     seeds: u64,
+    first_seed: u64,
     config: Option<PathBuf>,
 }
 
@@ -72,6 +74,7 @@ fn parse_args() -> Args {
         out: None,
         calibrate: false,
         seeds: 3,
+        first_seed: 1,
         config: None,
     };
     let mut it = std::env::args().skip(1);
@@ -92,6 +95,7 @@ fn parse_args() -> Args {
             }
             "--out" => a.out = Some(value("--out").into()),
             "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
+            "--first-seed" => a.first_seed = value("--first-seed").parse().expect("--first-seed F"),
             "--config" => a.config = Some(value("--config").into()),
             "calibrate" => a.calibrate = true,
             // cargo bench passes `--bench`; other harness flags mean nothing here.
@@ -100,6 +104,12 @@ fn parse_args() -> Args {
     }
     a.seeds = a.seeds.max(1);
     a
+}
+
+impl Args {
+    fn seed_range(&self) -> std::ops::RangeInclusive<u64> {
+        self.first_seed..=self.first_seed.saturating_add(self.seeds - 1)
+    }
 }
 
 /// `<target>/` from the bench executable (`<target>/<profile>/deps/learning-…`).
@@ -132,9 +142,9 @@ fn main() {
         .clone()
         .unwrap_or_else(|| cfg.universe.symbols().into_iter().map(|s| s.name).collect());
     println!(
-        "learning benchmark: {} × {} seed(s), synthetic {}, edge {}, drift half-life {} bars, train_paths {}{}; load average {}",
+        "learning benchmark: {} × seeds {:?}, synthetic {}, edge {}, drift half-life {} bars, train_paths {}{}; load average {}",
         names.join(", "),
-        args.seeds,
+        args.seed_range(),
         cfg.data.timeframe,
         cfg.synthetic.edge,
         cfg.synthetic.drift_halflife,
@@ -178,6 +188,7 @@ fn main() {
         "load_average": load_average(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "symbols": reports.iter().map(SymbolReport::json).collect::<Vec<_>>(),
     });
     if let Some(dir) = out.parent() {
@@ -281,7 +292,7 @@ fn bench_symbol(
     };
     let mut groups = Vec::new();
     if args.quick {
-        let group = train_seeds(paths, cfg, "quick_test", None, args.seeds, &scoring);
+        let group = train_seeds(paths, cfg, "quick_test", None, args.seed_range(), &scoring);
         if long_steps.is_none() && args.long {
             // Validation and start-up take a little of the budget: size for 90 % of it.
             let sps = group.first().map_or(1000.0, |r| r.sps);
@@ -300,7 +311,7 @@ fn bench_symbol(
             .is_none()
             .then(|| Duration::from_secs_f64(args.budget_s * 1.25));
         let label = format!("{} steps", long.ppo.total_timesteps);
-        let group = train_seeds(paths, &long, &label, limit, args.seeds, &scoring);
+        let group = train_seeds(paths, &long, &label, limit, args.seed_range(), &scoring);
         groups.push((label, group));
     }
     SymbolReport {
@@ -319,16 +330,16 @@ struct Scoring<'a> {
     reference: &'a [(Costs, Vec<learning::Row>)],
 }
 
-/// `seeds` runs of one setting, ppo.seed 1…seeds, each trained and scored.
+/// One run of one setting per seed (`ppo.seed`), each trained and scored.
 fn train_seeds(
     paths: &Paths,
     cfg: &Config,
     label: &str,
     limit: Option<Duration>,
-    seeds: u64,
+    seeds: std::ops::RangeInclusive<u64>,
     scoring: &Scoring,
 ) -> Vec<RunScore> {
-    (1..=seeds)
+    seeds
         .map(|seed| {
             let mut c = cfg.clone();
             c.ppo.seed = seed;

@@ -98,12 +98,17 @@ fn the_learning_bench_configs_load_and_pin_what_they_were_measured_with() {
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name != "cost_ramp.toml" {
-            assert_eq!(
-                cfg.env.cost_ramp, 0.0,
-                "{name} was measured without the cost ramp"
-            );
-        }
+        // Each file says which ramp it was measured with, so a later default cannot move it.
+        let ramp = if text.contains("cost_ramp = 0.5") {
+            0.5
+        } else {
+            0.0
+        };
+        assert!(
+            text.contains("cost_ramp = "),
+            "{name} must pin env.cost_ramp"
+        );
+        assert_eq!(cfg.env.cost_ramp, ramp, "{name}: measured with ramp {ramp}");
         if !text.contains("exits = \"as_traded\"") && name != "env_random_start.toml" {
             assert_eq!(
                 cfg.env.exits,
