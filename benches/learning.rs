@@ -171,6 +171,7 @@ fn main() {
         summary::print(&reports, Some(costs));
         if costs == Costs::Backtest {
             summary::print_rule_costs(&reports);
+            summary::print_checkpoint_choice(&reports);
         }
     }
     summary::print(&reports, None);

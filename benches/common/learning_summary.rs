@@ -127,3 +127,40 @@ pub fn print_rule_costs(reports: &[SymbolReport]) {
         }
     }
 }
+
+/// As traded, over every run of every symbol: how often the gate's pick was an earlier checkpoint
+/// than the final model, and whether that won out of sample — the check that the checkpoint the
+/// verdicts trade is the one that generalises, pooled because one symbol's three seeds say little.
+pub fn print_checkpoint_choice(reports: &[SymbolReport]) {
+    let Some(k) = Costs::ALL.iter().position(|c| *c == Costs::Backtest) else {
+        return;
+    };
+    let sharpe = |r: &RunScore, name: &str| r.boards[k].get(name).map(|x| x.sharpe);
+    let runs: Vec<(f64, f64, f64)> = reports
+        .iter()
+        .flat_map(|rep| rep.groups.iter().flat_map(|(_, runs)| runs.iter()))
+        .filter_map(|r| {
+            let (gated, last) = (sharpe(r, GATED)?, sharpe(r, FINAL)?);
+            // A run whose best validation was its last has no separate best row.
+            Some((gated, last, sharpe(r, BEST).unwrap_or(last)))
+        })
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    // The pick is the final model's file or the best checkpoint's: equal Sharpe means the final.
+    let earlier: Vec<&(f64, f64, f64)> = runs.iter().filter(|(g, f, _)| g != f).collect();
+    let won = earlier.iter().filter(|(g, f, _)| g > f).count();
+    let mean = |i: usize| runs.iter().map(|t| [t.0, t.1, t.2][i]).sum::<f64>() / runs.len() as f64;
+    println!(
+        "\nThe gate's checkpoint choice, as traded, over all {} runs: an earlier checkpoint on {}, \
+         better than the final model out of sample on {won}, worse on {}; mean Sharpe: gate's pick \
+         {:.2}, final {:.2}, best val. {:.2}",
+        runs.len(),
+        earlier.len(),
+        earlier.len() - won,
+        mean(0),
+        mean(1),
+        mean(2)
+    );
+}
