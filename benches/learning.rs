@@ -29,12 +29,14 @@
 //! Training runs live in a fresh directory under the target folder, so a store of other bars can
 //! never be trained on by mistake.
 
+#[path = "common/learning_args.rs"]
+mod args;
 #[path = "common/calibrate.rs"]
 mod calibrate;
 #[path = "common/learning_summary.rs"]
 mod summary;
 
-use chrono::NaiveDate;
+use args::{parse_args, Args};
 use quantdeck::config::{self, Config};
 use quantdeck::data::store::hash_bars;
 use quantdeck::data::synthetic;
@@ -48,69 +50,6 @@ use quantdeck::sim::TradingRules;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-struct Args {
-    budget_s: f64,
-    steps: Option<u64>,
-    quick: bool,
-    long: bool,
-    symbols: Option<Vec<String>>,
-    eval_end: NaiveDate,
-    out: Option<PathBuf>,
-    calibrate: bool,
-    seeds: u64,
-    first_seed: u64,
-    config: Option<PathBuf>,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        budget_s: 600.0,
-        steps: None,
-        quick: true,
-        long: true,
-        symbols: None,
-        eval_end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
-        out: None,
-        calibrate: false,
-        seeds: 3,
-        first_seed: 1,
-        config: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
-        match arg.as_str() {
-            "--budget-s" => a.budget_s = value("--budget-s").parse().expect("--budget-s SECONDS"),
-            "--steps" => a.steps = Some(value("--steps").parse().expect("--steps N")),
-            "--no-quick" => a.quick = false,
-            "--no-long" => a.long = false,
-            "--symbol" => a.symbols = Some(vec![value("--symbol")]),
-            "--symbols" => {
-                a.symbols = Some(value("--symbols").split(',').map(str::to_string).collect())
-            }
-            "--eval-end" => {
-                a.eval_end = NaiveDate::parse_from_str(&value("--eval-end"), "%Y-%m-%d")
-                    .expect("--eval-end YYYY-MM-DD")
-            }
-            "--out" => a.out = Some(value("--out").into()),
-            "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
-            "--first-seed" => a.first_seed = value("--first-seed").parse().expect("--first-seed F"),
-            "--config" => a.config = Some(value("--config").into()),
-            "calibrate" => a.calibrate = true,
-            // cargo bench passes `--bench`; other harness flags mean nothing here.
-            _ => {}
-        }
-    }
-    a.seeds = a.seeds.max(1);
-    a
-}
-
-impl Args {
-    fn seed_range(&self) -> std::ops::RangeInclusive<u64> {
-        self.first_seed..=self.first_seed.saturating_add(self.seeds - 1)
-    }
-}
 
 /// `<target>/` from the bench executable (`<target>/<profile>/deps/learning-…`).
 fn target_dir() -> PathBuf {
