@@ -33,6 +33,8 @@
 mod args;
 #[path = "common/calibrate.rs"]
 mod calibrate;
+#[path = "common/learning_checkpoints.rs"]
+mod checkpoints;
 #[path = "common/learning_summary.rs"]
 mod summary;
 
@@ -160,7 +162,7 @@ impl SymbolReport {
                 "runs": runs.iter().map(|r| json!({
                     "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
                     "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
-                    "in_sample": r.in_sample,
+                    "in_sample": r.in_sample, "checkpoints": r.checkpoints,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
@@ -305,6 +307,8 @@ struct RunScore {
     cancelled: bool,
     boards: Vec<Scoreboard>,
     in_sample: Scoreboard,
+    /// Each kept checkpoint's (update, out-of-sample Sharpe as traded).
+    checkpoints: Vec<(usize, f64)>,
 }
 
 /// Trains through the train job (stopped by cancellation after `limit`), then scores the final
@@ -481,6 +485,11 @@ fn train_and_score(
         }
         boards.push(board);
     }
+    let checkpoints = checkpoints::curve(cfg, market, &dir.path);
+    println!(
+        "\n{label}, each kept checkpoint out of sample as traded (update: Sharpe): {}",
+        checkpoints::line(&checkpoints)
+    );
     RunScore {
         label: label.to_string(),
         steps,
@@ -490,6 +499,7 @@ fn train_and_score(
         cancelled,
         boards,
         in_sample,
+        checkpoints,
     }
 }
 
