@@ -163,6 +163,7 @@ impl SymbolReport {
                     "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
                     "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
                     "in_sample": r.in_sample, "checkpoints": r.checkpoints,
+                    "averaged_last_k": r.averaged,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
@@ -309,6 +310,8 @@ struct RunScore {
     in_sample: Scoreboard,
     /// Each kept checkpoint's (update, out-of-sample Sharpe as traded).
     checkpoints: Vec<(usize, f64)>,
+    /// (k, Sharpe as traded) of the mean weights of the last k kept checkpoints.
+    averaged: Vec<(usize, f64)>,
 }
 
 /// Trains through the train job (stopped by cancellation after `limit`), then scores the final
@@ -490,6 +493,11 @@ fn train_and_score(
         "\n{label}, each kept checkpoint out of sample as traded (update: Sharpe): {}",
         checkpoints::line(&checkpoints)
     );
+    let averaged = checkpoints::averaged(cfg, market, &dir.path, &[2, 4, 8]);
+    println!(
+        "{label}, the mean weights of the last k kept checkpoints, as traded (k: Sharpe): {}",
+        checkpoints::line(&averaged)
+    );
     RunScore {
         label: label.to_string(),
         steps,
@@ -500,6 +508,7 @@ fn train_and_score(
         boards,
         in_sample,
         checkpoints,
+        averaged,
     }
 }
 
