@@ -99,15 +99,11 @@ fn the_learning_bench_configs_load_and_pin_what_they_were_measured_with() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         // Each file says which ramp it was measured with, so a later default cannot move it.
-        let ramp = if text.contains("cost_ramp = 0.5") {
-            0.5
-        } else {
-            0.0
-        };
-        assert!(
-            text.contains("cost_ramp = "),
-            "{name} must pin env.cost_ramp"
-        );
+        let ramp: f64 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("cost_ramp = "))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} must pin env.cost_ramp"));
         assert_eq!(cfg.env.cost_ramp, ramp, "{name}: measured with ramp {ramp}");
         if !text.contains("exits = \"as_traded\"") && name != "env_random_start.toml" {
             assert_eq!(
