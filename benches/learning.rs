@@ -488,12 +488,11 @@ fn train_and_score(
         }
         boards.push(board);
     }
-    let checkpoints = checkpoints::curve(cfg, market, &dir.path);
+    let (checkpoints, averaged) = checkpoints::study(cfg, market, &dir.path, &[2, 4, 8]);
     println!(
         "\n{label}, each kept checkpoint out of sample as traded (update: Sharpe): {}",
         checkpoints::line(&checkpoints)
     );
-    let averaged = checkpoints::averaged(cfg, market, &dir.path, &[2, 4, 8]);
     println!(
         "{label}, the mean weights of the last k kept checkpoints, as traded (k: Sharpe): {}",
         checkpoints::line(&averaged)

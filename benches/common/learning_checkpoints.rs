@@ -5,87 +5,81 @@
 //! weights: whether averaging along the trajectory steadies a policy whose out-of-sample Sharpe
 //! swings from checkpoint to checkpoint.
 
+use candle_core::{Device, Tensor};
 use quantdeck::config::Config;
 use quantdeck::engine::prune::CHECKPOINT_DIR;
 use quantdeck::engine::state::update_of;
-use quantdeck::engine::{checkpoint, ActorCritic, HostPolicy};
+use quantdeck::engine::{checkpoint, ActorCritic, HostPolicy, ModelMeta};
 use quantdeck::eval::learning::{self, Costs, SyntheticMarket};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The kept checkpoints' files, oldest first.
-fn kept(run_dir: &Path) -> Vec<(usize, PathBuf)> {
+/// (update or k, out-of-sample Sharpe as traded) pairs.
+pub type Scores = Vec<(usize, f64)>;
+
+/// The kept checkpoints' models, oldest first, each loaded once.
+fn kept(run_dir: &Path) -> Vec<(usize, ActorCritic, ModelMeta)> {
     let Ok(entries) = std::fs::read_dir(run_dir.join(CHECKPOINT_DIR)) else {
         return Vec::new();
     };
-    let mut files: Vec<(usize, PathBuf)> = entries
+    let mut files: Vec<(usize, std::path::PathBuf)> = entries
         .flatten()
         .filter_map(|e| Some((update_of(&e.path())?, e.path())))
         .collect();
     files.sort();
     files
-}
-
-fn sharpe(cfg: &Config, market: &SyntheticMarket, policy: &HostPolicy) -> f64 {
-    let (rules, risk) = Costs::Backtest.rules(cfg, market.symbol.class);
-    let bt = market.backtester(rules, risk);
-    learning::policy_row("checkpoint", &bt, policy, market.test.clone()).sharpe
-}
-
-/// (update, out-of-sample Sharpe as traded) of each kept checkpoint, oldest first.
-pub fn curve(cfg: &Config, market: &SyntheticMarket, run_dir: &Path) -> Vec<(usize, f64)> {
-    kept(run_dir)
         .into_iter()
         .filter_map(|(update, path)| {
-            let (model, _) = checkpoint::load_model(&path, &candle_core::Device::Cpu).ok()?;
-            let policy = HostPolicy::from_model(&model).ok()?;
-            Some((update, sharpe(cfg, market, &policy)))
+            let (model, meta) = checkpoint::load_model(&path, &Device::Cpu).ok()?;
+            Some((update, model, meta))
         })
         .collect()
 }
 
-/// (k, out-of-sample Sharpe as traded) of the policy whose weights are the mean of the last k
-/// kept checkpoints', for each k in `ks` that the run has.
-pub fn averaged(
+/// The run's kept checkpoints scored out of sample as traded: (update, Sharpe) of each, oldest
+/// first, and (k, Sharpe) of the mean weights of the last k, for each k in `ks` the run has.
+pub fn study(
     cfg: &Config,
     market: &SyntheticMarket,
     run_dir: &Path,
     ks: &[usize],
-) -> Vec<(usize, f64)> {
-    let dev = candle_core::Device::Cpu;
-    let models: Vec<_> = kept(run_dir)
+) -> (Scores, Scores) {
+    let (rules, risk) = Costs::Backtest.rules(cfg, market.symbol.class);
+    let bt = market.backtester(rules, risk);
+    let sharpe = |model: &ActorCritic| {
+        let policy = HostPolicy::from_model(model).ok()?;
+        Some(learning::policy_row("checkpoint", &bt, &policy, market.test.clone()).sharpe)
+    };
+    let models = kept(run_dir);
+    let curve = models
         .iter()
-        .filter_map(|(_, p)| checkpoint::load_model(p, &dev).ok())
+        .filter_map(|(update, model, _)| Some((*update, sharpe(model)?)))
         .collect();
-    ks.iter()
+    let averaged = ks
+        .iter()
         .filter(|&&k| k >= 2 && k <= models.len())
-        .filter_map(|&k| {
-            let last = &models[models.len() - k..];
-            let (first, meta) = &last[0];
-            let mut sum: HashMap<String, candle_core::Tensor> =
-                first.named_tensors().into_iter().collect();
-            for (m, _) in &last[1..] {
-                for (name, t) in m.named_tensors() {
-                    let acc = sum.get(&name)?.add(&t).ok()?;
-                    sum.insert(name, acc);
-                }
-            }
-            let mean: HashMap<String, candle_core::Tensor> = sum
-                .into_iter()
-                .filter_map(|(n, t)| Some((n, t.affine(1.0 / k as f64, 0.0).ok()?)))
-                .collect();
-            let model = ActorCritic::from_tensors(
-                meta.obs_dim,
-                &meta.hidden_dims,
-                meta.n_actions,
-                &mean,
-                &dev,
-            )
-            .ok()?;
-            let policy = HostPolicy::from_model(&model).ok()?;
-            Some((k, sharpe(cfg, market, &policy)))
-        })
-        .collect()
+        .filter_map(|&k| Some((k, sharpe(&mean_model(&models[models.len() - k..])?)?)))
+        .collect();
+    (curve, averaged)
+}
+
+/// The model whose every weight is the mean of `models`' (which share one layout).
+fn mean_model(models: &[(usize, ActorCritic, ModelMeta)]) -> Option<ActorCritic> {
+    let (_, first, meta) = models.first()?;
+    let mut sum: HashMap<String, Tensor> = first.named_tensors().into_iter().collect();
+    for (_, m, _) in &models[1..] {
+        for (name, t) in m.named_tensors() {
+            let acc = sum.get(&name)?.add(&t).ok()?;
+            sum.insert(name, acc);
+        }
+    }
+    let k = models.len() as f64;
+    let mean: HashMap<String, Tensor> = sum
+        .into_iter()
+        .filter_map(|(n, t)| Some((n, t.affine(1.0 / k, 0.0).ok()?)))
+        .collect();
+    let dev = Device::Cpu;
+    ActorCritic::from_tensors(meta.obs_dim, &meta.hidden_dims, meta.n_actions, &mean, &dev).ok()
 }
 
 /// One line: `update: Sharpe` for each checkpoint.
