@@ -23,6 +23,8 @@
 //! - `--seeds K` (default 3): train K seeds (`ppo.seed` 1…K) of each run and report each
 //!   contender's median and the policies' worst seed; one lucky seed is not skill;
 //! - `--first-seed F` (default 1): seeds F…F+K−1 instead, to finish a set of seeds in parts;
+//! - `--oos-paths N` (default 16; 0: none): every policy and rule also trades the test range of
+//!   N other paths of the market (`common/learning_paths.rs`): means and paired differences;
 //! - `calibrate [--seeds K]`: no training; the oracle and momentum rule over a grid of
 //!   `synthetic.edge` × `synthetic.drift_halflife` on the three equities and K market seeds.
 //!
@@ -35,6 +37,8 @@ mod args;
 mod calibrate;
 #[path = "common/learning_checkpoints.rs"]
 mod checkpoints;
+#[path = "common/learning_paths.rs"]
+mod oos;
 #[path = "common/learning_summary.rs"]
 mod summary;
 
@@ -113,6 +117,7 @@ fn main() {
         if costs == Costs::Backtest {
             summary::print_rule_costs(&reports);
             summary::print_checkpoint_choice(&reports);
+            summary::print_drawn(&reports);
         }
     }
     summary::print(&reports, None);
@@ -146,6 +151,8 @@ struct SymbolReport {
     period: String,
     bars: usize,
     groups: Vec<(String, Vec<RunScore>)>,
+    /// The reference rules' Sharpe on each drawn out-of-sample path (`--oos-paths`).
+    drawn_reference: Vec<(String, Vec<f64>)>,
 }
 
 impl SymbolReport {
@@ -153,6 +160,7 @@ impl SymbolReport {
         json!({
             "symbol": self.symbol,
             "out_of_sample": { "period": self.period, "bars": self.bars },
+            "drawn_paths_reference": self.drawn_reference,
             "groups": self.groups.iter().map(|(label, runs)| json!({
                 "label": label,
                 "medians": Costs::ALL.iter().enumerate()
@@ -163,7 +171,8 @@ impl SymbolReport {
                     "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
                     "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
                     "in_sample": r.in_sample, "checkpoints": r.checkpoints,
-                    "averaged_last_k": r.averaged,
+                    "averaged_last_k": r.averaged, "drawn_paths": r.drawn,
+                    "checkpoints_on_drawn_paths": r.drawn_checkpoints,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
@@ -228,10 +237,22 @@ fn bench_symbol(
             (c, rows)
         })
         .collect();
+    let drawn = (args.oos_paths > 0)
+        .then(|| oos::OosPaths::build(cfg, &sym, &events, args.eval_end, args.oos_paths));
+    if let Some(d) = &drawn {
+        for (name, scores) in &d.reference {
+            println!(
+                "on {} drawn paths, {}",
+                d.len(),
+                oos::line(name, scores, d.momentum())
+            );
+        }
+    }
     let scoring = Scoring {
         market: &market,
         trained: &trained,
         reference: &reference,
+        drawn: drawn.as_ref(),
     };
     let mut groups = Vec::new();
     if args.quick {
@@ -262,6 +283,7 @@ fn bench_symbol(
         period,
         bars: test.len(),
         groups,
+        drawn_reference: drawn.map(|d| d.reference).unwrap_or_default(),
     }
 }
 
@@ -271,6 +293,7 @@ struct Scoring<'a> {
     market: &'a SyntheticMarket,
     trained: &'a SyntheticMarket,
     reference: &'a [(Costs, Vec<learning::Row>)],
+    drawn: Option<&'a oos::OosPaths>,
 }
 
 /// One run of one setting per seed (`ppo.seed`), each trained and scored.
@@ -312,6 +335,10 @@ struct RunScore {
     checkpoints: Vec<(usize, f64)>,
     /// (k, Sharpe as traded) of the mean weights of the last k kept checkpoints.
     averaged: Vec<(usize, f64)>,
+    /// Each policy's Sharpe on each drawn out-of-sample path, as traded (`--oos-paths`).
+    drawn: Vec<(String, Vec<f64>)>,
+    /// Each kept checkpoint's (update, mean Sharpe over the drawn paths).
+    drawn_checkpoints: Vec<(usize, f64)>,
 }
 
 /// Trains through the train job (stopped by cancellation after `limit`), then scores the final
@@ -488,7 +515,23 @@ fn train_and_score(
         }
         boards.push(board);
     }
-    let (checkpoints, averaged) = checkpoints::study(cfg, market, &dir.path, &[2, 4, 8]);
+    let drawn: Vec<(String, Vec<f64>)> = scoring.drawn.map_or_else(Vec::new, |d| {
+        policies
+            .iter()
+            .map(|(name, p)| {
+                let scores = d.score(cfg, p);
+                println!(
+                    "{label}, on {} drawn paths, {}",
+                    d.len(),
+                    oos::line(name, &scores, d.momentum())
+                );
+                (name.to_string(), scores)
+            })
+            .collect()
+    });
+    let on_drawn = |p: &HostPolicy| scoring.drawn.map(|d| oos::mean_se(&d.score(cfg, p)).0);
+    let (checkpoints, averaged, drawn_checkpoints) =
+        checkpoints::study(cfg, market, &dir.path, &[2, 4, 8], &on_drawn);
     println!(
         "\n{label}, each kept checkpoint out of sample as traded (update: Sharpe): {}",
         checkpoints::line(&checkpoints)
@@ -497,6 +540,12 @@ fn train_and_score(
         "{label}, the mean weights of the last k kept checkpoints, as traded (k: Sharpe): {}",
         checkpoints::line(&averaged)
     );
+    if !drawn_checkpoints.is_empty() {
+        println!(
+            "{label}, each kept checkpoint's mean over the drawn paths (update: Sharpe): {}",
+            checkpoints::line(&drawn_checkpoints)
+        );
+    }
     RunScore {
         label: label.to_string(),
         steps,
@@ -508,6 +557,8 @@ fn train_and_score(
         in_sample,
         checkpoints,
         averaged,
+        drawn,
+        drawn_checkpoints,
     }
 }
 

@@ -15,6 +15,7 @@ pub struct Args {
     pub seeds: u64,
     pub first_seed: u64,
     pub config: Option<PathBuf>,
+    pub oos_paths: usize,
 }
 
 pub fn parse_args() -> Args {
@@ -30,6 +31,7 @@ pub fn parse_args() -> Args {
         seeds: 3,
         first_seed: 1,
         config: None,
+        oos_paths: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +53,7 @@ pub fn parse_args() -> Args {
             "--seeds" => a.seeds = value("--seeds").parse().expect("--seeds K"),
             "--first-seed" => a.first_seed = value("--first-seed").parse().expect("--first-seed F"),
             "--config" => a.config = Some(value("--config").into()),
+            "--oos-paths" => a.oos_paths = value("--oos-paths").parse().expect("--oos-paths N"),
             "calibrate" => a.calibrate = true,
             // cargo bench passes `--bench`; other harness flags mean nothing here.
             _ => {}

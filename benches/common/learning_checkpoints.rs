@@ -37,13 +37,15 @@ fn kept(run_dir: &Path) -> Vec<(usize, ActorCritic, ModelMeta)> {
 }
 
 /// The run's kept checkpoints scored out of sample as traded: (update, Sharpe) of each, oldest
-/// first, and (k, Sharpe) of the mean weights of the last k, for each k in `ks` the run has.
+/// first, and (k, Sharpe) of the mean weights of the last k, for each k in `ks` the run has;
+/// then (update, `also`'s score) of each checkpoint where `also` gives one (the drawn paths).
 pub fn study(
     cfg: &Config,
     market: &SyntheticMarket,
     run_dir: &Path,
     ks: &[usize],
-) -> (Scores, Scores) {
+    also: &dyn Fn(&HostPolicy) -> Option<f64>,
+) -> (Scores, Scores, Scores) {
     let (rules, risk) = Costs::Backtest.rules(cfg, market.symbol.class);
     let bt = market.backtester(rules, risk);
     let sharpe = |model: &ActorCritic| {
@@ -55,12 +57,18 @@ pub fn study(
         .iter()
         .filter_map(|(update, model, _)| Some((*update, sharpe(model)?)))
         .collect();
+    let elsewhere = models
+        .iter()
+        .filter_map(|(update, model, _)| {
+            Some((*update, also(&HostPolicy::from_model(model).ok()?)?))
+        })
+        .collect();
     let averaged = ks
         .iter()
         .filter(|&&k| k >= 2 && k <= models.len())
         .filter_map(|&k| Some((k, sharpe(&mean_model(&models[models.len() - k..])?)?)))
         .collect();
-    (curve, averaged)
+    (curve, averaged, elsewhere)
 }
 
 /// The model whose every weight is the mean of `models`' (which share one layout).

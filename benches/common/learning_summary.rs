@@ -164,3 +164,65 @@ pub fn print_checkpoint_choice(reports: &[SymbolReport]) {
         mean(2)
     );
 }
+
+/// Per symbol and run, over the drawn out-of-sample paths (`--oos-paths`), as traded: the
+/// policies' mean Sharpe over the paths, median (worst) seed, and the paired difference against
+/// momentum (median seed), beside the rules' means.
+pub fn print_drawn(reports: &[SymbolReport]) {
+    let mean = |v: &[f64]| super::oos::mean_se(v).0;
+    let rule = |rep: &SymbolReport, name: &str| {
+        rep.drawn_reference
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut rows = Vec::new();
+    for rep in reports {
+        let Some(momentum) = rule(rep, learning::MOMENTUM) else {
+            continue;
+        };
+        let paths = momentum.len();
+        let of = |name: &str| rule(rep, name).map_or("—".into(), |v| format!("{:.2}", mean(&v)));
+        for (label, runs) in &rep.groups {
+            let cell = |name: &str| {
+                let per_seed: Vec<(f64, f64)> = runs
+                    .iter()
+                    .filter_map(|r| r.drawn.iter().find(|(n, _)| n == name))
+                    .map(|(_, v)| {
+                        let d: Vec<f64> = v.iter().zip(&momentum).map(|(a, b)| a - b).collect();
+                        (mean(v), mean(&d))
+                    })
+                    .collect();
+                let worst = per_seed.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+                match (
+                    median(per_seed.iter().map(|p| p.0).collect()),
+                    median(per_seed.iter().map(|p| p.1).collect()),
+                ) {
+                    (Some(m), Some(d)) => format!("{m:.2} ({worst:.2}), {d:+.2}"),
+                    _ => "—".into(),
+                }
+            };
+            rows.push(format!(
+                "| {} | {label} | {paths} | {} | {} | {} | {} | {} | {} |",
+                rep.symbol,
+                cell(GATED),
+                cell(FINAL),
+                of(learning::MOMENTUM),
+                of(learning::FILTER),
+                of(learning::ORACLE),
+                of("buy-and-hold")
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "\n### On drawn out-of-sample paths, as traded: mean Sharpe over the paths, median (worst) seed, and the median seed's mean difference from momentum\n"
+    );
+    println!("| symbol | run | paths | gate's pick | final | momentum | drift filter | oracle | buy-and-hold |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}

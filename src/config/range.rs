@@ -54,6 +54,7 @@ bounded! {
     train_paths: usize = |v: &usize| (1..=MAX_TRAIN_PATHS).contains(v), "between 1 and 1024 paths";
     redraw_every: usize = |v: &usize| *v <= 1_000_000, "0 (never) or between 1 and 1,000,000 updates";
     augment_paths: usize = |v: &usize| *v <= 64, "between 0 and 64 copies";
+    validation_paths: usize = |v: &usize| *v <= 64, "between 0 and 64 paths";
     concurrency: usize = |v: &usize| (1..=64).contains(v), "between 1 and 64";
     per_minute: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 calls per minute";
     page_limit: u32 = |v: &u32| (1..=10_000).contains(v), "between 1 and 10000 bars (Alpaca's maximum)";

@@ -154,6 +154,56 @@ impl PathDrawer {
     }
 }
 
+/// The `synthetic.validation_paths` validation paths of a run on `stored` (the stored synthetic
+/// bars): each is the market's validation path `k` over the stored path's days up to the end of
+/// its validation range (`val_end` bars), so it has the stored path's bar times and the same
+/// validation range by index. Never trained on; empty when the setting is 0. A count whose
+/// paths would not fit in a quarter of the `available` memory is refused.
+pub fn validation_paths(
+    cfg: &Config,
+    symbol: &Symbol,
+    spec: &FeatureSpec,
+    events: &EventTable,
+    stored: &[Bar],
+    val_end: usize,
+    available: f64,
+) -> Result<Vec<DrawnPath>> {
+    let n = cfg.synthetic.validation_paths;
+    if n == 0 || val_end == 0 || val_end > stored.len() {
+        return Ok(Vec::new());
+    }
+    let need = estimate_bytes(n, val_end, spec) / 2.0;
+    if need > available / 4.0 {
+        bail!(
+            "synthetic.validation_paths = {n} would hold ≈ {:.1} GiB of validation paths ({n} paths × {val_end} bars × {} features) but this machine has {:.1} GiB available: use fewer paths",
+            need / GIB,
+            spec.n_features(),
+            available / GIB
+        );
+    }
+    let cal = Calendar::for_class(symbol.class);
+    let (first, end_ts) = (stored[0].ts, stored[val_end - 1].ts);
+    (0..n)
+        .map(|k| {
+            let mut bars = synthetic::generate_validation_path(
+                &cfg.synthetic,
+                symbol,
+                cfg.data.timeframe,
+                cal.local_date(first),
+                cal.local_date(end_ts),
+                k,
+            )?;
+            if bars.len() < val_end || bars[val_end - 1].ts != end_ts || bars[0].ts != first {
+                bail!(
+                    "the stored {symbol} bars are not on the synthetic market's calendar (validation path {k} does not end its validation range at {end_ts}): regenerate them, or set synthetic.validation_paths = 0"
+                );
+            }
+            bars.truncate(val_end);
+            Ok(DrawnPath::from_bars(spec, symbol, &bars, events))
+        })
+        .collect()
+}
+
 pub(crate) const GIB: f64 = (1u64 << 30) as f64;
 
 /// `bars` with their volatility resampled and noise added, causally: bar t's log returns (open

@@ -100,6 +100,7 @@ impl BacktestResult {
             win_rate: Some(metrics::win_rate(&self.trades)),
             portfolio: None,
             raw: None,
+            drawn_paths: 0,
         }
     }
 
@@ -180,13 +181,7 @@ impl<'a> Backtester<'a> {
         chunks: usize,
         evidence: Evidence,
     ) -> ValidationMetrics {
-        let mut m = self
-            .run(policy, range.clone())
-            .metrics(self.class, chunks, evidence);
-        if self.trading.is_some_and(|t| t.has_threshold()) {
-            m.raw = Some(self.raw().run(policy, range).raw_figures(self.class));
-        }
-        m
+        super::pooled::validate_on(&[(*self, range)], policy, chunks, evidence)
     }
 
     /// A policy that decides from the observation (the trained network, or a baseline).

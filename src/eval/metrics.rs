@@ -60,6 +60,15 @@ pub struct ValidationMetrics {
     /// (the two are then the same) and in records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<RawFigures>,
+    /// Drawn paths of the synthetic market scored after the stored validation range, their
+    /// curves chained onto it (`synthetic.validation_paths`, `eval::pooled`): the figures above
+    /// are the whole chain's. 0: the stored range alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drawn_paths: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Headline figures of the raw policy (see [`ValidationMetrics::raw`]).

@@ -8,6 +8,7 @@ pub mod gate;
 pub mod learning;
 pub mod metrics;
 pub mod oracle;
+pub mod pooled;
 pub mod portfolio;
 pub mod portfolio_traded;
 pub mod portfolio_walk;
@@ -19,6 +20,7 @@ pub use composite::{composite_score, CompositeInputs, CompositeScore, ScoreScale
 pub use gate::{assess, GateClass, GateFlag, GateResult};
 pub use metrics::Evidence;
 pub use metrics::{RawFigures, ValidationMetrics};
+pub use pooled::validate_on;
 pub use portfolio::{PortfolioEvaluation, PortfolioMarket, PortfolioStats};
 pub use portfolio_traded::{PortfolioFill, PortfolioTrader, TradedRun};
 pub use walkforward::{decide, Decision, DecisionReport, FoldResult};

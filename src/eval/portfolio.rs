@@ -189,6 +189,7 @@ pub(super) fn validation_record(
             regimes,
         })),
         raw: None,
+        drawn_paths: 0,
     }
 }
 

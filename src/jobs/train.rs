@@ -10,7 +10,7 @@ use super::{CheckpointReason, Event, JobSummary, LogLevel};
 use crate::config::GpuSizing;
 use crate::data::store::hash_bars;
 use crate::engine::ppo::{RestartReason, TrainNote, ValidationReport};
-use crate::engine::{self, ppo, HostPolicy, TrainObserver};
+use crate::engine::{self, ppo, DrawnPath, HostPolicy, TrainObserver};
 use crate::eval::{Backtester, ValidationMetrics};
 use crate::features::{self, FeatureSpec};
 use crate::paths::write_atomic;
@@ -260,7 +260,8 @@ fn run(ctx: &Ctx, symbol: &str, resumed: Option<&ResumePoint>) -> Result<String>
         validation: val.clone(),
     };
     let out_dir = ctx.dir().path.clone();
-    let judge = as_traded_judge(cfg, &sym, spec, fm, closes, val);
+    let checks = super::train_paths::validation_paths(ctx, cfg, &data)?;
+    let judge = as_traded_judge(cfg, &sym, spec, (fm, closes), checks, val);
     let drawn = super::train_paths::training_paths(ctx, cfg, &data, resumed.is_some())?;
     let mut obs = JobObserver::open(ctx, judge, resumed)?;
     let state = resumed.map(|point| point.state.as_path());
@@ -314,23 +315,32 @@ fn announce(
 }
 
 /// Validation judges checkpoints as paper trading will trade them: the same decision rules,
-/// account, sizing and costs as the gate, walk-forward and paper (`sim::decide`).
+/// account, sizing and costs as the gate, walk-forward and paper (`sim::decide`), on the stored
+/// path's validation range (`stored`: its features and closes) followed by the same range of
+/// each drawn validation path (`synthetic.validation_paths`), chained into one history.
 fn as_traded_judge<'a>(
     cfg: &crate::config::Config,
     sym: &crate::market::Symbol,
     spec: FeatureSpec,
-    fm: features::FeatureMatrix,
-    closes: Vec<f64>,
+    stored: (features::FeatureMatrix, Vec<f64>),
+    drawn: Vec<DrawnPath>,
     val: std::ops::Range<usize>,
 ) -> Judge<'a> {
     let trading = TradingRules::from_config(cfg);
     let (class, short) = (sym.class, shorts_allowed(cfg, sym.class));
     let gating = cfg.gating.clone();
+    let (fm, closes) = stored;
     Box::new(move |policy: &HostPolicy| {
-        let bt = Backtester::as_traded(&spec, &fm, &closes, class, &trading, short);
-        Ok(bt.validate(
+        let stored = Backtester::as_traded(&spec, &fm, &closes, class, &trading, short);
+        let parts: Vec<_> = std::iter::once((stored, val.clone()))
+            .chain(drawn.iter().map(|p| {
+                let bt = Backtester::as_traded(&spec, &p.fm, &p.closes, class, &trading, short);
+                (bt, val.clone())
+            }))
+            .collect();
+        Ok(crate::eval::validate_on(
+            &parts,
             policy,
-            val.clone(),
             gating.consistency_chunks,
             gating.evidence(),
         ))

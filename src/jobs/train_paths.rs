@@ -56,6 +56,44 @@ pub(super) fn training_paths(
     Ok(TrainPaths { paths, drawer })
 }
 
+/// The drawn paths every validation scores after the stored validation range
+/// (`synthetic.validation_paths`, `eval::pooled`): none when 0, and none on real bars, which
+/// have one path (said).
+pub(super) fn validation_paths(
+    ctx: &Ctx,
+    cfg: &Config,
+    data: &TrainData,
+) -> Result<Vec<DrawnPath>> {
+    let n = cfg.synthetic.validation_paths;
+    if n == 0 || data.validation.is_empty() {
+        return Ok(Vec::new());
+    }
+    if data.source != crate::data::synthetic::SOURCE {
+        ctx.sink.info(format!(
+            "synthetic.validation_paths = {n} applies to the synthetic market only: these {} bars are one path, and its validation range alone validates",
+            data.source
+        ));
+        return Ok(Vec::new());
+    }
+    let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
+    let started = std::time::Instant::now();
+    let paths = drawn::validation_paths(
+        cfg,
+        &data.symbol,
+        &data.spec,
+        &ctx.events,
+        &data.bars,
+        data.validation.end,
+        available,
+    )?;
+    ctx.sink.info(format!(
+        "validating on the stored path's validation range and {n} drawn paths over the same days, chained into one history (drawn in {:.1} s): the gate chooses its checkpoint on all {}",
+        started.elapsed().as_secs_f64(),
+        n + 1
+    ));
+    Ok(paths)
+}
+
 /// `env.augment_paths` copies of the trained symbol's training bars with resampled volatility
 /// and return noise (`drawn::augment`), drawn from a stream of `ppo.seed`, so a resume redraws
 /// them.

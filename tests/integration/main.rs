@@ -47,4 +47,5 @@ mod tui_snapshots;
 mod tui_sweep;
 mod tui_tmux;
 mod tui_verdict_panes;
+mod validation_paths;
 mod verdicts;

@@ -18,7 +18,7 @@ use quantdeck::rng::Rng;
 use quantdeck::sim::Rules;
 use std::path::Path;
 
-fn stored(cfg: &Config, sym: &Symbol) -> Vec<Bar> {
+pub(crate) fn stored(cfg: &Config, sym: &Symbol) -> Vec<Bar> {
     let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     synthetic::generate(
         &cfg.synthetic,
@@ -174,7 +174,7 @@ fn run_job(paths: &Paths, cfg: &Config, req: JobRequest, cancel_after: Option<us
     jobs::run_job(paths, cfg, &req, &cancel, Some(Box::new(observer))).unwrap()
 }
 
-fn train(paths: &Paths, cfg: &Config, cancel_after: Option<usize>) -> String {
+pub(crate) fn train(paths: &Paths, cfg: &Config, cancel_after: Option<usize>) -> String {
     let req = JobRequest::Train {
         symbol: "SYNA".into(),
         group: None,
@@ -182,7 +182,7 @@ fn train(paths: &Paths, cfg: &Config, cancel_after: Option<usize>) -> String {
     run_job(paths, cfg, req, cancel_after)
 }
 
-fn final_weights(paths: &Paths, id: &str) -> Vec<Vec<f32>> {
+pub(crate) fn final_weights(paths: &Paths, id: &str) -> Vec<Vec<f32>> {
     let file = paths.runs.join(id).join("model.safetensors");
     let (model, _) = checkpoint::load_model(Path::new(&file), &Device::Cpu).unwrap();
     model

@@ -85,6 +85,34 @@ pub fn path_seed(seed: u64, k: usize) -> u64 {
     }
 }
 
+/// The market seed of validation path `k` (0-based): a stream of its own, so no validation path
+/// is ever a training path of any generation, nor the stored market.
+pub fn validation_path_seed(seed: u64, k: usize) -> u64 {
+    let s = Rng::derive(seed, &format!("validation path #{k}")).next_u64();
+    if s == seed {
+        s ^ 1
+    } else {
+        s
+    }
+}
+
+/// Validation path `k` of `symbol`'s market over the days `start..=end`: [`generate`] with the
+/// same parameters and [`validation_path_seed`]'s seed.
+pub fn generate_validation_path(
+    cfg: &SyntheticConfig,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+    k: usize,
+) -> Result<Vec<Bar>> {
+    let drawn = SyntheticConfig {
+        seed: validation_path_seed(cfg.seed, k),
+        ..cfg.clone()
+    };
+    generate(&drawn, symbol, tf, start, end)
+}
+
 /// Training path `k` of `symbol`'s market over the days `start..=end`: [`generate`] with the
 /// same parameters and [`path_seed`]'s seed.
 pub fn generate_path(

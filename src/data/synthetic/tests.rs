@@ -542,6 +542,21 @@ fn realised_vol_table() {
     }
 }
 
+#[test]
+fn validation_path_seeds_are_a_stream_apart_from_the_training_paths_and_the_stored_market() {
+    use std::collections::HashSet;
+    for seed in [0, 7, u64::MAX] {
+        let training: HashSet<u64> = (0..4096).map(|k| path_seed(seed, k)).collect();
+        let validation: Vec<u64> = (0..64).map(|k| validation_path_seed(seed, k)).collect();
+        assert!(validation
+            .iter()
+            .all(|s| !training.contains(s) && *s != seed));
+        let distinct: HashSet<&u64> = validation.iter().collect();
+        assert_eq!(distinct.len(), validation.len());
+        assert_eq!(validation_path_seed(seed, 5), validation[5]);
+    }
+}
+
 fn price_range(bars: &[Bar]) -> (f64, f64) {
     let lo = bars.iter().map(|b| b.close).fold(f64::MAX, f64::min);
     let hi = bars.iter().map(|b| b.close).fold(0.0, f64::max);

@@ -151,6 +151,7 @@ fn validation(u: usize) -> ValidationMetrics {
         win_rate: None,
         portfolio: None,
         raw: None,
+        drawn_paths: 0,
     }
 }
 
@@ -277,6 +278,7 @@ fn thin_validation(u: usize, trades: usize, days: usize) -> ValidationMetrics {
         win_rate: None,
         portfolio: None,
         raw: None,
+        drawn_paths: 0,
     }
 }
 
