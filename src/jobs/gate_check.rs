@@ -1,20 +1,25 @@
 //! The gate's baseline check: the graded checkpoint, as paper trading trades it, beside
 //! momentum (spans fitted on the training bars) and buy-and-hold — plain rules at the same
-//! sizing and costs — on the validation bars the checkpoint was chosen on. A portfolio run is
+//! sizing and costs — on the validation bars the checkpoint was chosen on (and, where the record
+//! was chained from drawn validation paths, on the same paths after them). A portfolio run is
 //! held against equal weight, which its validation record already carries: the model as paper
 //! trades it, equal weight plain at the same costs (`eval::portfolio_traded`).
 
-use super::ctx::{Ctx, ModelChoice};
+use super::ctx::{Ctx, Evaluated, ModelChoice};
 use super::RunDir;
 use crate::engine::checkpoint::read_meta;
+use crate::engine::drawn::{self, DrawnPath};
 use crate::engine::prune::checkpoint_path;
 use crate::eval::gate::BaselineCheck;
 use crate::eval::portfolio::PortfolioFigures;
-use crate::eval::{Backtester, Baseline, MomentumRule, RawFigures, ValidationMetrics};
+use crate::eval::{
+    BacktestResult, Backtester, Baseline, MomentumRule, RawFigures, ValidationMetrics,
+};
 use crate::features;
 use crate::sim::decide::shorts_allowed;
 use crate::sim::TradingRules;
 use anyhow::Result;
+use std::ops::Range;
 use std::path::PathBuf;
 
 /// The check for the graded validation `v` of `train_run`, or `None` (with the reason) when
@@ -67,18 +72,27 @@ pub(super) fn baseline_check(
     let rules = TradingRules::from_config(ctx.cfg);
     let short = shorts_allowed(ctx.cfg, ev.symbol.class);
     let bt = Backtester::as_traded(&ev.spec, &fm, &closes, ev.symbol.class, &rules, short);
+    // The same ranges the record was scored on: the stored one, then its drawn validation paths.
+    let drawn = drawn_paths(ctx, &ev, v.drawn_paths, val.end)?;
+    let mut parts = vec![(bt, val.clone())];
+    for p in &drawn {
+        let other =
+            Backtester::as_traded(&ev.spec, &p.fm, &p.closes, ev.symbol.class, &rules, short);
+        parts.push((other, val.clone()));
+    }
     let g = &ctx.cfg.gating;
-    let m = bt.validate(&ev.policy, val.clone(), g.consistency_chunks, g.evidence());
+    let m = crate::eval::validate_on(&parts, &ev.policy, g.consistency_chunks, g.evidence());
     let momentum = MomentumRule::fit(&bt, train);
     let class = ev.symbol.class;
+    let chained = |rule: &dyn Fn(&Backtester, Range<usize>) -> BacktestResult| {
+        let runs = parts.iter().map(|(b, r)| rule(b, r.clone())).collect();
+        BacktestResult::chain(runs).raw_figures(class)
+    };
     let baselines = vec![
-        (
-            Baseline::Momentum,
-            momentum.run(&bt, val.clone()).raw_figures(class),
-        ),
+        (Baseline::Momentum, chained(&|b, r| momentum.run(b, r))),
         (
             Baseline::BuyHold,
-            bt.plain().run_levels(val, |_| 1.0).raw_figures(class),
+            chained(&|b, r| b.plain().run_levels(r, |_| 1.0)),
         ),
     ];
     let model = RawFigures {
@@ -93,10 +107,27 @@ pub(super) fn baseline_check(
         baselines,
         Some(momentum),
         format!(
-            "{} re-run on the validation bars as paper trades it",
-            ev.choice.path.display()
+            "{} re-run on the validation bars{} as paper trades it",
+            ev.choice.path.display(),
+            match drawn.len() {
+                0 => String::new(),
+                n => format!(" and {n} drawn validation paths"),
+            }
         ),
     )))
+}
+
+/// The `n` drawn validation paths a record was chained from (`synthetic.validation_paths` when
+/// it was scored), drawn again from the configuration: none when `n` is 0.
+fn drawn_paths(ctx: &Ctx, ev: &Evaluated, n: usize, val_end: usize) -> Result<Vec<DrawnPath>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut cfg = ctx.cfg.clone();
+    cfg.synthetic.validation_paths = n;
+    let available = crate::data::budget::mem_available().map_or(4e9, |b| b as f64);
+    let (spec, sym) = (&ev.spec, &ev.symbol);
+    drawn::validation_paths(&cfg, sym, spec, &ctx.events, &ev.bars, val_end, available)
 }
 
 /// The model file of a run's update: its periodic checkpoint, else `best.safetensors` or

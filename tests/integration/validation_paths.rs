@@ -9,7 +9,7 @@ use quantdeck::config::Config;
 use quantdeck::engine::{drawn, load_policy, ppo};
 use quantdeck::eval::{validate_on, Backtester};
 use quantdeck::features::{self, events::EventTable, FeatureSpec};
-use quantdeck::jobs::{self, RunDir};
+use quantdeck::jobs::{self, CancelToken, JobRequest, JobSummary, RunDir};
 use quantdeck::market::Symbol;
 use quantdeck::sim::decide::shorts_allowed;
 use quantdeck::sim::TradingRules;
@@ -151,4 +151,35 @@ fn a_run_validated_on_drawn_paths_records_the_chained_history_and_trains_the_sam
     let last = pooled.last().unwrap().clone();
     expect.update = last.update;
     assert_eq!(last, expect);
+
+    // The gate holds the graded checkpoint against the rules on the same chained ranges: its
+    // re-run of the model gives the record's own figures.
+    let req = JobRequest::Gate {
+        train_run: id.clone(),
+    };
+    let gate = jobs::run_job(&home, &cfg, &req, &CancelToken::new(), None).unwrap();
+    let JobSummary::Gate { result, .. } = RunDir::open(&home, &gate)
+        .unwrap()
+        .read_manifest()
+        .unwrap()
+        .summary
+    else {
+        panic!("not a gate summary");
+    };
+    let check = result.baselines.expect("a baseline check");
+    assert!(
+        check.source.contains("and 2 drawn validation paths"),
+        "{}",
+        check.source
+    );
+    let graded = &result.metrics;
+    assert_eq!(graded.drawn_paths, 2);
+    assert_eq!(
+        (
+            check.model.sharpe,
+            check.model.total_return,
+            check.model.trades
+        ),
+        (graded.sharpe, graded.total_return, graded.trades)
+    );
 }
