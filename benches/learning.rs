@@ -155,35 +155,6 @@ struct SymbolReport {
     drawn_reference: Vec<(String, Vec<f64>)>,
 }
 
-impl SymbolReport {
-    fn json(&self) -> serde_json::Value {
-        json!({
-            "symbol": self.symbol,
-            "out_of_sample": { "period": self.period, "bars": self.bars },
-            "drawn_paths_reference": self.drawn_reference,
-            "groups": self.groups.iter().map(|(label, runs)| json!({
-                "label": label,
-                "medians": Costs::ALL.iter().enumerate()
-                    .filter_map(|(k, _)| median_board(runs, |r| &r.boards[k]))
-                    .collect::<Vec<_>>(),
-                "in_sample_median": median_board(runs, |r| &r.in_sample),
-                "runs": runs.iter().map(|r| json!({
-                    "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
-                    "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
-                    "in_sample": r.in_sample, "checkpoints": r.checkpoints,
-                    "averaged_last_k": r.averaged, "drawn_paths": r.drawn,
-                    "checkpoints_on_drawn_paths": r.drawn_checkpoints,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
-    }
-}
-
-fn median_board(runs: &[RunScore], pick: impl Fn(&RunScore) -> &Scoreboard) -> Option<Scoreboard> {
-    let boards: Vec<Scoreboard> = runs.iter().map(|r| pick(r).clone()).collect();
-    Scoreboard::median_of(&boards)
-}
-
 /// The bars a policy trains on, for the in-sample table: the stored path's training range, or
 /// with `synthetic.train_paths` > 1 the first drawn path (the same days, its own seed). With
 /// `synthetic.redraw_every` it trains only the first generation's updates, so it is nearly out
@@ -515,20 +486,9 @@ fn train_and_score(
         }
         boards.push(board);
     }
-    let drawn: Vec<(String, Vec<f64>)> = scoring.drawn.map_or_else(Vec::new, |d| {
-        policies
-            .iter()
-            .map(|(name, p)| {
-                let scores = d.score(cfg, p);
-                println!(
-                    "{label}, on {} drawn paths, {}",
-                    d.len(),
-                    oos::line(name, &scores, d.momentum())
-                );
-                (name.to_string(), scores)
-            })
-            .collect()
-    });
+    let drawn = scoring
+        .drawn
+        .map_or_else(Vec::new, |d| d.score_all(cfg, &policies, label));
     let on_drawn = |p: &HostPolicy| scoring.drawn.map(|d| oos::mean_se(&d.score(cfg, p)).0);
     let (checkpoints, averaged, drawn_checkpoints) =
         checkpoints::study(cfg, market, &dir.path, &[2, 4, 8], &on_drawn);

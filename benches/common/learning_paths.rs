@@ -94,6 +94,24 @@ impl OosPaths {
             .collect()
     }
 
+    /// Each named policy's Sharpe on each path, printed with `label` as it goes.
+    pub fn score_all(
+        &self,
+        cfg: &Config,
+        policies: &[(&str, HostPolicy)],
+        label: &str,
+    ) -> Vec<(String, Vec<f64>)> {
+        policies
+            .iter()
+            .map(|(name, p)| {
+                let scores = self.score(cfg, p);
+                let line = line(name, &scores, self.momentum());
+                println!("{label}, on {} drawn paths, {line}", self.len());
+                (name.to_string(), scores)
+            })
+            .collect()
+    }
+
     /// Momentum's Sharpe on each path.
     pub fn momentum(&self) -> &[f64] {
         self.reference

@@ -1,8 +1,41 @@
 //! The learning bench's closing tables (included by `benches/learning.rs`): per symbol and run,
 //! the policies' median and worst seed beside the reference rules, as markdown.
 
-use super::{costs_label, median_board, RunScore, Scoreboard, SymbolReport, BEST, FINAL, GATED};
+use super::{costs_label, RunScore, Scoreboard, SymbolReport, BEST, FINAL, GATED};
 use quantdeck::eval::learning::{self, Costs};
+use serde_json::json;
+
+impl SymbolReport {
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "symbol": self.symbol,
+            "out_of_sample": { "period": self.period, "bars": self.bars },
+            "drawn_paths_reference": self.drawn_reference,
+            "groups": self.groups.iter().map(|(label, runs)| json!({
+                "label": label,
+                "medians": Costs::ALL.iter().enumerate()
+                    .filter_map(|(k, _)| median_board(runs, |r| &r.boards[k]))
+                    .collect::<Vec<_>>(),
+                "in_sample_median": median_board(runs, |r| &r.in_sample),
+                "runs": runs.iter().map(|r| json!({
+                    "label": r.label, "steps": r.steps, "updates": r.updates, "wall_s": r.wall_s,
+                    "sps": r.sps, "cancelled": r.cancelled, "boards": r.boards,
+                    "in_sample": r.in_sample, "checkpoints": r.checkpoints,
+                    "averaged_last_k": r.averaged, "drawn_paths": r.drawn,
+                    "checkpoints_on_drawn_paths": r.drawn_checkpoints,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn median_board(
+    runs: &[RunScore],
+    pick: impl Fn(&RunScore) -> &Scoreboard,
+) -> Option<Scoreboard> {
+    let boards: Vec<Scoreboard> = runs.iter().map(|r| pick(r).clone()).collect();
+    Scoreboard::median_of(&boards)
+}
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);

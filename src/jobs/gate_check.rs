@@ -11,7 +11,7 @@ use crate::engine::checkpoint::read_meta;
 use crate::engine::drawn::{self, DrawnPath};
 use crate::engine::prune::checkpoint_path;
 use crate::eval::gate::BaselineCheck;
-use crate::eval::portfolio::PortfolioFigures;
+use crate::eval::portfolio::{PortfolioBlock, PortfolioFigures};
 use crate::eval::{
     BacktestResult, Backtester, Baseline, MomentumRule, RawFigures, ValidationMetrics,
 };
@@ -30,19 +30,7 @@ pub(super) fn baseline_check(
     v: &ValidationMetrics,
 ) -> Result<Result<BaselineCheck, String>> {
     if let Some(b) = &v.portfolio {
-        let fig = |f: &PortfolioFigures| RawFigures {
-            total_return: f.total_return,
-            sharpe: f.sharpe,
-            max_drawdown: f.max_drawdown,
-            trades: 0,
-        };
-        return Ok(Ok(BaselineCheck::new(
-            fig(&b.model),
-            v.raw,
-            vec![(Baseline::EqualWeight, fig(&b.equal_weight))],
-            None,
-            format!("the validation record of update {}", v.update),
-        )));
+        return Ok(Ok(portfolio_check(v, b)));
     }
     let dir = RunDir::open(ctx.paths, train_run)?;
     let Some(path) = graded_file(&dir, v.update) else {
@@ -115,6 +103,23 @@ pub(super) fn baseline_check(
             }
         ),
     )))
+}
+
+/// A portfolio run's check: model against equal weight, both from its validation record.
+fn portfolio_check(v: &ValidationMetrics, b: &PortfolioBlock) -> BaselineCheck {
+    let fig = |f: &PortfolioFigures| RawFigures {
+        total_return: f.total_return,
+        sharpe: f.sharpe,
+        max_drawdown: f.max_drawdown,
+        trades: 0,
+    };
+    BaselineCheck::new(
+        fig(&b.model),
+        v.raw,
+        vec![(Baseline::EqualWeight, fig(&b.equal_weight))],
+        None,
+        format!("the validation record of update {}", v.update),
+    )
 }
 
 /// The `n` drawn validation paths a record was chained from (`synthetic.validation_paths` when
