@@ -188,10 +188,9 @@ pub struct SyntheticConfig {
     /// the same market), so a long run sees many paths and memorises none.
     #[serde(deserialize_with = "range::redraw_every")]
     pub redraw_every: usize,
-    /// Independent paths of this market (a seed stream of their own, never trained on) that
-    /// every validation scores beside the stored path's validation range, over the same days:
-    /// the checkpoint the gate picks is then chosen on `1 + validation_paths` ranges instead of
-    /// one. 0 = the stored range alone, as on real data (which ignores this).
+    /// Paths of this market (own seed stream, never trained on) every validation scores after
+    /// the stored validation range, over its days: checkpoints are chosen on 1 + this ranges.
+    /// 0 = the stored range alone, as on real data (which ignores this).
     #[serde(deserialize_with = "range::validation_paths")]
     pub validation_paths: usize,
 }

@@ -189,8 +189,7 @@ pub fn validation_paths(
                 &cfg.synthetic,
                 symbol,
                 cfg.data.timeframe,
-                cal.local_date(first),
-                cal.local_date(end_ts),
+                (cal.local_date(first), cal.local_date(end_ts)),
                 k,
             )?;
             if bars.len() < val_end || bars[val_end - 1].ts != end_ts || bars[0].ts != first {

@@ -155,6 +155,21 @@ impl<'a> Backtester<'a> {
         }
     }
 
+    /// The same rules, sizing and costs on other bars (a drawn path of the same market).
+    pub fn on<'b>(&self, fm: &'b FeatureMatrix, closes: &'b [f64]) -> Backtester<'b>
+    where
+        'a: 'b,
+    {
+        Backtester {
+            spec: self.spec,
+            fm,
+            closes,
+            class: self.class,
+            rules: self.rules,
+            trading: self.trading,
+        }
+    }
+
     /// The same bars, sizing and costs without any gate (the baselines' terms).
     pub fn plain(&self) -> Self {
         Backtester {

@@ -62,12 +62,9 @@ pub(super) fn baseline_check(
     let bt = Backtester::as_traded(&ev.spec, &fm, &closes, ev.symbol.class, &rules, short);
     // The same ranges the record was scored on: the stored one, then its drawn validation paths.
     let drawn = drawn_paths(ctx, &ev, v.drawn_paths, val.end)?;
-    let mut parts = vec![(bt, val.clone())];
-    for p in &drawn {
-        let other =
-            Backtester::as_traded(&ev.spec, &p.fm, &p.closes, ev.symbol.class, &rules, short);
-        parts.push((other, val.clone()));
-    }
+    let parts: Vec<_> = std::iter::once((bt, val.clone()))
+        .chain(drawn.iter().map(|p| (bt.on(&p.fm, &p.closes), val.clone())))
+        .collect();
     let g = &ctx.cfg.gating;
     let m = crate::eval::validate_on(&parts, &ev.policy, g.consistency_chunks, g.evidence());
     let momentum = MomentumRule::fit(&bt, train);

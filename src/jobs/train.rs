@@ -333,10 +333,11 @@ fn as_traded_judge<'a>(
     Box::new(move |policy: &HostPolicy| {
         let stored = Backtester::as_traded(&spec, &fm, &closes, class, &trading, short);
         let parts: Vec<_> = std::iter::once((stored, val.clone()))
-            .chain(drawn.iter().map(|p| {
-                let bt = Backtester::as_traded(&spec, &p.fm, &p.closes, class, &trading, short);
-                (bt, val.clone())
-            }))
+            .chain(
+                drawn
+                    .iter()
+                    .map(|p| (stored.on(&p.fm, &p.closes), val.clone())),
+            )
             .collect();
         Ok(crate::eval::validate_on(
             &parts,

@@ -77,18 +77,18 @@ pub fn generate_with_truth(
 /// run's paths are fixed by its configuration (a resume redraws the same ones), and never the
 /// stored market's own seed, whose path validates and evaluates.
 pub fn path_seed(seed: u64, k: usize) -> u64 {
-    let s = Rng::derive(seed, &format!("training path #{k}")).next_u64();
-    if s == seed {
-        s ^ 1
-    } else {
-        s
-    }
+    stream_seed(seed, "training", k)
 }
 
 /// The market seed of validation path `k` (0-based): a stream of its own, so no validation path
 /// is ever a training path of any generation, nor the stored market.
 pub fn validation_path_seed(seed: u64, k: usize) -> u64 {
-    let s = Rng::derive(seed, &format!("validation path #{k}")).next_u64();
+    stream_seed(seed, "validation", k)
+}
+
+/// Path `k` of the `stream` paths derived from `seed`: never `seed` itself.
+fn stream_seed(seed: u64, stream: &str, k: usize) -> u64 {
+    let s = Rng::derive(seed, &format!("{stream} path #{k}")).next_u64();
     if s == seed {
         s ^ 1
     } else {
@@ -102,15 +102,20 @@ pub fn generate_validation_path(
     cfg: &SyntheticConfig,
     symbol: &Symbol,
     tf: Timeframe,
-    start: NaiveDate,
-    end: NaiveDate,
+    (start, end): (NaiveDate, NaiveDate),
     k: usize,
 ) -> Result<Vec<Bar>> {
-    let drawn = SyntheticConfig {
-        seed: validation_path_seed(cfg.seed, k),
-        ..cfg.clone()
-    };
-    generate(&drawn, symbol, tf, start, end)
+    let seed = validation_path_seed(cfg.seed, k);
+    generate(
+        &SyntheticConfig {
+            seed,
+            ..cfg.clone()
+        },
+        symbol,
+        tf,
+        start,
+        end,
+    )
 }
 
 /// Training path `k` of `symbol`'s market over the days `start..=end`: [`generate`] with the
@@ -123,11 +128,17 @@ pub fn generate_path(
     end: NaiveDate,
     k: usize,
 ) -> Result<Vec<Bar>> {
-    let drawn = SyntheticConfig {
-        seed: path_seed(cfg.seed, k),
-        ..cfg.clone()
-    };
-    generate(&drawn, symbol, tf, start, end)
+    let seed = path_seed(cfg.seed, k);
+    generate(
+        &SyntheticConfig {
+            seed,
+            ..cfg.clone()
+        },
+        symbol,
+        tf,
+        start,
+        end,
+    )
 }
 
 /// Generates a portfolio symbol's bars: as [`generate`], plus a common market factor that every
