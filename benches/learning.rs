@@ -276,14 +276,33 @@ fn train_seeds(
     seeds: std::ops::RangeInclusive<u64>,
     scoring: &Scoring,
 ) -> Vec<RunScore> {
-    seeds
+    let runs: Vec<RunScore> = seeds
         .map(|seed| {
             let mut c = cfg.clone();
             c.ppo.seed = seed;
             let label = format!("{} {label}, seed {seed}", scoring.market.symbol);
             train_and_score(paths, &c, &label, limit, scoring)
         })
-        .collect()
+        .collect();
+    if let (Some(d), true) = (scoring.drawn, runs.len() > 1) {
+        for name in [FINAL, GATED] {
+            let members: Vec<HostPolicy> = runs
+                .iter()
+                .filter_map(|r| r.policies.iter().find(|(n, _)| *n == name))
+                .map(|(_, p)| p.clone())
+                .collect();
+            let ensemble = HostPolicy::ensemble(members).expect("one layout");
+            let scores = d.score(cfg, &ensemble);
+            println!(
+                "{} {label}, the {} seeds' ensemble on {} drawn paths, {}",
+                scoring.market.symbol,
+                runs.len(),
+                d.len(),
+                oos::line(name, &scores, d.momentum())
+            );
+        }
+    }
+    runs
 }
 
 const FINAL: &str = "policy (final)";
@@ -310,6 +329,8 @@ struct RunScore {
     drawn: Vec<(String, Vec<f64>)>,
     /// Each kept checkpoint's (update, mean Sharpe over the drawn paths).
     drawn_checkpoints: Vec<(usize, f64)>,
+    /// The policies scored (name, policy), for the seeds' ensemble.
+    policies: Vec<(&'static str, HostPolicy)>,
 }
 
 /// Trains through the train job (stopped by cancellation after `limit`), then scores the final
@@ -519,6 +540,7 @@ fn train_and_score(
         averaged,
         drawn,
         drawn_checkpoints,
+        policies,
     }
 }
 

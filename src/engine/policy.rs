@@ -12,6 +12,9 @@ use anyhow::Result;
 pub enum HostPolicy {
     Mlp(HostMlp),
     Gru(Box<HostGru>),
+    /// Several policies of one layout deciding together: the mean of their action
+    /// probabilities and of their values.
+    Ensemble(Vec<HostPolicy>),
 }
 
 /// The MLP actor-critic's layers: tanh trunk, then the policy and value heads.
@@ -29,10 +32,26 @@ impl HostPolicy {
         }))
     }
 
+    /// An ensemble of `members`, refused when they are none or read different observations.
+    pub fn ensemble(members: Vec<HostPolicy>) -> Result<Self> {
+        let Some(first) = members.first() else {
+            anyhow::bail!("an ensemble needs at least one member");
+        };
+        let dim = first.obs_dim();
+        if let Some(m) = members.iter().find(|m| m.obs_dim() != dim) {
+            anyhow::bail!(
+                "ensemble members read different observations ({dim} and {} values)",
+                m.obs_dim()
+            );
+        }
+        Ok(HostPolicy::Ensemble(members))
+    }
+
     pub fn obs_dim(&self) -> usize {
         match self {
             HostPolicy::Mlp(m) => m.obs_dim,
             HostPolicy::Gru(g) => g.spec.obs_dim(),
+            HostPolicy::Ensemble(ms) => ms.first().map_or(0, HostPolicy::obs_dim),
         }
     }
 
@@ -41,6 +60,7 @@ impl HostPolicy {
         let (logits, value) = match self {
             HostPolicy::Mlp(m) => m.forward(obs),
             HostPolicy::Gru(g) => g.forward(obs),
+            HostPolicy::Ensemble(ms) => return mean_of(ms, obs),
         };
         (softmax(&logits), value)
     }
@@ -74,6 +94,26 @@ impl HostMlp {
     }
 }
 
+/// The members' mean probabilities and value (the members' own softmax first: averaging logits
+/// would let one confident member outvote the rest).
+fn mean_of(members: &[HostPolicy], obs: &[f32]) -> (Vec<f32>, f32) {
+    let mut probs: Vec<f32> = Vec::new();
+    let mut value = 0f32;
+    for m in members {
+        let (p, v) = m.evaluate(obs);
+        if probs.is_empty() {
+            probs = vec![0.0; p.len()];
+        }
+        for (a, b) in probs.iter_mut().zip(&p) {
+            *a += b;
+        }
+        value += v;
+    }
+    let n = members.len().max(1) as f32;
+    probs.iter_mut().for_each(|p| *p /= n);
+    (probs, value / n)
+}
+
 fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
@@ -92,6 +132,32 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
     use candle_core::{Device, Tensor};
+
+    #[test]
+    fn an_ensemble_decides_by_its_members_mean_probabilities() {
+        let dev = Device::Cpu;
+        let a = HostPolicy::from_model(&ActorCritic::new(9, &[6], 8, 1, &dev).unwrap()).unwrap();
+        let b = HostPolicy::from_model(&ActorCritic::new(9, &[6], 8, 2, &dev).unwrap()).unwrap();
+        let obs: Vec<f32> = (0..9).map(|i| i as f32 / 4.0 - 1.0).collect();
+        let ((pa, va), (pb, vb)) = (a.evaluate(&obs), b.evaluate(&obs));
+        assert_ne!(pa, pb, "two seeds, two policies");
+        let both = HostPolicy::ensemble(vec![a.clone(), b]).unwrap();
+        let (p, v) = both.evaluate(&obs);
+        for i in 0..8 {
+            assert!((p[i] - (pa[i] + pb[i]) / 2.0).abs() < 1e-6);
+        }
+        assert!((v - (va + vb) / 2.0).abs() < 1e-6);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        // One member decides as itself; none, or another layout, is refused.
+        assert_eq!(
+            HostPolicy::ensemble(vec![a.clone()]).unwrap().act(&obs),
+            a.act(&obs)
+        );
+        assert!(HostPolicy::ensemble(vec![]).is_err());
+        let c = HostPolicy::from_model(&ActorCritic::new(7, &[6], 8, 3, &dev).unwrap()).unwrap();
+        let e = HostPolicy::ensemble(vec![a, c]).err().unwrap().to_string();
+        assert!(e.contains("9 and 7"), "{e}");
+    }
 
     #[test]
     fn host_inference_matches_the_candle_forward_pass() {
