@@ -222,7 +222,7 @@ pub struct FeaturesConfig {
 
 impl Default for FeaturesConfig {
     fn default() -> Self {
-        FeaturesConfig { window: 32 }
+        FeaturesConfig { window: 2 }
     }
 }
 

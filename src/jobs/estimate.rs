@@ -313,6 +313,13 @@ mod tests {
         TrainShape::of(&load(Some(name), None).unwrap())
     }
 
+    /// A mode at the 32-bar window every reference speed and ratio here was measured with.
+    fn mode_32(name: &str) -> TrainShape {
+        let mut cfg = load(Some(name), None).unwrap();
+        cfg.features.window = 32;
+        TrainShape::of(&cfg)
+    }
+
     fn sample(id: &str, host: &str, shape: TrainShape, sps: f64, steps: u64) -> SpeedSample {
         SpeedSample {
             run_id: id.into(),
@@ -324,9 +331,10 @@ mod tests {
         }
     }
 
-    /// quick_test's shape as the reference speeds were measured: 4 PPO epochs (it trains 8 now).
+    /// quick_test's shape as the reference speeds were measured: 4 PPO epochs (it trains 8 now)
+    /// and a 32-bar window (2 now).
     fn quick_at_4_epochs() -> TrainShape {
-        let mut q = mode("quick_test");
+        let mut q = mode_32("quick_test");
         q.epochs = 4;
         q
     }
@@ -343,14 +351,18 @@ mod tests {
         let q = quick_at_4_epochs();
         assert_eq!(q.net.describe(), "MLP 128-64");
         // The measured ratio of the default shape to quick_test's on this machine was 5.8.
-        let ratio = mode("standard").work() / q.work();
+        let ratio = mode_32("standard").work() / q.work();
         assert!((5.5..6.5).contains(&ratio), "{ratio}");
+        // The window is most of the first layer's work: 2 bars do a sixth of 32 bars' in standard.
+        let narrow = mode("standard").work() / mode_32("standard").work();
+        assert!((0.1..0.25).contains(&narrow), "{narrow}");
     }
 
     #[test]
     fn gru_work_repeats_the_recurrence_per_step() {
         let mut cfg = load(None, None).unwrap();
         cfg.ppo.encoder = Encoder::Gru;
+        cfg.features.window = 32;
         let gru = TrainShape::of(&cfg);
         let Net::Gru(spec) = &gru.net else {
             panic!("{:?}", gru.net)
@@ -380,7 +392,7 @@ mod tests {
 
     #[test]
     fn another_shape_is_scaled_by_the_work_per_step_from_the_nearest_run() {
-        let (q, s, p) = (quick_at_4_epochs(), mode("standard"), mode("production"));
+        let (q, s, p) = (quick_at_4_epochs(), mode_32("standard"), mode("production"));
         let samples = [
             sample("quick", "vm", q.clone(), 8_000.0, 245_760),
             sample("std", "vm", s.clone(), 1_400.0, 24_576),
@@ -407,7 +419,7 @@ mod tests {
         let e = estimate(&q, &other_host, "vm");
         assert_eq!(e.basis, Basis::Rough);
         assert!((e.sps - MLP_REF_SPS).abs() < 1e-6, "the reference itself");
-        let std = estimate(&mode("standard"), &[], "vm");
+        let std = estimate(&mode_32("standard"), &[], "vm");
         assert_eq!(std.basis, Basis::Rough);
         // 50M steps: hours on a 2-core CPU, not minutes.
         let hours = std.seconds(50_000_000) / 3600.0;
@@ -422,6 +434,7 @@ mod tests {
     #[test]
     fn a_gru_is_never_scaled_from_an_mlp_run() {
         let mut cfg = load(Some("quick_test"), None).unwrap();
+        cfg.features.window = 32;
         let mlp = TrainShape::of(&cfg);
         cfg.ppo.encoder = Encoder::Gru;
         let gru = TrainShape::of(&cfg);

@@ -105,6 +105,16 @@ fn the_learning_bench_configs_load_and_pin_what_they_were_measured_with() {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("{name} must pin env.cost_ramp"));
         assert_eq!(cfg.env.cost_ramp, ramp, "{name}: measured with ramp {ramp}");
+        // And its observation window (32 before the window ablation, 2 after).
+        let window: usize = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("window = "))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} must pin features.window"));
+        assert_eq!(
+            cfg.features.window, window,
+            "{name}: measured with window {window}"
+        );
         if !text.contains("exits = \"as_traded\"") && name != "env_random_start.toml" {
             assert_eq!(
                 cfg.env.exits,

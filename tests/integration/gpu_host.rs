@@ -66,7 +66,11 @@ fn the_gpu_host_script_trains_and_reports_on_a_cpu() {
         "{report}"
     );
     assert_eq!(q["features"], 58, "{report}");
-    assert_eq!(q["window"], 32, "{report}");
+    let window = quantdeck::config::load(Some("quick_test"), None)
+        .unwrap()
+        .features
+        .window;
+    assert_eq!(q["window"], window, "{report}");
     let md = std::fs::read_to_string(out_file.with_extension("md")).unwrap();
     assert!(
         md.contains("| quick_test | f32 | 64×128, mb 1024, [128, 64] |"),

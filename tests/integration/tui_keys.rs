@@ -235,9 +235,10 @@ fn the_chooser_shows_each_mode_with_its_estimate_from_runs_here() {
         "{:?}",
         standard.estimate
     );
-    // 50M steps scaled by the work per step from quick_test's 8-epoch run at 8,135/s: hours.
+    // 50M steps scaled by the work per step from quick_test's 8-epoch run at 8,135/s: hours
+    // (7.5 at the 2-bar window, where the hidden layers and 12 epochs are most of the work).
     let hours = standard.estimate.seconds(standard.mode.timesteps) / 3600.0;
-    assert!((4.0..7.0).contains(&hours), "standard: {hours} h");
+    assert!((5.0..10.0).contains(&hours), "standard: {hours} h");
 }
 
 #[test]
