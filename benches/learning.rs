@@ -285,22 +285,9 @@ fn train_seeds(
         })
         .collect();
     if let (Some(d), true) = (scoring.drawn, runs.len() > 1) {
-        for name in [FINAL, GATED] {
-            let members: Vec<HostPolicy> = runs
-                .iter()
-                .filter_map(|r| r.policies.iter().find(|(n, _)| *n == name))
-                .map(|(_, p)| p.clone())
-                .collect();
-            let ensemble = HostPolicy::ensemble(members).expect("one layout");
-            let scores = d.score(cfg, &ensemble);
-            println!(
-                "{} {label}, the {} seeds' ensemble on {} drawn paths, {}",
-                scoring.market.symbol,
-                runs.len(),
-                d.len(),
-                oos::line(name, &scores, d.momentum())
-            );
-        }
+        let policies: Vec<_> = runs.iter().map(|r| r.policies.as_slice()).collect();
+        let label = format!("{} {label}", scoring.market.symbol);
+        d.score_ensembles(cfg, &policies, &[FINAL, GATED], &label);
     }
     runs
 }

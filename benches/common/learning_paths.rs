@@ -112,6 +112,32 @@ impl OosPaths {
             .collect()
     }
 
+    /// For each of `names`, the runs' policies of that name deciding together (the seeds'
+    /// ensemble: their mean action probabilities), scored and printed with `label`.
+    pub fn score_ensembles(
+        &self,
+        cfg: &Config,
+        runs: &[&[(&str, HostPolicy)]],
+        names: &[&str],
+        label: &str,
+    ) {
+        for name in names {
+            let members: Vec<HostPolicy> = runs
+                .iter()
+                .filter_map(|r| r.iter().find(|(n, _)| n == name))
+                .map(|(_, p)| p.clone())
+                .collect();
+            let ensemble = HostPolicy::ensemble(members).expect("the seeds share one layout");
+            let scores = self.score(cfg, &ensemble);
+            println!(
+                "{label}, the {} seeds' ensemble on {} drawn paths, {}",
+                runs.len(),
+                self.len(),
+                line(name, &scores, self.momentum())
+            );
+        }
+    }
+
     /// Momentum's Sharpe on each path.
     pub fn momentum(&self) -> &[f64] {
         self.reference
