@@ -105,12 +105,9 @@ pub fn generate_validation_path(
     (start, end): (NaiveDate, NaiveDate),
     k: usize,
 ) -> Result<Vec<Bar>> {
-    let seed = validation_path_seed(cfg.seed, k);
-    generate(
-        &SyntheticConfig {
-            seed,
-            ..cfg.clone()
-        },
+    generate_seeded(
+        cfg,
+        validation_path_seed(cfg.seed, k),
         symbol,
         tf,
         start,
@@ -128,17 +125,23 @@ pub fn generate_path(
     end: NaiveDate,
     k: usize,
 ) -> Result<Vec<Bar>> {
-    let seed = path_seed(cfg.seed, k);
-    generate(
-        &SyntheticConfig {
-            seed,
-            ..cfg.clone()
-        },
-        symbol,
-        tf,
-        start,
-        end,
-    )
+    generate_seeded(cfg, path_seed(cfg.seed, k), symbol, tf, start, end)
+}
+
+/// [`generate`] with `cfg`'s parameters and another seed: one more path of the same market.
+fn generate_seeded(
+    cfg: &SyntheticConfig,
+    seed: u64,
+    symbol: &Symbol,
+    tf: Timeframe,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<Bar>> {
+    let cfg = SyntheticConfig {
+        seed,
+        ..cfg.clone()
+    };
+    generate(&cfg, symbol, tf, start, end)
 }
 
 /// Generates a portfolio symbol's bars: as [`generate`], plus a common market factor that every
